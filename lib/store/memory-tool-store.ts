@@ -1,0 +1,112 @@
+import type { StoredTool } from "../../types/wire";
+import { conflict } from "../errors";
+import { listMerged } from "./tool-page";
+import type { ToolFilter, ToolPage, ToolStore } from "./tool-store";
+
+const nameKey = (tenantId: string, name: string) => `${tenantId}\u0000${name}`;
+
+/** In-process store of the embedded default; single-threaded, so every method is atomic. */
+export class MemoryToolStore implements ToolStore {
+	private readonly tools = new Map<string, StoredTool>();
+	private readonly history = new Map<string, Map<number, StoredTool>>();
+	private readonly names = new Map<string, string>();
+	/** Per tenant, ids in ascending order (ids are time-ordered, so appends keep it sorted). */
+	private readonly tenantIds = new Map<string, string[]>();
+
+	async create(tool: StoredTool): Promise<StoredTool> {
+		const key = nameKey(tool.tenant_id, tool.name);
+		if (this.names.has(key)) throw conflict(`A tool named '${tool.name}' already exists`, { name: tool.name });
+		this.names.set(key, tool.id);
+		this.tools.set(tool.id, tool);
+		this.history.set(tool.id, new Map([[tool.version, tool]]));
+		this.insertId(tool.tenant_id, tool.id);
+		return tool;
+	}
+
+	async get(id: string): Promise<StoredTool | null> {
+		return this.tools.get(id) ?? null;
+	}
+
+	async getVersion(id: string, version: number): Promise<StoredTool | null> {
+		return this.history.get(id)?.get(version) ?? null;
+	}
+
+	async findByName(tenantId: string, name: string): Promise<StoredTool | null> {
+		const id = this.names.get(nameKey(tenantId, name));
+		return id ? (this.tools.get(id) ?? null) : null;
+	}
+
+	list(tenantIds: string[], filter: ToolFilter, limit: number, afterId?: string): Promise<ToolPage> {
+		return listMerged(
+			{
+				idsAfter: async (tenantId, after, count) => {
+					const ids = this.tenantIds.get(tenantId) ?? [];
+					const start = after === undefined ? 0 : upperBound(ids, after);
+					return ids.slice(start, start + count);
+				},
+				getMany: async ids => ids.map(id => this.tools.get(id) ?? null)
+			},
+			tenantIds,
+			filter,
+			limit,
+			afterId
+		);
+	}
+
+	async update(
+		id: string,
+		change: (current: StoredTool) => StoredTool,
+		expectedVersion?: number
+	): Promise<StoredTool | null> {
+		const current = this.tools.get(id);
+		if (!current) return null;
+		if (expectedVersion !== undefined && expectedVersion !== current.version)
+			throw conflict("The tool was changed since the expected version", { current_version: current.version });
+		const next = change(current);
+		if (next.name !== current.name) {
+			const key = nameKey(next.tenant_id, next.name);
+			if (this.names.has(key)) throw conflict(`A tool named '${next.name}' already exists`, { name: next.name });
+			this.names.delete(nameKey(current.tenant_id, current.name));
+			this.names.set(key, id);
+		}
+		this.tools.set(id, next);
+		this.history.get(id)?.set(next.version, next);
+		return next;
+	}
+
+	async remove(id: string): Promise<StoredTool | null> {
+		const current = this.tools.get(id);
+		if (!current) return null;
+		this.tools.delete(id);
+		this.history.delete(id);
+		this.names.delete(nameKey(current.tenant_id, current.name));
+		const ids = this.tenantIds.get(current.tenant_id) ?? [];
+		const at = upperBound(ids, id) - 1;
+		if (ids[at] === id) ids.splice(at, 1);
+		return current;
+	}
+
+	async *all(): AsyncIterable<StoredTool> {
+		yield* this.tools.values();
+	}
+
+	async close(): Promise<void> {}
+
+	private insertId(tenantId: string, id: string) {
+		let ids = this.tenantIds.get(tenantId);
+		if (!ids) this.tenantIds.set(tenantId, (ids = []));
+		ids.splice(upperBound(ids, id), 0, id);
+	}
+}
+
+/** Index of the first element greater than `value` in a sorted array. */
+function upperBound(sorted: string[], value: string): number {
+	let lo = 0;
+	let hi = sorted.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >>> 1;
+		if (sorted[mid] <= value) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
+}

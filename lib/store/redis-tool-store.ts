@@ -1,0 +1,161 @@
+import type Redis from "ioredis";
+import type { StoredTool } from "../../types/wire";
+import { conflict } from "../errors";
+import { listMerged } from "./tool-page";
+import type { ToolFilter, ToolPage, ToolStore } from "./tool-store";
+
+/** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
+const CREATE_SCRIPT = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[3])
+return 1
+`;
+
+const MAX_TRANSACTION_RETRIES = 20;
+
+/**
+ * Layout under the prefix: `tool:{id}` (current JSON), `tool:{id}:versions` (hash version → JSON),
+ * `tenant:{t}:names` (hash name → id), `tenant:{t}:ids` (sorted set of ids, lexicographic order).
+ */
+export class RedisToolStore implements ToolStore {
+	constructor(
+		private readonly redis: Redis,
+		private readonly prefix: string
+	) {}
+
+	private toolKey = (id: string) => `${this.prefix}tool:${id}`;
+	private versionsKey = (id: string) => `${this.prefix}tool:${id}:versions`;
+	private namesKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:names`;
+	private idsKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:ids`;
+
+	async create(tool: StoredTool): Promise<StoredTool> {
+		const json = JSON.stringify(tool);
+		const created = await this.redis.eval(
+			CREATE_SCRIPT,
+			4,
+			this.namesKey(tool.tenant_id),
+			this.toolKey(tool.id),
+			this.idsKey(tool.tenant_id),
+			this.versionsKey(tool.id),
+			tool.name,
+			tool.id,
+			json,
+			String(tool.version)
+		);
+		if (created !== 1) throw conflict(`A tool named '${tool.name}' already exists`, { name: tool.name });
+		return tool;
+	}
+
+	async get(id: string): Promise<StoredTool | null> {
+		return parse(await this.redis.get(this.toolKey(id)));
+	}
+
+	async getVersion(id: string, version: number): Promise<StoredTool | null> {
+		return parse(await this.redis.hget(this.versionsKey(id), String(version)));
+	}
+
+	async findByName(tenantId: string, name: string): Promise<StoredTool | null> {
+		const id = await this.redis.hget(this.namesKey(tenantId), name);
+		return id ? this.get(id) : null;
+	}
+
+	list(tenantIds: string[], filter: ToolFilter, limit: number, afterId?: string): Promise<ToolPage> {
+		return listMerged(
+			{
+				idsAfter: (tenantId, after, count) =>
+					this.redis.zrangebylex(this.idsKey(tenantId), after === undefined ? "-" : `(${after}`, "+", "LIMIT", 0, count),
+				getMany: async ids => (ids.length ? (await this.redis.mget(ids.map(this.toolKey))).map(parse) : [])
+			},
+			tenantIds,
+			filter,
+			limit,
+			afterId
+		);
+	}
+
+	async update(
+		id: string,
+		change: (current: StoredTool) => StoredTool,
+		expectedVersion?: number
+	): Promise<StoredTool | null> {
+		// WATCH/MULTI on a dedicated connection: a concurrent writer aborts our EXEC and we retry
+		// against the new state, so the version check and the name index stay atomic.
+		const conn = this.redis.duplicate();
+		try {
+			for (let attempt = 0; attempt < MAX_TRANSACTION_RETRIES; attempt++) {
+				await conn.watch(this.toolKey(id));
+				const current = parse(await conn.get(this.toolKey(id)));
+				if (!current) {
+					await conn.unwatch();
+					return null;
+				}
+				if (expectedVersion !== undefined && expectedVersion !== current.version) {
+					await conn.unwatch();
+					throw conflict("The tool was changed since the expected version", { current_version: current.version });
+				}
+				const next = change(current);
+				const names = this.namesKey(next.tenant_id);
+				const renamed = next.name !== current.name;
+				if (renamed) {
+					await conn.watch(names);
+					if (await conn.hexists(names, next.name)) {
+						await conn.unwatch();
+						throw conflict(`A tool named '${next.name}' already exists`, { name: next.name });
+					}
+				}
+				const tx = conn.multi();
+				if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
+				const json = JSON.stringify(next);
+				tx.set(this.toolKey(id), json).hset(this.versionsKey(id), String(next.version), json);
+				if (await tx.exec()) return next;
+			}
+			throw conflict("The tool is being changed concurrently; try again");
+		} finally {
+			conn.disconnect();
+		}
+	}
+
+	async remove(id: string): Promise<StoredTool | null> {
+		const conn = this.redis.duplicate();
+		try {
+			for (let attempt = 0; attempt < MAX_TRANSACTION_RETRIES; attempt++) {
+				await conn.watch(this.toolKey(id));
+				const current = parse(await conn.get(this.toolKey(id)));
+				if (!current) {
+					await conn.unwatch();
+					return null;
+				}
+				const result = await conn
+					.multi()
+					.del(this.toolKey(id), this.versionsKey(id))
+					.hdel(this.namesKey(current.tenant_id), current.name)
+					.zrem(this.idsKey(current.tenant_id), id)
+					.exec();
+				if (result) return current;
+			}
+			throw conflict("The tool is being changed concurrently; try again");
+		} finally {
+			conn.disconnect();
+		}
+	}
+
+	async *all(): AsyncIterable<StoredTool> {
+		const match = `${this.prefix}tool:*`;
+		let cursor = "0";
+		do {
+			const [next, keys] = await this.redis.scan(cursor, "MATCH", match, "COUNT", 500);
+			cursor = next;
+			const current = keys.filter(k => !k.endsWith(":versions"));
+			if (current.length === 0) continue;
+			for (const tool of (await this.redis.mget(current)).map(parse)) if (tool) yield tool;
+		} while (cursor !== "0");
+	}
+
+	async close(): Promise<void> {
+		await this.redis.quit().catch(() => undefined);
+	}
+}
+
+const parse = (json: string | null): StoredTool | null => (json ? (JSON.parse(json) as StoredTool) : null);

@@ -1,0 +1,43 @@
+import type { StoredTool, ToolStatus } from "../../types/wire";
+
+export interface ToolFilter {
+	type?: string;
+	tag?: string;
+	status?: ToolStatus;
+}
+
+export interface ToolPage {
+	items: StoredTool[];
+	/** Id of the last item returned when more may follow, else null. */
+	last_id: string | null;
+}
+
+/**
+ * Persistence of tools. Every implementation must make `create` and `update` atomic with
+ * respect to the per-tenant name index and the version check, so that concurrent gateways
+ * cannot both win.
+ */
+export interface ToolStore {
+	/** Stores a new tool; throws CONFLICT when its name is already used in its tenant. */
+	create(tool: StoredTool): Promise<StoredTool>;
+	get(id: string): Promise<StoredTool | null>;
+	/** An earlier (or the current) version of a tool still stored. */
+	getVersion(id: string, version: number): Promise<StoredTool | null>;
+	findByName(tenantId: string, name: string): Promise<StoredTool | null>;
+	/** Tools of the given tenants merged in id order, starting after `afterId`. */
+	list(tenantIds: string[], filter: ToolFilter, limit: number, afterId?: string): Promise<ToolPage>;
+	/**
+	 * Replaces the tool by `change(current)` atomically. Throws CONFLICT when `expectedVersion`
+	 * is given and stale, or when the new name is taken. Resolves null when the tool is gone.
+	 */
+	update(
+		id: string,
+		change: (current: StoredTool) => StoredTool,
+		expectedVersion?: number
+	): Promise<StoredTool | null>;
+	/** Deletes the tool and its history; resolves the deleted tool or null. */
+	remove(id: string): Promise<StoredTool | null>;
+	/** Every stored tool, for rebuilding indexes on start. */
+	all(): AsyncIterable<StoredTool>;
+	close(): Promise<void>;
+}

@@ -1,0 +1,77 @@
+/** Wire shapes of contract sections 2 and 3 (snake_case, as they travel over REST and the transporter). */
+
+export type ToolStatus = "pending_validation" | "active" | "invalid" | "disabled";
+
+export type JsonObject = Record<string, unknown>;
+
+export interface ToolPermissions {
+	agents: string[];
+}
+
+export interface ValidationProblem {
+	field: string;
+	message: string;
+}
+
+export interface ValidationReport {
+	valid: boolean;
+	errors: ValidationProblem[];
+	kind: "definition" | "functional";
+	checked_at: string;
+}
+
+/** What a caller may send when registering or updating a tool. */
+export interface ToolDefinition {
+	name: string;
+	description?: string;
+	type: string;
+	parameters?: JsonObject;
+	config?: JsonObject;
+	metadata?: JsonObject;
+	permissions?: ToolPermissions;
+	timeout_ms?: number;
+}
+
+/** A tool as stored and as every read returns it (secrets masked on the way out). */
+export interface StoredTool {
+	id: string;
+	tenant_id: string;
+	name: string;
+	description: string;
+	type: string;
+	parameters: JsonObject;
+	config: JsonObject;
+	metadata: JsonObject;
+	permissions: ToolPermissions;
+	timeout_ms: number;
+	version: number;
+	status: ToolStatus;
+	validation?: ValidationReport;
+	created_at: string;
+	updated_at: string;
+}
+
+export type Scope = "tools:read" | "tools:write" | "tools:execute" | "keys:admin";
+
+export const SCOPES: readonly Scope[] = ["tools:read", "tools:write", "tools:execute", "keys:admin"];
+
+/** An API key as stored: the secret itself is never kept, only its SHA-256. */
+export interface ApiKeyRecord {
+	key_id: string;
+	tenant_id: string;
+	agent_id: string | null;
+	name: string | null;
+	scopes: Scope[];
+	secret_hash: string;
+	created_at: string;
+	revoked_at: string | null;
+}
+
+/** Identity carried in `ctx.meta` from the gateway (or set by a trusted node) to every action. */
+export interface CallerMeta {
+	tenant_id?: string;
+	agent_id?: string | null;
+	/** Set by the gateway only; nodes on the transporter are trusted and carry no scopes. */
+	scopes?: Scope[];
+	auth?: "service_token" | "api_key";
+}
