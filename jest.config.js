@@ -3,7 +3,8 @@ module.exports = {
 	testEnvironment: "node",
 	roots: ["<rootDir>/test"],
 	testMatch: ["**/*.test.ts"],
-	transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true }] },
+	transform: { "^.+\\.ts$": "ts-jest" },
 	testTimeout: 30000,
+	globalSetup: "<rootDir>/test/support/global-setup.ts",
 	reporters: ["default", "<rootDir>/test/support/summary-reporter.js"]
 };

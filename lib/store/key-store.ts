@@ -6,5 +6,4 @@ export interface KeyStore {
 	get(keyId: string): Promise<ApiKeyRecord | null>;
 	/** Marks the key revoked; resolves the updated record, or null when unknown. */
 	revoke(keyId: string, at: string): Promise<ApiKeyRecord | null>;
-	close(): Promise<void>;
 }

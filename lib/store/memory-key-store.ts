@@ -19,6 +19,4 @@ export class MemoryKeyStore implements KeyStore {
 		this.keys.set(keyId, revoked);
 		return revoked;
 	}
-
-	async close(): Promise<void> {}
 }

@@ -90,8 +90,6 @@ export class MemoryToolStore implements ToolStore {
 		yield* this.tools.values();
 	}
 
-	async close(): Promise<void> {}
-
 	private insertId(tenantId: string, id: string) {
 		let ids = this.tenantIds.get(tenantId);
 		if (!ids) this.tenantIds.set(tenantId, (ids = []));

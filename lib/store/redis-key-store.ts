@@ -37,8 +37,4 @@ export class RedisKeyStore implements KeyStore {
 		const json = (await this.redis.eval(REVOKE_SCRIPT, 1, this.keyKey(keyId), at)) as string | null;
 		return json ? (JSON.parse(json) as ApiKeyRecord) : null;
 	}
-
-	async close(): Promise<void> {
-		await this.redis.quit().catch(() => undefined);
-	}
 }

@@ -152,10 +152,6 @@ export class RedisToolStore implements ToolStore {
 			for (const tool of (await this.redis.mget(current)).map(parse)) if (tool) yield tool;
 		} while (cursor !== "0");
 	}
-
-	async close(): Promise<void> {
-		await this.redis.quit().catch(() => undefined);
-	}
 }
 
 const parse = (json: string | null): StoredTool | null => (json ? (JSON.parse(json) as StoredTool) : null);

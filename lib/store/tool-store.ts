@@ -39,5 +39,4 @@ export interface ToolStore {
 	remove(id: string): Promise<StoredTool | null>;
 	/** Every stored tool, for rebuilding indexes on start. */
 	all(): AsyncIterable<StoredTool>;
-	close(): Promise<void>;
 }

@@ -1,0 +1,77 @@
+/** Turns any error into the contract's error body (section 7) and its HTTP status. */
+
+export interface ErrorBody {
+	name: string;
+	message: string;
+	code: number;
+	type: string;
+	data?: unknown;
+}
+
+/** body-parser's error types for a request body the server refuses to read. */
+const BODY_ERRORS: Record<string, { code: number; type: string; message?: string }> = {
+	"entity.parse.failed": { code: 400, type: "INVALID_JSON" },
+	"entity.too.large": { code: 413, type: "PAYLOAD_TOO_LARGE", message: "Request body exceeds 1 MiB" },
+	"encoding.unsupported": { code: 415, type: "UNSUPPORTED_ENCODING" },
+	"charset.unsupported": { code: 415, type: "UNSUPPORTED_CHARSET" },
+	"request.aborted": { code: 400, type: "REQUEST_ABORTED" },
+	"request.size.invalid": { code: 400, type: "BAD_REQUEST" }
+};
+
+/** moleculer-web's own type names mapped to the contract's. */
+const RENAMED_TYPES: Record<string, string> = {
+	NO_TOKEN: "UNAUTHORIZED",
+	INVALID_TOKEN: "UNAUTHORIZED",
+	SERVICE_NOT_FOUND: "NOT_FOUND",
+	RATE_LIMIT_EXCEEDED: "RATE_LIMITED",
+	SERVICE_NOT_AVAILABLE: "SERVICE_UNAVAILABLE"
+};
+
+const DEFAULT_TYPES: Record<number, string> = {
+	400: "BAD_REQUEST",
+	401: "UNAUTHORIZED",
+	403: "FORBIDDEN",
+	404: "NOT_FOUND",
+	405: "METHOD_NOT_ALLOWED",
+	409: "CONFLICT",
+	413: "PAYLOAD_TOO_LARGE",
+	415: "UNSUPPORTED_MEDIA_TYPE",
+	422: "VALIDATION_ERROR",
+	429: "RATE_LIMITED",
+	503: "SERVICE_UNAVAILABLE",
+	504: "TIMEOUT"
+};
+
+interface AnyError {
+	name?: string;
+	message?: string;
+	code?: unknown;
+	status?: unknown;
+	type?: unknown;
+	data?: unknown;
+}
+
+export function toErrorBody(error: unknown): ErrorBody {
+	const err = (error ?? {}) as AnyError;
+	const bodyError = typeof err.type === "string" ? BODY_ERRORS[err.type] : undefined;
+	if (bodyError)
+		return {
+			name: "BadRequestError",
+			message: bodyError.message ?? err.message ?? "Invalid request body",
+			code: bodyError.code,
+			type: bodyError.type
+		};
+	const code = [err.code, err.status].find(c => typeof c === "number" && c >= 400 && c < 600) as number | undefined;
+	if (code === undefined || code >= 500 && code !== 503 && code !== 504)
+		// Unexpected failures never leak internals.
+		return { name: "InternalError", message: "Internal server error", code: code ?? 500, type: "INTERNAL_ERROR" };
+	const rawType = typeof err.type === "string" && /^[A-Z][A-Z0-9_]*$/.test(err.type) ? err.type : undefined;
+	const body: ErrorBody = {
+		name: err.name ?? "Error",
+		message: err.message ?? "Request failed",
+		code,
+		type: (rawType && (RENAMED_TYPES[rawType] ?? rawType)) || DEFAULT_TYPES[code] || "ERROR"
+	};
+	if (err.data !== undefined) body.data = err.data;
+	return body;
+}

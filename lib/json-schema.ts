@@ -1,0 +1,102 @@
+import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020";
+import type { RegExpEngine } from "ajv/dist/types";
+import addFormats from "ajv-formats";
+import { RE2JS } from "re2js";
+import type { JsonObject, ValidationProblem } from "../types/wire";
+
+/**
+ * Tenant-supplied JSON Schemas are compiled with ajv (never fastest-validator, which compiles
+ * schemas into code). `pattern` keywords run on RE2 (linear time), so a schema cannot carry a
+ * ReDoS; size and depth are bounded before ajv sees a schema.
+ */
+const re2: RegExpEngine = Object.assign(
+	(pattern: string, flags: string) => {
+		const compiled = RE2JS.compile(pattern);
+		// ajv caches compiled patterns by their string form, so it must be distinct per pattern.
+		return { test: (s: string) => compiled.matcher(s).find(), toString: () => `/${pattern}/${flags}` };
+	},
+	{ code: "re2js" }
+);
+
+export const MAX_SCHEMA_BYTES = 64 * 1024;
+export const MAX_SCHEMA_DEPTH = 32;
+
+export function createAjv(): Ajv2020 {
+	const ajv = new Ajv2020({ allErrors: true, strict: false, code: { regExp: re2 } });
+	addFormats(ajv);
+	return ajv;
+}
+
+/** Renders ajv errors as contract problems (`field` is a dotted path under `prefix`). */
+export function toProblems(errors: ErrorObject[] | null | undefined, prefix: string): ValidationProblem[] {
+	return (errors ?? []).map(e => {
+		const path = e.instancePath.split("/").slice(1).join(".");
+		const missing = e.keyword === "required" ? (e.params as { missingProperty: string }).missingProperty : "";
+		const extra =
+			e.keyword === "additionalProperties"
+				? (e.params as { additionalProperty: string }).additionalProperty
+				: "";
+		const field = [prefix, path, missing || extra].filter(Boolean).join(".");
+		return { field, message: extra ? "is not allowed" : (e.message ?? "is invalid") };
+	});
+}
+
+const depthOf = (value: unknown, depth = 0): number => {
+	if (depth > MAX_SCHEMA_DEPTH || value === null || typeof value !== "object") return depth;
+	let max = depth;
+	for (const child of Object.values(value)) max = Math.max(max, depthOf(child, depth + 1));
+	return max;
+};
+
+/**
+ * Checks a tenant's `parameters` schema: an object schema, valid against the draft 2020-12
+ * meta-schema, bounded, and compilable (resolvable local `$ref`s, RE2-compatible patterns).
+ */
+export function checkParametersSchema(ajv: Ajv2020, schema: unknown, field = "parameters"): ValidationProblem[] {
+	if (schema === null || typeof schema !== "object" || Array.isArray(schema))
+		return [{ field, message: "must be a JSON Schema object" }];
+	if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES)
+		return [{ field, message: `must be at most ${MAX_SCHEMA_BYTES} bytes` }];
+	if (depthOf(schema) > MAX_SCHEMA_DEPTH)
+		return [{ field, message: `must be nested at most ${MAX_SCHEMA_DEPTH} levels` }];
+	const s = schema as JsonObject;
+	if (s.$schema !== undefined) return [{ field: `${field}.$schema`, message: "is not allowed" }];
+	if (!ajv.validateSchema(s)) return toProblems(ajv.errors, field);
+	if (s.type !== "object") return [{ field: `${field}.type`, message: "must be \"object\"" }];
+	try {
+		ajv.compile(s);
+	} catch (err) {
+		return [{ field, message: `cannot be compiled: ${(err as Error).message}` }];
+	} finally {
+		ajv.removeSchema(s);
+	}
+	return [];
+}
+
+/**
+ * Compiled parameter validators keyed by tool id and version: a tool's schema is compiled once
+ * per version, and the cache is bounded so thousands of tools cannot grow it without limit.
+ */
+export class SchemaCache {
+	private readonly compiled = new Map<string, ValidateFunction>();
+
+	constructor(
+		private readonly ajv: Ajv2020,
+		private readonly capacity = 5000
+	) {}
+
+	get(key: string, schema: JsonObject): ValidateFunction {
+		let validate = this.compiled.get(key);
+		if (validate) {
+			// Refresh recency: Map iteration order makes the first key the least recently used.
+			this.compiled.delete(key);
+			this.compiled.set(key, validate);
+			return validate;
+		}
+		validate = this.ajv.compile(schema);
+		this.ajv.removeSchema(schema);
+		if (this.compiled.size >= this.capacity) this.compiled.delete(this.compiled.keys().next().value!);
+		this.compiled.set(key, validate);
+		return validate;
+	}
+}

@@ -1,0 +1,112 @@
+import ipaddr from "ipaddr.js";
+
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+type Cidr = [Address, number];
+
+/**
+ * Cloud instance-metadata endpoints. Some are public addresses (Azure's wireserver), so ranges alone
+ * miss them, and they hand out credentials: only an allow-list entry naming the exact address opens one.
+ */
+const METADATA = new Set(
+	[
+		"169.254.169.254",
+		"169.254.170.2",
+		"169.254.170.23",
+		"100.100.100.200",
+		"168.63.129.16",
+		"fd00:ec2::254",
+		"fd00:ec2::23"
+	].map(address => ipaddr.process(address).toString())
+);
+
+/** The only IPv6 space allocated for global unicast; `::/96` (IPv4-compatible) and the rest stay out. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR("2000::/3");
+/** Well-known NAT64 prefix: the last 32 bits are the IPv4 destination the gateway connects to. */
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR("64:ff9b::/96");
+
+/** The IPv4 address an IPv6 address hands traffic to (NAT64, 6to4), when it embeds one. */
+function embeddedIPv4(address: ipaddr.IPv6): ipaddr.IPv4 | null {
+	const bytes = address.toByteArray();
+	if (address.match(NAT64_WELL_KNOWN)) return new ipaddr.IPv4(bytes.slice(12, 16));
+	if (address.range() === "6to4") return new ipaddr.IPv4(bytes.slice(2, 6));
+	return null;
+}
+
+/**
+ * Why an address is not publicly routable, or null when it is. IPv4 must be plain unicast: loopback,
+ * private, link-local, CGNAT, unspecified, multicast, broadcast, reserved, AS112 and AMT are refused.
+ * IPv6 must be global unicast (2000::/3, none of its special ranges), or NAT64/6to4 embedding an
+ * acceptable IPv4. IPv4-mapped addresses are checked as the IPv4 they are.
+ */
+export function intrinsicRefusal(address: Address): string | null {
+	if (METADATA.has(address.toString())) return "metadata";
+	if (address.kind() === "ipv4") {
+		const range = address.range();
+		return range === "unicast" ? null : range;
+	}
+	const v6 = address as ipaddr.IPv6;
+	const embedded = embeddedIPv4(v6);
+	if (embedded) {
+		const reason = intrinsicRefusal(embedded);
+		return reason && `${v6.range()} embedding ${reason}`;
+	}
+	const range = v6.range();
+	if (range !== "unicast") return range;
+	return v6.match(GLOBAL_UNICAST_V6) ? null : "not global unicast";
+}
+
+/** Host names compare the way DNS does: case-insensitive, a trailing root dot changes nothing. */
+function normaliseHostname(hostname: string): string {
+	return hostname.toLowerCase().replace(/\.$/, "");
+}
+
+/**
+ * Decides which addresses outbound requests may reach. `allowEntries` (OUTBOUND_ALLOW_HOSTS) are
+ * host names (exact, case-insensitive), IP addresses or CIDRs; a matching entry opens an otherwise
+ * refused destination, e.g. an on-premise API on a private address. An entry that parses as none of
+ * these allows nothing.
+ */
+export class AddressGuard {
+	private readonly hostnames = new Set<string>();
+	private readonly addresses = new Set<string>();
+	private readonly ranges: Cidr[] = [];
+
+	constructor(allowEntries: readonly string[] = []) {
+		for (const raw of allowEntries) {
+			const entry = raw.trim();
+			const bare = entry.replace(/^\[(.*)\]$/, "$1");
+			if (ipaddr.isValidCIDR(bare)) this.ranges.push(ipaddr.parseCIDR(bare));
+			else if (ipaddr.isValid(bare)) this.addresses.add(ipaddr.process(bare).toString());
+			else if (URL.canParse(`http://${entry}`)) {
+				// The URL parser gives the same punycode/lowercase form the request's host will have;
+				// an entry with more than a host (a port, a path, a bad CIDR) names no host.
+				const { href, hostname } = new URL(`http://${entry}`);
+				if (href === `http://${hostname}/`) this.hostnames.add(normaliseHostname(hostname));
+			}
+		}
+	}
+
+	/** True when the operator allowed this host name itself, whatever it resolves to. */
+	private allowsHostname(hostname: string): boolean {
+		return this.hostnames.has(normaliseHostname(hostname));
+	}
+
+	/**
+	 * Why `address` (reached for `hostname`, when it came from DNS) must not be connected to, or null
+	 * when it may be.
+	 */
+	refusal(address: string, hostname?: string): string | null {
+		if (!ipaddr.isValid(address)) return "not an IP address";
+		// process() turns IPv4-mapped IPv6 into the IPv4 it reaches, so both spellings match alike.
+		const parsed = ipaddr.process(address);
+		// A zone only ever scopes link-local addresses; refusing it keeps the string keys below exact.
+		if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).zoneId) return "scoped address";
+		const key = parsed.toString();
+		if (this.addresses.has(key)) return null;
+		if (METADATA.has(key)) return "metadata";
+		const allowed =
+			(hostname !== undefined && this.allowsHostname(hostname)) ||
+			this.ranges.some(range => range[0].kind() === parsed.kind() && parsed.match(range));
+		return allowed ? null : intrinsicRefusal(parsed);
+	}
+}

@@ -1,0 +1,35 @@
+import type Redis from "ioredis";
+import type { Service, ServiceSchema } from "moleculer";
+import { connectRedis, redisPrefix } from "../lib/redis";
+
+export interface RedisSettings {
+	/** Redis connection URL; unset = the service keeps its state in memory (embedded default). */
+	redisUrl?: string;
+	/** Key namespace of this deployment. */
+	redisPrefix: string;
+}
+
+export interface RedisLocals {
+	/** The service's own connection, or null on the embedded default. */
+	redis: Redis | null;
+}
+
+/**
+ * Gives a service its own Redis connection when `REDIS_URL` is set. Services build their stores
+ * from `this.redis` in `created` (after this mixin's `created`) and it is closed after their `stopped`.
+ */
+export function RedisMixin(): Partial<ServiceSchema> {
+	const mixin: Partial<ServiceSchema<RedisSettings, object, RedisLocals>> = {
+		settings: {
+			redisUrl: process.env.REDIS_URL || undefined,
+			redisPrefix: redisPrefix()
+		},
+		created(this: Service<RedisSettings> & RedisLocals) {
+			this.redis = this.settings.redisUrl ? connectRedis(this.settings.redisUrl) : null;
+		},
+		async stopped(this: Service<RedisSettings> & RedisLocals) {
+			await this.redis?.quit().catch(() => undefined);
+		}
+	};
+	return mixin as Partial<ServiceSchema>;
+}

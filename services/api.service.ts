@@ -1,0 +1,272 @@
+import type { IncomingMessage, ServerResponse } from "http";
+import type { AddressInfo } from "net";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import ApiGateway from "moleculer-web";
+import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
+import { formatApiKey, matchesHash, parseApiKey, secretsEqual, sha256 } from "../lib/credentials";
+import { toErrorBody } from "../lib/error-response";
+import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
+import { newId, newSecret } from "../lib/ids";
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/rate-limiter";
+import type { KeyStore } from "../lib/store/key-store";
+import { MemoryKeyStore } from "../lib/store/memory-key-store";
+import { RedisKeyStore } from "../lib/store/redis-key-store";
+import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope } from "../types/wire";
+
+export interface ApiSettings extends RedisSettings {
+	port: number;
+	ip: string;
+	/** Shared secret of trusted services; unset disables service-token authentication. */
+	serviceToken?: string;
+	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
+	rateLimit: number;
+	rateLimitWindowMs: number;
+	routes: unknown[];
+	/** moleculer-web options set below. */
+	$secureSettings?: string[];
+	log4XXResponses?: boolean;
+	logRequest?: string;
+	logResponse?: string;
+	onError?: unknown;
+}
+
+interface ApiMethods {
+	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null>;
+	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
+	identify(req: GatewayRequest): Promise<CallerMeta>;
+}
+
+interface ApiLocals extends RedisLocals {
+	keyStore: KeyStore;
+	rateLimiter: RateLimiter | null;
+	server: import("http").Server;
+}
+
+type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
+
+/** The route table entry: HTTP concerns (scope, success status) live here, next to the path. */
+interface RouteAlias {
+	action: string;
+	scope: Scope;
+	status?: number;
+}
+
+interface GatewayRequest extends IncomingMessage {
+	$alias?: RouteAlias;
+	$ctx?: Context<unknown, CallerMeta>;
+}
+
+const alias = (action: string, scope: Scope, status?: number): RouteAlias => ({ action, scope, status });
+
+/** Every `/api/v1` route. An alias without a scope cannot be written: authorization denies by default. */
+export const API_ROUTES: Record<string, RouteAlias> = {
+	"POST /tools": alias("registry.register", "tools:write", 201),
+	"GET /tools": alias("registry.list", "tools:read"),
+	"GET /tools/:id": alias("registry.get", "tools:read"),
+	"PATCH /tools/:id": alias("registry.update", "tools:write"),
+	"DELETE /tools/:id": alias("registry.remove", "tools:write", 204),
+	"POST /tools/:id/validate": alias("registry.revalidate", "tools:write"),
+	"POST /registry/validate": alias("validator.validate", "tools:write"),
+	"POST /keys": alias("api.keys.create", "keys:admin", 201),
+	"DELETE /keys/:key_id": alias("api.keys.revoke", "keys:admin", 204)
+};
+
+/** JSON keys that would change an object's prototype when a body is merged into params. */
+const rejectPrototypeKeys = (key: string, value: unknown) => {
+	if (key === "__proto__") throw new SyntaxError("JSON key \"__proto__\" is not allowed");
+	return value;
+};
+
+const header = (req: IncomingMessage, name: string): string | undefined => {
+	const value = req.headers[name];
+	return Array.isArray(value) ? value[0] : value;
+};
+
+/** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
+const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
+	name: "api",
+	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
+
+	settings: {
+		port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
+		ip: process.env.HOST ?? "0.0.0.0",
+		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		rateLimit: Number(process.env.RATE_LIMIT ?? 6000),
+		rateLimitWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		$secureSettings: ["serviceToken"],
+		log4XXResponses: false,
+		logRequest: "debug",
+		logResponse: "debug",
+
+		routes: [
+			{
+				path: "/health",
+				mappingPolicy: "restrict",
+				bodyParsers: { json: false },
+				aliases: { "GET /": "api.health", "GET /ready": "api.ready" }
+			},
+			{
+				path: "/api/v1",
+				// The default "all" policy would expose every action, including `$node.*`.
+				mappingPolicy: "restrict",
+				authentication: true,
+				authorization: true,
+				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
+				aliases: API_ROUTES,
+				onAfterCall(this: ApiThis, ctx: Context, _route: unknown, req: GatewayRequest, _res: unknown, data: unknown) {
+					if (req.$alias?.status) (ctx.meta as Record<string, unknown>).$statusCode = req.$alias.status;
+					return data;
+				}
+			}
+		],
+
+		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
+			const body = toErrorBody(err);
+			if (body.code >= 500 && body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
+			if (body.type === "RATE_LIMITED") res.setHeader("Retry-After", String((body.data as { retry_after: number }).retry_after));
+			res.setHeader("Content-Type", "application/json; charset=utf-8");
+			res.writeHead(body.code);
+			res.end(JSON.stringify(body));
+		}
+	} as ApiSettings,
+
+	actions: {
+		health: {
+			handler() {
+				return { status: "ok" };
+			}
+		},
+
+		ready: {
+			async handler(this: ApiThis, ctx: Context) {
+				const checks: Record<string, "ok" | "down"> = {};
+				if (this.broker.transit) checks.transporter = this.broker.transit.connected ? "ok" : "down";
+				if (this.redis)
+					checks.redis = await this.redis.ping().then(
+						() => "ok" as const,
+						() => "down" as const
+					);
+				const failed = Object.keys(checks).filter(name => checks[name] !== "ok");
+				if (failed.length) (ctx.meta as Record<string, unknown>).$statusCode = 503;
+				return { status: failed.length ? "unavailable" : "ready", checks, failed };
+			}
+		},
+
+		"keys.create": {
+			params: {
+				$$strict: true,
+				tenant_id: { type: "string", pattern: TENANT_ID_PATTERN },
+				scopes: { type: "array", items: { type: "enum", values: SCOPES }, min: 1, unique: true },
+				agent_id: { type: "string", min: 1, max: 128, optional: true },
+				name: { type: "string", max: 128, optional: true }
+			},
+			async handler(
+				this: ApiThis,
+				ctx: Context<{ tenant_id: string; scopes: Scope[]; agent_id?: string; name?: string }, CallerMeta>
+			) {
+				const { tenant_id, scopes, agent_id, name } = ctx.params;
+				if (tenant_id === GLOBAL_TENANT) throw badRequest("Keys cannot act for the global tenant", "INVALID_TENANT");
+				if (ctx.meta.auth === "api_key") {
+					if (tenant_id !== ctx.meta.tenant_id) throw forbidden("A key may only create keys of its own tenant");
+					const missing = scopes.filter(scope => !ctx.meta.scopes?.includes(scope));
+					if (missing.length) throw forbidden("A key cannot grant scopes it does not have", { scopes: missing });
+				}
+				const secret = newSecret();
+				const record: ApiKeyRecord = {
+					key_id: newId(),
+					tenant_id,
+					agent_id: agent_id ?? null,
+					name: name ?? null,
+					scopes,
+					secret_hash: sha256(secret),
+					created_at: new Date().toISOString(),
+					revoked_at: null
+				};
+				await this.keyStore.create(record);
+				const { secret_hash: _hidden, ...shown } = record;
+				return { ...shown, api_key: formatApiKey(record.key_id, secret) };
+			}
+		},
+
+		"keys.revoke": {
+			params: { key_id: { type: "string", max: 64 } },
+			async handler(this: ApiThis, ctx: Context<{ key_id: string }, CallerMeta>) {
+				const record = await this.keyStore.get(ctx.params.key_id);
+				const sameTenant = record && (ctx.meta.auth !== "api_key" || record.tenant_id === ctx.meta.tenant_id);
+				if (!record || !sameTenant) throw notFound("API key", ctx.params.key_id);
+				await this.keyStore.revoke(record.key_id, new Date().toISOString());
+				return null;
+			}
+		}
+	},
+
+	methods: {
+		async authenticate(this: ApiThis, ctx, _route, req, res) {
+			Object.assign(ctx.meta, await this.identify(req));
+			if (this.rateLimiter) {
+				const decision = await this.rateLimiter.hit(ctx.meta.tenant_id!);
+				if (!decision.allowed) {
+					res.setHeader("Retry-After", String(decision.retryAfter));
+					throw rateLimited(decision.retryAfter);
+				}
+			}
+			return null;
+		},
+
+		authorize(this: ApiThis, ctx, _route, req) {
+			const scope = req.$alias?.scope;
+			if (!scope || !ctx.meta.scopes?.includes(scope))
+				throw forbidden(`This credential lacks the '${scope ?? "unknown"}' scope`);
+		},
+
+		/** Resolves the credential to an identity: service token + headers, or an API key. */
+		async identify(this: ApiThis, req): Promise<CallerMeta> {
+			const authorization = header(req, "authorization") ?? "";
+			const credential = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+			if (!credential) throw unauthorized("Missing Bearer credential");
+			const tenantHeader = header(req, "x-tenant-id");
+			const agentHeader = header(req, "x-agent-id") || null;
+			if (agentHeader !== null && agentHeader.length > 128) throw badRequest("X-Agent-ID is too long", "INVALID_AGENT");
+
+			if (this.settings.serviceToken && secretsEqual(credential, this.settings.serviceToken)) {
+				if (!tenantHeader) throw badRequest("X-Tenant-ID is required with the service token", "TENANT_REQUIRED");
+				if (!TENANT_ID_PATTERN.test(tenantHeader)) throw badRequest("X-Tenant-ID is invalid", "INVALID_TENANT");
+				return { tenant_id: tenantHeader, agent_id: agentHeader, scopes: [...SCOPES], auth: "service_token" };
+			}
+
+			const parsed = parseApiKey(credential);
+			const record = parsed && (await this.keyStore.get(parsed.keyId));
+			if (!parsed || !record || !matchesHash(parsed.secret, record.secret_hash) || record.revoked_at)
+				throw unauthorized("Unknown or revoked credential");
+			if (tenantHeader && tenantHeader !== record.tenant_id)
+				throw forbidden("This key does not act for the requested tenant");
+			if (record.agent_id && agentHeader && agentHeader !== record.agent_id)
+				throw forbidden("This key is bound to another agent");
+			return {
+				tenant_id: record.tenant_id,
+				agent_id: record.agent_id ?? agentHeader,
+				scopes: record.scopes,
+				auth: "api_key"
+			};
+		}
+	},
+
+	created(this: ApiThis) {
+		const { redis, settings } = this;
+		this.keyStore = redis ? new RedisKeyStore(redis, settings.redisPrefix) : new MemoryKeyStore();
+		this.rateLimiter =
+			settings.rateLimit > 0
+				? redis
+					? new RedisRateLimiter(redis, settings.redisPrefix, settings.rateLimit, settings.rateLimitWindowMs)
+					: new MemoryRateLimiter(settings.rateLimit, settings.rateLimitWindowMs)
+				: null;
+	},
+
+	started(this: ApiThis) {
+		const address = this.server.address() as AddressInfo | null;
+		if (address) this.logger.info(`REST gateway listening on http://${address.address}:${address.port}`);
+	}
+};
+
+export default ApiService;

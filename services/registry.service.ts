@@ -1,0 +1,307 @@
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
+import { BUILTIN_TOOLS } from "../lib/builtin-tools";
+import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
+import { badRequest, forbidden, invalid, notFound } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { maskSecrets, restoreSecrets } from "../lib/secrets";
+import { MemoryToolStore } from "../lib/store/memory-tool-store";
+import { RedisToolStore } from "../lib/store/redis-tool-store";
+import type { ToolStore } from "../lib/store/tool-store";
+import { toolFor } from "../tools";
+import type { CallerMeta, JsonObject, StoredTool, ToolDefinition, ToolStatus, ValidationReport } from "../types/wire";
+
+export interface RegistrySettings extends RedisSettings {
+	/** Page size of `registry.list` when the caller gives none. */
+	defaultPageSize: number;
+	/** Larger page sizes are clamped to this. */
+	maxPageSize: number;
+	/** Retries of an update that lost a race and carried no `expected_version`. */
+	updateRetries: number;
+}
+
+interface RegistryMethods extends TenantScopeMethods {
+	present(tool: StoredTool): StoredTool;
+	checkDefinition(ctx: Context, body: JsonObject): Promise<ValidationReport>;
+	findVisible(tenantId: string, id: string): Promise<StoredTool>;
+	findWritable(tenantId: string, id: string): Promise<StoredTool>;
+	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition>;
+	seedBuiltins(): Promise<void>;
+}
+
+interface RegistryLocals extends RedisLocals {
+	store: ToolStore;
+}
+
+type RegistryThis = Service<RegistrySettings> & RegistryMethods & RegistryLocals;
+type Ctx<P = JsonObject> = Context<P, CallerMeta>;
+
+const encodeCursor = (id: string) => Buffer.from(id).toString("base64url");
+const decodeCursor = (cursor: string) => {
+	const id = Buffer.from(cursor, "base64url").toString();
+	if (!/^[0-9a-f-]{36}$/.test(id)) throw badRequest("cursor is invalid", "INVALID_CURSOR");
+	return id;
+};
+
+const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
+
+/** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
+const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
+	name: "registry",
+	mixins: [RedisMixin(), TenantScopeMixin()],
+
+	settings: {
+		defaultPageSize: 50,
+		maxPageSize: 200,
+		updateRetries: 5
+	} as RegistrySettings,
+
+	actions: {
+		register: {
+			// The body is tenant data checked by `validator.validate` (ajv), not by fastest-validator.
+			params: { $$root: true, type: "object" },
+			async handler(this: RegistryThis, ctx: Ctx) {
+				const tenantId = this.tenantOf(ctx);
+				const report = await this.checkDefinition(ctx, ctx.params);
+				if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+				const now = new Date().toISOString();
+				const tool: StoredTool = {
+					id: newId(),
+					tenant_id: tenantId,
+					...this.withDefaults(pickDefinition(ctx.params) as ToolDefinition),
+					version: 1,
+					status: "active",
+					validation: report,
+					created_at: now,
+					updated_at: now
+				};
+				await this.store.create(tool);
+				const shown = this.present(tool);
+				ctx.emit("tool.registered", { tenant_id: tenantId, tool: shown });
+				return shown;
+			}
+		},
+
+		get: {
+			params: {
+				id: { type: "string", max: 64 },
+				version: { type: "number", integer: true, positive: true, convert: true, optional: true }
+			},
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string; version?: number }>) {
+				const tool = await this.findVisible(this.tenantOf(ctx), ctx.params.id);
+				if (ctx.params.version === undefined || ctx.params.version === tool.version) return this.present(tool);
+				const earlier = await this.store.getVersion(tool.id, ctx.params.version);
+				if (!earlier) throw notFound("Tool version", `${tool.id}@${ctx.params.version}`);
+				return this.present(earlier);
+			}
+		},
+
+		list: {
+			params: {
+				type: { type: "string", max: 64, optional: true },
+				tag: { type: "string", max: 64, optional: true },
+				status: { type: "enum", values: TOOL_STATUSES, optional: true },
+				limit: { type: "number", integer: true, positive: true, convert: true, optional: true },
+				cursor: { type: "string", max: 200, optional: true }
+			},
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{ type?: string; tag?: string; status?: ToolStatus; limit?: number; cursor?: string }>
+			) {
+				const tenantId = this.tenantOf(ctx);
+				const { type, tag, status, cursor } = ctx.params;
+				const limit = Math.min(ctx.params.limit ?? this.settings.defaultPageSize, this.settings.maxPageSize);
+				const tenants = tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
+				const page = await this.store.list(
+					tenants,
+					{ type, tag, status },
+					limit,
+					cursor ? decodeCursor(cursor) : undefined
+				);
+				return {
+					items: page.items.map(tool => this.present(tool)),
+					next_cursor: page.last_id ? encodeCursor(page.last_id) : null
+				};
+			}
+		},
+
+		update: {
+			params: {
+				id: { type: "string", max: 64 },
+				expected_version: { type: "number", integer: true, positive: true, convert: true, optional: true }
+			},
+			async handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
+				const tenantId = this.tenantOf(ctx);
+				const { id, expected_version } = ctx.params;
+				const patch = pickDefinition(ctx.params);
+				for (let attempt = 0; ; attempt++) {
+					const current = await this.findWritable(tenantId, id);
+					const merged: ToolDefinition = {
+						name: current.name,
+						description: current.description,
+						type: current.type,
+						parameters: current.parameters,
+						config: current.config,
+						metadata: current.metadata,
+						permissions: current.permissions,
+						timeout_ms: current.timeout_ms,
+						...patch,
+						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
+					};
+					const report = await this.checkDefinition(ctx, { ...ctx.params, ...merged });
+					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+					try {
+						const updated = await this.store.update(
+							id,
+							stored => ({
+								...stored,
+								...merged,
+								version: stored.version + 1,
+								validation: report,
+								updated_at: new Date().toISOString()
+							}),
+							expected_version ?? current.version
+						);
+						if (!updated) throw notFound("Tool", id);
+						const shown = this.present(updated);
+						ctx.emit("tool.updated", { tenant_id: tenantId, tool: shown });
+						return shown;
+					} catch (err) {
+						// Without an expected version the caller asked for "latest wins": a race with
+						// another writer is retried on the new state instead of surfacing as 409.
+						const lostRace = (err as { type?: string }).type === "CONFLICT" && expected_version === undefined;
+						const renameClash = (err as { data?: { name?: string } }).data?.name !== undefined;
+						if (!lostRace || renameClash || attempt >= this.settings.updateRetries) throw err;
+					}
+				}
+			}
+		},
+
+		remove: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
+				const tenantId = this.tenantOf(ctx);
+				await this.findWritable(tenantId, ctx.params.id);
+				const removed = await this.store.remove(ctx.params.id);
+				if (!removed) throw notFound("Tool", ctx.params.id);
+				ctx.emit("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
+				return null;
+			}
+		},
+
+		revalidate: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
+				const tenantId = this.tenantOf(ctx);
+				const current = await this.findWritable(tenantId, ctx.params.id);
+				const report = await this.checkDefinition(ctx, { ...current });
+				const status: ToolStatus = report.valid ? "active" : "invalid";
+				// Validation is not a change of the definition: the version stays.
+				const updated = await this.store.update(current.id, stored => ({
+					...stored,
+					status: stored.status === "disabled" ? "disabled" : status,
+					validation: report
+				}));
+				if (!updated) throw notFound("Tool", ctx.params.id);
+				ctx.emit("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
+				return report;
+			}
+		},
+
+		/** The stored tool with its secrets, for the executor. Not reachable through the gateway. */
+		resolve: {
+			visibility: "public",
+			params: {
+				tool_id: { type: "string", max: 64, optional: true },
+				tool_name: { type: "string", max: 64, optional: true }
+			},
+			async handler(this: RegistryThis, ctx: Ctx<{ tool_id?: string; tool_name?: string }>) {
+				const tenantId = this.tenantOf(ctx);
+				const { tool_id, tool_name } = ctx.params;
+				if (tool_id) return this.findVisible(tenantId, tool_id);
+				if (!tool_name) throw badRequest("tool_id or tool_name is required", "TOOL_REQUIRED");
+				const tool =
+					(await this.store.findByName(tenantId, tool_name)) ??
+					(await this.store.findByName(GLOBAL_TENANT, tool_name));
+				if (!tool) throw notFound("Tool", tool_name);
+				return tool;
+			}
+		}
+	},
+
+	methods: {
+		present(tool: StoredTool): StoredTool {
+			return { ...tool, config: maskSecrets(tool.config) };
+		},
+
+		async checkDefinition(ctx: Context, body: JsonObject): Promise<ValidationReport> {
+			const { valid, errors } = await ctx.call<Pick<ValidationReport, "valid" | "errors">, JsonObject>(
+				"validator.validate",
+				body
+			);
+			return { valid, errors, kind: "definition", checked_at: new Date().toISOString() };
+		},
+
+		async findVisible(this: RegistryThis, tenantId: string, id: string): Promise<StoredTool> {
+			const tool = await this.store.get(id);
+			// Another tenant's tool is indistinguishable from a missing one.
+			if (!tool || !this.isVisibleTo(tool, tenantId)) throw notFound("Tool", id);
+			return tool;
+		},
+
+		async findWritable(this: RegistryThis, tenantId: string, id: string): Promise<StoredTool> {
+			const tool = await this.findVisible(tenantId, id);
+			if (tool.tenant_id !== tenantId) throw forbidden("Global tools are read-only for tenants");
+			return tool;
+		},
+
+		withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition> {
+			return {
+				name: definition.name,
+				description: definition.description ?? "",
+				type: definition.type,
+				parameters: definition.parameters ?? toolFor(definition.type)!.parameters,
+				config: definition.config ?? {},
+				metadata: definition.metadata ?? {},
+				permissions: definition.permissions ?? { agents: ["*"] },
+				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
+			};
+		},
+
+		async seedBuiltins(this: RegistryThis) {
+			const now = new Date().toISOString();
+			for (const definition of BUILTIN_TOOLS) {
+				if (await this.store.findByName(GLOBAL_TENANT, definition.name)) continue;
+				const tool: StoredTool = {
+					id: newId(),
+					tenant_id: GLOBAL_TENANT,
+					...this.withDefaults(definition),
+					version: 1,
+					status: "active",
+					created_at: now,
+					updated_at: now
+				};
+				// Several registry nodes may seed at once: the name index lets exactly one win.
+				await this.store.create(tool).then(
+					created => this.broker.emit("tool.registered", { tenant_id: GLOBAL_TENANT, tool: this.present(created) }),
+					err => {
+						if ((err as { type?: string }).type !== "CONFLICT") throw err;
+					}
+				);
+			}
+		}
+	},
+
+	created(this: RegistryThis) {
+		this.store = this.redis
+			? new RedisToolStore(this.redis, this.settings.redisPrefix)
+			: new MemoryToolStore();
+	},
+
+	async started(this: RegistryThis) {
+		await this.seedBuiltins();
+	}
+};
+
+export default RegistryService;

@@ -1,0 +1,121 @@
+import os from "node:os";
+import path from "node:path";
+import { MessageChannel } from "node:worker_threads";
+import { Piscina } from "piscina";
+import type { JsonObject } from "../types/wire";
+import { type BaseTool, type ToolContext, ToolFailure } from "./base";
+import type { CalculatorTask } from "./calculator.worker";
+
+const MAX_EXPRESSION_LENGTH = 1000;
+/** Longest any one evaluation may run, whatever the tool's own timeout. */
+const MAX_EVALUATION_MS = 2000;
+/** At least two threads, so one slow expression never stalls the next; at most four, to bound memory. */
+const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
+/** Waiting tasks beyond this are refused at once rather than piling up in memory. */
+const MAX_QUEUE = THREADS * 8;
+const MAX_ERROR_CHARS = 300;
+
+let pool: Piscina<CalculatorTask, number | string> | undefined;
+
+function getPool(): Piscina<CalculatorTask, number | string> {
+	if (!pool) {
+		// Under ts-jest this file is .ts source, which a worker thread can only load through ts-node.
+		const source = path.extname(__filename) === ".ts";
+		pool = new Piscina({
+			filename: path.join(__dirname, `calculator.worker${path.extname(__filename)}`),
+			minThreads: 2,
+			maxThreads: THREADS,
+			maxQueue: MAX_QUEUE,
+			idleTimeout: 30_000,
+			// mathjs itself takes about 40 MB; a huge matrix kills only its worker (ERR_WORKER_OUT_OF_MEMORY).
+			resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+			execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
+		});
+	}
+	return pool;
+}
+
+/**
+ * Runs one evaluation in the pool. The time limit starts when a worker picks the task up (queueing is
+ * bounded by `signal`); when either fires, piscina terminates the worker running it.
+ */
+async function evaluate(expression: string, limitMs: number, signal: AbortSignal): Promise<number | string> {
+	const budget = new AbortController();
+	const { port1, port2 } = new MessageChannel();
+	let timer: NodeJS.Timeout | undefined;
+	let settled = false;
+	port1.once("message", () => {
+		if (!settled) {
+			timer = setTimeout(() => budget.abort(), limitMs);
+		}
+	});
+	try {
+		return await getPool().run(
+			{ expression, started: port2 },
+			{ signal: AbortSignal.any([signal, budget.signal]), transferList: [port2] }
+		);
+	} catch (err) {
+		throw failure(err, budget.signal.aborted, signal.aborted, limitMs);
+	} finally {
+		settled = true;
+		clearTimeout(timer);
+		port1.close();
+	}
+}
+
+function failure(err: unknown, overBudget: boolean, timedOut: boolean, limitMs: number): ToolFailure {
+	if (overBudget) {
+		return new ToolFailure("timeout", `calculation took longer than ${limitMs} ms`);
+	}
+	if (timedOut) {
+		return new ToolFailure("timeout", "execution timed out before the calculation finished");
+	}
+	const error = err instanceof Error ? err : new Error(String(err));
+	if (error.message === "Task queue is at limit") {
+		return new ToolFailure("tool_error", "calculator busy, try again later");
+	}
+	if ((error as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY") {
+		return new ToolFailure("tool_error", "calculation needs too much memory");
+	}
+	if (error.name === "AbortError") {
+		return new ToolFailure("tool_error", "calculator is shutting down");
+	}
+	return new ToolFailure("tool_error", error.message.slice(0, MAX_ERROR_CHARS));
+}
+
+export const calculatorTool: BaseTool = {
+	type: "calculator",
+	parameters: {
+		type: "object",
+		properties: {
+			expression: {
+				type: "string",
+				minLength: 1,
+				maxLength: MAX_EXPRESSION_LENGTH,
+				description: "A math expression, e.g. \"sqrt(2) * 3\", \"sin(pi / 4)\" or \"5 km to m\""
+			}
+		},
+		required: ["expression"],
+		additionalProperties: false
+	},
+	configSchema: { type: "object", additionalProperties: false, properties: {} },
+
+	async execute(params: JsonObject, _config: JsonObject, context: ToolContext): Promise<JsonObject> {
+		const expression = params.expression;
+		// Checked here too: a 100 KB string should not even be copied to a worker.
+		if (typeof expression !== "string" || expression.trim() === "") {
+			throw new ToolFailure("tool_error", "expression must be a non-empty string");
+		}
+		if (expression.length > MAX_EXPRESSION_LENGTH) {
+			throw new ToolFailure("tool_error", `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`);
+		}
+		const limitMs = Math.max(1, Math.min(context.timeout_ms, MAX_EVALUATION_MS));
+		return { value: await evaluate(expression, limitMs, context.signal) };
+	},
+
+	async close(): Promise<void> {
+		const closing = pool;
+		pool = undefined;
+		await closing?.destroy();
+	}
+};

@@ -1,0 +1,152 @@
+import type { JsonObject } from "../types/wire";
+import { type BaseTool, type ToolContext, ToolFailure } from "./base";
+
+const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
+
+const ENDPOINT_PATTERN = "^/[A-Za-z0-9/_.-]*$";
+const ENDPOINT_RE = new RegExp(ENDPOINT_PATTERN);
+
+const configSchema: JsonObject = {
+	type: "object",
+	properties: {
+		// A path only, so a tenant cannot send the service token to another host.
+		endpoint: { type: "string", maxLength: 200, pattern: ENDPOINT_PATTERN },
+		collection_id: { type: "string", maxLength: 200 },
+		top_k: { type: "integer", minimum: 1, maximum: 100 }
+	},
+	additionalProperties: false
+};
+
+const parametersFor = (queryDescription: string): JsonObject => ({
+	type: "object",
+	properties: {
+		query: { type: "string", minLength: 1, maxLength: 4000, description: queryDescription },
+		collection_id: {
+			type: "string",
+			maxLength: 200,
+			description: "Collection to search (default from config)"
+		},
+		top_k: { type: "integer", minimum: 1, maximum: 100, description: "How many results to return" },
+		filters: { type: "object", description: "Metadata filters passed to the orchestrator as given" }
+	},
+	required: ["query"],
+	additionalProperties: false
+});
+
+const upstream = (message: string): ToolFailure => new ToolFailure("upstream_error", message);
+
+function endpointUrl(base: string | undefined, endpoint: unknown): string {
+	if (!base) throw new ToolFailure("tool_error", "ORCHESTRATOR_URL is not configured");
+	// Checked again here: the token must never leave for another host, even if a stored config skipped
+	// schema validation (`@evil.example/` appended to the base would become the host).
+	if (typeof endpoint !== "string" || !ENDPOINT_RE.test(endpoint)) {
+		throw new ToolFailure("tool_error", "config.endpoint must be a path such as /api/v1/rag/query");
+	}
+	try {
+		return new URL(base.replace(/\/+$/, "") + endpoint).href;
+	} catch {
+		throw new ToolFailure("tool_error", "ORCHESTRATOR_URL is not a valid URL");
+	}
+}
+
+function requestBody(params: JsonObject, config: JsonObject, tenantId: string): JsonObject {
+	const body: JsonObject = { tenant_id: tenantId, ...params };
+	// The caller's tenant is authoritative: a parameter must not query another tenant's data.
+	body.tenant_id = tenantId;
+	for (const field of ["collection_id", "top_k"]) {
+		if (body[field] === undefined && config[field] !== undefined) body[field] = config[field];
+	}
+	return body;
+}
+
+async function readCapped(response: Response): Promise<string> {
+	const tooLarge = `orchestrator response exceeds ${MAX_RESPONSE_BYTES} bytes`;
+	if (Number(response.headers.get("content-length")) > MAX_RESPONSE_BYTES) {
+		await response.body?.cancel();
+		throw upstream(tooLarge);
+	}
+	if (!response.body) return "";
+	const reader = response.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		size += value.byteLength;
+		if (size > MAX_RESPONSE_BYTES) {
+			await reader.cancel();
+			throw upstream(tooLarge);
+		}
+		chunks.push(value);
+	}
+	return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The socket-level reason (`connect ECONNREFUSED ...`) rather than undici's bare "fetch failed". */
+function reason(err: unknown): string {
+	const e = err as { message?: string; cause?: { message?: string } };
+	return e.cause?.message ?? e.message ?? String(err);
+}
+
+async function callOrchestrator(url: string, body: JsonObject, context: ToolContext): Promise<JsonObject> {
+	const headers: Record<string, string> = {
+		"Content-Type": "application/json",
+		"X-Tenant-ID": context.tenant_id
+	};
+	if (context.env.service_token) headers.Authorization = `Bearer ${context.env.service_token}`;
+	// Our own deadline too, so the call is bounded even if the caller never aborts its signal.
+	const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.timeout_ms)]);
+	try {
+		// A redirect would carry the service token elsewhere; the orchestrator API has no reason to send one.
+		const response = await fetch(url, {
+			method: "POST",
+			headers,
+			body: JSON.stringify(body),
+			signal,
+			redirect: "error"
+		});
+		if (response.status >= 400) {
+			await response.body?.cancel();
+			throw upstream(`orchestrator answered ${response.status}`);
+		}
+		const text = await readCapped(response);
+		let data: unknown;
+		try {
+			data = JSON.parse(text);
+		} catch {
+			throw upstream(`orchestrator answered ${response.status} with invalid JSON`);
+		}
+		const isObject = data !== null && typeof data === "object" && !Array.isArray(data);
+		return isObject ? (data as JsonObject) : { data };
+	} catch (err) {
+		if (err instanceof ToolFailure) throw err;
+		if (signal.aborted) {
+			throw new ToolFailure("timeout", `orchestrator did not answer within ${context.timeout_ms} ms`);
+		}
+		throw upstream(`orchestrator unreachable: ${reason(err)}`);
+	}
+}
+
+/** RAG goes through the orchestrator, which reaches the Query/Embedding services; never called directly. */
+function ragTool(type: string, defaultEndpoint: string, queryDescription: string): BaseTool {
+	return {
+		type,
+		parameters: parametersFor(queryDescription),
+		configSchema,
+		async execute(params, config, context) {
+			const url = endpointUrl(context.env.orchestrator_url, config.endpoint ?? defaultEndpoint);
+			return callOrchestrator(url, requestBody(params, config, context.tenant_id), context);
+		}
+	};
+}
+
+export const ragQueryTool = ragTool(
+	"rag_query",
+	"/api/v1/rag/query",
+	"Question to answer from the knowledge base"
+);
+export const ragSearchTool = ragTool(
+	"rag_search",
+	"/api/v1/rag/search",
+	"Text to find matching documents for"
+);
