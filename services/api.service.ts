@@ -20,8 +20,8 @@ export interface ApiSettings extends RedisSettings {
 	/** Shared secret of trusted services; unset disables service-token authentication. */
 	serviceToken?: string;
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
-	rateLimit: number;
-	rateLimitWindowMs: number;
+	tenantRateLimit: number;
+	tenantRateWindowMs: number;
 	routes: unknown[];
 	/** moleculer-web options set below. */
 	$secureSettings?: string[];
@@ -92,8 +92,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
 		ip: process.env.HOST ?? "0.0.0.0",
 		serviceToken: process.env.SERVICE_TOKEN || undefined,
-		rateLimit: Number(process.env.RATE_LIMIT ?? 6000),
-		rateLimitWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
+		tenantRateLimit: Number(process.env.RATE_LIMIT ?? 6000),
+		tenantRateWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
 		$secureSettings: ["serviceToken"],
 		log4XXResponses: false,
 		logRequest: "debug",
@@ -124,7 +125,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
 			const body = toErrorBody(err);
 			if (body.code >= 500 && body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
-			if (body.type === "RATE_LIMITED") res.setHeader("Retry-After", String((body.data as { retry_after: number }).retry_after));
 			res.setHeader("Content-Type", "application/json; charset=utf-8");
 			res.writeHead(body.code);
 			res.end(JSON.stringify(body));
@@ -256,10 +256,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		const { redis, settings } = this;
 		this.keyStore = redis ? new RedisKeyStore(redis, settings.redisPrefix) : new MemoryKeyStore();
 		this.rateLimiter =
-			settings.rateLimit > 0
+			settings.tenantRateLimit > 0
 				? redis
-					? new RedisRateLimiter(redis, settings.redisPrefix, settings.rateLimit, settings.rateLimitWindowMs)
-					: new MemoryRateLimiter(settings.rateLimit, settings.rateLimitWindowMs)
+					? new RedisRateLimiter(redis, settings.redisPrefix, settings.tenantRateLimit, settings.tenantRateWindowMs)
+					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
 	},
 

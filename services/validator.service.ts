@@ -22,6 +22,9 @@ interface ValidatorLocals {
 
 type ValidatorThis = Service & ValidatorMethods & ValidatorLocals;
 
+const isObject = (value: unknown): value is JsonObject =>
+	value !== null && typeof value === "object" && !Array.isArray(value);
+
 const byteLength = (value: unknown) => (value === undefined ? 0 : JSON.stringify(value).length);
 
 /** Checks tool definitions and reports every problem at once. Stateless: any node may answer. */
@@ -42,22 +45,19 @@ const ValidatorService: ServiceSchema<Record<string, never>, ValidatorMethods, V
 
 	methods: {
 		definitionProblems(this: ValidatorThis, definition: JsonObject): ValidationProblem[] {
-			if (!this.checkShape(definition)) return toProblems(this.checkShape.errors, "");
-			const problems: ValidationProblem[] = [];
-			const tool = toolFor(definition.type as string);
-			if (!tool)
-				problems.push({
-					field: "type",
-					message: `must be one of: ${Object.keys(toolTypes).join(", ")}`
-				});
-			if (definition.parameters !== undefined)
+			const problems = this.checkShape(definition) ? [] : toProblems(this.checkShape.errors, "");
+			// Semantic checks run on every field whose shape is right, so one report lists everything.
+			const tool = typeof definition.type === "string" ? toolFor(definition.type) : undefined;
+			if (typeof definition.type === "string" && !tool)
+				problems.push({ field: "type", message: `must be one of: ${Object.keys(toolTypes).join(", ")}` });
+			if (isObject(definition.parameters))
 				problems.push(...checkParametersSchema(this.ajv, definition.parameters));
 			if (byteLength(definition.metadata) > MAX_METADATA_BYTES)
 				problems.push({ field: "metadata", message: `must be at most ${MAX_METADATA_BYTES} bytes` });
-			const config = (definition.config ?? {}) as JsonObject;
+			const config = definition.config ?? {};
 			if (byteLength(config) > MAX_CONFIG_BYTES)
 				problems.push({ field: "config", message: `must be at most ${MAX_CONFIG_BYTES} bytes` });
-			else if (tool) {
+			else if (tool && isObject(config)) {
 				const checkConfig = this.configCheckers.get(tool.type)!;
 				if (!checkConfig(config)) problems.push(...toProblems(checkConfig.errors, "config"));
 				else if (tool.checkConfig) problems.push(...tool.checkConfig(config));

@@ -11,11 +11,15 @@ const MAX_EXPRESSION_LENGTH = 1000;
 const MAX_EVALUATION_MS = 2000;
 /** At least two threads, so one slow expression never stalls the next; at most four, to bound memory. */
 const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
-/** Waiting tasks beyond this are refused at once rather than piling up in memory. */
-const MAX_QUEUE = THREADS * 8;
+/**
+ * Evaluations running or waiting (eight waiting per thread); more are refused at once rather than piling
+ * up in memory. Counted here because piscina's `maxQueue` ignores tasks that carry an AbortSignal.
+ */
+const MAX_IN_FLIGHT = THREADS * 9;
 const MAX_ERROR_CHARS = 300;
 
 let pool: Piscina<CalculatorTask, number | string> | undefined;
+let inFlight = 0;
 
 function getPool(): Piscina<CalculatorTask, number | string> {
 	if (!pool) {
@@ -25,9 +29,8 @@ function getPool(): Piscina<CalculatorTask, number | string> {
 			filename: path.join(__dirname, `calculator.worker${path.extname(__filename)}`),
 			minThreads: 2,
 			maxThreads: THREADS,
-			maxQueue: MAX_QUEUE,
 			idleTimeout: 30_000,
-			// mathjs itself takes about 40 MB; a huge matrix kills only its worker (ERR_WORKER_OUT_OF_MEMORY).
+			// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
 			resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
 			execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
 		});
@@ -40,6 +43,9 @@ function getPool(): Piscina<CalculatorTask, number | string> {
  * bounded by `signal`); when either fires, piscina terminates the worker running it.
  */
 async function evaluate(expression: string, limitMs: number, signal: AbortSignal): Promise<number | string> {
+	if (inFlight >= MAX_IN_FLIGHT) {
+		throw new ToolFailure("tool_error", "calculator busy, try again later");
+	}
 	const budget = new AbortController();
 	const { port1, port2 } = new MessageChannel();
 	let timer: NodeJS.Timeout | undefined;
@@ -49,6 +55,7 @@ async function evaluate(expression: string, limitMs: number, signal: AbortSignal
 			timer = setTimeout(() => budget.abort(), limitMs);
 		}
 	});
+	inFlight++;
 	try {
 		return await getPool().run(
 			{ expression, started: port2 },
@@ -58,6 +65,7 @@ async function evaluate(expression: string, limitMs: number, signal: AbortSignal
 		throw failure(err, budget.signal.aborted, signal.aborted, limitMs);
 	} finally {
 		settled = true;
+		inFlight--;
 		clearTimeout(timer);
 		port1.close();
 	}
@@ -70,17 +78,15 @@ function failure(err: unknown, overBudget: boolean, timedOut: boolean, limitMs: 
 	if (timedOut) {
 		return new ToolFailure("timeout", "execution timed out before the calculation finished");
 	}
-	const error = err instanceof Error ? err : new Error(String(err));
-	if (error.message === "Task queue is at limit") {
-		return new ToolFailure("tool_error", "calculator busy, try again later");
-	}
-	if ((error as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY") {
+	// Read as plain fields: errors cloned from a worker may belong to another realm (as under jest).
+	const error: Partial<NodeJS.ErrnoException> = typeof err === "object" && err !== null ? err : {};
+	if (error.code === "ERR_WORKER_OUT_OF_MEMORY") {
 		return new ToolFailure("tool_error", "calculation needs too much memory");
 	}
 	if (error.name === "AbortError") {
 		return new ToolFailure("tool_error", "calculator is shutting down");
 	}
-	return new ToolFailure("tool_error", error.message.slice(0, MAX_ERROR_CHARS));
+	return new ToolFailure("tool_error", String(error.message ?? err).slice(0, MAX_ERROR_CHARS));
 }
 
 export const calculatorTool: BaseTool = {
@@ -107,7 +113,8 @@ export const calculatorTool: BaseTool = {
 			throw new ToolFailure("tool_error", "expression must be a non-empty string");
 		}
 		if (expression.length > MAX_EXPRESSION_LENGTH) {
-			throw new ToolFailure("tool_error", `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`);
+			const message = `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`;
+			throw new ToolFailure("tool_error", message);
 		}
 		const limitMs = Math.max(1, Math.min(context.timeout_ms, MAX_EVALUATION_MS));
 		return { value: await evaluate(expression, limitMs, context.signal) };

@@ -25,14 +25,15 @@ const math = create(all);
 const parse = math.parse;
 
 /**
- * Functions that change the instance, parse or evaluate strings, build symbolic trees or call back
- * into user code: the mathjs security guide's list plus their relatives. The allow-lists below
- * already keep expressions away from them; this is the second line of defence.
+ * Functions that change the instance, parse or evaluate strings or build symbolic trees: the mathjs
+ * security guide's list plus their relatives. The allow-lists below already keep expressions away from
+ * them; this is the second line of defence. Callback takers (`map`, `filter`, ...) stay, as allowed
+ * functions such as `mad` are built on them, and an expression can neither name nor define a callback.
  */
 const DISABLED = [
 	"import", "createUnit", "reviver", "replacer", "evaluate", "parse", "compile", "parser", "chain",
 	"simplify", "simplifyConstant", "simplifyCore", "derivative", "resolve", "rationalize",
-	"symbolicEqual", "leafCount", "map", "forEach", "filter", "apply", "matrixFromFunction", "help"
+	"symbolicEqual", "leafCount", "help"
 ];
 math.import(
 	Object.fromEntries(DISABLED.map((name) => [name, () => {
@@ -90,7 +91,7 @@ export default function evaluateExpression(task: CalculatorTask): number | strin
 	return toValue(tree.compile().evaluate(new Map()));
 }
 
-/** Bounds bracket nesting before parsing: the parser recurses once per level. */
+/** Bounds bracket nesting before parsing: the parser recurses through a dozen functions per level. */
 function checkNesting(expression: string): void {
 	let depth = 0;
 	for (const char of expression) {
@@ -126,8 +127,11 @@ function check(node: MathNode, depth: number, limits: { nodes: number; rangeElem
 		children.push(...node.args);
 	} else if (math.isFunctionNode(node)) {
 		// The callee is checked by name only; walking it as a symbol would treat it as a value.
-		if (!math.isSymbolNode(node.fn) || !FUNCTIONS.has(node.fn.name)) {
-			throw new Error(`function ${math.isSymbolNode(node.fn) ? node.fn.name : ""} is not allowed`.trim());
+		if (!math.isSymbolNode(node.fn)) {
+			throw new Error("only named functions may be called");
+		}
+		if (!FUNCTIONS.has(node.fn.name)) {
+			throw new Error(`function ${node.fn.name} is not allowed`);
 		}
 		children.push(...node.args);
 	} else if (math.isParenthesisNode(node)) {
@@ -199,7 +203,8 @@ function toValue(result: unknown): number | string {
 	if (result === undefined || result === null || typeof result === "function") {
 		throw new Error("expression has no value");
 	}
-	if (math.isMatrix(result) && result.size().reduce((count, length) => count * length, 1) > MAX_RESULT_ELEMENTS) {
+	const elements = math.isMatrix(result) ? result.size().reduce((count, length) => count * length, 1) : 1;
+	if (elements > MAX_RESULT_ELEMENTS) {
 		throw new Error(`result has more than ${MAX_RESULT_ELEMENTS} elements`);
 	}
 	const text = math.format(result, { precision: 14 });

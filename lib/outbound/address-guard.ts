@@ -19,38 +19,43 @@ const METADATA = new Set(
 	].map(address => ipaddr.process(address).toString())
 );
 
-/** The only IPv6 space allocated for global unicast; `::/96` (IPv4-compatible) and the rest stay out. */
+/** The only IPv6 space allocated for global unicast. */
 const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR("2000::/3");
 /** Well-known NAT64 prefix: the last 32 bits are the IPv4 destination the gateway connects to. */
 const NAT64_WELL_KNOWN = ipaddr.parseCIDR("64:ff9b::/96");
+/** Deprecated IPv4-compatible addresses; ipaddr.js already reads `::a.b.c.d` as IPv4-mapped. */
+const IPV4_COMPATIBLE = ipaddr.parseCIDR("::/96");
 
-/** The IPv4 address an IPv6 address hands traffic to (NAT64, 6to4), when it embeds one. */
-function embeddedIPv4(address: ipaddr.IPv6): ipaddr.IPv4 | null {
+/** The IPv4 address an IPv6 address hands traffic to, with the mechanism's name, when it embeds one. */
+function embeddedIPv4(address: ipaddr.IPv6): [string, ipaddr.IPv4] | null {
 	const bytes = address.toByteArray();
-	if (address.match(NAT64_WELL_KNOWN)) return new ipaddr.IPv4(bytes.slice(12, 16));
-	if (address.range() === "6to4") return new ipaddr.IPv4(bytes.slice(2, 6));
+	if (address.match(NAT64_WELL_KNOWN)) return ["nat64", new ipaddr.IPv4(bytes.slice(12))];
+	if (address.match(IPV4_COMPATIBLE)) return ["ipv4Compatible", new ipaddr.IPv4(bytes.slice(12))];
+	if (address.range() === "6to4") return ["6to4", new ipaddr.IPv4(bytes.slice(2, 6))];
 	return null;
 }
 
 /**
  * Why an address is not publicly routable, or null when it is. IPv4 must be plain unicast: loopback,
  * private, link-local, CGNAT, unspecified, multicast, broadcast, reserved, AS112 and AMT are refused.
- * IPv6 must be global unicast (2000::/3, none of its special ranges), or NAT64/6to4 embedding an
- * acceptable IPv4. IPv4-mapped addresses are checked as the IPv4 they are.
+ * IPv6 must be global unicast (2000::/3, none of its special ranges); NAT64, 6to4 and IPv4-compatible
+ * addresses are judged by the IPv4 they embed. IPv4-mapped addresses arrive here as IPv4 already.
  */
-export function intrinsicRefusal(address: Address): string | null {
+function intrinsicRefusal(address: Address): string | null {
 	if (METADATA.has(address.toString())) return "metadata";
 	if (address.kind() === "ipv4") {
 		const range = address.range();
 		return range === "unicast" ? null : range;
 	}
 	const v6 = address as ipaddr.IPv6;
+	const range = v6.range();
+	// Inside ::/96 too, but no IPv4 behind them.
+	if (range === "loopback" || range === "unspecified") return range;
 	const embedded = embeddedIPv4(v6);
 	if (embedded) {
-		const reason = intrinsicRefusal(embedded);
-		return reason && `${v6.range()} embedding ${reason}`;
+		const reason = intrinsicRefusal(embedded[1]);
+		return reason && `${embedded[0]} embedding ${reason}`;
 	}
-	const range = v6.range();
 	if (range !== "unicast") return range;
 	return v6.match(GLOBAL_UNICAST_V6) ? null : "not global unicast";
 }

@@ -11,3 +11,19 @@ export const BACKENDS: { name: string; redisUrl?: string }[] = [
 
 export const describeWithRedis = process.env.TEST_REDIS_URL ? describe : describe.skip;
 export const describeWithNats = process.env.TEST_NATS_URL ? describe : describe.skip;
+
+/** Deletes every key a suite wrote under its prefix. */
+export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
+	const { default: Redis } = await import("ioredis");
+	const redis = new Redis(redisUrl);
+	try {
+		let cursor = "0";
+		do {
+			const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+			cursor = next;
+			if (keys.length) await redis.del(...keys);
+		} while (cursor !== "0");
+	} finally {
+		await redis.quit();
+	}
+}

@@ -55,16 +55,17 @@ describe("AddressGuard without an allow-list", () => {
 		["::ffff:10.0.0.1", "private"],
 		["::ffff:169.254.169.254", "metadata"],
 		["::ffff:0.0.0.0", "unspecified"],
-		// IPv4-compatible (deprecated), IPv4-translated and unallocated space.
-		["::7f00:1", "not global unicast"],
-		["::127.0.0.1", "not global unicast"],
+		// NAT64, 6to4 and IPv4-compatible addresses are judged by the IPv4 address they carry.
+		["64:ff9b::127.0.0.1", "nat64 embedding loopback"],
+		["64:ff9b::a9fe:a9fe", "nat64 embedding metadata"],
+		["64:ff9b::10.0.0.1", "nat64 embedding private"],
+		["::7f00:1", "ipv4Compatible embedding loopback"],
+		["::a00:1", "ipv4Compatible embedding private"],
+		["::127.0.0.1", "loopback"],
+		// Local-use NAT64, IPv4-translated and unallocated space.
+		["64:ff9b:1::1", "rfc6052"],
 		["::ffff:0:7f00:1", "rfc6145"],
 		["4000::1", "not global unicast"],
-		// NAT64 and 6to4 are judged by the IPv4 address they carry.
-		["64:ff9b::127.0.0.1", "rfc6052 embedding loopback"],
-		["64:ff9b::a9fe:a9fe", "rfc6052 embedding metadata"],
-		["64:ff9b::10.0.0.1", "rfc6052 embedding private"],
-		["64:ff9b:1::1", "rfc6052"],
 		["2002:7f00:1::1", "6to4 embedding loopback"],
 		["2002:c0a8:101::1", "6to4 embedding private"]
 	])("refuses IPv6 %s (%s)", (address, reason) => {
@@ -85,6 +86,7 @@ describe("AddressGuard without an allow-list", () => {
 		"2001:4860:4860::8888",
 		"::ffff:8.8.8.8",
 		"64:ff9b::8.8.8.8",
+		"::808:808",
 		"2002:808:808::1"
 	])("allows public %s", address => {
 		expect(guard.refusal(address)).toBeNull();

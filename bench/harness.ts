@@ -1,0 +1,214 @@
+import { fork } from "child_process";
+import fs from "fs";
+import os from "os";
+import path from "path";
+import autocannon from "autocannon";
+
+/** One line of a results table; `baseline_value`/`ratio` are null when a metric has no baseline. */
+export interface Result {
+	scenario: string;
+	metric: string;
+	value: number;
+	unit: string;
+	baseline: string;
+	baseline_value: number | null;
+	ratio: number | null;
+	notes: string;
+}
+
+export interface Machine {
+	cpu: string;
+	cores: number;
+	memory_gb: number;
+	node: string;
+	os: string;
+}
+
+export interface ResultFile {
+	scenario: string;
+	date: string;
+	machine: Machine;
+	rows: Result[];
+}
+
+export interface LoadStats {
+	rps: number;
+	p50: number;
+	p99: number;
+	errors: number;
+	non2xx: number;
+	/** Mean response size, to tell a slower server from a chattier one. */
+	bytesPerReq: number;
+	/** CPU the server used while measured; well under 1 core means it was starved or waiting. */
+	serverCores: number;
+}
+
+export interface LoadOptions {
+	title: string;
+	server: Server;
+	/** Appended to the server's URL. */
+	path: string;
+	method?: "GET" | "POST";
+	headers?: Record<string, string>;
+	/** Set for requests that must differ from one another (e.g. unique names). */
+	setupRequest?: (request: autocannon.Request) => autocannon.Request;
+}
+
+/** What a server factory run by `serveInChild` resolves to. */
+export interface Served {
+	url: string;
+	stop(): Promise<void>;
+}
+
+/** A server in a child process, so that it does not share an event loop with the load generator. */
+export interface Server extends Served {
+	/** User + system CPU seconds the child has used so far. */
+	cpuSeconds(): Promise<number>;
+}
+
+export const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const WARMUP_S = Math.min(3, Math.max(1, Math.round(DURATION_S / 5)));
+export const CONNECTIONS = 50;
+export const RESULTS_DIR = path.join(__dirname, "results");
+
+export function progress(message: string): void {
+	process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+export function machine(): Machine {
+	return {
+		cpu: os.cpus()[0]?.model.trim() ?? "unknown",
+		cores: os.cpus().length,
+		memory_gb: Math.round(os.totalmem() / 2 ** 30),
+		node: process.version,
+		os: `${os.type()} ${os.release()} ${os.arch()}`
+	};
+}
+
+function fire(
+	options: LoadOptions,
+	seconds: number,
+	onTick?: (second: number) => void
+): Promise<autocannon.Result> {
+	const { method = "GET", setupRequest } = options;
+	// An explicit `setupRequest: undefined` would replace autocannon's default and throw.
+	const request: autocannon.Request = setupRequest ? { method, setupRequest } : { method };
+	return new Promise((resolve, reject) => {
+		const instance = autocannon(
+			{
+				url: options.server.url + options.path,
+				headers: options.headers,
+				connections: CONNECTIONS,
+				pipelining: 1,
+				duration: seconds,
+				requests: [request]
+			},
+			(err, result) => (err ? reject(err) : resolve(result))
+		);
+		let second = 0;
+		if (onTick) instance.on("tick", () => onTick(++second));
+	});
+}
+
+/** Warms the server up (JIT, pools), then measures `DURATION_S` seconds at `CONNECTIONS` connections. */
+export async function load(options: LoadOptions): Promise<LoadStats> {
+	progress(`${options.title}: warm-up ${WARMUP_S} s`);
+	await fire(options, WARMUP_S);
+	progress(`${options.title}: measuring ${DURATION_S} s`);
+	const cpuBefore = await options.server.cpuSeconds();
+	const result = await fire(options, DURATION_S, second => {
+		if (second % 5 === 0 && second < DURATION_S) progress(`${options.title}: ${second}/${DURATION_S} s`);
+	});
+	const serverCores = (await options.server.cpuSeconds()) - cpuBefore;
+	const stats: LoadStats = {
+		rps: Math.round(result.requests.mean),
+		p50: result.latency.p50,
+		p99: result.latency.p99,
+		errors: result.errors,
+		non2xx: result.non2xx,
+		bytesPerReq: result.requests.mean ? Math.round(result.throughput.mean / result.requests.mean) : 0,
+		serverCores: Math.round((serverCores / result.duration) * 100) / 100
+	};
+	progress(`${options.title}: ${stats.rps} req/s, p50 ${stats.p50} ms, p99 ${stats.p99} ms, ` +
+		`server ${stats.serverCores} cores` +
+		(stats.errors || stats.non2xx ? `, ${stats.errors} errors, ${stats.non2xx} non-2xx` : ""));
+	return stats;
+}
+
+/** Latency and failure summary for a row's notes. */
+export function describe(label: string, stats: LoadStats): string {
+	const failures = stats.errors || stats.non2xx ? `, ${stats.errors} errors/${stats.non2xx} non-2xx` : "";
+	return `${label} p50/p99 ${stats.p50}/${stats.p99} ms, ${stats.bytesPerReq} B/resp, ` +
+		`server ${stats.serverCores} cores${failures}`;
+}
+
+export function ratio(ours: number, baseline: number): number | null {
+	return baseline ? Math.round((ours / baseline) * 100) / 100 : null;
+}
+
+/**
+ * Starts `factory` of `file` in a child process; it must resolve to a `Served`.
+ * The child only ever serves, the parent only ever loads: each gets one of the cores.
+ */
+export async function serveInChild(file: string, factory: string): Promise<Server> {
+	const child = fork(__filename, [file, factory], {
+		execArgv: ["-r", require.resolve("ts-node/register/transpile-only")],
+		stdio: ["ignore", "inherit", "inherit", "ipc"]
+	});
+	const exited = new Promise<number | null>(resolve => child.once("exit", code => resolve(code)));
+	// Requests are sequential, so the next message is always the answer to the last request.
+	const ask = <T>(request?: string) =>
+		new Promise<T>((resolve, reject) => {
+			child.once("message", message => resolve(message as T));
+			void exited.then(code => reject(new Error(`${factory} exited with code ${code}`)));
+			if (request) child.send(request);
+		});
+	const { url } = await ask<{ url: string }>();
+	return {
+		url,
+		cpuSeconds: () => ask<number>("cpu"),
+		stop: async () => {
+			if (child.connected) child.send("stop");
+			await exited;
+		}
+	};
+}
+
+async function serveAsChild(file: string, factory: string): Promise<void> {
+	const start = (require(file) as Record<string, () => Promise<Served>>)[factory];
+	const server = await start();
+	process.send!({ url: server.url });
+	process.on("message", async message => {
+		if (message === "cpu") {
+			const { user, system } = process.cpuUsage();
+			process.send!((user + system) / 1e6);
+			return;
+		}
+		await server.stop();
+		// The IPC channel alone would keep the child alive.
+		process.exit(0);
+	});
+}
+
+export function readResults(scenario: string): ResultFile | null {
+	const file = path.join(RESULTS_DIR, `${scenario}.json`);
+	return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as ResultFile) : null;
+}
+
+/** Merges `rows` into `results/<scenario>.json`: a metric measured again replaces its old row. */
+export function writeResults(scenario: string, rows: Result[]): string {
+	const kept = (readResults(scenario)?.rows ?? []).filter(old => rows.every(row => row.metric !== old.metric));
+	const date = new Date().toISOString();
+	const data: ResultFile = { scenario, date, machine: machine(), rows: [...kept, ...rows] };
+	fs.mkdirSync(RESULTS_DIR, { recursive: true });
+	const file = path.join(RESULTS_DIR, `${scenario}.json`);
+	fs.writeFileSync(file, JSON.stringify(data, null, "\t") + "\n");
+	return file;
+}
+
+if (require.main === module) {
+	serveAsChild(process.argv[2], process.argv[3]).catch(err => {
+		console.error(err);
+		process.exit(1);
+	});
+}

@@ -1,0 +1,67 @@
+import fs from "fs";
+import path from "path";
+import { machine, progress, readResults, writeResults, type Result, type ResultFile } from "./harness";
+
+/** Scenario modules of `bench/`, in table order; each exports `run(): Promise<Result[]>`. */
+const SCENARIOS = ["catalog"];
+
+const exists = (name: string) => [".ts", ".js"].some(ext => fs.existsSync(path.join(__dirname, name + ext)));
+
+function cell(value: number | string | null): string {
+	if (value === null) return "—";
+	return typeof value === "number" ? value.toLocaleString("en-US") : value.replace(/\|/g, "\\|");
+}
+
+const tableRow = (cells: (number | string | null)[]) => `| ${cells.map(cell).join(" | ")} |`;
+
+function markdown(files: ResultFile[]): string {
+	const m = machine();
+	return [
+		"# Tool Registry benchmarks",
+		"",
+		`Generated ${new Date().toISOString()} by \`npm run bench\`.`,
+		"",
+		`Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB RAM, Node ${m.node}, ${m.os}.`,
+		"",
+		...files.map(file => `- \`${file.scenario}\` measured ${file.date}`),
+		"",
+		tableRow(["scenario", "metric", "ours", "baseline", "baseline value", "ratio", "notes"]),
+		"| --- | --- | ---: | --- | ---: | ---: | --- |",
+		...files.flatMap(file =>
+			file.rows.map(row =>
+				tableRow([
+					row.scenario,
+					row.metric,
+					`${cell(row.value)} ${row.unit}`,
+					row.baseline,
+					row.baseline_value,
+					row.ratio,
+					row.notes
+				])
+			)
+		),
+		""
+	].join("\n");
+}
+
+async function main() {
+	const named = process.argv.slice(2);
+	const unknown = named.filter(name => !SCENARIOS.includes(name) || !exists(name));
+	if (unknown.length)
+		throw new Error(`Unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.filter(exists).join(", ")}`);
+	for (const name of named.length ? named : SCENARIOS.filter(exists)) {
+		progress(`scenario ${name}`);
+		const { run } = require(`./${name}`) as { run(): Promise<Result[]> };
+		progress(`wrote ${writeResults(name, await run())}`);
+	}
+	// Scenarios not run this time keep their last results in the table.
+	const files = SCENARIOS.map(readResults).filter((file): file is ResultFile => file !== null);
+	const target = path.join(__dirname, "RESULTS.md");
+	fs.writeFileSync(target, markdown(files));
+	progress(`wrote ${target}`);
+}
+
+main().catch(err => {
+	console.error(err);
+	process.exitCode = 1;
+});
