@@ -10,16 +10,10 @@ export function parseApiKey(credential: string): { keyId: string; secret: string
 	return match ? { keyId: match[1], secret: match[2] } : null;
 }
 
-export const sha256 = (value: string): string => createHash("sha256").update(value).digest("hex");
+export const sha256 = (value: string): Buffer => createHash("sha256").update(value).digest();
 
-/** Constant-time equality of two secrets (digests first, so lengths never leak either). */
-export function secretsEqual(a: string, b: string): boolean {
-	return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
-}
-
-/** Constant-time check of a secret against a stored SHA-256 hex digest. */
-export function matchesHash(secret: string, hexDigest: string): boolean {
-	const expected = Buffer.from(hexDigest, "hex");
-	const actual = createHash("sha256").update(secret).digest();
-	return expected.length === actual.length && timingSafeEqual(expected, actual);
+/** Constant-time check of a secret against a stored SHA-256 digest (digests have equal lengths). */
+export function matchesDigest(secret: string, digest: Buffer): boolean {
+	const actual = sha256(secret);
+	return digest.length === actual.length && timingSafeEqual(digest, actual);
 }

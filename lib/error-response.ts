@@ -22,10 +22,14 @@ const BODY_ERRORS: Record<string, { code: number; type: string; message?: string
 const RENAMED_TYPES: Record<string, string> = {
 	NO_TOKEN: "UNAUTHORIZED",
 	INVALID_TOKEN: "UNAUTHORIZED",
-	SERVICE_NOT_FOUND: "NOT_FOUND",
-	RATE_LIMIT_EXCEEDED: "RATE_LIMITED",
-	SERVICE_NOT_AVAILABLE: "SERVICE_UNAVAILABLE"
+	RATE_LIMIT_EXCEEDED: "RATE_LIMITED"
 };
+
+/**
+ * A route matched but no node offers its action (or one an action needs): the service is
+ * down, which is a 503 for the caller, not Moleculer's 404.
+ */
+const UNAVAILABLE_TYPES = new Set(["SERVICE_NOT_FOUND", "SERVICE_NOT_AVAILABLE"]);
 
 const DEFAULT_TYPES: Record<number, string> = {
 	400: "BAD_REQUEST",
@@ -61,6 +65,8 @@ export function toErrorBody(error: unknown): ErrorBody {
 			code: bodyError.code,
 			type: bodyError.type
 		};
+	if (typeof err.type === "string" && UNAVAILABLE_TYPES.has(err.type))
+		return { name: "ServiceUnavailableError", message: "Service unavailable", code: 503, type: "SERVICE_UNAVAILABLE" };
 	const code = [err.code, err.status].find(c => typeof c === "number" && c >= 400 && c < 600) as number | undefined;
 	if (code === undefined || code >= 500 && code !== 503 && code !== 504)
 		// Unexpected failures never leak internals.

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "http";
-import type { AddressInfo } from "net";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
-import { formatApiKey, matchesHash, parseApiKey, secretsEqual, sha256 } from "../lib/credentials";
+import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { toErrorBody } from "../lib/error-response";
 import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
 import { newId, newSecret } from "../lib/ids";
@@ -39,8 +38,9 @@ interface ApiMethods {
 
 interface ApiLocals extends RedisLocals {
 	keyStore: KeyStore;
+	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
+	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	server: import("http").Server;
 }
 
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
@@ -179,7 +179,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					agent_id: agent_id ?? null,
 					name: name ?? null,
 					scopes,
-					secret_hash: sha256(secret),
+					secret_hash: sha256(secret).toString("hex"),
 					created_at: new Date().toISOString(),
 					revoked_at: null
 				};
@@ -229,7 +229,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			const agentHeader = header(req, "x-agent-id") || null;
 			if (agentHeader !== null && agentHeader.length > 128) throw badRequest("X-Agent-ID is too long", "INVALID_AGENT");
 
-			if (this.settings.serviceToken && secretsEqual(credential, this.settings.serviceToken)) {
+			if (this.serviceTokenDigest && matchesDigest(credential, this.serviceTokenDigest)) {
 				if (!tenantHeader) throw badRequest("X-Tenant-ID is required with the service token", "TENANT_REQUIRED");
 				if (!TENANT_ID_PATTERN.test(tenantHeader)) throw badRequest("X-Tenant-ID is invalid", "INVALID_TENANT");
 				return { tenant_id: tenantHeader, agent_id: agentHeader, scopes: [...SCOPES], auth: "service_token" };
@@ -237,7 +237,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 			const parsed = parseApiKey(credential);
 			const record = parsed && (await this.keyStore.get(parsed.keyId));
-			if (!parsed || !record || !matchesHash(parsed.secret, record.secret_hash) || record.revoked_at)
+			if (!parsed || !record || !matchesDigest(parsed.secret, Buffer.from(record.secret_hash, "hex")) || record.revoked_at)
 				throw unauthorized("Unknown or revoked credential");
 			if (tenantHeader && tenantHeader !== record.tenant_id)
 				throw forbidden("This key does not act for the requested tenant");
@@ -254,6 +254,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 	created(this: ApiThis) {
 		const { redis, settings } = this;
+		this.serviceTokenDigest = settings.serviceToken ? sha256(settings.serviceToken) : null;
 		this.keyStore = redis ? new RedisKeyStore(redis, settings.redisPrefix) : new MemoryKeyStore();
 		this.rateLimiter =
 			settings.tenantRateLimit > 0
@@ -262,11 +263,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
 	},
-
-	started(this: ApiThis) {
-		const address = this.server.address() as AddressInfo | null;
-		if (address) this.logger.info(`REST gateway listening on http://${address.address}:${address.port}`);
-	}
 };
 
 export default ApiService;

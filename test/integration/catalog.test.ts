@@ -1,3 +1,4 @@
+import type { Context } from "moleculer";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
 
@@ -329,8 +330,8 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			const listener = node.broker.createService({
 				name: `listener-${tenantCounter}`,
 				events: {
-					"tool.*"(ctx: { eventName: string; params: { tenant_id: string } }) {
-						if (ctx.params.tenant_id === tenant) events.push(ctx.eventName);
+					"tool.*"(ctx: Context<{ tenant_id: string }>) {
+						if (ctx.params.tenant_id === tenant) events.push(ctx.eventName!);
 					}
 				}
 			});

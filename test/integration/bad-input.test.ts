@@ -1,0 +1,158 @@
+import { request } from "http";
+import { http, startNode, type TestNode } from "../support/node";
+
+/** Sends raw bytes, for inputs fetch would refuse to produce. */
+function rawRequest(url: string, path: string, method: string, headers: Record<string, string>, body?: Buffer | string) {
+	return new Promise<{ status: number; body: string }>((resolve, reject) => {
+		const req = request(url + path, { method, headers }, res => {
+			let text = "";
+			res.setEncoding("utf8");
+			res.on("data", chunk => (text += chunk));
+			res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+		});
+		req.on("error", reject);
+		req.end(body);
+	});
+}
+
+describe("bad input over HTTP", () => {
+	let node: TestNode;
+	const tenant = "bad-input";
+	const post = (path: string, body: unknown, headers?: Record<string, string>) =>
+		http(node.url, "POST", `/api/v1${path}`, { tenant, body, headers });
+
+	beforeAll(async () => {
+		node = await startNode();
+	});
+
+	afterAll(() => node.stop());
+
+	it.each([
+		["truncated JSON", "{\"name\": \"x\""],
+		["a trailing comma", "{\"name\": \"x\",}"],
+		["a bare string", "\"just a string\""],
+		["a number", "42"],
+		["single quotes", "{'name': 'x'}"]
+	])("answers 400 INVALID_JSON for %s", async (_case, raw) => {
+		const res = await post("/tools", raw);
+		expect(res.status).toBe(400);
+		expect(res.body).toMatchObject({ code: 400, type: "INVALID_JSON" });
+		expect(typeof res.body.message).toBe("string");
+	});
+
+	it("answers 413 for a body over 1 MiB", async () => {
+		const res = await post("/tools", { name: "big", type: "calculator", description: "x".repeat(1024 * 1024) });
+		expect(res.status).toBe(413);
+		expect(res.body).toMatchObject({ code: 413, type: "PAYLOAD_TOO_LARGE" });
+	});
+
+	it("accepts a body just under 1 MiB as far as parsing goes", async () => {
+		const res = await post("/tools", { name: "big", type: "calculator", description: "x".repeat(1000 * 1000) });
+		expect(res.status).toBe(422);
+	});
+
+	it("refuses __proto__ keys anywhere in the body and pollutes nothing", async () => {
+		const top = await post("/tools", "{\"__proto__\": {\"polluted\": true}, \"name\": \"p\", \"type\": \"calculator\"}");
+		expect(top.status).toBe(400);
+		const nested = await post(
+			"/tools",
+			"{\"name\": \"p\", \"type\": \"calculator\", \"metadata\": {\"__proto__\": {\"polluted\": true}}}"
+		);
+		expect(nested.status).toBe(400);
+		expect(nested.body.message).toContain("__proto__");
+		expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+	});
+
+	it("treats constructor and prototype keys as plain data", async () => {
+		const res = await post("/tools", {
+			name: "proto_words",
+			type: "calculator",
+			metadata: { constructor: "x", prototype: { a: 1 } }
+		});
+		expect(res.status).toBe(201);
+		expect(res.body.metadata).toEqual({ constructor: "x", prototype: { a: 1 } });
+	});
+
+	it("answers 422 for wrong types in every field, never 500", async () => {
+		for (const body of [
+			{ name: 12, type: "calculator" },
+			{ name: ["a"], type: "calculator" },
+			{ name: null, type: null },
+			{ name: "x", type: "calculator", parameters: "not-an-object" },
+			{ name: "x", type: "calculator", parameters: [] },
+			{ name: "x", type: "calculator", metadata: { tags: "a" } },
+			{ name: "x", type: "calculator", timeout_ms: "5000" },
+			{ name: "x", type: "calculator", permissions: { agents: "*" } },
+			{ name: "x", type: "calculator", config: { nested: true } },
+			[],
+			{}
+		]) {
+			const res = await post("/tools", body);
+			expect([res.status, body]).toEqual([422, body]);
+			expect(res.body.type).toBe("VALIDATION_ERROR");
+		}
+	});
+
+	it("answers 422 for a deeply nested or oversized parameters schema", async () => {
+		let deep: Record<string, unknown> = { type: "string" };
+		for (let i = 0; i < 40; i++) deep = { type: "object", properties: { a: deep } };
+		expect((await post("/tools", { name: "deep", type: "calculator", parameters: deep })).status).toBe(422);
+		const wide = { type: "object", properties: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: "string" }])) };
+		expect((await post("/tools", { name: "wide", type: "calculator", parameters: wide })).status).toBe(422);
+	});
+
+	it("answers 10,000-character strings in any field with 4xx", async () => {
+		const long = "z".repeat(10000);
+		for (const body of [
+			{ name: long, type: "calculator" },
+			{ name: "x", type: long },
+			{ name: "x", type: "calculator", description: long },
+			{ name: "x", type: "calculator", metadata: { tags: [long] } },
+			{ name: "x", type: "calculator", permissions: { agents: [long] } }
+		]) {
+			const res = await post("/tools", body);
+			expect(res.status).toBe(422);
+		}
+		const path = await http(node.url, "GET", `/api/v1/tools/${long}`, { tenant });
+		expect(path.status).toBe(422);
+		const query = await http(node.url, "GET", `/api/v1/tools?type=${long}`, { tenant });
+		expect(query.status).toBe(422);
+		const header = await http(node.url, "GET", "/api/v1/tools", { tenant: long });
+		expect(header.status).toBe(400);
+	});
+
+	it("answers unknown routes and methods with a JSON 404 and never exposes $node actions", async () => {
+		for (const [method, path] of [
+			["GET", "/api/v1/nothing-here"],
+			["GET", "/api/v1/$node/list"],
+			["GET", "/api/v1/$node/services"],
+			["POST", "/api/v1/$node/actions"],
+			["GET", "/$node/list"],
+			["GET", "/api/v1/registry/resolve"],
+			["PUT", "/api/v1/tools"],
+			["GET", "/"]
+		]) {
+			const res = await http(node.url, method, path, { tenant });
+			expect([method, path, res.status]).toEqual([method, path, 404]);
+			expect(res.body).toMatchObject({ code: 404, type: "NOT_FOUND" });
+		}
+	});
+
+	it("keeps serving after a request with invalid UTF-8 and a wrong content type", async () => {
+		const headers = { authorization: `Bearer ${"test-service-token-0123456789"}`, "x-tenant-id": tenant };
+		const garbage = await rawRequest(node.url, "/api/v1/tools", "POST", { ...headers, "content-type": "application/json" }, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+		expect(garbage.status).toBe(400);
+		expect(JSON.parse(garbage.body).type).toBe("INVALID_JSON");
+		const text = await rawRequest(node.url, "/api/v1/tools", "POST", { ...headers, "content-type": "text/plain" }, "name=x");
+		expect(text.status).toBe(422);
+		const charset = await rawRequest(node.url, "/api/v1/tools", "POST", { ...headers, "content-type": "application/json; charset=klingon" }, "{}");
+		expect(charset.status).toBe(415);
+		expect((await http(node.url, "GET", "/health", { token: null })).status).toBe(200);
+	});
+
+	it("answers every error with the contract's JSON body", async () => {
+		const res = await http(node.url, "GET", "/api/v1/tools", { token: null });
+		expect(res.headers.get("content-type")).toContain("application/json");
+		expect(Object.keys(res.body).sort()).toEqual(["code", "message", "name", "type"]);
+	});
+});
