@@ -67,7 +67,9 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"PATCH /tools/:id": alias("registry.update", "tools:write"),
 	"DELETE /tools/:id": alias("registry.remove", "tools:write", 204),
 	"POST /tools/:id/validate": alias("registry.revalidate", "tools:write"),
+	"GET /tools/:id/stats": alias("executor.stats", "tools:read"),
 	"POST /registry/validate": alias("validator.validate", "tools:write"),
+	"POST /internal/execute": alias("executor.execute", "tools:execute"),
 	"POST /keys": alias("api.keys.create", "keys:admin", 201),
 	"DELETE /keys/:key_id": alias("api.keys.revoke", "keys:admin", 204)
 };

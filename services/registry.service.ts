@@ -1,4 +1,4 @@
-import type { Context, Service, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
@@ -10,6 +10,8 @@ import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
 import type { ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
+import { isReservedAction } from "../tools/moleculer-action";
+import { paramsToJsonSchema } from "../lib/params-schema";
 import type { CallerMeta, JsonObject, StoredTool, ToolDefinition, ToolStatus, ValidationReport } from "../types/wire";
 
 export interface RegistrySettings extends RedisSettings {
@@ -23,7 +25,10 @@ export interface RegistrySettings extends RedisSettings {
 
 interface RegistryMethods extends TenantScopeMethods {
 	present(tool: StoredTool): StoredTool;
-	checkDefinition(ctx: Context, body: JsonObject): Promise<ValidationReport>;
+	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
+	offeredActionTools(): Map<string, OfferedTool>;
+	syncActionTools(): Promise<void>;
+	scheduleActionToolSync(): void;
 	findVisible(tenantId: string, id: string): Promise<StoredTool>;
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition>;
@@ -32,6 +37,23 @@ interface RegistryMethods extends TenantScopeMethods {
 
 interface RegistryLocals extends RedisLocals {
 	store: ToolStore;
+	/** Debounce timer and single-flight state of the action-tool sync. */
+	syncTimer: NodeJS.Timeout | null;
+	syncing: Promise<void> | null;
+	syncAgain: boolean;
+}
+
+/** A tool some node offers through an action that declares `tool` (contract section 3). */
+interface OfferedTool {
+	definition: ToolDefinition;
+	available: boolean;
+}
+
+interface ActionToolDeclaration {
+	name?: string;
+	description?: string;
+	parameters?: JsonObject;
+	tags?: string[];
 }
 
 type RegistryThis = Service<RegistrySettings> & RegistryMethods & RegistryLocals;
@@ -78,7 +100,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				};
 				await this.store.create(tool);
 				const shown = this.present(tool);
-				ctx.emit("tool.registered", { tenant_id: tenantId, tool: shown });
+				ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
 				return shown;
 			}
 		},
@@ -165,7 +187,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						);
 						if (!updated) throw notFound("Tool", id);
 						const shown = this.present(updated);
-						ctx.emit("tool.updated", { tenant_id: tenantId, tool: shown });
+						ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
 						return shown;
 					} catch (err) {
 						// Without an expected version the caller asked for "latest wins": a race with
@@ -185,7 +207,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				await this.findWritable(tenantId, ctx.params.id);
 				const removed = await this.store.remove(ctx.params.id);
 				if (!removed) throw notFound("Tool", ctx.params.id);
-				ctx.emit("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
+				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
 				return null;
 			}
 		},
@@ -204,7 +226,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					validation: report
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
-				ctx.emit("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
+				ctx.broadcast("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
 				return report;
 			}
 		},
@@ -235,8 +257,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			return { ...tool, config: maskSecrets(tool.config) };
 		},
 
-		async checkDefinition(ctx: Context, body: JsonObject): Promise<ValidationReport> {
-			const { valid, errors } = await ctx.call<Pick<ValidationReport, "valid" | "errors">, JsonObject>(
+		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
+			const { valid, errors } = await caller.call<Pick<ValidationReport, "valid" | "errors">, JsonObject>(
 				"validator.validate",
 				body
 			);
@@ -284,12 +306,131 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				};
 				// Several registry nodes may seed at once: the name index lets exactly one win.
 				await this.store.create(tool).then(
-					created => this.broker.emit("tool.registered", { tenant_id: GLOBAL_TENANT, tool: this.present(created) }),
+					created => this.broker.broadcast("tool.registered", { tenant_id: GLOBAL_TENANT, tool: this.present(created) }),
 					err => {
 						if ((err as { type?: string }).type !== "CONFLICT") throw err;
 					}
 				);
 			}
+		},
+
+		offeredActionTools(this: RegistryThis): Map<string, OfferedTool> {
+			const offered = new Map<string, OfferedTool>();
+			for (const item of this.broker.registry.getActionList({ skipInternal: true })) {
+				const action = item.action as { tool?: ActionToolDeclaration; params?: unknown } | undefined;
+				if (!action?.tool || isReservedAction(item.name)) continue;
+				const declared = action.tool;
+				const name = declared.name ?? item.name.replace(/\./g, "_");
+				offered.set(name, {
+					available: item.available,
+					definition: {
+						name,
+						type: "moleculer_action",
+						description: declared.description ?? "",
+						parameters: declared.parameters ?? paramsToJsonSchema(action.params),
+						config: { action: item.name },
+						metadata: { tags: declared.tags ?? [], auto_registered: true }
+					}
+				});
+			}
+			return offered;
+		},
+
+		/**
+		 * Makes the global catalog match the actions that declare `tool`: new ones registered,
+		 * changed declarations updated, and tools whose action no node offers marked `disabled`.
+		 * Every registry node may run it; the store's atomic writes make concurrent runs converge.
+		 */
+		async syncActionTools(this: RegistryThis) {
+			const offered = this.offeredActionTools();
+			const now = () => new Date().toISOString();
+			for (const { definition, available } of offered.values()) {
+				const status: ToolStatus = available ? "active" : "disabled";
+				const existing = await this.store.findByName(GLOBAL_TENANT, definition.name);
+				if (!existing) {
+					const report = await this.checkDefinition(this.broker, definition as unknown as JsonObject);
+					if (!report.valid) {
+						this.logger.warn(`Action tool '${definition.name}' is invalid and not registered`, report.errors);
+						continue;
+					}
+					const tool: StoredTool = {
+						id: newId(),
+						tenant_id: GLOBAL_TENANT,
+						...this.withDefaults(definition),
+						version: 1,
+						status,
+						validation: report,
+						created_at: now(),
+						updated_at: now()
+					};
+					await this.store.create(tool).then(
+						created => this.broker.broadcast("tool.registered", { tenant_id: GLOBAL_TENANT, tool: this.present(created) }),
+						err => {
+							if ((err as { type?: string }).type !== "CONFLICT") throw err;
+						}
+					);
+					continue;
+				}
+				if (existing.metadata.auto_registered !== true) {
+					this.logger.warn(`Action tool '${definition.name}' clashes with a global tool of that name; skipped`);
+					continue;
+				}
+				const wanted = this.withDefaults(definition);
+				const changed = (tool: StoredTool) =>
+					JSON.stringify([tool.description, tool.parameters, tool.config, tool.metadata]) !==
+					JSON.stringify([wanted.description, wanted.parameters, wanted.config, wanted.metadata]);
+				if (!changed(existing) && existing.status === status) continue;
+				const updated = await this.store.update(existing.id, current => ({
+					...current,
+					...(changed(current) ? { ...wanted, version: current.version + 1 } : {}),
+					status,
+					updated_at: now()
+				}));
+				if (updated) this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+			}
+			// Auto-registered tools whose action is gone from every node.
+			let after: string | undefined;
+			do {
+				const page = await this.store.list([GLOBAL_TENANT], { type: "moleculer_action", status: "active" }, 200, after);
+				for (const tool of page.items) {
+					if (tool.metadata.auto_registered !== true || offered.has(tool.name)) continue;
+					const updated = await this.store.update(tool.id, current => ({
+						...current,
+						status: "disabled",
+						updated_at: now()
+					}));
+					if (updated) this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+				}
+				after = page.last_id ?? undefined;
+			} while (after);
+		},
+
+		/** Coalesces bursts of topology changes into one sync, never two at once. */
+		scheduleActionToolSync(this: RegistryThis) {
+			if (this.syncTimer) clearTimeout(this.syncTimer);
+			this.syncTimer = setTimeout(() => {
+				this.syncTimer = null;
+				if (this.syncing) {
+					this.syncAgain = true;
+					return;
+				}
+				this.syncing = this.syncActionTools()
+					.catch(err => this.logger.warn("Action tool sync failed; it runs again on the next change", err))
+					.finally(() => {
+						this.syncing = null;
+						if (this.syncAgain) {
+							this.syncAgain = false;
+							this.scheduleActionToolSync();
+						}
+					});
+			}, 100);
+		}
+	},
+
+	events: {
+		// Local event on every node whenever any node's services change.
+		"$services.changed"(this: RegistryThis) {
+			this.scheduleActionToolSync();
 		}
 	},
 
@@ -300,7 +441,16 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	async started(this: RegistryThis) {
+		this.syncTimer = null;
+		this.syncing = null;
+		this.syncAgain = false;
 		await this.seedBuiltins();
+		this.scheduleActionToolSync();
+	},
+
+	async stopped(this: RegistryThis) {
+		if (this.syncTimer) clearTimeout(this.syncTimer);
+		await this.syncing;
 	}
 };
 

@@ -43,6 +43,11 @@ export interface BaseTool {
 	readonly parameters: JsonObject;
 	/** JSON Schema (checked with ajv) of the type's `config`. */
 	readonly configSchema: JsonObject;
+	/**
+	 * The tool depends on something outside this process, so a per-tool circuit breaker and
+	 * bulkhead guard it. Local tools (calculator, datetime) fail only through their input.
+	 */
+	readonly callsOut?: boolean;
 	/** Checks on `config` a schema cannot express; problems name fields as `config.<path>`. */
 	checkConfig?(config: JsonObject): ValidationProblem[];
 	/** Runs the tool; resolves the result object of the execution envelope. */

@@ -173,6 +173,7 @@ async function execute(params: JsonObject, config: JsonObject, context: ToolCont
 
 export const externalApiTool: BaseTool = {
 	type: "external_api",
+	callsOut: true,
 	parameters: { type: "object", properties: {}, additionalProperties: true },
 	configSchema,
 	checkConfig,

@@ -12,6 +12,7 @@ export const isReservedAction = (action: string): boolean =>
 
 export const moleculerActionTool: BaseTool = {
 	type: "moleculer_action",
+	callsOut: true,
 	parameters: { type: "object", properties: {} },
 	configSchema: {
 		type: "object",

@@ -133,6 +133,7 @@ function ragTool(type: string, defaultEndpoint: string, queryDescription: string
 		type,
 		parameters: parametersFor(queryDescription),
 		configSchema,
+		callsOut: true,
 		async execute(params, config, context) {
 			const url = endpointUrl(context.env.orchestrator_url, config.endpoint ?? defaultEndpoint);
 			return callOrchestrator(url, requestBody(params, config, context.tenant_id), context);

@@ -1,6 +1,7 @@
 import type { AddressInfo } from "net";
 import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
 import ApiService from "../../services/api.service";
+import ExecutorService from "../../services/executor.service";
 import RegistryService from "../../services/registry.service";
 import ValidatorService from "../../services/validator.service";
 
@@ -9,7 +10,8 @@ export const SERVICE_TOKEN = "test-service-token-0123456789";
 const SCHEMAS: Record<string, ServiceSchema> = {
 	api: ApiService as unknown as ServiceSchema,
 	registry: RegistryService as unknown as ServiceSchema,
-	validator: ValidatorService as unknown as ServiceSchema
+	validator: ValidatorService as unknown as ServiceSchema,
+	executor: ExecutorService as unknown as ServiceSchema
 };
 
 export interface NodeOptions {
