@@ -45,7 +45,7 @@ export interface ExecutionResult {
 interface ExecutorMethods extends TenantScopeMethods {
 	resolveTool(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<StoredTool>;
 	checkParameters(tool: StoredTool, parameters: JsonObject): void;
-	declaresTool(action: string): boolean;
+	refusesTenantCalls(action: string): boolean;
 	run(ctx: Context<unknown, CallerMeta>, tool: StoredTool, parameters: JsonObject, timeoutMs: number): Promise<JsonObject>;
 	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
 }
@@ -181,10 +181,13 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			return tool;
 		},
 
-		/** Whether some node's action opted in to being called as a tool (`tool` in its schema). */
-		declaresTool(this: ExecutorThis, action: string): boolean {
+		/**
+		 * Whether the action exists but did not opt in to tool calls (`tool` in its schema). A missing
+		 * action is left to the call itself, which reports it as an upstream failure.
+		 */
+		refusesTenantCalls(this: ExecutorThis, action: string): boolean {
 			const endpoints = this.broker.registry.actions.get(action)?.endpoints ?? [];
-			return endpoints.some(endpoint => Boolean((endpoint.action as { tool?: unknown }).tool));
+			return endpoints.length > 0 && !endpoints.some(endpoint => Boolean((endpoint.action as { tool?: unknown }).tool));
 		},
 
 		checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {
@@ -214,7 +217,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				env: this.env,
 				// Only identity travels to the called action: not the gateway's scopes or credentials.
 				call: (action, params, meta) => {
-					if (tool.tenant_id !== GLOBAL_TENANT && !this.declaresTool(action))
+					if (tool.tenant_id !== GLOBAL_TENANT && this.refusesTenantCalls(action))
 						throw new ToolFailure("tool_error", `'${action}' does not declare 'tool', so tenant tools may not call it`);
 					return this.broker.call(action, params, { meta, timeout: timeoutMs });
 				}

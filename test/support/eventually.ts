@@ -1,0 +1,12 @@
+/** Retries an assertion until it passes or `timeoutMs` runs out (then its last error is thrown). */
+export async function eventually<T>(assertion: () => Promise<T>, timeoutMs = 10000, intervalMs = 50): Promise<T> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		try {
+			return await assertion();
+		} catch (err) {
+			if (Date.now() > deadline) throw err;
+			await new Promise(resolve => setTimeout(resolve, intervalMs));
+		}
+	}
+}
