@@ -1,0 +1,194 @@
+import { randomUUID } from "crypto";
+import type { JsonObject } from "../../types/wire";
+import {
+	queueOf,
+	queueScore,
+	type Lease,
+	type QueueDepth,
+	type ReapResult,
+	type TaskMessage,
+	type TaskOutcome,
+	type TaskQueue
+} from "./task-queue";
+
+interface Entry {
+	task: TaskMessage;
+	queue: string;
+	score: number;
+	token: string;
+	leaseUntil: number;
+	dueAt: number;
+	endedAt: number;
+}
+
+/** The embedded default: same semantics as the Redis queue, inside this process. */
+export class MemoryTaskQueue implements TaskQueue {
+	private readonly entries = new Map<string, Entry>();
+	/** Per queue, pending task ids ordered by score. */
+	private readonly queues = new Map<string, { id: string; score: number }[]>();
+	/** Non-empty queues in round-robin order (a Set keeps insertion order). */
+	private readonly ready = new Set<string>();
+	private readonly leased = new Set<string>();
+	private readonly delayed = new Set<string>();
+	private readonly ended: string[] = [];
+	private sequence = 0;
+
+	constructor(private readonly retentionMs = 24 * 3600 * 1000) {}
+
+	async submit(task: TaskMessage) {
+		const existing = this.entries.get(task.task_id);
+		if (existing) return { task: copy(existing.task), created: false };
+		const entry: Entry = {
+			task: copy(task),
+			queue: queueOf(task.type, task.tenant_id),
+			score: queueScore(task.priority, ++this.sequence),
+			token: "",
+			leaseUntil: 0,
+			dueAt: 0,
+			endedAt: 0
+		};
+		this.entries.set(task.task_id, entry);
+		this.enqueue(entry);
+		return { task: copy(entry.task), created: true };
+	}
+
+	async get(taskId: string) {
+		const entry = this.entries.get(taskId);
+		return entry ? copy(entry.task) : null;
+	}
+
+	async claim(leaseMs: number): Promise<Lease | null> {
+		const queue = this.ready.values().next().value;
+		if (queue === undefined) return null;
+		const items = this.queues.get(queue)!;
+		const { id } = items.shift()!;
+		this.ready.delete(queue);
+		if (items.length) this.ready.add(queue);
+		else this.queues.delete(queue);
+		const entry = this.entries.get(id)!;
+		entry.token = randomUUID();
+		entry.leaseUntil = Date.now() + leaseMs;
+		this.leased.add(id);
+		Object.assign(entry.task, { status: "processing", attempts: entry.task.attempts + 1, updated_at: now() });
+		return { task: copy(entry.task), token: entry.token };
+	}
+
+	async extend(lease: Lease, leaseMs: number) {
+		const entry = this.owned(lease);
+		if (entry) entry.leaseUntil = Date.now() + leaseMs;
+		return Boolean(entry);
+	}
+
+	async finish(lease: Lease, outcome: TaskOutcome) {
+		const entry = this.owned(lease);
+		if (!entry) return null;
+		this.end(entry, outcome);
+		return copy(entry.task);
+	}
+
+	async retry(lease: Lease, delayMs: number, error: JsonObject) {
+		const entry = this.owned(lease);
+		if (!entry) return false;
+		this.leased.delete(entry.task.task_id);
+		entry.token = "";
+		entry.dueAt = Date.now() + delayMs;
+		Object.assign(entry.task, { status: "pending", error, updated_at: now() });
+		this.delayed.add(entry.task.task_id);
+		return true;
+	}
+
+	async cancel(taskId: string) {
+		const entry = this.entries.get(taskId);
+		if (!entry) return null;
+		if (entry.task.status !== "pending") return copy(entry.task);
+		const items = this.queues.get(entry.queue);
+		const at = items?.findIndex(item => item.id === taskId) ?? -1;
+		if (at >= 0) {
+			items!.splice(at, 1);
+			if (items!.length === 0) {
+				this.queues.delete(entry.queue);
+				this.ready.delete(entry.queue);
+			}
+		}
+		this.delayed.delete(taskId);
+		this.end(entry, { status: "cancelled" });
+		return copy(entry.task);
+	}
+
+	async reap(maxAttempts: number): Promise<ReapResult> {
+		const at = Date.now();
+		const result: ReapResult = { redelivered: 0, dead_lettered: [], promoted: 0 };
+		for (const id of [...this.leased]) {
+			const entry = this.entries.get(id)!;
+			if (entry.leaseUntil > at) continue;
+			if (entry.task.attempts >= maxAttempts) {
+				this.end(entry, {
+					status: "failed",
+					error: { type: "dead_letter", message: `worker lost ${entry.task.attempts} times; giving up` }
+				});
+				result.dead_lettered.push(copy(entry.task));
+			} else {
+				this.leased.delete(id);
+				entry.token = "";
+				Object.assign(entry.task, { status: "pending", updated_at: now() });
+				this.enqueue(entry);
+				result.redelivered++;
+			}
+		}
+		for (const id of [...this.delayed]) {
+			const entry = this.entries.get(id)!;
+			if (entry.dueAt > at) continue;
+			this.delayed.delete(id);
+			this.enqueue(entry);
+			result.promoted++;
+		}
+		while (this.ended.length && this.entries.get(this.ended[0])!.endedAt + this.retentionMs < at)
+			this.entries.delete(this.ended.shift()!);
+		return result;
+	}
+
+	async depths(): Promise<QueueDepth[]> {
+		const at = Date.now();
+		return [...this.queues].map(([queue, items]) => {
+			const oldest = Math.min(...items.map(item => Date.parse(this.entries.get(item.id)!.task.created_at)));
+			return {
+				queue,
+				tenant_id: queue.slice(queue.indexOf(":") + 1),
+				pending: items.length,
+				oldest_age_ms: Math.max(0, at - oldest)
+			};
+		});
+	}
+
+	private enqueue(entry: Entry) {
+		let items = this.queues.get(entry.queue);
+		if (!items) this.queues.set(entry.queue, (items = []));
+		let lo = 0;
+		let hi = items.length;
+		while (lo < hi) {
+			const mid = (lo + hi) >>> 1;
+			if (items[mid].score <= entry.score) lo = mid + 1;
+			else hi = mid;
+		}
+		items.splice(lo, 0, { id: entry.task.task_id, score: entry.score });
+		this.ready.add(entry.queue);
+	}
+
+	private owned(lease: Lease): Entry | null {
+		const entry = this.entries.get(lease.task.task_id);
+		return entry && entry.task.status === "processing" && entry.token === lease.token ? entry : null;
+	}
+
+	private end(entry: Entry, outcome: TaskOutcome) {
+		this.leased.delete(entry.task.task_id);
+		entry.token = "";
+		entry.endedAt = Date.now();
+		// A failed attempt before a retry left an `error`; the final outcome replaces it.
+		const { result: _result, error: _error, ...task } = entry.task;
+		entry.task = { ...task, ...outcome, updated_at: now() };
+		this.ended.push(entry.task.task_id);
+	}
+}
+
+const now = () => new Date().toISOString();
+const copy = (task: TaskMessage): TaskMessage => structuredClone(task);

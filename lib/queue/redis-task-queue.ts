@@ -1,0 +1,309 @@
+import { randomUUID } from "crypto";
+import type Redis from "ioredis";
+import type { JsonObject } from "../../types/wire";
+import {
+	queueOf,
+	type Lease,
+	type QueueDepth,
+	type ReapResult,
+	type TaskMessage,
+	type TaskOutcome,
+	type TaskQueue
+} from "./task-queue";
+
+/*
+ * Layout under the prefix:
+ *   task:{id}            hash: doc (JSON of the immutable message), status, attempts, token, queue,
+ *                        score, created_ms, updated_at, result, error
+ *   queue:{type}:{tenant} sorted set of pending ids by score (priority, then submission order)
+ *   ready                sorted set of non-empty queues by round-robin turn (fairness across tenants)
+ *   leases               sorted set of processing ids by lease deadline
+ *   delayed              sorted set of ids waiting for a retry by due time
+ *   seq, turn            counters
+ * Scripts touch only scalar fields (no JSON decoding in Lua), and every status change checks the
+ * current status and lease token first (compare-and-set).
+ */
+
+const SUBMIT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[4])
+local score = string.format('%.0f', (9 - tonumber(ARGV[4])) * 1099511627776 + seq)
+redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'status', 'pending', 'attempts', 0, 'token', '',
+  'queue', ARGV[3], 'score', score, 'created_ms', ARGV[5], 'updated_at', ARGV[6], 'result', '', 'error', '')
+redis.call('ZADD', KEYS[2], score, ARGV[2])
+if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[5]), ARGV[3])
+end
+return 1
+`;
+
+const CLAIM = `
+for _ = 1, 10 do
+  local picked = redis.call('ZRANGE', KEYS[1], 0, 0)
+  if #picked == 0 then return false end
+  local queue = picked[1]
+  local qkey = ARGV[1] .. 'queue:' .. queue
+  local popped = redis.call('ZPOPMIN', qkey)
+  if redis.call('ZCARD', qkey) == 0 then
+    redis.call('ZREM', KEYS[1], queue)
+  else
+    redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), queue)
+  end
+  if #popped > 0 then
+    local id = popped[1]
+    local tkey = ARGV[1] .. 'task:' .. id
+    if redis.call('HGET', tkey, 'status') == 'pending' then
+      redis.call('HSET', tkey, 'status', 'processing', 'token', ARGV[4], 'updated_at', ARGV[5])
+      redis.call('HINCRBY', tkey, 'attempts', 1)
+      redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
+      return redis.call('HGETALL', tkey)
+    end
+  end
+end
+return false
+`;
+
+const OWNED = `redis.call('HGET', KEYS[1], 'status') == 'processing' and redis.call('HGET', KEYS[1], 'token') == ARGV[1]`;
+
+const EXTEND = `
+if not (${OWNED}) then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[3])
+return 1
+`;
+
+const FINISH = `
+if not (${OWNED}) then return false end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated_at', ARGV[5], 'token', '')
+redis.call('ZREM', KEYS[2], ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return redis.call('HGETALL', KEYS[1])
+`;
+
+const RETRY = `
+if not (${OWNED}) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'token', '', 'error', ARGV[3], 'updated_at', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+return 1
+`;
+
+const CANCEL = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return redis.call('HGETALL', KEYS[1]) end
+local queue = redis.call('HGET', KEYS[1], 'queue')
+local qkey = ARGV[1] .. 'queue:' .. queue
+redis.call('ZREM', qkey, ARGV[4])
+redis.call('ZREM', KEYS[3], ARGV[4])
+if redis.call('ZCARD', qkey) == 0 then redis.call('ZREM', KEYS[2], queue) end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2], 'error', '')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return redis.call('HGETALL', KEYS[1])
+`;
+
+const REAP = `
+local prefix, now, max_attempts, updated_at, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local function requeue(id, tkey)
+  local queue = redis.call('HGET', tkey, 'queue')
+  redis.call('ZADD', prefix .. 'queue:' .. queue, redis.call('HGET', tkey, 'score'), id)
+  if not redis.call('ZSCORE', KEYS[3], queue) then
+    redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), queue)
+  end
+end
+local redelivered, promoted, dead = 0, 0, {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 500)) do
+  local tkey = prefix .. 'task:' .. id
+  redis.call('ZREM', KEYS[1], id)
+  if redis.call('HGET', tkey, 'status') == 'processing' then
+    local attempts = tonumber(redis.call('HGET', tkey, 'attempts'))
+    if attempts >= max_attempts then
+      redis.call('HSET', tkey, 'status', 'failed', 'token', '', 'updated_at', updated_at, 'error',
+        cjson.encode({ type = 'dead_letter', message = 'worker lost ' .. attempts .. ' times; giving up' }))
+      redis.call('EXPIRE', tkey, retention)
+      table.insert(dead, id)
+    else
+      redis.call('HSET', tkey, 'status', 'pending', 'token', '', 'updated_at', updated_at)
+      requeue(id, tkey)
+      redelivered = redelivered + 1
+    end
+  end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)) do
+  local tkey = prefix .. 'task:' .. id
+  redis.call('ZREM', KEYS[2], id)
+  if redis.call('HGET', tkey, 'status') == 'pending' then
+    requeue(id, tkey)
+    promoted = promoted + 1
+  end
+end
+return { redelivered, promoted, dead }
+`;
+
+/** Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). */
+export class RedisTaskQueue implements TaskQueue {
+	constructor(
+		private readonly redis: Redis,
+		private readonly prefix: string,
+		private readonly retentionS = 24 * 3600
+	) {}
+
+	private key = (name: string) => `${this.prefix}${name}`;
+	private taskKey = (id: string) => this.key(`task:${id}`);
+
+	async submit(task: TaskMessage) {
+		const { status: _s, attempts: _a, updated_at, result: _r, error: _e, ...doc } = task;
+		const queue = queueOf(task.type, task.tenant_id);
+		const created = await this.redis.eval(
+			SUBMIT,
+			5,
+			this.taskKey(task.task_id),
+			this.key(`queue:${queue}`),
+			this.key("ready"),
+			this.key("seq"),
+			this.key("turn"),
+			JSON.stringify(doc),
+			task.task_id,
+			queue,
+			String(task.priority),
+			String(Date.parse(task.created_at)),
+			updated_at
+		);
+		if (created === 1) return { task, created: true };
+		return { task: (await this.get(task.task_id))!, created: false };
+	}
+
+	async get(taskId: string) {
+		return fromHash(await this.redis.hgetall(this.taskKey(taskId)));
+	}
+
+	async claim(leaseMs: number): Promise<Lease | null> {
+		const token = randomUUID();
+		const fields = (await this.redis.eval(
+			CLAIM,
+			3,
+			this.key("ready"),
+			this.key("leases"),
+			this.key("turn"),
+			this.prefix,
+			String(Date.now()),
+			String(leaseMs),
+			token,
+			new Date().toISOString()
+		)) as string[] | null;
+		const task = fields ? fromPairs(fields) : null;
+		return task ? { task, token } : null;
+	}
+
+	async extend(lease: Lease, leaseMs: number) {
+		const extended = await this.redis.eval(
+			EXTEND,
+			2,
+			this.taskKey(lease.task.task_id),
+			this.key("leases"),
+			lease.token,
+			String(Date.now() + leaseMs),
+			lease.task.task_id
+		);
+		return extended === 1;
+	}
+
+	async finish(lease: Lease, outcome: TaskOutcome) {
+		const fields = (await this.redis.eval(
+			FINISH,
+			2,
+			this.taskKey(lease.task.task_id),
+			this.key("leases"),
+			lease.token,
+			outcome.status,
+			outcome.result ? JSON.stringify(outcome.result) : "",
+			outcome.error ? JSON.stringify(outcome.error) : "",
+			new Date().toISOString(),
+			String(this.retentionS),
+			lease.task.task_id
+		)) as string[] | null;
+		return fields ? fromPairs(fields) : null;
+	}
+
+	async retry(lease: Lease, delayMs: number, error: JsonObject) {
+		const retried = await this.redis.eval(
+			RETRY,
+			3,
+			this.taskKey(lease.task.task_id),
+			this.key("leases"),
+			this.key("delayed"),
+			lease.token,
+			String(Date.now() + delayMs),
+			JSON.stringify(error),
+			new Date().toISOString(),
+			lease.task.task_id
+		);
+		return retried === 1;
+	}
+
+	async cancel(taskId: string) {
+		const fields = (await this.redis.eval(
+			CANCEL,
+			3,
+			this.taskKey(taskId),
+			this.key("ready"),
+			this.key("delayed"),
+			this.prefix,
+			new Date().toISOString(),
+			String(this.retentionS),
+			taskId
+		)) as string[] | null;
+		return fields ? fromPairs(fields) : null;
+	}
+
+	async reap(maxAttempts: number): Promise<ReapResult> {
+		const [redelivered, promoted, dead] = (await this.redis.eval(
+			REAP,
+			4,
+			this.key("leases"),
+			this.key("delayed"),
+			this.key("ready"),
+			this.key("turn"),
+			this.prefix,
+			String(Date.now()),
+			String(maxAttempts),
+			new Date().toISOString(),
+			String(this.retentionS)
+		)) as [number, number, string[]];
+		const deadLettered = (await Promise.all(dead.map(id => this.get(id)))).filter(
+			(task): task is TaskMessage => task !== null
+		);
+		return { redelivered, promoted, dead_lettered: deadLettered };
+	}
+
+	async depths(): Promise<QueueDepth[]> {
+		const queues = await this.redis.zrange(this.key("ready"), 0, -1);
+		const now = Date.now();
+		return Promise.all(
+			queues.map(async queue => {
+				const qkey = this.key(`queue:${queue}`);
+				const [pending, next] = await Promise.all([this.redis.zcard(qkey), this.redis.zrange(qkey, 0, 49)]);
+				// Age of the oldest among the next tasks to run: exact unless priorities reorder a deep queue.
+				const created = await Promise.all(next.map(id => this.redis.hget(this.taskKey(id), "created_ms")));
+				const oldest = Math.min(...created.map(Number).filter(Number.isFinite), now);
+				return { queue, tenant_id: queue.slice(queue.indexOf(":") + 1), pending, oldest_age_ms: now - oldest };
+			})
+		);
+	}
+}
+
+function fromPairs(fields: string[]): TaskMessage {
+	const hash: Record<string, string> = {};
+	for (let i = 0; i < fields.length; i += 2) hash[fields[i]] = fields[i + 1];
+	return fromHash(hash)!;
+}
+
+function fromHash(hash: Record<string, string>): TaskMessage | null {
+	if (!hash.doc) return null;
+	return {
+		...(JSON.parse(hash.doc) as Omit<TaskMessage, "status" | "attempts" | "updated_at">),
+		status: hash.status as TaskMessage["status"],
+		attempts: Number(hash.attempts),
+		updated_at: hash.updated_at,
+		...(hash.result ? { result: JSON.parse(hash.result) as JsonObject } : {}),
+		...(hash.error ? { error: JSON.parse(hash.error) as JsonObject } : {})
+	};
+}

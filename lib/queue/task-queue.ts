@@ -1,0 +1,88 @@
+import type { JsonObject } from "../../types/wire";
+
+export type TaskStatus = "pending" | "processing" | "completed" | "failed" | "cancelled";
+export type TaskType = "tool_execution" | "tool_registration" | "tool_discovery" | "tool_validation";
+
+/** The standard queue message of contract section 4, as stored and as `GET` returns it. */
+export interface TaskMessage {
+	task_id: string;
+	tenant_id: string;
+	created_at: string;
+	updated_at: string;
+	status: TaskStatus;
+	type: TaskType;
+	priority: number;
+	metadata: JsonObject;
+	payload: JsonObject;
+	callback_url?: string;
+	result?: JsonObject;
+	error?: JsonObject;
+	/** Deliveries so far (1 on the first run). */
+	attempts: number;
+}
+
+export interface TaskOutcome {
+	status: "completed" | "failed" | "cancelled";
+	result?: JsonObject;
+	error?: JsonObject;
+}
+
+/** A claimed task and the token that proves the claim; every later write must present it. */
+export interface Lease {
+	task: TaskMessage;
+	token: string;
+}
+
+export interface QueueDepth {
+	queue: string;
+	tenant_id: string;
+	pending: number;
+	oldest_age_ms: number;
+}
+
+export interface ReapResult {
+	/** Tasks whose worker vanished, put back for another worker. */
+	redelivered: number;
+	/** Tasks that ran out of attempts: now `failed`, with the reason in `error`. */
+	dead_lettered: TaskMessage[];
+	/** Retries whose backoff elapsed, back in their queue. */
+	promoted: number;
+}
+
+/** Queue name of a task: one set per tenant (contract section 4). */
+export const queueOf = (type: TaskType, tenantId: string): string =>
+	`${type === "tool_discovery" ? "tool_registry_tasks" : type}:${tenantId}`;
+
+/**
+ * Per-tenant priority queues with fair service across tenants and leased, at-least-once delivery.
+ *
+ * - `claim` serves tenant queues round-robin (each non-empty queue gets one task per turn), and
+ *   within a queue the highest priority first, oldest first.
+ * - A claim is a lease: the worker extends it while running and must present its token to finish;
+ *   a lease that expires (worker killed) puts the task back, so it runs again elsewhere.
+ * - Every status change is a compare-and-set, so a redelivered task never completes twice.
+ */
+export interface TaskQueue {
+	/** Stores and enqueues a new task; a known `task_id` resolves the stored task, `created: false`. */
+	submit(task: TaskMessage): Promise<{ task: TaskMessage; created: boolean }>;
+	get(taskId: string): Promise<TaskMessage | null>;
+	/** The next task, fairly across tenant queues; null when all are empty. */
+	claim(leaseMs: number): Promise<Lease | null>;
+	/** Renews a lease; false when it was lost (expired and redelivered, or the task ended). */
+	extend(lease: Lease, leaseMs: number): Promise<boolean>;
+	/** Ends a leased task; null when the lease was lost, so another delivery owns the outcome. */
+	finish(lease: Lease, outcome: TaskOutcome): Promise<TaskMessage | null>;
+	/** Puts a leased task back after `delayMs` (retry with backoff); false when the lease was lost. */
+	retry(lease: Lease, delayMs: number, error: JsonObject): Promise<boolean>;
+	/** Cancels a pending task; otherwise resolves the task unchanged (or null when unknown). */
+	cancel(taskId: string): Promise<TaskMessage | null>;
+	/** Redelivers expired leases, dead-letters tasks past `maxAttempts`, promotes due retries. */
+	reap(maxAttempts: number): Promise<ReapResult>;
+	depths(): Promise<QueueDepth[]>;
+}
+
+/**
+ * Sort key inside a tenant queue: priority 9 first, then submission order. Fits a double exactly
+ * (priority slot × 2^40 + sequence < 2^53).
+ */
+export const queueScore = (priority: number, sequence: number): number => (9 - priority) * 2 ** 40 + sequence;
