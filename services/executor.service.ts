@@ -1,7 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
-import { conflict, invalid, notFound } from "../lib/errors";
+import { conflict, forbidden, invalid, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { createAjv, SchemaCache, toProblems } from "../lib/json-schema";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
@@ -9,7 +9,14 @@ import { UsageStats } from "../lib/usage-stats";
 import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/base";
 import { toolFor, toolTypes } from "../tools";
 import { MAX_TIMEOUT_MS } from "../lib/definition";
-import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
+import { deliverCallback } from "../lib/callbacks";
+import { probeOrigin } from "../lib/outbound/probe";
+import { MemoryTaskQueue } from "../lib/queue/memory-task-queue";
+import { RedisTaskQueue } from "../lib/queue/redis-task-queue";
+import type { Lease, TaskMessage, TaskOutcome, TaskQueue, TaskType } from "../lib/queue/task-queue";
+import { TaskWorkers, type TaskWorkerOptions } from "../lib/queue/task-workers";
+import type { TaskUpdate } from "../lib/task-events";
+import type { CallerMeta, JsonObject, StoredTool, ValidationReport } from "../types/wire";
 
 export interface ExecutorSettings extends RedisSettings {
 	orchestratorUrl?: string;
@@ -21,6 +28,15 @@ export interface ExecutorSettings extends RedisSettings {
 	/** Compiled parameter schemas kept (one per tool version). */
 	schemaCacheSize: number;
 	guards: ToolGuardOptions;
+	tasks: TaskWorkerOptions & {
+		/** Retries of a task whose tool failed with `upstream_error` or `timeout`. */
+		maxRetries: number;
+		retryBaseDelayMs: number;
+		retryMaxDelayMs: number;
+		/** Finished tasks stay readable this long. */
+		retentionS: number;
+	};
+	callbacks: { secret?: string; attempts: number; baseDelayMs: number; timeoutMs: number };
 	$secureSettings: string[];
 }
 
@@ -43,11 +59,19 @@ export interface ExecutionResult {
 }
 
 interface ExecutorMethods extends TenantScopeMethods {
-	resolveTool(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<StoredTool>;
+	resolveTool(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest, agentId?: string | null): Promise<StoredTool>;
 	checkParameters(tool: StoredTool, parameters: JsonObject): void;
 	refusesTenantCalls(action: string): boolean;
 	run(ctx: Context<unknown, CallerMeta>, tool: StoredTool, parameters: JsonObject, timeoutMs: number): Promise<JsonObject>;
 	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
+	contextFor(task: TaskMessage): Context<unknown, CallerMeta>;
+	handleTask(lease: Lease): Promise<void>;
+	runTask(task: TaskMessage): Promise<{ outcome: TaskOutcome; retryable: boolean; execution_time_ms?: number }>;
+	validateTool(task: TaskMessage): Promise<ValidationReport>;
+	announce(update: TaskUpdate): void;
+	settle(task: TaskMessage): void;
+	ownTask(ctx: Context<unknown, CallerMeta>, taskId: string): Promise<TaskMessage>;
+	signalWork(): void;
 }
 
 interface ExecutorLocals extends RedisLocals {
@@ -56,6 +80,10 @@ interface ExecutorLocals extends RedisLocals {
 	usage: UsageStats;
 	toolCache: Map<string, { tool: StoredTool; expires: number }>;
 	env: ToolEnvironment;
+	queue: TaskQueue;
+	workers: TaskWorkers;
+	lastWorkSignal: number;
+	checkPayload(payload: unknown): true | { field: string; message: string }[];
 }
 
 type ExecutorThis = Service<ExecutorSettings> & ExecutorMethods & ExecutorLocals;
@@ -73,6 +101,13 @@ const EXECUTION_PARAMS = {
 	timeout_ms: { type: "number", integer: true, min: 1, max: MAX_TIMEOUT_MS, optional: true },
 	execution_id: { type: "string", min: 1, max: 128, optional: true }
 } as const;
+
+/** `payload` of a queued execution: the execution request plus the message's informative `tool_type`. */
+const TASK_PAYLOAD_PARAMS = {
+	$$strict: true,
+	...EXECUTION_PARAMS,
+	tool_type: { type: "string", max: 64, optional: true }
+};
 
 /** Runs tools safely: resolve, check permission and parameters, run guarded with a timeout, record usage. */
 const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, ExecutorLocals, ExecutorThis> = {
@@ -93,7 +128,24 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			capacity: 64,
 			maxGuards: 10000
 		},
-		$secureSettings: ["serviceToken"]
+		tasks: {
+			concurrency: Number(process.env.TASK_CONCURRENCY ?? 8),
+			leaseMs: 5000,
+			reapIntervalMs: 1000,
+			maxDeliveries: 5,
+			pollIntervalMs: 500,
+			maxRetries: 3,
+			retryBaseDelayMs: 1000,
+			retryMaxDelayMs: 30000,
+			retentionS: 24 * 3600
+		},
+		callbacks: {
+			secret: process.env.CALLBACK_SECRET || process.env.SERVICE_TOKEN || undefined,
+			attempts: 4,
+			baseDelayMs: 1000,
+			timeoutMs: 10000
+		},
+		$secureSettings: ["serviceToken", "callbacks"]
 	} as ExecutorSettings,
 
 	actions: {
@@ -114,6 +166,147 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				await ctx.call("registry.get", { id: ctx.params.id });
 				return this.usage.get(tenantId, ctx.params.id);
 			}
+		},
+
+		submit: {
+			params: {
+				task_id: { type: "string", pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, optional: true },
+				tenant_id: { type: "string", max: 128, optional: true },
+				type: { type: "enum", values: ["tool_execution", "tool_registration"], default: "tool_execution" },
+				priority: { type: "number", integer: true, min: 0, max: 9, default: 0 },
+				metadata: {
+					type: "object",
+					optional: true,
+					default: {},
+					props: {
+						agent_id: { type: "string", min: 1, max: 128, optional: true },
+						session_id: { type: "string", max: 128, optional: true },
+						execution_id: { type: "string", min: 1, max: 128, optional: true },
+						source: { type: "enum", values: ["agent_execution", "workflow", "api"], optional: true },
+						global_task_id: { type: "string", max: 128, optional: true }
+					}
+				},
+				payload: { type: "object" },
+				callback_url: { type: "url", max: 2048, optional: true },
+				// Server-owned fields of the message: accepted so a read can be resubmitted, never taken.
+				created_at: { type: "any", optional: true },
+				updated_at: { type: "any", optional: true },
+				status: { type: "any", optional: true },
+				result: { type: "any", optional: true },
+				error: { type: "any", optional: true },
+				attempts: { type: "any", optional: true }
+			},
+			async handler(this: ExecutorThis, ctx: Context<TaskMessage, CallerMeta>) {
+				const tenantId = this.tenantOf(ctx);
+				const { task_id, tenant_id, type, priority, callback_url } = ctx.params;
+				if (tenant_id !== undefined && tenant_id !== tenantId)
+					throw forbidden("tenant_id must be the caller's tenant");
+				const metadata = { ...ctx.params.metadata };
+				const callerAgent = this.agentOf(ctx);
+				if (callerAgent && metadata.agent_id && metadata.agent_id !== callerAgent)
+					throw forbidden("metadata.agent_id must be the calling agent");
+				metadata.agent_id = callerAgent ?? metadata.agent_id ?? null;
+				if (callback_url && new URL(callback_url).username)
+					throw invalid("callback_url is invalid", [{ field: "callback_url", message: "must not carry credentials" }]);
+				if (task_id) {
+					const existing = await this.queue.get(task_id);
+					if (existing && existing.tenant_id !== tenantId) throw conflict("task_id is already in use");
+					if (existing) return existing;
+				}
+				let payload: JsonObject = ctx.params.payload;
+				// Everything that can be checked is checked now, so a bad task is refused before it is queued.
+				if (type === "tool_execution") {
+					const request = payload as ExecutionRequest;
+					const shape = this.checkPayload(request);
+					if (shape !== true)
+						throw invalid(
+							"payload is invalid",
+							shape.map(problem => ({ field: `payload.${problem.field}`, message: problem.message }))
+						);
+					const tool = await this.resolveTool(ctx, request, metadata.agent_id as string | null);
+					this.checkParameters(tool, request.parameters ?? {});
+					payload = {
+						tool_id: tool.id,
+						tool_name: tool.name,
+						tool_type: tool.type,
+						parameters: request.parameters ?? {},
+						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms)
+					};
+					metadata.execution_id ??= newId();
+				} else {
+					const report = await ctx.call<{ valid: boolean; errors: unknown }, JsonObject>("validator.validate", payload);
+					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+				}
+				const now = new Date().toISOString();
+				const { task, created } = await this.queue.submit({
+					task_id: task_id ?? newId(),
+					tenant_id: tenantId,
+					created_at: now,
+					updated_at: now,
+					status: "pending",
+					type: type as TaskType,
+					priority,
+					metadata,
+					payload,
+					...(callback_url ? { callback_url } : {}),
+					attempts: 0
+				});
+				if (!created) return task;
+				this.signalWork();
+				this.announce({ event: "task_status_update", task, message: "queued" });
+				return { task_id: task.task_id, status: task.status };
+			}
+		},
+
+		status: {
+			params: { task_id: { type: "string", max: 64 } },
+			handler(this: ExecutorThis, ctx: Context<{ task_id: string }, CallerMeta>) {
+				return this.ownTask(ctx, ctx.params.task_id);
+			}
+		},
+
+		cancel: {
+			params: { task_id: { type: "string", max: 64 } },
+			async handler(this: ExecutorThis, ctx: Context<{ task_id: string }, CallerMeta>) {
+				await this.ownTask(ctx, ctx.params.task_id);
+				const task = await this.queue.cancel(ctx.params.task_id);
+				if (!task) throw notFound("Task", ctx.params.task_id);
+				if (task.status !== "cancelled") throw conflict(`The task is ${task.status}`, { status: task.status });
+				this.announce({ event: "task_status_update", task, message: "cancelled" });
+				this.settle(task);
+				return task;
+			}
+		},
+
+		/** Queues the functional validation of a tool (a probe of its API). Used by the registry. */
+		queueValidation: {
+			visibility: "public",
+			params: { tool_id: { type: "string", max: 64 }, version: { type: "number", integer: true } },
+			async handler(this: ExecutorThis, ctx: Context<{ tool_id: string; version: number }, CallerMeta>) {
+				const now = new Date().toISOString();
+				const { task } = await this.queue.submit({
+					task_id: newId(),
+					tenant_id: this.tenantOf(ctx),
+					created_at: now,
+					updated_at: now,
+					status: "pending",
+					type: "tool_validation",
+					priority: 5,
+					metadata: { source: "api" },
+					payload: { tool_id: ctx.params.tool_id, version: ctx.params.version },
+					attempts: 0
+				});
+				this.signalWork();
+				return { task_id: task.task_id };
+			}
+		},
+
+		/** Queue depths per tenant, for operators and metrics. */
+		queues: {
+			visibility: "public",
+			handler(this: ExecutorThis) {
+				return this.queue.depths();
+			}
 		}
 	},
 
@@ -121,6 +314,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		// Broadcast by every registry node: any change may alter what a name or id resolves to.
 		"tool.*"(this: ExecutorThis) {
 			this.toolCache.clear();
+		},
+
+		// Another node queued work: idle workers here look now instead of at their next poll.
+		"executor.work"(this: ExecutorThis) {
+			this.workers.wake();
 		}
 	},
 
@@ -156,9 +354,13 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			return { ...envelope, ...outcome, execution_time_ms: Math.round(execution_time_ms * 1000) / 1000 };
 		},
 
-		async resolveTool(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, request: ExecutionRequest) {
+		async resolveTool(
+			this: ExecutorThis,
+			ctx: Context<unknown, CallerMeta>,
+			request: ExecutionRequest,
+			agentId = this.agentOf(ctx)
+		) {
 			const tenantId = this.tenantOf(ctx);
-			const agentId = this.agentOf(ctx);
 			if (!request.tool_id && !request.tool_name)
 				throw invalid("tool_id or tool_name is required", [{ field: "tool_id", message: "is required" }]);
 			const cacheKey = `${tenantId}\u0000${request.tool_id ?? ""}\u0000${request.tool_name ?? ""}`;
@@ -179,6 +381,125 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			if (tool.status !== "active")
 				throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, { status: tool.status });
 			return tool;
+		},
+
+		/** A context acting for the task's tenant and agent, as the submitting caller did. */
+		contextFor(this: ExecutorThis, task: TaskMessage): Context<unknown, CallerMeta> {
+			// No endpoint: the context only carries identity into the calls the task makes.
+			return this.broker.ContextFactory.create(this.broker, null as never, {}, {
+				meta: { tenant_id: task.tenant_id, agent_id: (task.metadata.agent_id as string | null) ?? null }
+			}) as Context<unknown, CallerMeta>;
+		},
+
+		async handleTask(this: ExecutorThis, lease: Lease) {
+			this.announce({ event: "task_status_update", task: lease.task, message: `attempt ${lease.task.attempts}` });
+			const { outcome, retryable, execution_time_ms } = await this.runTask(lease.task);
+			const { maxRetries, retryBaseDelayMs, retryMaxDelayMs } = this.settings.tasks;
+			if (outcome.status === "failed" && retryable && lease.task.attempts <= maxRetries) {
+				const delay = Math.min(retryBaseDelayMs * 2 ** (lease.task.attempts - 1), retryMaxDelayMs);
+				if (await this.queue.retry(lease, delay, outcome.error!))
+					this.announce({ event: "task_status_update", task: { ...lease.task, status: "pending" }, message: `retrying in ${delay} ms` });
+				return;
+			}
+			const finished = await this.queue.finish(lease, outcome);
+			// Null: the lease was lost and another delivery owns the outcome, so nothing is announced twice.
+			if (!finished) return;
+			this.announce({
+				event: finished.status === "completed" ? "task_completed" : "task_failed",
+				task: finished,
+				execution_time_ms
+			});
+			this.settle(finished);
+		},
+
+		/** Runs a task's work; failures become outcomes, marked retryable when trying again may help. */
+		async runTask(this: ExecutorThis, task: TaskMessage) {
+			const ctx = this.contextFor(task);
+			try {
+				if (task.type === "tool_execution") {
+					const execution = await this.execute(ctx, {
+						...(task.payload as ExecutionRequest),
+						execution_id: task.metadata.execution_id as string | undefined
+					});
+					return execution.status === "completed"
+						? { outcome: { status: "completed" as const, result: execution.result }, retryable: false, execution_time_ms: execution.execution_time_ms }
+						: {
+								outcome: { status: "failed" as const, error: execution.error },
+								retryable: execution.error!.type !== "tool_error",
+								execution_time_ms: execution.execution_time_ms
+							};
+				}
+				if (task.type === "tool_validation") {
+					const report = await this.validateTool(task);
+					return { outcome: { status: "completed" as const, result: report as unknown as JsonObject }, retryable: false };
+				}
+				const tool = await ctx.call<JsonObject, JsonObject>("registry.register", task.payload);
+				return { outcome: { status: "completed" as const, result: tool }, retryable: false };
+			} catch (err) {
+				const e = err as { message?: string; code?: number; type?: string };
+				// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
+				// unavailable service or a timeout between nodes may pass.
+				const retryable = typeof e.code !== "number" || e.code >= 500 || e.type === "SERVICE_NOT_AVAILABLE";
+				return {
+					outcome: {
+						status: "failed" as const,
+						error: { type: retryable ? "upstream_error" : "tool_error", message: e.message ?? String(err) }
+					},
+					retryable
+				};
+			}
+		},
+
+		/** Probes a tool's API and records the report, which moves it out of `pending_validation`. */
+		async validateTool(this: ExecutorThis, task: TaskMessage): Promise<ValidationReport> {
+			const ctx = this.contextFor(task);
+			const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", { tool_id: task.payload.tool_id });
+			const errors = await probeOrigin(String(tool.config.url), {
+				allowHosts: this.settings.outboundAllowHosts,
+				timeoutMs: tool.timeout_ms
+			});
+			const report: ValidationReport = {
+				valid: errors.length === 0,
+				errors,
+				kind: "functional",
+				checked_at: new Date().toISOString()
+			};
+			await ctx.call("registry.recordValidation", { id: tool.id, version: task.payload.version, report });
+			return report;
+		},
+
+		/**
+		 * One update, two audiences: one notifier node (it keeps the orchestrator's outbox) and every
+		 * gateway (each serves its own UI WebSocket clients).
+		 */
+		announce(this: ExecutorThis, update: TaskUpdate) {
+			this.broker.emit("task.updated", update, { groups: ["notifier"] });
+			this.broker.broadcast("task.updated", update, { groups: ["api"] });
+		},
+
+		/** POSTs a finished task to its callback URL, in the background. */
+		settle(this: ExecutorThis, task: TaskMessage) {
+			const { secret, ...options } = this.settings.callbacks;
+			if (!task.callback_url || !secret) return;
+			deliverCallback(task.callback_url, task, { ...options, secret, allowHosts: this.settings.outboundAllowHosts }).then(
+				delivered => {
+					if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
+				}
+			);
+		},
+
+		async ownTask(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, taskId: string) {
+			const task = await this.queue.get(taskId);
+			if (!task || task.tenant_id !== this.tenantOf(ctx)) throw notFound("Task", taskId);
+			return task;
+		},
+
+		/** Wakes local workers at once and other executor nodes at most every 50 ms. */
+		signalWork(this: ExecutorThis) {
+			this.workers.wake();
+			if (Date.now() - this.lastWorkSignal < 50) return;
+			this.lastWorkSignal = Date.now();
+			this.broker.broadcast("executor.work", {}, { groups: ["executor"] });
 		},
 
 		/**
@@ -233,7 +554,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			};
 			try {
 				return implementation.callsOut
-					? await this.guards.run(`${context.tenant_id}\u0000${tool.id}`, attempt)
+					? // Per version: fixing a tool's endpoint starts it with a closed circuit.
+						await this.guards.run(`${context.tenant_id}\u0000${tool.id}@${tool.version}`, attempt)
 					: await attempt();
 			} finally {
 				clearTimeout(timer);
@@ -245,9 +567,24 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	created(this: ExecutorThis) {
 		const { settings } = this;
 		this.schemas = new SchemaCache(createAjv(), settings.schemaCacheSize);
+		this.checkPayload = this.broker.validator!.compile(TASK_PAYLOAD_PARAMS) as ExecutorLocals["checkPayload"];
 		this.guards = new ToolGuards(settings.guards);
 		this.usage = new UsageStats(this.redis, settings.redisPrefix);
 		this.toolCache = new Map();
+		this.lastWorkSignal = 0;
+		this.queue = this.redis
+			? new RedisTaskQueue(this.redis, settings.redisPrefix, settings.tasks.retentionS)
+			: new MemoryTaskQueue(settings.tasks.retentionS * 1000);
+		this.workers = new TaskWorkers(this.queue, settings.tasks, {
+			handle: lease => this.handleTask(lease),
+			onReaped: async ({ dead_lettered }) => {
+				for (const task of dead_lettered) {
+					this.announce({ event: "task_failed", task });
+					this.settle(task);
+				}
+			},
+			onError: (message, err) => this.logger.warn(message, err)
+		});
 		this.env = {
 			orchestrator_url: settings.orchestratorUrl,
 			service_token: settings.serviceToken,
@@ -255,7 +592,13 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		};
 	},
 
+	started(this: ExecutorThis) {
+		this.workers.start();
+	},
+
 	async stopped(this: ExecutorThis) {
+		// Graceful: no new work is taken; tasks in hand finish and are recorded first.
+		await this.workers.stop();
 		this.guards.shutdown();
 		await this.usage.close();
 		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.()));

@@ -30,6 +30,7 @@ interface RegistryMethods extends TenantScopeMethods {
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
 	findVisible(tenantId: string, id: string): Promise<StoredTool>;
+	queueProbe(ctx: Context, tool: StoredTool): Promise<{ task_id: string } | null>;
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition>;
 	seedBuiltins(): Promise<void>;
@@ -66,6 +67,9 @@ const decodeCursor = (cursor: string) => {
 	return id;
 };
 
+/** Types whose definition is not enough: their API must answer a probe before they run. */
+const needsProbe = (type: unknown) => type === "external_api";
+
 const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
@@ -93,7 +97,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					tenant_id: tenantId,
 					...this.withDefaults(pickDefinition(ctx.params) as ToolDefinition),
 					version: 1,
-					status: "active",
+					status: needsProbe(ctx.params.type) ? "pending_validation" : "active",
 					validation: report,
 					created_at: now,
 					updated_at: now
@@ -101,6 +105,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				await this.store.create(tool);
 				const shown = this.present(tool);
 				ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
+				if (tool.status === "pending_validation") await this.queueProbe(ctx, tool);
 				return shown;
 			}
 		},
@@ -174,12 +179,17 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					const report = await this.checkDefinition(ctx, { ...ctx.params, ...merged });
 					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
 					try {
+						// A changed endpoint must prove itself again before it runs.
+						const reprobe =
+							needsProbe(merged.type) &&
+							JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
 						const updated = await this.store.update(
 							id,
 							stored => ({
 								...stored,
 								...merged,
 								version: stored.version + 1,
+								...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
 								validation: report,
 								updated_at: new Date().toISOString()
 							}),
@@ -188,6 +198,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						if (!updated) throw notFound("Tool", id);
 						const shown = this.present(updated);
 						ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+						if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
 						return shown;
 					} catch (err) {
 						// Without an expected version the caller asked for "latest wins": a race with
@@ -218,7 +229,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const tenantId = this.tenantOf(ctx);
 				const current = await this.findWritable(tenantId, ctx.params.id);
 				const report = await this.checkDefinition(ctx, { ...current });
-				const status: ToolStatus = report.valid ? "active" : "invalid";
+				const probe = report.valid && needsProbe(current.type);
+				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
 				const updated = await this.store.update(current.id, stored => ({
 					...stored,
@@ -226,8 +238,39 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					validation: report
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
+				if (probe && updated.status === "pending_validation") {
+					const queued = await this.queueProbe(ctx, updated);
+					if (queued) {
+						// moleculer-web convention: the functional part runs in the tool_validation queue.
+						(ctx.meta as Record<string, unknown>).$statusCode = 202;
+						return queued;
+					}
+				}
 				ctx.broadcast("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
 				return report;
+			}
+		},
+
+		/** Records a functional validation report (from the executor's probe task). */
+		recordValidation: {
+			visibility: "public",
+			params: {
+				id: { type: "string", max: 64 },
+				version: { type: "number", integer: true },
+				report: { type: "object" }
+			},
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string; version: number; report: ValidationReport }>) {
+				const { id, version, report } = ctx.params;
+				// A report about an older version is stale: the newer version has its own probe queued.
+				const updated = await this.store.update(id, stored =>
+					stored.version !== version || stored.status !== "pending_validation"
+						? stored
+						: { ...stored, status: report.valid ? "active" : "invalid", validation: report }
+				);
+				if (!updated || updated.validation !== report && updated.validation?.checked_at !== report.checked_at)
+					return { recorded: false };
+				ctx.broadcast("tool.validation_completed", { tenant_id: updated.tenant_id, tool: this.present(updated) });
+				return { recorded: true };
 			}
 		},
 
@@ -263,6 +306,19 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				body
 			);
 			return { valid, errors, kind: "definition", checked_at: new Date().toISOString() };
+		},
+
+		/** Queues the tool's probe; resolves the task id, or null when no executor can take it now. */
+		async queueProbe(this: RegistryThis, ctx: Context, tool: StoredTool) {
+			try {
+				return await ctx.call<{ task_id: string }, JsonObject>("executor.queueValidation", {
+					tool_id: tool.id,
+					version: tool.version
+				});
+			} catch (err) {
+				this.logger.warn(`Probe of tool '${tool.id}' not queued; it stays pending_validation`, err);
+				return null;
+			}
 		},
 
 		async findVisible(this: RegistryThis, tenantId: string, id: string): Promise<StoredTool> {

@@ -91,11 +91,17 @@ const stringEntries = (value: unknown): [string, string][] =>
 		? Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === "string")
 		: [];
 
+function pathSafe(value: string): string {
+	if (value === "." || value === "..") throw new ToolFailure("tool_error", "a parameter value cannot be '.' or '..' in a URL");
+	return encodeURIComponent(value);
+}
+
 function buildRequest(params: JsonObject, config: JsonObject): { url: string } & GuardedRequestOptions {
 	const method = typeof config.method === "string" ? config.method : "GET";
 	const templater = new Templater(params);
-	// Encoded, a value stays inside its path segment or query value.
-	const url = new URL(templater.text(String(config.url), encodeURIComponent));
+	// Encoded, a value stays inside its path segment or query value; "." and ".." (even encoded)
+	// would still be read as dot segments by the URL parser and climb out of their segment.
+	const url = new URL(templater.text(String(config.url), pathSafe));
 	for (const [name, value] of stringEntries(config.query)) {
 		url.searchParams.append(name, templater.text(value));
 	}
@@ -158,6 +164,9 @@ async function send(params: JsonObject, config: JsonObject, context: ToolContext
 			throw new ToolFailure("timeout", `upstream did not answer within ${context.timeout_ms} ms`);
 		}
 		if (err instanceof OutboundError) throw new ToolFailure("upstream_error", err.message);
+		// undici refuses header values with control characters before sending anything.
+		if ((err as Error).name === "InvalidArgumentError")
+			throw new ToolFailure("tool_error", `the request cannot be sent: ${(err as Error).message}`);
 		throw err;
 	}
 }

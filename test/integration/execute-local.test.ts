@@ -26,6 +26,11 @@ function expectEnvelope(body: any, status: "completed" | "failed") {
 	}
 }
 
+interface CallerOptions {
+	agent?: string;
+	token?: string;
+}
+
 /** Fields named by a 422 body's `data` problems. */
 const fieldsOf = (res: HttpResult): string[] =>
 	(res.body.data as { field: string }[]).map(problem => problem.field);
@@ -35,7 +40,7 @@ describe("execution of local tools over HTTP", () => {
 	let globalCalculatorId: string;
 	let globalDatetimeId: string;
 
-	const execute = (tenant: string | undefined, body: unknown, options: { agent?: string; token?: string } = {}) =>
+	const execute = (tenant: string | undefined, body: unknown, options: CallerOptions = {}) =>
 		http(node.url, "POST", "/api/v1/internal/execute", {
 			tenant,
 			body,
@@ -49,7 +54,8 @@ describe("execution of local tools over HTTP", () => {
 		expect(res.status).toBe(201);
 		return res.body as { id: string; name: string; tenant_id: string };
 	};
-	const stats = (tenant: string, id: string) => http(node.url, "GET", `/api/v1/tools/${id}/stats`, { tenant });
+	const stats = (tenant: string, id: string) =>
+		http(node.url, "GET", `/api/v1/tools/${id}/stats`, { tenant });
 	const keyFor = async (tenant: string, scopes: string[], agentId?: string) => {
 		const res = await http(node.url, "POST", "/api/v1/keys", {
 			tenant,
@@ -62,8 +68,8 @@ describe("execution of local tools over HTTP", () => {
 	beforeAll(async () => {
 		node = await startNode();
 		const tools = await http(node.url, "GET", "/api/v1/tools", { tenant: newTenant() });
-		const global = (name: string) =>
-			tools.body.items.find((t: { name: string; tenant_id: string }) => t.name === name && t.tenant_id === "*").id;
+		const items = tools.body.items as { id: string; name: string; tenant_id: string }[];
+		const global = (name: string) => items.find(t => t.name === name && t.tenant_id === "*")!.id;
 		globalCalculatorId = global("calculator");
 		globalDatetimeId = global("datetime");
 		// Starts the calculator's worker threads, so timings below measure evaluations, not thread start-up.
@@ -216,7 +222,12 @@ describe("execution of local tools over HTTP", () => {
 
 		it("adds calendar days and clock hours differently across a DST change", async () => {
 			const tenant = newTenant();
-			const start = { operation: "add", datetime: "2024-03-09T12:00:00", timezone: "America/New_York", amount: 1 };
+			const start = {
+				operation: "add",
+				datetime: "2024-03-09T12:00:00",
+				timezone: "America/New_York",
+				amount: 1
+			};
 			const day = await datetime(tenant, { ...start, unit: "days" });
 			expect(day.status).toBe(200);
 			expectEnvelope(day.body, "completed");
@@ -258,7 +269,10 @@ describe("execution of local tools over HTTP", () => {
 		it.each([
 			["an impossible date", { operation: "format", datetime: "2024-02-30" }],
 			["an unknown zone", { operation: "now", timezone: "Mars/Base" }],
-			["an unknown target zone", { operation: "convert", datetime: "2024-01-01T00:00:00Z", to_timezone: "Mars/Base" }],
+			[
+				"an unknown target zone",
+				{ operation: "convert", datetime: "2024-01-01T00:00:00Z", to_timezone: "Mars/Base" }
+			],
 			["a missing operand", { operation: "add", datetime: "2024-01-01T00:00:00Z", unit: "days" }]
 		])("answers %s with 422 or a clean tool_error, never 5xx", async (_case, parameters) => {
 			const res = await datetime(newTenant(), parameters);
@@ -282,7 +296,10 @@ describe("execution of local tools over HTTP", () => {
 			expect(byId.body).toMatchObject({ tool_id: tool.id, tool_name: "my_calc", result: { value: 9 } });
 			const byName = await execute(tenant, { tool_name: "my_calc", parameters: { expression: "3*4" } });
 			expect(byName.body).toMatchObject({ tool_id: tool.id, tool_name: "my_calc", result: { value: 12 } });
-			const globalById = await execute(tenant, { tool_id: globalCalculatorId, parameters: { expression: "1" } });
+			const globalById = await execute(tenant, {
+				tool_id: globalCalculatorId,
+				parameters: { expression: "1" }
+			});
 			expect(globalById.body).toMatchObject({ tool_id: globalCalculatorId, status: "completed" });
 		});
 
@@ -293,7 +310,11 @@ describe("execution of local tools over HTTP", () => {
 			expect(mine.id).not.toBe(globalCalculatorId);
 			const shadowed = await calculate(owner, "2+3");
 			expect(shadowed.status).toBe(200);
-			expect(shadowed.body).toMatchObject({ tool_id: mine.id, tool_name: "calculator", result: { value: 5 } });
+			expect(shadowed.body).toMatchObject({
+				tool_id: mine.id,
+				tool_name: "calculator",
+				result: { value: 5 }
+			});
 			const unaffected = await calculate(other, "2+3");
 			expect(unaffected.body).toMatchObject({ tool_id: globalCalculatorId, result: { value: 5 } });
 		});
@@ -307,19 +328,24 @@ describe("execution of local tools over HTTP", () => {
 			expect(res.body).toMatchObject({ code: 404, type: "NOT_FOUND" });
 		});
 
+		const one = { tool_name: "calculator", parameters: { expression: "1" } };
+
 		it.each([
-			["neither tool_id nor tool_name", { parameters: { expression: "1" } }],
-			["an unknown request field", { tool_name: "calculator", parameters: { expression: "1" }, priority: 5 }],
-			["parameters as a string", { tool_name: "calculator", parameters: "1+1" }],
-			["parameters as an array", { tool_name: "calculator", parameters: ["1+1"] }],
-			["parameters as a number", { tool_name: "calculator", parameters: 42 }],
-			["timeout_ms of 0", { tool_name: "calculator", parameters: { expression: "1" }, timeout_ms: 0 }],
-			["a fractional timeout_ms", { tool_name: "calculator", parameters: { expression: "1" }, timeout_ms: 1.5 }]
-		])("answers 422 VALIDATION_ERROR for %s", async (_case, body) => {
+			["neither tool_id nor tool_name", { parameters: { expression: "1" } }, "tool_id"],
+			["an unknown request field", { ...one, priority: 5 }, "priority"],
+			["parameters as a string", { tool_name: "calculator", parameters: "1+1" }, "parameters"],
+			["parameters as an array", { tool_name: "calculator", parameters: ["1+1"] }, "parameters"],
+			["parameters as a number", { tool_name: "calculator", parameters: 42 }, "parameters"],
+			["timeout_ms of 0", { ...one, timeout_ms: 0 }, "timeout_ms"],
+			["a fractional timeout_ms", { ...one, timeout_ms: 1.5 }, "timeout_ms"],
+			["timeout_ms as a string", { ...one, timeout_ms: "100" }, "timeout_ms"],
+			["an empty execution_id", { ...one, execution_id: "" }, "execution_id"]
+		])("answers 422 VALIDATION_ERROR for %s", async (_case, body, mentioned) => {
 			const res = await execute(newTenant(), body);
 			expect(res.status).toBe(422);
 			expect(res.body).toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
 			expect(Array.isArray(res.body.data)).toBe(true);
+			expect(JSON.stringify(res.body.data)).toContain(`"${mentioned}"`);
 		});
 
 		it.each([
@@ -424,7 +450,11 @@ describe("execution of local tools over HTTP", () => {
 			const tenant = newTenant();
 			const tool = await register(tenant, { name: "quick_calc", type: "calculator", timeout_ms: 200 });
 			const started = Date.now();
-			const res = await execute(tenant, { tool_id: tool.id, parameters: { expression: SLOW }, timeout_ms: 5000 });
+			const res = await execute(tenant, {
+				tool_id: tool.id,
+				parameters: { expression: SLOW },
+				timeout_ms: 5000
+			});
 			const elapsed = Date.now() - started;
 			expect(res.status).toBe(200);
 			expectEnvelope(res.body, "failed");
@@ -446,7 +476,14 @@ describe("execution of local tools over HTTP", () => {
 				const res = await run(expression, expression === SLOW ? 100 : undefined);
 				outcomes.push(res.body.error?.type ?? res.body.status);
 			}
-			expect(outcomes).toEqual(["completed", "completed", "completed", "tool_error", "tool_error", "timeout"]);
+			expect(outcomes).toEqual([
+				"completed",
+				"completed",
+				"completed",
+				"tool_error",
+				"tool_error",
+				"timeout"
+			]);
 			const res = await stats(tenant, tool.id);
 			expect(res.status).toBe(200);
 			expect(res.body).toMatchObject({
@@ -536,10 +573,17 @@ describe("execution of local tools over HTTP", () => {
 	describe("the executor.execute action", () => {
 		it("answers with the same envelope as REST, identity from ctx.meta", async () => {
 			const tenant = newTenant();
-			const tool = await register(tenant, { name: "meta_calc", type: "calculator", permissions: { agents: ["agent-a"] } });
+			const tool = await register(tenant, {
+				name: "meta_calc",
+				type: "calculator",
+				permissions: { agents: ["agent-a"] }
+			});
 			const call = (params: Record<string, unknown>, agentId?: string) =>
-				node.broker.call<any, any>("executor.execute", params, { meta: { tenant_id: tenant, agent_id: agentId } });
-			const done = await call({ tool_id: tool.id, parameters: { expression: "2+2" }, execution_id: "via-action" }, "agent-a");
+				node.broker.call<any, any>("executor.execute", params, {
+					meta: { tenant_id: tenant, agent_id: agentId }
+				});
+			const expression = (text: string) => ({ tool_id: tool.id, parameters: { expression: text } });
+			const done = await call({ ...expression("2+2"), execution_id: "via-action" }, "agent-a");
 			expectEnvelope(done, "completed");
 			expect(done).toMatchObject({
 				execution_id: "via-action",
@@ -553,7 +597,7 @@ describe("execution of local tools over HTTP", () => {
 			const rest = await calculate(tenant, "import({})");
 			expect(Object.keys(rest.body).sort()).toEqual(Object.keys(failed).sort());
 
-			await expect(call({ tool_id: tool.id, parameters: { expression: "1" } }, "agent-b")).rejects.toMatchObject({
+			await expect(call(expression("1"), "agent-b")).rejects.toMatchObject({
 				code: 404,
 				type: "NOT_FOUND"
 			});
@@ -561,12 +605,11 @@ describe("execution of local tools over HTTP", () => {
 				code: 422,
 				type: "VALIDATION_ERROR"
 			});
-			await expect(call({ tool_id: tool.id, parameters: { expression: "1" }, extra: true })).rejects.toMatchObject({
+			await expect(call({ ...expression("1"), extra: true }, "agent-a")).rejects.toMatchObject({
 				code: 422
 			});
-			await expect(
-				node.broker.call("executor.execute", { tool_name: "calculator", parameters: { expression: "1" } }, { meta: {} })
-			).rejects.toMatchObject({ code: 400, type: "TENANT_REQUIRED" });
+			const anonymous = node.broker.call("executor.execute", expression("1"), { meta: {} });
+			await expect(anonymous).rejects.toMatchObject({ code: 400, type: "TENANT_REQUIRED" });
 		});
 	});
 });

@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import net, { type AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 
+import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type HttpResult, type TestNode } from "../support/node";
 
 /**
@@ -32,6 +33,8 @@ let port: number;
 let upstream: Server;
 let victims: Server[] = [];
 let victimConnections = 0;
+/** Counters as they were when the running test started. */
+let baseline = { victimConnections: 0, blockedConnects: 0 };
 let orchestrator: Server;
 let orchestratorUrl: string;
 let orchestratorReply: Reply;
@@ -216,11 +219,26 @@ async function call(on: TestNode, method: string, path: string, tenant: string, 
 	return res;
 }
 
-async function register(on: TestNode, tenant: string, definition: Record<string, unknown>) {
+/**
+ * Registers a tool and waits for its functional validation (external_api tools are probed at their
+ * origin before they may run). The probe's own request to the upstream is left out of the record.
+ */
+async function register(
+	on: TestNode,
+	tenant: string,
+	definition: Record<string, unknown>,
+	expected: "active" | "invalid" = "active"
+) {
 	const res = await call(on, "POST", "/tools", tenant, definition);
 	expect(res.status).toBe(201);
-	expect(res.body.status).toBe("active");
-	return res;
+	const settled = await eventually(async () => {
+		const read = await call(on, "GET", `/tools/${res.body.id}`, tenant);
+		expect(read.body.status).not.toBe("pending_validation");
+		return read;
+	});
+	upstreamReceived = upstreamReceived.filter(r => new URL(r.url, "http://upstream").pathname !== "/");
+	expect(settled.body.status).toBe(expected);
+	return settled;
 }
 
 async function execute(on: TestNode, tenant: string, request: Record<string, unknown>) {
@@ -273,22 +291,29 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-	await node?.stop();
-	await Promise.all([upstream, orchestrator, ...victims].filter(Boolean).map(shut));
-	net.Socket.prototype.connect = realConnect as unknown as typeof net.Socket.prototype.connect;
+	try {
+		await node?.stop();
+		await Promise.all([upstream, orchestrator, ...victims].filter(Boolean).map(shut));
+	} finally {
+		// Other test files may run in this worker next.
+		net.Socket.prototype.connect = realConnect as unknown as typeof net.Socket.prototype.connect;
+	}
 	expect(statuses.length).toBeGreaterThan(0);
 	expect(statuses.filter(status => status >= 500)).toEqual([]);
+	expect(victimConnections).toBe(0);
+	expect(blockedConnects).toEqual([]);
 });
 
 beforeEach(() => {
+	baseline = { victimConnections, blockedConnects: blockedConnects.length };
 	upstreamReceived = [];
 	orchestratorReceived = [];
 	orchestratorReply = json(200, { answer: "42", sources: [{ id: "doc-1", score: 0.9 }] });
 });
 
 afterEach(() => {
-	expect(victimConnections).toBe(0);
-	expect(blockedConnects).toEqual([]);
+	expect(victimConnections - baseline.victimConnections).toBe(0);
+	expect(blockedConnects.slice(baseline.blockedConnects)).toEqual([]);
 });
 
 describe("SSRF through HTTP: refused destinations", () => {
@@ -318,13 +343,18 @@ describe("SSRF through HTTP: refused destinations", () => {
 		"http://100.64.0.1/",
 		"http://[fe80::1]/",
 		"http://[fc00::1]/"
-	])("refuses %s before connecting", async target => {
+	])("refuses %s before connecting: the probe marks the tool invalid and it never runs", async target => {
 		const tenant = newTenant();
 		const url = target.replaceAll("PORT", String(port));
-		const { result } = await registerAndRun(node, tenant, { url }, { path: "admin" });
-		expect(result).toMatchObject({ status: "failed", error: { type: "tool_error" } });
-		expect(result.error.message).toMatch(/^outbound (address|URL) refused: /);
-		expect(result.result).toBeUndefined();
+		const tool = await register(node, tenant, externalApi({ url }), "invalid");
+		expect(tool.body.validation).toMatchObject({
+			valid: false,
+			kind: "functional",
+			errors: [{ field: "config.url", message: expect.stringMatching(/refused/) }]
+		});
+		const res = await call(node, "POST", "/internal/execute", tenant, { tool_id: tool.body.id, parameters: { path: "admin" } });
+		expect(res.status).toBe(409);
+		expect(res.body).toMatchObject({ type: "CONFLICT", data: { status: "invalid" } });
 		expect(upstreamReceived).toEqual([]);
 	});
 
@@ -362,26 +392,25 @@ describe("SSRF through HTTP: refused destinations", () => {
 });
 
 describe("external_api: allowed upstream", () => {
-	const forecastTool = () =>
-		externalApi({
-			url: upstreamUrl("/echo/forecast/{{city}}?days={{days}}"),
-			method: "POST",
-			headers: { "X-Api-Key": SECRET, "X-User": "agent-{{user}}" },
-			query: { units: "{{units}}", source: "tool-registry" },
-			body_template: { location: { city: "{{city}}" }, days: "{{days}}", note: "for {{user}}" },
-			response_path: "data.forecast"
-		}, {
-			parameters: {
-				type: "object",
-				properties: {
-					city: { type: "string" },
-					days: { type: "integer" },
-					units: { type: "string" },
-					user: { type: "string" }
-				},
-				required: ["city"]
-			}
-		});
+	const forecastParameters = {
+		type: "object",
+		properties: {
+			city: { type: "string" },
+			days: { type: "integer" },
+			units: { type: "string" },
+			user: { type: "string" }
+		},
+		required: ["city"]
+	};
+	const forecastConfig = () => ({
+		url: upstreamUrl("/echo/forecast/{{city}}?days={{days}}"),
+		method: "POST",
+		headers: { "X-Api-Key": SECRET, "X-User": "agent-{{user}}" },
+		query: { units: "{{units}}", source: "tool-registry" },
+		body_template: { location: { city: "{{city}}" }, days: "{{days}}", note: "for {{user}}" },
+		response_path: "data.forecast"
+	});
+	const forecastTool = () => externalApi(forecastConfig(), { parameters: forecastParameters });
 
 	it("sends templated path, query, body and headers upstream and returns response_path", async () => {
 		const tenant = newTenant();
@@ -410,7 +439,11 @@ describe("external_api: allowed upstream", () => {
 		expect(got.headers["x-api-key"]).toBe(SECRET);
 		expect(got.headers["x-user"]).toBe("agent-ana");
 		expect(got.headers["content-type"]).toBe("application/json");
-		expect(JSON.parse(got.body)).toEqual({ location: { city: "São Paulo/Centro" }, days: 3, note: "for ana" });
+		expect(JSON.parse(got.body)).toEqual({
+			location: { city: "São Paulo/Centro" },
+			days: 3,
+			note: "for ana"
+		});
 	});
 
 	it("sends the secret header upstream but never shows it in any read of the tool", async () => {
@@ -467,21 +500,20 @@ describe("external_api: allowed upstream", () => {
 		expect(upstreamReceived.filter(r => r.headers["x-injected"] !== undefined)).toEqual([]);
 	});
 
-	// BUG (not fixed here): encodeURIComponent leaves "." alone, so a parameter ".." becomes a dot segment
-	// that the URL parser resolves: /echo/users/{{id}}/profile with id ".." reaches /echo/profile.
-	it.failing("keeps a '..' parameter inside its own path segment", async () => {
+	it.each(["..", "."])("refuses a '%s' parameter that would climb out of its path segment", async value => {
 		const tenant = newTenant();
 		const config = { url: upstreamUrl("/echo/users/{{id}}/profile") };
-		const { result } = await registerAndRun(node, tenant, config, { id: ".." });
-		expect(result.status).toBe("completed");
-		expect(upstreamPaths()).toEqual(["/echo/users/%2E%2E/profile"]);
+		const { result } = await registerAndRun(node, tenant, config, { id: value });
+		expect(result).toMatchObject({ status: "failed", error: { type: "tool_error" } });
+		expect(upstreamPaths()).toEqual([]);
 	});
 });
 
 describe("external_api: upstream failures", () => {
 	it("fails a slow upstream with timeout at the tool's timeout_ms", async () => {
 		const tenant = newTenant();
-		const tool = await register(node, tenant, externalApi({ url: upstreamUrl("/slow") }, { timeout_ms: 300 }));
+		const slow = externalApi({ url: upstreamUrl("/slow") }, { timeout_ms: 300 });
+		const tool = await register(node, tenant, slow);
 		const started = Date.now();
 		const res = await execute(node, tenant, { tool_id: tool.body.id });
 		const elapsed = Date.now() - started;
@@ -493,7 +525,8 @@ describe("external_api: upstream failures", () => {
 
 	it("applies a request timeout_ms shorter than the tool's", async () => {
 		const tenant = newTenant();
-		const tool = await register(node, tenant, externalApi({ url: upstreamUrl("/slow") }, { timeout_ms: 5000 }));
+		const slow = externalApi({ url: upstreamUrl("/slow") }, { timeout_ms: 5000 });
+		const tool = await register(node, tenant, slow);
 		const started = Date.now();
 		const res = await execute(node, tenant, { tool_id: tool.body.id, timeout_ms: 200 });
 		expect(res.body).toMatchObject({ status: "failed", error: { type: "timeout" } });
@@ -530,12 +563,23 @@ describe("external_api: upstream failures", () => {
 		expect(result.result).toBeUndefined();
 	});
 
-	it("reports a refused connection on an allowed host as upstream_error", async () => {
-		const { result } = await registerAndRun(node, newTenant(), { url: `http://127.0.0.2:${closedPort}/` });
-		expect(result).toMatchObject({
-			status: "failed",
-			error: { type: "upstream_error", message: "upstream unreachable (ECONNREFUSED)" }
+	it("queues the functional validation again on demand, answering 202 with the task", async () => {
+		const tenant = newTenant();
+		const tool = await register(node, tenant, externalApi({ url: upstreamUrl("/echo") }));
+		const queued = await call(node, "POST", `/tools/${tool.body.id}/validate`, tenant);
+		expect(queued.status).toBe(202);
+		const task = await eventually(async () => {
+			const read = await call(node, "GET", `/internal/tasks/${queued.body.task_id}`, tenant);
+			expect(read.body.status).toBe("completed");
+			return read.body;
 		});
+		expect(task).toMatchObject({ type: "tool_validation", payload: { tool_id: tool.body.id }, result: { valid: true } });
+		expect((await call(node, "GET", `/tools/${tool.body.id}`, tenant)).body.status).toBe("active");
+	});
+
+	it("marks a tool whose allowed host refuses connections invalid at its probe", async () => {
+		const tool = await register(node, newTenant(), externalApi({ url: `http://127.0.0.2:${closedPort}/` }), "invalid");
+		expect(tool.body.validation.errors[0].message).toMatch(/ECONNREFUSED/);
 	});
 });
 
@@ -639,7 +683,8 @@ describe("circuit breaker and bulkhead with tuned guards", () => {
 
 	it("counts timeouts towards opening the circuit", async () => {
 		const tenant = newTenant();
-		const tool = await register(tuned, tenant, externalApi({ url: upstreamUrl("/slow") }, { timeout_ms: 100 }));
+		const slow = externalApi({ url: upstreamUrl("/slow") }, { timeout_ms: 100 });
+		const tool = await register(tuned, tenant, slow);
 		const run = async () => (await execute(tuned, tenant, { tool_id: tool.body.id })).body;
 		for (let i = 0; i < 3; i++) expect((await run()).error.type).toBe("timeout");
 		const open = await run();
@@ -650,7 +695,7 @@ describe("circuit breaker and bulkhead with tuned guards", () => {
 
 	it("does not count refused destinations (tool_error) towards opening the circuit", async () => {
 		const tenant = newTenant();
-		const tool = await register(tuned, tenant, externalApi({ url: `http://127.0.0.1:${port}/` }));
+		const tool = await register(tuned, tenant, externalApi({ url: upstreamUrl("/to-victim") }));
 		for (let i = 0; i < 6; i++) {
 			const res = await execute(tuned, tenant, { tool_id: tool.body.id });
 			expect(res.body.error.type).toBe("tool_error");
@@ -671,8 +716,8 @@ describe("circuit breaker and bulkhead with tuned guards", () => {
 		};
 		const first = [timed(tenant, tool.body.id), timed(tenant, tool.body.id)];
 		await delay(100);
-		const results = await Promise.all([...first, timed(tenant, tool.body.id), timed(other, otherTool.body.id)]);
-		const [a, b, refused, otherTenant] = results;
+		const later = [timed(tenant, tool.body.id), timed(other, otherTool.body.id)];
+		const [a, b, refused, otherTenant] = await Promise.all([...first, ...later]);
 		expect([a.status, b.status, otherTenant.status]).toEqual(["completed", "completed", "completed"]);
 		expect(refused).toMatchObject({ status: "failed", error: { type: "upstream_error" } });
 		expect(refused.error.message).toMatch(/capacity/);
@@ -694,7 +739,8 @@ describe("RAG tools through the orchestrator stand-in", () => {
 
 	it("rag_query POSTs to /api/v1/rag/query with the service token and the tenant", async () => {
 		const tenant = newTenant();
-		const tool = await register(node, tenant, rag("rag_query", { config: { collection_id: "kb-main", top_k: 4 } }));
+		const config = { collection_id: "kb-main", top_k: 4 };
+		const tool = await register(node, tenant, rag("rag_query", { config }));
 		const parameters = { query: "What is our refund policy?", filters: { lang: "en" } };
 		const res = await execute(node, tenant, { tool_id: tool.body.id, parameters });
 		expect(res.body).toMatchObject({
@@ -716,7 +762,8 @@ describe("RAG tools through the orchestrator stand-in", () => {
 		const answer = { results: [{ id: "doc-7", text: "Refunds within 30 days", score: 0.71 }], total: 1 };
 		orchestratorReply = json(200, answer);
 		const tool = await register(node, tenant, rag("rag_search", { config: { top_k: 10 } }));
-		const res = await execute(node, tenant, { tool_name: tool.body.name, parameters: { query: "refund", top_k: 2 } });
+		const parameters = { query: "refund", top_k: 2 };
+		const res = await execute(node, tenant, { tool_name: tool.body.name, parameters });
 		expect(res.body).toMatchObject({ status: "completed", tool_id: tool.body.id, result: answer });
 		const [got] = orchestratorReceived;
 		expect(got.url).toBe("/api/v1/rag/search");
@@ -745,7 +792,10 @@ describe("RAG tools through the orchestrator stand-in", () => {
 			required: ["query"]
 		};
 		const tool = await register(node, tenant, rag("rag_search", { parameters }));
-		const res = await execute(node, tenant, { tool_id: tool.body.id, parameters: { query: "q", tenant_id: victim } });
+		const res = await execute(node, tenant, {
+			tool_id: tool.body.id,
+			parameters: { query: "q", tenant_id: victim }
+		});
 		expect(res.body.status).toBe("completed");
 		const [got] = orchestratorReceived;
 		expect(bodyOf(got)).toEqual({ tenant_id: tenant, query: "q" });
@@ -798,7 +848,7 @@ describe("RAG tools through the orchestrator stand-in", () => {
 		expect(Date.now() - started).toBeLessThan(1000);
 	});
 
-	it.each([`http://127.0.0.1:PORT/api`, "@127.0.0.1:PORT/api", "api/v1/rag/query", "/api?x=1"])(
+	it.each(["http://127.0.0.1:PORT/api", "@127.0.0.1:PORT/api", "api/v1/rag/query", "/api?x=1"])(
 		"refuses the endpoint %s at registration, so the token cannot go elsewhere",
 		async endpoint => {
 			const tenant = newTenant();

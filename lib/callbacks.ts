@@ -1,0 +1,53 @@
+import { createHmac } from "crypto";
+import { guardedRequest } from "./outbound/guarded-fetch";
+
+export interface CallbackOptions {
+	/** HMAC key; receivers verify `X-Tool-Registry-Signature` with it. */
+	secret: string;
+	allowHosts: string[];
+	attempts: number;
+	baseDelayMs: number;
+	timeoutMs: number;
+}
+
+/**
+ * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the timestamp inside the signed text
+ * lets receivers refuse replays of an old delivery.
+ */
+export function signCallback(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {
+	const digest = createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+	return `t=${timestamp},v1=${digest}`;
+}
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms).unref());
+
+/**
+ * POSTs a finished task to its `callback_url` through the SSRF-guarded client, retrying network
+ * failures and 5xx answers with exponential backoff. Resolves whether some attempt got a 2xx.
+ * Refused addresses and 4xx answers are final: retrying cannot change them.
+ */
+export async function deliverCallback(url: string, payload: unknown, options: CallbackOptions): Promise<boolean> {
+	const body = JSON.stringify(payload);
+	for (let attempt = 1; attempt <= options.attempts; attempt++) {
+		try {
+			const response = await guardedRequest(url, {
+				method: "POST",
+				headers: {
+					"content-type": "application/json",
+					"x-tool-registry-signature": signCallback(options.secret, body)
+				},
+				body,
+				allowHosts: options.allowHosts,
+				maxRedirects: 0,
+				timeoutMs: options.timeoutMs,
+				maxResponseBytes: 64 * 1024
+			});
+			if (response.status < 300) return true;
+			if (response.status < 500) return false;
+		} catch (err) {
+			if ((err as Error).name === "OutboundRefused") return false;
+		}
+		if (attempt < options.attempts) await sleep(options.baseDelayMs * 2 ** (attempt - 1));
+	}
+	return false;
+}
