@@ -1,17 +1,27 @@
-import type { IncomingMessage, ServerResponse } from "http";
+import {
+	STATUS_CODES,
+	type IncomingHttpHeaders,
+	type IncomingMessage,
+	type Server,
+	type ServerResponse
+} from "http";
+import type { Duplex } from "stream";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
+import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
-import { toErrorBody } from "../lib/error-response";
+import { toErrorBody, type ErrorBody } from "../lib/error-response";
 import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
 import { newId, newSecret } from "../lib/ids";
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/rate-limiter";
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope } from "../types/wire";
+import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { UiSockets } from "../lib/ui-sockets";
+import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 
 export interface ApiSettings extends RedisSettings {
 	port: number;
@@ -21,6 +31,9 @@ export interface ApiSettings extends RedisSettings {
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
 	tenantRateLimit: number;
 	tenantRateWindowMs: number;
+	/** UI WebSocket (`GET /ws`): ping interval, and bytes queued per client before it is dropped. */
+	uiHeartbeatMs: number;
+	uiMaxBufferedBytes: number;
 	routes: unknown[];
 	/** moleculer-web options set below. */
 	$secureSettings?: string[];
@@ -33,7 +46,8 @@ export interface ApiSettings extends RedisSettings {
 interface ApiMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
-	identify(req: GatewayRequest): Promise<CallerMeta>;
+	identify(req: Pick<IncomingMessage, "headers">): Promise<CallerMeta>;
+	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
 interface ApiLocals extends RedisLocals {
@@ -41,6 +55,10 @@ interface ApiLocals extends RedisLocals {
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
+	/** moleculer-web's HTTP server. */
+	server: Server;
+	uiServer: WebSocketServer;
+	uiSockets: UiSockets;
 }
 
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
@@ -50,6 +68,8 @@ interface RouteAlias {
 	action: string;
 	scope: Scope;
 	status?: number;
+	/** `Location` of a created resource (201). */
+	location?: (created: Record<string, string>) => string;
 }
 
 interface GatewayRequest extends IncomingMessage {
@@ -57,11 +77,16 @@ interface GatewayRequest extends IncomingMessage {
 	$ctx?: Context<unknown, CallerMeta>;
 }
 
-const alias = (action: string, scope: Scope, status?: number): RouteAlias => ({ action, scope, status });
+const alias = (action: string, scope: Scope, status?: number, location?: RouteAlias["location"]): RouteAlias => ({
+	action,
+	scope,
+	status,
+	location
+});
 
 /** Every `/api/v1` route. An alias without a scope cannot be written: authorization denies by default. */
 export const API_ROUTES: Record<string, RouteAlias> = {
-	"POST /tools": alias("registry.register", "tools:write", 201),
+	"POST /tools": alias("registry.register", "tools:write", 201, tool => `/api/v1/tools/${tool.id}`),
 	"GET /tools": alias("registry.list", "tools:read"),
 	"GET /tools/:id": alias("registry.get", "tools:read"),
 	"PATCH /tools/:id": alias("registry.update", "tools:write"),
@@ -69,8 +94,12 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"POST /tools/:id/validate": alias("registry.revalidate", "tools:write"),
 	"GET /tools/:id/stats": alias("executor.stats", "tools:read"),
 	"POST /registry/validate": alias("validator.validate", "tools:write"),
+	"POST /registry/discover": alias("registry.discover", "tools:read"),
 	"POST /internal/execute": alias("executor.execute", "tools:execute"),
-	"POST /keys": alias("api.keys.create", "keys:admin", 201),
+	"POST /internal/tasks": alias("executor.submit", "tools:execute", 202),
+	"GET /internal/tasks/:task_id": alias("executor.status", "tools:execute"),
+	"DELETE /internal/tasks/:task_id": alias("executor.cancel", "tools:execute"),
+	"POST /keys": alias("api.keys.create", "keys:admin", 201, key => `/api/v1/keys/${key.key_id}`),
 	"DELETE /keys/:key_id": alias("api.keys.revoke", "keys:admin", 204)
 };
 
@@ -80,9 +109,42 @@ const rejectPrototypeKeys = (key: string, value: unknown) => {
 	return value;
 };
 
-const header = (req: IncomingMessage, name: string): string | undefined => {
+const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
 	return Array.isArray(value) ? value[0] : value;
+};
+
+/** Moleculer tool events and the UI frame event each becomes; other `tool.*` events stay internal. */
+const TOOL_FRAMES: Record<string, string> = {
+	"tool.registered": "tool_registered",
+	"tool.updated": "tool_updated",
+	"tool.deleted": "tool_deleted",
+	"tool.validation_completed": "tool_validation_completed"
+};
+
+/** Browsers cannot set headers on a WebSocket, so the credential and tenant may come in the query. */
+const uiSocketHeaders = (req: IncomingMessage, url: URL): IncomingHttpHeaders => {
+	const headers = { ...req.headers };
+	const token = url.searchParams.get("token");
+	const tenant = url.searchParams.get("tenant_id");
+	if (!headers.authorization && token) headers.authorization = `Bearer ${token}`;
+	if (!headers["x-tenant-id"] && tenant) headers["x-tenant-id"] = tenant;
+	return headers;
+};
+
+/** Answers an upgrade request with a plain HTTP error, as the REST routes would, and drops the socket. */
+const refuseUpgrade = (socket: Duplex, body: ErrorBody, headers: Record<string, string> = {}) => {
+	if (!socket.writable) return void socket.destroy();
+	const json = JSON.stringify(body);
+	const head = [
+		`HTTP/1.1 ${body.code} ${STATUS_CODES[body.code] ?? ""}`,
+		"Connection: close",
+		"Content-Type: application/json; charset=utf-8",
+		`Content-Length: ${Buffer.byteLength(json)}`,
+		...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
+	];
+	socket.once("finish", () => socket.destroy());
+	socket.end(`${head.join("\r\n")}\r\n\r\n${json}`);
 };
 
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
@@ -97,6 +159,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: Number(process.env.RATE_LIMIT ?? 6000),
 		tenantRateWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		uiHeartbeatMs: 30000,
+		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
 		log4XXResponses: false,
 		logRequest: "debug",
@@ -118,7 +182,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
 				aliases: API_ROUTES,
 				onAfterCall(this: ApiThis, ctx: Context, _route: unknown, req: GatewayRequest, _res: unknown, data: unknown) {
-					if (req.$alias?.status) (ctx.meta as Record<string, unknown>).$statusCode = req.$alias.status;
+					const meta = ctx.meta as Record<string, unknown>;
+					if (req.$alias?.status) meta.$statusCode = req.$alias.status;
+					if (req.$alias?.location) meta.$location = req.$alias.location(data as Record<string, string>);
 					return data;
 				}
 			}
@@ -203,6 +269,22 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		}
 	},
 
+	events: {
+		// Broadcast by the registry: every gateway node forwards them to its own UI clients.
+		"tool.*"(this: ApiThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
+			const event = ctx.eventName && TOOL_FRAMES[ctx.eventName];
+			if (!event) return;
+			const { tenant_id, tool } = ctx.params;
+			const timestamp = new Date().toISOString();
+			this.uiSockets.publish(tenant_id, { event, tenant_id, timestamp, data: { tool } });
+		},
+
+		// Broadcast by the executor to the `api` group: every gateway node serves its own clients.
+		"task.updated"(this: ApiThis, ctx: Context<TaskUpdate>) {
+			this.uiSockets.publish(ctx.params.task.tenant_id, taskFrame(ctx.params));
+		}
+	},
+
 	methods: {
 		async authenticate(this: ApiThis, ctx, _route, req, res) {
 			Object.assign(ctx.meta, await this.identify(req));
@@ -251,6 +333,34 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				scopes: record.scopes,
 				auth: "api_key"
 			};
+		},
+
+		/** `GET /ws`: authenticated at upgrade, so a refused client never gets a socket. */
+		async acceptUiSocket(this: ApiThis, req, socket, head) {
+			// A client that drops while it is being authenticated must not raise an unhandled error.
+			const dropped = () => socket.destroy();
+			socket.on("error", dropped);
+			try {
+				const url = new URL(req.url ?? "/", "http://gateway");
+				if (url.pathname !== "/ws")
+					return refuseUpgrade(socket, toErrorBody(notFound("WebSocket endpoint", url.pathname)));
+				// The same checks, in the same order, as `authenticate` and `authorize` on a REST route.
+				const identity = await this.identify({ headers: uiSocketHeaders(req, url) });
+				const decision = await this.rateLimiter?.hit(identity.tenant_id!);
+				if (decision && !decision.allowed)
+					return refuseUpgrade(socket, toErrorBody(rateLimited(decision.retryAfter)), {
+						"Retry-After": String(decision.retryAfter)
+					});
+				if (!identity.scopes?.includes("tools:read"))
+					throw forbidden("This credential lacks the 'tools:read' scope");
+				// From here ws owns the socket and its errors.
+				socket.off("error", dropped);
+				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
+			} catch (err) {
+				const body = toErrorBody(err);
+				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", req.url, err);
+				refuseUpgrade(socket, body);
+			}
 		}
 	},
 
@@ -264,7 +374,27 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					? new RedisRateLimiter(redis, settings.redisPrefix, settings.tenantRateLimit, settings.tenantRateWindowMs)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
+		this.uiSockets = new UiSockets({
+			maxBufferedBytes: settings.uiMaxBufferedBytes,
+			heartbeatMs: settings.uiHeartbeatMs,
+			closeGraceMs: 1000
+		});
+		// UiSockets tracks the clients, so ws need not keep its own set.
+		this.uiServer = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: 64 * 1024 });
 	},
+
+	started(this: ApiThis) {
+		// Upgrades never reach moleculer-web's routes: every upgrade request is answered here.
+		this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+			void this.acceptUiSocket(req, socket, head);
+		});
+	},
+
+	// Runs before moleculer-web's `stopped`, whose server.close() would wait for open sockets.
+	async stopped(this: ApiThis) {
+		this.uiServer.close();
+		await this.uiSockets.close();
+	}
 };
 
 export default ApiService;
