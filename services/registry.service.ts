@@ -4,6 +4,9 @@ import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mix
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, notFound } from "../lib/errors";
+import { definitionHash } from "../lib/definition-hash";
+import { DiscoveryIndex } from "../lib/discovery/discovery-index";
+import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
@@ -32,12 +35,13 @@ interface RegistryMethods extends TenantScopeMethods {
 	findVisible(tenantId: string, id: string): Promise<StoredTool>;
 	queueProbe(ctx: Context, tool: StoredTool): Promise<{ task_id: string } | null>;
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
-	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition>;
+	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	seedBuiltins(): Promise<void>;
 }
 
 interface RegistryLocals extends RedisLocals {
 	store: ToolStore;
+	discovery: DiscoveryIndex;
 	/** Debounce timer and single-flight state of the action-tool sync. */
 	syncTimer: NodeJS.Timeout | null;
 	syncing: Promise<void> | null;
@@ -188,6 +192,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 							stored => ({
 								...stored,
 								...merged,
+								definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
 								version: stored.version + 1,
 								...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
 								validation: report,
@@ -274,6 +279,30 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
+		discover: {
+			params: {
+				query: { type: "string", max: 500, optional: true },
+				types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
+				tags: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
+				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
+				format: { type: "enum", values: Object.keys(FORMATS), default: "native" }
+			},
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{ query?: string; types?: string[]; tags?: string[]; limit: number; format: DiscoveryFormat }>
+			) {
+				const { query, types, tags, limit, format } = ctx.params;
+				const ranked = await this.discovery.query(this.tenantOf(ctx), {
+					query,
+					types,
+					tags,
+					limit,
+					agentId: this.agentOf(ctx)
+				});
+				return formatTools(format, ranked.map(({ tool, score }) => ({ tool: this.present(tool), score })));
+			}
+		},
+
 		/** The stored tool with its secrets, for the executor. Not reachable through the gateway. */
 		resolve: {
 			visibility: "public",
@@ -334,8 +363,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			return tool;
 		},
 
-		withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition> {
-			return {
+		withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash"> {
+			const complete = {
 				name: definition.name,
 				description: definition.description ?? "",
 				type: definition.type,
@@ -345,6 +374,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				permissions: definition.permissions ?? { agents: ["*"] },
 				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
 			};
+			return { ...complete, definition_hash: definitionHash(complete) };
 		},
 
 		async seedBuiltins(this: RegistryThis) {
@@ -484,6 +514,15 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	events: {
+		/**
+		 * Broadcast by whichever registry node made the change. Every node re-reads the tool from the
+		 * store, so events arriving out of order still leave its index with the current state.
+		 */
+		async "tool.*"(this: RegistryThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
+			const { tenant_id, tool } = ctx.params;
+			this.discovery.apply(tenant_id, tool.id, await this.store.get(tool.id));
+		},
+
 		// Local event on every node whenever any node's services change.
 		"$services.changed"(this: RegistryThis) {
 			this.scheduleActionToolSync();
@@ -494,6 +533,16 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.store = this.redis
 			? new RedisToolStore(this.redis, this.settings.redisPrefix)
 			: new MemoryToolStore();
+		const store = this.store;
+		this.discovery = new DiscoveryIndex(async function* (tenantId) {
+			const tenants = tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
+			let after: string | undefined;
+			do {
+				const page = await store.list(tenants, {}, 500, after);
+				yield* page.items;
+				after = page.last_id ?? undefined;
+			} while (after);
+		});
 	},
 
 	async started(this: RegistryThis) {

@@ -45,6 +45,8 @@ export interface StoredTool {
 	permissions: ToolPermissions;
 	timeout_ms: number;
 	version: number;
+	/** `sha256:<hex>` of the canonical definition of this version (see lib/definition-hash.ts). */
+	definition_hash: string;
 	status: ToolStatus;
 	validation?: ValidationReport;
 	created_at: string;

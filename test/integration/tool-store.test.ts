@@ -18,6 +18,7 @@ const makeTool = (tenant: string, name: string, extra: Partial<StoredTool> = {})
 	permissions: { agents: ["*"] },
 	timeout_ms: 5000,
 	version: 1,
+	definition_hash: "sha256:test",
 	status: "active",
 	created_at: "2026-01-01T00:00:00.000Z",
 	updated_at: "2026-01-01T00:00:00.000Z",

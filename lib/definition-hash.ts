@@ -1,0 +1,18 @@
+import { createHash } from "crypto";
+import canonicalize from "canonicalize";
+import type { StoredTool } from "../types/wire";
+import { maskSecrets } from "./secrets";
+
+/**
+ * SHA-256 of the canonical JSON (RFC 8785) of what an agent approves: name, description,
+ * parameters and config with secrets masked. Anyone can recompute it from a read.
+ */
+export function definitionHash(tool: Pick<StoredTool, "name" | "description" | "parameters" | "config">): string {
+	const canonical = canonicalize({
+		name: tool.name,
+		description: tool.description,
+		parameters: tool.parameters,
+		config: maskSecrets(tool.config)
+	})!;
+	return `sha256:${createHash("sha256").update(canonical).digest("hex")}`;
+}
