@@ -81,3 +81,9 @@ export function toErrorBody(error: unknown): ErrorBody {
 	if (err.data !== undefined) body.data = err.data;
 	return body;
 }
+
+/** Headers an error answer carries besides its body: `Retry-After` for a rate-limited caller. */
+export function errorHeaders(body: ErrorBody): Record<string, string> {
+	const retryAfter = (body.data as { retry_after?: number } | undefined)?.retry_after;
+	return body.type === "RATE_LIMITED" && retryAfter !== undefined ? { "Retry-After": String(retryAfter) } : {};
+}

@@ -12,7 +12,8 @@ import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
-import { toErrorBody, type ErrorBody } from "../lib/error-response";
+import { errorHeaders, toErrorBody, type ErrorBody } from "../lib/error-response";
+import { McpGateway } from "../lib/mcp-gateway";
 import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
 import { newId, newSecret } from "../lib/ids";
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/rate-limiter";
@@ -44,7 +45,8 @@ export interface ApiSettings extends RedisSettings {
 }
 
 interface ApiMethods {
-	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest, res: ServerResponse): Promise<null>;
+	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): Promise<null>;
+	admit(tenantId: string): Promise<void>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
 	identify(req: Pick<IncomingMessage, "headers">): Promise<CallerMeta>;
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
@@ -55,6 +57,8 @@ interface ApiLocals extends RedisLocals {
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
+	/** The Model Context Protocol server at /mcp (contract section 8). */
+	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
 	uiServer: WebSocketServer;
@@ -133,7 +137,7 @@ const uiSocketHeaders = (req: IncomingMessage, url: URL): IncomingHttpHeaders =>
 };
 
 /** Answers an upgrade request with a plain HTTP error, as the REST routes would, and drops the socket. */
-const refuseUpgrade = (socket: Duplex, body: ErrorBody, headers: Record<string, string> = {}) => {
+const refuseUpgrade = (socket: Duplex, body: ErrorBody) => {
 	if (!socket.writable) return void socket.destroy();
 	const json = JSON.stringify(body);
 	const head = [
@@ -141,11 +145,16 @@ const refuseUpgrade = (socket: Duplex, body: ErrorBody, headers: Record<string, 
 		"Connection: close",
 		"Content-Type: application/json; charset=utf-8",
 		`Content-Length: ${Buffer.byteLength(json)}`,
-		...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
+		...Object.entries(errorHeaders(body)).map(([name, value]) => `${name}: ${value}`)
 	];
 	socket.once("finish", () => socket.destroy());
 	socket.end(`${head.join("\r\n")}\r\n\r\n${json}`);
 };
+
+/** moleculer-web calls alias functions with the service as `this` and the raw request and response. */
+function serveMcp(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
+	return this.mcp.handle(req, res);
+}
 
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
@@ -174,6 +183,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				aliases: { "GET /": "api.health", "GET /ready": "api.ready" }
 			},
 			{
+				// MCP Streamable HTTP: the SDK transport reads the body and authenticates per request itself.
+				path: "/mcp",
+				mappingPolicy: "restrict",
+				bodyParsers: false,
+				aliases: { "POST /": serveMcp, "GET /": serveMcp, "DELETE /": serveMcp }
+			},
+			{
 				path: "/api/v1",
 				// The default "all" policy would expose every action, including `$node.*`.
 				mappingPolicy: "restrict",
@@ -193,8 +209,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
 			const body = toErrorBody(err);
 			if (body.code >= 500 && body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
-			res.setHeader("Content-Type", "application/json; charset=utf-8");
-			res.writeHead(body.code);
+			res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8", ...errorHeaders(body) });
 			res.end(JSON.stringify(body));
 		}
 	} as ApiSettings,
@@ -275,6 +290,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			const event = ctx.eventName && TOOL_FRAMES[ctx.eventName];
 			if (!event) return;
 			const { tenant_id, tool } = ctx.params;
+			this.mcp.toolsChanged(tenant_id);
 			const timestamp = new Date().toISOString();
 			this.uiSockets.publish(tenant_id, { event, tenant_id, timestamp, data: { tool } });
 		},
@@ -286,16 +302,17 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	},
 
 	methods: {
-		async authenticate(this: ApiThis, ctx, _route, req, res) {
+		async authenticate(this: ApiThis, ctx, _route, req) {
 			Object.assign(ctx.meta, await this.identify(req));
-			if (this.rateLimiter) {
-				const decision = await this.rateLimiter.hit(ctx.meta.tenant_id!);
-				if (!decision.allowed) {
-					res.setHeader("Retry-After", String(decision.retryAfter));
-					throw rateLimited(decision.retryAfter);
-				}
-			}
+			await this.admit(ctx.meta.tenant_id!);
 			return null;
+		},
+
+		/** The per-tenant rate limit, shared by REST, MCP and WebSocket upgrades. */
+		async admit(this: ApiThis, tenantId: string) {
+			if (!this.rateLimiter) return;
+			const decision = await this.rateLimiter.hit(tenantId);
+			if (!decision.allowed) throw rateLimited(decision.retryAfter);
 		},
 
 		authorize(this: ApiThis, ctx, _route, req) {
@@ -346,11 +363,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					return refuseUpgrade(socket, toErrorBody(notFound("WebSocket endpoint", url.pathname)));
 				// The same checks, in the same order, as `authenticate` and `authorize` on a REST route.
 				const identity = await this.identify({ headers: uiSocketHeaders(req, url) });
-				const decision = await this.rateLimiter?.hit(identity.tenant_id!);
-				if (decision && !decision.allowed)
-					return refuseUpgrade(socket, toErrorBody(rateLimited(decision.retryAfter)), {
-						"Retry-After": String(decision.retryAfter)
-					});
+				await this.admit(identity.tenant_id!);
 				if (!identity.scopes?.includes("tools:read"))
 					throw forbidden("This credential lacks the 'tools:read' scope");
 				// From here ws owns the socket and its errors.
@@ -374,6 +387,19 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					? new RedisRateLimiter(redis, settings.redisPrefix, settings.tenantRateLimit, settings.tenantRateWindowMs)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
+		this.mcp = new McpGateway({
+			identify: async req => {
+				const meta = await this.identify(req);
+				await this.admit(meta.tenant_id!);
+				return meta;
+			},
+			listTools: (meta, offset, limit) =>
+				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
+			searchTools: (meta, query) =>
+				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+			execute: (meta, name, parameters) =>
+				this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
+		});
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,
@@ -393,7 +419,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	// Runs before moleculer-web's `stopped`, whose server.close() would wait for open sockets.
 	async stopped(this: ApiThis) {
 		this.uiServer.close();
-		await this.uiSockets.close();
+		await Promise.all([this.uiSockets.close(), this.mcp.close()]);
 	}
 };
 

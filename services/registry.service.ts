@@ -285,18 +285,28 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
 				tags: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
 				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
+				// Paging for clients that list everything (MCP tools/list); discovery itself wants the top few.
+				offset: { type: "number", integer: true, min: 0, max: 100000, convert: true, default: 0 },
 				format: { type: "enum", values: Object.keys(FORMATS), default: "native" }
 			},
 			async handler(
 				this: RegistryThis,
-				ctx: Ctx<{ query?: string; types?: string[]; tags?: string[]; limit: number; format: DiscoveryFormat }>
+				ctx: Ctx<{
+					query?: string;
+					types?: string[];
+					tags?: string[];
+					limit: number;
+					offset: number;
+					format: DiscoveryFormat;
+				}>
 			) {
-				const { query, types, tags, limit, format } = ctx.params;
+				const { query, types, tags, limit, offset, format } = ctx.params;
 				const ranked = await this.discovery.query(this.tenantOf(ctx), {
 					query,
 					types,
 					tags,
 					limit,
+					offset,
 					agentId: this.agentOf(ctx)
 				});
 				return formatTools(format, ranked.map(({ tool, score }) => ({ tool: this.present(tool), score })));

@@ -6,6 +6,7 @@ export interface DiscoverQuery {
 	types?: string[];
 	tags?: string[];
 	limit: number;
+	offset?: number;
 	agentId: string | null;
 }
 
@@ -78,18 +79,19 @@ export class TenantIndex {
 			!(tool.tenant_id === GLOBAL_TENANT && this.tenantId !== GLOBAL_TENANT && this.ownNames.has(tool.name)) &&
 			(!q.types?.length || q.types.includes(tool.type)) &&
 			(!q.tags?.length || tagsOf(tool).some(tag => q.tags!.includes(tag)));
+		const start = q.offset ?? 0;
 		const text = q.query?.trim();
 		if (!text) {
 			// No query: every usable tool, by name, so the order is stable.
 			return [...this.tools.values()]
 				.filter(usable)
 				.sort((a, b) => a.name.localeCompare(b.name))
-				.slice(0, q.limit)
+				.slice(start, start + q.limit)
 				.map(tool => ({ tool, score: 0 }));
 		}
 		return this.search
 			.search(text, { filter: result => usable(this.tools.get(result.id as string)) })
-			.slice(0, q.limit)
+			.slice(start, start + q.limit)
 			.map(result => ({ tool: this.tools.get(result.id as string)!, score: Math.round(result.score * 1000) / 1000 }));
 	}
 }

@@ -1,0 +1,200 @@
+import { randomUUID } from "crypto";
+import type { IncomingMessage, ServerResponse } from "http";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import {
+	CallToolRequestSchema,
+	ErrorCode,
+	ListToolsRequestSchema,
+	McpError,
+	type CallToolResult
+} from "@modelcontextprotocol/sdk/types.js";
+import { errorHeaders, toErrorBody } from "./error-response";
+import type { CallerMeta, JsonObject } from "../types/wire";
+
+/** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
+export interface McpBackend {
+	/** Resolves the request's credential, or throws the same errors as REST authentication. */
+	identify(req: IncomingMessage): Promise<CallerMeta>;
+	/** A page of the tools the caller may use, in MCP `tools/list` shape, by name. */
+	listTools(meta: CallerMeta, offset: number, limit: number): Promise<{ tools: McpToolShape[] }>;
+	/** Ranked tools for a natural-language query, in MCP shape. */
+	searchTools(meta: CallerMeta, query: JsonObject): Promise<{ tools: McpToolShape[] }>;
+	/** Runs a tool by name; resolves the execution envelope of contract section 3. */
+	execute(meta: CallerMeta, name: string, parameters: JsonObject): Promise<JsonObject>;
+}
+
+export interface McpToolShape {
+	name: string;
+	description: string;
+	inputSchema: JsonObject;
+}
+
+interface Session {
+	transport: StreamableHTTPServerTransport;
+	server: Server;
+	meta: CallerMeta;
+	lastSeen: number;
+}
+
+const PAGE_SIZE = 50;
+
+/** The meta-tool that lets an agent ask for the right tools instead of loading them all. */
+export const SEARCH_TOOLS: McpToolShape = {
+	name: "search_tools",
+	description:
+		"Find the registry's tools that fit a task, described in natural language. Returns the best matches with their input schemas.",
+	inputSchema: {
+		type: "object",
+		properties: {
+			query: { type: "string", maxLength: 500, description: "What the tool should do" },
+			limit: { type: "integer", minimum: 1, maximum: 20, description: "How many tools (default 5)" },
+			types: { type: "array", items: { type: "string" } },
+			tags: { type: "array", items: { type: "string" } }
+		},
+		required: ["query"],
+		additionalProperties: false
+	}
+};
+
+const encodeCursor = (offset: number) => Buffer.from(String(offset)).toString("base64url");
+const decodeCursor = (cursor: string | undefined) => {
+	if (!cursor) return 0;
+	const offset = Number(Buffer.from(cursor, "base64url").toString());
+	if (!Number.isInteger(offset) || offset < 0) throw new McpError(ErrorCode.InvalidParams, "invalid cursor");
+	return offset;
+};
+
+/** A caller's mistake from the cluster (404 tool, 422 arguments) becomes an MCP protocol error. */
+function protocolError(err: unknown): McpError {
+	const body = toErrorBody(err);
+	return new McpError(body.code < 500 ? ErrorCode.InvalidParams : ErrorCode.InternalError, body.message, body.data);
+}
+
+/**
+ * The registry as a Model Context Protocol server (Streamable HTTP). Every HTTP request is
+ * authenticated like REST; a session is bound to the tenant and agent that opened it.
+ */
+export class McpGateway {
+	private readonly sessions = new Map<string, Session>();
+	private readonly sweeper: NodeJS.Timeout;
+
+	constructor(
+		private readonly backend: McpBackend,
+		private readonly idleSessionMs = 30 * 60 * 1000
+	) {
+		this.sweeper = setInterval(() => this.sweep(), Math.min(idleSessionMs, 60000)).unref();
+	}
+
+	get sessionCount(): number {
+		return this.sessions.size;
+	}
+
+	async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+		let meta: CallerMeta;
+		try {
+			meta = await this.backend.identify(req);
+			if (!meta.scopes?.includes("tools:read"))
+				throw Object.assign(new Error("This credential lacks the 'tools:read' scope"), { code: 403, type: "FORBIDDEN" });
+		} catch (err) {
+			return this.refuse(res, err);
+		}
+		const header = req.headers["mcp-session-id"];
+		const sessionId = Array.isArray(header) ? header[0] : header;
+		if (sessionId) {
+			const session = this.sessions.get(sessionId);
+			// Another tenant's (or agent's) session is reported exactly like an unknown one.
+			if (!session || session.meta.tenant_id !== meta.tenant_id || session.meta.agent_id !== meta.agent_id)
+				return this.refuse(res, { code: 404, type: "NOT_FOUND", message: "Unknown MCP session" });
+			session.meta = meta;
+			session.lastSeen = Date.now();
+			return session.transport.handleRequest(req, res);
+		}
+		const transport = new StreamableHTTPServerTransport({
+			sessionIdGenerator: () => randomUUID(),
+			onsessioninitialized: id => {
+				this.sessions.set(id, { transport, server, meta, lastSeen: Date.now() });
+			}
+		});
+		transport.onclose = () => {
+			if (transport.sessionId) this.sessions.delete(transport.sessionId);
+		};
+		const server = this.createServer(() => (transport.sessionId && this.sessions.get(transport.sessionId)?.meta) || meta);
+		await server.connect(transport);
+		await transport.handleRequest(req, res);
+	}
+
+	/** Tells the sessions of a tenant (every session for a global tool) that their tool list changed. */
+	toolsChanged(tenantId: string): void {
+		for (const session of this.sessions.values())
+			if (tenantId === "*" || session.meta.tenant_id === tenantId)
+				session.server.sendToolListChanged().catch(() => undefined);
+	}
+
+	async close(): Promise<void> {
+		clearInterval(this.sweeper);
+		await Promise.all([...this.sessions.values()].map(session => session.transport.close().catch(() => undefined)));
+		this.sessions.clear();
+	}
+
+	private createServer(metaOf: () => CallerMeta): Server {
+		const server = new Server(
+			{ name: "tool-registry", version: "1.0.0" },
+			{ capabilities: { tools: { listChanged: true } } }
+		);
+		server.setRequestHandler(ListToolsRequestSchema, async request => {
+			const offset = decodeCursor(request.params?.cursor);
+			// The meta-tool leads the first page; registry tools follow by name.
+			const page = await this.backend.listTools(metaOf(), offset, PAGE_SIZE).catch(err => {
+				throw protocolError(err);
+			});
+			const tools = offset === 0 ? [SEARCH_TOOLS, ...page.tools] : page.tools;
+			return {
+				tools,
+				...(page.tools.length === PAGE_SIZE ? { nextCursor: encodeCursor(offset + PAGE_SIZE) } : {})
+			};
+		});
+		server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
+			const meta = metaOf();
+			const { name } = request.params;
+			const args = (request.params.arguments ?? {}) as JsonObject;
+			if (name === SEARCH_TOOLS.name) {
+				const found = await this.backend.searchTools(meta, args).catch(err => {
+					throw protocolError(err);
+				});
+				return { content: [{ type: "text", text: JSON.stringify(found) }], structuredContent: found };
+			}
+			if (!meta.scopes?.includes("tools:execute"))
+				throw new McpError(ErrorCode.InvalidRequest, "This credential lacks the 'tools:execute' scope");
+			const execution = await this.backend.execute(meta, name, args).catch(err => {
+				throw protocolError(err);
+			});
+			if (execution.status === "completed") {
+				const result = (execution.result ?? {}) as JsonObject;
+				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
+			}
+			const error = execution.error as { type: string; message: string };
+			return {
+				content: [{ type: "text", text: `${error.type}: ${error.message}` }],
+				structuredContent: { error },
+				isError: true
+			};
+		});
+		return server;
+	}
+
+	private refuse(res: ServerResponse, err: unknown): void {
+		const body = toErrorBody(err);
+		res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8", ...errorHeaders(body) });
+		res.end(JSON.stringify(body));
+	}
+
+	private sweep(): void {
+		const cutoff = Date.now() - this.idleSessionMs;
+		for (const [id, session] of this.sessions)
+			if (session.lastSeen < cutoff) {
+				this.sessions.delete(id);
+				session.transport.close().catch(() => undefined);
+			}
+	}
+}
