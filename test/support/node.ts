@@ -2,6 +2,7 @@ import type { AddressInfo } from "net";
 import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
 import ApiService from "../../services/api.service";
 import ExecutorService from "../../services/executor.service";
+import NotifierService from "../../services/notifier.service";
 import RegistryService from "../../services/registry.service";
 import ValidatorService from "../../services/validator.service";
 
@@ -11,7 +12,8 @@ const SCHEMAS: Record<string, ServiceSchema> = {
 	api: ApiService as unknown as ServiceSchema,
 	registry: RegistryService as unknown as ServiceSchema,
 	validator: ValidatorService as unknown as ServiceSchema,
-	executor: ExecutorService as unknown as ServiceSchema
+	executor: ExecutorService as unknown as ServiceSchema,
+	notifier: NotifierService as unknown as ServiceSchema
 };
 
 export interface NodeOptions {

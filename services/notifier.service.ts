@@ -1,0 +1,382 @@
+import { randomUUID } from "crypto";
+import type Redis from "ioredis";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import WebSocket from "ws";
+import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { MemoryOutbox } from "../lib/outbox/memory-outbox";
+import type { Outbox } from "../lib/outbox/outbox";
+import { RedisOutbox } from "../lib/outbox/redis-outbox";
+import { taskFrame, type TaskUpdate } from "../lib/task-events";
+
+export interface NotifierSettings extends RedisSettings {
+	/** ORCHESTRATOR_WS_URL; unset = no connection, frames wait in the outbox. */
+	wsUrl?: string;
+	serviceToken?: string;
+	serviceName: string;
+	initialBackoffMs: number;
+	backoffFactor: number;
+	maxBackoffMs: number;
+	pingIntervalMs: number;
+	/** Time from dialling to `{"status": "authenticated"}` before the attempt counts as failed. */
+	authTimeoutMs: number;
+	/** Frames kept while the orchestrator is away; beyond it the oldest are dropped. */
+	outboxMax: number;
+	/** Frames read from the outbox per step of a drain. */
+	drainBatchSize: number;
+	/** Lifetime of the Redis leader lock; the holder renews it every third of it. */
+	leaderTtlMs: number;
+	$secureSettings: string[];
+}
+
+/** What `notifier.state` answers, for operators (REPL, metrics). */
+export interface NotifierState {
+	connected: boolean;
+	authenticated: boolean;
+	leader: boolean;
+	outbox_size: number;
+	/** Frames dropped by this node because the outbox was full. */
+	outbox_dropped: number;
+	/** Failed connection attempts since the last successful authentication. */
+	reconnect_attempts: number;
+	/** Time until the next connection attempt, or null when none is scheduled. */
+	next_retry_ms: number | null;
+}
+
+interface NotifierMethods {
+	connect(): void;
+	onReply(ws: WebSocket, data: WebSocket.RawData): void;
+	onClose(ws: WebSocket): void;
+	dropSocket(): WebSocket | null;
+	scheduleReconnect(): void;
+	drain(): void;
+	sendPending(): Promise<void>;
+	countDrops(dropped: number): void;
+	lead(): Promise<void>;
+	follow(reason: string): void;
+	wake(message: WakeMessage): Promise<void>;
+}
+
+interface NotifierLocals extends RedisLocals {
+	outbox: Outbox;
+	ws: WebSocket | null;
+	authenticated: boolean;
+	/** Whether a pong came back since the last ping. */
+	alive: boolean;
+	leader: boolean;
+	/** Value of the leader lock while this instance holds it. */
+	lockToken: string;
+	/** Receives wake-ups from other notifier nodes (Redis only). */
+	subscriber: Redis | null;
+	backoffMs: number;
+	attempts: number;
+	retryAt: number | null;
+	retryTimer: NodeJS.Timeout | null;
+	authTimer: NodeJS.Timeout | null;
+	pingTimer: NodeJS.Timeout | null;
+	leaderTimer: NodeJS.Timeout | null;
+	draining: Promise<void> | null;
+	drainAgain: boolean;
+	dropped: number;
+	dropBurst: boolean;
+	stopping: boolean;
+}
+
+type NotifierThis = Service<NotifierSettings> & NotifierMethods & NotifierLocals;
+
+/** "pushed": a follower queued a frame for the leader; "released": the leader stepped down. */
+type WakeMessage = "pushed" | "released";
+
+/** Renews the lock only while this instance still holds it (it may have expired and moved on). */
+const RENEW_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+const leaderKey = (prefix: string) => `${prefix}notifier:leader`;
+const wakeChannel = (prefix: string) => `${prefix}notifier:wake`;
+
+const send = (ws: WebSocket, frame: string) =>
+	new Promise<void>((resolve, reject) => ws.send(frame, err => (err ? reject(err) : resolve())));
+
+/**
+ * Forwards task updates to the orchestrator over its WebSocket (contract section 5). Every update is
+ * first appended to the outbox and then drained in order, so nothing is lost while disconnected.
+ * With Redis the outbox is shared and only the node holding the leader lock connects and drains.
+ */
+const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, NotifierLocals, NotifierThis> = {
+	name: "notifier",
+	mixins: [RedisMixin()],
+
+	settings: {
+		wsUrl: process.env.ORCHESTRATOR_WS_URL || undefined,
+		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		serviceName: "tool-registry",
+		initialBackoffMs: 1000,
+		backoffFactor: 1.5,
+		maxBackoffMs: 30000,
+		pingIntervalMs: 30000,
+		authTimeoutMs: 10000,
+		outboxMax: 100000,
+		drainBatchSize: 100,
+		leaderTtlMs: 10000,
+		$secureSettings: ["serviceToken"]
+	} as NotifierSettings,
+
+	actions: {
+		state: {
+			visibility: "public",
+			async handler(this: NotifierThis): Promise<NotifierState> {
+				return {
+					connected: this.ws?.readyState === WebSocket.OPEN,
+					authenticated: this.authenticated,
+					leader: this.leader,
+					outbox_size: await this.outbox.size(),
+					outbox_dropped: this.dropped,
+					reconnect_attempts: this.attempts,
+					next_retry_ms: this.retryAt === null ? null : Math.max(this.retryAt - Date.now(), 0)
+				};
+			}
+		}
+	},
+
+	events: {
+		// Emitted (not broadcast) by the executor, so exactly one notifier node gets each update.
+		async "task.updated"(this: NotifierThis, ctx: Context<TaskUpdate>) {
+			this.countDrops(await this.outbox.push(JSON.stringify(taskFrame(ctx.params))));
+			if (this.leader) this.drain();
+			else await this.wake("pushed");
+		}
+	},
+
+	methods: {
+		connect(this: NotifierThis) {
+			const { settings } = this;
+			this.retryTimer = null;
+			this.retryAt = null;
+			if (this.stopping || !this.leader || !settings.wsUrl || this.ws) return;
+			const ws = new WebSocket(settings.wsUrl);
+			this.ws = ws;
+			// Covers dialling and the handshake: a silent orchestrator must not hold the connection forever.
+			this.authTimer = setTimeout(() => {
+				this.logger.warn(`The orchestrator did not authenticate within ${settings.authTimeoutMs} ms`);
+				ws.terminate();
+			}, settings.authTimeoutMs);
+			const hello = JSON.stringify({
+				service_token: settings.serviceToken ?? null,
+				service_name: settings.serviceName
+			});
+			ws.on("open", () => ws.send(hello));
+			ws.on("message", data => this.onReply(ws, data));
+			ws.on("pong", () => (this.alive = true));
+			ws.on("error", err => this.logger.warn(`Orchestrator WebSocket: ${err.message}`));
+			ws.on("close", () => this.onClose(ws));
+		},
+
+		onReply(this: NotifierThis, ws: WebSocket, data: WebSocket.RawData) {
+			// After the handshake the orchestrator has nothing to tell this service.
+			if (ws !== this.ws || this.authenticated) return;
+			let reply: { status?: unknown } | null = null;
+			try {
+				reply = JSON.parse(data.toString()) as { status?: unknown } | null;
+			} catch {
+				// Not JSON: rejected below like any other unexpected reply.
+			}
+			if (reply?.status !== "authenticated") {
+				this.logger.warn(`The orchestrator refused the handshake: ${data.toString().slice(0, 200)}`);
+				ws.terminate();
+				return;
+			}
+			clearTimeout(this.authTimer!);
+			this.authTimer = null;
+			this.authenticated = true;
+			this.attempts = 0;
+			this.backoffMs = this.settings.initialBackoffMs;
+			this.alive = true;
+			this.pingTimer = setInterval(() => {
+				// No pong since the last ping: the connection is half-open, drop it and reconnect.
+				if (!this.alive) return ws.terminate();
+				this.alive = false;
+				ws.ping();
+			}, this.settings.pingIntervalMs);
+			this.logger.info("Connected and authenticated to the orchestrator");
+			this.drain();
+		},
+
+		onClose(this: NotifierThis, ws: WebSocket) {
+			if (ws !== this.ws) return;
+			this.dropSocket();
+			this.scheduleReconnect();
+		},
+
+		/** Forgets the current socket and its timers; the caller decides how to end it. */
+		dropSocket(this: NotifierThis) {
+			const ws = this.ws;
+			if (this.authTimer) clearTimeout(this.authTimer);
+			if (this.pingTimer) clearInterval(this.pingTimer);
+			this.authTimer = this.pingTimer = null;
+			this.ws = null;
+			this.authenticated = false;
+			return ws;
+		},
+
+		scheduleReconnect(this: NotifierThis) {
+			if (this.stopping || !this.leader) return;
+			const delay = this.backoffMs;
+			this.backoffMs = Math.min(delay * this.settings.backoffFactor, this.settings.maxBackoffMs);
+			this.attempts++;
+			this.retryAt = Date.now() + delay;
+			this.retryTimer = setTimeout(() => this.connect(), delay);
+			this.logger.info(
+				`Reconnecting to the orchestrator in ${Math.round(delay)} ms (attempt ${this.attempts})`
+			);
+		},
+
+		/** Starts a drain, or asks the running one to go again, so frames are never sent concurrently. */
+		drain(this: NotifierThis) {
+			if (this.draining) {
+				this.drainAgain = true;
+				return;
+			}
+			this.draining = this.sendPending()
+				.catch(err => this.logger.warn(`Sending to the orchestrator stopped: ${(err as Error).message}`))
+				.finally(() => {
+					this.draining = null;
+					if (this.drainAgain) {
+						this.drainAgain = false;
+						this.drain();
+					}
+				});
+		},
+
+		/** Sends the outbox in order until it is empty or a send fails; what was not sent stays. */
+		async sendPending(this: NotifierThis) {
+			const ws = this.ws;
+			while (ws && ws === this.ws && this.authenticated) {
+				const frames = await this.outbox.peek(this.settings.drainBatchSize);
+				if (frames.length === 0) return;
+				let sent = 0;
+				try {
+					for (const frame of frames) {
+						await send(ws, frame);
+						sent++;
+					}
+				} finally {
+					if (sent > 0) await this.outbox.ack(sent);
+				}
+			}
+		},
+
+		/** Counts frames dropped by a full outbox, warning once per run of consecutive drops. */
+		countDrops(this: NotifierThis, dropped: number) {
+			if (dropped === 0) {
+				this.dropBurst = false;
+				return;
+			}
+			this.dropped += dropped;
+			if (this.dropBurst) return;
+			this.dropBurst = true;
+			this.logger.warn(`Notification outbox full (${this.settings.outboxMax}): dropping the oldest frames`);
+		},
+
+		/** One round of the election: the leader renews its lock (and drains), the others try to take it. */
+		async lead(this: NotifierThis) {
+			const key = leaderKey(this.settings.redisPrefix);
+			const ttl = this.settings.leaderTtlMs;
+			try {
+				if (this.leader) {
+					const renewed = await this.redis!.eval(RENEW_SCRIPT, 1, key, this.lockToken, ttl);
+					if (renewed === 1) this.drain();
+					else this.follow("the leader lock was lost");
+				} else if (!this.stopping && (await this.redis!.set(key, this.lockToken, "PX", ttl, "NX")) === "OK") {
+					this.leader = true;
+					this.logger.info("This notifier is now the leader");
+					this.connect();
+				}
+			} catch (err) {
+				// Unable to prove the lock is still ours: step down rather than risk two senders.
+				if (this.leader) this.follow(`Redis failed: ${(err as Error).message}`);
+			}
+		},
+
+		follow(this: NotifierThis, reason: string) {
+			this.logger.warn(`This notifier is no longer the leader: ${reason}`);
+			this.leader = false;
+			if (this.retryTimer) clearTimeout(this.retryTimer);
+			this.retryTimer = this.retryAt = null;
+			this.attempts = 0;
+			this.backoffMs = this.settings.initialBackoffMs;
+			this.dropSocket()?.close(1000, "no longer the leader");
+		},
+
+		async wake(this: NotifierThis, message: WakeMessage) {
+			try {
+				await this.redis?.publish(wakeChannel(this.settings.redisPrefix), message);
+			} catch (err) {
+				// Best effort: the leader also drains on every renewal, and a released lock expires anyway.
+				this.logger.debug(`Wake-up not published: ${(err as Error).message}`);
+			}
+		}
+	},
+
+	created(this: NotifierThis) {
+		const { settings } = this;
+		this.outbox = this.redis
+			? new RedisOutbox(this.redis, settings.redisPrefix, settings.outboxMax)
+			: new MemoryOutbox(settings.outboxMax);
+		// Two brokers of one process share a nodeID: the suffix tells their locks apart.
+		this.lockToken = `${this.broker.nodeID}:${randomUUID()}`;
+		this.ws = this.subscriber = null;
+		this.authenticated = this.alive = false;
+		this.backoffMs = settings.initialBackoffMs;
+		this.attempts = 0;
+		this.retryAt = this.retryTimer = this.authTimer = this.pingTimer = this.leaderTimer = null;
+		this.draining = null;
+		this.drainAgain = false;
+		this.dropped = 0;
+		this.dropBurst = false;
+		this.stopping = false;
+		// Without Redis this node is the only notifier of its outbox.
+		this.leader = !this.redis;
+	},
+
+	async started(this: NotifierThis) {
+		if (!this.redis) return this.connect();
+		// A node that cannot connect must not hold the lock, or it would keep the shared outbox undrained.
+		if (!this.settings.wsUrl) return;
+		this.subscriber = this.redis.duplicate();
+		this.subscriber.on("message", (_channel: string, message: WakeMessage) => {
+			if (message === "pushed" && this.leader) this.drain();
+			if (message === "released" && !this.leader) void this.lead();
+		});
+		await this.subscriber.subscribe(wakeChannel(this.settings.redisPrefix));
+		await this.lead();
+		this.leaderTimer = setInterval(() => void this.lead(), this.settings.leaderTtlMs / 3);
+	},
+
+	async stopped(this: NotifierThis) {
+		this.stopping = true;
+		if (this.leaderTimer) clearInterval(this.leaderTimer);
+		if (this.retryTimer) clearTimeout(this.retryTimer);
+		this.retryTimer = this.retryAt = this.leaderTimer = null;
+		this.dropSocket()?.close(1000, "notifier stopping");
+		await this.draining;
+		await this.subscriber?.quit().catch(() => undefined);
+		if (!this.redis || !this.settings.wsUrl) return;
+		this.leader = false;
+		try {
+			// Released even when not known to be held: a lock taken by an election still in flight was
+			// requested earlier on this connection, so Redis applies it first and this deletes it.
+			const key = leaderKey(this.settings.redisPrefix);
+			if ((await this.redis.eval(RELEASE_SCRIPT, 1, key, this.lockToken)) === 1) await this.wake("released");
+		} catch (err) {
+			this.logger.warn(`Leader lock not released (it expires by itself): ${(err as Error).message}`);
+		}
+	}
+};
+
+export default NotifierService;
