@@ -2,8 +2,8 @@ import { createHmac } from "crypto";
 import { guardedRequest } from "./outbound/guarded-fetch";
 
 export interface CallbackOptions {
-	/** HMAC key; receivers verify `X-Tool-Registry-Signature` with it. */
-	secret: string;
+	/** HMAC key; receivers verify `X-Tool-Registry-Signature` with it. Unset = unsigned. */
+	secret?: string;
 	allowHosts: string[];
 	attempts: number;
 	baseDelayMs: number;
@@ -34,7 +34,7 @@ export async function deliverCallback(url: string, payload: unknown, options: Ca
 				method: "POST",
 				headers: {
 					"content-type": "application/json",
-					"x-tool-registry-signature": signCallback(options.secret, body)
+					...(options.secret ? { "x-tool-registry-signature": signCallback(options.secret, body) } : {})
 				},
 				body,
 				allowHosts: options.allowHosts,

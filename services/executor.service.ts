@@ -102,6 +102,19 @@ const EXECUTION_PARAMS = {
 	execution_id: { type: "string", min: 1, max: 128, optional: true }
 } as const;
 
+/** Why a callback URL cannot be used, or null: parsed as the outbound client will, http(s), no credentials. */
+function callbackUrlProblem(value: string): string | null {
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		return "must be an absolute http(s) URL";
+	}
+	if (url.protocol !== "http:" && url.protocol !== "https:") return "must be an http(s) URL";
+	if (url.username || url.password) return "must not carry credentials";
+	return null;
+}
+
 /** `payload` of a queued execution: the execution request plus the message's informative `tool_type`. */
 const TASK_PAYLOAD_PARAMS = {
 	$$strict: true,
@@ -140,7 +153,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			retentionS: 24 * 3600
 		},
 		callbacks: {
-			secret: process.env.CALLBACK_SECRET || process.env.SERVICE_TOKEN || undefined,
+			secret: process.env.CALLBACK_SECRET || undefined,
 			attempts: 4,
 			baseDelayMs: 1000,
 			timeoutMs: 10000
@@ -187,7 +200,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					}
 				},
 				payload: { type: "object" },
-				callback_url: { type: "url", max: 2048, optional: true },
+				callback_url: { type: "string", max: 2048, optional: true },
 				// Server-owned fields of the message: accepted so a read can be resubmitted, never taken.
 				created_at: { type: "any", optional: true },
 				updated_at: { type: "any", optional: true },
@@ -206,8 +219,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				if (callerAgent && metadata.agent_id && metadata.agent_id !== callerAgent)
 					throw forbidden("metadata.agent_id must be the calling agent");
 				metadata.agent_id = callerAgent ?? metadata.agent_id ?? null;
-				if (callback_url && new URL(callback_url).username)
-					throw invalid("callback_url is invalid", [{ field: "callback_url", message: "must not carry credentials" }]);
+				const callbackProblem = callback_url === undefined ? null : callbackUrlProblem(callback_url);
+				if (callbackProblem) throw invalid("callback_url is invalid", [{ field: "callback_url", message: callbackProblem }]);
 				if (task_id) {
 					const existing = await this.queue.get(task_id);
 					if (existing && existing.tenant_id !== tenantId) throw conflict("task_id is already in use");
@@ -221,7 +234,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					if (shape !== true)
 						throw invalid(
 							"payload is invalid",
-							shape.map(problem => ({ field: `payload.${problem.field}`, message: problem.message }))
+							shape.map(problem => ({
+								field: problem.field ? `payload.${problem.field}` : "payload",
+								message: problem.message
+							}))
 						);
 					const tool = await this.resolveTool(ctx, request, metadata.agent_id as string | null);
 					this.checkParameters(tool, request.parameters ?? {});
@@ -269,9 +285,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			params: { task_id: { type: "string", max: 64 } },
 			async handler(this: ExecutorThis, ctx: Context<{ task_id: string }, CallerMeta>) {
 				await this.ownTask(ctx, ctx.params.task_id);
-				const task = await this.queue.cancel(ctx.params.task_id);
-				if (!task) throw notFound("Task", ctx.params.task_id);
-				if (task.status !== "cancelled") throw conflict(`The task is ${task.status}`, { status: task.status });
+				const answer = await this.queue.cancel(ctx.params.task_id);
+				if (!answer) throw notFound("Task", ctx.params.task_id);
+				const { task, cancelled } = answer;
+				// Only the call that cancelled it answers 200: cancelling again is a conflict like any non-pending task.
+				if (!cancelled) throw conflict(`The task is ${task.status}`, { status: task.status });
 				this.announce({ event: "task_status_update", task, message: "cancelled" });
 				this.settle(task);
 				return task;
@@ -479,9 +497,14 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 
 		/** POSTs a finished task to its callback URL, in the background. */
 		settle(this: ExecutorThis, task: TaskMessage) {
+			if (!task.callback_url) return;
 			const { secret, ...options } = this.settings.callbacks;
-			if (!task.callback_url || !secret) return;
-			deliverCallback(task.callback_url, task, { ...options, secret, allowHosts: this.settings.outboundAllowHosts }).then(
+			deliverCallback(task.callback_url, task, {
+				...options,
+				// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
+				secret: secret ?? this.settings.serviceToken,
+				allowHosts: this.settings.outboundAllowHosts
+			}).then(
 				delivered => {
 					if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
 				}

@@ -100,7 +100,7 @@ export class MemoryTaskQueue implements TaskQueue {
 	async cancel(taskId: string) {
 		const entry = this.entries.get(taskId);
 		if (!entry) return null;
-		if (entry.task.status !== "pending") return copy(entry.task);
+		if (entry.task.status !== "pending") return { task: copy(entry.task), cancelled: false };
 		const items = this.queues.get(entry.queue);
 		const at = items?.findIndex(item => item.id === taskId) ?? -1;
 		if (at >= 0) {
@@ -112,7 +112,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		}
 		this.delayed.delete(taskId);
 		this.end(entry, { status: "cancelled" });
-		return copy(entry.task);
+		return { task: copy(entry.task), cancelled: true };
 	}
 
 	async reap(maxAttempts: number): Promise<ReapResult> {

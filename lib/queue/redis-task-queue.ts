@@ -89,7 +89,7 @@ return 1
 
 const CANCEL = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return redis.call('HGETALL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return { 0, redis.call('HGETALL', KEYS[1]) } end
 local queue = redis.call('HGET', KEYS[1], 'queue')
 local qkey = ARGV[1] .. 'queue:' .. queue
 redis.call('ZREM', qkey, ARGV[4])
@@ -97,7 +97,7 @@ redis.call('ZREM', KEYS[3], ARGV[4])
 if redis.call('ZCARD', qkey) == 0 then redis.call('ZREM', KEYS[2], queue) end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2], 'error', '')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return redis.call('HGETALL', KEYS[1])
+return { 1, redis.call('HGETALL', KEYS[1]) }
 `;
 
 const REAP = `
@@ -240,7 +240,7 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async cancel(taskId: string) {
-		const fields = (await this.redis.eval(
+		const answer = (await this.redis.eval(
 			CANCEL,
 			3,
 			this.taskKey(taskId),
@@ -250,8 +250,8 @@ export class RedisTaskQueue implements TaskQueue {
 			new Date().toISOString(),
 			String(this.retentionS),
 			taskId
-		)) as string[] | null;
-		return fields ? fromPairs(fields) : null;
+		)) as [number, string[]] | null;
+		return answer ? { task: fromPairs(answer[1]), cancelled: answer[0] === 1 } : null;
 	}
 
 	async reap(maxAttempts: number): Promise<ReapResult> {

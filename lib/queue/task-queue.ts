@@ -74,8 +74,8 @@ export interface TaskQueue {
 	finish(lease: Lease, outcome: TaskOutcome): Promise<TaskMessage | null>;
 	/** Puts a leased task back after `delayMs` (retry with backoff); false when the lease was lost. */
 	retry(lease: Lease, delayMs: number, error: JsonObject): Promise<boolean>;
-	/** Cancels a pending task; otherwise resolves the task unchanged (or null when unknown). */
-	cancel(taskId: string): Promise<TaskMessage | null>;
+	/** Cancels a pending task (`cancelled: true`); otherwise resolves it unchanged, or null when unknown. */
+	cancel(taskId: string): Promise<{ task: TaskMessage; cancelled: boolean } | null>;
 	/** Redelivers expired leases, dead-letters tasks past `maxAttempts`, promotes due retries. */
 	reap(maxAttempts: number): Promise<ReapResult>;
 	depths(): Promise<QueueDepth[]>;

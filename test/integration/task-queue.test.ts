@@ -151,8 +151,9 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		await queue.submit(b);
 		const lease = (await queue.claim(1000))!;
 		expect(lease.task.task_id).toBe(a.task_id);
-		expect(await queue.cancel(a.task_id)).toMatchObject({ status: "processing" });
-		expect(await queue.cancel(b.task_id)).toMatchObject({ status: "cancelled" });
+		expect(await queue.cancel(a.task_id)).toMatchObject({ cancelled: false, task: { status: "processing" } });
+		expect(await queue.cancel(b.task_id)).toMatchObject({ cancelled: true, task: { status: "cancelled" } });
+		expect(await queue.cancel(b.task_id)).toMatchObject({ cancelled: false, task: { status: "cancelled" } });
 		expect(await queue.claim(1000)).toBeNull();
 		expect(await queue.cancel(randomUUID())).toBeNull();
 	});
