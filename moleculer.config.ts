@@ -1,4 +1,11 @@
 import type { BrokerOptions } from "moleculer";
+import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
+
+type MetricsOptions = Exclude<BrokerOptions["metrics"], boolean | undefined>;
+type TracingOptions = Exclude<BrokerOptions["tracing"], boolean | undefined>;
+
+/** Nodes with the gateway serve metrics at its `/metrics`; others run Prometheus' own listener. */
+const runsGateway = !process.env.SERVICES || process.env.SERVICES.split(",").some(name => name.trim() === "api");
 
 /**
  * Broker options from the contract's environment (section 1). With no TRANSPORTER every
@@ -27,6 +34,18 @@ const config: BrokerOptions = {
 	bulkhead: { enabled: false },
 	validator: true,
 	tracking: { enabled: true, shutdownTimeout: 10 * 1000 },
+	metrics: {
+		enabled: process.env.METRICS !== "off",
+		reporter: (runsGateway
+			? new GatewayPrometheusReporter({})
+			: { type: "Prometheus", options: { port: Number(process.env.METRICS_PORT ?? 3030) } }) as MetricsOptions["reporter"]
+	},
+	// Spans follow one request across nodes (its X-Request-ID is the trace id); exported when an
+	// exporter is named, e.g. TRACING_EXPORTER=Console, Zipkin, Jaeger, Datadog.
+	tracing: {
+		enabled: Boolean(process.env.TRACING_EXPORTER),
+		exporter: (process.env.TRACING_EXPORTER ? [process.env.TRACING_EXPORTER] : []) as TracingOptions["exporter"]
+	},
 	skipProcessEventRegistration: false
 };
 

@@ -14,6 +14,7 @@ import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { errorHeaders, toErrorBody, type ErrorBody } from "../lib/error-response";
 import { McpGateway } from "../lib/mcp-gateway";
+import { GatewayPrometheusReporter } from "../lib/metrics/gateway-prometheus-reporter";
 import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
 import { newId, newSecret } from "../lib/ids";
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/rate-limiter";
@@ -156,6 +157,26 @@ function serveMcp(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	return this.mcp.handle(req, res);
 }
 
+/**
+ * `GET /metrics`: the Prometheus text of this node. Behind the service token when one is set, since
+ * labels name tenants and tools.
+ */
+async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
+	const token = this.serviceTokenDigest;
+	const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+	const reporter = this.broker.metrics.reporter?.find(r => r instanceof GatewayPrometheusReporter) as
+		| GatewayPrometheusReporter
+		| undefined;
+	const refusal = token && !(credential && matchesDigest(credential, token)) ? unauthorized() : !reporter ? notFound("Metrics") : null;
+	if (refusal) {
+		const body = toErrorBody(refusal);
+		res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8" });
+		return res.end(JSON.stringify(body));
+	}
+	res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
+	res.end(reporter!.generatePrometheusResponse());
+}
+
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
@@ -181,6 +202,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				mappingPolicy: "restrict",
 				bodyParsers: { json: false },
 				aliases: { "GET /": "api.health", "GET /ready": "api.ready" }
+			},
+			{
+				path: "/metrics",
+				mappingPolicy: "restrict",
+				bodyParsers: false,
+				aliases: { "GET /": serveMetrics }
 			},
 			{
 				// MCP Streamable HTTP: the SDK transport reads the body and authenticates per request itself.

@@ -1,5 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
+import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { conflict, forbidden, invalid, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -72,6 +74,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 	settle(task: TaskMessage): void;
 	ownTask(ctx: Context<unknown, CallerMeta>, taskId: string): Promise<TaskMessage>;
 	signalWork(): void;
+	sampleMetrics(): Promise<void>;
 }
 
 interface ExecutorLocals extends RedisLocals {
@@ -83,6 +86,7 @@ interface ExecutorLocals extends RedisLocals {
 	queue: TaskQueue;
 	workers: TaskWorkers;
 	lastWorkSignal: number;
+	sampledQueues: Set<string>;
 	checkPayload(payload: unknown): true | { field: string; message: string }[];
 }
 
@@ -125,7 +129,11 @@ const TASK_PAYLOAD_PARAMS = {
 /** Runs tools safely: resolve, check permission and parameters, run guarded with a timeout, record usage. */
 const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, ExecutorLocals, ExecutorThis> = {
 	name: "executor",
-	mixins: [RedisMixin(), TenantScopeMixin()],
+	mixins: [
+		RedisMixin(),
+		TenantScopeMixin(),
+		MetricsSamplerMixin({ metrics: ["executions", "executionDuration", "queueDepth", "queueOldestAge"] })
+	],
 
 	settings: {
 		orchestratorUrl: process.env.ORCHESTRATOR_URL || undefined,
@@ -362,6 +370,13 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				outcome = { status: "failed", error: { type: failure.type, message: failure.message } };
 			}
 			const execution_time_ms = Number(process.hrtime.bigint() - started) / 1e6;
+			this.broker.metrics.increment(METRICS.executions, {
+				tenant: this.tenantOf(ctx),
+				tool: tool.name,
+				type: tool.type,
+				outcome: outcome.error?.type ?? outcome.status
+			});
+			this.broker.metrics.observe(METRICS.executionDuration, execution_time_ms, { type: tool.type });
 			this.usage.record({
 				tenant_id: this.tenantOf(ctx),
 				tool_id: tool.id,
@@ -517,6 +532,24 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			return task;
 		},
 
+		/** Queue gauges; queues that drained since the last sample are set back to zero. */
+		async sampleMetrics(this: ExecutorThis) {
+			const depths = await this.queue.depths();
+			const seen = new Set<string>();
+			for (const { queue, tenant_id, pending, oldest_age_ms } of depths) {
+				seen.add(queue);
+				this.broker.metrics.set(METRICS.queueDepth, pending, { queue, tenant: tenant_id });
+				this.broker.metrics.set(METRICS.queueOldestAge, oldest_age_ms / 1000, { queue, tenant: tenant_id });
+			}
+			for (const queue of this.sampledQueues)
+				if (!seen.has(queue)) {
+					const labels = { queue, tenant: queue.slice(queue.indexOf(":") + 1) };
+					this.broker.metrics.set(METRICS.queueDepth, 0, labels);
+					this.broker.metrics.set(METRICS.queueOldestAge, 0, labels);
+				}
+			this.sampledQueues = seen;
+		},
+
 		/** Wakes local workers at once and other executor nodes at most every 50 ms. */
 		signalWork(this: ExecutorThis) {
 			this.workers.wake();
@@ -595,6 +628,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		this.usage = new UsageStats(this.redis, settings.redisPrefix);
 		this.toolCache = new Map();
 		this.lastWorkSignal = 0;
+		this.sampledQueues = new Set();
 		this.queue = this.redis
 			? new RedisTaskQueue(this.redis, settings.redisPrefix, settings.tasks.retentionS)
 			: new MemoryTaskQueue(settings.tasks.retentionS * 1000);
@@ -616,6 +650,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	},
 
 	started(this: ExecutorThis) {
+		for (const tool of Object.values(toolTypes)) void tool.start?.();
 		this.workers.start();
 	},
 

@@ -2,7 +2,9 @@ import { randomUUID } from "crypto";
 import type Redis from "ioredis";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import WebSocket from "ws";
+import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { METRICS } from "../lib/metrics/names";
 import { MemoryOutbox } from "../lib/outbox/memory-outbox";
 import type { Outbox } from "../lib/outbox/outbox";
 import { RedisOutbox } from "../lib/outbox/redis-outbox";
@@ -43,6 +45,7 @@ export interface NotifierState {
 }
 
 interface NotifierMethods {
+	sampleMetrics(): Promise<void>;
 	connect(): void;
 	onReply(ws: WebSocket, data: WebSocket.RawData): void;
 	onClose(ws: WebSocket): void;
@@ -110,7 +113,7 @@ const send = (ws: WebSocket, frame: string) =>
  */
 const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, NotifierLocals, NotifierThis> = {
 	name: "notifier",
-	mixins: [RedisMixin()],
+	mixins: [RedisMixin(), MetricsSamplerMixin({ metrics: ["outboxSize", "notifierConnected", "notifierLeader"] })],
 
 	settings: {
 		wsUrl: process.env.ORCHESTRATOR_WS_URL || undefined,
@@ -154,6 +157,12 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 	},
 
 	methods: {
+		async sampleMetrics(this: NotifierThis) {
+			this.broker.metrics.set(METRICS.outboxSize, await this.outbox.size());
+			this.broker.metrics.set(METRICS.notifierConnected, this.authenticated ? 1 : 0);
+			this.broker.metrics.set(METRICS.notifierLeader, this.leader ? 1 : 0);
+		},
+
 		connect(this: NotifierThis) {
 			const { settings } = this;
 			this.retryTimer = null;

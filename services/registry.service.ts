@@ -1,5 +1,7 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
+import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
@@ -32,6 +34,7 @@ interface RegistryMethods extends TenantScopeMethods {
 	offeredActionTools(): Map<string, OfferedTool>;
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
+	sampleMetrics(): Promise<void>;
 	findVisible(tenantId: string, id: string): Promise<StoredTool>;
 	queueProbe(ctx: Context, tool: StoredTool): Promise<{ task_id: string } | null>;
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
@@ -79,7 +82,7 @@ const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
-	mixins: [RedisMixin(), TenantScopeMixin()],
+	mixins: [RedisMixin(), TenantScopeMixin(), MetricsSamplerMixin({ metrics: ["toolsRegistered"], intervalMs: 15000 })],
 
 	settings: {
 		defaultPageSize: 50,
@@ -499,6 +502,11 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				}
 				after = page.last_id ?? undefined;
 			} while (after);
+		},
+
+		async sampleMetrics(this: RegistryThis) {
+			for (const [tenant, count] of Object.entries(await this.store.countByTenant()))
+				this.broker.metrics.set(METRICS.toolsRegistered, count, { tenant });
 		},
 
 		/** Coalesces bursts of topology changes into one sync, never two at once. */

@@ -52,6 +52,8 @@ export interface BaseTool {
 	checkConfig?(config: JsonObject): ValidationProblem[];
 	/** Runs the tool; resolves the result object of the execution envelope. */
 	execute(params: JsonObject, config: JsonObject, context: ToolContext): Promise<JsonObject>;
+	/** Prepares costly resources (worker pools) when the executor starts, in the background. */
+	start?(): Promise<void>;
 	/** Releases resources (worker pools, connection pools) when the executor stops. */
 	close?(): Promise<void>;
 }

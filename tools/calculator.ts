@@ -120,6 +120,11 @@ export const calculatorTool: BaseTool = {
 		return { value: await evaluate(expression, limitMs, context.signal) };
 	},
 
+	/** Starts the pool and loads mathjs in a worker, so the first caller does not pay for it. */
+	async start(): Promise<void> {
+		await evaluate("1", MAX_EVALUATION_MS, AbortSignal.timeout(30000)).catch(() => undefined);
+	},
+
 	async close(): Promise<void> {
 		const closing = pool;
 		pool = undefined;

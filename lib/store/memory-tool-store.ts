@@ -86,6 +86,10 @@ export class MemoryToolStore implements ToolStore {
 		return current;
 	}
 
+	async countByTenant(): Promise<Record<string, number>> {
+		return Object.fromEntries([...this.tenantIds].map(([tenantId, ids]) => [tenantId, ids.length]));
+	}
+
 	async *all(): AsyncIterable<StoredTool> {
 		yield* this.tools.values();
 	}

@@ -141,6 +141,19 @@ export class RedisToolStore implements ToolStore {
 		}
 	}
 
+	async countByTenant(): Promise<Record<string, number>> {
+		const counts: Record<string, number> = {};
+		const [head, tail] = [`${this.prefix}tenant:`, ":ids"];
+		let cursor = "0";
+		do {
+			const [next, keys] = await this.redis.scan(cursor, "MATCH", `${head}*${tail}`, "COUNT", 500);
+			cursor = next;
+			const sizes = await Promise.all(keys.map(key => this.redis.zcard(key)));
+			keys.forEach((key, i) => (counts[key.slice(head.length, -tail.length)] = sizes[i]));
+		} while (cursor !== "0");
+		return counts;
+	}
+
 	async *all(): AsyncIterable<StoredTool> {
 		const match = `${this.prefix}tool:*`;
 		let cursor = "0";

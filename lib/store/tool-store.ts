@@ -37,6 +37,8 @@ export interface ToolStore {
 	): Promise<StoredTool | null>;
 	/** Deletes the tool and its history; resolves the deleted tool or null. */
 	remove(id: string): Promise<StoredTool | null>;
+	/** Number of tools per tenant, for metrics. */
+	countByTenant(): Promise<Record<string, number>>;
 	/** Every stored tool, for rebuilding indexes on start. */
 	all(): AsyncIterable<StoredTool>;
 }

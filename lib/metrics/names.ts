@@ -1,0 +1,54 @@
+import type { ServiceBroker } from "moleculer";
+
+/** The service's own metrics (beside Moleculer's), as Prometheus shows them with `.` → `_`. */
+export const METRICS = {
+	executions: "tool_registry.executions.total",
+	executionDuration: "tool_registry.execution.duration",
+	queueDepth: "tool_registry.queue.depth",
+	queueOldestAge: "tool_registry.queue.oldest_age",
+	outboxSize: "tool_registry.outbox.size",
+	notifierConnected: "tool_registry.notifier.connected",
+	notifierLeader: "tool_registry.notifier.leader",
+	toolsRegistered: "tool_registry.tools.registered"
+} as const;
+
+interface Definition {
+	type: "counter" | "gauge" | "histogram";
+	labelNames?: string[];
+	unit?: string;
+	buckets?: number[];
+	description: string;
+}
+
+const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
+	executions: {
+		type: "counter",
+		labelNames: ["tenant", "tool", "type", "outcome"],
+		description: "Tool executions by tenant, tool, type and outcome (completed, timeout, tool_error, upstream_error)"
+	},
+	executionDuration: {
+		type: "histogram",
+		labelNames: ["type"],
+		unit: "milliseconds",
+		buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
+		description: "Execution time of tools by type"
+	},
+	queueDepth: { type: "gauge", labelNames: ["queue", "tenant"], description: "Pending tasks per tenant queue" },
+	queueOldestAge: {
+		type: "gauge",
+		labelNames: ["queue", "tenant"],
+		unit: "seconds",
+		description: "Age of the oldest pending task per tenant queue"
+	},
+	outboxSize: { type: "gauge", description: "Notifications waiting in the outbox for the orchestrator" },
+	notifierConnected: { type: "gauge", description: "1 while the notifier is connected and authenticated" },
+	notifierLeader: { type: "gauge", description: "1 on the notifier node holding the leader lock" },
+	toolsRegistered: { type: "gauge", labelNames: ["tenant"], description: "Registered tools per tenant" }
+};
+
+/** Registers the named metrics once per broker (a no-op when metrics are disabled). */
+export function registerMetrics(broker: ServiceBroker, ...keys: (keyof typeof METRICS)[]): void {
+	for (const key of keys)
+		if (!broker.metrics.getMetric(METRICS[key]))
+			broker.metrics.register({ ...DEFINITIONS[key], name: METRICS[key] } as Parameters<typeof broker.metrics.register>[0]);
+}
