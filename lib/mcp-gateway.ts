@@ -6,10 +6,11 @@ import {
 	CallToolRequestSchema,
 	ErrorCode,
 	ListToolsRequestSchema,
-	McpError,
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { errorHeaders, toErrorBody } from "./error-response";
+import { invalid } from "./errors";
+import { createAjv, toProblems } from "./json-schema";
 import type { CallerMeta, JsonObject } from "../types/wire";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
@@ -61,15 +62,28 @@ const encodeCursor = (offset: number) => Buffer.from(String(offset)).toString("b
 const decodeCursor = (cursor: string | undefined) => {
 	if (!cursor) return 0;
 	const offset = Number(Buffer.from(cursor, "base64url").toString());
-	if (!Number.isInteger(offset) || offset < 0) throw new McpError(ErrorCode.InvalidParams, "invalid cursor");
+	if (!Number.isInteger(offset) || offset < 0)
+		throw Object.assign(new Error("invalid cursor"), { code: ErrorCode.InvalidParams });
 	return offset;
 };
 
-/** A caller's mistake from the cluster (404 tool, 422 arguments) becomes an MCP protocol error. */
-function protocolError(err: unknown): McpError {
+/**
+ * A caller's mistake from the cluster (404 tool, 422 arguments) becomes an MCP protocol error. The
+ * SDK sends any error with a numeric `code` as it is; McpError would prefix "MCP error" to the text,
+ * which clients prefix again. The offending fields go into the text, which is what LLM clients show.
+ */
+function protocolError(err: unknown): Error {
 	const body = toErrorBody(err);
-	return new McpError(body.code < 500 ? ErrorCode.InvalidParams : ErrorCode.InternalError, body.message, body.data);
+	const fields = Array.isArray(body.data)
+		? (body.data as { field?: string; message?: string }[]).map(p => `${p.field} ${p.message}`).join("; ")
+		: "";
+	return Object.assign(new Error(fields ? `${body.message}: ${fields}` : body.message), {
+		code: body.code < 500 ? ErrorCode.InvalidParams : ErrorCode.InternalError,
+		data: body.data
+	});
 }
+
+const checkSearchArguments = createAjv().compile(SEARCH_TOOLS.inputSchema);
 
 /**
  * The registry as a Model Context Protocol server (Streamable HTTP). Every HTTP request is
@@ -148,7 +162,9 @@ export class McpGateway {
 			const page = await this.backend.listTools(metaOf(), offset, PAGE_SIZE).catch(err => {
 				throw protocolError(err);
 			});
-			const tools = offset === 0 ? [SEARCH_TOOLS, ...page.tools] : page.tools;
+			// A registry tool named like the meta-tool could never be called here: it is left out.
+			const registryTools = page.tools.filter(tool => tool.name !== SEARCH_TOOLS.name);
+			const tools = offset === 0 ? [SEARCH_TOOLS, ...registryTools] : registryTools;
 			return {
 				tools,
 				...(page.tools.length === PAGE_SIZE ? { nextCursor: encodeCursor(offset + PAGE_SIZE) } : {})
@@ -159,13 +175,15 @@ export class McpGateway {
 			const { name } = request.params;
 			const args = (request.params.arguments ?? {}) as JsonObject;
 			if (name === SEARCH_TOOLS.name) {
+				if (!checkSearchArguments(args))
+					throw protocolError(invalid("Invalid search_tools arguments", toProblems(checkSearchArguments.errors, "arguments")));
 				const found = await this.backend.searchTools(meta, args).catch(err => {
 					throw protocolError(err);
 				});
 				return { content: [{ type: "text", text: JSON.stringify(found) }], structuredContent: found };
 			}
 			if (!meta.scopes?.includes("tools:execute"))
-				throw new McpError(ErrorCode.InvalidRequest, "This credential lacks the 'tools:execute' scope");
+				throw Object.assign(new Error("This credential lacks the 'tools:execute' scope"), { code: ErrorCode.InvalidRequest });
 			const execution = await this.backend.execute(meta, name, args).catch(err => {
 				throw protocolError(err);
 			});
