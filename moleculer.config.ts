@@ -1,5 +1,6 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
+import { replCommands } from "./lib/repl-commands";
 
 type MetricsOptions = Exclude<BrokerOptions["metrics"], boolean | undefined>;
 type TracingOptions = Exclude<BrokerOptions["tracing"], boolean | undefined>;
@@ -34,6 +35,8 @@ const config: BrokerOptions = {
 	bulkhead: { enabled: false },
 	validator: true,
 	tracking: { enabled: true, shutdownTimeout: 10 * 1000 },
+	// Operator commands of `npm run repl` (lib/repl-commands.ts).
+	replOptions: { customCommands: replCommands },
 	metrics: {
 		enabled: process.env.METRICS !== "off",
 		reporter: (runsGateway

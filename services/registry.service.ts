@@ -259,6 +259,24 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
+		/** Operators' switch (REPL `disable` / `enable`): a disabled tool is neither discovered nor run. */
+		setStatus: {
+			visibility: "public",
+			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
+				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				const updated = await this.store.update(tool.id, stored => ({
+					...stored,
+					status: ctx.params.status,
+					updated_at: new Date().toISOString()
+				}));
+				if (!updated) throw notFound("Tool", ctx.params.id);
+				const shown = this.present(updated);
+				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				return shown;
+			}
+		},
+
 		/** Records a functional validation report (from the executor's probe task). */
 		recordValidation: {
 			visibility: "public",

@@ -1,0 +1,101 @@
+import type { ServiceBroker } from "moleculer";
+import type { QueueDepth, TaskMessage } from "./queue/task-queue";
+import type { StoredTool } from "../types/wire";
+
+/**
+ * Operator commands for `npm run repl` (moleculer-repl `customCommands`). Each one is a function of
+ * the broker that answers text, so it can be tested without a terminal; the REPL prints the text.
+ */
+export interface OpsCommand {
+	command: string;
+	description: string;
+	run(broker: ServiceBroker, args: Record<string, string>): Promise<string>;
+}
+
+const asTenant = (tenant: string) => ({ meta: { tenant_id: tenant } });
+
+const table = (header: string[], rows: string[][]): string => {
+	const widths = header.map((h, i) => Math.max(h.length, ...rows.map(row => (row[i] ?? "").length)));
+	const line = (cells: string[]) => cells.map((cell, i) => (cell ?? "").padEnd(widths[i])).join("  ").trimEnd();
+	return [line(header), line(widths.map(w => "-".repeat(w))), ...rows.map(line)].join("\n");
+};
+
+export const OPS_COMMANDS: OpsCommand[] = [
+	{
+		command: "tools <tenant>",
+		description: "List the tools of a tenant (and the global ones)",
+		async run(broker, { tenant }) {
+			const rows: string[][] = [];
+			let cursor: string | null = null;
+			do {
+				const page: { items: StoredTool[]; next_cursor: string | null } = await broker.call(
+					"registry.list",
+					{ limit: 200, ...(cursor ? { cursor } : {}) },
+					asTenant(tenant)
+				);
+				for (const t of page.items) rows.push([t.name, t.id, t.tenant_id, t.type, t.status, String(t.version)]);
+				cursor = page.next_cursor;
+			} while (cursor);
+			return table(["name", "id", "tenant", "type", "status", "version"], rows);
+		}
+	},
+	{
+		command: "task <tenant> <taskId>",
+		description: "Show a queued task",
+		async run(broker, { tenant, taskId }) {
+			const task: TaskMessage = await broker.call("executor.status", { task_id: taskId }, asTenant(tenant));
+			return JSON.stringify(task, null, 2);
+		}
+	},
+	{
+		command: "queues",
+		description: "Pending tasks and oldest age per tenant queue",
+		async run(broker) {
+			const depths: QueueDepth[] = await broker.call("executor.queues");
+			if (depths.length === 0) return "All queues are empty.";
+			return table(
+				["queue", "pending", "oldest (s)"],
+				depths.map(d => [d.queue, String(d.pending), (d.oldest_age_ms / 1000).toFixed(1)])
+			);
+		}
+	},
+	{
+		command: "notifier",
+		description: "Orchestrator connection and outbox state",
+		async run(broker) {
+			return JSON.stringify(await broker.call("notifier.state"), null, 2);
+		}
+	},
+	{
+		command: "disable <tenant> <toolId>",
+		description: "Disable a tool: it is no longer discovered or run",
+		async run(broker, { tenant, toolId }) {
+			const tool: StoredTool = await broker.call("registry.setStatus", { id: toolId, status: "disabled" }, asTenant(tenant));
+			return `${tool.name} (${tool.id}) is ${tool.status}`;
+		}
+	},
+	{
+		command: "enable <tenant> <toolId>",
+		description: "Enable a tool disabled by an operator",
+		async run(broker, { tenant, toolId }) {
+			const tool: StoredTool = await broker.call("registry.setStatus", { id: toolId, status: "active" }, asTenant(tenant));
+			return `${tool.name} (${tool.id}) is ${tool.status}`;
+		}
+	}
+];
+
+/**
+ * The commands in moleculer-repl's `customCommands` shape (its typings say `string[]`, but it
+ * passes the named arguments of the command as an object).
+ */
+export const replCommands = OPS_COMMANDS.map(({ command, description, run }) => ({
+	command,
+	description,
+	async action(broker: ServiceBroker, args: unknown) {
+		try {
+			console.log(await run(broker, args as Record<string, string>));
+		} catch (err) {
+			console.log(`Error: ${(err as Error).message}`);
+		}
+	}
+}));
