@@ -14,6 +14,10 @@ import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { errorHeaders, toErrorBody, type ErrorBody } from "../lib/error-response";
 import { McpGateway } from "../lib/mcp-gateway";
+import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
+import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
+import { buildOpenApi, UPGRADE_ROUTES, type ServedRoute } from "../lib/openapi";
+import { version as PACKAGE_VERSION } from "../package.json";
 import { GatewayPrometheusReporter } from "../lib/metrics/gateway-prometheus-reporter";
 import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
 import { newId, newSecret } from "../lib/ids";
@@ -54,6 +58,8 @@ interface ApiMethods {
 }
 
 interface ApiLocals extends RedisLocals {
+	/** Every alias moleculer-web registered, over all routes. */
+	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
@@ -68,45 +74,10 @@ interface ApiLocals extends RedisLocals {
 
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
 
-/** The route table entry: HTTP concerns (scope, success status) live here, next to the path. */
-interface RouteAlias {
-	action: string;
-	scope: Scope;
-	status?: number;
-	/** `Location` of a created resource (201). */
-	location?: (created: Record<string, string>) => string;
-}
-
 interface GatewayRequest extends IncomingMessage {
 	$alias?: RouteAlias;
 	$ctx?: Context<unknown, CallerMeta>;
 }
-
-const alias = (action: string, scope: Scope, status?: number, location?: RouteAlias["location"]): RouteAlias => ({
-	action,
-	scope,
-	status,
-	location
-});
-
-/** Every `/api/v1` route. An alias without a scope cannot be written: authorization denies by default. */
-export const API_ROUTES: Record<string, RouteAlias> = {
-	"POST /tools": alias("registry.register", "tools:write", 201, tool => `/api/v1/tools/${tool.id}`),
-	"GET /tools": alias("registry.list", "tools:read"),
-	"GET /tools/:id": alias("registry.get", "tools:read"),
-	"PATCH /tools/:id": alias("registry.update", "tools:write"),
-	"DELETE /tools/:id": alias("registry.remove", "tools:write", 204),
-	"POST /tools/:id/validate": alias("registry.revalidate", "tools:write"),
-	"GET /tools/:id/stats": alias("executor.stats", "tools:read"),
-	"POST /registry/validate": alias("validator.validate", "tools:write"),
-	"POST /registry/discover": alias("registry.discover", "tools:read"),
-	"POST /internal/execute": alias("executor.execute", "tools:execute"),
-	"POST /internal/tasks": alias("executor.submit", "tools:execute", 202),
-	"GET /internal/tasks/:task_id": alias("executor.status", "tools:execute"),
-	"DELETE /internal/tasks/:task_id": alias("executor.cancel", "tools:execute"),
-	"POST /keys": alias("api.keys.create", "keys:admin", 201, key => `/api/v1/keys/${key.key_id}`),
-	"DELETE /keys/:key_id": alias("api.keys.revoke", "keys:admin", 204)
-};
 
 /** JSON keys that would change an object's prototype when a body is merged into params. */
 const rejectPrototypeKeys = (key: string, value: unknown) => {
@@ -177,6 +148,32 @@ async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResp
 	res.end(reporter!.generatePrometheusResponse());
 }
 
+/** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
+function serveOpenApi(this: ApiThis, _req: IncomingMessage, res: ServerResponse) {
+	const served: ServedRoute[] = this.aliases.map(a => ({
+		method: a.method,
+		fullPath: a.fullPath,
+		alias: a.scope ? (a as unknown as RouteAlias) : undefined
+	}));
+	const actions = new Map(this.broker.registry.getActionList({}).map(item => [item.name, item.action]));
+	const document = buildOpenApi(
+		[...served, ...UPGRADE_ROUTES],
+		action => (actions.get(action) as { params?: Record<string, unknown> } | undefined)?.params,
+		PACKAGE_VERSION
+	);
+	res.writeHead(200, { "Content-Type": "application/json; charset=utf-8" });
+	res.end(JSON.stringify(document));
+}
+
+function serveDocs(this: ApiThis, req: IncomingMessage & { $params?: { file?: string } }, res: ServerResponse) {
+	const file = req.$params?.file;
+	if (file === undefined) return sendDocsPage(res);
+	if (!sendDocsAsset(file, res)) {
+		res.writeHead(404, { "Content-Type": "application/json; charset=utf-8" });
+		res.end(JSON.stringify(toErrorBody(notFound("File", file))));
+	}
+}
+
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
@@ -202,6 +199,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				mappingPolicy: "restrict",
 				bodyParsers: { json: false },
 				aliases: { "GET /": "api.health", "GET /ready": "api.ready" }
+			},
+			{
+				path: "/",
+				mappingPolicy: "restrict",
+				bodyParsers: false,
+				aliases: { "GET /openapi.json": serveOpenApi, "GET /docs": serveDocs, "GET /docs/:file": serveDocs }
 			},
 			{
 				path: "/metrics",

@@ -596,7 +596,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				call: (action, params, meta) => {
 					if (tool.tenant_id !== GLOBAL_TENANT && this.refusesTenantCalls(action))
 						throw new ToolFailure("tool_error", `'${action}' does not declare 'tool', so tenant tools may not call it`);
-					return this.broker.call(action, params, { meta, timeout: timeoutMs });
+					// The request id travels on, so one request is followed across nodes (X-Request-ID).
+					return this.broker.call(action, params, { meta, timeout: timeoutMs, requestID: ctx.requestID ?? undefined });
 				}
 			};
 			const attempt = () => {

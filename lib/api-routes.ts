@@ -1,0 +1,68 @@
+import type { Scope } from "../types/wire";
+import { DEFINITION_SCHEMA } from "./definition";
+
+/**
+ * One `/api/v1` route: the action it calls and its HTTP concerns (scope, success status, docs).
+ * The gateway routes from this table and `/openapi.json` is generated from it.
+ */
+export interface RouteAlias {
+	action: string;
+	scope: Scope;
+	summary: string;
+	status?: number;
+	/** `Location` of a created resource (201). */
+	location?: (created: Record<string, string>) => string;
+	/** Request body schema when the action's own params cannot describe it (tenant data checked by ajv). */
+	body?: Record<string, unknown>;
+	/** Response body schema (a `#/components/schemas` name) of the success status. */
+	response?: string;
+}
+
+const route = (
+	action: string,
+	scope: Scope,
+	summary: string,
+	extra: Omit<RouteAlias, "action" | "scope" | "summary"> = {}
+): RouteAlias => ({ action, scope, summary, ...extra });
+
+/** Every `/api/v1` route. An alias without a scope cannot be written: authorization denies by default. */
+export const API_ROUTES: Record<string, RouteAlias> = {
+	"POST /tools": route("registry.register", "tools:write", "Register a tool", {
+		status: 201,
+		location: tool => `/api/v1/tools/${tool.id}`,
+		body: DEFINITION_SCHEMA,
+		response: "StoredTool"
+	}),
+	"GET /tools": route("registry.list", "tools:read", "List the tenant's tools and the global ones", {
+		response: "ToolPage"
+	}),
+	"GET /tools/:id": route("registry.get", "tools:read", "Read a tool (optionally an earlier version)", {
+		response: "StoredTool"
+	}),
+	"PATCH /tools/:id": route("registry.update", "tools:write", "Update a tool (version + 1)", {
+		body: { ...DEFINITION_SCHEMA, required: [] },
+		response: "StoredTool"
+	}),
+	"DELETE /tools/:id": route("registry.remove", "tools:write", "Delete a tool", { status: 204 }),
+	"POST /tools/:id/validate": route("registry.revalidate", "tools:write", "Validate a tool again (202 when queued)", {
+		response: "ValidationReport"
+	}),
+	"GET /tools/:id/stats": route("executor.stats", "tools:read", "Usage of a tool by the calling tenant"),
+	"POST /registry/validate": route("validator.validate", "tools:write", "Check a definition; nothing is stored", {
+		body: DEFINITION_SCHEMA
+	}),
+	"POST /registry/discover": route("registry.discover", "tools:read", "Ranked tools the calling agent may use"),
+	"POST /internal/execute": route("executor.execute", "tools:execute", "Run a tool now", {
+		response: "ExecutionResult"
+	}),
+	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", { status: 202 }),
+	"GET /internal/tasks/:task_id": route("executor.status", "tools:execute", "Read a task", { response: "Task" }),
+	"DELETE /internal/tasks/:task_id": route("executor.cancel", "tools:execute", "Cancel a pending task", {
+		response: "Task"
+	}),
+	"POST /keys": route("api.keys.create", "keys:admin", "Create an API key (its secret is shown once)", {
+		status: 201,
+		location: key => `/api/v1/keys/${key.key_id}`
+	}),
+	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
+};

@@ -1,0 +1,238 @@
+import { SERVER_OWNED_FIELDS, DEFINITION_SCHEMA } from "./definition";
+import { paramsToJsonSchema } from "./params-schema";
+import type { RouteAlias } from "./api-routes";
+
+/** An alias the gateway serves, as moleculer-web registered it. */
+export interface ServedRoute {
+	method: string;
+	/** moleculer-web path, e.g. `/api/v1/tools/:id`. */
+	fullPath: string;
+	/** Set for `/api/v1` routes: the table entry with action, scope and docs. */
+	alias?: RouteAlias;
+}
+
+/** Docs of the gateway's own endpoints (health, metrics, MCP, WebSocket, these docs). */
+export interface GatewayRouteDoc {
+	summary: string;
+	description?: string;
+	/** Not behind the API credential (health, docs). */
+	public?: boolean;
+	contentType?: string;
+}
+
+export const GATEWAY_ROUTE_DOCS: Record<string, GatewayRouteDoc> = {
+	"GET /health": { summary: "Liveness: 200 while the process is alive", public: true },
+	"GET /health/ready": { summary: "Readiness: 200 when the transporter and Redis answer, else 503", public: true },
+	"GET /metrics": {
+		summary: "Prometheus metrics of this node",
+		description: "Behind the service token when SERVICE_TOKEN is set.",
+		contentType: "text/plain"
+	},
+	"POST /mcp": { summary: "MCP Streamable HTTP: JSON-RPC requests (initialize, tools/list, tools/call)" },
+	"GET /mcp": { summary: "MCP Streamable HTTP: the session's server-sent event stream", contentType: "text/event-stream" },
+	"DELETE /mcp": { summary: "MCP Streamable HTTP: end the session" },
+	"GET /ws": {
+		summary: "UI WebSocket (upgrade): tool and task events of the caller's tenant",
+		description: "Credential in the Authorization header or ?token= (with ?tenant_id= for the service token)."
+	},
+	"GET /openapi.json": { summary: "This document", public: true },
+	"GET /docs": { summary: "API documentation page (works offline)", public: true, contentType: "text/html" },
+	"GET /docs/:file": { summary: "Static files of the documentation page", public: true }
+};
+
+/** Served routes that are not moleculer-web aliases (the WebSocket upgrade). */
+export const UPGRADE_ROUTES: ServedRoute[] = [{ method: "GET", fullPath: "/ws" }];
+
+const ERROR_STATUSES: Record<string, string> = {
+	"400": "Bad request (malformed JSON, missing X-Tenant-ID)",
+	"401": "Missing or unknown credential",
+	"403": "The credential lacks the scope or acts for another tenant",
+	"404": "Not found (another tenant's resources included)",
+	"409": "Conflict",
+	"413": "Body over 1 MiB",
+	"422": "Validation failed; `data` lists the fields",
+	"429": "Rate limited; see Retry-After",
+	"503": "A needed service is unavailable"
+};
+
+const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, "{$1}");
+const pathParams = (path: string) => [...path.matchAll(/:([A-Za-z_]+)/g)].map(m => m[1]);
+
+const STORED_TOOL = {
+	type: "object",
+	properties: {
+		...Object.fromEntries(
+			Object.entries(DEFINITION_SCHEMA.properties).filter(
+				([name]) => !(SERVER_OWNED_FIELDS as readonly string[]).includes(name) && name !== "expected_version"
+			)
+		),
+		id: { type: "string" },
+		tenant_id: { type: "string", description: "`*` for global tools" },
+		version: { type: "integer", minimum: 1 },
+		definition_hash: { type: "string", pattern: "^sha256:[0-9a-f]{64}$" },
+		status: { enum: ["pending_validation", "active", "invalid", "disabled"] },
+		validation: { $ref: "#/components/schemas/ValidationReport" },
+		created_at: { type: "string", format: "date-time" },
+		updated_at: { type: "string", format: "date-time" }
+	},
+	required: ["id", "tenant_id", "name", "type", "parameters", "version", "status", "created_at", "updated_at"]
+};
+
+const COMPONENTS = {
+	securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Service token or API key" } },
+	schemas: {
+		Error: {
+			type: "object",
+			properties: {
+				name: { type: "string" },
+				message: { type: "string" },
+				code: { type: "integer" },
+				type: { type: "string", examples: ["VALIDATION_ERROR", "NOT_FOUND"] },
+				data: {}
+			},
+			required: ["name", "message", "code", "type"]
+		},
+		StoredTool: STORED_TOOL,
+		ToolPage: {
+			type: "object",
+			properties: {
+				items: { type: "array", items: { $ref: "#/components/schemas/StoredTool" } },
+				next_cursor: { type: ["string", "null"] }
+			}
+		},
+		ValidationReport: {
+			type: "object",
+			properties: {
+				valid: { type: "boolean" },
+				errors: {
+					type: "array",
+					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
+				},
+				kind: { enum: ["definition", "functional"] },
+				checked_at: { type: "string", format: "date-time" }
+			}
+		},
+		ExecutionResult: {
+			type: "object",
+			properties: {
+				execution_id: { type: "string" },
+				tool_id: { type: "string" },
+				tool_name: { type: "string" },
+				status: { enum: ["completed", "failed"] },
+				result: { type: "object" },
+				error: {
+					type: "object",
+					properties: { type: { enum: ["timeout", "tool_error", "upstream_error"] }, message: { type: "string" } }
+				},
+				execution_time_ms: { type: "number" }
+			}
+		},
+		Task: {
+			type: "object",
+			description: "The standard queue message with the current status",
+			properties: {
+				task_id: { type: "string" },
+				tenant_id: { type: "string" },
+				created_at: { type: "string", format: "date-time" },
+				status: { enum: ["pending", "processing", "completed", "failed", "cancelled"] },
+				type: { enum: ["tool_execution", "tool_registration", "tool_discovery", "tool_validation"] },
+				priority: { type: "integer", minimum: 0, maximum: 9 },
+				metadata: { type: "object" },
+				payload: { type: "object" },
+				callback_url: { type: "string" },
+				result: { type: "object" },
+				error: { type: "object" }
+			}
+		}
+	}
+};
+
+const IDENTITY_HEADERS = [
+	{ name: "X-Tenant-ID", in: "header", schema: { type: "string" }, description: "Required with the service token" },
+	{ name: "X-Agent-ID", in: "header", schema: { type: "string" }, description: "Acting agent (permissions)" }
+];
+
+/**
+ * The OpenAPI 3.1 document of what the gateway serves, built from its registered routes, the route
+ * table's docs and the actions' own `params`. A served route without docs is listed under
+ * `x-undocumented`, which the tests require to be empty.
+ */
+export function buildOpenApi(
+	served: ServedRoute[],
+	paramsOf: (action: string) => Record<string, unknown> | undefined,
+	version: string
+) {
+	const paths: Record<string, Record<string, unknown>> = {};
+	const undocumented: string[] = [];
+	const ordered = [...served].sort((a, b) => a.fullPath.localeCompare(b.fullPath) || a.method.localeCompare(b.method));
+	for (const { method, fullPath, alias } of ordered) {
+		const key = `${method} ${fullPath}`;
+		const gatewayDoc = GATEWAY_ROUTE_DOCS[key];
+		if (!alias && !gatewayDoc) {
+			undocumented.push(key);
+			continue;
+		}
+		const inPath = pathParams(fullPath);
+		const parameters: unknown[] = inPath.map(name => ({ name, in: "path", required: true, schema: { type: "string" } }));
+		const operation: Record<string, unknown> = { summary: alias?.summary ?? gatewayDoc!.summary, parameters };
+		if (gatewayDoc?.description) operation.description = gatewayDoc.description;
+		if (alias) {
+			operation.operationId = alias.action;
+			operation.description = `Scope \`${alias.scope}\`. Moleculer action \`${alias.action}\`.`;
+			parameters.push(...IDENTITY_HEADERS);
+			const params = paramsToJsonSchema(paramsOf(alias.action)) as {
+				properties: Record<string, unknown>;
+				required?: string[];
+			};
+			const own = Object.entries(params.properties).filter(([name]) => !inPath.includes(name));
+			const required = (params.required ?? []).filter(name => !inPath.includes(name));
+			if (method === "GET" || method === "DELETE")
+				for (const [name, schema] of own)
+					parameters.push({ name, in: "query", required: required.includes(name), schema });
+			else
+				operation.requestBody = {
+					required: true,
+					content: {
+						"application/json": {
+							schema: alias.body ?? { type: "object", properties: Object.fromEntries(own), required }
+						}
+					}
+				};
+			const status = String(alias.status ?? 200);
+			operation.responses = {
+				[status]: {
+					description: alias.summary,
+					...(status === "204" || !alias.response
+						? status === "204"
+							? {}
+							: { content: { "application/json": { schema: { type: "object" } } } }
+						: { content: { "application/json": { schema: { $ref: `#/components/schemas/${alias.response}` } } } })
+				},
+				...Object.fromEntries(
+					Object.entries(ERROR_STATUSES).map(([code, description]) => [
+						code,
+						{ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } }
+					])
+				)
+			};
+		} else {
+			if (gatewayDoc!.public) operation.security = [];
+			operation.responses = {
+				"200": { description: gatewayDoc!.summary, content: { [gatewayDoc!.contentType ?? "application/json"]: {} } }
+			};
+		}
+		(paths[toOpenApiPath(fullPath)] ??= {})[method.toLowerCase()] = operation;
+	}
+	return {
+		openapi: "3.1.0",
+		info: {
+			title: "Tool Registry",
+			version,
+			description: "Register, validate, discover and execute tools for AI agents, per tenant."
+		},
+		security: [{ bearer: [] }],
+		paths,
+		components: COMPONENTS,
+		...(undocumented.length ? { "x-undocumented": undocumented } : {})
+	};
+}
