@@ -5,7 +5,8 @@ import { describeWithNats } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
 
-const metricsBroker = { metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) } } as Partial<BrokerOptions>;
+// Test brokers keep metrics off by default; these use the gateway reporter the real config uses.
+const metricsBroker = { metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) } } as unknown as Partial<BrokerOptions>;
 
 /** The value of one Prometheus sample whose labels include all of `labels`, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
