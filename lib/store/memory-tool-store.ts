@@ -1,7 +1,6 @@
 import type { StoredTool } from "../../types/wire";
-import { conflict } from "../errors";
 import { listMerged } from "./tool-page";
-import type { ToolFilter, ToolPage, ToolStore } from "./tool-store";
+import { nameTaken, staleVersion, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 const nameKey = (tenantId: string, name: string) => `${tenantId}\u0000${name}`;
 
@@ -15,7 +14,7 @@ export class MemoryToolStore implements ToolStore {
 
 	async create(tool: StoredTool): Promise<StoredTool> {
 		const key = nameKey(tool.tenant_id, tool.name);
-		if (this.names.has(key)) throw conflict(`A tool named '${tool.name}' already exists`, { name: tool.name });
+		if (this.names.has(key)) throw nameTaken(tool.name);
 		this.names.set(key, tool.id);
 		this.tools.set(tool.id, tool);
 		this.history.set(tool.id, new Map([[tool.version, tool]]));
@@ -60,12 +59,11 @@ export class MemoryToolStore implements ToolStore {
 	): Promise<StoredTool | null> {
 		const current = this.tools.get(id);
 		if (!current) return null;
-		if (expectedVersion !== undefined && expectedVersion !== current.version)
-			throw conflict("The tool was changed since the expected version", { current_version: current.version });
+		if (expectedVersion !== undefined && expectedVersion !== current.version) throw staleVersion(current);
 		const next = change(current);
 		if (next.name !== current.name) {
 			const key = nameKey(next.tenant_id, next.name);
-			if (this.names.has(key)) throw conflict(`A tool named '${next.name}' already exists`, { name: next.name });
+			if (this.names.has(key)) throw nameTaken(next.name);
 			this.names.delete(nameKey(current.tenant_id, current.name));
 			this.names.set(key, id);
 		}

@@ -2,7 +2,7 @@ import type Redis from "ioredis";
 import type { StoredTool } from "../../types/wire";
 import { conflict } from "../errors";
 import { listMerged } from "./tool-page";
-import type { ToolFilter, ToolPage, ToolStore } from "./tool-store";
+import { nameTaken, staleVersion, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
 const CREATE_SCRIPT = `
@@ -44,7 +44,7 @@ export class RedisToolStore implements ToolStore {
 			json,
 			String(tool.version)
 		);
-		if (created !== 1) throw conflict(`A tool named '${tool.name}' already exists`, { name: tool.name });
+		if (created !== 1) throw nameTaken(tool.name);
 		return tool;
 	}
 
@@ -80,63 +80,56 @@ export class RedisToolStore implements ToolStore {
 		change: (current: StoredTool) => StoredTool,
 		expectedVersion?: number
 	): Promise<StoredTool | null> {
-		// WATCH/MULTI on a dedicated connection: a concurrent writer aborts our EXEC and we retry
-		// against the new state, so the version check and the name index stay atomic.
-		const conn = this.redis.duplicate();
-		try {
-			for (let attempt = 0; attempt < MAX_TRANSACTION_RETRIES; attempt++) {
-				await conn.watch(this.toolKey(id));
-				const current = parse(await conn.get(this.toolKey(id)));
-				if (!current) {
-					await conn.unwatch();
-					return null;
-				}
-				if (expectedVersion !== undefined && expectedVersion !== current.version) {
-					await conn.unwatch();
-					throw conflict("The tool was changed since the expected version", { current_version: current.version });
-				}
-				const next = change(current);
-				const names = this.namesKey(next.tenant_id);
-				const renamed = next.name !== current.name;
-				if (renamed) {
-					await conn.watch(names);
-					if (await conn.hexists(names, next.name)) {
-						await conn.unwatch();
-						throw conflict(`A tool named '${next.name}' already exists`, { name: next.name });
-					}
-				}
-				const tx = conn.multi();
-				if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
-				const json = JSON.stringify(next);
-				tx.set(this.toolKey(id), json).hset(this.versionsKey(id), String(next.version), json);
-				if (await tx.exec()) return next;
+		return this.transaction(id, async (conn, current) => {
+			if (expectedVersion !== undefined && expectedVersion !== current.version) throw staleVersion(current);
+			const next = change(current);
+			const names = this.namesKey(next.tenant_id);
+			const renamed = next.name !== current.name;
+			if (renamed) {
+				await conn.watch(names);
+				if (await conn.hexists(names, next.name)) throw nameTaken(next.name);
 			}
-			throw conflict("The tool is being changed concurrently; try again");
-		} finally {
-			conn.disconnect();
-		}
+			const tx = conn.multi();
+			if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
+			const json = JSON.stringify(next);
+			tx.set(this.toolKey(id), json).hset(this.versionsKey(id), String(next.version), json);
+			return (await tx.exec()) ? next : undefined;
+		});
 	}
 
 	async remove(id: string): Promise<StoredTool | null> {
+		return this.transaction(id, async (conn, current) => {
+			const result = await conn
+				.multi()
+				.del(this.toolKey(id), this.versionsKey(id))
+				.hdel(this.namesKey(current.tenant_id), current.name)
+				.zrem(this.idsKey(current.tenant_id), id)
+				.exec();
+			return result ? current : undefined;
+		});
+	}
+
+	/**
+	 * Optimistic transaction on one tool: WATCH its key on a dedicated connection, read it, and let
+	 * `attempt` EXEC its writes. A concurrent writer aborts the EXEC (`attempt` resolves undefined)
+	 * and the attempt runs again on the new state, so version checks and name indexes stay atomic.
+	 */
+	private async transaction<T>(
+		id: string,
+		attempt: (conn: Redis, current: StoredTool) => Promise<T | undefined>
+	): Promise<T | null> {
 		const conn = this.redis.duplicate();
 		try {
-			for (let attempt = 0; attempt < MAX_TRANSACTION_RETRIES; attempt++) {
+			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
 				await conn.watch(this.toolKey(id));
 				const current = parse(await conn.get(this.toolKey(id)));
-				if (!current) {
-					await conn.unwatch();
-					return null;
-				}
-				const result = await conn
-					.multi()
-					.del(this.toolKey(id), this.versionsKey(id))
-					.hdel(this.namesKey(current.tenant_id), current.name)
-					.zrem(this.idsKey(current.tenant_id), id)
-					.exec();
-				if (result) return current;
+				if (!current) return null;
+				const done = await attempt(conn, current);
+				if (done !== undefined) return done;
 			}
 			throw conflict("The tool is being changed concurrently; try again");
 		} finally {
+			// Closing the connection also drops any WATCH an early return or a throw left behind.
 			conn.disconnect();
 		}
 	}

@@ -1,4 +1,5 @@
 import type { StoredTool, ToolStatus } from "../../types/wire";
+import { conflict } from "../errors";
 
 export interface ToolFilter {
 	type?: string;
@@ -42,3 +43,8 @@ export interface ToolStore {
 	/** Every stored tool, for rebuilding indexes on start. */
 	all(): AsyncIterable<StoredTool>;
 }
+
+/** The conflicts every store reports alike. */
+export const nameTaken = (name: string) => conflict(`A tool named '${name}' already exists`, { name });
+export const staleVersion = (current: StoredTool) =>
+	conflict("The tool was changed since the expected version", { current_version: current.version });

@@ -1,6 +1,7 @@
 import { randomUUID } from "crypto";
 import { ServiceBroker, type BrokerOptions, type Context, type ServiceSchema } from "moleculer";
 import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
+import ExecutorService from "../../services/executor.service";
 import { describeWithNats } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
@@ -79,19 +80,7 @@ describe("metrics at /metrics", () => {
 		const idle = await startNode({
 			services: ["api", "registry", "validator", "executor"],
 			broker: { ...metricsBroker, nodeID: `idle-${randomUUID()}` },
-			settings: {
-				tasks: {
-					concurrency: 0,
-					leaseMs: 5000,
-					reapIntervalMs: 1000,
-					maxDeliveries: 5,
-					pollIntervalMs: 500,
-					maxRetries: 3,
-					retryBaseDelayMs: 1000,
-					retryMaxDelayMs: 30000,
-					retentionS: 60
-				}
-			}
+			settings: { tasks: { ...ExecutorService.settings!.tasks, concurrency: 0 } }
 		});
 		try {
 			for (let i = 0; i < 3; i++)
