@@ -9,6 +9,7 @@ export const SERVER_OWNED_FIELDS = [
 	"id",
 	"tenant_id",
 	"version",
+	"definition_hash",
 	"status",
 	"validation",
 	"created_at",

@@ -570,14 +570,21 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			? new RedisToolStore(this.redis, this.settings.redisPrefix)
 			: new MemoryToolStore();
 		const store = this.store;
-		this.discovery = new DiscoveryIndex(async function* (tenantId) {
-			const tenants = tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
-			let after: string | undefined;
-			do {
-				const page = await store.list(tenants, {}, 500, after);
-				yield* page.items;
-				after = page.last_id ?? undefined;
-			} while (after);
+		const visibleTo = (tenantId: string) => (tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT]);
+		this.discovery = new DiscoveryIndex({
+			async *load(tenantId) {
+				let after: string | undefined;
+				do {
+					const page = await store.list(visibleTo(tenantId), {}, 500, after);
+					yield* page.items;
+					after = page.last_id ?? undefined;
+				} while (after);
+			},
+			async revisions(tenantId) {
+				const [own, global] = await store.revisions([tenantId, GLOBAL_TENANT]);
+				// The global index is the global tenant's own: it has no second counter.
+				return [own, tenantId === GLOBAL_TENANT ? 0 : global];
+			}
 		});
 	},
 

@@ -3,73 +3,85 @@ import { TenantIndex, type DiscoverQuery, type RankedTool } from "./tenant-index
 
 const GLOBAL_TENANT = "*";
 
-/** Loads every tool a tenant can see (its own and the global ones) from the store. */
-export type TenantLoader = (tenantId: string) => AsyncIterable<StoredTool>;
+export interface IndexSource {
+	/** Every tool a tenant can see (its own and the global ones). */
+	load(tenantId: string): AsyncIterable<StoredTool>;
+	/** The store's write counters of [tenant, global] (see ToolStore.revisions). */
+	revisions(tenantId: string): Promise<[number, number]>;
+}
+
+interface Entry {
+	index: Promise<TenantIndex>;
+	/** Writes of [tenant, global] this index reflects: the store's counters at build plus events applied since. */
+	seen: [number, number];
+}
 
 /**
  * Per-tenant search indexes of one registry node, built from the store on a tenant's first
- * search and kept current from `tool.*` events. Idle tenants are evicted (least recently used)
- * so memory follows the active tenants, not all of them.
+ * search and kept current from `tool.*` events. Before each search the store's write counters are
+ * compared with the writes the index has seen: events missed (a node that just joined, a
+ * transporter outage) make it rebuild instead of answering stale. Idle tenants are evicted (least
+ * recently used), so memory follows the active tenants.
  */
 export class DiscoveryIndex {
-	private readonly indexes = new Map<string, Promise<TenantIndex>>();
+	private readonly entries = new Map<string, Entry>();
 	/** Changes seen while a tenant's index was loading; applied once it is built. */
 	private readonly pendingChanges = new Map<string, Map<string, StoredTool | null>>();
 
 	constructor(
-		private readonly load: TenantLoader,
+		private readonly source: IndexSource,
 		private readonly maxTenants = 1000
 	) {}
 
 	async query(tenantId: string, q: DiscoverQuery): Promise<RankedTool[]> {
-		return (await this.indexFor(tenantId)).query(q);
+		const revisions = await this.source.revisions(tenantId);
+		let entry = this.entries.get(tenantId);
+		if (entry && (revisions[0] > entry.seen[0] || revisions[1] > entry.seen[1])) entry = undefined;
+		if (entry) {
+			// An event counted for a write the build already read would hide a later missed event.
+			entry.seen = [Math.min(entry.seen[0], revisions[0]), Math.min(entry.seen[1], revisions[1])];
+			// Most recently used last.
+			this.entries.delete(tenantId);
+			this.entries.set(tenantId, entry);
+		} else entry = this.build(tenantId, revisions);
+		return (await entry.index).query(q);
 	}
 
 	/**
-	 * Applies the current state of a tool (null = deleted) to every loaded index that shows it:
-	 * its tenant's, or all of them for a global tool.
+	 * Applies the current state of a tool (null = deleted) to every loaded index that shows it: its
+	 * tenant's, or all of them for a global tool. Each call accounts for one write of that tenant.
 	 */
 	apply(tenantId: string, id: string, current: StoredTool | null): void {
-		const targets = tenantId === GLOBAL_TENANT ? [...this.indexes.keys()] : [tenantId];
-		for (const target of targets) {
-			const pending = this.pendingChanges.get(target);
-			if (pending) pending.set(id, current);
-			void this.indexes.get(target)?.then(index => (current ? index.upsert(current) : index.remove(id)));
+		const global = tenantId === GLOBAL_TENANT;
+		for (const [target, entry] of this.entries) {
+			if (!global && target !== tenantId) continue;
+			entry.seen[global && target !== GLOBAL_TENANT ? 1 : 0]++;
+			this.pendingChanges.get(target)?.set(id, current);
+			void entry.index.then(index => (current ? index.upsert(current) : index.remove(id)));
 		}
 	}
 
-	/** Forgets every index: they are rebuilt from the store on the next search. */
-	clear(): void {
-		this.indexes.clear();
-	}
-
-	private indexFor(tenantId: string): Promise<TenantIndex> {
-		let index = this.indexes.get(tenantId);
-		if (index) {
-			this.indexes.delete(tenantId);
-			this.indexes.set(tenantId, index);
-			return index;
-		}
-		index = this.build(tenantId);
-		this.indexes.set(tenantId, index);
-		if (this.indexes.size > this.maxTenants) this.indexes.delete(this.indexes.keys().next().value!);
-		return index;
-	}
-
-	private async build(tenantId: string): Promise<TenantIndex> {
+	private build(tenantId: string, revisions: [number, number]): Entry {
 		const pending = new Map<string, StoredTool | null>();
 		this.pendingChanges.set(tenantId, pending);
+		const entry: Entry = { seen: [...revisions], index: this.load(tenantId, pending) };
+		this.entries.set(tenantId, entry);
+		if (this.entries.size > this.maxTenants) this.entries.delete(this.entries.keys().next().value!);
+		return entry;
+	}
+
+	private async load(tenantId: string, pending: Map<string, StoredTool | null>): Promise<TenantIndex> {
 		try {
 			const index = new TenantIndex(tenantId);
-			for await (const tool of this.load(tenantId)) index.upsert(tool);
+			for await (const tool of this.source.load(tenantId)) index.upsert(tool);
 			for (const [id, current] of pending) if (current) index.upsert(current);
 			else index.remove(id);
 			return index;
 		} catch (err) {
-			this.indexes.delete(tenantId);
+			this.entries.delete(tenantId);
 			throw err;
 		} finally {
-			this.pendingChanges.delete(tenantId);
+			if (this.pendingChanges.get(tenantId) === pending) this.pendingChanges.delete(tenantId);
 		}
 	}
 }

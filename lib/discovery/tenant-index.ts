@@ -17,6 +17,22 @@ export interface RankedTool {
 
 const GLOBAL_TENANT = "*";
 
+/**
+ * Words too common to tell tools apart: matched as prefixes they would pull in unrelated tools
+ * ("in" → "invoice", "for" → "forecast").
+ */
+const STOP_WORDS = new Set(
+	("a an and are as at be by can do does for from get give how i in into is it its me my of on or " +
+		"our please s so some that the their them then there these this to up us we what when where " +
+		"which who will with would you your").split(" ")
+);
+
+/** Lower-cases a term and drops stop words and single letters (applied to documents and queries). */
+const processTerm = (term: string): string | null => {
+	const word = term.toLowerCase();
+	return word.length < 2 || STOP_WORDS.has(word) ? null : word;
+};
+
 /** Splits `weatherLookup`, `weather_lookup` and `weather-lookup` alike into words. */
 const tokenize = (text: string): string[] =>
 	text
@@ -43,6 +59,7 @@ export class TenantIndex {
 		fields: ["name", "description", "tags"],
 		extractField: (tool, field) => (field === "tags" ? tagsOf(tool).join(" ") : String((tool as never)[field] ?? "")),
 		tokenize,
+		processTerm,
 		searchOptions: { boost: { name: 3, tags: 2 }, prefix: true, fuzzy: 0.2, combineWith: "OR" }
 	});
 

@@ -11,6 +11,7 @@ export class MemoryToolStore implements ToolStore {
 	private readonly names = new Map<string, string>();
 	/** Per tenant, ids in ascending order (ids are time-ordered, so appends keep it sorted). */
 	private readonly tenantIds = new Map<string, string[]>();
+	private readonly tenantRevisions = new Map<string, number>();
 
 	async create(tool: StoredTool): Promise<StoredTool> {
 		const key = nameKey(tool.tenant_id, tool.name);
@@ -19,6 +20,7 @@ export class MemoryToolStore implements ToolStore {
 		this.tools.set(tool.id, tool);
 		this.history.set(tool.id, new Map([[tool.version, tool]]));
 		this.insertId(tool.tenant_id, tool.id);
+		this.bump(tool.tenant_id);
 		return tool;
 	}
 
@@ -61,6 +63,7 @@ export class MemoryToolStore implements ToolStore {
 		if (!current) return null;
 		if (expectedVersion !== undefined && expectedVersion !== current.version) throw staleVersion(current);
 		const next = change(current);
+		if (next === current) return current;
 		if (next.name !== current.name) {
 			const key = nameKey(next.tenant_id, next.name);
 			if (this.names.has(key)) throw nameTaken(next.name);
@@ -69,6 +72,7 @@ export class MemoryToolStore implements ToolStore {
 		}
 		this.tools.set(id, next);
 		this.history.get(id)?.set(next.version, next);
+		this.bump(next.tenant_id);
 		return next;
 	}
 
@@ -81,7 +85,12 @@ export class MemoryToolStore implements ToolStore {
 		const ids = this.tenantIds.get(current.tenant_id) ?? [];
 		const at = upperBound(ids, id) - 1;
 		if (ids[at] === id) ids.splice(at, 1);
+		this.bump(current.tenant_id);
 		return current;
+	}
+
+	async revisions(tenantIds: string[]): Promise<number[]> {
+		return tenantIds.map(tenantId => this.tenantRevisions.get(tenantId) ?? 0);
 	}
 
 	async countByTenant(): Promise<Record<string, number>> {
@@ -90,6 +99,10 @@ export class MemoryToolStore implements ToolStore {
 
 	async *all(): AsyncIterable<StoredTool> {
 		yield* this.tools.values();
+	}
+
+	private bump(tenantId: string) {
+		this.tenantRevisions.set(tenantId, (this.tenantRevisions.get(tenantId) ?? 0) + 1);
 	}
 
 	private insertId(tenantId: string, id: string) {

@@ -10,6 +10,7 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[4], ARGV[3])
+redis.call('INCR', KEYS[5])
 return 1
 `;
 
@@ -29,16 +30,18 @@ export class RedisToolStore implements ToolStore {
 	private versionsKey = (id: string) => `${this.prefix}tool:${id}:versions`;
 	private namesKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:names`;
 	private idsKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:ids`;
+	private revisionKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:revision`;
 
 	async create(tool: StoredTool): Promise<StoredTool> {
 		const json = JSON.stringify(tool);
 		const created = await this.redis.eval(
 			CREATE_SCRIPT,
-			4,
+			5,
 			this.namesKey(tool.tenant_id),
 			this.toolKey(tool.id),
 			this.idsKey(tool.tenant_id),
 			this.versionsKey(tool.id),
+			this.revisionKey(tool.tenant_id),
 			tool.name,
 			tool.id,
 			json,
@@ -83,6 +86,7 @@ export class RedisToolStore implements ToolStore {
 		return this.transaction(id, async (conn, current) => {
 			if (expectedVersion !== undefined && expectedVersion !== current.version) throw staleVersion(current);
 			const next = change(current);
+			if (next === current) return current;
 			const names = this.namesKey(next.tenant_id);
 			const renamed = next.name !== current.name;
 			if (renamed) {
@@ -92,7 +96,7 @@ export class RedisToolStore implements ToolStore {
 			const tx = conn.multi();
 			if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
 			const json = JSON.stringify(next);
-			tx.set(this.toolKey(id), json).hset(this.versionsKey(id), String(next.version), json);
+			tx.set(this.toolKey(id), json).hset(this.versionsKey(id), String(next.version), json).incr(this.revisionKey(next.tenant_id));
 			return (await tx.exec()) ? next : undefined;
 		});
 	}
@@ -104,6 +108,7 @@ export class RedisToolStore implements ToolStore {
 				.del(this.toolKey(id), this.versionsKey(id))
 				.hdel(this.namesKey(current.tenant_id), current.name)
 				.zrem(this.idsKey(current.tenant_id), id)
+				.incr(this.revisionKey(current.tenant_id))
 				.exec();
 			return result ? current : undefined;
 		});
@@ -132,6 +137,10 @@ export class RedisToolStore implements ToolStore {
 			// Closing the connection also drops any WATCH an early return or a throw left behind.
 			conn.disconnect();
 		}
+	}
+
+	async revisions(tenantIds: string[]): Promise<number[]> {
+		return (await this.redis.mget(tenantIds.map(this.revisionKey))).map(value => Number(value ?? 0));
 	}
 
 	async countByTenant(): Promise<Record<string, number>> {

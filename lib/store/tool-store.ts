@@ -30,6 +30,7 @@ export interface ToolStore {
 	/**
 	 * Replaces the tool by `change(current)` atomically. Throws CONFLICT when `expectedVersion`
 	 * is given and stale, or when the new name is taken. Resolves null when the tool is gone.
+	 * When `change` returns `current` itself nothing is written.
 	 */
 	update(
 		id: string,
@@ -38,6 +39,11 @@ export interface ToolStore {
 	): Promise<StoredTool | null>;
 	/** Deletes the tool and its history; resolves the deleted tool or null. */
 	remove(id: string): Promise<StoredTool | null>;
+	/**
+	 * Write counters of the given tenants: every create, update and delete of a tenant's tool adds
+	 * one, in the same atomic write. Indexes fed by events compare them to notice missed events.
+	 */
+	revisions(tenantIds: string[]): Promise<number[]>;
 	/** Number of tools per tenant, for metrics. */
 	countByTenant(): Promise<Record<string, number>>;
 	/** Every stored tool, for rebuilding indexes on start. */

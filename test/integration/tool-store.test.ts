@@ -150,6 +150,17 @@ describe.each(BACKENDS)("ToolStore on $name", ({ redisUrl }) => {
 		expect((await store.list(["acme"], {}, 2)).last_id).toBeNull();
 	});
 
+	it("counts every write of a tenant in its revision, and nothing for an unchanged update", async () => {
+		expect(await store.revisions(["acme", "*"])).toEqual([0, 0]);
+		const tool = await store.create(makeTool("acme", "a"));
+		await store.update(tool.id, t => ({ ...t, description: "x" }));
+		await store.update(tool.id, t => t);
+		await store.create(makeTool("*", "g"));
+		expect(await store.revisions(["acme", "*", "other"])).toEqual([2, 1, 0]);
+		await store.remove(tool.id);
+		expect(await store.revisions(["acme"])).toEqual([3]);
+	});
+
 	it("iterates every stored tool", async () => {
 		await store.create(makeTool("acme", "a"));
 		await store.create(makeTool("*", "b"));
