@@ -119,6 +119,12 @@ function callbackUrlProblem(value: string): string | null {
 	return null;
 }
 
+/** A new pending task; the server's own fields are set here, never taken from a caller. */
+const newTask = (fields: Pick<TaskMessage, "task_id" | "tenant_id" | "type" | "priority" | "metadata" | "payload" | "callback_url">): TaskMessage => {
+	const now = new Date().toISOString();
+	return { ...fields, created_at: now, updated_at: now, status: "pending", attempts: 0 };
+};
+
 /** `payload` of a queued execution: the execution request plus the message's informative `tool_type`. */
 const TASK_PAYLOAD_PARAMS = {
 	$$strict: true,
@@ -261,20 +267,17 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					const report = await ctx.call<{ valid: boolean; errors: unknown }, JsonObject>("validator.validate", payload);
 					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
 				}
-				const now = new Date().toISOString();
-				const { task, created } = await this.queue.submit({
-					task_id: task_id ?? newId(),
-					tenant_id: tenantId,
-					created_at: now,
-					updated_at: now,
-					status: "pending",
-					type: type as TaskType,
-					priority,
-					metadata,
-					payload,
-					...(callback_url ? { callback_url } : {}),
-					attempts: 0
-				});
+				const { task, created } = await this.queue.submit(
+					newTask({
+						task_id: task_id ?? newId(),
+						tenant_id: tenantId,
+						type: type as TaskType,
+						priority,
+						metadata,
+						payload,
+						...(callback_url ? { callback_url } : {})
+					})
+				);
 				if (!created) return task;
 				this.signalWork();
 				this.announce({ event: "task_status_update", task, message: "queued" });
@@ -309,19 +312,16 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			visibility: "public",
 			params: { tool_id: { type: "string", max: 64 }, version: { type: "number", integer: true } },
 			async handler(this: ExecutorThis, ctx: Context<{ tool_id: string; version: number }, CallerMeta>) {
-				const now = new Date().toISOString();
-				const { task } = await this.queue.submit({
-					task_id: newId(),
-					tenant_id: this.tenantOf(ctx),
-					created_at: now,
-					updated_at: now,
-					status: "pending",
-					type: "tool_validation",
-					priority: 5,
-					metadata: { source: "api" },
-					payload: { tool_id: ctx.params.tool_id, version: ctx.params.version },
-					attempts: 0
-				});
+				const { task } = await this.queue.submit(
+					newTask({
+						task_id: newId(),
+						tenant_id: this.tenantOf(ctx),
+						type: "tool_validation",
+						priority: 5,
+						metadata: { source: "api" },
+						payload: { tool_id: ctx.params.tool_id, version: ctx.params.version }
+					})
+				);
 				this.signalWork();
 				return { task_id: task.task_id };
 			}
