@@ -434,15 +434,17 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					this.announce({ event: "task_status_update", task: { ...lease.task, status: "pending" }, message: `retrying in ${delay} ms` });
 				return;
 			}
-			const finished = await this.queue.finish(lease, outcome);
-			// Null: the lease was lost and another delivery owns the outcome, so nothing is announced twice.
-			if (!finished) return;
+			// Announced before the outcome is stored: a worker killed in between leaves the task leased, so
+			// it runs again and is announced again (at-least-once), instead of stored but never announced.
+			const { result: _result, error: _error, ...running } = lease.task;
 			this.announce({
-				event: finished.status === "completed" ? "task_completed" : "task_failed",
-				task: finished,
+				event: outcome.status === "completed" ? "task_completed" : "task_failed",
+				task: { ...running, ...outcome, updated_at: new Date().toISOString() },
 				execution_time_ms
 			});
-			this.settle(finished);
+			const finished = await this.queue.finish(lease, outcome);
+			// Null: the lease was lost and another delivery owns the stored outcome and the callback.
+			if (finished) this.settle(finished);
 		},
 
 		/** Runs a task's work; failures become outcomes, marked retryable when trying again may help. */
@@ -472,7 +474,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				const e = err as { message?: string; code?: number; type?: string };
 				// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 				// unavailable service or a timeout between nodes may pass.
-				const retryable = typeof e.code !== "number" || e.code >= 500 || e.type === "SERVICE_NOT_AVAILABLE";
+				const retryable =
+					typeof e.code !== "number" || e.code >= 500 || e.type === "SERVICE_NOT_AVAILABLE" || e.type === "SERVICE_NOT_FOUND";
 				return {
 					outcome: {
 						status: "failed" as const,
@@ -634,6 +637,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			? new RedisTaskQueue(this.redis, settings.redisPrefix, settings.tasks.retentionS)
 			: new MemoryTaskQueue(settings.tasks.retentionS * 1000);
 		this.workers = new TaskWorkers(this.queue, settings.tasks, {
+			// SIGTERM: the broker is stopping as soon as it stops accepting requests, well before
+			// services' `stopped`; from then on no task is claimed, those in hand finish.
+			canClaim: () => !this.broker.stopping,
 			handle: lease => this.handleTask(lease),
 			onReaped: async ({ dead_lettered }) => {
 				for (const task of dead_lettered) {
@@ -652,7 +658,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 
 	started(this: ExecutorThis) {
 		for (const tool of Object.values(toolTypes)) void tool.start?.();
-		this.workers.start();
+		// Tasks need the registry: a node that claimed them before discovering it would fail them all.
+		this.broker.waitForServices(["registry"]).then(
+			() => this.workers.start(),
+			err => this.logger.error("The registry never appeared; queued tasks are not taken here", err)
+		);
 	},
 
 	async stopped(this: ExecutorThis) {

@@ -13,6 +13,8 @@ export interface TaskWorkerOptions {
 }
 
 export interface TaskWorkerHooks {
+	/** False once the node is shutting down: workers finish what they hold and take nothing more. */
+	canClaim(): boolean;
 	/** Runs one claimed task to its end (finish or retry), presenting the lease. */
 	handle(lease: Lease): Promise<void>;
 	onReaped(result: ReapResult): Promise<void>;
@@ -56,7 +58,7 @@ export class TaskWorkers {
 	}
 
 	private async loop(): Promise<void> {
-		while (this.running) {
+		while (this.running && this.hooks.canClaim()) {
 			let lease: Lease | null = null;
 			try {
 				lease = await this.queue.claim(this.options.leaseMs);
