@@ -12,10 +12,11 @@ const MAX_EVALUATION_MS = 2000;
 /** At least two threads, so one slow expression never stalls the next; at most four, to bound memory. */
 const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
 /**
- * Evaluations running or waiting (eight waiting per thread); more are refused at once rather than piling
- * up in memory. Counted here because piscina's `maxQueue` ignores tasks that carry an AbortSignal.
+ * Evaluations running or waiting; more are refused at once rather than piling up in memory. A waiting
+ * task holds one short string, and its time limit bounds the wait. Counted here because piscina's
+ * `maxQueue` ignores tasks that carry an AbortSignal.
  */
-const MAX_IN_FLIGHT = THREADS * 9;
+const MAX_IN_FLIGHT = THREADS * 64;
 const MAX_ERROR_CHARS = 300;
 
 let pool: Piscina<CalculatorTask, number | string> | undefined;
@@ -32,6 +33,9 @@ function getPool(): Piscina<CalculatorTask, number | string> {
 			idleTimeout: 30_000,
 			// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
 			resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+			// With piscina's default "sync" atomics a busy worker never turns its event loop, so the
+			// per-task start ports are never released and its heap fills until it is killed.
+			atomics: "disabled",
 			execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
 		});
 	}
@@ -40,33 +44,38 @@ function getPool(): Piscina<CalculatorTask, number | string> {
 
 /**
  * Runs one evaluation in the pool. The time limit starts when a worker picks the task up (queueing is
- * bounded by `signal`); when either fires, piscina terminates the worker running it.
+ * bounded by `signal`), so a cold worker's start-up is not counted; when either fires, piscina
+ * terminates the worker running it.
  */
 async function evaluate(expression: string, limitMs: number, signal: AbortSignal): Promise<number | string> {
 	if (inFlight >= MAX_IN_FLIGHT) {
 		throw new ToolFailure("tool_error", "calculator busy, try again later");
 	}
-	const budget = new AbortController();
-	const { port1, port2 } = new MessageChannel();
-	let timer: NodeJS.Timeout | undefined;
+	// One controller for both causes: cheaper on the hot path than combining signals.
+	const abort = new AbortController();
+	let overBudget = false;
 	let settled = false;
+	let timer: NodeJS.Timeout | undefined;
+	const { port1, port2 } = new MessageChannel();
 	port1.once("message", () => {
-		if (!settled) {
-			timer = setTimeout(() => budget.abort(), limitMs);
-		}
+		if (settled) return;
+		timer = setTimeout(() => {
+			overBudget = true;
+			abort.abort();
+		}, limitMs);
 	});
+	const onAbort = () => abort.abort();
+	signal.addEventListener("abort", onAbort, { once: true });
 	inFlight++;
 	try {
-		return await getPool().run(
-			{ expression, started: port2 },
-			{ signal: AbortSignal.any([signal, budget.signal]), transferList: [port2] }
-		);
+		return await getPool().run({ expression, started: port2 }, { signal: abort.signal, transferList: [port2] });
 	} catch (err) {
-		throw failure(err, budget.signal.aborted, signal.aborted, limitMs);
+		throw failure(err, overBudget, signal.aborted, limitMs);
 	} finally {
 		settled = true;
 		inFlight--;
 		clearTimeout(timer);
+		signal.removeEventListener("abort", onAbort);
 		port1.close();
 	}
 }
