@@ -586,8 +586,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const implementation = toolFor(tool.type);
 			if (!implementation) throw new ToolFailure("tool_error", `tool type '${tool.type}' is not available`);
 			const abort = new AbortController();
-			const timeout = new ToolFailure("timeout", `the tool did not finish within ${timeoutMs} ms`);
-			const timer = setTimeout(() => abort.abort(timeout), timeoutMs);
+			let timer: NodeJS.Timeout | undefined;
 			const context: ToolContext = {
 				tenant_id: this.tenantOf(ctx),
 				agent_id: this.agentOf(ctx),
@@ -604,11 +603,16 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				}
 			};
 			const attempt = () => {
+				// On timeout the tool's signal aborts (so it stops waiting on whatever it waits on) and the
+				// run fails at once; a late result of the tool is dropped on purpose.
+				const timedOut = new Promise<never>((_, reject) => {
+					timer = setTimeout(() => {
+						const reason = new ToolFailure("timeout", `the tool did not finish within ${timeoutMs} ms`);
+						abort.abort(reason);
+						reject(reason);
+					}, timeoutMs);
+				});
 				const running = implementation.execute(parameters, tool.config, context);
-				const timedOut = new Promise<never>((_, reject) =>
-					abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true })
-				);
-				// The tool may still settle after a timeout; its late result is dropped on purpose.
 				running.catch(() => undefined);
 				return Promise.race([running, timedOut]);
 			};
@@ -619,7 +623,6 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					: await attempt();
 			} finally {
 				clearTimeout(timer);
-				abort.abort();
 			}
 		}
 	},
