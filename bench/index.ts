@@ -1,9 +1,10 @@
+import { execSync } from "child_process";
 import fs from "fs";
 import path from "path";
 import { machine, progress, readResults, writeResults, type Result, type ResultFile } from "./harness";
 
 /** Scenario modules of `bench/`, in table order; each exports `run(): Promise<Result[]>`. */
-const SCENARIOS = ["catalog", "execute"];
+const SCENARIOS = ["catalog", "execute", "tasks", "discover"];
 
 const exists = (name: string) => [".ts", ".js"].some(ext => fs.existsSync(path.join(__dirname, name + ext)));
 
@@ -45,6 +46,10 @@ function markdown(files: ResultFile[]): string {
 }
 
 async function main() {
+	// The compiled service is what production runs (calculator workers without ts-node included).
+	progress("building dist/ (npm run build)");
+	execSync("npm run build", { cwd: path.join(__dirname, ".."), stdio: "ignore" });
+	process.env.BENCH_COMPILED = "1";
 	const named = process.argv.slice(2);
 	const unknown = named.filter(name => !SCENARIOS.includes(name) || !exists(name));
 	if (unknown.length)

@@ -1,20 +1,18 @@
 import type { AddressInfo } from "net";
+import path from "path";
 import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
-import ApiService from "../../services/api.service";
-import ExecutorService from "../../services/executor.service";
-import NotifierService from "../../services/notifier.service";
-import RegistryService from "../../services/registry.service";
-import ValidatorService from "../../services/validator.service";
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
 
-const SCHEMAS: Record<string, ServiceSchema> = {
-	api: ApiService as unknown as ServiceSchema,
-	registry: RegistryService as unknown as ServiceSchema,
-	validator: ValidatorService as unknown as ServiceSchema,
-	executor: ExecutorService as unknown as ServiceSchema,
-	notifier: NotifierService as unknown as ServiceSchema
-};
+const SERVICE_NAMES = ["api", "registry", "validator", "executor", "notifier"];
+
+/**
+ * Tests load the TypeScript sources; benchmarks set BENCH_COMPILED=1 to measure the compiled
+ * service in dist/ (`npm run build`), as production runs it (calculator workers included).
+ */
+const servicesDir = path.join(__dirname, process.env.BENCH_COMPILED === "1" ? "../../dist/services" : "../../services");
+const schemaOf = (name: string): ServiceSchema =>
+	(require(path.join(servicesDir, `${name}.service`)) as { default: ServiceSchema }).default;
 
 export interface NodeOptions {
 	services?: string[];
@@ -51,8 +49,8 @@ export async function startNode(options: NodeOptions = {}): Promise<TestNode> {
 		...options.settings
 	};
 	// Moleculer 0.15 ignores createService's second argument: overrides go in through a mixin.
-	for (const name of options.services ?? Object.keys(SCHEMAS))
-		broker.createService({ name, mixins: [SCHEMAS[name]], settings } as ServiceSchema);
+	for (const name of options.services ?? SERVICE_NAMES)
+		broker.createService({ name, mixins: [schemaOf(name)], settings } as ServiceSchema);
 	await broker.start();
 	const api = broker.getLocalService("api") as unknown as { server?: { address(): AddressInfo } } | undefined;
 	const url = api?.server ? `http://127.0.0.1:${api.server.address().port}` : "";

@@ -1,0 +1,962 @@
+import { fork, spawn, type ChildProcess } from "child_process";
+import { randomUUID } from "crypto";
+import fs from "fs";
+import net from "net";
+import os from "os";
+import path from "path";
+import autocannon from "autocannon";
+import Redis from "ioredis";
+import type { Context, ServiceSchema } from "moleculer";
+import type { TaskUpdate } from "../lib/task-events";
+import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
+import { DURATION_S, progress, ratio, writeResults, type Result } from "./harness";
+
+/*
+ * End-to-end queued tasks: HTTP submit (POST /api/v1/internal/tasks) → executor worker → the
+ * `task_completed` update received by a listener named `notifier` on the gateway node.
+ *
+ * Processes: this one only generates load (autocannon) and spawns; the gateway node is a forked child
+ * (so it never shares an event loop with the load generator); executors are the project's runner with
+ * only services/executor.service.ts, as deployed.
+ */
+
+const SCENARIO = "tasks";
+const ROOT = path.resolve(__dirname, "..");
+const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
+const TS_NODE = require.resolve("ts-node/register/transpile-only");
+const CHILD_FLAG = "--bench-tasks-gateway";
+
+/** Tasks of each measured batch. */
+const TASKS = Number(process.env.BENCH_TASKS ?? 3000);
+/** Measured batches per variant; the median is reported (the machine may be shared). */
+const REPEATS = Math.max(1, Number(process.env.BENCH_TASK_REPEATS ?? 3));
+/** Tasks run to warm a node up (JIT, calculator threads, tool caches) before a measured batch. */
+const WARMUP_TASKS = Math.min(500, TASKS);
+/** Tenants of the measured batches; the scale check uses many more. */
+const TENANTS = 8;
+/** Requests in flight while submitting. */
+const SUBMIT_CONNECTIONS = 32;
+/** TASK_CONCURRENCY of every executor (the product's default is 8). */
+const CONCURRENCY = Number(process.env.BENCH_TASK_CONCURRENCY ?? 8);
+const SCALE: { tenants: number; perTenant: number }[] = [
+	{ tenants: 1000, perTenant: 2 },
+	{ tenants: 5000, perTenant: 1 }
+];
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const NATS_URL = process.env.BENCH_NATS_URL ?? process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
+/** A batch whose completions stop advancing this long has failed. */
+const STALL_MS = 30000;
+const WARMUP_S = Math.min(3, Math.max(1, Math.round(DURATION_S / 5)));
+
+const EXPRESSION = "1+1";
+const EXECUTE_PATH = "/api/v1/internal/execute";
+const TASKS_PATH = "/api/v1/internal/tasks";
+const EXECUTION = { tool_name: "calculator", parameters: { expression: EXPRESSION } };
+const TASK_BODY = JSON.stringify({ payload: EXECUTION });
+const SYNC_TENANT = "sync";
+const headersFor = (tenant: string) => ({
+	authorization: `Bearer ${SERVICE_TOKEN}`,
+	"x-tenant-id": tenant,
+	"content-type": "application/json"
+});
+
+const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
+const round = (value: number, digits = 0) => Math.round(value * 10 ** digits) / 10 ** digits;
+const percentile = (sorted: number[], p: number) =>
+	sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
+const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
+
+// ---------------------------------------------------------------------------------------------------
+// The gateway node, in a child process.
+
+interface GatewayOptions {
+	services: string[];
+	transporter?: string;
+	redisUrl?: string;
+	redisPrefix?: string;
+	namespace?: string;
+	nodeID?: string;
+}
+
+type Op = "cpu" | "count" | "summary" | "executors" | "memory" | "stop";
+
+interface Ask {
+	id: number;
+	op: Op;
+	arg?: string;
+}
+
+interface Answer {
+	id: number;
+	result?: unknown;
+	error?: string;
+}
+
+/** What the listener saw of one batch; a batch is told by its tenants' prefix (`<batch>-t<n>`). */
+interface BatchCount {
+	completed: number;
+	failed: number;
+	/** Date.now() of the last completion or failure. */
+	last: number;
+}
+
+interface BatchSummary extends BatchCount {
+	/** From the task's created_at (set on submit) to its update's arrival at the listener. */
+	latencyP50: number;
+	latencyP99: number;
+	failures: Record<string, number>;
+	/** One error message per failure type. */
+	examples: Record<string, string>;
+}
+
+interface Tally extends BatchCount {
+	latencies: number[];
+	failures: Record<string, number>;
+	examples: Record<string, string>;
+}
+
+const emptyTally = (): Tally => ({
+	completed: 0,
+	failed: 0,
+	last: 0,
+	latencies: [],
+	failures: {},
+	examples: {}
+});
+
+async function serveGateway(options: GatewayOptions): Promise<void> {
+	// The IPC channel is this child's lifeline: without the parent it must not linger.
+	process.on("disconnect", () => process.exit(1));
+	const node = await startNode({
+		services: options.services,
+		transporter: options.transporter,
+		redisUrl: options.redisUrl,
+		redisPrefix: options.redisPrefix,
+		nodeID: options.nodeID,
+		settings: { tenantRateLimit: 0 },
+		broker: options.namespace ? { namespace: options.namespace } : {}
+	});
+	const tallies = new Map<string, Tally>();
+	// Named `notifier` so the executor's emit to that group reaches it once per update.
+	const listener = {
+		name: "notifier",
+		events: {
+			"task.updated"(ctx: Context<TaskUpdate>) {
+				const { event, task } = ctx.params;
+				if (event === "task_status_update") return;
+				const batch = task.tenant_id.slice(0, task.tenant_id.indexOf("-"));
+				let tally = tallies.get(batch);
+				if (!tally) tallies.set(batch, (tally = emptyTally()));
+				tally.last = Date.now();
+				tally.latencies.push(tally.last - Date.parse(task.created_at));
+				if (event === "task_completed") tally.completed++;
+				else {
+					tally.failed++;
+					const type = String(task.error?.type ?? "unknown");
+					tally.failures[type] = (tally.failures[type] ?? 0) + 1;
+					tally.examples[type] ??= String(task.error?.message ?? "");
+				}
+			}
+		}
+	} as unknown as ServiceSchema;
+	node.broker.createService(listener);
+	await node.broker.waitForServices(["notifier"], 10000);
+
+	const handle = async ({ op, arg }: Ask): Promise<unknown> => {
+		const tally = tallies.get(arg ?? "") ?? emptyTally();
+		switch (op) {
+			case "cpu": {
+				const { user, system } = process.cpuUsage();
+				return (user + system) / 1e6;
+			}
+			case "count":
+				return { completed: tally.completed, failed: tally.failed, last: tally.last } satisfies BatchCount;
+			case "summary": {
+				const sorted = [...tally.latencies].sort((a, b) => a - b);
+				const summary: BatchSummary = {
+					completed: tally.completed,
+					failed: tally.failed,
+					last: tally.last,
+					latencyP50: percentile(sorted, 50),
+					latencyP99: percentile(sorted, 99),
+					failures: tally.failures,
+					examples: tally.examples
+				};
+				return summary;
+			}
+			case "executors": {
+				// Ready: the gateway routes to the node, and the node sees everything a task needs
+				// (registry to resolve the tool, notifier and api to announce its updates to).
+				const services = node.broker.registry.getServiceList({ onlyAvailable: true }) as {
+					name: string;
+					nodeID: string;
+				}[];
+				const ready: string[] = [];
+				for (const { nodeID } of services.filter(service => service.name === "executor")) {
+					const seen = await node.broker.call<{ name: string }[], object>(
+						"$node.services",
+						{ onlyAvailable: true },
+						{ nodeID }
+					);
+					if (["registry", "notifier", "api"].every(name => seen.some(service => service.name === name)))
+						ready.push(nodeID);
+				}
+				return ready;
+			}
+			case "memory":
+				return process.memoryUsage().rss;
+			case "stop":
+				await node.stop();
+				process.exit(0);
+		}
+	};
+	process.on("message", (ask: Ask) => {
+		handle(ask).then(
+			result => process.send!({ id: ask.id, result } satisfies Answer),
+			(err: Error) => process.send!({ id: ask.id, error: err.message } satisfies Answer)
+		);
+	});
+	process.send!({ id: 0, result: node.url } satisfies Answer);
+}
+
+/** Every child this scenario spawned, killed if it ends any other way than by cleaning up. */
+const children = new Set<ChildProcess>();
+const killChildren = () => children.forEach(child => child.kill("SIGKILL"));
+const onSignal = () => {
+	killChildren();
+	process.exit(130);
+};
+
+class GatewayChild {
+	readonly child: ChildProcess;
+	readonly exited: Promise<number | null>;
+	url = "";
+	private seq = 0;
+	private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+
+	private constructor(options: GatewayOptions) {
+		this.child = fork(__filename, [CHILD_FLAG, JSON.stringify(options)], {
+			execArgv: ["-r", TS_NODE],
+			env: { ...process.env, TASK_CONCURRENCY: String(CONCURRENCY) },
+			stdio: ["ignore", "inherit", "inherit", "ipc"]
+		});
+		children.add(this.child);
+		this.child.on("message", (answer: Answer) => {
+			const waiter = this.waiting.get(answer.id);
+			this.waiting.delete(answer.id);
+			if (answer.error !== undefined) waiter?.reject(new Error(answer.error));
+			else waiter?.resolve(answer.result);
+		});
+		this.exited = new Promise(resolve =>
+			this.child.once("exit", code => {
+				children.delete(this.child);
+				const exit = new Error(`gateway exited with code ${code}`);
+				for (const waiter of this.waiting.values()) waiter.reject(exit);
+				this.waiting.clear();
+				resolve(code);
+			})
+		);
+	}
+
+	static async start(options: GatewayOptions): Promise<GatewayChild> {
+		const gateway = new GatewayChild(options);
+		gateway.url = await new Promise<string>((resolve, reject) =>
+			gateway.waiting.set(0, { resolve: url => resolve(url as string), reject })
+		);
+		return gateway;
+	}
+
+	ask<T>(op: Op, arg?: string): Promise<T> {
+		const id = ++this.seq;
+		return new Promise<T>((resolve, reject) => {
+			this.waiting.set(id, { resolve: value => resolve(value as T), reject });
+			this.child.send({ id, op, arg } satisfies Ask);
+		});
+	}
+
+	async stop(): Promise<void> {
+		if (this.child.connected) this.child.send({ id: ++this.seq, op: "stop" } satisfies Ask);
+		const timer = setTimeout(() => this.child.kill("SIGKILL"), 15000);
+		await this.exited;
+		clearTimeout(timer);
+	}
+}
+
+/** User + system CPU seconds and RSS of a process of ours, from /proc (Linux); null elsewhere. */
+function procStats(pid: number | undefined): { cpu: number; rss: number } | null {
+	try {
+		const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+		const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+		// Fields 14 and 15 (utime, stime) in clock ticks; field 3 is the first after the name.
+		const cpu = (Number(fields[11]) + Number(fields[12])) / 100;
+		const rssKb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+		return { cpu, rss: Number(rssKb) * 1024 };
+	} catch {
+		return null;
+	}
+}
+
+/** One executor node: the project's runner with only the executor service, as deployed. */
+class ExecutorChild {
+	readonly child: ChildProcess;
+	readonly exited: Promise<void>;
+	alive = true;
+	private output = "";
+
+	constructor(
+		readonly nodeID: string,
+		cluster: { prefix: string; namespace: string }
+	) {
+		const env: NodeJS.ProcessEnv = {
+			...process.env,
+			TRANSPORTER: NATS_URL,
+			REDIS_URL,
+			REDIS_PREFIX: cluster.prefix,
+			NAMESPACE: cluster.namespace,
+			NODE_ID: nodeID,
+			TASK_CONCURRENCY: String(CONCURRENCY),
+			SERVICE_TOKEN,
+			RATE_LIMIT: "0",
+			LOG_LEVEL: "warn"
+		};
+		// The runner would load these instead of the file named on its command line.
+		delete env.SERVICES;
+		delete env.SERVICEDIR;
+		delete env.MOLECULER_CONFIG;
+		const args =
+			process.env.BENCH_COMPILED === "1"
+				? [RUNNER, "--config", "dist/moleculer.config.js", "dist/services/executor.service.js"]
+				: ["-r", TS_NODE, RUNNER, "--config", "moleculer.config.ts", "services/executor.service.ts"];
+		this.child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+		children.add(this.child);
+		const keep = (chunk: Buffer) => {
+			this.output = (this.output + chunk.toString()).slice(-4000);
+		};
+		this.child.stdout!.on("data", keep);
+		this.child.stderr!.on("data", keep);
+		this.exited = new Promise(resolve =>
+			this.child.once("exit", () => {
+				this.alive = false;
+				children.delete(this.child);
+				resolve();
+			})
+		);
+	}
+
+	get log(): string {
+		return this.output;
+	}
+
+	stats() {
+		return procStats(this.child.pid);
+	}
+
+	async stop(): Promise<void> {
+		if (this.alive) this.child.kill("SIGTERM");
+		const timer = setTimeout(() => this.child.kill("SIGKILL"), 10000);
+		await this.exited;
+		clearTimeout(timer);
+	}
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measuring.
+
+interface Cpu {
+	gateway: number;
+	executors: number[];
+	loadGenerator: number;
+	redis: number | null;
+}
+
+async function redisCpu(redis: Redis | null): Promise<number | null> {
+	if (!redis) return null;
+	const info = await redis.info("cpu");
+	const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+	return field("used_cpu_user") + field("used_cpu_sys");
+}
+
+async function cpuNow(gateway: GatewayChild, executors: ExecutorChild[], redis: Redis | null): Promise<Cpu> {
+	const { user, system } = process.cpuUsage();
+	return {
+		gateway: await gateway.ask<number>("cpu"),
+		executors: executors.map(executor => executor.stats()?.cpu ?? 0),
+		loadGenerator: (user + system) / 1e6,
+		redis: await redisCpu(redis)
+	};
+}
+
+function describeCpu(before: Cpu, after: Cpu, seconds: number): string {
+	const cores = (used: number) => round(used / seconds, 2);
+	const parts = [`gateway ${cores(after.gateway - before.gateway)}`];
+	const executors = after.executors.map((cpu, i) => cores(cpu - (before.executors[i] ?? 0)));
+	if (executors.length) parts.push(`executors ${executors.join("+")}`);
+	if (after.redis !== null && before.redis !== null) parts.push(`redis ${cores(after.redis - before.redis)}`);
+	parts.push(`load generator ${cores(after.loadGenerator - before.loadGenerator)}`);
+	// Other processes on the machine (tests run alongside) show up in the load average only.
+	return `CPU cores: ${parts.join(", ")}; load avg ${round(os.loadavg()[0], 1)}`;
+}
+
+interface BatchResult {
+	label: string;
+	accepted: number;
+	rejected: Record<string, number>;
+	tasksPerS: number;
+	submitPerS: number;
+	/** From the end of submitting to the last completion. */
+	drainMs: number;
+	summary: BatchSummary;
+	cpu: string;
+}
+
+/** POSTs `count` tasks round-robin over `tenants` tenants of `batch`, `SUBMIT_CONNECTIONS` at a time. */
+async function submit(url: string, batch: string, tenants: number, count: number) {
+	const statuses: Record<string, number> = {};
+	let n = 0;
+	// autocannon ends on its once-a-second tick: the last response is the end of submitting.
+	let lastResponse = Date.now();
+	await new Promise<autocannon.Result>((resolve, reject) =>
+		autocannon(
+			{
+				url: url + TASKS_PATH,
+				connections: SUBMIT_CONNECTIONS,
+				pipelining: 1,
+				amount: count,
+				requests: [
+					{
+						method: "POST",
+						setupRequest: request => ({
+							...request,
+							headers: headersFor(`${batch}-t${n++ % tenants}`),
+							body: TASK_BODY
+						}),
+						onResponse: status => {
+							statuses[status] = (statuses[status] ?? 0) + 1;
+							lastResponse = Date.now();
+						}
+					}
+				]
+			},
+			(err, result) => (err ? reject(err) : resolve(result))
+		)
+	);
+	const { 202: accepted = 0, ...rejected } = statuses;
+	return { accepted, rejected, lastResponse };
+}
+
+/** Submits a batch and waits for the listener to have seen every task end. */
+async function runBatch(
+	label: string,
+	gateway: GatewayChild,
+	batch: string,
+	tenants: number,
+	count: number,
+	cluster: { executors: ExecutorChild[]; redis: Redis | null } = { executors: [], redis: null }
+): Promise<BatchResult> {
+	progress(`${label}: submitting ${count} tasks over ${tenants} tenants`);
+	const cpuBefore = await cpuNow(gateway, cluster.executors, cluster.redis);
+	const started = Date.now();
+	const { accepted, rejected, lastResponse: submitted } = await submit(gateway.url, batch, tenants, count);
+	progress(`${label}: ${accepted} accepted in ${submitted - started} ms` +
+		(Object.keys(rejected).length ? `, rejected ${JSON.stringify(rejected)}` : ""));
+	let seen = -1;
+	let movedAt = Date.now();
+	let reportedAt = Date.now();
+	for (;;) {
+		const count = await gateway.ask<BatchCount>("count", batch);
+		const ended = count.completed + count.failed;
+		if (ended >= accepted) break;
+		if (ended !== seen) [seen, movedAt] = [ended, Date.now()];
+		const dead = cluster.executors.find(executor => !executor.alive);
+		if (dead) throw new Error(`${label}: ${dead.nodeID} exited:\n${dead.log}`);
+		if (Date.now() - movedAt > STALL_MS)
+			throw new Error(`${label}: stalled at ${ended}/${accepted} ended for ${STALL_MS} ms`);
+		if (Date.now() - reportedAt >= 5000) {
+			progress(`${label}: ${count.completed} completed, ${count.failed} failed of ${accepted}`);
+			reportedAt = Date.now();
+		}
+		await delay(50);
+	}
+	const summary = await gateway.ask<BatchSummary>("summary", batch);
+	const seconds = (summary.last - started) / 1000;
+	const cpu = describeCpu(cpuBefore, await cpuNow(gateway, cluster.executors, cluster.redis), seconds);
+	const result: BatchResult = {
+		label,
+		accepted,
+		rejected,
+		tasksPerS: round(accepted / seconds),
+		submitPerS: round(accepted / ((submitted - started) / 1000)),
+		drainMs: Math.max(0, summary.last - submitted),
+		summary,
+		cpu
+	};
+	progress(`${label}: ${result.tasksPerS} tasks/s end to end (submit ${result.submitPerS}/s, drained ` +
+		`${result.drainMs} ms after the last submit), ${summary.completed} completed, ${summary.failed} failed` +
+		(summary.failed ? ` ${JSON.stringify(summary.failures)} e.g. ${JSON.stringify(summary.examples)}` : "") +
+		`; ${cpu}`);
+	if (summary.completed === 0) throw new Error(`${label}: no task completed`);
+	return result;
+}
+
+interface Repeated {
+	/** The batch of median throughput, reported with its details. */
+	median: BatchResult;
+	rates: number[];
+}
+
+/** `REPEATS` batches of `count` tasks (batch names `<letter><n>`); the median one is reported. */
+async function repeatBatch(
+	label: string,
+	gateway: GatewayChild,
+	letter: string,
+	count: number,
+	cluster?: { executors: ExecutorChild[]; redis: Redis | null }
+): Promise<Repeated> {
+	const results: BatchResult[] = [];
+	for (let i = 1; i <= REPEATS; i++)
+		results.push(await runBatch(`${label} #${i}`, gateway, `${letter}${i}`, TENANTS, count, cluster));
+	const sorted = [...results].sort((a, b) => a.tasksPerS - b.tasksPerS);
+	return { median: sorted[Math.floor(sorted.length / 2)], rates: results.map(result => result.tasksPerS) };
+}
+
+const describeRepeated = (r: Repeated) =>
+	`median of ${r.rates.length} batches (${r.rates.join(", ")} tasks/s); that one: ${describeBatch(r.median)}`;
+
+const describeBatch = (b: BatchResult) => {
+	const { failed, failures: types } = b.summary;
+	const failures = failed
+		? `, ${failed} FAILED ${JSON.stringify(types)} e.g. ${JSON.stringify(b.summary.examples)}`
+		: "";
+	const rejected = Object.keys(b.rejected).length ? `, submit rejected ${JSON.stringify(b.rejected)}` : "";
+	return `${b.accepted} tasks (${b.summary.completed} completed${failures}${rejected}); ` +
+		`submit ${b.submitPerS}/s at ${SUBMIT_CONNECTIONS} connections, drained ${b.drainMs} ms after ` +
+		`the last submit; submit→completed p50/p99 ${b.summary.latencyP50}/${b.summary.latencyP99} ms; ${b.cpu}`;
+};
+
+// Synchronous execution on the embedded node, for the goal "at least half the synchronous rate".
+
+interface Usage {
+	calls: number;
+	completed: number;
+	failed: number;
+}
+
+async function usage(url: string, toolId: string): Promise<Usage> {
+	const res = await http<Usage>(url, "GET", `/api/v1/tools/${toolId}/stats`, { tenant: SYNC_TENANT });
+	if (res.status !== 200) throw new Error(`stats answered ${res.status} ${JSON.stringify(res.body)}`);
+	return res.body;
+}
+
+/** One execution before any load; the calculator's threads start with it, so a timeout is retried. */
+async function sampleExecution(url: string): Promise<string> {
+	for (let attempt = 1; ; attempt++) {
+		const res = await http<{ status?: string; tool_id?: string; result?: { value?: unknown } }>(
+			url,
+			"POST",
+			EXECUTE_PATH,
+			{ tenant: SYNC_TENANT, body: EXECUTION }
+		);
+		const { status, tool_id, result } = res.body;
+		if (res.status === 200 && status === "completed" && result?.value === 2) return tool_id!;
+		if (attempt >= 3) throw new Error(`sample execution answered ${res.status} ${JSON.stringify(res.body)}`);
+	}
+}
+
+interface SyncRate {
+	connections: number;
+	completedPerS: number;
+	answeredPerS: number;
+	p50: number;
+	p99: number;
+	failedShare: number;
+	serverCores: number;
+	loadAvg: number;
+}
+
+function cannon(url: string, connections: number, seconds: number, onTick?: (second: number) => void) {
+	return new Promise<autocannon.Result>((resolve, reject) => {
+		const instance = autocannon(
+			{
+				url: url + EXECUTE_PATH,
+				method: "POST",
+				headers: headersFor(SYNC_TENANT),
+				body: JSON.stringify(EXECUTION),
+				connections,
+				pipelining: 1,
+				duration: seconds
+			},
+			(err, result) => (err ? reject(err) : resolve(result))
+		);
+		let second = 0;
+		if (onTick) instance.on("tick", () => onTick(++second));
+	});
+}
+
+/** Completed synchronous executions per second; the executor's counters tell completed from failed. */
+async function syncRate(gateway: GatewayChild, toolId: string, connections: number): Promise<SyncRate> {
+	const title = `sync execute, ${connections} connections`;
+	progress(`${title}: warm-up ${WARMUP_S} s`);
+	await cannon(gateway.url, connections, WARMUP_S);
+	progress(`${title}: measuring ${DURATION_S} s`);
+	const before = await usage(gateway.url, toolId);
+	const cpuBefore = await gateway.ask<number>("cpu");
+	const result = await cannon(gateway.url, connections, DURATION_S, second => {
+		if (second % 5 === 0 && second < DURATION_S) progress(`${title}: ${second}/${DURATION_S} s`);
+	});
+	const cpu = (await gateway.ask<number>("cpu")) - cpuBefore;
+	const after = await usage(gateway.url, toolId);
+	const calls = after.calls - before.calls;
+	const completed = after.completed - before.completed;
+	const rate: SyncRate = {
+		connections,
+		answeredPerS: round(result.requests.mean),
+		completedPerS: calls ? round((result.requests.mean * completed) / calls) : 0,
+		p50: result.latency.p50,
+		p99: result.latency.p99,
+		failedShare: calls ? round((after.failed - before.failed) / calls, 3) : 0,
+		serverCores: round(cpu / result.duration, 2),
+		loadAvg: round(os.loadavg()[0], 1)
+	};
+	progress(`${title}: ${rate.completedPerS} completed/s of ${rate.answeredPerS} answered/s, ` +
+		`${round(rate.failedShare * 100, 1)}% failed, p50/p99 ${rate.p50}/${rate.p99} ms, ` +
+		`server ${rate.serverCores} cores`);
+	return rate;
+}
+
+const describeSync = (s: SyncRate) =>
+	`${s.connections} conn: ${s.completedPerS} completed/s of ${s.answeredPerS} answered/s` +
+	`${s.failedShare ? ` (${round(s.failedShare * 100, 1)}% failed)` : ""}, p50/p99 ${s.p50}/${s.p99} ms, ` +
+	`server ${s.serverCores} cores, load avg ${s.loadAvg}`;
+
+async function measureEmbedded() {
+	progress("embedded: starting the node (api, registry, validator, executor; memory queue)");
+	const gateway = await GatewayChild.start({ services: ["api", "registry", "validator", "executor"] });
+	try {
+		const toolId = await sampleExecution(gateway.url);
+		const sync = [await syncRate(gateway, toolId, 50), await syncRate(gateway, toolId, CONCURRENCY)];
+		await runBatch("embedded warm-up", gateway, "ew", TENANTS, WARMUP_TASKS);
+		const tasks = await repeatBatch("embedded", gateway, "em", TASKS);
+		return { tasks, sync };
+	} finally {
+		await gateway.stop();
+	}
+}
+
+// Redis + NATS.
+
+async function isReachable(url: string, port: number): Promise<boolean> {
+	const { hostname, port: given } = new URL(url);
+	return new Promise<boolean>(resolve => {
+		const socket = net.connect({ host: hostname, port: Number(given || port) });
+		const done = (ok: boolean) => {
+			socket.destroy();
+			resolve(ok);
+		};
+		socket.setTimeout(2000, () => done(false));
+		socket.once("connect", () => done(true));
+		socket.once("error", () => done(false));
+	});
+}
+/** Bytes Redis reports for every key under `prefix`, by the key's first segment (`task`, `usage`...). */
+async function prefixMemory(redis: Redis, prefix: string) {
+	const byKind: Record<string, { keys: number; bytes: number }> = {};
+	let cursor = "0";
+	do {
+		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+		cursor = next;
+		const pipeline = redis.pipeline();
+		for (const key of keys) pipeline.memory("USAGE", key, "SAMPLES", "0");
+		const sizes = (await pipeline.exec()) ?? [];
+		keys.forEach((key, i) => {
+			const kind = key.slice(prefix.length).split(":")[0];
+			const entry = (byKind[kind] ??= { keys: 0, bytes: 0 });
+			entry.keys++;
+			entry.bytes += Number(sizes[i]?.[1] ?? 0);
+		});
+	} while (cursor !== "0");
+	const total = Object.values(byKind).reduce((sum, kind) => sum + kind.bytes, 0);
+	const keys = Object.values(byKind).reduce((sum, kind) => sum + kind.keys, 0);
+	return { total, keys, byKind };
+}
+
+/** Deletes every key under `prefix` (test/support/backends has the same, but needs Jest's globals). */
+async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+	let cursor = "0";
+	do {
+		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+		cursor = next;
+		if (keys.length) await redis.del(...keys);
+	} while (cursor !== "0");
+}
+
+async function usedMemory(redis: Redis): Promise<number> {
+	return Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1] ?? 0);
+}
+
+interface ScaleResult {
+	tenants: number;
+	batch: BatchResult;
+	prefixBytes: number;
+	prefixKeys: number;
+	byKind: Record<string, { keys: number; bytes: number }>;
+	usedMemoryDelta: number;
+	usedMemoryAfter: number;
+	rss: { gateway: number; executors: number[] };
+}
+
+async function waitReady(gateway: GatewayChild, executors: ExecutorChild[]): Promise<void> {
+	const deadline = Date.now() + 60000;
+	for (;;) {
+		const dead = executors.find(executor => !executor.alive);
+		if (dead) throw new Error(`${dead.nodeID} exited on start-up:\n${dead.log}`);
+		const ready = await gateway.ask<string[]>("executors");
+		if (executors.every(executor => ready.includes(executor.nodeID))) return;
+		if (Date.now() > deadline) throw new Error(`executors not ready after 60 s; ready: ${ready.join(", ")}`);
+		await delay(200);
+	}
+}
+
+/** Raw Redis Streams: one producer XADDs, `consumers` consumers of one group XREADGROUP (COUNT 10) + XACK. */
+async function streamsBaseline(prefix: string, consumers: number, count: number) {
+	const stream = `${prefix}bench-stream-${consumers}`;
+	const group = "bench";
+	const producer = new Redis(REDIS_URL);
+	const readers = Array.from({ length: consumers }, () => new Redis(REDIS_URL));
+	try {
+		await producer.xgroup("CREATE", stream, group, "$", "MKSTREAM");
+		let acked = 0;
+		let ackedAt = 0;
+		const consume = async (reader: Redis, name: string) => {
+			while (acked < count) {
+				const batches = (await reader.xreadgroup(
+					"GROUP", group, name, "COUNT", 10, "BLOCK", 100, "STREAMS", stream, ">"
+				)) as [string, [string, string[]][]][] | null;
+				const ids = batches?.[0]?.[1].map(([id]) => id) ?? [];
+				if (!ids.length) continue;
+				await reader.xack(stream, group, ...ids);
+				acked += ids.length;
+				ackedAt = Date.now();
+			}
+		};
+		const started = Date.now();
+		const consuming = Promise.all(readers.map((reader, i) => consume(reader, `c${i}`)));
+		let next = 0;
+		const lane = async () => {
+			while (next < count) {
+				const n = next++;
+				await producer.xadd(stream, "*", "tenant", `t${n % TENANTS}`, "payload", JSON.stringify(EXECUTION));
+			}
+		};
+		await Promise.all(Array.from({ length: SUBMIT_CONNECTIONS }, lane));
+		const produced = Date.now();
+		await consuming;
+		const perS = round(count / ((ackedAt - started) / 1000));
+		progress(`raw Redis Streams, ${consumers} consumer(s): ${perS} msgs/s end to end ` +
+			`(XADD ${round(count / ((produced - started) / 1000))}/s)`);
+		return { consumers, perS, xaddPerS: round(count / ((produced - started) / 1000)) };
+	} finally {
+		await producer.del(stream).catch(() => undefined);
+		producer.disconnect();
+		readers.forEach(reader => reader.disconnect());
+	}
+}
+
+async function measureCluster() {
+	const id = randomUUID().slice(0, 8);
+	const prefix = `bench-tasks-${id}:`;
+	const namespace = `bench-tasks-${id}`;
+	const redis = new Redis(REDIS_URL);
+	const executors: ExecutorChild[] = [];
+	let gateway: GatewayChild | null = null;
+	const cluster = { executors, redis };
+	const spawnExecutor = async () => {
+		const executor = new ExecutorChild(`bench-executor-${executors.length + 1}`, { prefix, namespace });
+		executors.push(executor);
+		progress(`redis: starting ${executor.nodeID} (moleculer-runner, executor only)`);
+		await waitReady(gateway!, executors);
+	};
+	try {
+		const streams = [await streamsBaseline(prefix, 1, TASKS), await streamsBaseline(prefix, 2, TASKS)];
+		progress("redis: starting the gateway node (api, registry, validator, listener) on NATS + Redis");
+		gateway = await GatewayChild.start({
+			services: ["api", "registry", "validator"],
+			transporter: NATS_URL,
+			redisUrl: REDIS_URL,
+			redisPrefix: prefix,
+			namespace,
+			nodeID: "bench-gateway"
+		});
+		await spawnExecutor();
+		await runBatch("redis 1 executor warm-up", gateway, "aw", TENANTS, WARMUP_TASKS, cluster);
+		const one = await repeatBatch("redis 1 executor", gateway, "a", TASKS, cluster);
+		await spawnExecutor();
+		await runBatch("redis 2 executors warm-up", gateway, "bw", TENANTS, WARMUP_TASKS, cluster);
+		const two = await repeatBatch("redis 2 executors", gateway, "b", TASKS, cluster);
+		const scale: ScaleResult[] = [];
+		for (const { tenants, perTenant } of SCALE) {
+			const before = await prefixMemory(redis, prefix);
+			const usedBefore = await usedMemory(redis);
+			const batch = await runBatch(
+				`redis 2 executors, ${tenants} tenants`,
+				gateway,
+				`k${tenants}`,
+				tenants,
+				tenants * perTenant,
+				cluster
+			);
+			// Usage counters reach Redis in batches every second.
+			await delay(1500);
+			const after = await prefixMemory(redis, prefix);
+			const byKind: ScaleResult["byKind"] = {};
+			for (const [kind, entry] of Object.entries(after.byKind)) {
+				const old = before.byKind[kind] ?? { keys: 0, bytes: 0 };
+				if (entry.keys !== old.keys || entry.bytes !== old.bytes)
+					byKind[kind] = { keys: entry.keys - old.keys, bytes: entry.bytes - old.bytes };
+			}
+			const usedAfter = await usedMemory(redis);
+			scale.push({
+				tenants,
+				batch,
+				prefixBytes: after.total - before.total,
+				prefixKeys: after.keys - before.keys,
+				byKind,
+				usedMemoryDelta: usedAfter - usedBefore,
+				usedMemoryAfter: usedAfter,
+				rss: {
+					gateway: await gateway.ask<number>("memory"),
+					executors: executors.map(executor => executor.stats()?.rss ?? 0)
+				}
+			});
+			progress(`redis ${tenants} tenants: prefix grew ${mb(after.total - before.total)} MB over ` +
+				`${after.keys - before.keys} keys ${JSON.stringify(byKind)}; used_memory now ${mb(usedAfter)} MB`);
+		}
+		return { streams, one, two, scale };
+	} finally {
+		await Promise.all(executors.map(executor => executor.stop()));
+		await gateway?.stop();
+		await dropPrefix(redis, prefix).catch(err => progress(`dropping ${prefix}* failed: ${err}`));
+		redis.disconnect();
+	}
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export async function run(): Promise<Result[]> {
+	process.once("exit", killChildren);
+	process.once("SIGINT", onSignal);
+	process.once("SIGTERM", onSignal);
+	try {
+		return await measure();
+	} finally {
+		killChildren();
+		process.removeListener("exit", killChildren);
+		process.removeListener("SIGINT", onSignal);
+		process.removeListener("SIGTERM", onSignal);
+	}
+}
+
+async function measure(): Promise<Result[]> {
+	const embedded = await measureEmbedded();
+	const embeddedRate = embedded.tasks.median.tasksPerS;
+	const row = (fields: Omit<Result, "scenario">): Result => ({ scenario: SCENARIO, ...fields });
+	const sync = embedded.sync.reduce((best, rate) => (rate.completedPerS > best.completedPerS ? rate : best));
+	const rows: Result[] = [
+		row({
+			metric: `end-to-end tasks/s, embedded (memory queue, ${CONCURRENCY} workers), submit → task_completed`,
+			value: embeddedRate,
+			unit: "tasks/s",
+			baseline: "synchronous POST /api/v1/internal/execute, same node (goal: ratio ≥ 0.5)",
+			baseline_value: sync.completedPerS,
+			ratio: ratio(embeddedRate, sync.completedPerS),
+			notes: `calculator ${EXPRESSION}, ${TENANTS} tenants; ${describeRepeated(embedded.tasks)}`
+		}),
+		row({
+			metric: `synchronous execute completed/s, embedded (calculator ${EXPRESSION})`,
+			value: sync.completedPerS,
+			unit: "execs/s",
+			baseline: "—",
+			baseline_value: null,
+			ratio: null,
+			notes: `best of: ${embedded.sync.map(describeSync).join("; ")}; ${DURATION_S} s each`
+		})
+	];
+	const [redisUp, natsUp] = await Promise.all([isReachable(REDIS_URL, 6379), isReachable(NATS_URL, 4222)]);
+	if (!redisUp || !natsUp) {
+		const state = (up: boolean) => (up ? "up" : "down");
+		progress(`skipping the Redis + NATS variants: Redis ${state(redisUp)}, NATS ${state(natsUp)}`);
+		return rows;
+	}
+	const cluster = await measureCluster();
+	const setup = `gateway node (api, registry, validator, listener) + executor process(es) of ` +
+		`moleculer-runner, NATS transporter, Redis queue, ${CONCURRENCY} workers each`;
+	const streamsNote = (s: { consumers: number; perS: number; xaddPerS: number }) =>
+		`raw Streams: ${s.consumers} consumer(s) ${s.perS} msgs/s end to end, XADD ${s.xaddPerS}/s ` +
+		`(${SUBMIT_CONNECTIONS} in flight, consumers in the load generator process)`;
+	cluster.streams.forEach((streams, i) => {
+		const batch = (i === 0 ? cluster.one : cluster.two).median;
+		const repeated = i === 0 ? cluster.one : cluster.two;
+		const executors = i === 0 ? "1 executor process" : "2 executor processes";
+		rows.push(
+			row({
+				metric: `end-to-end tasks/s, Redis + NATS, ${executors}`,
+				value: batch.tasksPerS,
+				unit: "tasks/s",
+				baseline: `raw Redis Streams XADD/XREADGROUP/XACK, ${streams.consumers} consumer(s)`,
+				baseline_value: streams.perS,
+				ratio: ratio(batch.tasksPerS, streams.perS),
+				notes: `${setup}; ${describeRepeated(repeated)}; ${streamsNote(streams)}; ` +
+					`vs embedded ${ratio(batch.tasksPerS, embeddedRate)}×`
+			})
+		);
+	});
+	for (const scale of cluster.scale) {
+		const kinds = Object.entries(scale.byKind)
+			.map(([kind, entry]) => `${kind} ${entry.keys} keys/${mb(entry.bytes)} MB`)
+			.join(", ");
+		const tasks = scale.batch.accepted;
+		rows.push(
+			row({
+				metric: `end-to-end tasks/s, Redis + NATS, 2 executors, ${scale.tenants} tenants ` +
+					`(${tasks / scale.tenants} task(s) each)`,
+				value: scale.batch.tasksPerS,
+				unit: "tasks/s",
+				baseline: `same cluster, ${TENANTS} tenants`,
+				baseline_value: cluster.two.median.tasksPerS,
+				ratio: ratio(scale.batch.tasksPerS, cluster.two.median.tasksPerS),
+				notes: `${describeBatch(scale.batch)}; RSS after: gateway ${mb(scale.rss.gateway)} MB, executors ` +
+					`${scale.rss.executors.map(mb).join("+")} MB`
+			}),
+			row({
+				metric: `Redis memory added by ${tasks} finished tasks of ${scale.tenants} tenants`,
+				value: mb(scale.prefixBytes),
+				unit: "MB",
+				baseline: "—",
+				baseline_value: null,
+				ratio: null,
+				notes: `MEMORY USAGE over the prefix: +${scale.prefixKeys} keys (${kinds}), ` +
+					`${round(scale.prefixBytes / tasks)} B per task (tasks kept 24 h after they end); ` +
+					`INFO used_memory +${mb(scale.usedMemoryDelta)} MB, ${mb(scale.usedMemoryAfter)} MB in all ` +
+					"(shared server: others' keys included)"
+			})
+		);
+	}
+	return rows;
+}
+
+if (require.main === module) {
+	if (process.argv[2] === CHILD_FLAG)
+		serveGateway(JSON.parse(process.argv[3]) as GatewayOptions).catch(err => {
+			console.error(err);
+			process.exit(1);
+		});
+	else
+		run()
+			.then(rows => {
+				console.table(rows, ["metric", "value", "baseline_value", "ratio"]);
+				progress(`wrote ${writeResults(SCENARIO, rows)}`);
+			})
+			.catch(err => {
+				console.error(err);
+				process.exitCode = 1;
+			});
+}
