@@ -87,6 +87,8 @@ interface ExecutorLocals extends RedisLocals {
 	workers: TaskWorkers;
 	lastWorkSignal: number;
 	sampledQueues: Set<string>;
+	/** Tool warm-ups started with the service (calculator worker pool). */
+	toolsStarting: Promise<unknown>;
 	checkPayload(payload: unknown): true | { field: string; message: string }[];
 }
 
@@ -660,7 +662,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	},
 
 	started(this: ExecutorThis) {
-		for (const tool of Object.values(toolTypes)) void tool.start?.();
+		this.toolsStarting = Promise.all(Object.values(toolTypes).map(tool => tool.start?.()));
 		// Tasks need the registry: a node that claimed them before discovering it would fail them all.
 		this.broker.waitForServices(["registry"]).then(
 			() => this.workers.start(),
@@ -672,6 +674,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		// Graceful: no new work is taken; tasks in hand finish and are recorded first.
 		await this.workers.stop();
 		this.guards.shutdown();
+		// A warm-up still running would build a worker pool again after it is closed.
+		await this.toolsStarting;
 		await this.usage.close();
 		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.()));
 	}

@@ -28,6 +28,8 @@ export interface TaskWorkerHooks {
  */
 export class TaskWorkers {
 	private running = false;
+	/** Once stopped, a late `start` (the node waited for the registry) must not start loops again. */
+	private stopped = false;
 	private loops: Promise<void>[] = [];
 	private reaper: NodeJS.Timeout | null = null;
 	private sleepers = new Set<() => void>();
@@ -39,7 +41,7 @@ export class TaskWorkers {
 	) {}
 
 	start(): void {
-		if (this.running) return;
+		if (this.running || this.stopped) return;
 		this.running = true;
 		this.loops = Array.from({ length: this.options.concurrency }, () => this.loop());
 		this.reaper = setInterval(() => void this.reap(), this.options.reapIntervalMs);
@@ -51,6 +53,7 @@ export class TaskWorkers {
 	}
 
 	async stop(): Promise<void> {
+		this.stopped = true;
 		this.running = false;
 		if (this.reaper) clearInterval(this.reaper);
 		this.wake();

@@ -1,0 +1,66 @@
+import { randomUUID } from "crypto";
+import { MemoryTaskQueue } from "../../lib/queue/memory-task-queue";
+import { TaskWorkers } from "../../lib/queue/task-workers";
+import type { Lease } from "../../lib/queue/task-queue";
+
+const OPTIONS = { concurrency: 2, leaseMs: 1000, reapIntervalMs: 50, maxDeliveries: 3, pollIntervalMs: 20 };
+
+const submit = (queue: MemoryTaskQueue) =>
+	queue.submit({
+		task_id: randomUUID(),
+		tenant_id: "t",
+		created_at: new Date().toISOString(),
+		updated_at: new Date().toISOString(),
+		status: "pending",
+		type: "tool_execution",
+		priority: 0,
+		metadata: {},
+		payload: {},
+		attempts: 0
+	});
+
+describe("TaskWorkers", () => {
+	it("handles submitted tasks and stops taking work when the node stops", async () => {
+		const queue = new MemoryTaskQueue();
+		const handled: string[] = [];
+		let claiming = true;
+		const workers = new TaskWorkers(queue, OPTIONS, {
+			canClaim: () => claiming,
+			handle: async (lease: Lease) => {
+				handled.push(lease.task.task_id);
+				await queue.finish(lease, { status: "completed", result: {} });
+			},
+			onReaped: async () => undefined,
+			onError: () => undefined
+		});
+		workers.start();
+		await submit(queue);
+		workers.wake();
+		await new Promise(resolve => setTimeout(resolve, 100));
+		expect(handled).toHaveLength(1);
+		claiming = false;
+		await new Promise(resolve => setTimeout(resolve, 50));
+		await submit(queue);
+		workers.wake();
+		await new Promise(resolve => setTimeout(resolve, 100));
+		expect(handled).toHaveLength(1);
+		await workers.stop();
+	});
+
+	it("never starts after it was stopped (a late start must not leave loops running)", async () => {
+		const queue = new MemoryTaskQueue();
+		const handle = jest.fn();
+		const workers = new TaskWorkers(queue, OPTIONS, {
+			canClaim: () => true,
+			handle,
+			onReaped: async () => undefined,
+			onError: () => undefined
+		});
+		await workers.stop();
+		workers.start();
+		await submit(queue);
+		workers.wake();
+		await new Promise(resolve => setTimeout(resolve, 100));
+		expect(handle).not.toHaveBeenCalled();
+	});
+});
