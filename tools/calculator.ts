@@ -1,6 +1,5 @@
 import os from "node:os";
 import path from "node:path";
-import { MessageChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { JsonObject } from "../types/wire";
 import { type BaseTool, type ToolContext, ToolFailure } from "./base";
@@ -33,19 +32,21 @@ function getPool(): Piscina<CalculatorTask, number | string> {
 			idleTimeout: 30_000,
 			// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
 			resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
-			// With piscina's default "sync" atomics a busy worker never turns its event loop, so the
-			// per-task start ports are never released and its heap fills until it is killed.
-			atomics: "disabled",
 			execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
 		});
 	}
 	return pool;
 }
 
+/** Set once a worker has answered: from then on the time limit needs no start-up allowance. */
+let warm = false;
+/** A cold pool starts its workers (loading mathjs) before the first evaluation can begin. */
+const START_UP_ALLOWANCE_MS = 15_000;
+
 /**
- * Runs one evaluation in the pool. The time limit starts when a worker picks the task up (queueing is
- * bounded by `signal`), so a cold worker's start-up is not counted; when either fires, piscina
- * terminates the worker running it.
+ * Runs one evaluation in the pool with a hard limit counted from submission; when the limit or the
+ * execution's own signal fires, piscina terminates the worker running it. No per-task message
+ * channel: it cost more than the evaluation itself, and ports left in a busy worker filled its heap.
  */
 async function evaluate(expression: string, limitMs: number, signal: AbortSignal): Promise<number | string> {
 	if (inFlight >= MAX_IN_FLIGHT) {
@@ -54,29 +55,26 @@ async function evaluate(expression: string, limitMs: number, signal: AbortSignal
 	// One controller for both causes: cheaper on the hot path than combining signals.
 	const abort = new AbortController();
 	let overBudget = false;
-	let settled = false;
-	let timer: NodeJS.Timeout | undefined;
-	const { port1, port2 } = new MessageChannel();
-	port1.once("message", () => {
-		if (settled) return;
-		timer = setTimeout(() => {
+	const timer = setTimeout(
+		() => {
 			overBudget = true;
 			abort.abort();
-		}, limitMs);
-	});
+		},
+		warm ? limitMs : limitMs + START_UP_ALLOWANCE_MS
+	);
 	const onAbort = () => abort.abort();
 	signal.addEventListener("abort", onAbort, { once: true });
 	inFlight++;
 	try {
-		return await getPool().run({ expression, started: port2 }, { signal: abort.signal, transferList: [port2] });
+		const value = await getPool().run({ expression }, { signal: abort.signal });
+		warm = true;
+		return value;
 	} catch (err) {
 		throw failure(err, overBudget, signal.aborted, limitMs);
 	} finally {
-		settled = true;
 		inFlight--;
 		clearTimeout(timer);
 		signal.removeEventListener("abort", onAbort);
-		port1.close();
 	}
 }
 
@@ -137,6 +135,7 @@ export const calculatorTool: BaseTool = {
 	async close(): Promise<void> {
 		const closing = pool;
 		pool = undefined;
+		warm = false;
 		await closing?.destroy();
 	}
 };
