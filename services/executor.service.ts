@@ -281,8 +281,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					})
 				);
 				if (!created) return task;
+				// No "queued" announcement: the submitter has the 202; updates start with "processing".
 				this.signalWork();
-				this.announce({ event: "task_status_update", task, message: "queued" });
 				return { task_id: task.task_id, status: task.status };
 			}
 		},
