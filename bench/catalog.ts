@@ -8,8 +8,8 @@ import {
 	load,
 	progress,
 	ratio,
+	runScenario,
 	serveInChild,
-	writeResults,
 	type LoadStats,
 	type Result,
 	type Served
@@ -120,14 +120,4 @@ export async function run(): Promise<Result[]> {
 	];
 }
 
-if (require.main === module) {
-	run()
-		.then(rows => {
-			console.table(rows, ["metric", "value", "baseline_value", "ratio"]);
-			progress(`wrote ${writeResults(SCENARIO, rows)}`);
-		})
-		.catch(err => {
-			console.error(err);
-			process.exitCode = 1;
-		});
-}
+if (require.main === module) runScenario(SCENARIO, run);

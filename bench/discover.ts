@@ -13,8 +13,8 @@ import {
 	load,
 	progress,
 	ratio,
+	runScenario,
 	serveInChild,
-	writeResults,
 	type LoadStats,
 	type Result,
 	type Served
@@ -468,14 +468,4 @@ export async function run(): Promise<Result[]> {
 	return results;
 }
 
-if (require.main === module) {
-	run()
-		.then(results => {
-			console.table(results, ["metric", "value", "baseline_value", "ratio"]);
-			progress(`wrote ${writeResults(SCENARIO, results)}`);
-		})
-		.catch(err => {
-			console.error(err);
-			process.exitCode = 1;
-		});
-}
+if (require.main === module) runScenario(SCENARIO, run);

@@ -206,6 +206,19 @@ export function writeResults(scenario: string, rows: Result[]): string {
 	return file;
 }
 
+/** Runs a scenario on its own (`ts-node bench/<name>.ts`) and records its rows. */
+export function runScenario(scenario: string, run: () => Promise<Result[]>): void {
+	run()
+		.then(rows => {
+			console.table(rows, ["metric", "value", "baseline_value", "ratio"]);
+			progress(`wrote ${writeResults(scenario, rows)}`);
+		})
+		.catch(err => {
+			console.error(err);
+			process.exitCode = 1;
+		});
+}
+
 if (require.main === module) {
 	serveAsChild(process.argv[2], process.argv[3]).catch(err => {
 		console.error(err);

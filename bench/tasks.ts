@@ -9,7 +9,7 @@ import Redis from "ioredis";
 import type { Context, ServiceSchema } from "moleculer";
 import type { TaskUpdate } from "../lib/task-events";
 import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
-import { DURATION_S, progress, ratio, writeResults, type Result } from "./harness";
+import { DURATION_S, progress, ratio, runScenario, type Result } from "./harness";
 
 /*
  * End-to-end queued tasks: HTTP submit (POST /api/v1/internal/tasks) → executor worker → the
@@ -949,14 +949,5 @@ if (require.main === module) {
 			console.error(err);
 			process.exit(1);
 		});
-	else
-		run()
-			.then(rows => {
-				console.table(rows, ["metric", "value", "baseline_value", "ratio"]);
-				progress(`wrote ${writeResults(SCENARIO, rows)}`);
-			})
-			.catch(err => {
-				console.error(err);
-				process.exitCode = 1;
-			});
+	else runScenario(SCENARIO, run);
 }
