@@ -1,6 +1,4 @@
-import type { AddressInfo } from "net";
-import { ServiceBroker, type Context, type ServiceSchema } from "moleculer";
-import ApiGateway from "moleculer-web";
+import { ServiceBroker, type Context } from "moleculer";
 import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
 import {
 	CONNECTIONS,
@@ -9,6 +7,7 @@ import {
 	progress,
 	ratio,
 	runScenario,
+	startBareGateway,
 	serveInChild,
 	type LoadStats,
 	type Result,
@@ -46,25 +45,7 @@ export async function startBare(): Promise<Served> {
 			create: (ctx: Context<Record<string, unknown>>) => ({ id: String(++seq), ...ctx.params })
 		}
 	});
-	broker.createService({
-		name: "gateway",
-		mixins: [ApiGateway as unknown as ServiceSchema],
-		settings: {
-			port: 0,
-			ip: "127.0.0.1",
-			routes: [
-				{
-					path: "/api/v1",
-					mappingPolicy: "restrict",
-					bodyParsers: { json: true },
-					aliases: { "GET /tools/:id": "bare.get", "POST /tools": "bare.create" }
-				}
-			]
-		}
-	});
-	await broker.start();
-	const gateway = broker.getLocalService("gateway") as unknown as { server: { address(): AddressInfo } };
-	return { url: `http://127.0.0.1:${gateway.server.address().port}`, stop: () => broker.stop() };
+	return startBareGateway(broker, { "GET /tools/:id": "bare.get", "POST /tools": "bare.create" });
 }
 
 // Shared by warm-up and measurement of both servers: a name is never registered twice.

@@ -1,6 +1,4 @@
-import type { AddressInfo } from "net";
-import { ServiceBroker, type Context, type ServiceSchema } from "moleculer";
-import ApiGateway from "moleculer-web";
+import { ServiceBroker, type Context } from "moleculer";
 import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
 import {
 	CONNECTIONS,
@@ -9,6 +7,7 @@ import {
 	progress,
 	ratio,
 	runScenario,
+	startBareGateway,
 	serveInChild,
 	type LoadStats,
 	type Result,
@@ -48,25 +47,7 @@ export async function startBare(): Promise<Served> {
 			})
 		}
 	});
-	broker.createService({
-		name: "gateway",
-		mixins: [ApiGateway as unknown as ServiceSchema],
-		settings: {
-			port: 0,
-			ip: "127.0.0.1",
-			routes: [
-				{
-					path: "/api/v1",
-					mappingPolicy: "restrict",
-					bodyParsers: { json: true },
-					aliases: { "POST /internal/execute": "bare.execute" }
-				}
-			]
-		}
-	});
-	await broker.start();
-	const gateway = broker.getLocalService("gateway") as unknown as { server: { address(): AddressInfo } };
-	return { url: `http://127.0.0.1:${gateway.server.address().port}`, stop: () => broker.stop() };
+	return startBareGateway(broker, { "POST /internal/execute": "bare.execute" });
 }
 
 interface Execution {

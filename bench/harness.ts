@@ -3,6 +3,9 @@ import fs from "fs";
 import os from "os";
 import path from "path";
 import autocannon from "autocannon";
+import type { ServiceBroker, ServiceSchema } from "moleculer";
+import ApiGateway from "moleculer-web";
+import type { AddressInfo } from "net";
 
 /** One line of a results table; `baseline_value`/`ratio` are null when a metric has no baseline. */
 export interface Result {
@@ -204,6 +207,25 @@ export function writeResults(scenario: string, rows: Result[]): string {
 	const file = path.join(RESULTS_DIR, `${scenario}.json`);
 	fs.writeFileSync(file, JSON.stringify(data, null, "\t") + "\n");
 	return file;
+}
+
+/**
+ * Starts the baseline: a bare moleculer-web gateway (restrict policy, JSON bodies) on a free port in
+ * front of `broker`'s trivial actions, so ours and bare differ only by what the product adds.
+ */
+export async function startBareGateway(broker: ServiceBroker, aliases: Record<string, string>): Promise<Served> {
+	broker.createService({
+		name: "gateway",
+		mixins: [ApiGateway as unknown as ServiceSchema],
+		settings: {
+			port: 0,
+			ip: "127.0.0.1",
+			routes: [{ path: "/api/v1", mappingPolicy: "restrict", bodyParsers: { json: true }, aliases }]
+		}
+	});
+	await broker.start();
+	const gateway = broker.getLocalService("gateway") as unknown as { server: { address(): AddressInfo } };
+	return { url: `http://127.0.0.1:${gateway.server.address().port}`, stop: () => broker.stop() };
 }
 
 /** Runs a scenario on its own (`ts-node bench/<name>.ts`) and records its rows. */
