@@ -9,6 +9,7 @@ import Redis from "ioredis";
 import type { Context, ServiceSchema } from "moleculer";
 import type { TaskUpdate } from "../lib/task-events";
 import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
+import { deleteKeysWithPrefix } from "../test/support/redis-keys";
 import { DURATION_S, progress, ratio, runScenario, type Result } from "./harness";
 
 /*
@@ -679,16 +680,6 @@ async function prefixMemory(redis: Redis, prefix: string) {
 	return { total, keys, byKind };
 }
 
-/** Deletes every key under `prefix` (test/support/backends has the same, but needs Jest's globals). */
-async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-	let cursor = "0";
-	do {
-		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-		cursor = next;
-		if (keys.length) await redis.del(...keys);
-	} while (cursor !== "0");
-}
-
 async function usedMemory(redis: Redis): Promise<number> {
 	return Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1] ?? 0);
 }
@@ -834,7 +825,7 @@ async function measureCluster() {
 	} finally {
 		await Promise.all(executors.map(executor => executor.stop()));
 		await gateway?.stop();
-		await dropPrefix(redis, prefix).catch(err => progress(`dropping ${prefix}* failed: ${err}`));
+		await deleteKeysWithPrefix(redis, prefix).catch(err => progress(`dropping ${prefix}* failed: ${err}`));
 		redis.disconnect();
 	}
 }

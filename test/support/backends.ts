@@ -1,3 +1,4 @@
+import { deleteKeysWithPrefix } from "./redis-keys";
 import { randomUUID } from "crypto";
 
 /** A Redis key prefix of its own for every suite, so suites never see each other's data. */
@@ -17,12 +18,7 @@ export async function dropPrefix(redisUrl: string, prefix: string): Promise<void
 	const { default: Redis } = await import("ioredis");
 	const redis = new Redis(redisUrl);
 	try {
-		let cursor = "0";
-		do {
-			const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-			cursor = next;
-			if (keys.length) await redis.del(...keys);
-		} while (cursor !== "0");
+		await deleteKeysWithPrefix(redis, prefix);
 	} finally {
 		await redis.quit();
 	}
