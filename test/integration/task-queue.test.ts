@@ -2,22 +2,11 @@ import Redis from "ioredis";
 import { randomUUID } from "crypto";
 import { MemoryTaskQueue } from "../../lib/queue/memory-task-queue";
 import { RedisTaskQueue } from "../../lib/queue/redis-task-queue";
-import type { TaskMessage, TaskQueue } from "../../lib/queue/task-queue";
+import type { TaskQueue } from "../../lib/queue/task-queue";
+import { pendingTask } from "../support/tasks";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 
-const task = (tenant: string, extra: Partial<TaskMessage> = {}): TaskMessage => ({
-	task_id: randomUUID(),
-	tenant_id: tenant,
-	created_at: new Date().toISOString(),
-	updated_at: new Date().toISOString(),
-	status: "pending",
-	type: "tool_execution",
-	priority: 0,
-	metadata: {},
-	payload: { tool_name: "calculator", parameters: { expression: "1+1" } },
-	attempts: 0,
-	...extra
-});
+const task = pendingTask;
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 

@@ -1,23 +1,11 @@
-import { randomUUID } from "crypto";
 import { MemoryTaskQueue } from "../../lib/queue/memory-task-queue";
 import { TaskWorkers } from "../../lib/queue/task-workers";
 import type { Lease } from "../../lib/queue/task-queue";
+import { pendingTask } from "../support/tasks";
 
 const OPTIONS = { concurrency: 2, leaseMs: 1000, reapIntervalMs: 50, maxDeliveries: 3, pollIntervalMs: 20 };
 
-const submit = (queue: MemoryTaskQueue) =>
-	queue.submit({
-		task_id: randomUUID(),
-		tenant_id: "t",
-		created_at: new Date().toISOString(),
-		updated_at: new Date().toISOString(),
-		status: "pending",
-		type: "tool_execution",
-		priority: 0,
-		metadata: {},
-		payload: {},
-		attempts: 0
-	});
+const submit = (queue: MemoryTaskQueue) => queue.submit(pendingTask("t"));
 
 describe("TaskWorkers", () => {
 	it("handles submitted tasks and stops taking work when the node stops", async () => {
