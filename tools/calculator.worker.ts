@@ -4,10 +4,7 @@
  * thread can terminate it when it overruns its time or memory budget.
  */
 import { all, create, type MathNode } from "mathjs";
-
-export interface CalculatorTask {
-	expression: string;
-}
+import { DONE, QUEUED, TAKEN, type CalculatorBatch, type CalculatorOutcome } from "./calculator.protocol";
 
 const MAX_NESTING = 32;
 const MAX_DEPTH = 200;
@@ -79,9 +76,28 @@ const REFUSED: Record<string, string> = {
 	BlockNode: "multiple statements"
 };
 
-export default function evaluateExpression(task: CalculatorTask): number | string {
-	checkNesting(task.expression);
-	const tree = parse(task.expression);
+/**
+ * Evaluates a batch in order. Each expression is claimed in shared memory first, so the main thread
+ * knows which one is running (the one to stop if it overruns) and can take back those not yet started.
+ */
+export default function evaluateBatch({ expressions, deadlines, states }: CalculatorBatch): CalculatorOutcome[] {
+	const claims = new Int32Array(states);
+	return expressions.map((expression, i) => {
+		if (Atomics.compareExchange(claims, i, QUEUED, TAKEN) !== QUEUED) return null;
+		try {
+			if (Date.now() > deadlines[i]) return { expired: true };
+			return { value: evaluateExpression(expression) };
+		} catch (err) {
+			return { error: err instanceof Error ? err.message : String(err) };
+		} finally {
+			Atomics.store(claims, i, DONE);
+		}
+	});
+}
+
+function evaluateExpression(expression: string): number | string {
+	checkNesting(expression);
+	const tree = parse(expression);
 	const limits = { nodes: 0, rangeElements: 0 };
 	check(tree, 1, limits);
 	return toValue(tree.compile().evaluate(new Map()));

@@ -1,0 +1,255 @@
+import os from "node:os";
+import path from "node:path";
+import { Piscina } from "piscina";
+import { ToolFailure } from "./base";
+import { QUEUED, STOLEN, TAKEN, type CalculatorBatch, type CalculatorOutcome } from "./calculator.protocol";
+
+/** At least two threads, so one slow expression never stalls the next; at most four, to bound memory. */
+const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
+/**
+ * Expressions waiting or running; more are refused at once rather than piling up in memory. A waiting
+ * one holds a short string, and its deadline bounds the wait.
+ */
+const MAX_ADMITTED = THREADS * 64;
+const MAX_BATCH = 64;
+/** A batch still running after this long gives back the expressions it has not started. */
+const STEAL_AFTER_MS = 50;
+/** Hand-offs of one expression to workers that died before evaluating it; then it fails. */
+const MAX_HANDOFFS = 3;
+/** How often expressions waiting here are checked against their deadlines. */
+const SWEEP_MS = 100;
+/** A cold pool starts its workers (loading mathjs) before the first evaluation can begin. */
+const START_UP_ALLOWANCE_MS = 15_000;
+const MAX_ERROR_CHARS = 300;
+
+interface Job {
+	expression: string;
+	limitMs: number;
+	/** Epoch ms by which the answer is due: past it the job fails as `timeout`, wherever it is. */
+	deadline: number;
+	handoffs: number;
+	resolve(value: number | string): void;
+	reject(failure: ToolFailure): void;
+}
+
+interface Batch {
+	jobs: Job[];
+	/** Claim state per job, shared with the worker (calculator.protocol.ts). */
+	states: Int32Array;
+	abort: AbortController;
+	timer?: NodeJS.Timeout;
+	/** Set when this side stopped the batch: the running job overran, or the pool is closing. */
+	stoppedFor?: "deadline" | "close";
+}
+
+/**
+ * The calculator's worker threads. Evaluations leave the event loop in batches: piscina runs an
+ * abortable task alone on its worker, and each hand-off (message, wake-up, reply) costs the main
+ * thread more than the evaluation itself, so expressions that arrive while the workers are busy wait
+ * here and leave together. Every expression keeps its own hard deadline, counted from submission: the
+ * worker claims each one in shared memory before evaluating it, so the main thread knows which one is
+ * running and terminates exactly that worker when its deadline passes; the rest of the batch runs again
+ * elsewhere. A batch that is slow gives back what it has not started, so a quick expression never waits
+ * long behind a slow one.
+ */
+export class CalculatorPool {
+	private pool?: Piscina<CalculatorBatch, CalculatorOutcome[]>;
+	private readonly waiting: Job[] = [];
+	private readonly running = new Set<Batch>();
+	private admitted = 0;
+	private flushScheduled = false;
+	private sweepTimer?: NodeJS.Timeout;
+	/** Set once a worker has answered: from then on deadlines need no start-up allowance. */
+	private warm = false;
+
+	constructor(private readonly workerFile: string) {}
+
+	evaluate(expression: string, limitMs: number): Promise<number | string> {
+		if (this.admitted >= MAX_ADMITTED)
+			return Promise.reject(new ToolFailure("tool_error", "calculator busy, try again later"));
+		this.admitted++;
+		return new Promise((resolve, reject) => {
+			const allowance = this.warm ? 0 : START_UP_ALLOWANCE_MS;
+			this.waiting.push({ expression, limitMs, deadline: Date.now() + limitMs + allowance, handoffs: 0, resolve, reject });
+			this.scheduleFlush();
+		});
+	}
+
+	/** Fails everything waiting or running and stops the threads; the next evaluation starts a new pool. */
+	async close(): Promise<void> {
+		const pool = this.pool;
+		this.pool = undefined;
+		this.warm = false;
+		clearTimeout(this.sweepTimer);
+		this.sweepTimer = undefined;
+		for (const job of this.waiting.splice(0)) this.fail(job, shuttingDown());
+		for (const batch of this.running) {
+			batch.stoppedFor = "close";
+			batch.abort.abort();
+		}
+		await pool?.destroy();
+	}
+
+	private getPool(): Piscina<CalculatorBatch, CalculatorOutcome[]> {
+		if (!this.pool) {
+			// Under ts-jest the worker is .ts source, which a worker thread can only load through ts-node.
+			const source = path.extname(this.workerFile) === ".ts";
+			this.pool = new Piscina({
+				filename: this.workerFile,
+				minThreads: 2,
+				maxThreads: THREADS,
+				idleTimeout: 30_000,
+				// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
+				resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+				execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
+			});
+		}
+		return this.pool;
+	}
+
+	/** After the current I/O phase, so that the requests read in it leave as one batch. */
+	private scheduleFlush(): void {
+		if (!this.flushScheduled && this.running.size < THREADS) {
+			this.flushScheduled = true;
+			setImmediate(() => {
+				this.flushScheduled = false;
+				this.flush();
+			});
+		}
+		if (!this.sweepTimer && this.waiting.length > 0) {
+			this.sweepTimer = setTimeout(() => this.sweep(), SWEEP_MS).unref();
+		}
+	}
+
+	/** Splits what waits evenly over the free workers. */
+	private flush(): void {
+		this.dropExpired();
+		for (let free = THREADS - this.running.size; free > 0 && this.waiting.length > 0; free--) {
+			this.dispatch(this.waiting.splice(0, Math.min(MAX_BATCH, Math.ceil(this.waiting.length / free))));
+		}
+	}
+
+	private sweep(): void {
+		this.sweepTimer = undefined;
+		this.dropExpired();
+		if (this.waiting.length > 0) this.sweepTimer = setTimeout(() => this.sweep(), SWEEP_MS).unref();
+	}
+
+	private dropExpired(): void {
+		const now = Date.now();
+		let kept = 0;
+		for (const job of this.waiting) {
+			if (job.deadline > now) this.waiting[kept++] = job;
+			else this.fail(job, overran(job));
+		}
+		this.waiting.length = kept;
+	}
+
+	private dispatch(jobs: Job[]): void {
+		const batch: Batch = {
+			jobs,
+			states: new Int32Array(new SharedArrayBuffer(jobs.length * Int32Array.BYTES_PER_ELEMENT)),
+			abort: new AbortController()
+		};
+		this.running.add(batch);
+		batch.timer = setTimeout(() => this.watch(batch), STEAL_AFTER_MS);
+		const task: CalculatorBatch = {
+			expressions: jobs.map(job => job.expression),
+			deadlines: jobs.map(job => job.deadline),
+			states: batch.states.buffer as SharedArrayBuffer
+		};
+		this.getPool()
+			.run(task, { signal: batch.abort.signal })
+			.then(
+				outcomes => this.complete(batch, outcomes),
+				(err: unknown) => this.abandon(batch, err)
+			);
+	}
+
+	/**
+	 * A slow batch: gives back the jobs its worker has not started, then stops the worker if the
+	 * running job is still at it when its deadline passes.
+	 */
+	private watch(batch: Batch): void {
+		const { jobs, states } = batch;
+		const taken: Job[] = [];
+		let running: Job | undefined;
+		for (let i = 0; i < jobs.length; i++) {
+			if (Atomics.compareExchange(states, i, QUEUED, STOLEN) === QUEUED) taken.push(jobs[i]);
+			else if (Atomics.load(states, i) === TAKEN) running = jobs[i];
+		}
+		if (taken.length > 0) {
+			// Older than anything that arrived since: they go first.
+			this.waiting.unshift(...taken);
+			this.scheduleFlush();
+		}
+		// Nothing running: the answer is on its way, or the worker has not started (its jobs are given back).
+		if (!running) return;
+		const remaining = running.deadline - Date.now();
+		if (remaining > 0) {
+			batch.timer = setTimeout(() => this.watch(batch), remaining);
+			return;
+		}
+		batch.stoppedFor = "deadline";
+		batch.abort.abort();
+	}
+
+	private complete(batch: Batch, outcomes: CalculatorOutcome[]): void {
+		this.finished(batch);
+		this.warm = true;
+		batch.jobs.forEach((job, i) => {
+			const outcome = outcomes[i];
+			if (outcome === null) return; // taken back: it is waiting or runs elsewhere
+			if ("value" in outcome) {
+				this.admitted--;
+				job.resolve(outcome.value);
+			} else if ("error" in outcome) {
+				this.fail(job, new ToolFailure("tool_error", outcome.error.slice(0, MAX_ERROR_CHARS)));
+			} else {
+				this.fail(job, overran(job));
+			}
+		});
+		this.flush();
+	}
+
+	/** The worker was stopped or died: the job it was running fails, the others run again. */
+	private abandon(batch: Batch, err: unknown): void {
+		this.finished(batch);
+		const given: Job[] = [];
+		batch.jobs.forEach((job, i) => {
+			const state = Atomics.load(batch.states, i);
+			if (state === STOLEN) return;
+			if (batch.stoppedFor === "close") this.fail(job, shuttingDown());
+			else if (state === TAKEN) this.fail(job, batch.stoppedFor === "deadline" ? overran(job) : crashed(err));
+			else if (++job.handoffs > MAX_HANDOFFS) this.fail(job, new ToolFailure("tool_error", "calculator workers keep failing"));
+			else given.push(job);
+		});
+		this.waiting.unshift(...given);
+		this.flush();
+	}
+
+	private finished(batch: Batch): void {
+		clearTimeout(batch.timer);
+		this.running.delete(batch);
+	}
+
+	private fail(job: Job, failure: ToolFailure): void {
+		this.admitted--;
+		job.reject(failure);
+	}
+}
+
+function overran(job: Job): ToolFailure {
+	return new ToolFailure("timeout", `calculation took longer than ${job.limitMs} ms`);
+}
+
+function shuttingDown(): ToolFailure {
+	return new ToolFailure("tool_error", "calculator is shutting down");
+}
+
+/** A worker that died on its own: read as plain fields, since errors cloned from a worker may belong to another realm. */
+function crashed(err: unknown): ToolFailure {
+	const error: Partial<NodeJS.ErrnoException> = typeof err === "object" && err !== null ? err : {};
+	if (error.code === "ERR_WORKER_OUT_OF_MEMORY") return new ToolFailure("tool_error", "calculation needs too much memory");
+	return new ToolFailure("tool_error", String(error.message ?? err).slice(0, MAX_ERROR_CHARS));
+}
