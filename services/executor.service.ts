@@ -64,7 +64,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 	resolveTool(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest, agentId?: string | null): Promise<StoredTool>;
 	checkParameters(tool: StoredTool, parameters: JsonObject): void;
 	refusesTenantCalls(action: string): boolean;
-	run(ctx: Context<unknown, CallerMeta>, tool: StoredTool, parameters: JsonObject, timeoutMs: number): Promise<JsonObject>;
+	run(ctx: Context<unknown, CallerMeta>, tool: StoredTool, parameters: JsonObject, timeoutMs: number, executionId: string): Promise<JsonObject>;
 	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
 	contextFor(task: TaskMessage): Context<unknown, CallerMeta>;
 	handleTask(lease: Lease): Promise<void>;
@@ -356,37 +356,36 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const parameters = request.parameters ?? {};
 			this.checkParameters(tool, parameters);
 			const timeoutMs = Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms);
-			const started = process.hrtime.bigint();
-			const envelope = {
-				execution_id: request.execution_id ?? newId(),
-				tool_id: tool.id,
-				tool_name: tool.name
-			};
-			let outcome: Pick<ExecutionResult, "status" | "result" | "error">;
+			const started = performance.now();
+			const executionId = request.execution_id ?? newId();
+			let result: JsonObject | undefined;
+			let error: ExecutionResult["error"];
 			try {
-				outcome = { status: "completed", result: await this.run(ctx, tool, parameters, timeoutMs) };
+				result = await this.run(ctx, tool, parameters, timeoutMs, executionId);
 			} catch (err) {
 				const failure =
 					err instanceof ToolFailure ? err : new ToolFailure("tool_error", "the tool failed unexpectedly");
 				if (!(err instanceof ToolFailure)) this.logger.warn(`Tool '${tool.id}' threw`, err);
-				outcome = { status: "failed", error: { type: failure.type, message: failure.message } };
+				error = { type: failure.type, message: failure.message };
 			}
-			const execution_time_ms = Number(process.hrtime.bigint() - started) / 1e6;
-			this.broker.metrics.increment(METRICS.executions, {
-				tenant: this.tenantOf(ctx),
-				tool: tool.name,
-				type: tool.type,
-				outcome: outcome.error?.type ?? outcome.status
-			});
-			this.broker.metrics.observe(METRICS.executionDuration, execution_time_ms, { type: tool.type });
+			const elapsedMs = performance.now() - started;
+			const status = error ? "failed" : "completed";
+			const tenantId = this.tenantOf(ctx);
+			if (this.broker.isMetricsEnabled()) {
+				const outcome = error?.type ?? status;
+				this.broker.metrics.increment(METRICS.executions, { tenant: tenantId, tool: tool.name, type: tool.type, outcome });
+				this.broker.metrics.observe(METRICS.executionDuration, elapsedMs, { type: tool.type });
+			}
 			this.usage.record({
-				tenant_id: this.tenantOf(ctx),
+				tenant_id: tenantId,
 				tool_id: tool.id,
-				status: outcome.status,
-				error_type: outcome.error?.type,
-				execution_time_ms
+				status,
+				error_type: error?.type,
+				execution_time_ms: elapsedMs
 			});
-			return { ...envelope, ...outcome, execution_time_ms: Math.round(execution_time_ms * 1000) / 1000 };
+			const execution_time_ms = Math.round(elapsedMs * 1000) / 1000;
+			const envelope = { execution_id: executionId, tool_id: tool.id, tool_name: tool.name, status };
+			return error ? { ...envelope, error, execution_time_ms } : { ...envelope, result, execution_time_ms };
 		},
 
 		async resolveTool(
@@ -583,17 +582,22 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			ctx: Context<unknown, CallerMeta>,
 			tool: StoredTool,
 			parameters: JsonObject,
-			timeoutMs: number
+			timeoutMs: number,
+			executionId: string
 		) {
 			const implementation = toolFor(tool.type);
 			if (!implementation) throw new ToolFailure("tool_error", `tool type '${tool.type}' is not available`);
-			const abort = new AbortController();
+			// Made when a tool first reads its signal: most executions (calculator, datetime) never do.
+			let abort: AbortController | undefined;
 			let timer: NodeJS.Timeout | undefined;
 			const context: ToolContext = {
 				tenant_id: this.tenantOf(ctx),
 				agent_id: this.agentOf(ctx),
-				execution_id: newId(),
-				signal: abort.signal,
+				execution_id: executionId,
+				get signal() {
+					abort ??= new AbortController();
+					return abort.signal;
+				},
 				timeout_ms: timeoutMs,
 				env: this.env,
 				// Only identity travels to the called action: not the gateway's scopes or credentials.
@@ -604,20 +608,17 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					return this.broker.call(action, params, { meta, timeout: timeoutMs, requestID: ctx.requestID ?? undefined });
 				}
 			};
-			const attempt = () => {
-				// On timeout the tool's signal aborts (so it stops waiting on whatever it waits on) and the
-				// run fails at once; a late result of the tool is dropped on purpose.
-				const timedOut = new Promise<never>((_, reject) => {
+			// On timeout the tool's signal aborts (so it stops waiting on whatever it waits on) and the
+			// run fails at once; a late result of the tool is dropped on purpose.
+			const attempt = () =>
+				new Promise<JsonObject>((resolve, reject) => {
 					timer = setTimeout(() => {
 						const reason = new ToolFailure("timeout", `the tool did not finish within ${timeoutMs} ms`);
-						abort.abort(reason);
+						(abort ??= new AbortController()).abort(reason);
 						reject(reason);
 					}, timeoutMs);
+					implementation.execute(parameters, tool.config, context).then(resolve, reject);
 				});
-				const running = implementation.execute(parameters, tool.config, context);
-				running.catch(() => undefined);
-				return Promise.race([running, timedOut]);
-			};
 			try {
 				return implementation.callsOut
 					? // Per version: fixing a tool's endpoint starts it with a closed circuit.
