@@ -44,8 +44,8 @@ export interface ApiSettings extends RedisSettings {
 	/** moleculer-web options set below. */
 	$secureSettings?: string[];
 	log4XXResponses?: boolean;
-	logRequest?: string;
-	logResponse?: string;
+	logRequest?: string | null;
+	logResponse?: string | null;
 	onError?: unknown;
 }
 
@@ -78,6 +78,11 @@ interface GatewayRequest extends IncomingMessage {
 	$alias?: RouteAlias;
 	$ctx?: Context<unknown, CallerMeta>;
 }
+
+const DEBUG_LOGGING = ["debug", "trace"].includes(process.env.LOG_LEVEL ?? "");
+
+/** Every scope: what the service token grants. Shared, so no request copies it. */
+const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
 
 /** JSON keys that would change an object's prototype when a body is merged into params. */
 const rejectPrototypeKeys = (key: string, value: unknown) => {
@@ -190,8 +195,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
 		log4XXResponses: false,
-		logRequest: "debug",
-		logResponse: "debug",
+		// moleculer-web builds (and colours) these lines on every request even when their level is off.
+		logRequest: DEBUG_LOGGING ? "debug" : null,
+		logResponse: DEBUG_LOGGING ? "debug" : null,
 
 		routes: [
 			{
@@ -363,7 +369,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			if (this.serviceTokenDigest && matchesDigest(credential, this.serviceTokenDigest)) {
 				if (!tenantHeader) throw badRequest("X-Tenant-ID is required with the service token", "TENANT_REQUIRED");
 				if (!TENANT_ID_PATTERN.test(tenantHeader)) throw badRequest("X-Tenant-ID is invalid", "INVALID_TENANT");
-				return { tenant_id: tenantHeader, agent_id: agentHeader, scopes: [...SCOPES], auth: "service_token" };
+				return { tenant_id: tenantHeader, agent_id: agentHeader, scopes: ALL_SCOPES, auth: "service_token" };
 			}
 
 			const parsed = parseApiKey(credential);

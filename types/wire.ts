@@ -74,6 +74,6 @@ export interface CallerMeta {
 	tenant_id?: string;
 	agent_id?: string | null;
 	/** Set by the gateway only; nodes on the transporter are trusted and carry no scopes. */
-	scopes?: Scope[];
+	scopes?: readonly Scope[];
 	auth?: "service_token" | "api_key";
 }
