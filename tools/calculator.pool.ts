@@ -2,7 +2,16 @@ import os from "node:os";
 import path from "node:path";
 import { Piscina } from "piscina";
 import { ToolFailure } from "./base";
-import { QUEUED, STOLEN, TAKEN, type CalculatorBatch, type CalculatorOutcome } from "./calculator.protocol";
+import {
+	batchViews,
+	QUEUED,
+	sharedBatchMemory,
+	STOLEN,
+	TAKEN,
+	type BatchViews,
+	type CalculatorBatch,
+	type CalculatorOutcome
+} from "./calculator.protocol";
 
 /** At least two threads, so one slow expression never stalls the next; at most four, to bound memory. */
 const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
@@ -24,18 +33,21 @@ const MAX_ERROR_CHARS = 300;
 
 interface Job {
 	expression: string;
+	/** Longest the evaluation itself may run. */
 	limitMs: number;
-	/** Epoch ms by which the answer is due: past it the job fails as `timeout`, wherever it is. */
+	/**
+	 * Epoch ms by which the answer is due (submission + limit, plus an allowance while a worker is
+	 * starting): past it the job fails as `timeout`, wherever it is.
+	 */
 	deadline: number;
 	handoffs: number;
 	resolve(value: number | string): void;
 	reject(failure: ToolFailure): void;
 }
 
-interface Batch {
+interface Batch extends BatchViews {
 	jobs: Job[];
-	/** Claim state per job, shared with the worker (calculator.protocol.ts). */
-	states: Int32Array;
+	shared: SharedArrayBuffer;
 	abort: AbortController;
 	timer?: NodeJS.Timeout;
 	/** Set when this side stopped the batch: the running job overran, or the pool is closing. */
@@ -46,11 +58,11 @@ interface Batch {
  * The calculator's worker threads. Evaluations leave the event loop in batches: piscina runs an
  * abortable task alone on its worker, and each hand-off (message, wake-up, reply) costs the main
  * thread more than the evaluation itself, so expressions that arrive while the workers are busy wait
- * here and leave together. Every expression keeps its own hard deadline, counted from submission: the
- * worker claims each one in shared memory before evaluating it, so the main thread knows which one is
- * running and terminates exactly that worker when its deadline passes; the rest of the batch runs again
- * elsewhere. A batch that is slow gives back what it has not started, so a quick expression never waits
- * long behind a slow one.
+ * here and leave together. Every expression keeps its own hard limit: its answer is due at submission
+ * + limit, and its evaluation may not run longer than the limit. Workers claim each expression in
+ * shared memory before evaluating it, so the main thread knows which one is running and terminates
+ * exactly that worker when it overruns; the rest of its batch runs again elsewhere. A batch that is
+ * slow gives back what it has not started, so a quick expression never waits long behind a slow one.
  */
 export class CalculatorPool {
 	private pool?: Piscina<CalculatorBatch, CalculatorOutcome[]>;
@@ -59,7 +71,7 @@ export class CalculatorPool {
 	private admitted = 0;
 	private flushScheduled = false;
 	private sweepTimer?: NodeJS.Timeout;
-	/** Set once a worker has answered: from then on deadlines need no start-up allowance. */
+	/** Set when a worker answers, cleared when one dies: deadlines need no start-up allowance while set. */
 	private warm = false;
 
 	constructor(private readonly workerFile: string) {}
@@ -146,17 +158,14 @@ export class CalculatorPool {
 	}
 
 	private dispatch(jobs: Job[]): void {
-		const batch: Batch = {
-			jobs,
-			states: new Int32Array(new SharedArrayBuffer(jobs.length * Int32Array.BYTES_PER_ELEMENT)),
-			abort: new AbortController()
-		};
+		const shared = sharedBatchMemory(jobs.length);
+		const batch: Batch = { jobs, shared, ...batchViews(shared, jobs.length), abort: new AbortController() };
 		this.running.add(batch);
 		batch.timer = setTimeout(() => this.watch(batch), STEAL_AFTER_MS);
 		const task: CalculatorBatch = {
 			expressions: jobs.map(job => job.expression),
 			deadlines: jobs.map(job => job.deadline),
-			states: batch.states.buffer as SharedArrayBuffer
+			shared
 		};
 		this.getPool()
 			.run(task, { signal: batch.abort.signal })
@@ -168,15 +177,15 @@ export class CalculatorPool {
 
 	/**
 	 * A slow batch: gives back the jobs its worker has not started, then stops the worker if the
-	 * running job is still at it when its deadline passes.
+	 * running job is still at it when its answer is due or its own limit has run out.
 	 */
 	private watch(batch: Batch): void {
-		const { jobs, states } = batch;
+		const { jobs, states, starts } = batch;
 		const taken: Job[] = [];
-		let running: Job | undefined;
+		let running = -1;
 		for (let i = 0; i < jobs.length; i++) {
 			if (Atomics.compareExchange(states, i, QUEUED, STOLEN) === QUEUED) taken.push(jobs[i]);
-			else if (Atomics.load(states, i) === TAKEN) running = jobs[i];
+			else if (Atomics.load(states, i) === TAKEN) running = i;
 		}
 		if (taken.length > 0) {
 			// Older than anything that arrived since: they go first.
@@ -184,8 +193,9 @@ export class CalculatorPool {
 			this.scheduleFlush();
 		}
 		// Nothing running: the answer is on its way, or the worker has not started (its jobs are given back).
-		if (!running) return;
-		const remaining = running.deadline - Date.now();
+		if (running < 0) return;
+		const job = jobs[running];
+		const remaining = Math.min(job.deadline, starts[running] + job.limitMs) - Date.now();
 		if (remaining > 0) {
 			batch.timer = setTimeout(() => this.watch(batch), remaining);
 			return;
@@ -215,6 +225,8 @@ export class CalculatorPool {
 	/** The worker was stopped or died: the job it was running fails, the others run again. */
 	private abandon(batch: Batch, err: unknown): void {
 		this.finished(batch);
+		// Its replacement starts cold: what arrives until a worker answers again gets the allowance.
+		this.warm = false;
 		const given: Job[] = [];
 		batch.jobs.forEach((job, i) => {
 			const state = Atomics.load(batch.states, i);

@@ -13,8 +13,28 @@ export interface CalculatorBatch {
 	expressions: string[];
 	/** Epoch ms per expression after which its answer is no longer wanted: the worker skips it. */
 	deadlines: number[];
-	/** One Int32 claim state per expression, shared with the main thread. */
-	states: SharedArrayBuffer;
+	/** Shared with the main thread: see `batchViews`. */
+	shared: SharedArrayBuffer;
+}
+
+export interface BatchViews {
+	/** Claim state per expression. */
+	states: Int32Array;
+	/** Epoch ms at which the worker started each expression (written just before claiming it). */
+	starts: Float64Array;
+}
+
+const startsOffset = (count: number) => Math.ceil((count * Int32Array.BYTES_PER_ELEMENT) / 8) * 8;
+
+export function sharedBatchMemory(count: number): SharedArrayBuffer {
+	return new SharedArrayBuffer(startsOffset(count) + count * Float64Array.BYTES_PER_ELEMENT);
+}
+
+export function batchViews(shared: SharedArrayBuffer, count: number): BatchViews {
+	return {
+		states: new Int32Array(shared, 0, count),
+		starts: new Float64Array(shared, startsOffset(count), count)
+	};
 }
 
 /** Per expression: its value, its error, or why it was not evaluated (`null`: taken back by the main thread). */

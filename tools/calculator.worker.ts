@@ -4,7 +4,7 @@
  * thread can terminate it when it overruns its time or memory budget.
  */
 import { all, create, type MathNode } from "mathjs";
-import { DONE, QUEUED, TAKEN, type CalculatorBatch, type CalculatorOutcome } from "./calculator.protocol";
+import { batchViews, DONE, QUEUED, TAKEN, type CalculatorBatch, type CalculatorOutcome } from "./calculator.protocol";
 
 const MAX_NESTING = 32;
 const MAX_DEPTH = 200;
@@ -80,17 +80,19 @@ const REFUSED: Record<string, string> = {
  * Evaluates a batch in order. Each expression is claimed in shared memory first, so the main thread
  * knows which one is running (the one to stop if it overruns) and can take back those not yet started.
  */
-export default function evaluateBatch({ expressions, deadlines, states }: CalculatorBatch): CalculatorOutcome[] {
-	const claims = new Int32Array(states);
+export default function evaluateBatch({ expressions, deadlines, shared }: CalculatorBatch): CalculatorOutcome[] {
+	const { states, starts } = batchViews(shared, expressions.length);
 	return expressions.map((expression, i) => {
-		if (Atomics.compareExchange(claims, i, QUEUED, TAKEN) !== QUEUED) return null;
+		// The start time is written first, so the main thread never sees a claim without it.
+		starts[i] = Date.now();
+		if (Atomics.compareExchange(states, i, QUEUED, TAKEN) !== QUEUED) return null;
 		try {
-			if (Date.now() > deadlines[i]) return { expired: true };
+			if (starts[i] > deadlines[i]) return { expired: true };
 			return { value: evaluateExpression(expression) };
 		} catch (err) {
 			return { error: err instanceof Error ? err.message : String(err) };
 		} finally {
-			Atomics.store(claims, i, DONE);
+			Atomics.store(states, i, DONE);
 		}
 	});
 }

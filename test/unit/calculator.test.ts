@@ -35,6 +35,15 @@ async function failureOf(expression: unknown, timeoutMs?: number): Promise<ToolF
 	return error as ToolFailure;
 }
 
+/**
+ * Tests before may have killed a worker, and its replacement takes seconds to start under ts-node: with
+ * a new pool both threads start together, so the quick expressions of a test have a second thread.
+ */
+async function freshPool(): Promise<void> {
+	await calculatorTool.close?.();
+	await calculatorTool.start?.();
+}
+
 // Worker start-up (ts-node compiling the worker, mathjs loading) is slow under jest; pay it once.
 beforeAll(async () => {
 	await calculate("1 + 1");
@@ -141,6 +150,37 @@ describe("calculator tool", () => {
 		expect(busy.every((failure) => failure.type === "tool_error")).toBe(true);
 		expect(failures.filter((failure) => failure.type === "timeout")).toHaveLength(FLOOD - busy.length);
 		expect(await calculate("1 + 1")).toEqual({ value: 2 });
+	});
+
+	it("answers each of many concurrent expressions with its own value", async () => {
+		// More than a batch at once (within the 64 admitted per worker thread): every answer must
+		// reach its own caller.
+		const count = 120;
+		const results = await Promise.all(Array.from({ length: count }, (_, i) => calculate(`${i} * 2 + 1`)));
+		expect(results).toEqual(Array.from({ length: count }, (_, i) => ({ value: i * 2 + 1 })));
+	});
+
+	it("fails only the expression that overruns; those sent with it complete without waiting for it", async () => {
+		await freshPool();
+		const started = Date.now();
+		// Submitted in the same tick as the slow one, so they share its batch (or the next worker's).
+		const slow = failureOf("combinations(2e9, 1e9)");
+		const quick = Array.from({ length: 20 }, (_, i) =>
+			calculate(`${i} + 0.5`).then((result) => ({ result, ms: Date.now() - started }))
+		);
+		const answered = await Promise.all(quick);
+		expect(answered.map((a) => a.result)).toEqual(Array.from({ length: 20 }, (_, i) => ({ value: i + 0.5 })));
+		expect(Math.max(...answered.map((a) => a.ms))).toBeLessThan(1000);
+		expect(await slow).toMatchObject({ type: "timeout", message: "calculation took longer than 2000 ms" });
+	});
+
+	it("runs the rest of a batch again when its worker dies of memory", async () => {
+		await freshPool();
+		const huge = failureOf("[1:5000]' * [1:5000]");
+		const quick = Array.from({ length: 10 }, (_, i) => calculate(`${i} ^ 2`));
+		expect(await Promise.all(quick)).toEqual(Array.from({ length: 10 }, (_, i) => ({ value: i ** 2 })));
+		expect(["calculation needs too much memory", "calculation took longer than 2000 ms"])
+			.toContain((await huge).message);
 	});
 
 	it("builds the pool again after close()", async () => {
