@@ -23,7 +23,7 @@ const MAX_ADMITTED = THREADS * 64;
 const MAX_BATCH = 64;
 /** A batch still running after this long gives back the expressions it has not started. */
 const STEAL_AFTER_MS = 50;
-/** Hand-offs of one expression to workers that died before evaluating it; then it fails. */
+/** Hand-offs of one expression to workers that died before evaluating anything; then it fails. */
 const MAX_HANDOFFS = 3;
 /** How often expressions waiting here are checked against their deadlines. */
 const SWEEP_MS = 100;
@@ -227,13 +227,16 @@ export class CalculatorPool {
 		this.finished(batch);
 		// Its replacement starts cold: what arrives until a worker answers again gets the allowance.
 		this.warm = false;
+		const states = Array.from(batch.states, state => state);
+		// With no expression to blame (the worker died before starting one), every hand-off counts.
+		const blamed = states.includes(TAKEN);
 		const given: Job[] = [];
 		batch.jobs.forEach((job, i) => {
-			const state = Atomics.load(batch.states, i);
-			if (state === STOLEN) return;
+			if (states[i] === STOLEN) return;
 			if (batch.stoppedFor === "close") this.fail(job, shuttingDown());
-			else if (state === TAKEN) this.fail(job, batch.stoppedFor === "deadline" ? overran(job) : crashed(err));
-			else if (++job.handoffs > MAX_HANDOFFS) this.fail(job, new ToolFailure("tool_error", "calculator workers keep failing"));
+			else if (states[i] === TAKEN) this.fail(job, batch.stoppedFor === "deadline" ? overran(job) : crashed(err));
+			else if (!blamed && ++job.handoffs > MAX_HANDOFFS)
+				this.fail(job, new ToolFailure("tool_error", "calculator workers keep failing"));
 			else given.push(job);
 		});
 		this.waiting.unshift(...given);
