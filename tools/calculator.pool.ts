@@ -47,7 +47,6 @@ interface Job {
 
 interface Batch extends BatchViews {
 	jobs: Job[];
-	shared: SharedArrayBuffer;
 	abort: AbortController;
 	timer?: NodeJS.Timeout;
 	/** Set when this side stopped the batch: the running job overran, or the pool is closing. */
@@ -159,7 +158,7 @@ export class CalculatorPool {
 
 	private dispatch(jobs: Job[]): void {
 		const shared = sharedBatchMemory(jobs.length);
-		const batch: Batch = { jobs, shared, ...batchViews(shared, jobs.length), abort: new AbortController() };
+		const batch: Batch = { jobs, ...batchViews(shared, jobs.length), abort: new AbortController() };
 		this.running.add(batch);
 		batch.timer = setTimeout(() => this.watch(batch), STEAL_AFTER_MS);
 		const task: CalculatorBatch = {
