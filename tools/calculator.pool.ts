@@ -158,7 +158,8 @@ export class CalculatorPool {
 
 	private dispatch(jobs: Job[]): void {
 		const shared = sharedBatchMemory(jobs.length);
-		const batch: Batch = { jobs, ...batchViews(shared, jobs.length), abort: new AbortController() };
+		const { states, starts } = batchViews(shared, jobs.length);
+		const batch: Batch = { jobs, states, starts, abort: new AbortController() };
 		this.running.add(batch);
 		batch.timer = setTimeout(() => this.watch(batch), STEAL_AFTER_MS);
 		const task: CalculatorBatch = {
