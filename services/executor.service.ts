@@ -125,7 +125,8 @@ function callbackUrlProblem(value: string): string | null {
 /** A new pending task; the server's own fields are set here, never taken from a caller. */
 const newTask = (fields: Pick<TaskMessage, "task_id" | "tenant_id" | "type" | "priority" | "metadata" | "payload" | "callback_url">): TaskMessage => {
 	const now = new Date().toISOString();
-	return { ...fields, created_at: now, updated_at: now, status: "pending", attempts: 0 };
+	// Not spread: V8 gives every object spread and then extended its own hidden class.
+	return Object.assign({}, fields, { created_at: now, updated_at: now, status: "pending" as const, attempts: 0 });
 };
 
 /** `payload` of a queued execution: the execution request plus the message's informative `tool_type`. */
@@ -445,7 +446,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const { result: _result, error: _error, ...running } = lease.task;
 			this.announce({
 				event: outcome.status === "completed" ? "task_completed" : "task_failed",
-				task: { ...running, ...outcome, updated_at: new Date().toISOString() },
+				task: Object.assign(running, outcome, { updated_at: new Date().toISOString() }),
 				execution_time_ms
 			});
 			const finished = await this.queue.finish(lease, outcome);

@@ -405,7 +405,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				permissions: definition.permissions ?? { agents: ["*"] },
 				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
 			};
-			return { ...complete, definition_hash: definitionHash(complete) };
+			// Not `{ ...complete, definition_hash }`: V8 gives every object spread and then extended its own hidden class.
+			return Object.assign(complete, { definition_hash: definitionHash(complete) });
 		},
 
 		async seedBuiltins(this: RegistryThis) {

@@ -185,7 +185,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		entry.endedAt = Date.now();
 		// A failed attempt before a retry left an `error`; the final outcome replaces it.
 		const { result: _result, error: _error, ...task } = entry.task;
-		entry.task = { ...task, ...outcome, updated_at: now() };
+		entry.task = Object.assign(task, outcome, { updated_at: now() });
 		this.ended.push(entry.task.task_id);
 	}
 }
