@@ -1,3 +1,4 @@
+import type { JsonObject } from "../types/wire";
 import type { TaskMessage } from "./queue/task-queue";
 
 export type TaskEventName = "task_status_update" | "task_completed" | "task_failed";
@@ -19,38 +20,34 @@ export interface TaskUpdate {
 export function taskFrame(update: TaskUpdate, timestamp = new Date().toISOString()): Record<string, unknown> {
 	const { task } = update;
 	const toolId = (task.payload.tool_id as string | undefined) ?? null;
-	const base = {
+	return {
 		event: update.event,
 		service: "tool-registry",
 		task_id: task.task_id,
 		global_task_id: (task.metadata.global_task_id as string | undefined) ?? null,
 		tenant_id: task.tenant_id,
-		timestamp
+		timestamp,
+		data: frameData(update, toolId)
 	};
-	switch (update.event) {
+}
+
+/** The event-specific `data` of a frame. */
+function frameData({ event, task, execution_time_ms, message }: TaskUpdate, toolId: string | null): JsonObject {
+	switch (event) {
 		case "task_completed":
 			return {
-				...base,
-				data: {
-					tool_id: toolId,
-					execution_id: (task.metadata.execution_id as string | undefined) ?? null,
-					result: task.result ?? {},
-					execution_time_ms: update.execution_time_ms ?? null
-				}
+				tool_id: toolId,
+				execution_id: (task.metadata.execution_id as string | undefined) ?? null,
+				result: task.result ?? {},
+				execution_time_ms: execution_time_ms ?? null
 			};
 		case "task_failed":
 			return {
-				...base,
-				data: {
-					error: (task.error?.message as string | undefined) ?? "task failed",
-					error_type: (task.error?.type as string | undefined) ?? "tool_error",
-					tool_id: toolId
-				}
+				error: (task.error?.message as string | undefined) ?? "task failed",
+				error_type: (task.error?.type as string | undefined) ?? "tool_error",
+				tool_id: toolId
 			};
 		default:
-			return {
-				...base,
-				data: { status: task.status, details: { tool_id: toolId, message: update.message ?? task.status } }
-			};
+			return { status: task.status, details: { tool_id: toolId, message: message ?? task.status } };
 	}
 }

@@ -72,11 +72,17 @@ export class UiSockets {
 		}
 	}
 
+	/** Whether a frame of `tenantId` would reach any client: callers need not build frames for nobody. */
+	reaches(tenantId: string): boolean {
+		return tenantId === GLOBAL_TENANT ? this.clients.size > 0 : this.byTenant.has(tenantId);
+	}
+
 	/**
 	 * Sends `frame` to the clients of `tenantId`; the global tenant's frames go to every client,
 	 * since global tools are visible to all tenants. Returns how many clients it was sent to.
 	 */
 	publish(tenantId: string, frame: unknown): number {
+		if (!this.reaches(tenantId)) return 0;
 		const targets = tenantId === GLOBAL_TENANT ? this.clients.keys() : (this.byTenant.get(tenantId) ?? []);
 		const data = JSON.stringify(frame);
 		let sent = 0;

@@ -333,7 +333,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		// Broadcast by the executor to the `api` group: every gateway node serves its own clients.
 		"task.updated"(this: ApiThis, ctx: Context<TaskUpdate>) {
-			this.uiSockets.publish(ctx.params.task.tenant_id, taskFrame(ctx.params));
+			const tenantId = ctx.params.task.tenant_id;
+			// Most updates have no UI client to go to: the frame is built only when one will get it.
+			if (this.uiSockets.reaches(tenantId)) this.uiSockets.publish(tenantId, taskFrame(ctx.params));
 		}
 	},
 

@@ -355,6 +355,19 @@ describe("UI WebSocket rate limit and backpressure", () => {
 		await serviceClient(newTenant());
 	});
 
+	it("tells whether a tenant's frames would reach anyone, so no frame is built for nobody", async () => {
+		const tenant = newTenant();
+		const sockets = uiSocketsOf(gateway.node);
+		expect(sockets.reaches(tenant)).toBe(false);
+		expect(sockets.publish(tenant, { event: "nobody" })).toBe(0);
+		const client = await serviceClient(tenant);
+		expect(sockets.reaches(tenant)).toBe(true);
+		expect(sockets.reaches(newTenant())).toBe(false);
+		expect(sockets.publish(tenant, { event: "somebody" })).toBe(1);
+		await client.frame(frame => frame.event === "somebody");
+		expect(client.frames.some(frame => frame.event === "nobody")).toBe(false);
+	});
+
 	it("closes a client that stops reading (1013) without holding back the others", async () => {
 		const tenant = newTenant();
 		const slow = await serviceClient(tenant);
