@@ -560,9 +560,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			this.sampledQueues = seen;
 		},
 
-		/** Wakes local workers at once and other executor nodes at most every 50 ms. */
+		/** Wakes a local worker at once and other executor nodes at most every 50 ms. */
 		signalWork(this: ExecutorThis) {
-			this.workers.wake();
+			this.workers.wake(1);
 			if (Date.now() - this.lastWorkSignal < 50) return;
 			this.lastWorkSignal = Date.now();
 			this.broker.broadcast("executor.work", {}, { groups: ["executor"] });

@@ -47,9 +47,16 @@ export class TaskWorkers {
 		this.reaper = setInterval(() => void this.reap(), this.options.reapIntervalMs);
 	}
 
-	/** Wakes idle workers: work was just submitted. */
-	wake(): void {
-		for (const wakeUp of this.sleepers) wakeUp();
+	/**
+	 * Wakes up to `workers` idle workers (all by default): work was just submitted. One task needs one
+	 * worker; waking them all would have every other one claim nothing and go back to sleep.
+	 */
+	wake(workers = this.sleepers.size): void {
+		let woken = 0;
+		for (const wakeUp of this.sleepers) {
+			if (woken++ >= workers) break;
+			wakeUp();
+		}
 	}
 
 	async stop(): Promise<void> {

@@ -35,6 +35,35 @@ describe("TaskWorkers", () => {
 		await workers.stop();
 	});
 
+	it("wakes as many idle workers as asked: one task is claimed once, not by every worker", async () => {
+		const queue = new MemoryTaskQueue();
+		const claim = jest.spyOn(queue, "claim");
+		const handled: string[] = [];
+		// Idle workers never poll during the test: only a wake-up makes them claim.
+		const workers = new TaskWorkers(queue, { ...OPTIONS, concurrency: 4, pollIntervalMs: 60_000 }, {
+			canClaim: () => true,
+			handle: async (lease: Lease) => {
+				handled.push(lease.task.task_id);
+				await queue.finish(lease, { status: "completed", result: {} });
+			},
+			onReaped: async () => undefined,
+			onError: () => undefined
+		});
+		workers.start();
+		await new Promise(resolve => setTimeout(resolve, 20));
+		expect(claim).toHaveBeenCalledTimes(4);
+		await submit(queue);
+		workers.wake(1);
+		await new Promise(resolve => setTimeout(resolve, 20));
+		// The woken worker claims the task, runs it, finds nothing more and sleeps again.
+		expect(handled).toHaveLength(1);
+		expect(claim).toHaveBeenCalledTimes(6);
+		workers.wake();
+		await new Promise(resolve => setTimeout(resolve, 20));
+		expect(claim).toHaveBeenCalledTimes(10);
+		await workers.stop();
+	});
+
 	it("never starts after it was stopped (a late start must not leave loops running)", async () => {
 		const queue = new MemoryTaskQueue();
 		const handle = jest.fn();
