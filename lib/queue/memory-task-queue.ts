@@ -49,7 +49,8 @@ export class MemoryTaskQueue implements TaskQueue {
 		};
 		this.entries.set(task.task_id, entry);
 		this.enqueue(entry);
-		return { task: copy(entry.task), created: true };
+		// The caller's own object: the stored one is already a copy of it.
+		return { task, created: true };
 	}
 
 	async get(taskId: string) {
