@@ -160,7 +160,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			maxGuards: 10000
 		},
 		tasks: {
-			concurrency: Number(process.env.TASK_CONCURRENCY ?? 8),
+			// Most tools wait on an upstream, so a node keeps many in flight; the calculator pool bounds its own.
+			concurrency: Number(process.env.TASK_CONCURRENCY ?? 32),
 			leaseMs: 5000,
 			reapIntervalMs: 1000,
 			maxDeliveries: 5,
