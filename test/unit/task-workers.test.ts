@@ -7,20 +7,26 @@ const OPTIONS = { concurrency: 2, leaseMs: 1000, reapIntervalMs: 50, maxDeliveri
 
 const submit = (queue: MemoryTaskQueue) => queue.submit(pendingTask("t"));
 
+/** Workers that complete every task they get and record its id. */
+function recordingWorkers(queue: MemoryTaskQueue, options: typeof OPTIONS, canClaim: () => boolean = () => true) {
+	const handled: string[] = [];
+	const workers = new TaskWorkers(queue, options, {
+		canClaim,
+		handle: async (lease: Lease) => {
+			handled.push(lease.task.task_id);
+			await queue.finish(lease, { status: "completed", result: {} });
+		},
+		onReaped: async () => undefined,
+		onError: () => undefined
+	});
+	return { workers, handled };
+}
+
 describe("TaskWorkers", () => {
 	it("handles submitted tasks and stops taking work when the node stops", async () => {
 		const queue = new MemoryTaskQueue();
-		const handled: string[] = [];
 		let claiming = true;
-		const workers = new TaskWorkers(queue, OPTIONS, {
-			canClaim: () => claiming,
-			handle: async (lease: Lease) => {
-				handled.push(lease.task.task_id);
-				await queue.finish(lease, { status: "completed", result: {} });
-			},
-			onReaped: async () => undefined,
-			onError: () => undefined
-		});
+		const { workers, handled } = recordingWorkers(queue, OPTIONS, () => claiming);
 		workers.start();
 		await submit(queue);
 		workers.wake();
@@ -38,17 +44,8 @@ describe("TaskWorkers", () => {
 	it("wakes as many idle workers as asked: one task is claimed once, not by every worker", async () => {
 		const queue = new MemoryTaskQueue();
 		const claim = jest.spyOn(queue, "claim");
-		const handled: string[] = [];
 		// Idle workers never poll during the test: only a wake-up makes them claim.
-		const workers = new TaskWorkers(queue, { ...OPTIONS, concurrency: 4, pollIntervalMs: 60_000 }, {
-			canClaim: () => true,
-			handle: async (lease: Lease) => {
-				handled.push(lease.task.task_id);
-				await queue.finish(lease, { status: "completed", result: {} });
-			},
-			onReaped: async () => undefined,
-			onError: () => undefined
-		});
+		const { workers, handled } = recordingWorkers(queue, { ...OPTIONS, concurrency: 4, pollIntervalMs: 60_000 });
 		workers.start();
 		await new Promise(resolve => setTimeout(resolve, 20));
 		expect(claim).toHaveBeenCalledTimes(4);
