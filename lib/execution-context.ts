@@ -1,8 +1,8 @@
 import type { ToolContext, ToolEnvironment } from "../tools/base";
 
 /**
- * The context a tool runs with. A class, not an object literal with a `signal` getter: V8 builds every
- * such literal with its own accessor pair and hidden class, which doubled an execution's GC work.
+ * The context a tool runs with. A class, not an object literal with a `signal` getter: V8 builds such
+ * a literal as a slow dictionary-mode object, which doubled an execution's GC work.
  * The AbortController is made only when a tool reads `signal` or the execution times out: most
  * executions (calculator, datetime) never need one.
  */

@@ -405,7 +405,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				permissions: definition.permissions ?? { agents: ["*"] },
 				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
 			};
-			// Not `{ ...complete, definition_hash }`: V8 gives every object spread and then extended its own hidden class.
+			// Not `{ ...complete, definition_hash }`: once optimised, V8 gives each such object a hidden class of its own.
 			return Object.assign(complete, { definition_hash: definitionHash(complete) });
 		},
 
