@@ -6,7 +6,8 @@ type MetricsOptions = Exclude<BrokerOptions["metrics"], boolean | undefined>;
 type TracingOptions = Exclude<BrokerOptions["tracing"], boolean | undefined>;
 
 /** Nodes with the gateway serve metrics at its `/metrics`; others run Prometheus' own listener. */
-const runsGateway = !process.env.SERVICES || process.env.SERVICES.split(",").some(name => name.trim() === "api");
+const runsGateway =
+	!process.env.SERVICES || process.env.SERVICES.split(",").some(name => name.trim() === "api");
 
 /**
  * Broker options from the contract's environment (section 1). With no TRANSPORTER every
@@ -41,13 +42,18 @@ const config: BrokerOptions = {
 		enabled: process.env.METRICS !== "off",
 		reporter: (runsGateway
 			? new GatewayPrometheusReporter({})
-			: { type: "Prometheus", options: { port: Number(process.env.METRICS_PORT ?? 3030) } }) as MetricsOptions["reporter"]
+			: {
+					type: "Prometheus",
+					options: { port: Number(process.env.METRICS_PORT ?? 3030) }
+				}) as MetricsOptions["reporter"]
 	},
 	// Spans follow one request across nodes (its X-Request-ID is the trace id); exported when an
 	// exporter is named, e.g. TRACING_EXPORTER=Console, Zipkin, Jaeger, Datadog.
 	tracing: {
 		enabled: Boolean(process.env.TRACING_EXPORTER),
-		exporter: (process.env.TRACING_EXPORTER ? [process.env.TRACING_EXPORTER] : []) as TracingOptions["exporter"]
+		exporter: (process.env.TRACING_EXPORTER
+			? [process.env.TRACING_EXPORTER]
+			: []) as TracingOptions["exporter"]
 	},
 	skipProcessEventRegistration: false
 };

@@ -364,9 +364,11 @@ async function measure(size: number): Promise<Measured> {
 	try {
 		const report = JSON.parse(fs.readFileSync(file, "utf8")) as ChildReport;
 		const { all, keywords, sentences } = report.inProcess;
-		progress(`${size} tools: action in process p50/p99 ${all.p50}/${all.p99} ms over ${all.calls} calls ` +
-			`(keywords ${keywords.p50}/${keywords.p99}, sentences ${sentences.p50}/${sentences.p99}); ` +
-			`RSS ${mb(report.indexed.rss)} MB, heap ${mb(report.indexed.heapUsed)} MB`);
+		progress(
+			`${size} tools: action in process p50/p99 ${all.p50}/${all.p99} ms over ${all.calls} calls ` +
+				`(keywords ${keywords.p50}/${keywords.p99}, sentences ${sentences.p50}/${sentences.p99}); ` +
+				`RSS ${mb(report.indexed.rss)} MB, heap ${mb(report.indexed.heapUsed)} MB`
+		);
 		// Unloaded latency first; the load at CONNECTIONS last, as slow queries leave a backlog behind.
 		progress(`${size} tools: one client, sequential requests`);
 		const seqDiscover = await sequential(server.url, query => ({
@@ -376,9 +378,11 @@ async function measure(size: number): Promise<Measured> {
 			body: bodyOf(query)
 		}));
 		const seqHealth = await sequential(server.url, () => ({ path: "/health", method: "GET" }));
-		progress(`${size} tools: one client p50/p99 discover ${seqDiscover.all.p50}/${seqDiscover.all.p99} ms ` +
-			`(keywords ${seqDiscover.keywords.p50}/${seqDiscover.keywords.p99}), ` +
-			`health ${seqHealth.all.p50}/${seqHealth.all.p99} ms`);
+		progress(
+			`${size} tools: one client p50/p99 discover ${seqDiscover.all.p50}/${seqDiscover.all.p99} ms ` +
+				`(keywords ${seqDiscover.keywords.p50}/${seqDiscover.keywords.p99}), ` +
+				`health ${seqHealth.all.p50}/${seqHealth.all.p99} ms`
+		);
 		const health = await load({ title: `${size} tools GET /health`, server, path: "/health" });
 		let n = 0;
 		const discover = await load({
@@ -409,8 +413,7 @@ function rows(m: Measured): Result[] {
 			? `; goal p99 < ${GOAL_P99_MS} ms at ${label} tools: ${p99 < GOAL_P99_MS ? "met" : "NOT met"}`
 			: "";
 	const perTool = (from: Memory, to: Memory) => Math.round((to.heapUsed - from.heapUsed) / size);
-	const queries =
-		`${KEYWORDS.length} keyword queries + ${SENTENCES.length} sentences rotating, limit ${LIMIT}, native`;
+	const queries = `${KEYWORDS.length} keyword queries + ${SENTENCES.length} sentences rotating, limit ${LIMIT}, native`;
 	return [
 		row({
 			metric: `discover req/s, ${label} tools in one tenant (POST ${DISCOVER_PATH})`,
@@ -419,7 +422,8 @@ function rows(m: Measured): Result[] {
 			baseline: "GET /health of the same node",
 			baseline_value: m.health.rps,
 			ratio: ratio(m.discover.rps, m.health.rps),
-			notes: `${describe("discover", m.discover)}; ${describe("health", m.health)}; ` +
+			notes:
+				`${describe("discover", m.discover)}; ${describe("health", m.health)}; ` +
 				`${CONNECTIONS} connections; ` +
 				`${queries}, ${r.hits.mean} results on average (min ${r.hits.min}); load avg ${m.loadAvg}`
 		}),
@@ -430,7 +434,8 @@ function rows(m: Measured): Result[] {
 			baseline: "GET /health p99, one client",
 			baseline_value: health.all.p99,
 			ratio: ratio(http.all.p99, health.all.p99),
-			notes: `hrtime, sequential: ${describeTimings("HTTP", http)}, health p50 ${health.all.p50} ms; ` +
+			notes:
+				`hrtime, sequential: ${describeTimings("HTTP", http)}, health p50 ${health.all.p50} ms; ` +
 				`${describeTimings("action in process", r.inProcess)}, slowest "${r.inProcess.slowestQuery}" ` +
 				`p50 ${r.inProcess.slowestP50} ms; at ${CONNECTIONS} connections p50/p99 ` +
 				`${m.discover.p50}/${m.discover.p99} ms (whole ms)${goal(http.all.p99)}`
@@ -442,7 +447,8 @@ function rows(m: Measured): Result[] {
 			baseline: "GET /health p99, one client",
 			baseline_value: health.all.p99,
 			ratio: ratio(http.keywords.p99, health.all.p99),
-			notes: `p50 ${http.keywords.p50} ms over ${http.keywords.calls} requests; sentences alone p50/p99 ` +
+			notes:
+				`p50 ${http.keywords.p50} ms over ${http.keywords.calls} requests; sentences alone p50/p99 ` +
 				`${http.sentences.p50}/${http.sentences.p99} ms${goal(http.keywords.p99)}`
 		}),
 		row({
@@ -452,7 +458,8 @@ function rows(m: Measured): Result[] {
 			baseline: "same node before loading",
 			baseline_value: mb(r.empty.heapUsed),
 			ratio: ratio(r.indexed.heapUsed, r.empty.heapUsed),
-			notes: `store ${perTool(r.empty, r.loaded)} B/tool + index ${perTool(r.loaded, r.indexed)} B/tool; ` +
+			notes:
+				`store ${perTool(r.empty, r.loaded)} B/tool + index ${perTool(r.loaded, r.indexed)} B/tool; ` +
 				"RSS " +
 				`${mb(r.empty.rss)} MB empty, ${mb(r.loaded.rss)} MB loaded, ${mb(r.indexed.rss)} MB indexed; ` +
 				`registered in ${r.loadMs} ms (${Math.round(size / (r.loadMs / 1000))}/s via registry.register), ` +

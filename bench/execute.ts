@@ -152,8 +152,10 @@ async function measure({ label, server, toolId }: Contender): Promise<Measured> 
 			Object.keys(after.failures).map(type => [type, delta(u => u.failures[type] ?? 0)])
 		)
 	};
-	progress(`${label}: executor counted ${counted.calls} executions, ${counted.completed} completed, ` +
-		`${counted.failed} failed ${JSON.stringify(counted.failures)}`);
+	progress(
+		`${label}: executor counted ${counted.calls} executions, ${counted.completed} completed, ` +
+			`${counted.failed} failed ${JSON.stringify(counted.failures)}`
+	);
 	if (counted.completed === 0) throw new Error(`${label}: no execution completed`);
 	const completedPerS = Math.round((stats.rps * counted.completed) / counted.calls);
 	return { stats, completedPerS, usage: counted };
@@ -175,9 +177,11 @@ const failuresNote = ({ usage }: Measured) => {
 		.map(([type, count]) => `${count} ${type}`)
 		.join(", ");
 	if (!usage.failed) return `; all ${usage.calls} executions of ours completed`;
-	return `; NOT all completed: ${share}% of the ${usage.calls} executions of ours answered ` +
+	return (
+		`; NOT all completed: ${share}% of the ${usage.calls} executions of ours answered ` +
 		`status "failed" (${types}; tool_error is e.g. "calculator busy" past 64 evaluations admitted ` +
-		"per worker thread, or a worker killed at its memory limit)";
+		"per worker thread, or a worker killed at its memory limit)"
+	);
 };
 
 const ALL_RESPONSES = "over all responses: failed executions, answered at once, included";
@@ -194,8 +198,10 @@ export async function run(): Promise<Result[]> {
 			const measured: Partial<Record<"bare" | "ours", Measured>> = {};
 			for (const name of order) measured[name] = await measure(contenders[name]);
 			const { bare, ours } = measured as { bare: Measured; ours: Measured };
-			progress(`round ${round + 1}/${ROUNDS}: ours ${ours.completedPerS} vs bare ${bare.completedPerS} ` +
-				`= ${ratio(ours.completedPerS, bare.completedPerS)}`);
+			progress(
+				`round ${round + 1}/${ROUNDS}: ours ${ours.completedPerS} vs bare ${bare.completedPerS} ` +
+					`= ${ratio(ours.completedPerS, bare.completedPerS)}`
+			);
 			rounds.push({ bare, ours });
 		}
 	} finally {
@@ -221,7 +227,8 @@ export async function run(): Promise<Result[]> {
 			m => m.completedPerS,
 			`median of ${ROUNDS} alternating rounds (ours/bare: ${perRound}); ` +
 				`${describe("ours", ours.stats)}; ${describe("bare", bare.stats)}; ${CONNECTIONS} connections; ` +
-				answered + failuresNote(ours)
+				answered +
+				failuresNote(ours)
 		),
 		row("execute p50 latency (lower is better)", "ms", m => m.stats.p50, ALL_RESPONSES),
 		row("execute p99 latency (lower is better)", "ms", m => m.stats.p99, ALL_RESPONSES),

@@ -132,17 +132,21 @@ export async function load(options: LoadOptions): Promise<LoadStats> {
 		bytesPerReq: result.requests.mean ? Math.round(result.throughput.mean / result.requests.mean) : 0,
 		serverCores: Math.round((serverCores / result.duration) * 100) / 100
 	};
-	progress(`${options.title}: ${stats.rps} req/s, p50 ${stats.p50} ms, p99 ${stats.p99} ms, ` +
-		`server ${stats.serverCores} cores` +
-		(stats.errors || stats.non2xx ? `, ${stats.errors} errors, ${stats.non2xx} non-2xx` : ""));
+	progress(
+		`${options.title}: ${stats.rps} req/s, p50 ${stats.p50} ms, p99 ${stats.p99} ms, ` +
+			`server ${stats.serverCores} cores` +
+			(stats.errors || stats.non2xx ? `, ${stats.errors} errors, ${stats.non2xx} non-2xx` : "")
+	);
 	return stats;
 }
 
 /** Latency and failure summary for a row's notes. */
 export function describe(label: string, stats: LoadStats): string {
 	const failures = stats.errors || stats.non2xx ? `, ${stats.errors} errors/${stats.non2xx} non-2xx` : "";
-	return `${label} p50/p99 ${stats.p50}/${stats.p99} ms, ${stats.bytesPerReq} B/resp, ` +
-		`server ${stats.serverCores} cores${failures}`;
+	return (
+		`${label} p50/p99 ${stats.p50}/${stats.p99} ms, ${stats.bytesPerReq} B/resp, ` +
+		`server ${stats.serverCores} cores${failures}`
+	);
 }
 
 export function ratio(ours: number, baseline: number): number | null {
@@ -200,7 +204,9 @@ export function readResults(scenario: string): ResultFile | null {
 
 /** Merges `rows` into `results/<scenario>.json`: a metric measured again replaces its old row. */
 export function writeResults(scenario: string, rows: Result[]): string {
-	const kept = (readResults(scenario)?.rows ?? []).filter(old => rows.every(row => row.metric !== old.metric));
+	const kept = (readResults(scenario)?.rows ?? []).filter(old =>
+		rows.every(row => row.metric !== old.metric)
+	);
 	const date = new Date().toISOString();
 	const data: ResultFile = { scenario, date, machine: machine(), rows: [...kept, ...rows] };
 	fs.mkdirSync(RESULTS_DIR, { recursive: true });
@@ -213,7 +219,10 @@ export function writeResults(scenario: string, rows: Result[]): string {
  * Starts the baseline: a bare moleculer-web gateway (restrict policy, JSON bodies) on a free port in
  * front of `broker`'s trivial actions, so ours and bare differ only by what the product adds.
  */
-export async function startBareGateway(broker: ServiceBroker, aliases: Record<string, string>): Promise<Served> {
+export async function startBareGateway(
+	broker: ServiceBroker,
+	aliases: Record<string, string>
+): Promise<Served> {
 	broker.createService({
 		name: "gateway",
 		mixins: [ApiGateway as unknown as ServiceSchema],

@@ -53,7 +53,9 @@ async function main() {
 	const named = process.argv.slice(2);
 	const unknown = named.filter(name => !SCENARIOS.includes(name) || !exists(name));
 	if (unknown.length)
-		throw new Error(`Unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.filter(exists).join(", ")}`);
+		throw new Error(
+			`Unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.filter(exists).join(", ")}`
+		);
 	for (const name of named.length ? named : SCENARIOS.filter(exists)) {
 		progress(`scenario ${name}`);
 		const { run } = require(`./${name}`) as { run(): Promise<Result[]> };

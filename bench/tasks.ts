@@ -461,8 +461,10 @@ async function runBatch(
 	const cpuBefore = await cpuNow(gateway, cluster.executors, cluster.redis);
 	const started = Date.now();
 	const { accepted, rejected, lastResponse: submitted } = await submit(gateway.url, batch, tenants, count);
-	progress(`${label}: ${accepted} accepted in ${submitted - started} ms` +
-		(Object.keys(rejected).length ? `, rejected ${JSON.stringify(rejected)}` : ""));
+	progress(
+		`${label}: ${accepted} accepted in ${submitted - started} ms` +
+			(Object.keys(rejected).length ? `, rejected ${JSON.stringify(rejected)}` : "")
+	);
 	let seen = -1;
 	let movedAt = Date.now();
 	let reportedAt = Date.now();
@@ -494,10 +496,14 @@ async function runBatch(
 		summary,
 		cpu
 	};
-	progress(`${label}: ${result.tasksPerS} tasks/s end to end (submit ${result.submitPerS}/s, drained ` +
-		`${result.drainMs} ms after the last submit), ${summary.completed} completed, ${summary.failed} failed` +
-		(summary.failed ? ` ${JSON.stringify(summary.failures)} e.g. ${JSON.stringify(summary.examples)}` : "") +
-		`; ${cpu}`);
+	progress(
+		`${label}: ${result.tasksPerS} tasks/s end to end (submit ${result.submitPerS}/s, drained ` +
+			`${result.drainMs} ms after the last submit), ${summary.completed} completed, ${summary.failed} failed` +
+			(summary.failed
+				? ` ${JSON.stringify(summary.failures)} e.g. ${JSON.stringify(summary.examples)}`
+				: "") +
+			`; ${cpu}`
+	);
 	if (summary.completed === 0) throw new Error(`${label}: no task completed`);
 	return result;
 }
@@ -532,9 +538,11 @@ const describeBatch = (b: BatchResult) => {
 		? `, ${failed} FAILED ${JSON.stringify(types)} e.g. ${JSON.stringify(b.summary.examples)}`
 		: "";
 	const rejected = Object.keys(b.rejected).length ? `, submit rejected ${JSON.stringify(b.rejected)}` : "";
-	return `${b.accepted} tasks (${b.summary.completed} completed${failures}${rejected}); ` +
+	return (
+		`${b.accepted} tasks (${b.summary.completed} completed${failures}${rejected}); ` +
 		`submit ${b.submitPerS}/s at ${SUBMIT_CONNECTIONS} connections, drained ${b.drainMs} ms after ` +
-		`the last submit; submit→completed p50/p99 ${b.summary.latencyP50}/${b.summary.latencyP99} ms; ${b.cpu}`;
+		`the last submit; submit→completed p50/p99 ${b.summary.latencyP50}/${b.summary.latencyP99} ms; ${b.cpu}`
+	);
 };
 
 // Synchronous execution on the embedded node, for the goal "at least half the synchronous rate".
@@ -621,9 +629,11 @@ async function syncRate(gateway: GatewayChild, toolId: string, connections: numb
 		serverCores: round(cpu / result.duration, 2),
 		loadAvg: round(os.loadavg()[0], 1)
 	};
-	progress(`${title}: ${rate.completedPerS} completed/s of ${rate.answeredPerS} answered/s, ` +
-		`${round(rate.failedShare * 100, 1)}% failed, p50/p99 ${rate.p50}/${rate.p99} ms, ` +
-		`server ${rate.serverCores} cores`);
+	progress(
+		`${title}: ${rate.completedPerS} completed/s of ${rate.answeredPerS} answered/s, ` +
+			`${round(rate.failedShare * 100, 1)}% failed, p50/p99 ${rate.p50}/${rate.p99} ms, ` +
+			`server ${rate.serverCores} cores`
+	);
 	return rate;
 }
 
@@ -723,7 +733,16 @@ async function streamsBaseline(prefix: string, consumers: number, count: number)
 		const consume = async (reader: Redis, name: string) => {
 			while (acked < count) {
 				const batches = (await reader.xreadgroup(
-					"GROUP", group, name, "COUNT", 10, "BLOCK", 100, "STREAMS", stream, ">"
+					"GROUP",
+					group,
+					name,
+					"COUNT",
+					10,
+					"BLOCK",
+					100,
+					"STREAMS",
+					stream,
+					">"
 				)) as [string, [string, string[]][]][] | null;
 				const ids = batches?.[0]?.[1].map(([id]) => id) ?? [];
 				if (!ids.length) continue;
@@ -745,8 +764,10 @@ async function streamsBaseline(prefix: string, consumers: number, count: number)
 		const produced = Date.now();
 		await consuming;
 		const perS = round(count / ((ackedAt - started) / 1000));
-		progress(`raw Redis Streams, ${consumers} consumer(s): ${perS} msgs/s end to end ` +
-			`(XADD ${round(count / ((produced - started) / 1000))}/s)`);
+		progress(
+			`raw Redis Streams, ${consumers} consumer(s): ${perS} msgs/s end to end ` +
+				`(XADD ${round(count / ((produced - started) / 1000))}/s)`
+		);
 		return { consumers, perS, xaddPerS: round(count / ((produced - started) / 1000)) };
 	} finally {
 		await producer.del(stream).catch(() => undefined);
@@ -821,8 +842,10 @@ async function measureCluster() {
 					executors: executors.map(executor => executor.stats()?.rss ?? 0)
 				}
 			});
-			progress(`redis ${tenants} tenants: prefix grew ${mb(after.total - before.total)} MB over ` +
-				`${after.keys - before.keys} keys ${JSON.stringify(byKind)}; used_memory now ${mb(usedAfter)} MB`);
+			progress(
+				`redis ${tenants} tenants: prefix grew ${mb(after.total - before.total)} MB over ` +
+					`${after.keys - before.keys} keys ${JSON.stringify(byKind)}; used_memory now ${mb(usedAfter)} MB`
+			);
 		}
 		return { streams, one, two, scale };
 	} finally {
@@ -881,7 +904,8 @@ async function measure(): Promise<Result[]> {
 		return rows;
 	}
 	const cluster = await measureCluster();
-	const setup = `gateway node (api, registry, validator, listener) + executor process(es) of ` +
+	const setup =
+		`gateway node (api, registry, validator, listener) + executor process(es) of ` +
 		`moleculer-runner, NATS transporter, Redis queue, ${CONCURRENCY} workers each`;
 	const streamsNote = (s: { consumers: number; perS: number; xaddPerS: number }) =>
 		`raw Streams: ${s.consumers} consumer(s) ${s.perS} msgs/s end to end, XADD ${s.xaddPerS}/s ` +
@@ -898,7 +922,8 @@ async function measure(): Promise<Result[]> {
 				baseline: `raw Redis Streams XADD/XREADGROUP/XACK, ${streams.consumers} consumer(s)`,
 				baseline_value: streams.perS,
 				ratio: ratio(batch.tasksPerS, streams.perS),
-				notes: `${setup}; ${describeRepeated(repeated)}; ${streamsNote(streams)}; ` +
+				notes:
+					`${setup}; ${describeRepeated(repeated)}; ${streamsNote(streams)}; ` +
 					`vs embedded ${ratio(batch.tasksPerS, embeddedRate)}×`
 			})
 		);
@@ -910,14 +935,16 @@ async function measure(): Promise<Result[]> {
 		const tasks = scale.batch.accepted;
 		rows.push(
 			row({
-				metric: `end-to-end tasks/s, Redis + NATS, 2 executors, ${scale.tenants} tenants ` +
+				metric:
+					`end-to-end tasks/s, Redis + NATS, 2 executors, ${scale.tenants} tenants ` +
 					`(${tasks / scale.tenants} task(s) each)`,
 				value: scale.batch.tasksPerS,
 				unit: "tasks/s",
 				baseline: `same cluster, ${TENANTS} tenants`,
 				baseline_value: cluster.two.median.tasksPerS,
 				ratio: ratio(scale.batch.tasksPerS, cluster.two.median.tasksPerS),
-				notes: `${describeBatch(scale.batch)}; RSS after: gateway ${mb(scale.rss.gateway)} MB, executors ` +
+				notes:
+					`${describeBatch(scale.batch)}; RSS after: gateway ${mb(scale.rss.gateway)} MB, executors ` +
 					`${scale.rss.executors.map(mb).join("+")} MB`
 			}),
 			row({
@@ -927,7 +954,8 @@ async function measure(): Promise<Result[]> {
 				baseline: "—",
 				baseline_value: null,
 				ratio: null,
-				notes: `MEMORY USAGE over the prefix: +${scale.prefixKeys} keys (${kinds}), ` +
+				notes:
+					`MEMORY USAGE over the prefix: +${scale.prefixKeys} keys (${kinds}), ` +
 					`${round(scale.prefixBytes / tasks)} B per task (tasks kept 24 h after they end); ` +
 					`INFO used_memory +${mb(scale.usedMemoryDelta)} MB, ${mb(scale.usedMemoryAfter)} MB in all ` +
 					"(shared server: others' keys included)"

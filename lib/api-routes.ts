@@ -44,19 +44,35 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		response: "StoredTool"
 	}),
 	"DELETE /tools/:id": route("registry.remove", "tools:write", "Delete a tool", { status: 204 }),
-	"POST /tools/:id/validate": route("registry.revalidate", "tools:write", "Validate a tool again (202 when queued)", {
-		response: "ValidationReport"
-	}),
+	"POST /tools/:id/validate": route(
+		"registry.revalidate",
+		"tools:write",
+		"Validate a tool again (202 when queued)",
+		{
+			response: "ValidationReport"
+		}
+	),
 	"GET /tools/:id/stats": route("executor.stats", "tools:read", "Usage of a tool by the calling tenant"),
-	"POST /registry/validate": route("validator.validate", "tools:write", "Check a definition; nothing is stored", {
-		body: DEFINITION_SCHEMA
-	}),
-	"POST /registry/discover": route("registry.discover", "tools:read", "Ranked tools the calling agent may use"),
+	"POST /registry/validate": route(
+		"validator.validate",
+		"tools:write",
+		"Check a definition; nothing is stored",
+		{
+			body: DEFINITION_SCHEMA
+		}
+	),
+	"POST /registry/discover": route(
+		"registry.discover",
+		"tools:read",
+		"Ranked tools the calling agent may use"
+	),
 	"POST /internal/execute": route("executor.execute", "tools:execute", "Run a tool now", {
 		response: "ExecutionResult"
 	}),
 	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", { status: 202 }),
-	"GET /internal/tasks/:task_id": route("executor.status", "tools:execute", "Read a task", { response: "Task" }),
+	"GET /internal/tasks/:task_id": route("executor.status", "tools:execute", "Read a task", {
+		response: "Task"
+	}),
 	"DELETE /internal/tasks/:task_id": route("executor.cancel", "tools:execute", "Cancel a pending task", {
 		response: "Task"
 	}),

@@ -14,7 +14,11 @@ export interface CallbackOptions {
  * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the timestamp inside the signed text
  * lets receivers refuse replays of an old delivery.
  */
-export function signCallback(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {
+export function signCallback(
+	secret: string,
+	body: string,
+	timestamp = Math.floor(Date.now() / 1000)
+): string {
 	const digest = createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
 	return `t=${timestamp},v1=${digest}`;
 }
@@ -26,7 +30,11 @@ const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms).unr
  * failures and 5xx answers with exponential backoff. Resolves whether some attempt got a 2xx.
  * Refused addresses and 4xx answers are final: retrying cannot change them.
  */
-export async function deliverCallback(url: string, payload: unknown, options: CallbackOptions): Promise<boolean> {
+export async function deliverCallback(
+	url: string,
+	payload: unknown,
+	options: CallbackOptions
+): Promise<boolean> {
 	const body = JSON.stringify(payload);
 	for (let attempt = 1; attempt <= options.attempts; attempt++) {
 		try {

@@ -7,7 +7,9 @@ import { maskSecrets } from "./secrets";
  * SHA-256 of the canonical JSON (RFC 8785) of what an agent approves: name, description,
  * parameters and config with secrets masked. Anyone can recompute it from a read.
  */
-export function definitionHash(tool: Pick<StoredTool, "name" | "description" | "parameters" | "config">): string {
+export function definitionHash(
+	tool: Pick<StoredTool, "name" | "description" | "parameters" | "config">
+): string {
 	const canonical = canonicalize({
 		name: tool.name,
 		description: tool.description,

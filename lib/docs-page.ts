@@ -38,7 +38,10 @@ export function sendDocsPage(res: ServerResponse): void {
 export function sendDocsAsset(file: string, res: ServerResponse): boolean {
 	const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
 	if (!asset) return false;
-	res.writeHead(200, { "Content-Type": `${asset.type}; charset=utf-8`, "Cache-Control": "public, max-age=3600" });
+	res.writeHead(200, {
+		"Content-Type": `${asset.type}; charset=utf-8`,
+		"Cache-Control": "public, max-age=3600"
+	});
 	if (asset.body !== undefined) res.end(asset.body);
 	else createReadStream(path.join(SWAGGER_DIR, file)).pipe(res);
 	return true;

@@ -66,11 +66,22 @@ export function toErrorBody(error: unknown): ErrorBody {
 			type: bodyError.type
 		};
 	if (typeof err.type === "string" && UNAVAILABLE_TYPES.has(err.type))
-		return { name: "ServiceUnavailableError", message: "Service unavailable", code: 503, type: "SERVICE_UNAVAILABLE" };
-	const code = [err.code, err.status].find(c => typeof c === "number" && c >= 400 && c < 600) as number | undefined;
-	if (code === undefined || code >= 500 && code !== 503 && code !== 504)
+		return {
+			name: "ServiceUnavailableError",
+			message: "Service unavailable",
+			code: 503,
+			type: "SERVICE_UNAVAILABLE"
+		};
+	const code = [err.code, err.status].find(c => typeof c === "number" && c >= 400 && c < 600) as
+		number | undefined;
+	if (code === undefined || (code >= 500 && code !== 503 && code !== 504))
 		// Unexpected failures never leak internals.
-		return { name: "InternalError", message: "Internal server error", code: code ?? 500, type: "INTERNAL_ERROR" };
+		return {
+			name: "InternalError",
+			message: "Internal server error",
+			code: code ?? 500,
+			type: "INTERNAL_ERROR"
+		};
 	const rawType = typeof err.type === "string" && /^[A-Z][A-Z0-9_]*$/.test(err.type) ? err.type : undefined;
 	const body: ErrorBody = {
 		name: err.name ?? "Error",
@@ -85,5 +96,7 @@ export function toErrorBody(error: unknown): ErrorBody {
 /** Headers an error answer carries besides its body: `Retry-After` for a rate-limited caller. */
 export function errorHeaders(body: ErrorBody): Record<string, string> {
 	const retryAfter = (body.data as { retry_after?: number } | undefined)?.retry_after;
-	return body.type === "RATE_LIMITED" && retryAfter !== undefined ? { "Retry-After": String(retryAfter) } : {};
+	return body.type === "RATE_LIMITED" && retryAfter !== undefined
+		? { "Retry-After": String(retryAfter) }
+		: {};
 }

@@ -52,7 +52,11 @@ const depthOf = (value: unknown, depth = 0): number => {
  * Checks a tenant's `parameters` schema: an object schema, valid against the draft 2020-12
  * meta-schema, bounded, and compilable (resolvable local `$ref`s, RE2-compatible patterns).
  */
-export function checkParametersSchema(ajv: Ajv2020, schema: unknown, field = "parameters"): ValidationProblem[] {
+export function checkParametersSchema(
+	ajv: Ajv2020,
+	schema: unknown,
+	field = "parameters"
+): ValidationProblem[] {
 	if (schema === null || typeof schema !== "object" || Array.isArray(schema))
 		return [{ field, message: "must be a JSON Schema object" }];
 	if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES)
@@ -62,7 +66,7 @@ export function checkParametersSchema(ajv: Ajv2020, schema: unknown, field = "pa
 	const s = schema as JsonObject;
 	if (s.$schema !== undefined) return [{ field: `${field}.$schema`, message: "is not allowed" }];
 	if (!ajv.validateSchema(s)) return toProblems(ajv.errors, field);
-	if (s.type !== "object") return [{ field: `${field}.type`, message: "must be \"object\"" }];
+	if (s.type !== "object") return [{ field: `${field}.type`, message: 'must be "object"' }];
 	try {
 		ajv.compile(s);
 	} catch (err) {

@@ -109,7 +109,10 @@ export class McpGateway {
 		try {
 			meta = await this.backend.identify(req);
 			if (!meta.scopes?.includes("tools:read"))
-				throw Object.assign(new Error("This credential lacks the 'tools:read' scope"), { code: 403, type: "FORBIDDEN" });
+				throw Object.assign(new Error("This credential lacks the 'tools:read' scope"), {
+					code: 403,
+					type: "FORBIDDEN"
+				});
 		} catch (err) {
 			return this.refuse(res, err);
 		}
@@ -133,7 +136,9 @@ export class McpGateway {
 		transport.onclose = () => {
 			if (transport.sessionId) this.sessions.delete(transport.sessionId);
 		};
-		const server = this.createServer(() => (transport.sessionId && this.sessions.get(transport.sessionId)?.meta) || meta);
+		const server = this.createServer(
+			() => (transport.sessionId && this.sessions.get(transport.sessionId)?.meta) || meta
+		);
 		await server.connect(transport);
 		await transport.handleRequest(req, res);
 	}
@@ -147,7 +152,9 @@ export class McpGateway {
 
 	async close(): Promise<void> {
 		clearInterval(this.sweeper);
-		await Promise.all([...this.sessions.values()].map(session => session.transport.close().catch(() => undefined)));
+		await Promise.all(
+			[...this.sessions.values()].map(session => session.transport.close().catch(() => undefined))
+		);
 		this.sessions.clear();
 	}
 
@@ -176,14 +183,18 @@ export class McpGateway {
 			const args = (request.params.arguments ?? {}) as JsonObject;
 			if (name === SEARCH_TOOLS.name) {
 				if (!checkSearchArguments(args))
-					throw protocolError(invalid("Invalid search_tools arguments", toProblems(checkSearchArguments.errors, "arguments")));
+					throw protocolError(
+						invalid("Invalid search_tools arguments", toProblems(checkSearchArguments.errors, "arguments"))
+					);
 				const found = await this.backend.searchTools(meta, args).catch(err => {
 					throw protocolError(err);
 				});
 				return { content: [{ type: "text", text: JSON.stringify(found) }], structuredContent: found };
 			}
 			if (!meta.scopes?.includes("tools:execute"))
-				throw Object.assign(new Error("This credential lacks the 'tools:execute' scope"), { code: ErrorCode.InvalidRequest });
+				throw Object.assign(new Error("This credential lacks the 'tools:execute' scope"), {
+					code: ErrorCode.InvalidRequest
+				});
 			const execution = await this.backend.execute(meta, name, args).catch(err => {
 				throw protocolError(err);
 			});

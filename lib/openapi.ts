@@ -22,14 +22,20 @@ export interface GatewayRouteDoc {
 
 export const GATEWAY_ROUTE_DOCS: Record<string, GatewayRouteDoc> = {
 	"GET /health": { summary: "Liveness: 200 while the process is alive", public: true },
-	"GET /health/ready": { summary: "Readiness: 200 when the transporter and Redis answer, else 503", public: true },
+	"GET /health/ready": {
+		summary: "Readiness: 200 when the transporter and Redis answer, else 503",
+		public: true
+	},
 	"GET /metrics": {
 		summary: "Prometheus metrics of this node",
 		description: "Behind the service token when SERVICE_TOKEN is set.",
 		contentType: "text/plain"
 	},
 	"POST /mcp": { summary: "MCP Streamable HTTP: JSON-RPC requests (initialize, tools/list, tools/call)" },
-	"GET /mcp": { summary: "MCP Streamable HTTP: the session's server-sent event stream", contentType: "text/event-stream" },
+	"GET /mcp": {
+		summary: "MCP Streamable HTTP: the session's server-sent event stream",
+		contentType: "text/event-stream"
+	},
 	"DELETE /mcp": { summary: "MCP Streamable HTTP: end the session" },
 	"GET /ws": {
 		summary: "UI WebSocket (upgrade): tool and task events of the caller's tenant",
@@ -122,7 +128,10 @@ const COMPONENTS = {
 				result: { type: "object" },
 				error: {
 					type: "object",
-					properties: { type: { enum: ["timeout", "tool_error", "upstream_error"] }, message: { type: "string" } }
+					properties: {
+						type: { enum: ["timeout", "tool_error", "upstream_error"] },
+						message: { type: "string" }
+					}
 				},
 				execution_time_ms: { type: "number" }
 			}
@@ -148,7 +157,12 @@ const COMPONENTS = {
 };
 
 const IDENTITY_HEADERS = [
-	{ name: "X-Tenant-ID", in: "header", schema: { type: "string" }, description: "Required with the service token" },
+	{
+		name: "X-Tenant-ID",
+		in: "header",
+		schema: { type: "string" },
+		description: "Required with the service token"
+	},
 	{ name: "X-Agent-ID", in: "header", schema: { type: "string" }, description: "Acting agent (permissions)" }
 ];
 
@@ -164,7 +178,9 @@ export function buildOpenApi(
 ) {
 	const paths: Record<string, Record<string, unknown>> = {};
 	const undocumented: string[] = [];
-	const ordered = [...served].sort((a, b) => a.fullPath.localeCompare(b.fullPath) || a.method.localeCompare(b.method));
+	const ordered = [...served].sort(
+		(a, b) => a.fullPath.localeCompare(b.fullPath) || a.method.localeCompare(b.method)
+	);
 	for (const { method, fullPath, alias } of ordered) {
 		const key = `${method} ${fullPath}`;
 		const gatewayDoc = GATEWAY_ROUTE_DOCS[key];
@@ -173,7 +189,12 @@ export function buildOpenApi(
 			continue;
 		}
 		const inPath = pathParams(fullPath);
-		const parameters: unknown[] = inPath.map(name => ({ name, in: "path", required: true, schema: { type: "string" } }));
+		const parameters: unknown[] = inPath.map(name => ({
+			name,
+			in: "path",
+			required: true,
+			schema: { type: "string" }
+		}));
 		const operation: Record<string, unknown> = { summary: alias?.summary ?? gatewayDoc!.summary, parameters };
 		if (gatewayDoc?.description) operation.description = gatewayDoc.description;
 		if (alias) {
@@ -206,19 +227,29 @@ export function buildOpenApi(
 						? status === "204"
 							? {}
 							: { content: { "application/json": { schema: { type: "object" } } } }
-						: { content: { "application/json": { schema: { $ref: `#/components/schemas/${alias.response}` } } } })
+						: {
+								content: {
+									"application/json": { schema: { $ref: `#/components/schemas/${alias.response}` } }
+								}
+							})
 				},
 				...Object.fromEntries(
 					Object.entries(ERROR_STATUSES).map(([code, description]) => [
 						code,
-						{ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } }
+						{
+							description,
+							content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } }
+						}
 					])
 				)
 			};
 		} else {
 			if (gatewayDoc!.public) operation.security = [];
 			operation.responses = {
-				"200": { description: gatewayDoc!.summary, content: { [gatewayDoc!.contentType ?? "application/json"]: {} } }
+				"200": {
+					description: gatewayDoc!.summary,
+					content: { [gatewayDoc!.contentType ?? "application/json"]: {} }
+				}
 			};
 		}
 		(paths[toOpenApiPath(fullPath)] ??= {})[method.toLowerCase()] = operation;

@@ -37,7 +37,11 @@ function ruleToSchema(input: unknown): { schema: JsonObject; optional: boolean }
 		return { schema: { anyOf: variants.map(v => v.schema) }, optional: variants.some(v => v.optional) };
 	}
 	const rule: Rule =
-		typeof input === "string" ? parseShorthand(input) : input && typeof input === "object" ? (input as Rule) : {};
+		typeof input === "string"
+			? parseShorthand(input)
+			: input && typeof input === "object"
+				? (input as Rule)
+				: {};
 	const optional = rule.optional === true || rule.default !== undefined;
 	const described = (schema: JsonObject): JsonObject => ({
 		...schema,

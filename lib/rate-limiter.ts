@@ -24,12 +24,16 @@ export class MemoryRateLimiter implements RateLimiter {
 		let window = this.windows.get(key);
 		if (!window || window.endsAt <= now) {
 			// Drop expired windows lazily so idle tenants do not accumulate.
-			if (this.windows.size > 10000) for (const [k, w] of this.windows) if (w.endsAt <= now) this.windows.delete(k);
+			if (this.windows.size > 10000)
+				for (const [k, w] of this.windows) if (w.endsAt <= now) this.windows.delete(k);
 			window = { count: 0, endsAt: now + this.windowMs };
 			this.windows.set(key, window);
 		}
 		window.count++;
-		return { allowed: window.count <= this.limit, retryAfter: Math.max(1, Math.ceil((window.endsAt - now) / 1000)) };
+		return {
+			allowed: window.count <= this.limit,
+			retryAfter: Math.max(1, Math.ceil((window.endsAt - now) / 1000))
+		};
 	}
 }
 

@@ -16,7 +16,11 @@ const asTenant = (tenant: string) => ({ meta: { tenant_id: tenant } });
 
 const table = (header: string[], rows: string[][]): string => {
 	const widths = header.map((h, i) => Math.max(h.length, ...rows.map(row => (row[i] ?? "").length)));
-	const line = (cells: string[]) => cells.map((cell, i) => (cell ?? "").padEnd(widths[i])).join("  ").trimEnd();
+	const line = (cells: string[]) =>
+		cells
+			.map((cell, i) => (cell ?? "").padEnd(widths[i]))
+			.join("  ")
+			.trimEnd();
 	return [line(header), line(widths.map(w => "-".repeat(w))), ...rows.map(line)].join("\n");
 };
 
@@ -33,7 +37,8 @@ export const OPS_COMMANDS: OpsCommand[] = [
 					{ limit: 200, ...(cursor ? { cursor } : {}) },
 					asTenant(tenant)
 				);
-				for (const t of page.items) rows.push([t.name, t.id, t.tenant_id, t.type, t.status, String(t.version)]);
+				for (const t of page.items)
+					rows.push([t.name, t.id, t.tenant_id, t.type, t.status, String(t.version)]);
 				cursor = page.next_cursor;
 			} while (cursor);
 			return table(["name", "id", "tenant", "type", "status", "version"], rows);
@@ -70,7 +75,11 @@ export const OPS_COMMANDS: OpsCommand[] = [
 		command: "disable <tenant> <toolId>",
 		description: "Disable a tool: it is no longer discovered or run",
 		async run(broker, { tenant, toolId }) {
-			const tool: StoredTool = await broker.call("registry.setStatus", { id: toolId, status: "disabled" }, asTenant(tenant));
+			const tool: StoredTool = await broker.call(
+				"registry.setStatus",
+				{ id: toolId, status: "disabled" },
+				asTenant(tenant)
+			);
 			return `${tool.name} (${tool.id}) is ${tool.status}`;
 		}
 	},
@@ -78,7 +87,11 @@ export const OPS_COMMANDS: OpsCommand[] = [
 		command: "enable <tenant> <toolId>",
 		description: "Enable a tool disabled by an operator",
 		async run(broker, { tenant, toolId }) {
-			const tool: StoredTool = await broker.call("registry.setStatus", { id: toolId, status: "active" }, asTenant(tenant));
+			const tool: StoredTool = await broker.call(
+				"registry.setStatus",
+				{ id: toolId, status: "active" },
+				asTenant(tenant)
+			);
 			return `${tool.name} (${tool.id}) is ${tool.status}`;
 		}
 	}

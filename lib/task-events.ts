@@ -32,7 +32,10 @@ export function taskFrame(update: TaskUpdate, timestamp = new Date().toISOString
 }
 
 /** The event-specific `data` of a frame. */
-function frameData({ event, task, execution_time_ms, message }: TaskUpdate, toolId: string | null): JsonObject {
+function frameData(
+	{ event, task, execution_time_ms, message }: TaskUpdate,
+	toolId: string | null
+): JsonObject {
 	switch (event) {
 		case "task_completed":
 			return {

@@ -36,7 +36,10 @@ export class ToolGuards {
 		} catch (err) {
 			const code = (err as { code?: string }).code;
 			if (code === "EOPENBREAKER")
-				throw new ToolFailure("upstream_error", "circuit open: the tool's upstream keeps failing; retry later");
+				throw new ToolFailure(
+					"upstream_error",
+					"circuit open: the tool's upstream keeps failing; retry later"
+				);
 			if (code === "ESEMLOCKED") throw new ToolFailure("upstream_error", "tool at capacity; retry later");
 			throw err;
 		}

@@ -2,7 +2,9 @@ import type Redis from "ioredis";
 import type { FailureType } from "../tools/base";
 
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is everything slower. */
-export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 300000];
+export const LATENCY_BUCKETS_MS = [
+	1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 300000
+];
 
 export interface ExecutionOutcome {
 	tenant_id: string;
@@ -41,7 +43,8 @@ export class UsageStats {
 		private readonly prefix: string,
 		flushIntervalMs = 1000
 	) {
-		if (redis) this.timer = setInterval(() => void this.flush().catch(() => undefined), flushIntervalMs).unref();
+		if (redis)
+			this.timer = setInterval(() => void this.flush().catch(() => undefined), flushIntervalMs).unref();
 	}
 
 	record(outcome: ExecutionOutcome): void {
@@ -123,7 +126,10 @@ function summarize(tenantId: string, toolId: string, counters: Counters, max: nu
 		calls,
 		completed: count("completed"),
 		failed: count("failed"),
-		failures: Object.fromEntries(FAILURE_TYPES.map(t => [t, count(`failure:${t}`)])) as Record<FailureType, number>,
+		failures: Object.fromEntries(FAILURE_TYPES.map(t => [t, count(`failure:${t}`)])) as Record<
+			FailureType,
+			number
+		>,
 		latency_ms: {
 			avg: calls ? Math.round((count("latency_sum") / calls) * 100) / 100 : 0,
 			max,

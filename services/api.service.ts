@@ -86,7 +86,7 @@ const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
 
 /** JSON keys that would change an object's prototype when a body is merged into params. */
 const rejectPrototypeKeys = (key: string, value: unknown) => {
-	if (key === "__proto__") throw new SyntaxError("JSON key \"__proto__\" is not allowed");
+	if (key === "__proto__") throw new SyntaxError('JSON key "__proto__" is not allowed');
 	return value;
 };
 
@@ -141,9 +141,13 @@ async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResp
 	const token = this.serviceTokenDigest;
 	const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
 	const reporter = this.broker.metrics.reporter?.find(r => r instanceof GatewayPrometheusReporter) as
-		| GatewayPrometheusReporter
-		| undefined;
-	const refusal = token && !(credential && matchesDigest(credential, token)) ? unauthorized() : !reporter ? notFound("Metrics") : null;
+		GatewayPrometheusReporter | undefined;
+	const refusal =
+		token && !(credential && matchesDigest(credential, token))
+			? unauthorized()
+			: !reporter
+				? notFound("Metrics")
+				: null;
 	if (refusal) {
 		const body = toErrorBody(refusal);
 		res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8" });
@@ -170,7 +174,11 @@ function serveOpenApi(this: ApiThis, _req: IncomingMessage, res: ServerResponse)
 	res.end(JSON.stringify(document));
 }
 
-function serveDocs(this: ApiThis, req: IncomingMessage & { $params?: { file?: string } }, res: ServerResponse) {
+function serveDocs(
+	this: ApiThis,
+	req: IncomingMessage & { $params?: { file?: string } },
+	res: ServerResponse
+) {
 	const file = req.$params?.file;
 	if (file === undefined) return sendDocsPage(res);
 	if (!sendDocsAsset(file, res)) {
@@ -233,7 +241,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				authorization: true,
 				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
 				aliases: API_ROUTES,
-				onAfterCall(this: ApiThis, ctx: Context, _route: unknown, req: GatewayRequest, _res: unknown, data: unknown) {
+				onAfterCall(
+					this: ApiThis,
+					ctx: Context,
+					_route: unknown,
+					req: GatewayRequest,
+					_res: unknown,
+					data: unknown
+				) {
 					const meta = ctx.meta as Record<string, unknown>;
 					if (req.$alias?.status) meta.$statusCode = req.$alias.status;
 					if (req.$alias?.location) meta.$location = req.$alias.location(data as Record<string, string>);
@@ -244,7 +259,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
 			const body = toErrorBody(err);
-			if (body.code >= 500 && body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
+			if (body.code >= 500 && body.type === "INTERNAL_ERROR")
+				this.logger.error("Request failed", req.url, err);
 			res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8", ...errorHeaders(body) });
 			res.end(JSON.stringify(body));
 		}
@@ -285,11 +301,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				ctx: Context<{ tenant_id: string; scopes: Scope[]; agent_id?: string; name?: string }, CallerMeta>
 			) {
 				const { tenant_id, scopes, agent_id, name } = ctx.params;
-				if (tenant_id === GLOBAL_TENANT) throw badRequest("Keys cannot act for the global tenant", "INVALID_TENANT");
+				if (tenant_id === GLOBAL_TENANT)
+					throw badRequest("Keys cannot act for the global tenant", "INVALID_TENANT");
 				if (ctx.meta.auth === "api_key") {
-					if (tenant_id !== ctx.meta.tenant_id) throw forbidden("A key may only create keys of its own tenant");
+					if (tenant_id !== ctx.meta.tenant_id)
+						throw forbidden("A key may only create keys of its own tenant");
 					const missing = scopes.filter(scope => !ctx.meta.scopes?.includes(scope));
-					if (missing.length) throw forbidden("A key cannot grant scopes it does not have", { scopes: missing });
+					if (missing.length)
+						throw forbidden("A key cannot grant scopes it does not have", { scopes: missing });
 				}
 				const secret = newSecret();
 				const record: ApiKeyRecord = {
@@ -366,17 +385,25 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			if (!credential) throw unauthorized("Missing Bearer credential");
 			const tenantHeader = header(req, "x-tenant-id");
 			const agentHeader = header(req, "x-agent-id") || null;
-			if (agentHeader !== null && agentHeader.length > 128) throw badRequest("X-Agent-ID is too long", "INVALID_AGENT");
+			if (agentHeader !== null && agentHeader.length > 128)
+				throw badRequest("X-Agent-ID is too long", "INVALID_AGENT");
 
 			if (this.serviceTokenDigest && matchesDigest(credential, this.serviceTokenDigest)) {
-				if (!tenantHeader) throw badRequest("X-Tenant-ID is required with the service token", "TENANT_REQUIRED");
-				if (!TENANT_ID_PATTERN.test(tenantHeader)) throw badRequest("X-Tenant-ID is invalid", "INVALID_TENANT");
+				if (!tenantHeader)
+					throw badRequest("X-Tenant-ID is required with the service token", "TENANT_REQUIRED");
+				if (!TENANT_ID_PATTERN.test(tenantHeader))
+					throw badRequest("X-Tenant-ID is invalid", "INVALID_TENANT");
 				return { tenant_id: tenantHeader, agent_id: agentHeader, scopes: ALL_SCOPES, auth: "service_token" };
 			}
 
 			const parsed = parseApiKey(credential);
 			const record = parsed && (await this.keyStore.get(parsed.keyId));
-			if (!parsed || !record || !matchesDigest(parsed.secret, Buffer.from(record.secret_hash, "hex")) || record.revoked_at)
+			if (
+				!parsed ||
+				!record ||
+				!matchesDigest(parsed.secret, Buffer.from(record.secret_hash, "hex")) ||
+				record.revoked_at
+			)
 				throw unauthorized("Unknown or revoked credential");
 			if (tenantHeader && tenantHeader !== record.tenant_id)
 				throw forbidden("This key does not act for the requested tenant");
@@ -422,7 +449,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		this.rateLimiter =
 			settings.tenantRateLimit > 0
 				? redis
-					? new RedisRateLimiter(redis, settings.redisPrefix, settings.tenantRateLimit, settings.tenantRateWindowMs)
+					? new RedisRateLimiter(
+							redis,
+							settings.redisPrefix,
+							settings.tenantRateLimit,
+							settings.tenantRateWindowMs
+						)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
 		this.mcp = new McpGateway({

@@ -62,14 +62,26 @@ export interface ExecutionResult {
 }
 
 interface ExecutorMethods extends TenantScopeMethods {
-	resolveTool(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest, agentId?: string | null): Promise<StoredTool>;
+	resolveTool(
+		ctx: Context<unknown, CallerMeta>,
+		request: ExecutionRequest,
+		agentId?: string | null
+	): Promise<StoredTool>;
 	checkParameters(tool: StoredTool, parameters: JsonObject): void;
 	refusesTenantCalls(action: string): boolean;
-	run(ctx: Context<unknown, CallerMeta>, tool: StoredTool, parameters: JsonObject, timeoutMs: number, executionId: string): Promise<JsonObject>;
+	run(
+		ctx: Context<unknown, CallerMeta>,
+		tool: StoredTool,
+		parameters: JsonObject,
+		timeoutMs: number,
+		executionId: string
+	): Promise<JsonObject>;
 	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
 	contextFor(task: TaskMessage): Context<unknown, CallerMeta>;
 	handleTask(lease: Lease): Promise<void>;
-	runTask(task: TaskMessage): Promise<{ outcome: TaskOutcome; retryable: boolean; execution_time_ms?: number }>;
+	runTask(
+		task: TaskMessage
+	): Promise<{ outcome: TaskOutcome; retryable: boolean; execution_time_ms?: number }>;
 	validateTool(task: TaskMessage): Promise<ValidationReport>;
 	announce(update: TaskUpdate): void;
 	settle(task: TaskMessage): void;
@@ -123,10 +135,20 @@ function callbackUrlProblem(value: string): string | null {
 }
 
 /** A new pending task; the server's own fields are set here, never taken from a caller. */
-const newTask = (fields: Pick<TaskMessage, "task_id" | "tenant_id" | "type" | "priority" | "metadata" | "payload" | "callback_url">): TaskMessage => {
+const newTask = (
+	fields: Pick<
+		TaskMessage,
+		"task_id" | "tenant_id" | "type" | "priority" | "metadata" | "payload" | "callback_url"
+	>
+): TaskMessage => {
 	const now = new Date().toISOString();
 	// Not spread: once optimised, V8 gives every object spread and then extended a hidden class of its own.
-	return Object.assign({}, fields, { created_at: now, updated_at: now, status: "pending" as const, attempts: 0 });
+	return Object.assign({}, fields, {
+		created_at: now,
+		updated_at: now,
+		status: "pending" as const,
+		attempts: 0
+	});
 };
 
 /** `payload` of a queued execution: the execution request plus the message's informative `tool_type`. */
@@ -239,7 +261,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					throw forbidden("metadata.agent_id must be the calling agent");
 				metadata.agent_id = callerAgent ?? metadata.agent_id ?? null;
 				const callbackProblem = callback_url === undefined ? null : callbackUrlProblem(callback_url);
-				if (callbackProblem) throw invalid("callback_url is invalid", [{ field: "callback_url", message: callbackProblem }]);
+				if (callbackProblem)
+					throw invalid("callback_url is invalid", [{ field: "callback_url", message: callbackProblem }]);
 				if (task_id) {
 					const existing = await this.queue.get(task_id);
 					if (existing && existing.tenant_id !== tenantId) throw conflict("task_id is already in use");
@@ -269,7 +292,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					};
 					metadata.execution_id ??= newId();
 				} else {
-					const report = await ctx.call<{ valid: boolean; errors: unknown }, JsonObject>("validator.validate", payload);
+					const report = await ctx.call<{ valid: boolean; errors: unknown }, JsonObject>(
+						"validator.validate",
+						payload
+					);
 					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
 				}
 				const { task, created } = await this.queue.submit(
@@ -376,7 +402,12 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const tenantId = this.tenantOf(ctx);
 			if (this.broker.isMetricsEnabled()) {
 				const outcome = error?.type ?? status;
-				this.broker.metrics.increment(METRICS.executions, { tenant: tenantId, tool: tool.name, type: tool.type, outcome });
+				this.broker.metrics.increment(METRICS.executions, {
+					tenant: tenantId,
+					tool: tool.name,
+					type: tool.type,
+					outcome
+				});
 				this.broker.metrics.observe(METRICS.executionDuration, elapsedMs, { type: tool.type });
 			}
 			this.usage.record({
@@ -420,26 +451,41 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			if (!agents.includes("*") && !(agentId && agents.includes(agentId)))
 				throw notFound("Tool", request.tool_id ?? request.tool_name);
 			if (tool.status !== "active")
-				throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, { status: tool.status });
+				throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {
+					status: tool.status
+				});
 			return tool;
 		},
 
 		/** A context acting for the task's tenant and agent, as the submitting caller did. */
 		contextFor(this: ExecutorThis, task: TaskMessage): Context<unknown, CallerMeta> {
 			// No endpoint: the context only carries identity into the calls the task makes.
-			return this.broker.ContextFactory.create(this.broker, null as never, {}, {
-				meta: { tenant_id: task.tenant_id, agent_id: (task.metadata.agent_id as string | null) ?? null }
-			}) as Context<unknown, CallerMeta>;
+			return this.broker.ContextFactory.create(
+				this.broker,
+				null as never,
+				{},
+				{
+					meta: { tenant_id: task.tenant_id, agent_id: (task.metadata.agent_id as string | null) ?? null }
+				}
+			) as Context<unknown, CallerMeta>;
 		},
 
 		async handleTask(this: ExecutorThis, lease: Lease) {
-			this.announce({ event: "task_status_update", task: lease.task, message: `attempt ${lease.task.attempts}` });
+			this.announce({
+				event: "task_status_update",
+				task: lease.task,
+				message: `attempt ${lease.task.attempts}`
+			});
 			const { outcome, retryable, execution_time_ms } = await this.runTask(lease.task);
 			const { maxRetries, retryBaseDelayMs, retryMaxDelayMs } = this.settings.tasks;
 			if (outcome.status === "failed" && retryable && lease.task.attempts <= maxRetries) {
 				const delay = Math.min(retryBaseDelayMs * 2 ** (lease.task.attempts - 1), retryMaxDelayMs);
 				if (await this.queue.retry(lease, delay, outcome.error!))
-					this.announce({ event: "task_status_update", task: { ...lease.task, status: "pending" }, message: `retrying in ${delay} ms` });
+					this.announce({
+						event: "task_status_update",
+						task: { ...lease.task, status: "pending" },
+						message: `retrying in ${delay} ms`
+					});
 				return;
 			}
 			// Announced before the outcome is stored: a worker killed in between leaves the task leased, so
@@ -465,7 +511,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 						execution_id: task.metadata.execution_id as string | undefined
 					});
 					return execution.status === "completed"
-						? { outcome: { status: "completed" as const, result: execution.result }, retryable: false, execution_time_ms: execution.execution_time_ms }
+						? {
+								outcome: { status: "completed" as const, result: execution.result },
+								retryable: false,
+								execution_time_ms: execution.execution_time_ms
+							}
 						: {
 								outcome: { status: "failed" as const, error: execution.error },
 								retryable: execution.error!.type !== "tool_error",
@@ -474,7 +524,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				}
 				if (task.type === "tool_validation") {
 					const report = await this.validateTool(task);
-					return { outcome: { status: "completed" as const, result: report as unknown as JsonObject }, retryable: false };
+					return {
+						outcome: { status: "completed" as const, result: report as unknown as JsonObject },
+						retryable: false
+					};
 				}
 				const tool = await ctx.call<JsonObject, JsonObject>("registry.register", task.payload);
 				return { outcome: { status: "completed" as const, result: tool }, retryable: false };
@@ -483,7 +536,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 				// unavailable service or a timeout between nodes may pass.
 				const retryable =
-					typeof e.code !== "number" || e.code >= 500 || e.type === "SERVICE_NOT_AVAILABLE" || e.type === "SERVICE_NOT_FOUND";
+					typeof e.code !== "number" ||
+					e.code >= 500 ||
+					e.type === "SERVICE_NOT_AVAILABLE" ||
+					e.type === "SERVICE_NOT_FOUND";
 				return {
 					outcome: {
 						status: "failed" as const,
@@ -497,7 +553,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		/** Probes a tool's API and records the report, which moves it out of `pending_validation`. */
 		async validateTool(this: ExecutorThis, task: TaskMessage): Promise<ValidationReport> {
 			const ctx = this.contextFor(task);
-			const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", { tool_id: task.payload.tool_id });
+			const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", {
+				tool_id: task.payload.tool_id
+			});
 			const errors = await probeOrigin(String(tool.config.url), {
 				allowHosts: this.settings.outboundAllowHosts,
 				timeoutMs: tool.timeout_ms
@@ -530,11 +588,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
 				secret: secret ?? this.settings.serviceToken,
 				allowHosts: this.settings.outboundAllowHosts
-			}).then(
-				delivered => {
-					if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
-				}
-			);
+			}).then(delivered => {
+				if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
+			});
 		},
 
 		async ownTask(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, taskId: string) {
@@ -575,7 +631,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		 */
 		refusesTenantCalls(this: ExecutorThis, action: string): boolean {
 			const endpoints = this.broker.registry.actions.get(action)?.endpoints ?? [];
-			return endpoints.length > 0 && !endpoints.some(endpoint => Boolean((endpoint.action as { tool?: unknown }).tool));
+			return (
+				endpoints.length > 0 &&
+				!endpoints.some(endpoint => Boolean((endpoint.action as { tool?: unknown }).tool))
+			);
 		},
 
 		checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {
@@ -598,11 +657,25 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			// Only identity travels to the called action: not the gateway's scopes or credentials.
 			const call: ToolContext["call"] = (action, params, meta) => {
 				if (tool.tenant_id !== GLOBAL_TENANT && this.refusesTenantCalls(action))
-					throw new ToolFailure("tool_error", `'${action}' does not declare 'tool', so tenant tools may not call it`);
+					throw new ToolFailure(
+						"tool_error",
+						`'${action}' does not declare 'tool', so tenant tools may not call it`
+					);
 				// The request id travels on, so one request is followed across nodes (X-Request-ID).
-				return this.broker.call(action, params, { meta, timeout: timeoutMs, requestID: ctx.requestID ?? undefined });
+				return this.broker.call(action, params, {
+					meta,
+					timeout: timeoutMs,
+					requestID: ctx.requestID ?? undefined
+				});
 			};
-			const context = new ExecutionContext(this.tenantOf(ctx), this.agentOf(ctx), executionId, timeoutMs, this.env, call);
+			const context = new ExecutionContext(
+				this.tenantOf(ctx),
+				this.agentOf(ctx),
+				executionId,
+				timeoutMs,
+				this.env,
+				call
+			);
 			// On timeout the tool's signal aborts (so it stops waiting on whatever it waits on) and the
 			// run fails at once; a late result of the tool is dropped on purpose.
 			const attempt = () =>

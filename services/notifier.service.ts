@@ -113,7 +113,10 @@ const send = (ws: WebSocket, frame: string) =>
  */
 const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, NotifierLocals, NotifierThis> = {
 	name: "notifier",
-	mixins: [RedisMixin(), MetricsSamplerMixin({ metrics: ["outboxSize", "notifierConnected", "notifierLeader"] })],
+	mixins: [
+		RedisMixin(),
+		MetricsSamplerMixin({ metrics: ["outboxSize", "notifierConnected", "notifierLeader"] })
+	],
 
 	settings: {
 		wsUrl: process.env.ORCHESTRATOR_WS_URL || undefined,

@@ -17,7 +17,14 @@ import type { ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
 import { paramsToJsonSchema } from "../lib/params-schema";
-import type { CallerMeta, JsonObject, StoredTool, ToolDefinition, ToolStatus, ValidationReport } from "../types/wire";
+import type {
+	CallerMeta,
+	JsonObject,
+	StoredTool,
+	ToolDefinition,
+	ToolStatus,
+	ValidationReport
+} from "../types/wire";
 
 export interface RegistrySettings extends RedisSettings {
 	/** Page size of `registry.list` when the caller gives none. */
@@ -82,7 +89,11 @@ const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
-	mixins: [RedisMixin(), TenantScopeMixin(), MetricsSamplerMixin({ metrics: ["toolsRegistered"], intervalMs: 15000 })],
+	mixins: [
+		RedisMixin(),
+		TenantScopeMixin(),
+		MetricsSamplerMixin({ metrics: ["toolsRegistered"], intervalMs: 15000 })
+	],
 
 	settings: {
 		defaultPageSize: 50,
@@ -124,7 +135,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			},
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; version?: number }>) {
 				const tool = await this.findVisible(this.tenantOf(ctx), ctx.params.id);
-				if (ctx.params.version === undefined || ctx.params.version === tool.version) return this.present(tool);
+				if (ctx.params.version === undefined || ctx.params.version === tool.version)
+					return this.present(tool);
 				const earlier = await this.store.getVersion(tool.id, ctx.params.version);
 				if (!earlier) throw notFound("Tool version", `${tool.id}@${ctx.params.version}`);
 				return this.present(earlier);
@@ -293,9 +305,15 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						? stored
 						: { ...stored, status: report.valid ? "active" : "invalid", validation: report }
 				);
-				if (!updated || updated.validation !== report && updated.validation?.checked_at !== report.checked_at)
+				if (
+					!updated ||
+					(updated.validation !== report && updated.validation?.checked_at !== report.checked_at)
+				)
 					return { recorded: false };
-				ctx.broadcast("tool.validation_completed", { tenant_id: updated.tenant_id, tool: this.present(updated) });
+				ctx.broadcast("tool.validation_completed", {
+					tenant_id: updated.tenant_id,
+					tool: this.present(updated)
+				});
 				return { recorded: true };
 			}
 		},
@@ -330,7 +348,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					offset,
 					agentId: this.agentOf(ctx)
 				});
-				return formatTools(format, ranked.map(({ tool, score }) => ({ tool: this.present(tool), score })));
+				return formatTools(
+					format,
+					ranked.map(({ tool, score }) => ({ tool: this.present(tool), score }))
+				);
 			}
 		},
 
@@ -424,7 +445,11 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				};
 				// Several registry nodes may seed at once: the name index lets exactly one win.
 				await this.store.create(tool).then(
-					created => this.broker.broadcast("tool.registered", { tenant_id: GLOBAL_TENANT, tool: this.present(created) }),
+					created =>
+						this.broker.broadcast("tool.registered", {
+							tenant_id: GLOBAL_TENANT,
+							tool: this.present(created)
+						}),
 					err => {
 						if ((err as { type?: string }).type !== "CONFLICT") throw err;
 					}
@@ -482,7 +507,11 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						updated_at: now()
 					};
 					await this.store.create(tool).then(
-						created => this.broker.broadcast("tool.registered", { tenant_id: GLOBAL_TENANT, tool: this.present(created) }),
+						created =>
+							this.broker.broadcast("tool.registered", {
+								tenant_id: GLOBAL_TENANT,
+								tool: this.present(created)
+							}),
 						err => {
 							if ((err as { type?: string }).type !== "CONFLICT") throw err;
 						}
@@ -490,7 +519,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					continue;
 				}
 				if (existing.metadata.auto_registered !== true) {
-					this.logger.warn(`Action tool '${definition.name}' clashes with a global tool of that name; skipped`);
+					this.logger.warn(
+						`Action tool '${definition.name}' clashes with a global tool of that name; skipped`
+					);
 					continue;
 				}
 				const wanted = this.withDefaults(definition);
@@ -504,12 +535,18 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					status,
 					updated_at: now()
 				}));
-				if (updated) this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+				if (updated)
+					this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
 			}
 			// Auto-registered tools whose action is gone from every node.
 			let after: string | undefined;
 			do {
-				const page = await this.store.list([GLOBAL_TENANT], { type: "moleculer_action", status: "active" }, 200, after);
+				const page = await this.store.list(
+					[GLOBAL_TENANT],
+					{ type: "moleculer_action", status: "active" },
+					200,
+					after
+				);
 				for (const tool of page.items) {
 					if (tool.metadata.auto_registered !== true || offered.has(tool.name)) continue;
 					const updated = await this.store.update(tool.id, current => ({
@@ -517,7 +554,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						status: "disabled",
 						updated_at: now()
 					}));
-					if (updated) this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+					if (updated)
+						this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
 				}
 				after = page.last_id ?? undefined;
 			} while (after);
@@ -571,7 +609,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			? new RedisToolStore(this.redis, this.settings.redisPrefix)
 			: new MemoryToolStore();
 		const store = this.store;
-		const visibleTo = (tenantId: string) => (tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT]);
+		const visibleTo = (tenantId: string) =>
+			tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
 		this.discovery = new DiscoveryIndex({
 			async *load(tenantId) {
 				let after: string | undefined;

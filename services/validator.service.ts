@@ -1,9 +1,5 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
-import {
-	DEFINITION_SCHEMA,
-	MAX_CONFIG_BYTES,
-	MAX_METADATA_BYTES
-} from "../lib/definition";
+import { DEFINITION_SCHEMA, MAX_CONFIG_BYTES, MAX_METADATA_BYTES } from "../lib/definition";
 import { checkParametersSchema, createAjv, toProblems } from "../lib/json-schema";
 import { toolFor, toolTypes } from "../tools";
 import type { JsonObject, ValidationProblem, ValidationReport } from "../types/wire";
@@ -28,7 +24,12 @@ const isObject = (value: unknown): value is JsonObject =>
 const byteLength = (value: unknown) => (value === undefined ? 0 : JSON.stringify(value).length);
 
 /** Checks tool definitions and reports every problem at once. Stateless: any node may answer. */
-const ValidatorService: ServiceSchema<Record<string, never>, ValidatorMethods, ValidatorLocals, ValidatorThis> = {
+const ValidatorService: ServiceSchema<
+	Record<string, never>,
+	ValidatorMethods,
+	ValidatorLocals,
+	ValidatorThis
+> = {
 	name: "validator",
 
 	actions: {

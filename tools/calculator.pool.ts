@@ -81,7 +81,14 @@ export class CalculatorPool {
 		this.admitted++;
 		return new Promise((resolve, reject) => {
 			const allowance = this.warm ? 0 : START_UP_ALLOWANCE_MS;
-			this.waiting.push({ expression, limitMs, deadline: Date.now() + limitMs + allowance, handoffs: 0, resolve, reject });
+			this.waiting.push({
+				expression,
+				limitMs,
+				deadline: Date.now() + limitMs + allowance,
+				handoffs: 0,
+				resolve,
+				reject
+			});
 			this.scheduleFlush();
 		});
 	}
@@ -234,7 +241,8 @@ export class CalculatorPool {
 		batch.jobs.forEach((job, i) => {
 			if (states[i] === STOLEN) return;
 			if (batch.stoppedFor === "close") this.fail(job, shuttingDown());
-			else if (states[i] === TAKEN) this.fail(job, batch.stoppedFor === "deadline" ? overran(job) : crashed(err));
+			else if (states[i] === TAKEN)
+				this.fail(job, batch.stoppedFor === "deadline" ? overran(job) : crashed(err));
 			else if (!blamed && ++job.handoffs > MAX_HANDOFFS)
 				this.fail(job, new ToolFailure("tool_error", "calculator workers keep failing"));
 			else given.push(job);
@@ -265,6 +273,7 @@ function shuttingDown(): ToolFailure {
 /** A worker that died on its own: read as plain fields, since errors cloned from a worker may belong to another realm. */
 function crashed(err: unknown): ToolFailure {
 	const error: Partial<NodeJS.ErrnoException> = typeof err === "object" && err !== null ? err : {};
-	if (error.code === "ERR_WORKER_OUT_OF_MEMORY") return new ToolFailure("tool_error", "calculation needs too much memory");
+	if (error.code === "ERR_WORKER_OUT_OF_MEMORY")
+		return new ToolFailure("tool_error", "calculation needs too much memory");
 	return new ToolFailure("tool_error", String(error.message ?? err).slice(0, MAX_ERROR_CHARS));
 }

@@ -18,7 +18,7 @@ export const calculatorTool: BaseTool = {
 				type: "string",
 				minLength: 1,
 				maxLength: MAX_EXPRESSION_LENGTH,
-				description: "A math expression, e.g. \"sqrt(2) * 3\", \"sin(pi / 4)\" or \"5 km to m\""
+				description: 'A math expression, e.g. "sqrt(2) * 3", "sin(pi / 4)" or "5 km to m"'
 			}
 		},
 		required: ["expression"],

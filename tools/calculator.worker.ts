@@ -4,7 +4,14 @@
  * thread can terminate it when it overruns its time or memory budget.
  */
 import { all, create, type MathNode } from "mathjs";
-import { batchViews, DONE, QUEUED, TAKEN, type CalculatorBatch, type CalculatorOutcome } from "./calculator.protocol";
+import {
+	batchViews,
+	DONE,
+	QUEUED,
+	TAKEN,
+	type CalculatorBatch,
+	type CalculatorOutcome
+} from "./calculator.protocol";
 
 const MAX_NESTING = 32;
 const MAX_DEPTH = 200;
@@ -25,44 +32,189 @@ const parse = math.parse;
  * functions such as `mad` are built on them, and an expression can neither name nor define a callback.
  */
 const DISABLED = [
-	"import", "createUnit", "reviver", "replacer", "evaluate", "parse", "compile", "parser", "chain",
-	"simplify", "simplifyConstant", "simplifyCore", "derivative", "resolve", "rationalize",
-	"symbolicEqual", "leafCount", "help"
+	"import",
+	"createUnit",
+	"reviver",
+	"replacer",
+	"evaluate",
+	"parse",
+	"compile",
+	"parser",
+	"chain",
+	"simplify",
+	"simplifyConstant",
+	"simplifyCore",
+	"derivative",
+	"resolve",
+	"rationalize",
+	"symbolicEqual",
+	"leafCount",
+	"help"
 ];
 math.import(
-	Object.fromEntries(DISABLED.map((name) => [name, () => {
-		throw new Error(`function ${name} is disabled`);
-	}])),
+	Object.fromEntries(
+		DISABLED.map(name => [
+			name,
+			() => {
+				throw new Error(`function ${name} is disabled`);
+			}
+		])
+	),
 	{ override: true }
 );
 
 /** Functions an expression may call: pure maths with results no larger than their inputs. */
 const FUNCTIONS = new Set([
-	"abs", "add", "cbrt", "ceil", "cube", "divide", "exp", "expm1", "fix", "floor", "gcd", "hypot", "lcm",
-	"log", "log10", "log1p", "log2", "mod", "multiply", "norm", "nthRoot", "pow", "round", "sign", "sqrt",
-	"square", "subtract", "unaryMinus", "unaryPlus",
-	"combinations", "permutations", "factorial", "gamma", "lgamma", "erf", "isPrime",
-	"arg", "conj", "im", "re", "complex",
-	"sin", "cos", "tan", "sec", "csc", "cot", "asin", "acos", "atan", "atan2", "asec", "acsc", "acot",
-	"sinh", "cosh", "tanh", "sech", "csch", "coth", "asinh", "acosh", "atanh", "asech", "acsch", "acoth",
-	"max", "min", "mean", "median", "mode", "prod", "std", "sum", "variance", "mad",
-	"det", "inv", "transpose", "trace", "dot", "cross",
-	"to", "isInteger", "isNegative", "isPositive", "isZero", "isNaN", "compare",
-	"equal", "unequal", "larger", "smaller", "largerEq", "smallerEq", "and", "or", "not", "xor"
+	"abs",
+	"add",
+	"cbrt",
+	"ceil",
+	"cube",
+	"divide",
+	"exp",
+	"expm1",
+	"fix",
+	"floor",
+	"gcd",
+	"hypot",
+	"lcm",
+	"log",
+	"log10",
+	"log1p",
+	"log2",
+	"mod",
+	"multiply",
+	"norm",
+	"nthRoot",
+	"pow",
+	"round",
+	"sign",
+	"sqrt",
+	"square",
+	"subtract",
+	"unaryMinus",
+	"unaryPlus",
+	"combinations",
+	"permutations",
+	"factorial",
+	"gamma",
+	"lgamma",
+	"erf",
+	"isPrime",
+	"arg",
+	"conj",
+	"im",
+	"re",
+	"complex",
+	"sin",
+	"cos",
+	"tan",
+	"sec",
+	"csc",
+	"cot",
+	"asin",
+	"acos",
+	"atan",
+	"atan2",
+	"asec",
+	"acsc",
+	"acot",
+	"sinh",
+	"cosh",
+	"tanh",
+	"sech",
+	"csch",
+	"coth",
+	"asinh",
+	"acosh",
+	"atanh",
+	"asech",
+	"acsch",
+	"acoth",
+	"max",
+	"min",
+	"mean",
+	"median",
+	"mode",
+	"prod",
+	"std",
+	"sum",
+	"variance",
+	"mad",
+	"det",
+	"inv",
+	"transpose",
+	"trace",
+	"dot",
+	"cross",
+	"to",
+	"isInteger",
+	"isNegative",
+	"isPositive",
+	"isZero",
+	"isNaN",
+	"compare",
+	"equal",
+	"unequal",
+	"larger",
+	"smaller",
+	"largerEq",
+	"smallerEq",
+	"and",
+	"or",
+	"not",
+	"xor"
 ]);
 
 const COMPARISONS = ["equal", "unequal", "smaller", "larger", "smallerEq", "largerEq"];
 
 /** Every function the parser itself emits for an operator (`+`, `to`, `!`, `'`, `??`, ...). */
 const OPERATORS = new Set([
-	...COMPARISONS, "add", "subtract", "multiply", "divide", "dotMultiply", "dotDivide", "dotPow", "pow",
-	"mod", "unaryMinus", "unaryPlus", "factorial", "ctranspose", "to", "and", "or", "xor", "not", "bitAnd",
-	"bitOr", "bitXor", "bitNot", "leftShift", "rightArithShift", "rightLogShift", "nullish"
+	...COMPARISONS,
+	"add",
+	"subtract",
+	"multiply",
+	"divide",
+	"dotMultiply",
+	"dotDivide",
+	"dotPow",
+	"pow",
+	"mod",
+	"unaryMinus",
+	"unaryPlus",
+	"factorial",
+	"ctranspose",
+	"to",
+	"and",
+	"or",
+	"xor",
+	"not",
+	"bitAnd",
+	"bitOr",
+	"bitXor",
+	"bitNot",
+	"leftShift",
+	"rightArithShift",
+	"rightLogShift",
+	"nullish"
 ]);
 
 /** Constants of the namespace an expression may name (units and physical constants are checked apart). */
 const CONSTANTS = new Set([
-	"pi", "PI", "e", "E", "i", "tau", "phi", "Infinity", "NaN", "LN2", "LN10", "LOG2E", "LOG10E", "SQRT1_2",
+	"pi",
+	"PI",
+	"e",
+	"E",
+	"i",
+	"tau",
+	"phi",
+	"Infinity",
+	"NaN",
+	"LN2",
+	"LN10",
+	"LOG2E",
+	"LOG10E",
+	"SQRT1_2",
 	"SQRT2"
 ]);
 
@@ -80,7 +232,11 @@ const REFUSED: Record<string, string> = {
  * Evaluates a batch in order. Each expression is claimed in shared memory first, so the main thread
  * knows which one is running (the one to stop if it overruns) and can take back those not yet started.
  */
-export default function evaluateBatch({ expressions, deadlines, shared }: CalculatorBatch): CalculatorOutcome[] {
+export default function evaluateBatch({
+	expressions,
+	deadlines,
+	shared
+}: CalculatorBatch): CalculatorOutcome[] {
 	const { states, starts } = batchViews(shared, expressions.length);
 	return expressions.map((expression, i) => {
 		// The start time is written first, so the main thread never sees a claim without it.
@@ -155,7 +311,7 @@ function check(node: MathNode, depth: number, limits: { nodes: number; rangeElem
 	} else if (math.isConditionalNode(node)) {
 		children.push(node.condition, node.trueExpr, node.falseExpr);
 	} else if (math.isRelationalNode(node)) {
-		if (!node.conditionals.every((name) => COMPARISONS.includes(name))) {
+		if (!node.conditionals.every(name => COMPARISONS.includes(name))) {
 			throw new Error("comparison is not allowed");
 		}
 		children.push(...node.params);
@@ -180,9 +336,10 @@ function checkSymbol(name: string): void {
 	if (CONSTANTS.has(name)) {
 		return;
 	}
-	const allowed = name in math
-		? Object.hasOwn(math, name) && math.isUnit(math[name as keyof typeof math])
-		: math.Unit.isValuelessUnit(name);
+	const allowed =
+		name in math
+			? Object.hasOwn(math, name) && math.isUnit(math[name as keyof typeof math])
+			: math.Unit.isValuelessUnit(name);
 	if (!allowed) {
 		throw new Error(`symbol ${name} is not allowed`);
 	}

@@ -6,16 +6,7 @@ import { type BaseTool, ToolFailure } from "./base";
 const OPERATIONS = ["now", "convert", "add", "diff", "format"] as const;
 type Operation = (typeof OPERATIONS)[number];
 
-const UNITS = [
-	"years",
-	"months",
-	"weeks",
-	"days",
-	"hours",
-	"minutes",
-	"seconds",
-	"milliseconds"
-] as const;
+const UNITS = ["years", "months", "weeks", "days", "hours", "minutes", "seconds", "milliseconds"] as const;
 type Unit = (typeof UNITS)[number];
 
 const ZONE_MAX = 64;

@@ -92,7 +92,8 @@ const stringEntries = (value: unknown): [string, string][] =>
 		: [];
 
 function pathSafe(value: string): string {
-	if (value === "." || value === "..") throw new ToolFailure("tool_error", "a parameter value cannot be '.' or '..' in a URL");
+	if (value === "." || value === "..")
+		throw new ToolFailure("tool_error", "a parameter value cannot be '.' or '..' in a URL");
 	return encodeURIComponent(value);
 }
 

@@ -25,7 +25,12 @@ export const moleculerActionTool: BaseTool = {
 
 	checkConfig(config: JsonObject): ValidationProblem[] {
 		return typeof config.action === "string" && isReservedAction(config.action)
-			? [{ field: "config.action", message: "must not target the registry's own or the broker's internal actions" }]
+			? [
+					{
+						field: "config.action",
+						message: "must not target the registry's own or the broker's internal actions"
+					}
+				]
 			: [];
 	},
 

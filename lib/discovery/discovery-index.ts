@@ -74,8 +74,9 @@ export class DiscoveryIndex {
 		try {
 			const index = new TenantIndex(tenantId);
 			for await (const tool of this.source.load(tenantId)) index.upsert(tool);
-			for (const [id, current] of pending) if (current) index.upsert(current);
-			else index.remove(id);
+			for (const [id, current] of pending)
+				if (current) index.upsert(current);
+				else index.remove(id);
 			return index;
 		} catch (err) {
 			this.entries.delete(tenantId);

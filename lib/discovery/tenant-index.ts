@@ -22,9 +22,11 @@ const GLOBAL_TENANT = "*";
  * ("in" → "invoice", "for" → "forecast").
  */
 const STOP_WORDS = new Set(
-	("a an and are as at be by can do does for from get give how i in into is it its me my of on or " +
+	(
+		"a an and are as at be by can do does for from get give how i in into is it its me my of on or " +
 		"our please s so some that the their them then there these this to up us we what when where " +
-		"which who will with would you your").split(" ")
+		"which who will with would you your"
+	).split(" ")
 );
 
 /** Lower-cases a term and drops stop words and single letters (applied to documents and queries). */
@@ -41,7 +43,9 @@ const tokenize = (text: string): string[] =>
 		.filter(Boolean);
 
 const tagsOf = (tool: StoredTool): string[] =>
-	Array.isArray(tool.metadata.tags) ? (tool.metadata.tags as unknown[]).filter((t): t is string => typeof t === "string") : [];
+	Array.isArray(tool.metadata.tags)
+		? (tool.metadata.tags as unknown[]).filter((t): t is string => typeof t === "string")
+		: [];
 
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
 	tool.permissions.agents.includes("*") || (agentId !== null && tool.permissions.agents.includes(agentId));
@@ -57,7 +61,8 @@ export class TenantIndex {
 	private readonly ownNames = new Map<string, string>();
 	private readonly search = new MiniSearch<StoredTool>({
 		fields: ["name", "description", "tags"],
-		extractField: (tool, field) => (field === "tags" ? tagsOf(tool).join(" ") : String((tool as never)[field] ?? "")),
+		extractField: (tool, field) =>
+			field === "tags" ? tagsOf(tool).join(" ") : String((tool as never)[field] ?? ""),
 		tokenize,
 		processTerm,
 		searchOptions: { boost: { name: 3, tags: 2 }, prefix: true, fuzzy: 0.2, combineWith: "OR" }
@@ -85,7 +90,8 @@ export class TenantIndex {
 		if (!previous) return;
 		this.search.discard(id);
 		this.tools.delete(id);
-		if (previous.tenant_id !== GLOBAL_TENANT && this.ownNames.get(previous.name) === id) this.ownNames.delete(previous.name);
+		if (previous.tenant_id !== GLOBAL_TENANT && this.ownNames.get(previous.name) === id)
+			this.ownNames.delete(previous.name);
 	}
 
 	query(q: DiscoverQuery): RankedTool[] {
@@ -93,7 +99,11 @@ export class TenantIndex {
 			tool !== undefined &&
 			tool.status === "active" &&
 			mayUse(tool, q.agentId) &&
-			!(tool.tenant_id === GLOBAL_TENANT && this.tenantId !== GLOBAL_TENANT && this.ownNames.has(tool.name)) &&
+			!(
+				tool.tenant_id === GLOBAL_TENANT &&
+				this.tenantId !== GLOBAL_TENANT &&
+				this.ownNames.has(tool.name)
+			) &&
 			(!q.types?.length || q.types.includes(tool.type)) &&
 			(!q.tags?.length || tagsOf(tool).some(tag => q.tags!.includes(tag)));
 		const start = q.offset ?? 0;
@@ -109,6 +119,9 @@ export class TenantIndex {
 		return this.search
 			.search(text, { filter: result => usable(this.tools.get(result.id as string)) })
 			.slice(start, start + q.limit)
-			.map(result => ({ tool: this.tools.get(result.id as string)!, score: Math.round(result.score * 1000) / 1000 }));
+			.map(result => ({
+				tool: this.tools.get(result.id as string)!,
+				score: Math.round(result.score * 1000) / 1000
+			}));
 	}
 }

@@ -9,4 +9,5 @@ export const FORMATS = { native: toNative, openai: toOpenAi, anthropic: toAnthro
 
 export type DiscoveryFormat = keyof typeof FORMATS;
 
-export const formatTools = (format: DiscoveryFormat, ranked: RankedTool[]): unknown => FORMATS[format](ranked);
+export const formatTools = (format: DiscoveryFormat, ranked: RankedTool[]): unknown =>
+	FORMATS[format](ranked);

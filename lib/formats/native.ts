@@ -1,4 +1,6 @@
 import type { RankedTool } from "../discovery/tenant-index";
 
 /** `native`: the stored tools with their scores, best first. */
-export const toNative = (ranked: RankedTool[]) => ({ items: ranked.map(({ tool, score }) => ({ tool, score })) });
+export const toNative = (ranked: RankedTool[]) => ({
+	items: ranked.map(({ tool, score }) => ({ tool, score }))
+});

@@ -36,7 +36,9 @@ export function strictModeProblems(schema: unknown, path = "parameters"): string
 	if (node.items) problems.push(...strictModeProblems(node.items, `${path}[]`));
 	for (const keyword of ["anyOf", "oneOf"])
 		if (Array.isArray(node[keyword]))
-			(node[keyword] as unknown[]).forEach((branch, i) => problems.push(...strictModeProblems(branch, `${path}.${keyword}[${i}]`)));
+			(node[keyword] as unknown[]).forEach((branch, i) =>
+				problems.push(...strictModeProblems(branch, `${path}.${keyword}[${i}]`))
+			);
 	for (const [name, child] of Object.entries((node.$defs as Record<string, unknown>) ?? {}))
 		problems.push(...strictModeProblems(child, `${path}.$defs.${name}`));
 	return problems;
@@ -53,7 +55,12 @@ export function toOpenAi(ranked: RankedTool[]) {
 		if (reasons.length) incompatible.push({ name: tool.name, reasons });
 		return {
 			type: "function" as const,
-			function: { name: tool.name, description: tool.description, parameters: tool.parameters, strict: reasons.length === 0 }
+			function: {
+				name: tool.name,
+				description: tool.description,
+				parameters: tool.parameters,
+				strict: reasons.length === 0
+			}
 		};
 	});
 	return { tools, strict_mode: { incompatible } };

@@ -24,7 +24,8 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	executions: {
 		type: "counter",
 		labelNames: ["tenant", "tool", "type", "outcome"],
-		description: "Tool executions by tenant, tool, type and outcome (completed, timeout, tool_error, upstream_error)"
+		description:
+			"Tool executions by tenant, tool, type and outcome (completed, timeout, tool_error, upstream_error)"
 	},
 	executionDuration: {
 		type: "histogram",
@@ -33,7 +34,11 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 		buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
 		description: "Execution time of tools by type"
 	},
-	queueDepth: { type: "gauge", labelNames: ["queue", "tenant"], description: "Pending tasks per tenant queue" },
+	queueDepth: {
+		type: "gauge",
+		labelNames: ["queue", "tenant"],
+		description: "Pending tasks per tenant queue"
+	},
 	queueOldestAge: {
 		type: "gauge",
 		labelNames: ["queue", "tenant"],
@@ -50,5 +55,7 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 export function registerMetrics(broker: ServiceBroker, ...keys: (keyof typeof METRICS)[]): void {
 	for (const key of keys)
 		if (!broker.metrics.getMetric(METRICS[key]))
-			broker.metrics.register({ ...DEFINITIONS[key], name: METRICS[key] } as Parameters<typeof broker.metrics.register>[0]);
+			broker.metrics.register({ ...DEFINITIONS[key], name: METRICS[key] } as Parameters<
+				typeof broker.metrics.register
+			>[0]);
 }

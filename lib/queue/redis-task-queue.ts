@@ -284,7 +284,12 @@ export class RedisTaskQueue implements TaskQueue {
 				// Age of the oldest among the next tasks to run: exact unless priorities reorder a deep queue.
 				const created = await Promise.all(next.map(id => this.redis.hget(this.taskKey(id), "created_ms")));
 				const oldest = Math.min(...created.map(Number).filter(Number.isFinite), now);
-				return { queue, tenant_id: queue.slice(queue.indexOf(":") + 1), pending, oldest_age_ms: now - oldest };
+				return {
+					queue,
+					tenant_id: queue.slice(queue.indexOf(":") + 1),
+					pending,
+					oldest_age_ms: now - oldest
+				};
 			})
 		);
 	}

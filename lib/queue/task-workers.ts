@@ -81,9 +81,14 @@ export class TaskWorkers {
 	}
 
 	private async run(lease: Lease): Promise<void> {
-		const renew = setInterval(() => {
-			this.queue.extend(lease, this.options.leaseMs).catch(err => this.hooks.onError("renewing a lease failed", err));
-		}, Math.max(10, Math.floor(this.options.leaseMs / 3)));
+		const renew = setInterval(
+			() => {
+				this.queue
+					.extend(lease, this.options.leaseMs)
+					.catch(err => this.hooks.onError("renewing a lease failed", err));
+			},
+			Math.max(10, Math.floor(this.options.leaseMs / 3))
+		);
 		try {
 			await this.hooks.handle(lease);
 		} catch (err) {

@@ -68,7 +68,14 @@ export class RedisToolStore implements ToolStore {
 		return listMerged(
 			{
 				idsAfter: (tenantId, after, count) =>
-					this.redis.zrangebylex(this.idsKey(tenantId), after === undefined ? "-" : `(${after}`, "+", "LIMIT", 0, count),
+					this.redis.zrangebylex(
+						this.idsKey(tenantId),
+						after === undefined ? "-" : `(${after}`,
+						"+",
+						"LIMIT",
+						0,
+						count
+					),
 				getMany: async ids => (ids.length ? (await this.redis.mget(ids.map(this.toolKey))).map(parse) : [])
 			},
 			tenantIds,
@@ -96,7 +103,9 @@ export class RedisToolStore implements ToolStore {
 			const tx = conn.multi();
 			if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
 			const json = JSON.stringify(next);
-			tx.set(this.toolKey(id), json).hset(this.versionsKey(id), String(next.version), json).incr(this.revisionKey(next.tenant_id));
+			tx.set(this.toolKey(id), json)
+				.hset(this.versionsKey(id), String(next.version), json)
+				.incr(this.revisionKey(next.tenant_id));
 			return (await tx.exec()) ? next : undefined;
 		});
 	}

@@ -22,7 +22,15 @@ const BillingService = {
 			}
 		},
 		refund: {
-			tool: { name: "issue_refund", description: "Refund an invoice", parameters: { type: "object", properties: { invoice_id: { type: "string" } }, required: ["invoice_id"] } },
+			tool: {
+				name: "issue_refund",
+				description: "Refund an invoice",
+				parameters: {
+					type: "object",
+					properties: { invoice_id: { type: "string" } },
+					required: ["invoice_id"]
+				}
+			},
 			handler() {
 				throw new Errors.MoleculerClientError("invoice is already refunded", 409, "ALREADY_REFUNDED");
 			}
@@ -54,7 +62,9 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 	};
 
 	const toolNamed = async (tenant: string, name: string) => {
-		const list = await http(registryNode.url, "GET", "/api/v1/tools?type=moleculer_action&limit=200", { tenant });
+		const list = await http(registryNode.url, "GET", "/api/v1/tools?type=moleculer_action&limit=200", {
+			tenant
+		});
 		return list.body.items.find((t: { name: string }) => t.name === name);
 	};
 
@@ -99,7 +109,11 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 	});
 
 	it("calls the action on the other node with the parameters and only identity in meta", async () => {
-		const res = await execute("acme", { tool_name: "billing_invoice", parameters: { amount: 12.5, customer: "c1" } }, "agent-7");
+		const res = await execute(
+			"acme",
+			{ tool_name: "billing_invoice", parameters: { amount: 12.5, customer: "c1" } },
+			"agent-7"
+		);
 		expect(res.status).toBe(200);
 		expect(res.body).toMatchObject({
 			status: "completed",
@@ -112,13 +126,18 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 	it("checks parameters against the derived schema before calling the action", async () => {
 		const res = await execute("acme", { tool_name: "billing_invoice", parameters: { customer: "c1" } });
 		expect(res.status).toBe(422);
-		expect(res.body.data).toEqual([{ field: "parameters.amount", message: "must have required property 'amount'" }]);
+		expect(res.body.data).toEqual([
+			{ field: "parameters.amount", message: "must have required property 'amount'" }
+		]);
 	});
 
 	it("reports an action's error as a failed tool_error result", async () => {
 		const res = await execute("acme", { tool_name: "issue_refund", parameters: { invoice_id: "inv-1" } });
 		expect(res.status).toBe(200);
-		expect(res.body).toMatchObject({ status: "failed", error: { type: "tool_error", message: "invoice is already refunded" } });
+		expect(res.body).toMatchObject({
+			status: "failed",
+			error: { type: "tool_error", message: "invoice is already refunded" }
+		});
 	});
 
 	it("lets tenant tools call only actions that declare `tool`, and never the registry's own", async () => {
@@ -159,18 +178,28 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 
 	it("marks the tools disabled while no node offers the action, and active again when one returns", async () => {
 		await billingNode.stop();
-		await eventually(async () => expect((await toolNamed("acme", "billing_invoice"))?.status).toBe("disabled"));
+		await eventually(async () =>
+			expect((await toolNamed("acme", "billing_invoice"))?.status).toBe("disabled")
+		);
 		expect((await toolNamed("acme", "issue_refund")).status).toBe("disabled");
-		const refused = await execute("acme", { tool_name: "billing_invoice", parameters: { amount: 1, customer: "x" } });
+		const refused = await execute("acme", {
+			tool_name: "billing_invoice",
+			parameters: { amount: 1, customer: "x" }
+		});
 		expect(refused.status).toBe(409);
-		const tenantTool = await http(registryNode.url, "GET", "/api/v1/tools?type=moleculer_action", { tenant: "acme" });
+		const tenantTool = await http(registryNode.url, "GET", "/api/v1/tools?type=moleculer_action", {
+			tenant: "acme"
+		});
 		const mine = tenantTool.body.items.find((t: { name: string }) => t.name === "my_invoice");
 		const unreachable = await execute("acme", { tool_id: mine.id, parameters: { amount: 1, customer: "x" } });
 		expect(unreachable.body).toMatchObject({ status: "failed", error: { type: "upstream_error" } });
 
 		billingNode = await startBilling();
 		await eventually(async () => expect((await toolNamed("acme", "billing_invoice"))?.status).toBe("active"));
-		const back = await execute("acme", { tool_name: "billing_invoice", parameters: { amount: 2, customer: "y" } });
+		const back = await execute("acme", {
+			tool_name: "billing_invoice",
+			parameters: { amount: 2, customer: "y" }
+		});
 		expect(back.body.status).toBe("completed");
 	});
 });

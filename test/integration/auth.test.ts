@@ -10,7 +10,11 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 
 	/** With the service token the acting tenant is "ops"; an API key brings its own. */
 	const createKey = (body: Record<string, unknown>, token: string = SERVICE_TOKEN) =>
-		http(node.url, "POST", "/api/v1/keys", { token, tenant: token === SERVICE_TOKEN ? "ops" : undefined, body });
+		http(node.url, "POST", "/api/v1/keys", {
+			token,
+			tenant: token === SERVICE_TOKEN ? "ops" : undefined,
+			body
+		});
 	const keyFor = async (tenant: string, scopes: string[], extra: Record<string, unknown> = {}) =>
 		(await createKey({ tenant_id: tenant, scopes, ...extra })).body as { key_id: string; api_key: string };
 
@@ -29,9 +33,15 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			["a non-Bearer scheme", { authorization: `Basic ${SERVICE_TOKEN}` }],
 			["a wrong service token", { authorization: "Bearer wrong-token" }],
 			["a malformed API key", { authorization: "Bearer trk_nothing" }],
-			["an unknown API key", { authorization: "Bearer trk_01a211ad-b05d-7361-a131-e27b8242c47b.AAAAAAAAAAAAAAAAAAAAAAAA" }]
+			[
+				"an unknown API key",
+				{ authorization: "Bearer trk_01a211ad-b05d-7361-a131-e27b8242c47b.AAAAAAAAAAAAAAAAAAAAAAAA" }
+			]
 		])("answers 401 with %s", async (_case, headers) => {
-			const res = await http(node.url, "GET", "/api/v1/tools", { token: null, headers: { ...headers, "x-tenant-id": "t" } });
+			const res = await http(node.url, "GET", "/api/v1/tools", {
+				token: null,
+				headers: { ...headers, "x-tenant-id": "t" }
+			});
 			expect(res.status).toBe(401);
 			expect(res.body).toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 		});
@@ -59,7 +69,12 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			const tenant = newTenant();
 			const res = await createKey({ tenant_id: tenant, scopes: ["tools:read", "tools:write"], name: "ci" });
 			expect(res.status).toBe(201);
-			expect(res.body).toMatchObject({ tenant_id: tenant, scopes: ["tools:read", "tools:write"], name: "ci", agent_id: null });
+			expect(res.body).toMatchObject({
+				tenant_id: tenant,
+				scopes: ["tools:read", "tools:write"],
+				name: "ci",
+				agent_id: null
+			});
 			expect(res.body.api_key).toMatch(/^trk_/);
 			expect(res.body).not.toHaveProperty("secret_hash");
 			const created = await http(node.url, "POST", "/api/v1/tools", {
@@ -93,7 +108,9 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			});
 			expect(write.status).toBe(403);
 			expect(write.body).toMatchObject({ code: 403, type: "FORBIDDEN" });
-			expect((await http(node.url, "POST", "/api/v1/registry/validate", { token: api_key, body: {} })).status).toBe(403);
+			expect(
+				(await http(node.url, "POST", "/api/v1/registry/validate", { token: api_key, body: {} })).status
+			).toBe(403);
 		});
 
 		it("answers 403 when a key names another tenant in X-Tenant-ID", async () => {
@@ -105,9 +122,15 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 		it("binds a key with agent_id to that agent", async () => {
 			const tenant = newTenant();
 			const { api_key } = await keyFor(tenant, ["tools:read", "tools:write"], { agent_id: "agent-a" });
-			const other = await http(node.url, "GET", "/api/v1/tools", { token: api_key, headers: { "x-agent-id": "agent-b" } });
+			const other = await http(node.url, "GET", "/api/v1/tools", {
+				token: api_key,
+				headers: { "x-agent-id": "agent-b" }
+			});
 			expect(other.status).toBe(403);
-			const same = await http(node.url, "GET", "/api/v1/tools", { token: api_key, headers: { "x-agent-id": "agent-a" } });
+			const same = await http(node.url, "GET", "/api/v1/tools", {
+				token: api_key,
+				headers: { "x-agent-id": "agent-a" }
+			});
 			expect(same.status).toBe(200);
 			const created = await http(node.url, "POST", "/api/v1/tools", {
 				token: api_key,
@@ -123,7 +146,13 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			const revoked = await http(node.url, "DELETE", `/api/v1/keys/${key_id}`, { tenant: "ops" });
 			expect(revoked.status).toBe(204);
 			expect((await http(node.url, "GET", "/api/v1/tools", { token: api_key })).status).toBe(401);
-			expect((await http(node.url, "DELETE", "/api/v1/keys/01a211ad-0000-7000-8000-000000000000", { tenant: "ops" })).status).toBe(404);
+			expect(
+				(
+					await http(node.url, "DELETE", "/api/v1/keys/01a211ad-0000-7000-8000-000000000000", {
+						tenant: "ops"
+					})
+				).status
+			).toBe(404);
 		});
 
 		it("lets a keys:admin key manage keys of its own tenant only, within its own scopes", async () => {
@@ -141,8 +170,12 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 				token: admin.api_key
 			});
 			expect(revokeForeign.status).toBe(404);
-			expect((await http(node.url, "GET", "/api/v1/tools", { token: otherTenantKey.api_key })).status).toBe(200);
-			const revokeOwn = await http(node.url, "DELETE", `/api/v1/keys/${own.body.key_id}`, { token: admin.api_key });
+			expect((await http(node.url, "GET", "/api/v1/tools", { token: otherTenantKey.api_key })).status).toBe(
+				200
+			);
+			const revokeOwn = await http(node.url, "DELETE", `/api/v1/keys/${own.body.key_id}`, {
+				token: admin.api_key
+			});
 			expect(revokeOwn.status).toBe(204);
 		});
 
@@ -186,7 +219,8 @@ describe("per-tenant rate limiting", () => {
 
 	it("answers 429 with Retry-After past the limit, per tenant", async () => {
 		const statuses: number[] = [];
-		for (let i = 0; i < 7; i++) statuses.push((await http(node.url, "GET", "/api/v1/tools", { tenant: "busy" })).status);
+		for (let i = 0; i < 7; i++)
+			statuses.push((await http(node.url, "GET", "/api/v1/tools", { tenant: "busy" })).status);
 		expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
 		const limited = await http(node.url, "GET", "/api/v1/tools", { tenant: "busy" });
 		expect(limited.body).toMatchObject({ code: 429, type: "RATE_LIMITED" });

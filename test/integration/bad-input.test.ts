@@ -2,7 +2,13 @@ import { request } from "http";
 import { http, startNode, type TestNode } from "../support/node";
 
 /** Sends raw bytes, for inputs fetch would refuse to produce. */
-function rawRequest(url: string, path: string, method: string, headers: Record<string, string>, body?: Buffer | string) {
+function rawRequest(
+	url: string,
+	path: string,
+	method: string,
+	headers: Record<string, string>,
+	body?: Buffer | string
+) {
 	return new Promise<{ status: number; body: string }>((resolve, reject) => {
 		const req = request(url + path, { method, headers }, res => {
 			let text = "";
@@ -28,9 +34,9 @@ describe("bad input over HTTP", () => {
 	afterAll(() => node.stop());
 
 	it.each([
-		["truncated JSON", "{\"name\": \"x\""],
-		["a trailing comma", "{\"name\": \"x\",}"],
-		["a bare string", "\"just a string\""],
+		["truncated JSON", '{"name": "x"'],
+		["a trailing comma", '{"name": "x",}'],
+		["a bare string", '"just a string"'],
 		["a number", "42"],
 		["single quotes", "{'name': 'x'}"]
 	])("answers 400 INVALID_JSON for %s", async (_case, raw) => {
@@ -41,22 +47,30 @@ describe("bad input over HTTP", () => {
 	});
 
 	it("answers 413 for a body over 1 MiB", async () => {
-		const res = await post("/tools", { name: "big", type: "calculator", description: "x".repeat(1024 * 1024) });
+		const res = await post("/tools", {
+			name: "big",
+			type: "calculator",
+			description: "x".repeat(1024 * 1024)
+		});
 		expect(res.status).toBe(413);
 		expect(res.body).toMatchObject({ code: 413, type: "PAYLOAD_TOO_LARGE" });
 	});
 
 	it("accepts a body just under 1 MiB as far as parsing goes", async () => {
-		const res = await post("/tools", { name: "big", type: "calculator", description: "x".repeat(1000 * 1000) });
+		const res = await post("/tools", {
+			name: "big",
+			type: "calculator",
+			description: "x".repeat(1000 * 1000)
+		});
 		expect(res.status).toBe(422);
 	});
 
 	it("refuses __proto__ keys anywhere in the body and pollutes nothing", async () => {
-		const top = await post("/tools", "{\"__proto__\": {\"polluted\": true}, \"name\": \"p\", \"type\": \"calculator\"}");
+		const top = await post("/tools", '{"__proto__": {"polluted": true}, "name": "p", "type": "calculator"}');
 		expect(top.status).toBe(400);
 		const nested = await post(
 			"/tools",
-			"{\"name\": \"p\", \"type\": \"calculator\", \"metadata\": {\"__proto__\": {\"polluted\": true}}}"
+			'{"name": "p", "type": "calculator", "metadata": {"__proto__": {"polluted": true}}}'
 		);
 		expect(nested.status).toBe(400);
 		expect(nested.body.message).toContain("__proto__");
@@ -97,7 +111,10 @@ describe("bad input over HTTP", () => {
 		let deep: Record<string, unknown> = { type: "string" };
 		for (let i = 0; i < 40; i++) deep = { type: "object", properties: { a: deep } };
 		expect((await post("/tools", { name: "deep", type: "calculator", parameters: deep })).status).toBe(422);
-		const wide = { type: "object", properties: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: "string" }])) };
+		const wide = {
+			type: "object",
+			properties: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: "string" }]))
+		};
 		expect((await post("/tools", { name: "wide", type: "calculator", parameters: wide })).status).toBe(422);
 	});
 
@@ -140,12 +157,30 @@ describe("bad input over HTTP", () => {
 
 	it("keeps serving after a request with invalid UTF-8 and a wrong content type", async () => {
 		const headers = { authorization: `Bearer ${"test-service-token-0123456789"}`, "x-tenant-id": tenant };
-		const garbage = await rawRequest(node.url, "/api/v1/tools", "POST", { ...headers, "content-type": "application/json" }, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+		const garbage = await rawRequest(
+			node.url,
+			"/api/v1/tools",
+			"POST",
+			{ ...headers, "content-type": "application/json" },
+			Buffer.from([0x7b, 0xff, 0xfe, 0x7d])
+		);
 		expect(garbage.status).toBe(400);
 		expect(JSON.parse(garbage.body).type).toBe("INVALID_JSON");
-		const text = await rawRequest(node.url, "/api/v1/tools", "POST", { ...headers, "content-type": "text/plain" }, "name=x");
+		const text = await rawRequest(
+			node.url,
+			"/api/v1/tools",
+			"POST",
+			{ ...headers, "content-type": "text/plain" },
+			"name=x"
+		);
 		expect(text.status).toBe(422);
-		const charset = await rawRequest(node.url, "/api/v1/tools", "POST", { ...headers, "content-type": "application/json; charset=klingon" }, "{}");
+		const charset = await rawRequest(
+			node.url,
+			"/api/v1/tools",
+			"POST",
+			{ ...headers, "content-type": "application/json; charset=klingon" },
+			"{}"
+		);
 		expect(charset.status).toBe(415);
 		expect((await http(node.url, "GET", "/health", { token: null })).status).toBe(200);
 	});

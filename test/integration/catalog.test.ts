@@ -98,10 +98,22 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			["a 10,000-character name", { name: "n".repeat(10000) }, "name"],
 			["a 10,000-character description", { description: "d".repeat(10000) }, "description"],
 			["an unknown type", { type: "teleporter" }, "type"],
-			["an invalid JSON Schema", { parameters: { type: "object", properties: { a: { type: "nope" } } } }, "parameters"],
+			[
+				"an invalid JSON Schema",
+				{ parameters: { type: "object", properties: { a: { type: "nope" } } } },
+				"parameters"
+			],
 			["a non-object schema", { parameters: { type: "string" } }, "parameters.type"],
-			["a remote $ref", { parameters: { type: "object", properties: { a: { $ref: "http://x/y.json" } } } }, "parameters"],
-			["a pattern RE2 cannot run", { parameters: { type: "object", properties: { a: { type: "string", pattern: "(?=a)" } } } }, "parameters"],
+			[
+				"a remote $ref",
+				{ parameters: { type: "object", properties: { a: { $ref: "http://x/y.json" } } } },
+				"parameters"
+			],
+			[
+				"a pattern RE2 cannot run",
+				{ parameters: { type: "object", properties: { a: { type: "string", pattern: "(?=a)" } } } },
+				"parameters"
+			],
 			["an ftp url", { config: { url: "ftp://files.example.com/x" } }, "config.url"],
 			["a url with credentials", { config: { url: "https://user:pw@example.com/x" } }, "config.url"],
 			["a missing url", { config: { method: "GET" } }, "config.url"],
@@ -136,7 +148,12 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 
 		it("answers the dry run with a report and stores nothing", async () => {
 			const tenant = newTenant();
-			const bad = await call("POST", "/registry/validate", tenant, weather({ type: "teleporter", name: "9" }));
+			const bad = await call(
+				"POST",
+				"/registry/validate",
+				tenant,
+				weather({ type: "teleporter", name: "9" })
+			);
 			expect(bad.status).toBe(200);
 			expect(bad.body.valid).toBe(false);
 			expect(bad.body.errors.map((p: { field: string }) => p.field).sort()).toEqual(["name", "type"]);
@@ -171,7 +188,11 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			const round = await call("PATCH", `/tools/${created.body.id}`, tenant, { config: created.body.config });
 			expect(round.status).toBe(200);
 			const resolve = () =>
-				node.broker.call<any, any>("registry.resolve", { tool_id: created.body.id }, { meta: { tenant_id: tenant } });
+				node.broker.call<any, any>(
+					"registry.resolve",
+					{ tool_id: created.body.id },
+					{ meta: { tenant_id: tenant } }
+				);
 			expect((await resolve()).config.headers["X-Api-Key"]).toBe("secret-header-value");
 			await call("PATCH", `/tools/${created.body.id}`, tenant, {
 				config: { ...created.body.config, headers: { "X-Api-Key": "rotated" } }
@@ -182,7 +203,11 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 		it("lists the tenant's tools and the global ones with type, tag and status filters", async () => {
 			const tenant = newTenant();
 			await call("POST", "/tools", tenant, weather());
-			await call("POST", "/tools", tenant, { name: "clock", type: "datetime", metadata: { tags: ["wall-clock"] } });
+			await call("POST", "/tools", tenant, {
+				name: "clock",
+				type: "datetime",
+				metadata: { tags: ["wall-clock"] }
+			});
 			const all = await call("GET", "/tools", tenant);
 			const names = all.body.items.map((t: { name: string }) => t.name);
 			expect(names).toEqual(expect.arrayContaining(["weather_lookup", "clock", "calculator", "datetime"]));
@@ -239,10 +264,16 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			const tenant = newTenant();
 			const { body } = await call("POST", "/tools", tenant, weather());
 			await call("PATCH", `/tools/${body.id}`, tenant, { description: "v2" });
-			const stale = await call("PATCH", `/tools/${body.id}`, tenant, { description: "v3", expected_version: 1 });
+			const stale = await call("PATCH", `/tools/${body.id}`, tenant, {
+				description: "v3",
+				expected_version: 1
+			});
 			expect(stale.status).toBe(409);
 			expect(stale.body).toMatchObject({ type: "CONFLICT", data: { current_version: 2 } });
-			const fresh = await call("PATCH", `/tools/${body.id}`, tenant, { description: "v3", expected_version: 2 });
+			const fresh = await call("PATCH", `/tools/${body.id}`, tenant, {
+				description: "v3",
+				expected_version: 2
+			});
 			expect(fresh.body.version).toBe(3);
 		});
 
@@ -307,7 +338,9 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			}
 			const list = await call("GET", "/tools?type=external_api", intruder);
 			expect(list.body.items).toEqual([]);
-			expect((await call("GET", `/tools/${body.id}`, owner)).body.description).toBe("Current weather for a city");
+			expect((await call("GET", `/tools/${body.id}`, owner)).body.description).toBe(
+				"Current weather for a city"
+			);
 		});
 
 		it("lets the service token manage global tools that tenants can read but never write", async () => {
@@ -339,11 +372,17 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 				}
 			});
 			const meta = { meta: { tenant_id: tenant } };
-			const tool = await node.broker.call<any, any>("registry.register", { name: "x", type: "calculator" }, meta);
+			const tool = await node.broker.call<any, any>(
+				"registry.register",
+				{ name: "x", type: "calculator" },
+				meta
+			);
 			await node.broker.call("registry.update", { id: tool.id, description: "y" }, meta);
 			expect(await node.broker.call("registry.get", { id: tool.id }, meta)).toMatchObject({ version: 2 });
 			await node.broker.call("registry.remove", { id: tool.id }, meta);
-			await expect(node.broker.call("registry.get", { id: tool.id }, meta)).rejects.toMatchObject({ code: 404 });
+			await expect(node.broker.call("registry.get", { id: tool.id }, meta)).rejects.toMatchObject({
+				code: 404
+			});
 			await expect(node.broker.call("registry.list", {}, { meta: {} })).rejects.toMatchObject({
 				code: 400,
 				type: "TENANT_REQUIRED"

@@ -48,7 +48,9 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 		);
 		expect(results.filter(r => r.status === 200)).toHaveLength(1);
 		expect(results.filter(r => r.status === 409)).toHaveLength(9);
-		expect((await http(b.url, "GET", `/api/v1/tools/${body.id}`, { tenant: "race-update" })).body.version).toBe(2);
+		expect(
+			(await http(b.url, "GET", `/api/v1/tools/${body.id}`, { tenant: "race-update" })).body.version
+		).toBe(2);
 	});
 
 	it("sees a tool and a key created on one node from the other", async () => {

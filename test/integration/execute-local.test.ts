@@ -147,23 +147,23 @@ describe("execution of local tools over HTTP", () => {
 
 		it.each([
 			["import({x: 1})"],
-			["createUnit(\"x\")"],
-			["evaluate(\"1\")"],
-			["parse(\"1\")"],
-			["simplify(\"x\")"],
-			["compile(\"1\")"],
-			["derivative(\"x^2\", \"x\")"],
+			['createUnit("x")'],
+			['evaluate("1")'],
+			['parse("1")'],
+			['simplify("x")'],
+			['compile("1")'],
+			['derivative("x^2", "x")'],
 			["chain(1)"],
-			["help(\"sin\")"],
+			['help("sin")'],
 			["f(x) = x"],
 			["a = 1"],
 			["cos.constructor"],
 			["[].constructor"],
-			["cos[\"constructor\"]"],
+			['cos["constructor"]'],
 			["{a: 1}"],
 			["config"],
 			["typed"],
-			["\"a string literal\""],
+			['"a string literal"'],
 			["2 + 2; 3 + 3"],
 			["1 +"],
 			["   "],
@@ -194,7 +194,6 @@ describe("execution of local tools over HTTP", () => {
 			expect(res.body).toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
 			expect(fieldsOf(res)).toContain("parameters.expression");
 		});
-
 	});
 
 	describe("the datetime tool", () => {
@@ -389,9 +388,13 @@ describe("execution of local tools over HTTP", () => {
 				expect(refused.status).toBe(404);
 				expect(refused.body).toEqual(missing.body);
 			}
-			const byName = await execute(tenant, { tool_name: "for_agent_a", parameters: { expression: "1" } }, {
-				agent: "agent-b"
-			});
+			const byName = await execute(
+				tenant,
+				{ tool_name: "for_agent_a", parameters: { expression: "1" } },
+				{
+					agent: "agent-b"
+				}
+			);
 			const missingByName = await execute(tenant, { tool_name: "no_such_tool", parameters: {} });
 			expect(byName.status).toBe(404);
 			expect({ ...byName.body, data: undefined }).toEqual({ ...missingByName.body, data: undefined });
@@ -414,9 +417,13 @@ describe("execution of local tools over HTTP", () => {
 		it("answers 403 to a key without the tools:execute scope", async () => {
 			const tenant = newTenant();
 			const reader = await keyFor(tenant, ["tools:read", "tools:write"]);
-			const res = await execute(undefined, { tool_name: "calculator", parameters: { expression: "1" } }, {
-				token: reader
-			});
+			const res = await execute(
+				undefined,
+				{ tool_name: "calculator", parameters: { expression: "1" } },
+				{
+					token: reader
+				}
+			);
 			expect(res.status).toBe(403);
 			expect(res.body).toMatchObject({ code: 403, type: "FORBIDDEN" });
 		});

@@ -352,7 +352,10 @@ describe("SSRF through HTTP: refused destinations", () => {
 			kind: "functional",
 			errors: [{ field: "config.url", message: expect.stringMatching(/refused/) }]
 		});
-		const res = await call(node, "POST", "/internal/execute", tenant, { tool_id: tool.body.id, parameters: { path: "admin" } });
+		const res = await call(node, "POST", "/internal/execute", tenant, {
+			tool_id: tool.body.id,
+			parameters: { path: "admin" }
+		});
 		expect(res.status).toBe(409);
 		expect(res.body).toMatchObject({ type: "CONFLICT", data: { status: "invalid" } });
 		expect(upstreamReceived).toEqual([]);
@@ -573,12 +576,21 @@ describe("external_api: upstream failures", () => {
 			expect(read.body.status).toBe("completed");
 			return read.body;
 		});
-		expect(task).toMatchObject({ type: "tool_validation", payload: { tool_id: tool.body.id }, result: { valid: true } });
+		expect(task).toMatchObject({
+			type: "tool_validation",
+			payload: { tool_id: tool.body.id },
+			result: { valid: true }
+		});
 		expect((await call(node, "GET", `/tools/${tool.body.id}`, tenant)).body.status).toBe("active");
 	});
 
 	it("marks a tool whose allowed host refuses connections invalid at its probe", async () => {
-		const tool = await register(node, newTenant(), externalApi({ url: `http://127.0.0.2:${closedPort}/` }), "invalid");
+		const tool = await register(
+			node,
+			newTenant(),
+			externalApi({ url: `http://127.0.0.2:${closedPort}/` }),
+			"invalid"
+		);
 		expect(tool.body.validation.errors[0].message).toMatch(/ECONNREFUSED/);
 	});
 });

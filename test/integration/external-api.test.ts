@@ -138,9 +138,7 @@ afterEach(() => {
 
 const ALLOWED = ["127.0.0.2", "127.0.0.3/32"];
 
-function context(
-	options: { allow?: string[]; timeoutMs?: number; signal?: AbortSignal } = {}
-): ToolContext {
+function context(options: { allow?: string[]; timeoutMs?: number; signal?: AbortSignal } = {}): ToolContext {
 	return {
 		tenant_id: "t1",
 		agent_id: null,

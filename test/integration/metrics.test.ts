@@ -7,13 +7,16 @@ import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
 
 // Test brokers keep metrics off by default; these use the gateway reporter the real config uses.
-const metricsBroker = { metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) } } as unknown as Partial<BrokerOptions>;
+const metricsBroker = {
+	metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) }
+} as unknown as Partial<BrokerOptions>;
 
 /** The value of one Prometheus sample whose labels include all of `labels`, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
 	for (const line of text.split("\n")) {
 		if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-		if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(" ").pop());
+		if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+			return Number(line.split(" ").pop());
 	}
 	return undefined;
 }
@@ -42,15 +45,20 @@ describe("metrics at /metrics", () => {
 	it("counts executions per tenant, tool, type and outcome and records their latency", async () => {
 		const labels = { tenant: "metrics-a", tool: "calculator", type: "calculator" };
 		const before = await scrape();
-		const completed = sample(before, "tool_registry_executions_total", { ...labels, outcome: "completed" }) ?? 0;
+		const completed =
+			sample(before, "tool_registry_executions_total", { ...labels, outcome: "completed" }) ?? 0;
 		const bucket = { type: "calculator", le: "+Inf" };
 		const count = sample(before, "tool_registry_execution_duration_bucket", bucket) ?? 0;
 		await execute("metrics-a", "1+1");
 		await execute("metrics-a", "2+2");
 		await execute("metrics-a", "import({})");
 		const after = await scrape();
-		expect(sample(after, "tool_registry_executions_total", { ...labels, outcome: "completed" })).toBe(completed + 2);
-		expect(sample(after, "tool_registry_executions_total", { ...labels, outcome: "tool_error" })).toBeGreaterThanOrEqual(1);
+		expect(sample(after, "tool_registry_executions_total", { ...labels, outcome: "completed" })).toBe(
+			completed + 2
+		);
+		expect(
+			sample(after, "tool_registry_executions_total", { ...labels, outcome: "tool_error" })
+		).toBeGreaterThanOrEqual(1);
 		expect(sample(after, "tool_registry_execution_duration_bucket", bucket)).toBe(count + 3);
 		expect(after).toMatch(/# TYPE tool_registry_execution_duration histogram/);
 		// Moleculer's own metrics are there too.
@@ -58,7 +66,10 @@ describe("metrics at /metrics", () => {
 	});
 
 	it("reports registered tools per tenant, the outbox and the notifier", async () => {
-		await http(node.url, "POST", "/api/v1/tools", { tenant: "metrics-b", body: { name: "clock", type: "datetime" } });
+		await http(node.url, "POST", "/api/v1/tools", {
+			tenant: "metrics-b",
+			body: { name: "clock", type: "datetime" }
+		});
 		await http(node.url, "POST", "/api/v1/internal/tasks", {
 			tenant: "metrics-b",
 			body: { payload: { tool_name: "datetime", parameters: { operation: "now" } } }
@@ -100,9 +111,14 @@ describe("metrics at /metrics", () => {
 	}, 40000);
 
 	it("accepts and echoes X-Request-ID", async () => {
-		const res = await http(node.url, "GET", "/api/v1/tools", { tenant: "metrics-c", headers: { "x-request-id": "req-123" } });
+		const res = await http(node.url, "GET", "/api/v1/tools", {
+			tenant: "metrics-c",
+			headers: { "x-request-id": "req-123" }
+		});
 		expect(res.headers.get("x-request-id")).toBe("req-123");
-		expect(typeof (await http(node.url, "GET", "/health", { token: null })).headers.get("x-request-id")).toBe("string");
+		expect(typeof (await http(node.url, "GET", "/health", { token: null })).headers.get("x-request-id")).toBe(
+			"string"
+		);
 	});
 });
 
@@ -114,7 +130,12 @@ describeWithNats("one request followed across nodes", () => {
 
 	beforeAll(async () => {
 		const transporter = process.env.TEST_NATS_URL!;
-		remote = new ServiceBroker({ logger: false, namespace, nodeID: "remote", transporter: transporter as BrokerOptions["transporter"] });
+		remote = new ServiceBroker({
+			logger: false,
+			namespace,
+			nodeID: "remote",
+			transporter: transporter as BrokerOptions["transporter"]
+		});
 		remote.createService({
 			name: "probe",
 			actions: {

@@ -8,7 +8,8 @@ import { http, startNode, type TestNode } from "../support/node";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 /** Locally a missing browser skips the page test loudly; CI installs Debian's chromium and requires it. */
 const describeWithChromium = existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip;
-if (!existsSync(CHROMIUM) && !process.env.CI) process.stdout.write(`\n*** ${CHROMIUM} not found: the /docs browser test is SKIPPED ***\n`);
+if (!existsSync(CHROMIUM) && !process.env.CI)
+	process.stdout.write(`\n*** ${CHROMIUM} not found: the /docs browser test is SKIPPED ***\n`);
 
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, "{$1}");
 
@@ -30,7 +31,9 @@ describe("OpenAPI document", () => {
 	});
 
 	it("documents every route the gateway serves and nothing it does not", () => {
-		const api = node.broker.getLocalService("api") as unknown as { aliases: { method: string; fullPath: string }[] };
+		const api = node.broker.getLocalService("api") as unknown as {
+			aliases: { method: string; fullPath: string }[];
+		};
 		const served = api.aliases.map(a => `${a.method.toLowerCase()} ${toOpenApiPath(a.fullPath)}`).sort();
 		const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>)
 			.flatMap(([path, operations]) => Object.keys(operations).map(method => `${method} ${path}`))
@@ -52,9 +55,12 @@ describe("OpenAPI document", () => {
 
 	it("describes parameters from the actions' own params", () => {
 		const list = document.paths["/api/v1/tools"].get;
-		const query = list.parameters.filter((p: { in: string }) => p.in === "query").map((p: { name: string }) => p.name);
+		const query = list.parameters
+			.filter((p: { in: string }) => p.in === "query")
+			.map((p: { name: string }) => p.name);
 		expect(query).toEqual(expect.arrayContaining(["type", "tag", "status", "limit", "cursor"]));
-		const submit = document.paths["/api/v1/internal/tasks"].post.requestBody.content["application/json"].schema;
+		const submit =
+			document.paths["/api/v1/internal/tasks"].post.requestBody.content["application/json"].schema;
 		expect(submit.properties.priority).toMatchObject({ type: "integer", minimum: 0, maximum: 9 });
 		const register = document.paths["/api/v1/tools"].post.requestBody.content["application/json"].schema;
 		expect(register.properties.name.pattern).toBe("^[a-zA-Z][a-zA-Z0-9_-]{0,63}$");
@@ -77,7 +83,13 @@ describeWithChromium("the /docs page in headless Chromium", () => {
 		node = await startNode({ services: ["api", "registry", "validator"] });
 		browser = await chromium.launch({
 			executablePath: CHROMIUM,
-			args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+			args: [
+				"--no-sandbox",
+				"--disable-gpu",
+				"--disable-background-networking",
+				"--disable-component-update",
+				"--disable-sync"
+			]
 		});
 	}, 60000);
 
@@ -94,8 +106,11 @@ describeWithChromium("the /docs page in headless Chromium", () => {
 		});
 		await page.goto(`${node.url}/docs`);
 		await page.waitForSelector(".opblock", { timeout: 20000 });
-		const paths = await page.$$eval(".opblock-summary-path", nodes => nodes.map(n => n.getAttribute("data-path")));
-		for (const route of Object.keys(API_ROUTES)) expect(paths).toContain(toOpenApiPath(`/api/v1${route.split(" ")[1]}`));
+		const paths = await page.$$eval(".opblock-summary-path", nodes =>
+			nodes.map(n => n.getAttribute("data-path"))
+		);
+		for (const route of Object.keys(API_ROUTES))
+			expect(paths).toContain(toOpenApiPath(`/api/v1${route.split(" ")[1]}`));
 		expect(await page.title()).toBe("Tool Registry API");
 		expect(foreign).toEqual([]);
 	}, 60000);

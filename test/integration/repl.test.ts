@@ -31,7 +31,10 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 	});
 
 	it("lists a tenant's tools with the global ones", async () => {
-		await http(service.url, "POST", "/api/v1/tools", { tenant: "ops-a", body: { name: "clock_a", type: "datetime" } });
+		await http(service.url, "POST", "/api/v1/tools", {
+			tenant: "ops-a",
+			body: { name: "clock_a", type: "datetime" }
+		});
 		const out = await command("tools").run(repl, { tenant: "ops-a" });
 		const lines = out.split("\n");
 		expect(lines[0]).toMatch(/^name\s+id\s+tenant\s+type\s+status\s+version$/);
@@ -46,8 +49,14 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 			body: { payload: { tool_name: "datetime", parameters: { operation: "now" } } }
 		});
 		const out = await command("task").run(repl, { tenant: "ops-a", taskId: submitted.body.task_id });
-		expect(JSON.parse(out)).toMatchObject({ task_id: submitted.body.task_id, tenant_id: "ops-a", type: "tool_execution" });
-		await expect(command("task").run(repl, { tenant: "ops-b", taskId: submitted.body.task_id })).rejects.toMatchObject({
+		expect(JSON.parse(out)).toMatchObject({
+			task_id: submitted.body.task_id,
+			tenant_id: "ops-a",
+			type: "tool_execution"
+		});
+		await expect(
+			command("task").run(repl, { tenant: "ops-b", taskId: submitted.body.task_id })
+		).rejects.toMatchObject({
 			code: 404
 		});
 		expect(await command("queues").run(repl, {})).toMatch(/All queues are empty|queue\s+pending/);
@@ -59,7 +68,10 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 	});
 
 	it("disables a tool so it is neither run nor discovered, and enables it again", async () => {
-		const tool = await http(service.url, "POST", "/api/v1/tools", { tenant: "ops-c", body: { name: "clock_c", type: "datetime" } });
+		const tool = await http(service.url, "POST", "/api/v1/tools", {
+			tenant: "ops-c",
+			body: { name: "clock_c", type: "datetime" }
+		});
 		expect(await command("disable").run(repl, { tenant: "ops-c", toolId: tool.body.id })).toBe(
 			`clock_c (${tool.body.id}) is disabled`
 		);
@@ -68,9 +80,14 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 			body: { tool_id: tool.body.id, parameters: { operation: "now" } }
 		});
 		expect(run.status).toBe(409);
-		const found = await http(service.url, "POST", "/api/v1/registry/discover", { tenant: "ops-c", body: { query: "clock" } });
+		const found = await http(service.url, "POST", "/api/v1/registry/discover", {
+			tenant: "ops-c",
+			body: { query: "clock" }
+		});
 		expect(found.body.items.map((i: { tool: { name: string } }) => i.tool.name)).not.toContain("clock_c");
-		expect(await command("enable").run(repl, { tenant: "ops-c", toolId: tool.body.id })).toContain("is active");
+		expect(await command("enable").run(repl, { tenant: "ops-c", toolId: tool.body.id })).toContain(
+			"is active"
+		);
 		const again = await http(service.url, "POST", "/api/v1/internal/execute", {
 			tenant: "ops-c",
 			body: { tool_id: tool.body.id, parameters: { operation: "now" } }

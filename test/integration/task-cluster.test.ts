@@ -289,8 +289,7 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 					tenant,
 					body: { priority, payload: { tool_name: TOOL, parameters: { n, tenant } } }
 				});
-				if (res.status !== 202)
-					throw new Error(`submit answered ${res.status}: ${JSON.stringify(res.body)}`);
+				if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${JSON.stringify(res.body)}`);
 				ids[i] = res.body.task_id;
 				taskOfN.set(n, ids[i]);
 				nOfTask.set(ids[i], n);
@@ -418,9 +417,7 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 
 		// Each task the dead node was running ran again on another node once its lease expired.
 		const redeliveries = held.map(n => {
-			const rerun = invocations.find(
-				call => call.n === n && call.node !== dead && call.started > killedAt
-			);
+			const rerun = invocations.find(call => call.n === n && call.node !== dead && call.started > killedAt);
 			return rerun ? rerun.started - killedAt : Infinity;
 		});
 		expect(held.length).toBeGreaterThan(0);

@@ -32,7 +32,11 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		const again = await queue.submit({ ...first, payload: { changed: true } });
 		expect(again.created).toBe(false);
 		expect(again.task.payload).toEqual(first.payload);
-		expect(await queue.get(first.task_id)).toMatchObject({ status: "pending", attempts: 0, metadata: { agent_id: "a1" } });
+		expect(await queue.get(first.task_id)).toMatchObject({
+			status: "pending",
+			attempts: 0,
+			metadata: { agent_id: "a1" }
+		});
 		expect(await queue.get(randomUUID())).toBeNull();
 	});
 
@@ -43,7 +47,8 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		const mid2 = task("acme", { priority: 5 });
 		for (const t of [low, high, mid1, mid2]) await queue.submit(t);
 		const order: string[] = [];
-		for (let lease = await queue.claim(1000); lease; lease = await queue.claim(1000)) order.push(lease.task.task_id);
+		for (let lease = await queue.claim(1000); lease; lease = await queue.claim(1000))
+			order.push(lease.task.task_id);
 		expect(order).toEqual([high.task_id, mid1.task_id, mid2.task_id, low.task_id]);
 	});
 
@@ -62,7 +67,9 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		await queue.submit(t);
 		const lease = (await queue.claim(1000))!;
 		expect(lease.task).toMatchObject({ task_id: t.task_id, status: "processing", attempts: 1 });
-		expect(await queue.finish({ ...lease, token: "forged" }, { status: "completed", result: { v: 1 } })).toBeNull();
+		expect(
+			await queue.finish({ ...lease, token: "forged" }, { status: "completed", result: { v: 1 } })
+		).toBeNull();
 		const done = await queue.finish(lease, { status: "completed", result: { v: 2, list: [] } });
 		expect(done).toMatchObject({ status: "completed", result: { v: 2, list: [] } });
 		expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
@@ -122,7 +129,10 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		await queue.submit(t);
 		const lease = (await queue.claim(1000))!;
 		expect(await queue.retry(lease, 60, { type: "upstream_error", message: "503" })).toBe(true);
-		expect(await queue.get(t.task_id)).toMatchObject({ status: "pending", error: { type: "upstream_error" } });
+		expect(await queue.get(t.task_id)).toMatchObject({
+			status: "pending",
+			error: { type: "upstream_error" }
+		});
 		await queue.reap(3);
 		expect(await queue.claim(1000)).toBeNull();
 		await sleep(80);

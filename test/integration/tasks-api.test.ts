@@ -503,7 +503,7 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			"priority 10": badPriority(10),
 			"priority -1": badPriority(-1),
 			"priority 2.5": badPriority(2.5),
-			"priority \"high\"": badPriority("high"),
+			'priority "high"': badPriority("high"),
 			"an unknown type": {
 				status: 422,
 				type: "VALIDATION_ERROR",

@@ -56,7 +56,10 @@ describe.each(BACKENDS)("ToolStore on $name", ({ redisUrl }) => {
 
 	it("refuses a second tool with the same name in a tenant but allows it in another", async () => {
 		await store.create(makeTool("acme", "alpha"));
-		await expect(store.create(makeTool("acme", "alpha"))).rejects.toMatchObject({ code: 409, type: "CONFLICT" });
+		await expect(store.create(makeTool("acme", "alpha"))).rejects.toMatchObject({
+			code: 409,
+			type: "CONFLICT"
+		});
 		await expect(store.create(makeTool("other", "alpha"))).resolves.toMatchObject({ tenant_id: "other" });
 	});
 
@@ -70,7 +73,11 @@ describe.each(BACKENDS)("ToolStore on $name", ({ redisUrl }) => {
 
 	it("applies an update, keeps the history and rejects a stale expected version", async () => {
 		const tool = await store.create(makeTool("acme", "alpha"));
-		const updated = await store.update(tool.id, t => ({ ...t, description: "v2", version: t.version + 1 }), 1);
+		const updated = await store.update(
+			tool.id,
+			t => ({ ...t, description: "v2", version: t.version + 1 }),
+			1
+		);
 		expect(updated).toMatchObject({ description: "v2", version: 2 });
 		await expect(store.update(tool.id, t => ({ ...t, version: t.version + 1 }), 1)).rejects.toMatchObject({
 			code: 409,

@@ -30,11 +30,15 @@ class UiClient {
 
 	/** The first frame, received or still to come, that matches. */
 	frame(match: (frame: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
-		return eventually(async () => {
-			const found = this.frames.find(match);
-			if (!found) throw new Error(`no matching frame among the ${this.frames.length} received`);
-			return found;
-		}, timeoutMs, 10);
+		return eventually(
+			async () => {
+				const found = this.frames.find(match);
+				if (!found) throw new Error(`no matching frame among the ${this.frames.length} received`);
+				return found;
+			},
+			timeoutMs,
+			10
+		);
 	}
 
 	close(): Promise<unknown> {

@@ -1,5 +1,9 @@
 /** Retries an assertion until it passes or `timeoutMs` runs out (then its last error is thrown). */
-export async function eventually<T>(assertion: () => Promise<T>, timeoutMs = 10000, intervalMs = 50): Promise<T> {
+export async function eventually<T>(
+	assertion: () => Promise<T>,
+	timeoutMs = 10000,
+	intervalMs = 50
+): Promise<T> {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
 		try {

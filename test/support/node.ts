@@ -10,7 +10,10 @@ const SERVICE_NAMES = ["api", "registry", "validator", "executor", "notifier"];
  * Tests load the TypeScript sources; benchmarks set BENCH_COMPILED=1 to measure the compiled
  * service in dist/ (`npm run build`), as production runs it (calculator workers included).
  */
-const servicesDir = path.join(__dirname, process.env.BENCH_COMPILED === "1" ? "../../dist/services" : "../../services");
+const servicesDir = path.join(
+	__dirname,
+	process.env.BENCH_COMPILED === "1" ? "../../dist/services" : "../../services"
+);
 const schemaOf = (name: string): ServiceSchema =>
 	(require(path.join(servicesDir, `${name}.service`)) as { default: ServiceSchema }).default;
 

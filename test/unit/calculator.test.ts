@@ -26,7 +26,7 @@ function calculate(expression: unknown, timeoutMs?: number): Promise<Record<stri
 /** Resolves the ToolFailure a calculation rejects with; fails the test if it resolves. */
 async function failureOf(expression: unknown, timeoutMs?: number): Promise<ToolFailure> {
 	const error: unknown = await calculate(expression, timeoutMs).then(
-		(result) => {
+		result => {
 			throw new Error(`expected a failure, got ${JSON.stringify(result)}`);
 		},
 		(err: unknown) => err
@@ -61,8 +61,11 @@ describe("calculator tool", () => {
 			properties: { expression: { type: "string", minLength: 1, maxLength: 1000 } },
 			additionalProperties: false
 		});
-		expect(calculatorTool.configSchema)
-			.toEqual({ type: "object", additionalProperties: false, properties: {} });
+		expect(calculatorTool.configSchema).toEqual({
+			type: "object",
+			additionalProperties: false,
+			properties: {}
+		});
 	});
 
 	it.each<[string, number]>([
@@ -119,13 +122,15 @@ describe("calculator tool", () => {
 			slowSettled = true;
 		});
 		const slowOutcome = slow.catch((err: unknown) => err);
-		await new Promise((resolve) => setTimeout(resolve, 200));
+		await new Promise(resolve => setTimeout(resolve, 200));
 		const started = Date.now();
 		expect(await calculate("1 + 1")).toEqual({ value: 2 });
 		expect(Date.now() - started).toBeLessThan(1500);
 		expect(slowSettled).toBe(false);
-		expect(await slowOutcome)
-			.toMatchObject({ type: "timeout", message: "calculation took longer than 2000 ms" });
+		expect(await slowOutcome).toMatchObject({
+			type: "timeout",
+			message: "calculation took longer than 2000 ms"
+		});
 	});
 
 	it("stops when the execution's own timeout is shorter than the cap", async () => {
@@ -141,14 +146,14 @@ describe("calculator tool", () => {
 		const outcomes = await Promise.allSettled(
 			Array.from({ length: FLOOD }, () => calculate("combinations(2e9, 1e9)", 2500))
 		);
-		const failures = outcomes.map((outcome) => {
+		const failures = outcomes.map(outcome => {
 			expect(outcome.status).toBe("rejected");
 			return (outcome as PromiseRejectedResult).reason as ToolFailure;
 		});
-		const busy = failures.filter((failure) => failure.message === "calculator busy, try again later");
+		const busy = failures.filter(failure => failure.message === "calculator busy, try again later");
 		expect(busy.length).toBeGreaterThan(0);
-		expect(busy.every((failure) => failure.type === "tool_error")).toBe(true);
-		expect(failures.filter((failure) => failure.type === "timeout")).toHaveLength(FLOOD - busy.length);
+		expect(busy.every(failure => failure.type === "tool_error")).toBe(true);
+		expect(failures.filter(failure => failure.type === "timeout")).toHaveLength(FLOOD - busy.length);
 		expect(await calculate("1 + 1")).toEqual({ value: 2 });
 	});
 
@@ -166,11 +171,11 @@ describe("calculator tool", () => {
 		// Submitted in the same tick as the slow one, so they share its batch (or the next worker's).
 		const slow = failureOf("combinations(2e9, 1e9)");
 		const quick = Array.from({ length: 20 }, (_, i) =>
-			calculate(`${i} + 0.5`).then((result) => ({ result, ms: Date.now() - started }))
+			calculate(`${i} + 0.5`).then(result => ({ result, ms: Date.now() - started }))
 		);
 		const answered = await Promise.all(quick);
-		expect(answered.map((a) => a.result)).toEqual(Array.from({ length: 20 }, (_, i) => ({ value: i + 0.5 })));
-		expect(Math.max(...answered.map((a) => a.ms))).toBeLessThan(1000);
+		expect(answered.map(a => a.result)).toEqual(Array.from({ length: 20 }, (_, i) => ({ value: i + 0.5 })));
+		expect(Math.max(...answered.map(a => a.ms))).toBeLessThan(1000);
 		expect(await slow).toMatchObject({ type: "timeout", message: "calculation took longer than 2000 ms" });
 	});
 
@@ -179,8 +184,9 @@ describe("calculator tool", () => {
 		const huge = failureOf("[1:5000]' * [1:5000]");
 		const quick = Array.from({ length: 10 }, (_, i) => calculate(`${i} ^ 2`));
 		expect(await Promise.all(quick)).toEqual(Array.from({ length: 10 }, (_, i) => ({ value: i ** 2 })));
-		expect(["calculation needs too much memory", "calculation took longer than 2000 ms"])
-			.toContain((await huge).message);
+		expect(["calculation needs too much memory", "calculation took longer than 2000 ms"]).toContain(
+			(await huge).message
+		);
 	});
 
 	it("builds the pool again after close()", async () => {
@@ -190,34 +196,34 @@ describe("calculator tool", () => {
 
 	it.each<[string, unknown, RegExp]>([
 		["import", "import({x: 1})", /function import is not allowed/],
-		["createUnit", "createUnit(\"foo\")", /function createUnit is not allowed/],
-		["evaluate", "evaluate(\"1+1\")", /function evaluate is not allowed/],
-		["parse", "parse(\"1\")", /function parse is not allowed/],
-		["simplify", "simplify(\"x\")", /function simplify is not allowed/],
-		["derivative", "derivative(\"x^2\", \"x\")", /function derivative is not allowed/],
-		["compile", "compile(\"1\")", /function compile is not allowed/],
+		["createUnit", 'createUnit("foo")', /function createUnit is not allowed/],
+		["evaluate", 'evaluate("1+1")', /function evaluate is not allowed/],
+		["parse", 'parse("1")', /function parse is not allowed/],
+		["simplify", 'simplify("x")', /function simplify is not allowed/],
+		["derivative", 'derivative("x^2", "x")', /function derivative is not allowed/],
+		["compile", 'compile("1")', /function compile is not allowed/],
 		["chain", "chain(1)", /function chain is not allowed/],
-		["resolve", "resolve(\"x\")", /function resolve is not allowed/],
+		["resolve", 'resolve("x")', /function resolve is not allowed/],
 		["reviver as a value", "reviver", /symbol reviver is not allowed/],
-		["reviver called", "reviver(\"a\", 1)", /function reviver is not allowed/],
+		["reviver called", 'reviver("a", 1)', /function reviver is not allowed/],
 		["map with a callback", "map([1, 2], cos)", /function map is not allowed/],
-		["config", "config({number: \"BigNumber\"})", /function config is not allowed/],
+		["config", 'config({number: "BigNumber"})', /function config is not allowed/],
 		["a function as a value", "cos", /symbol cos is not allowed/],
 		["function definition", "f(x) = x", /function definitions/],
 		["assignment", "a = 1", /assignments/],
 		["property access", "x.constructor", /property and index access/],
 		// Calling the result of a call is not even valid syntax.
-		["constructor via a function", "cos.constructor(\"return process\")()", /Value expected/],
-		["constructor via an array method", "[].map.constructor(\"return 1\")()", /Value expected/],
-		["constructor called", "cos.constructor(\"return process\")", /only named functions may be called/],
-		["constructor of a string", "\"\".constructor", /property and index access/],
+		["constructor via a function", 'cos.constructor("return process")()', /Value expected/],
+		["constructor via an array method", '[].map.constructor("return 1")()', /Value expected/],
+		["constructor called", 'cos.constructor("return process")', /only named functions may be called/],
+		["constructor of a string", '"".constructor', /property and index access/],
 		["index access", "[1, 2][1]", /property and index access/],
 		["object literal", "{a: 1}", /objects/],
 		["several statements", "1; 2", /multiple statements/],
-		["string literal", "\"abc\"", /only numbers and booleans/],
+		["string literal", '"abc"', /only numbers and booleans/],
 		["this", "this", /symbol this is not allowed/],
 		["process", "process", /symbol process is not allowed/],
-		["require", "require(\"fs\")", /function require is not allowed/],
+		["require", 'require("fs")', /function require is not allowed/],
 		["global", "global", /symbol global is not allowed/],
 		["globalThis", "globalThis", /symbol globalThis is not allowed/],
 		["constructor symbol", "constructor", /symbol constructor is not allowed/],
@@ -251,8 +257,9 @@ describe("calculator tool", () => {
 	it("stops an expression that allocates a huge matrix", async () => {
 		// 5000 x 5000 = 25 million elements: the heap cap or the time cap ends it, whichever comes first.
 		const failure = await failureOf("[1:5000]' * [1:5000]");
-		expect(["calculation needs too much memory", "calculation took longer than 2000 ms"])
-			.toContain(failure.message);
+		expect(["calculation needs too much memory", "calculation took longer than 2000 ms"]).toContain(
+			failure.message
+		);
 		expect(await calculate("1 + 1")).toEqual({ value: 2 });
 	});
 });

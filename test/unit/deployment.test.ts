@@ -54,7 +54,10 @@ describe("docker-compose.yml", () => {
 				OUTBOUND_ALLOW_HOSTS: expect.any(String),
 				LOG_FORMAT: "json"
 			});
-			expect(node.depends_on).toEqual({ nats: { condition: "service_healthy" }, redis: { condition: "service_healthy" } });
+			expect(node.depends_on).toEqual({
+				nats: { condition: "service_healthy" },
+				redis: { condition: "service_healthy" }
+			});
 		}
 		expect([first.environment.SERVICES, second.environment.SERVICES]).toEqual(["executor", "executor"]);
 		expect(first.environment.NODE_ID).not.toBe(second.environment.NODE_ID);
@@ -82,6 +85,7 @@ describe("Dockerfile", () => {
 
 	it("copies every source folder the build compiles", () => {
 		const build = JSON.parse(read("tsconfig.build.json")) as { include: string[] };
-		for (const entry of build.include) expect(dockerfile).toContain(entry.endsWith(".ts") ? entry : `COPY ${entry} ./${entry}`);
+		for (const entry of build.include)
+			expect(dockerfile).toContain(entry.endsWith(".ts") ? entry : `COPY ${entry} ./${entry}`);
 	});
 });

@@ -7,7 +7,12 @@ const fresh = () => new ExecutionContext("acme", "agent-1", "exec-1", 500, env, 
 describe("ExecutionContext", () => {
 	it("carries the execution's identity, limit and environment", () => {
 		const context = fresh();
-		expect(context).toMatchObject({ tenant_id: "acme", agent_id: "agent-1", execution_id: "exec-1", timeout_ms: 500 });
+		expect(context).toMatchObject({
+			tenant_id: "acme",
+			agent_id: "agent-1",
+			execution_id: "exec-1",
+			timeout_ms: 500
+		});
 		expect(context.env).toBe(env);
 		expect(context.call).toBe(call);
 	});

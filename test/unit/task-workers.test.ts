@@ -8,7 +8,11 @@ const OPTIONS = { concurrency: 2, leaseMs: 1000, reapIntervalMs: 50, maxDeliveri
 const submit = (queue: MemoryTaskQueue) => queue.submit(pendingTask("t"));
 
 /** Workers that complete every task they get and record its id. */
-function recordingWorkers(queue: MemoryTaskQueue, options: typeof OPTIONS, canClaim: () => boolean = () => true) {
+function recordingWorkers(
+	queue: MemoryTaskQueue,
+	options: typeof OPTIONS,
+	canClaim: () => boolean = () => true
+) {
 	const handled: string[] = [];
 	const workers = new TaskWorkers(queue, options, {
 		canClaim,
@@ -45,7 +49,11 @@ describe("TaskWorkers", () => {
 		const queue = new MemoryTaskQueue();
 		const claim = jest.spyOn(queue, "claim");
 		// Idle workers never poll during the test: only a wake-up makes them claim.
-		const { workers, handled } = recordingWorkers(queue, { ...OPTIONS, concurrency: 4, pollIntervalMs: 60_000 });
+		const { workers, handled } = recordingWorkers(queue, {
+			...OPTIONS,
+			concurrency: 4,
+			pollIntervalMs: 60_000
+		});
 		workers.start();
 		await new Promise(resolve => setTimeout(resolve, 20));
 		expect(claim).toHaveBeenCalledTimes(4);
