@@ -28,3 +28,12 @@ export const rateLimited = (retryAfterSeconds: number) =>
 	new MoleculerClientError("Too many requests", 429, "RATE_LIMITED", {
 		retry_after: retryAfterSeconds
 	});
+
+/** An `expected_hash` that no longer matches: nothing ran, and the caller learns what to re-approve. */
+export const definitionChanged = (currentHash: string) =>
+	new MoleculerClientError(
+		"The tool's definition changed since the expected hash was taken",
+		409,
+		"DEFINITION_CHANGED",
+		{ current_hash: currentHash }
+	);

@@ -1,5 +1,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DEFINITION_SCHEMA, MAX_CONFIG_BYTES, MAX_METADATA_BYTES } from "../lib/definition";
+import { checkDescriptions } from "../lib/description-guard";
 import { checkParametersSchema, createAjv, toProblems } from "../lib/json-schema";
 import { toolFor, toolTypes } from "../tools";
 import type { JsonObject, ValidationProblem, ValidationReport } from "../types/wire";
@@ -39,7 +40,8 @@ const ValidatorService: ServiceSchema<
 			params: { $$root: true, type: "object" },
 			handler(this: ValidatorThis, ctx: Context<JsonObject>): Omit<ValidationReport, "kind" | "checked_at"> {
 				const errors = this.definitionProblems(ctx.params);
-				return { valid: errors.length === 0, errors };
+				// Whether a warning refuses the definition is the registry's call (tenant policy).
+				return { valid: errors.length === 0, errors, warnings: checkDescriptions(ctx.params) };
 			}
 		}
 	},
