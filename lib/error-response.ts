@@ -1,3 +1,7 @@
+import { Errors } from "moleculer";
+
+const { MoleculerClientError } = Errors;
+
 /** Turns any error into the contract's error body (section 7) and its HTTP status. */
 
 export interface ErrorBody {
@@ -17,6 +21,25 @@ const BODY_ERRORS: Record<string, { code: number; type: string; message?: string
 	"request.aborted": { code: 400, type: "REQUEST_ABORTED" },
 	"request.size.invalid": { code: 400, type: "BAD_REQUEST" }
 };
+
+/**
+ * moleculer-web middleware after the body parsers: a body that fails to decompress (corrupt gzip,
+ * deflate or br) reaches it as zlib's error with a string `code`, which moleculer-web would turn into
+ * a 500. It is the client's bad body, so it becomes a 400 before authentication even runs.
+ */
+export function bodyDecodingErrors(
+	err: { code?: unknown; status?: unknown; type?: unknown },
+	_req: unknown,
+	_res: unknown,
+	next: (err?: unknown) => void
+): void {
+	const undecodable = err.status === 400 && err.type === undefined && typeof err.code === "string";
+	next(
+		undecodable
+			? new MoleculerClientError("Request body cannot be decoded", 400, "INVALID_BODY_ENCODING")
+			: err
+	);
+}
 
 /** moleculer-web's own type names mapped to the contract's. */
 const RENAMED_TYPES: Record<string, string> = {
