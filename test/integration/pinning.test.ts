@@ -13,12 +13,12 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 	const call = (method: string, path: string, tenant: string, body?: unknown) =>
 		http(node.url, method, `/api/v1${path}`, { tenant, body });
 
-	/** A tenant with a calculator tool changed once after registration: its first hash is stale. */
+	/** A tenant with a datetime tool (runs in-process, no worker start-up) changed once after registration: its first hash is stale. */
 	const changedTool = async () => {
 		const tenant = newTenant();
 		const created = await call("POST", "/tools", tenant, {
-			name: "calc",
-			type: "calculator",
+			name: "clock",
+			type: "datetime",
 			description: "v1"
 		});
 		expect(created.status).toBe(201);
@@ -46,18 +46,18 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 		const { tenant, id, current } = await changedTool();
 		const res = await call("POST", "/internal/execute", tenant, {
 			tool_id: id,
-			parameters: { expression: "1 + 2" },
+			parameters: { operation: "now" },
 			expected_hash: current
 		});
 		expect(res.status).toBe(200);
-		expect(res.body).toMatchObject({ status: "completed", result: { value: 3 } });
+		expect(res.body).toMatchObject({ status: "completed", result: { iso: expect.any(String) } });
 	});
 
 	it("refuses with 409 DEFINITION_CHANGED and the current hash when the definition changed", async () => {
 		const { tenant, id, stale, current } = await changedTool();
 		const res = await call("POST", "/internal/execute", tenant, {
-			tool_name: "calc",
-			parameters: { expression: "1 + 2" },
+			tool_name: "clock",
+			parameters: { operation: "now" },
 			expected_hash: stale
 		});
 		expect(res.status).toBe(409);
@@ -69,7 +69,7 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 	it("refuses a task pinned to a stale hash before queueing it", async () => {
 		const { tenant, stale, current } = await changedTool();
 		const res = await call("POST", "/internal/tasks", tenant, {
-			payload: { tool_name: "calc", parameters: { expression: "2" }, expected_hash: stale }
+			payload: { tool_name: "clock", parameters: { operation: "now" }, expected_hash: stale }
 		});
 		expect(res.status).toBe(409);
 		expect(res.body).toMatchObject({ type: "DEFINITION_CHANGED", data: { current_hash: current } });
@@ -86,7 +86,7 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 			tenant_id: tenant,
 			type: "tool_execution",
 			metadata: {},
-			payload: { tool_id: id, parameters: { expression: "2" }, expected_hash: stale }
+			payload: { tool_id: id, parameters: { operation: "now" }, expected_hash: stale }
 		});
 		expect(outcome.status).toBe("failed");
 		expect(outcome.error!.message).toMatch(/definition changed/);
@@ -97,15 +97,15 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 	it("carries definition_hash in every discovery format", async () => {
 		const { tenant, current } = await changedTool();
 		const discover = (format: string) =>
-			call("POST", "/registry/discover", tenant, { query: "calc", format, limit: 100 });
+			call("POST", "/registry/discover", tenant, { query: "clock", format, limit: 100 });
 		const native = await discover("native");
-		expect(native.body.items.find((i: any) => i.tool.name === "calc").tool.definition_hash).toBe(current);
+		expect(native.body.items.find((i: any) => i.tool.name === "clock").tool.definition_hash).toBe(current);
 		for (const format of ["openai", "anthropic"]) {
 			const res = await discover(format);
-			expect(res.body.definition_hashes.calc).toBe(current);
+			expect(res.body.definition_hashes.clock).toBe(current);
 		}
 		const mcp = await discover("mcp");
-		expect(mcp.body.tools.find((t: any) => t.name === "calc")._meta).toEqual({ definition_hash: current });
+		expect(mcp.body.tools.find((t: any) => t.name === "clock")._meta).toEqual({ definition_hash: current });
 	});
 
 	it("pins MCP tools/call with the _meta.definition_hash the client saw", async () => {
@@ -118,15 +118,15 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 		);
 		try {
 			const listed = await client.listTools();
-			expect(listed.tools.find(t => t.name === "calc")!._meta).toEqual({ definition_hash: current });
+			expect(listed.tools.find(t => t.name === "clock")!._meta).toEqual({ definition_hash: current });
 			const ok = await client.callTool({
-				name: "calc",
-				arguments: { expression: "6 * 7" },
+				name: "clock",
+				arguments: { operation: "now" },
 				_meta: { definition_hash: current }
 			});
-			expect(ok.structuredContent).toEqual({ value: 42 });
+			expect(ok.structuredContent).toMatchObject({ iso: expect.any(String) });
 			const refused = await client
-				.callTool({ name: "calc", arguments: { expression: "1" }, _meta: { definition_hash: stale } })
+				.callTool({ name: "clock", arguments: { operation: "now" }, _meta: { definition_hash: stale } })
 				.then(
 					() => null,
 					(err: unknown) => err
