@@ -1,6 +1,6 @@
 import { STATUS_CODES, type ServerResponse } from "http";
 import type { Duplex } from "stream";
-import { DEPENDENCY_RETRY_AFTER_S, isNoNode } from "./errors";
+import { badRequest, DEPENDENCY_RETRY_AFTER_S, isNoNode } from "./errors";
 
 /**
  * The one way an error leaves the service over HTTP: every REST route, `/mcp`, `/metrics`, `/docs`
@@ -25,6 +25,21 @@ const BODY_ERRORS: Record<string, { code: number; type: string; message?: string
 	"request.aborted": { code: 400, type: "REQUEST_ABORTED" },
 	"request.size.invalid": { code: 400, type: "BAD_REQUEST" }
 };
+
+/**
+ * moleculer-web middleware after the body parsers: a body that fails to decompress (corrupt gzip,
+ * deflate or br) reaches it as zlib's error with a string `code`, which moleculer-web would turn into
+ * a 500. It is the client's bad body, so it becomes a 400 before authentication even runs.
+ */
+export function bodyDecodingErrors(
+	err: { code?: unknown; status?: unknown; type?: unknown },
+	_req: unknown,
+	_res: unknown,
+	next: (err?: unknown) => void
+): void {
+	const undecodable = err.status === 400 && err.type === undefined && typeof err.code === "string";
+	next(undecodable ? badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING") : err);
+}
 
 /** moleculer-web's own type names mapped to the contract's. */
 const RENAMED_TYPES: Record<string, string> = {

@@ -6,7 +6,7 @@ import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
-import { refuseUpgrade, sendError } from "../lib/error-response";
+import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
 import { McpGateway } from "../lib/mcp-gateway";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
@@ -212,6 +212,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				authentication: true,
 				authorization: true,
 				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
+				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
 				onAfterCall(
 					this: ApiThis,
