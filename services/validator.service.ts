@@ -41,7 +41,8 @@ const ValidatorService: ServiceSchema<
 			handler(this: ValidatorThis, ctx: Context<JsonObject>): Omit<ValidationReport, "kind" | "checked_at"> {
 				const errors = this.definitionProblems(ctx.params);
 				// Whether a warning refuses the definition is the registry's call (tenant policy).
-				return { valid: errors.length === 0, errors, warnings: checkDescriptions(ctx.params) };
+				const warnings = checkDescriptions(ctx.params);
+				return { valid: errors.length === 0, errors, ...(warnings.length ? { warnings } : {}) };
 			}
 		}
 	},

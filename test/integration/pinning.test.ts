@@ -61,7 +61,7 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 			expected_hash: stale
 		});
 		expect(res.status).toBe(409);
-		expect(res.body).toMatchObject({ type: "DEFINITION_CHANGED", data: { current_hash: current } });
+		expect(res.body).toMatchObject({ type: "DEFINITION_CHANGED", data: { definition_hash: current } });
 		const stats = await call("GET", `/tools/${id}/stats`, tenant);
 		expect(stats.body).toMatchObject({ calls: 0 });
 	});
@@ -72,7 +72,7 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 			payload: { tool_name: "clock", parameters: { operation: "now" }, expected_hash: stale }
 		});
 		expect(res.status).toBe(409);
-		expect(res.body).toMatchObject({ type: "DEFINITION_CHANGED", data: { current_hash: current } });
+		expect(res.body).toMatchObject({ type: "DEFINITION_CHANGED", data: { definition_hash: current } });
 	});
 
 	it("fails a queued task whose tool changed while it waited, without running it", async () => {
@@ -132,7 +132,7 @@ describe.each(BACKENDS)("definition pinning on the $name store", ({ redisUrl }) 
 					(err: unknown) => err
 				);
 			expect(refused).toBeInstanceOf(McpError);
-			expect((refused as McpError).data).toEqual({ current_hash: current });
+			expect((refused as McpError).data).toEqual({ definition_hash: current });
 		} finally {
 			await client.close();
 		}
