@@ -29,7 +29,7 @@ describe("npm start with nothing configured", () => {
 		const body = await eventually(async () => {
 			const res = await execute();
 			expect(res.status).toBe(200);
-			const answer = await res.json();
+			const answer = (await res.json()) as { error?: { type: string } };
 			expect(answer.error?.type).not.toBe("timeout");
 			return answer;
 		}, 60000);
