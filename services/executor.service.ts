@@ -3,7 +3,7 @@ import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
-import { conflict, forbidden, invalid, notFound } from "../lib/errors";
+import { conflict, forbidden, invalid, isClientError, isUnavailable, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { createAjv } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
@@ -536,14 +536,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				const tool = await ctx.call<JsonObject, JsonObject>("registry.register", task.payload);
 				return { outcome: { status: "completed" as const, result: tool }, retryable: false };
 			} catch (err) {
-				const e = err as { message?: string; code?: number; type?: string };
+				const e = err as { message?: string };
 				// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 				// unavailable service or a timeout between nodes may pass.
-				const retryable =
-					typeof e.code !== "number" ||
-					e.code >= 500 ||
-					e.type === "SERVICE_NOT_AVAILABLE" ||
-					e.type === "SERVICE_NOT_FOUND";
+				const retryable = !isClientError(err) || isUnavailable(err);
 				return {
 					outcome: {
 						status: "failed" as const,
@@ -554,23 +550,28 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			}
 		},
 
-		/** Probes a tool's API and records the report, which moves it out of `pending_validation`. */
+		/** Probes a tool's API and records the report and the upstream's health. */
 		async validateTool(this: ExecutorThis, task: TaskMessage): Promise<ValidationReport> {
 			const ctx = this.contextFor(task);
 			const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", {
 				tool_id: task.payload.tool_id
 			});
-			const errors = await probeOrigin(String(tool.config.url), {
+			const { problems, health } = await probeOrigin(String(tool.config.url), {
 				allowHosts: this.settings.outboundAllowHosts,
 				timeoutMs: tool.timeout_ms
 			});
 			const report: ValidationReport = {
-				valid: errors.length === 0,
-				errors,
+				valid: problems.length === 0,
+				errors: problems,
 				kind: "functional",
 				checked_at: new Date().toISOString()
 			};
-			await ctx.call("registry.recordValidation", { id: tool.id, version: task.payload.version, report });
+			await ctx.call("registry.recordValidation", {
+				id: tool.id,
+				version: task.payload.version,
+				report,
+				health
+			});
 			return report;
 		},
 
