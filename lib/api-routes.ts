@@ -80,5 +80,6 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		status: 201,
 		location: key => `/api/v1/keys/${key.key_id}`
 	}),
+	"GET /audit": route("audit.list", "keys:admin", "The tenant's audit trail, newest first"),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import {
@@ -30,7 +31,7 @@ import { TaskWorkers, type TaskWorkerOptions } from "../lib/queue/task-workers";
 import type { TaskUpdate } from "../lib/task-events";
 import type { CallerMeta, JsonObject, StoredTool, ValidationReport } from "../types/wire";
 
-export interface ExecutorSettings extends RedisSettings {
+export interface ExecutorSettings extends RedisSettings, AuditSettings {
 	orchestratorUrl?: string;
 	serviceToken?: string;
 	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs tenant-configured calls may reach although private. */
@@ -74,7 +75,7 @@ export interface ExecutionResult {
 	execution_time_ms: number;
 }
 
-interface ExecutorMethods extends TenantScopeMethods {
+interface ExecutorMethods extends TenantScopeMethods, AuditMethods {
 	resolveTool(
 		ctx: Context<unknown, CallerMeta>,
 		request: ExecutionRequest,
@@ -103,7 +104,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 	sampleMetrics(): Promise<void>;
 }
 
-interface ExecutorLocals extends RedisLocals {
+interface ExecutorLocals extends RedisLocals, AuditLocals {
 	schemas: SchemaGuard;
 	guards: ToolGuards;
 	usage: UsageStats;
@@ -176,6 +177,7 @@ const TASK_PAYLOAD_PARAMS = {
 const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, ExecutorLocals, ExecutorThis> = {
 	name: "executor",
 	mixins: [
+		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({ metrics: ["executions", "executionDuration", "queueDepth", "queueOldestAge"] })
@@ -327,6 +329,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 					})
 				);
 				if (!created) return task;
+				await this.recordAudit(
+					this.auditDraft(ctx, tenantId, "task.submit", `task:${task.task_id}`, "accepted", {
+						details: { type: task.type, ...(payload.tool_id ? { tool_id: payload.tool_id } : {}) }
+					})
+				);
 				// No "queued" announcement: the submitter has the 202; updates start with "processing".
 				this.signalWork();
 				return { task_id: task.task_id, status: task.status };
@@ -434,6 +441,18 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				error_type: error?.type,
 				execution_time_ms: elapsedMs
 			});
+			const rate = this.settings.audit.executionSampleRate;
+			if (rate >= 1 || (rate > 0 && Math.random() < rate))
+				await this.recordAudit(
+					this.auditDraft(ctx, tenantId, "tool.execute", `tool:${tool.id}`, status, {
+						definition_hash: tool.definition_hash,
+						details: {
+							execution_id: executionId,
+							...(error ? { error_type: error.type } : {}),
+							...(rate < 1 ? { sample_rate: rate } : {})
+						}
+					})
+				);
 			const execution_time_ms = Math.round(elapsedMs * 1000) / 1000;
 			// Literals, not `{ ...envelope, result }`: once optimised, V8 gives every object spread and then
 			// extended a hidden class of its own, which cost a third of an execution's time in GC.

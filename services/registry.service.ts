@@ -1,6 +1,10 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
+import type { AuditAction } from "../lib/audit/audit-log";
+import { MemoryAuditLog } from "../lib/audit/memory-audit-log";
+import { RedisAuditLog } from "../lib/audit/redis-audit-log";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
@@ -19,7 +23,7 @@ import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
-import type { ToolStore } from "../lib/store/tool-store";
+import type { AuditHook, ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
 import { paramsToJsonSchema } from "../lib/params-schema";
@@ -36,7 +40,7 @@ import type {
 	ValidationReport
 } from "../types/wire";
 
-export interface RegistrySettings extends RedisSettings {
+export interface RegistrySettings extends RedisSettings, AuditSettings {
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -56,7 +60,8 @@ export interface HealthSettings extends BackoffSettings {
 	claimMs: number;
 }
 
-interface RegistryMethods extends TenantScopeMethods {
+interface RegistryMethods extends TenantScopeMethods, AuditMethods {
+	audited(ctx: Context, action: AuditAction, outcome?: string): AuditHook;
 	present(tool: StoredTool): StoredTool;
 	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
 	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
@@ -73,7 +78,7 @@ interface RegistryMethods extends TenantScopeMethods {
 	probeDue(): Promise<void>;
 }
 
-interface RegistryLocals extends RedisLocals {
+interface RegistryLocals extends RedisLocals, AuditLocals {
 	store: ToolStore;
 	discovery: DiscoveryIndex;
 	probeSchedule: ProbeSchedule;
@@ -119,6 +124,7 @@ const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHe
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
 	mixins: [
+		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({
@@ -164,7 +170,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					created_at: now,
 					updated_at: now
 				};
-				await this.store.create(tool);
+				await this.store.create(tool, this.audited(ctx, "tool.register"));
 				const shown = this.present(tool);
 				ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
 				if (tool.status === "pending_validation") await this.queueProbe(ctx, tool);
@@ -256,7 +262,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 								validation: report,
 								updated_at: new Date().toISOString()
 							}),
-							expected_version ?? current.version
+							expected_version ?? current.version,
+							this.audited(ctx, "tool.update")
 						);
 						if (!updated) throw notFound("Tool", id);
 						const shown = this.present(updated);
@@ -278,7 +285,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				await this.findWritable(tenantId, ctx.params.id);
-				const removed = await this.store.remove(ctx.params.id);
+				const removed = await this.store.remove(ctx.params.id, this.audited(ctx, "tool.delete"));
 				if (!removed) throw notFound("Tool", ctx.params.id);
 				await this.probeSchedule.remove(removed.id);
 				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
@@ -295,11 +302,16 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
-				const updated = await this.store.update(current.id, stored => ({
-					...stored,
-					status: stored.status === "disabled" ? "disabled" : status,
-					validation: report
-				}));
+				const updated = await this.store.update(
+					current.id,
+					stored => ({
+						...stored,
+						status: stored.status === "disabled" ? "disabled" : status,
+						validation: report
+					}),
+					undefined,
+					this.audited(ctx, "tool.validate", report.valid ? "valid" : "invalid")
+				);
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				if (probe && updated.status === "pending_validation") {
 					const queued = await this.queueProbe(ctx, updated);
@@ -320,11 +332,16 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
 				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
-				const updated = await this.store.update(tool.id, stored => ({
-					...stored,
-					status: ctx.params.status,
-					updated_at: new Date().toISOString()
-				}));
+				const updated = await this.store.update(
+					tool.id,
+					stored => ({
+						...stored,
+						status: ctx.params.status,
+						updated_at: new Date().toISOString()
+					}),
+					undefined,
+					this.audited(ctx, ctx.params.status === "disabled" ? "tool.disable" : "tool.enable")
+				);
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
 				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
@@ -355,19 +372,32 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			) {
 				const { id, version, report } = ctx.params;
 				const probed = report.valid ? (ctx.params.health ?? UNKNOWN_HEALTH) : UNKNOWN_HEALTH;
+				const outcome = report.valid ? "valid" : "invalid";
+				// The trail gets the probe that follows a change, not every health re-check of an active tool.
+				let decides = false;
+				const audit = this.audited(ctx, "tool.validate", outcome);
 				// A report about an older version is stale: the newer version has its own probe queued.
-				const updated = await this.store.update(id, stored =>
-					stored.version !== version || (stored.status !== "pending_validation" && stored.status !== "active")
-						? stored
-						: {
-								...stored,
-								status: report.valid ? "active" : "invalid",
-								// The probe says nothing about descriptions: the definition check's findings stay visible.
-								validation: stored.validation?.warnings
-									? { ...report, warnings: stored.validation.warnings }
-									: report,
-								health: this.nextHealth(stored.health, probed)
-							}
+				const updated = await this.store.update(
+					id,
+					stored => {
+						if (
+							stored.version !== version ||
+							(stored.status !== "pending_validation" && stored.status !== "active")
+						)
+							return stored;
+						decides = stored.status === "pending_validation" || !report.valid;
+						return {
+							...stored,
+							status: report.valid ? "active" : "invalid",
+							// The probe says nothing about descriptions: the definition check's findings stay visible.
+							validation: stored.validation?.warnings
+								? { ...report, warnings: stored.validation.warnings }
+								: report,
+							health: this.nextHealth(stored.health, probed)
+						};
+					},
+					undefined,
+					tool => (decides ? audit(tool) : null)
 				);
 				if (
 					!updated ||
@@ -447,6 +477,15 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	methods: {
+		/** The audit entry of a write to one tool, appended by the store in the same step. */
+		audited(this: RegistryThis, ctx: Context, action: AuditAction, outcome = "success"): AuditHook {
+			return tool =>
+				this.auditDraft(ctx, tool.tenant_id, action, `tool:${tool.id}`, outcome, {
+					definition_hash: tool.definition_hash,
+					details: { name: tool.name, version: tool.version, status: tool.status }
+				});
+		},
+
 		present(tool: StoredTool): StoredTool {
 			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
 		},
@@ -726,9 +765,14 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	created(this: RegistryThis) {
+		const trail = this.auditLog;
 		this.store = this.redis
-			? new RedisToolStore(this.redis, this.settings.redisPrefix)
-			: new MemoryToolStore();
+			? new RedisToolStore(
+					this.redis,
+					this.settings.redisPrefix,
+					trail instanceof RedisAuditLog ? trail : undefined
+				)
+			: new MemoryToolStore(trail instanceof MemoryAuditLog ? trail : undefined);
 		this.probeSchedule = this.redis
 			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
 			: new MemoryProbeSchedule();
