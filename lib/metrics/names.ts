@@ -9,7 +9,10 @@ export const METRICS = {
 	outboxSize: "tool_registry.outbox.size",
 	notifierConnected: "tool_registry.notifier.connected",
 	notifierLeader: "tool_registry.notifier.leader",
-	toolsRegistered: "tool_registry.tools.registered"
+	toolsRegistered: "tool_registry.tools.registered",
+	sourceHealthy: "tool_registry.source.healthy",
+	sourceTools: "tool_registry.source.tools",
+	sourceLastRefresh: "tool_registry.source.last_refresh"
 } as const;
 
 interface Definition {
@@ -48,7 +51,19 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	outboxSize: { type: "gauge", description: "Notifications waiting in the outbox for the orchestrator" },
 	notifierConnected: { type: "gauge", description: "1 while the notifier is connected and authenticated" },
 	notifierLeader: { type: "gauge", description: "1 on the notifier node holding the leader lock" },
-	toolsRegistered: { type: "gauge", labelNames: ["tenant"], description: "Registered tools per tenant" }
+	toolsRegistered: { type: "gauge", labelNames: ["tenant"], description: "Registered tools per tenant" },
+	sourceHealthy: {
+		type: "gauge",
+		labelNames: ["tenant", "source"],
+		description: "1 while a tool source answered its last refresh, 0 while it is unreachable"
+	},
+	sourceTools: { type: "gauge", labelNames: ["tenant", "source"], description: "Tools a source offers" },
+	sourceLastRefresh: {
+		type: "gauge",
+		labelNames: ["tenant", "source"],
+		unit: "seconds",
+		description: "Unix time of a source's last successful refresh"
+	}
 };
 
 /** Registers the named metrics once per broker (a no-op when metrics are disabled). */
