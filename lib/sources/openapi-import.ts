@@ -1,4 +1,4 @@
-import { dereference, validate } from "@readme/openapi-parser";
+import { dereference } from "@readme/openapi-parser";
 import type { JsonObject, ToolDefinition, ValidationProblem } from "../../types/wire";
 import { sourceToolName } from "./tool-names";
 
@@ -56,6 +56,52 @@ function remoteRefs(value: unknown, path = "spec", found: string[] = []): string
 		else remoteRefs(child, `${path}.${key}`, found);
 	}
 	return found;
+}
+
+const isObject = (value: unknown): value is JsonObject =>
+	value !== null && typeof value === "object" && !Array.isArray(value);
+
+/**
+ * What the import reads, checked before it reads it. Not a full validation against the OpenAPI
+ * schema: compiling that schema takes hundreds of milliseconds of one thread per document, and
+ * every schema that becomes a tool's parameters is validated by the registry anyway.
+ */
+function shapeProblems(doc: JsonObject): ValidationProblem[] {
+	const problems: ValidationProblem[] = [];
+	if (doc.paths === undefined) return problems;
+	if (!isObject(doc.paths)) return [{ field: "spec.paths", message: "must be an object" }];
+	for (const [path, item] of Object.entries(doc.paths)) {
+		const field = `spec.paths.${path}`;
+		if (!path.startsWith("/")) problems.push({ field, message: "must start with /" });
+		if (!isObject(item)) {
+			problems.push({ field, message: "must be a path item object" });
+			continue;
+		}
+		const operations = METHODS.filter(method => item[method] !== undefined).map(method => [
+			`${field}.${method}`,
+			item[method]
+		]);
+		for (const [at, operation] of [[field, item], ...operations] as [string, unknown][]) {
+			if (!isObject(operation)) {
+				problems.push({ field: at, message: "must be an operation object" });
+				continue;
+			}
+			const parameters = operation.parameters;
+			if (parameters === undefined) continue;
+			if (!Array.isArray(parameters))
+				problems.push({ field: `${at}.parameters`, message: "must be an array" });
+			else
+				parameters.forEach((parameter, index) => {
+					const valid =
+						isObject(parameter) &&
+						(typeof parameter.$ref === "string" ||
+							(typeof parameter.name === "string" && typeof parameter.in === "string"));
+					if (!valid)
+						problems.push({ field: `${at}.parameters.${index}`, message: "must have a name and an in" });
+				});
+		}
+	}
+	return problems.slice(0, 20);
 }
 
 /** The server URL with its variables at their defaults, resolved against where the document came from. */
@@ -126,9 +172,9 @@ function toolOf(
 }
 
 /**
- * Tools of an OpenAPI 3.0/3.1 document, one `external_api` tool per operation. The document is
- * validated and its `$ref`s resolved by @readme/openapi-parser; a `$ref` to anything outside the
- * document is refused, so importing never makes the service fetch or read what a tenant names.
+ * Tools of an OpenAPI 3.0/3.1 document, one `external_api` tool per operation. Its `$ref`s are
+ * resolved by @readme/openapi-parser; a `$ref` to anything outside the document is refused, so
+ * importing never makes the service fetch or read what a tenant names.
  */
 export async function importOpenApi(document: unknown, options: ImportOptions): Promise<ImportResult> {
 	if (document === null || typeof document !== "object" || Array.isArray(document))
@@ -142,13 +188,9 @@ export async function importOpenApi(document: unknown, options: ImportOptions): 
 			ok: false,
 			problems: remote.map(field => ({ field, message: "a $ref outside the document is not allowed" }))
 		};
+	const shape = shapeProblems(doc);
+	if (shape.length) return { ok: false, problems: shape };
 	const resolve = { external: false, file: false };
-	const report = await validate(structuredClone(doc) as never, { resolve });
-	if (!report.valid)
-		return {
-			ok: false,
-			problems: report.errors.slice(0, 20).map(error => ({ field: "spec", message: error.message }))
-		};
 	let resolved: JsonObject;
 	try {
 		resolved = (await dereference(structuredClone(doc) as never, {
