@@ -257,6 +257,18 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 			}
 		},
 
+		/** Every tenant's sources, for operators (REPL `sources`). Not reachable through the gateway. */
+		overview: {
+			visibility: "public",
+			async handler(this: SourcesThis) {
+				const sources = await Promise.all((await this.store.ids()).map(id => this.store.get(id)));
+				return sources
+					.filter((source): source is ToolSource => source !== null)
+					.sort((a, b) => a.tenant_id.localeCompare(b.tenant_id) || a.name.localeCompare(b.name))
+					.map(source => this.present(source));
+			}
+		},
+
 		/** `tools/call` on a source's server for an `mcp` tool (the executor's tool implementation). */
 		callTool: {
 			visibility: "public",

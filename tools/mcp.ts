@@ -1,3 +1,4 @@
+import { isRequestTimeout } from "../lib/errors";
 import type { RemoteCallOutcome } from "../lib/sources/mcp-connection";
 import { ToolFailure, type BaseTool } from "./base";
 
@@ -36,8 +37,8 @@ export const mcpTool: BaseTool = {
 				{ tenant_id: context.tenant_id, agent_id: context.agent_id }
 			)) as RemoteCallOutcome;
 		} catch (err) {
-			const e = err as { name?: string; message?: string; code?: number };
-			if (e.name === "RequestTimeoutError")
+			const e = err as { message?: string; code?: number };
+			if (isRequestTimeout(err))
 				throw new ToolFailure("timeout", `the remote tool did not answer within ${context.timeout_ms} ms`);
 			if (e.code === 404) throw new ToolFailure("tool_error", "the tool's source no longer exists");
 			throw new ToolFailure(

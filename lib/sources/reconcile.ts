@@ -1,4 +1,5 @@
 import canonicalize from "canonicalize";
+import { isNameTaken } from "../errors";
 import type { StoredTool, ToolDefinition, ToolSource } from "../../types/wire";
 import { distinctNames } from "./tool-names";
 
@@ -69,7 +70,7 @@ export async function reconcile(
 				summary.added.push(current.name);
 				continue;
 			} catch (err) {
-				if ((err as { type?: string }).type !== "CONFLICT") {
+				if (!isNameTaken(err)) {
 					summary.skipped.push({ name: definition.name, reason: (err as Error).message });
 					continue;
 				}

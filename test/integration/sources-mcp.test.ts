@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { eventually } from "../support/eventually";
 import { countingServer, McpUpstream } from "../support/mcp-upstream";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
@@ -13,6 +14,7 @@ import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
  */
 
 const TENANT = `sources-mcp-${process.pid}`;
+const command = (name: string) => OPS_COMMANDS.find(c => c.command.split(" ")[0] === name)!;
 const OTHER_TENANT = `${TENANT}-other`;
 
 let node: TestNode;
@@ -57,7 +59,8 @@ beforeAll(async () => {
 	defineTools();
 	await upstream.start();
 	node = await startNode({
-		settings: { outboundAllowHosts: ["127.0.0.1"], probeBaseMs: 100, probeMaxMs: 400, tickMs: 50 }
+		settings: { outboundAllowHosts: ["127.0.0.1"], probeBaseMs: 100, probeMaxMs: 400, tickMs: 50 },
+		broker: { metrics: { enabled: true } }
 	});
 });
 
@@ -126,6 +129,21 @@ describe("an MCP server registered as a tool source", () => {
 			OTHER_TENANT
 		);
 		expect(foreign.status).toBe(404);
+	});
+
+	it("is shown to operators: REPL commands and per-source metrics", async () => {
+		const listed = await command("sources").run(node.broker, {});
+		expect(listed).toMatch(new RegExp(`calc\\s+${sourceId}\\s+${TENANT}\\s+mcp\\s+healthy\\s+2\\s+\\d{4}-`));
+		const refreshed = await command("source").run(node.broker, { sourceId });
+		expect(refreshed).toContain("calc (" + sourceId + ") is healthy, 2 tools");
+		await (
+			node.broker.getLocalService("sources") as unknown as { sampleMetrics(): Promise<void> }
+		).sampleMetrics();
+		const labels = { tenant: TENANT, source: "calc" };
+		const value = (name: string) => node.broker.metrics.getMetric(name)!.get(labels)?.value;
+		expect(value("tool_registry.source.tools")).toBe(2);
+		expect(value("tool_registry.source.healthy")).toBe(1);
+		expect(value("tool_registry.source.last_refresh")).toBeGreaterThan(Date.now() / 1000 - 60);
 	});
 
 	it("runs through REST: structuredContent is the result, isError a failed execution", async () => {
