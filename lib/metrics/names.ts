@@ -10,6 +10,7 @@ export const METRICS = {
 	notifierConnected: "tool_registry.notifier.connected",
 	notifierLeader: "tool_registry.notifier.leader",
 	toolsRegistered: "tool_registry.tools.registered",
+	toolsUnreachable: "tool_registry.tools.unreachable",
 	sourceHealthy: "tool_registry.source.healthy",
 	sourceTools: "tool_registry.source.tools",
 	sourceLastRefresh: "tool_registry.source.last_refresh"
@@ -52,6 +53,10 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	notifierConnected: { type: "gauge", description: "1 while the notifier is connected and authenticated" },
 	notifierLeader: { type: "gauge", description: "1 on the notifier node holding the leader lock" },
 	toolsRegistered: { type: "gauge", labelNames: ["tenant"], description: "Registered tools per tenant" },
+	toolsUnreachable: {
+		type: "gauge",
+		description: "Active tools whose upstream did not answer their last probe (probed again with backoff)"
+	},
 	sourceHealthy: {
 		type: "gauge",
 		labelNames: ["tenant", "source"],
