@@ -11,6 +11,7 @@ export const METRICS = {
 	notifierLeader: "tool_registry.notifier.leader",
 	toolsRegistered: "tool_registry.tools.registered",
 	toolsUnreachable: "tool_registry.tools.unreachable",
+	descriptionFindings: "tool_registry.description.findings.total",
 	sourceHealthy: "tool_registry.source.healthy",
 	sourceTools: "tool_registry.source.tools",
 	sourceLastRefresh: "tool_registry.source.last_refresh"
@@ -56,6 +57,11 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	toolsUnreachable: {
 		type: "gauge",
 		description: "Active tools whose upstream did not answer their last probe (probed again with backoff)"
+	},
+	descriptionFindings: {
+		type: "counter",
+		labelNames: ["tenant", "rule"],
+		description: "Findings of the description guard in registered and updated definitions, by rule"
 	},
 	sourceHealthy: {
 		type: "gauge",
