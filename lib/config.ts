@@ -160,6 +160,18 @@ export const CONFIG_VARIABLES = {
 		32,
 		1
 	),
+	healthRecheckMs: integer(
+		"HEALTH_RECHECK_MS",
+		"first re-probe of a tool whose upstream did not answer; the wait doubles after each failure",
+		60000,
+		1
+	),
+	healthRecheckMaxMs: integer(
+		"HEALTH_RECHECK_MAX_MS",
+		"longest wait between re-probes of an unreachable tool",
+		3600000,
+		1
+	),
 	callbackSecret: secret("CALLBACK_SECRET", "HMAC key of task callbacks", "`SERVICE_TOKEN`"),
 	redisPrefix: text("REDIS_PREFIX", "key namespace in a shared Redis", "tool-registry:"),
 	namespace: text("NAMESPACE", "Moleculer namespace (separates clusters sharing one NATS)", "", "empty"),
