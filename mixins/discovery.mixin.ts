@@ -62,7 +62,11 @@ interface DiscoverParams {
 
 function createEmbedder(settings: DiscoverySettings): Embedder | null {
 	if (settings.embeddings === "local")
-		return new LocalEmbedder({ threads: settings.embeddingThreads, maxQueryBatch: 32, maxBackgroundBatch: 16 });
+		return new LocalEmbedder({
+			threads: settings.embeddingThreads,
+			maxQueryBatch: 32,
+			maxBackgroundBatch: 16
+		});
 	if (settings.embeddings === "orchestrator") {
 		if (!settings.orchestratorUrl) throw new Error("EMBEDDINGS=orchestrator needs ORCHESTRATOR_URL");
 		return new OrchestratorEmbedder({
@@ -82,7 +86,9 @@ function createEmbedder(settings: DiscoverySettings): Embedder | null {
  * and whenever embeddings are off, loading or failing, ranking is lexical, so discovery always answers.
  */
 export function DiscoveryMixin(): Partial<ServiceSchema> {
-	const mixin: Partial<ServiceSchema<DiscoverySettings & RedisSettings, object, DiscoveryLocals, DiscoveryThis>> = {
+	const mixin: Partial<
+		ServiceSchema<DiscoverySettings & RedisSettings, object, DiscoveryLocals, DiscoveryThis>
+	> = {
 		settings: {
 			embeddings: (process.env.EMBEDDINGS as EmbeddingsMode | undefined) || "local",
 			orchestratorUrl: process.env.ORCHESTRATOR_URL || undefined,
@@ -111,7 +117,9 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 				async handler(this: DiscoveryThis, ctx: Context<DiscoverParams, CallerMeta>) {
 					const { query, types, tags, limit, offset, format, mode, view, healthy_only } = ctx.params;
 					const vector =
-						query?.trim() && mode !== "lexical" && this.queryVectors ? await this.queryVectors.get(query) : null;
+						query?.trim() && mode !== "lexical" && this.queryVectors
+							? await this.queryVectors.get(query)
+							: null;
 					const ranked = await this.discovery.query(this.tenantOf(ctx), {
 						query,
 						types,
@@ -185,7 +193,12 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 						this.redis ? new RedisVectorStore(this.redis, settings.redisPrefix) : new MemoryVectorStore(),
 						this.embedder,
 						(hash, vector) => this.discovery.attachVector(hash, vector),
-						{ batchSize: 256, claimTtlMs: 120_000, retryMs: 1000, owner: `${this.broker.nodeID}:${os.hostname()}` }
+						{
+							batchSize: 256,
+							claimTtlMs: 120_000,
+							retryMs: 1000,
+							owner: `${this.broker.nodeID}:${os.hostname()}`
+						}
 					)
 				: null;
 		},

@@ -32,15 +32,23 @@ export function reciprocalRankFusion(lexical: Ranked[], semantic: Ranked[], k = 
 }
 
 /**
- * Weighted sum of calibrated scores: BM25 divided by the best BM25 of the query, cosine rescaled from
- * [floor, 1] to [0, 1]. `weight` is the share of the lexical score.
+ * Weighted sum of calibrated scores: BM25 divided by the query's best BM25, cosine rescaled from
+ * [floor, best cosine of the query] to [0, 1]; `weight` is the lexical share. Each ranking's evidence
+ * counts in proportion to how strong it is, where RRF gives a weak first place as much as a strong one.
  */
-export function weightedFusion(lexical: Ranked[], semantic: Ranked[], weight: number, floor: number): Fused[] {
+export function weightedFusion(
+	lexical: Ranked[],
+	semantic: Ranked[],
+	weight: number,
+	floor: number
+): Fused[] {
 	const fused = new Map<string, Fused>();
-	const best = lexical[0]?.score || 1;
-	for (const { id, score } of lexical) fused.set(id, { id, score: (weight * score) / best, match: "lexical" });
+	const bestLexical = lexical[0]?.score || 1;
+	const semanticRange = (semantic[0]?.score ?? 1) - floor || 1;
+	for (const { id, score } of lexical)
+		fused.set(id, { id, score: (weight * score) / bestLexical, match: "lexical" });
 	for (const { id, score } of semantic) {
-		const part = ((1 - weight) * Math.max(0, score - floor)) / (1 - floor);
+		const part = ((1 - weight) * (score - floor)) / semanticRange;
 		const seen = fused.get(id);
 		if (seen) {
 			seen.score += part;

@@ -116,13 +116,16 @@ export class ToolVectors {
 
 	private scheduleRetry(): void {
 		if (this.retryTimer) return;
-		this.retryTimer = setTimeout(() => {
-			this.retryTimer = undefined;
-			const again = [...this.later];
-			this.later.clear();
-			for (const [hash, text] of again) this.wanted.set(hash, text);
-			this.draining ??= this.drain().finally(() => (this.draining = null));
-		}, Math.min(MAX_RETRY_MS, this.options.retryMs * 2 ** this.failures));
+		this.retryTimer = setTimeout(
+			() => {
+				this.retryTimer = undefined;
+				const again = [...this.later];
+				this.later.clear();
+				for (const [hash, text] of again) this.wanted.set(hash, text);
+				this.draining ??= this.drain().finally(() => (this.draining = null));
+			},
+			Math.min(MAX_RETRY_MS, this.options.retryMs * 2 ** this.failures)
+		);
 		// Waiting for another node's vector is no reason to keep the process alive.
 		this.retryTimer.unref();
 	}

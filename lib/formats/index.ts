@@ -11,5 +11,8 @@ export type DiscoveryFormat = keyof typeof FORMATS;
 export type { DiscoveryView };
 
 /** The view applies to `native`; the other formats are what their clients need to call a tool. */
-export const formatTools = (format: DiscoveryFormat, ranked: RankedTool[], view: DiscoveryView = "full"): unknown =>
-	format === "native" ? toNative(ranked, view) : FORMATS[format](ranked);
+export const formatTools = (
+	format: DiscoveryFormat,
+	ranked: RankedTool[],
+	view: DiscoveryView = "full"
+): unknown => (format === "native" ? toNative(ranked, view) : FORMATS[format](ranked));

@@ -43,7 +43,9 @@ export class LocalEmbedder implements Embedder {
 	embed(texts: string[], priority: "query" | "background"): Promise<Float32Array[]> {
 		if (this.closed) return Promise.reject(new Error("embedder closed"));
 		const waiting = priority === "query" ? this.queries : this.background;
-		const vectors = texts.map(text => new Promise<Float32Array>((resolve, reject) => waiting.push({ text, resolve, reject })));
+		const vectors = texts.map(
+			text => new Promise<Float32Array>((resolve, reject) => waiting.push({ text, resolve, reject }))
+		);
 		this.scheduleFlush();
 		return Promise.all(vectors);
 	}
@@ -77,7 +79,9 @@ export class LocalEmbedder implements Embedder {
 				.then(
 					packed => {
 						const dimensions = packed.length / batch.length;
-						batch.forEach((job, i) => job.resolve(normalize(packed.subarray(i * dimensions, (i + 1) * dimensions))));
+						batch.forEach((job, i) =>
+							job.resolve(normalize(packed.subarray(i * dimensions, (i + 1) * dimensions)))
+						);
 					},
 					err => batch.forEach(job => job.reject(err))
 				)
