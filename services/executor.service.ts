@@ -3,7 +3,7 @@ import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
-import { conflict, forbidden, invalid, notFound } from "../lib/errors";
+import { conflict, forbidden, invalid, isClientError, isUnavailable, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { createAjv, SchemaCache, toProblems } from "../lib/json-schema";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
@@ -532,14 +532,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				const tool = await ctx.call<JsonObject, JsonObject>("registry.register", task.payload);
 				return { outcome: { status: "completed" as const, result: tool }, retryable: false };
 			} catch (err) {
-				const e = err as { message?: string; code?: number; type?: string };
+				const e = err as { message?: string };
 				// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 				// unavailable service or a timeout between nodes may pass.
-				const retryable =
-					typeof e.code !== "number" ||
-					e.code >= 500 ||
-					e.type === "SERVICE_NOT_AVAILABLE" ||
-					e.type === "SERVICE_NOT_FOUND";
+				const retryable = !isClientError(err) || isUnavailable(err);
 				return {
 					outcome: {
 						status: "failed" as const,

@@ -6,7 +6,7 @@ import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
-import { badRequest, forbidden, invalid, notFound } from "../lib/errors";
+import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
@@ -222,9 +222,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					} catch (err) {
 						// Without an expected version the caller asked for "latest wins": a race with
 						// another writer is retried on the new state instead of surfacing as 409.
-						const lostRace = (err as { type?: string }).type === "CONFLICT" && expected_version === undefined;
-						const renameClash = (err as { data?: { name?: string } }).data?.name !== undefined;
-						if (!lostRace || renameClash || attempt >= this.settings.updateRetries) throw err;
+						const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
+						if (!lostRace || attempt >= this.settings.updateRetries) throw err;
 					}
 				}
 			}
@@ -413,7 +412,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 							tool: this.present(created)
 						}),
 					err => {
-						if ((err as { type?: string }).type !== "CONFLICT") throw err;
+						if (!isNameTaken(err)) throw err;
 					}
 				);
 			}
@@ -475,7 +474,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 								tool: this.present(created)
 							}),
 						err => {
-							if ((err as { type?: string }).type !== "CONFLICT") throw err;
+							if (!isNameTaken(err)) throw err;
 						}
 					);
 					continue;

@@ -860,14 +860,18 @@ describe("RAG tools through the orchestrator stand-in", () => {
 		expect(Date.now() - started).toBeLessThan(1000);
 	});
 
-	it.each(["http://127.0.0.1:PORT/api", "@127.0.0.1:PORT/api", "api/v1/rag/query", "/api?x=1"])(
-		"refuses the endpoint %s at registration, so the token cannot go elsewhere",
-		async endpoint => {
-			const tenant = newTenant();
-			const definition = rag("rag_query", { config: { endpoint: endpoint.replace("PORT", String(port)) } });
-			const res = await call(node, "POST", "/tools", tenant, definition);
-			expect(res.status).toBe(422);
-			expect(res.body.data.map((problem: { field: string }) => problem.field)).toContain("config.endpoint");
-		}
-	);
+	it.each([
+		"http://127.0.0.1:PORT/api",
+		"@127.0.0.1:PORT/api",
+		"api/v1/rag/query",
+		"/api?x=1",
+		"/api/v1/rag/../../admin",
+		"/../admin"
+	])("refuses the endpoint %s at registration, so the token cannot go elsewhere", async endpoint => {
+		const tenant = newTenant();
+		const definition = rag("rag_query", { config: { endpoint: endpoint.replace("PORT", String(port)) } });
+		const res = await call(node, "POST", "/tools", tenant, definition);
+		expect(res.status).toBe(422);
+		expect(res.body.data.map((problem: { field: string }) => problem.field)).toContain("config.endpoint");
+	});
 });
