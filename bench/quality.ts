@@ -63,6 +63,7 @@ function stored(definition: ToolDefinition, tenantId: string, i: number): Stored
 		definition_hash: definitionHash(complete),
 		version: 1,
 		status: "active",
+		health: { state: "unknown" },
 		created_at: "",
 		updated_at: ""
 	};

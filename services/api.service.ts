@@ -10,6 +10,7 @@ import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-respo
 import { McpGateway } from "../lib/mcp-gateway";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
+import { sendConsole } from "../lib/console-page";
 import { buildOpenApi, UPGRADE_ROUTES, type ServedRoute } from "../lib/openapi";
 import { version as PACKAGE_VERSION } from "../package.json";
 import { GatewayPrometheusReporter } from "../lib/metrics/gateway-prometheus-reporter";
@@ -97,11 +98,25 @@ const TOOL_FRAMES: Record<string, string> = {
 	"tool.validation_completed": "tool_validation_completed"
 };
 
-/** Browsers cannot set headers on a WebSocket, so the credential and tenant may come in the query. */
+/**
+ * Subprotocol the console offers on `/ws`. Browsers cannot set headers on a WebSocket, so it sends
+ * its credential and tenant as further offered subprotocols (`tool-registry.bearer.<base64url>`,
+ * `tool-registry.tenant.<base64url>`), which keeps them out of the URL and so out of access logs.
+ */
+const UI_PROTOCOL = "tool-registry";
+
+const offeredProtocol = (req: IncomingMessage, kind: "bearer" | "tenant"): string | null => {
+	const prefix = `${UI_PROTOCOL}.${kind}.`;
+	const offered = (header(req, "sec-websocket-protocol") ?? "").split(",").map(p => p.trim());
+	const value = offered.find(p => p.startsWith(prefix))?.slice(prefix.length);
+	return value ? Buffer.from(value, "base64url").toString("utf8") : null;
+};
+
+/** The credential and tenant of a WebSocket upgrade: headers, else subprotocols, else the query. */
 const uiSocketHeaders = (req: IncomingMessage, url: URL): IncomingHttpHeaders => {
 	const headers = { ...req.headers };
-	const token = url.searchParams.get("token");
-	const tenant = url.searchParams.get("tenant_id");
+	const token = offeredProtocol(req, "bearer") ?? url.searchParams.get("token");
+	const tenant = offeredProtocol(req, "tenant") ?? url.searchParams.get("tenant_id");
 	if (!headers.authorization && token) headers.authorization = `Bearer ${token}`;
 	if (!headers["x-tenant-id"] && tenant) headers["x-tenant-id"] = tenant;
 	return headers;
@@ -149,6 +164,17 @@ function serveOpenApi(this: ApiThis, _req: IncomingMessage, res: ServerResponse)
 	res.end(JSON.stringify(document));
 }
 
+/** `GET /ui`: the web console, a static bundle under a strict Content-Security-Policy. */
+function serveConsole(
+	this: ApiThis,
+	req: IncomingMessage & { $params?: { file?: string; asset?: string } },
+	res: ServerResponse
+) {
+	const { file, asset } = req.$params ?? {};
+	if (!sendConsole(asset !== undefined ? `assets/${asset}` : file, res))
+		sendError(res, notFound("File", file ?? asset));
+}
+
 function serveDocs(
 	this: ApiThis,
 	req: IncomingMessage & { $params?: { file?: string } },
@@ -190,7 +216,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				path: "/",
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				aliases: { "GET /openapi.json": serveOpenApi, "GET /docs": serveDocs, "GET /docs/:file": serveDocs }
+				aliases: {
+					"GET /openapi.json": serveOpenApi,
+					"GET /docs": serveDocs,
+					"GET /docs/:file": serveDocs,
+					"GET /ui": serveConsole,
+					"GET /ui/:file": serveConsole,
+					"GET /ui/assets/:asset": serveConsole
+				}
 			},
 			{
 				path: "/metrics",
@@ -443,7 +476,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			closeGraceMs: 1000
 		});
 		// UiSockets tracks the clients, so ws need not keep its own set.
-		this.uiServer = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: 64 * 1024 });
+		this.uiServer = new WebSocketServer({
+			noServer: true,
+			clientTracking: false,
+			maxPayload: 64 * 1024,
+			// Never echo the credential-carrying subprotocols; a client offering none gets none.
+			handleProtocols: offered => (offered.has(UI_PROTOCOL) ? UI_PROTOCOL : false)
+		});
 	},
 
 	started(this: ApiThis) {

@@ -546,23 +546,28 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			}
 		},
 
-		/** Probes a tool's API and records the report, which moves it out of `pending_validation`. */
+		/** Probes a tool's API and records the report and the upstream's health. */
 		async validateTool(this: ExecutorThis, task: TaskMessage): Promise<ValidationReport> {
 			const ctx = this.contextFor(task);
 			const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", {
 				tool_id: task.payload.tool_id
 			});
-			const errors = await probeOrigin(String(tool.config.url), {
+			const { problems, health } = await probeOrigin(String(tool.config.url), {
 				allowHosts: this.settings.outboundAllowHosts,
 				timeoutMs: tool.timeout_ms
 			});
 			const report: ValidationReport = {
-				valid: errors.length === 0,
-				errors,
+				valid: problems.length === 0,
+				errors: problems,
 				kind: "functional",
 				checked_at: new Date().toISOString()
 			};
-			await ctx.call("registry.recordValidation", { id: tool.id, version: task.payload.version, report });
+			await ctx.call("registry.recordValidation", {
+				id: tool.id,
+				version: task.payload.version,
+				report,
+				health
+			});
 			return report;
 		},
 

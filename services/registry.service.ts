@@ -16,11 +16,15 @@ import type { ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
 import { paramsToJsonSchema } from "../lib/params-schema";
+import { nextProbeDelay, type BackoffSettings, type ProbeSchedule } from "../lib/health/probe-schedule";
+import { MemoryProbeSchedule } from "../lib/health/memory-probe-schedule";
+import { RedisProbeSchedule } from "../lib/health/redis-probe-schedule";
 import type {
 	CallerMeta,
 	JsonObject,
 	StoredTool,
 	ToolDefinition,
+	ToolHealth,
 	ToolStatus,
 	ValidationReport
 } from "../types/wire";
@@ -32,6 +36,15 @@ export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	maxPageSize: number;
 	/** Retries of an update that lost a race and carried no `expected_version`. */
 	updateRetries: number;
+	health: HealthSettings;
+}
+
+/** Re-probing of tools whose upstream does not answer. */
+export interface HealthSettings extends BackoffSettings {
+	/** How often each registry node looks for tools due for a probe. */
+	sweepMs: number;
+	/** A claimed probe that never reports (its node died) is claimed again after this. */
+	claimMs: number;
 }
 
 interface RegistryMethods extends TenantScopeMethods {
@@ -42,14 +55,18 @@ interface RegistryMethods extends TenantScopeMethods {
 	scheduleActionToolSync(): void;
 	sampleMetrics(): Promise<void>;
 	findVisible(tenantId: string, id: string): Promise<StoredTool>;
-	queueProbe(ctx: Context, tool: StoredTool): Promise<{ task_id: string } | null>;
+	queueProbe(caller: Context | ServiceBroker, tool: StoredTool): Promise<{ task_id: string } | null>;
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	seedBuiltins(): Promise<void>;
+	nextHealth(previous: ToolHealth | undefined, probed: Pick<ToolHealth, "state" | "error">): ToolHealth;
+	probeDue(): Promise<void>;
 }
 
 interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	store: ToolStore;
+	probeSchedule: ProbeSchedule;
+	healthTimer: NodeJS.Timeout | null;
 	/** Debounce timer and single-flight state of the action-tool sync. */
 	syncTimer: NodeJS.Timeout | null;
 	syncing: Promise<void> | null;
@@ -84,20 +101,30 @@ const needsProbe = (type: unknown) => type === "external_api";
 
 const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
 
+/** Health of a tool no probe has looked at (and of types that call no upstream). */
+const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
+
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
 	mixins: [
 		RedisMixin(),
 		TenantScopeMixin(),
-		MetricsSamplerMixin({ metrics: ["toolsRegistered"], intervalMs: 15000 }),
+		MetricsSamplerMixin({ metrics: ["toolsRegistered", "toolsUnreachable"], intervalMs: 15000 }),
 		DiscoveryMixin()
 	],
 
 	settings: {
 		defaultPageSize: 50,
 		maxPageSize: 200,
-		updateRetries: 5
+		updateRetries: 5,
+		health: {
+			// About a minute after the first failed probe, doubling up to an hour.
+			initialMs: Number(process.env.HEALTH_RECHECK_MS ?? 60000),
+			maxMs: Number(process.env.HEALTH_RECHECK_MAX_MS ?? 3600000),
+			sweepMs: 5000,
+			claimMs: 5 * 60000
+		}
 	} as RegistrySettings,
 
 	actions: {
@@ -115,6 +142,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					...this.withDefaults(pickDefinition(ctx.params) as ToolDefinition),
 					version: 1,
 					status: needsProbe(ctx.params.type) ? "pending_validation" : "active",
+					health: UNKNOWN_HEALTH,
 					validation: report,
 					created_at: now,
 					updated_at: now
@@ -236,6 +264,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				await this.findWritable(tenantId, ctx.params.id);
 				const removed = await this.store.remove(ctx.params.id);
 				if (!removed) throw notFound("Tool", ctx.params.id);
+				await this.probeSchedule.remove(removed.id);
 				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
 				return null;
 			}
@@ -287,27 +316,48 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
-		/** Records a functional validation report (from the executor's probe task). */
+		/**
+		 * Records a functional validation (the executor's probe): an invalid report makes the tool
+		 * `invalid`; otherwise it is `active` and its health says whether the upstream answered.
+		 */
 		recordValidation: {
 			visibility: "public",
 			params: {
 				id: { type: "string", max: 64 },
 				version: { type: "number", integer: true },
-				report: { type: "object" }
+				report: { type: "object" },
+				health: { type: "object", optional: true }
 			},
-			async handler(this: RegistryThis, ctx: Ctx<{ id: string; version: number; report: ValidationReport }>) {
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{
+					id: string;
+					version: number;
+					report: ValidationReport;
+					health?: Pick<ToolHealth, "state" | "error">;
+				}>
+			) {
 				const { id, version, report } = ctx.params;
+				const probed = report.valid ? (ctx.params.health ?? UNKNOWN_HEALTH) : UNKNOWN_HEALTH;
 				// A report about an older version is stale: the newer version has its own probe queued.
 				const updated = await this.store.update(id, stored =>
-					stored.version !== version || stored.status !== "pending_validation"
+					stored.version !== version || (stored.status !== "pending_validation" && stored.status !== "active")
 						? stored
-						: { ...stored, status: report.valid ? "active" : "invalid", validation: report }
+						: {
+								...stored,
+								status: report.valid ? "active" : "invalid",
+								validation: report,
+								health: this.nextHealth(stored.health, probed)
+							}
 				);
 				if (
 					!updated ||
 					(updated.validation !== report && updated.validation?.checked_at !== report.checked_at)
 				)
 					return { recorded: false };
+				const { next_check_at } = updated.health;
+				if (next_check_at) await this.probeSchedule.schedule(id, Date.parse(next_check_at));
+				else await this.probeSchedule.remove(id);
 				ctx.broadcast("tool.validation_completed", {
 					tenant_id: updated.tenant_id,
 					tool: this.present(updated)
@@ -339,7 +389,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 
 	methods: {
 		present(tool: StoredTool): StoredTool {
-			return { ...tool, config: maskSecrets(tool.config) };
+			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
 		},
 
 		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
@@ -351,15 +401,45 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		},
 
 		/** Queues the tool's probe; resolves the task id, or null when no executor can take it now. */
-		async queueProbe(this: RegistryThis, ctx: Context, tool: StoredTool) {
+		async queueProbe(this: RegistryThis, caller: Context | ServiceBroker, tool: StoredTool) {
 			try {
-				return await ctx.call<{ task_id: string }, JsonObject>("executor.queueValidation", {
-					tool_id: tool.id,
-					version: tool.version
-				});
+				return await caller.call<{ task_id: string }, JsonObject>(
+					"executor.queueValidation",
+					{ tool_id: tool.id, version: tool.version },
+					{ meta: { tenant_id: tool.tenant_id } }
+				);
 			} catch (err) {
 				this.logger.warn(`Probe of tool '${tool.id}' not queued; it stays pending_validation`, err);
 				return null;
+			}
+		},
+
+		/** The health a probe result leads to; an unreachable upstream is due again with backoff. */
+		nextHealth(this: RegistryThis, previous, probed): ToolHealth {
+			const now = Date.now();
+			const checked_at = new Date(now).toISOString();
+			if (probed.state !== "unreachable") return { state: probed.state, checked_at };
+			const lastDelay =
+				previous?.state === "unreachable" && previous.next_check_at && previous.checked_at
+					? Date.parse(previous.next_check_at) - Date.parse(previous.checked_at)
+					: undefined;
+			const delay = nextProbeDelay(lastDelay, this.settings.health);
+			return {
+				state: "unreachable",
+				checked_at,
+				next_check_at: new Date(now + delay).toISOString(),
+				...(probed.error ? { error: probed.error } : {})
+			};
+		},
+
+		/** Queues the probes that are due; tools no longer unreachable leave the schedule. */
+		async probeDue(this: RegistryThis) {
+			const { claimMs } = this.settings.health;
+			for (const id of await this.probeSchedule.claimDue(Date.now(), claimMs, 100)) {
+				const tool = await this.store.get(id);
+				if (tool?.status === "active" && tool.health?.state === "unreachable")
+					await this.queueProbe(this.broker, tool);
+				else await this.probeSchedule.remove(id);
 			}
 		},
 
@@ -401,6 +481,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					...this.withDefaults(definition),
 					version: 1,
 					status: "active",
+					health: UNKNOWN_HEALTH,
 					created_at: now,
 					updated_at: now
 				};
@@ -463,6 +544,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						...this.withDefaults(definition),
 						version: 1,
 						status,
+						health: UNKNOWN_HEALTH,
 						validation: report,
 						created_at: now(),
 						updated_at: now()
@@ -525,6 +607,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		async sampleMetrics(this: RegistryThis) {
 			for (const [tenant, count] of Object.entries(await this.store.countByTenant()))
 				this.broker.metrics.set(METRICS.toolsRegistered, count, { tenant });
+			this.broker.metrics.set(METRICS.toolsUnreachable, await this.probeSchedule.size());
 		},
 
 		/** Coalesces bursts of topology changes into one sync, never two at once. */
@@ -560,6 +643,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.store = this.redis
 			? new RedisToolStore(this.redis, this.settings.redisPrefix)
 			: new MemoryToolStore();
+		this.probeSchedule = this.redis
+			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
+			: new MemoryProbeSchedule();
 	},
 
 	async started(this: RegistryThis) {
@@ -568,9 +654,14 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.syncAgain = false;
 		await this.seedBuiltins();
 		this.scheduleActionToolSync();
+		this.healthTimer = setInterval(
+			() => void this.probeDue().catch(err => this.logger.warn("Queueing due probes failed", err)),
+			this.settings.health.sweepMs
+		);
 	},
 
 	async stopped(this: RegistryThis) {
+		if (this.healthTimer) clearInterval(this.healthTimer);
 		if (this.syncTimer) clearTimeout(this.syncTimer);
 		await this.syncing;
 	}

@@ -13,10 +13,10 @@ export interface DiscoverQuery {
 	tags?: string[];
 	limit: number;
 	offset?: number;
+	/** Leaves out tools whose upstream did not answer their last probe. */
+	healthyOnly?: boolean;
 	agentId: string | null;
 	mode?: DiscoverMode;
-	/** Leaves out tools whose upstream is known to be unreachable. */
-	healthyOnly?: boolean;
 	/** The query's vector; null ranks lexically (embeddings off, unavailable or still loading). */
 	vector?: Float32Array | null;
 	/** How hybrid fuses: `weighted` (served) or `rrf` (measured against it by the quality benchmark). */
@@ -47,9 +47,6 @@ const LEXICAL_WEIGHT = 0.4;
 
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
 	tool.permissions.agents.includes("*") || (agentId !== null && tool.permissions.agents.includes(agentId));
-
-const healthOf = (tool: StoredTool): string | undefined =>
-	(tool as StoredTool & { health?: { state?: string } }).health?.state;
 
 interface Entry {
 	tool: StoredTool;
@@ -139,14 +136,14 @@ export class TenantIndex {
 			tool !== undefined &&
 			tool.status === "active" &&
 			mayUse(tool, q.agentId) &&
+			!(q.healthyOnly && tool.health?.state === "unreachable") &&
 			!(
 				tool.tenant_id === GLOBAL_TENANT &&
 				this.tenantId !== GLOBAL_TENANT &&
 				this.ownNames.has(tool.name)
 			) &&
 			(!q.types?.length || q.types.includes(tool.type)) &&
-			(!q.tags?.length || tagsOf(tool).some(tag => q.tags!.includes(tag))) &&
-			!(q.healthyOnly && healthOf(tool) === "unreachable");
+			(!q.tags?.length || tagsOf(tool).some(tag => q.tags!.includes(tag)));
 		const start = q.offset ?? 0;
 		const text = q.query?.trim();
 		if (!text) {

@@ -6,8 +6,8 @@ export type DiscoveryView = "full" | "summary";
 /** Longest description in the summary view: enough to choose a tool, not to read its manual. */
 const SUMMARY_DESCRIPTION_CHARS = 160;
 
-const healthOf = (tool: StoredTool) =>
-	(tool as StoredTool & { health?: { state: string } }).health ?? { state: "unknown" };
+/** Tools stored before health was recorded have none: their health is not known. */
+const healthOf = (tool: StoredTool) => tool.health ?? { state: "unknown" as const };
 
 /** The first SUMMARY_DESCRIPTION_CHARS characters, cut at a word. */
 function shortDescription(description: string): string {

@@ -584,14 +584,12 @@ describe("external_api: upstream failures", () => {
 		expect((await call(node, "GET", `/tools/${tool.body.id}`, tenant)).body.status).toBe("active");
 	});
 
-	it("marks a tool whose allowed host refuses connections invalid at its probe", async () => {
-		const tool = await register(
-			node,
-			newTenant(),
-			externalApi({ url: `http://127.0.0.2:${closedPort}/` }),
-			"invalid"
-		);
-		expect(tool.body.validation.errors[0].message).toMatch(/ECONNREFUSED/);
+	it("keeps a tool whose allowed host refuses connections active, with its upstream unreachable", async () => {
+		const tool = await register(node, newTenant(), externalApi({ url: `http://127.0.0.2:${closedPort}/` }));
+		expect(tool.body.health).toMatchObject({
+			state: "unreachable",
+			error: expect.stringMatching(/ECONNREFUSED/)
+		});
 	});
 });
 

@@ -19,6 +19,7 @@ const tool = (name: string, description: string, extra: Partial<StoredTool> = {}
 	version: 1,
 	definition_hash: `sha256:${name}`,
 	status: "active",
+	health: { state: "unknown" },
 	created_at: "2026-01-01T00:00:00.000Z",
 	updated_at: "2026-01-01T00:00:00.000Z",
 	...extra
@@ -84,9 +85,7 @@ describe("TenantIndex", () => {
 	const money = tool("currency_convert", "Convert an amount between currencies");
 	const hidden = tool("rain_radar", "Precipitation radar", { permissions: { agents: ["meteo"] } });
 	const pending = tool("storm_alerts", "Storm warnings", { status: "pending_validation" });
-	const down = tool("rain_gauge", "Rainfall measured by gauges", {
-		...({ health: { state: "unreachable" } } as object)
-	});
+	const down = tool("rain_gauge", "Rainfall measured by gauges", { health: { state: "unreachable" } });
 	const index = new TenantIndex("t");
 	index.upsert(rain, quantize(along(0)));
 	index.upsert(money, quantize(along(1)));
