@@ -33,3 +33,7 @@ export const toNative = (ranked: RankedTool[], view: DiscoveryView = "full") => 
 				}))
 			: ranked.map(({ tool, score, match }) => ({ tool, score, match, health: healthOf(tool) }))
 });
+
+/** Tool name → `definition_hash`, for the formats whose tool entries have no room for it. */
+export const definitionHashes = (ranked: RankedTool[]): Record<string, string> =>
+	Object.fromEntries(ranked.map(({ tool }) => [tool.name, tool.definition_hash]));
