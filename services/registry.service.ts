@@ -34,6 +34,7 @@ import type {
 	ToolStatus,
 	ValidationReport
 } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	/** Page size of `registry.list` when the caller gives none. */
@@ -137,8 +138,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		),
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
-			initialMs: Number(process.env.HEALTH_RECHECK_MS ?? 60000),
-			maxMs: Number(process.env.HEALTH_RECHECK_MAX_MS ?? 3600000),
+			initialMs: config().healthRecheckMs,
+			maxMs: config().healthRecheckMaxMs,
 			sweepMs: 5000,
 			claimMs: 5 * 60000
 		}
