@@ -7,6 +7,7 @@ import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redi
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { refuseDeepJson } from "../lib/json-depth";
 import { McpGateway } from "../lib/mcp-gateway";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
@@ -244,7 +245,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				mappingPolicy: "restrict",
 				authentication: true,
 				authorization: true,
-				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
+				bodyParsers: {
+					json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys, verify: refuseDeepJson }
+				},
 				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
 				onAfterCall(
@@ -467,8 +470,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
 			searchTools: (meta, query) =>
 				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters) =>
-				this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
+			execute: (meta, name, parameters, expectedHash) =>
+				this.broker.call(
+					"executor.execute",
+					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+					{ meta }
+				)
 		});
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
