@@ -14,6 +14,7 @@ import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { errorHeaders, toErrorBody, type ErrorBody } from "../lib/error-response";
 import { McpGateway } from "../lib/mcp-gateway";
+import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
 import { buildOpenApi, UPGRADE_ROUTES, type ServedRoute } from "../lib/openapi";
@@ -457,19 +458,22 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
-		this.mcp = new McpGateway({
-			identify: async req => {
-				const meta = await this.identify(req);
-				await this.admit(meta.tenant_id!);
-				return meta;
+		this.mcp = new McpGateway(
+			{
+				identify: async req => {
+					const meta = await this.identify(req);
+					await this.admit(meta.tenant_id!);
+					return meta;
+				},
+				listTools: (meta, offset, limit) =>
+					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
+				searchTools: (meta, query) =>
+					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+				execute: (meta, name, parameters) =>
+					this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
 			},
-			listTools: (meta, offset, limit) =>
-				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-			searchTools: (meta, query) =>
-				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters) =>
-				this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
-		});
+			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,
