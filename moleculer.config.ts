@@ -1,9 +1,22 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
 import { replCommands } from "./lib/repl-commands";
+import { ensureServiceToken } from "./lib/service-token";
 
 type MetricsOptions = Exclude<BrokerOptions["metrics"], boolean | undefined>;
 type TracingOptions = Exclude<BrokerOptions["tracing"], boolean | undefined>;
+
+/** `npm run repl` only joins a cluster: it runs no service, so it needs no token of its own. */
+const replOnly = process.argv.includes("--repl") && !process.env.SERVICEDIR;
+if (!replOnly)
+	ensureServiceToken(
+		process.env,
+		line => process.stdout.write(`${line}\n`),
+		line => {
+			process.stderr.write(`${line}\n`);
+			return process.exit(1);
+		}
+	);
 
 /** Nodes with the gateway serve metrics at its `/metrics`; others run Prometheus' own listener. */
 const runsGateway =

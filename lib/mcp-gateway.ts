@@ -8,8 +8,8 @@ import {
 	ListToolsRequestSchema,
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
-import { errorHeaders, toErrorBody } from "./error-response";
-import { invalid } from "./errors";
+import { sendError, toErrorBody } from "./error-response";
+import { invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
 import type { CallerMeta, JsonObject } from "../types/wire";
@@ -143,13 +143,9 @@ export class McpGateway {
 		let meta: CallerMeta;
 		try {
 			meta = await this.backend.identify(req);
-			if (!meta.scopes?.includes("tools:read"))
-				throw Object.assign(new Error("This credential lacks the 'tools:read' scope"), {
-					code: 403,
-					type: "FORBIDDEN"
-				});
+			if (!meta.scopes?.includes("tools:read")) throw lacksScope("tools:read");
 		} catch (err) {
-			return this.refuse(res, err);
+			return void sendError(res, err);
 		}
 		const header = req.headers["mcp-session-id"];
 		const sessionId = Array.isArray(header) ? header[0] : header;
@@ -157,7 +153,7 @@ export class McpGateway {
 			const session = this.sessions.get(sessionId);
 			// Another tenant's (or agent's) session is reported exactly like an unknown one.
 			if (!session || session.meta.tenant_id !== meta.tenant_id || session.meta.agent_id !== meta.agent_id)
-				return this.refuse(res, { code: 404, type: "NOT_FOUND", message: "Unknown MCP session" });
+				return void sendError(res, notFound("MCP session"));
 			session.meta = meta;
 			session.lastSeen = Date.now();
 			return session.transport.handleRequest(req, res);
@@ -230,7 +226,7 @@ export class McpGateway {
 				return { content: [{ type: "text", text: JSON.stringify(found) }], structuredContent: found };
 			}
 			if (!meta.scopes?.includes("tools:execute"))
-				throw Object.assign(new Error("This credential lacks the 'tools:execute' scope"), {
+				throw Object.assign(new Error(lacksScope("tools:execute").message), {
 					code: ErrorCode.InvalidRequest
 				});
 			const execution = await this.backend.execute(meta, name, args).catch(err => {
@@ -260,6 +256,7 @@ export class McpGateway {
 		return server;
 	}
 
+<<<<<<< HEAD
 	private fromLoopbackName(req: IncomingMessage): boolean {
 		const { host, origin } = req.headers;
 		return (
@@ -274,6 +271,8 @@ export class McpGateway {
 		res.end(JSON.stringify(body));
 	}
 
+=======
+>>>>>>> main
 	private sweep(): void {
 		const cutoff = Date.now() - this.idleSessionMs;
 		for (const [id, session] of this.sessions)

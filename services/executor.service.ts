@@ -3,9 +3,10 @@ import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
-import { conflict, forbidden, invalid, notFound } from "../lib/errors";
+import { conflict, forbidden, invalid, isClientError, isUnavailable, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { createAjv, SchemaCache, toProblems } from "../lib/json-schema";
+import { createAjv } from "../lib/json-schema";
+import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { UsageStats } from "../lib/usage-stats";
 import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/base";
@@ -30,6 +31,8 @@ export interface ExecutorSettings extends RedisSettings {
 	toolCacheTtlMs: number;
 	/** Compiled parameter schemas kept (one per tool version). */
 	schemaCacheSize: number;
+	/** What parameter validation may do on the event loop, and the limits of the schema threads. */
+	schemaGuard: SchemaGuardOptions;
 	guards: ToolGuardOptions;
 	tasks: TaskWorkerOptions & {
 		/** Retries of a task whose tool failed with `upstream_error` or `timeout`. */
@@ -67,7 +70,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 		request: ExecutionRequest,
 		agentId?: string | null
 	): Promise<StoredTool>;
-	checkParameters(tool: StoredTool, parameters: JsonObject): void;
+	checkParameters(tool: StoredTool, parameters: JsonObject): Promise<void>;
 	refusesTenantCalls(action: string): boolean;
 	run(
 		ctx: Context<unknown, CallerMeta>,
@@ -91,7 +94,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 }
 
 interface ExecutorLocals extends RedisLocals {
-	schemas: SchemaCache;
+	schemas: SchemaGuard;
 	guards: ToolGuards;
 	usage: UsageStats;
 	toolCache: Map<string, { tool: StoredTool; expires: number }>;
@@ -173,6 +176,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		outboundAllowHosts: listFromEnv(process.env.OUTBOUND_ALLOW_HOSTS),
 		toolCacheTtlMs: 30000,
 		schemaCacheSize: 5000,
+		schemaGuard: DEFAULT_SCHEMA_GUARD,
 		guards: {
 			errorThresholdPercentage: 50,
 			volumeThreshold: 10,
@@ -282,7 +286,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 							}))
 						);
 					const tool = await this.resolveTool(ctx, request, metadata.agent_id as string | null);
-					this.checkParameters(tool, request.parameters ?? {});
+					await this.checkParameters(tool, request.parameters ?? {});
 					payload = {
 						tool_id: tool.id,
 						tool_name: tool.name,
@@ -383,7 +387,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		async execute(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, request: ExecutionRequest) {
 			const tool = await this.resolveTool(ctx, request);
 			const parameters = request.parameters ?? {};
-			this.checkParameters(tool, parameters);
+			await this.checkParameters(tool, parameters);
 			const timeoutMs = Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms);
 			const started = performance.now();
 			const executionId = request.execution_id ?? newId();
@@ -532,14 +536,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				const tool = await ctx.call<JsonObject, JsonObject>("registry.register", task.payload);
 				return { outcome: { status: "completed" as const, result: tool }, retryable: false };
 			} catch (err) {
-				const e = err as { message?: string; code?: number; type?: string };
+				const e = err as { message?: string };
 				// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 				// unavailable service or a timeout between nodes may pass.
-				const retryable =
-					typeof e.code !== "number" ||
-					e.code >= 500 ||
-					e.type === "SERVICE_NOT_AVAILABLE" ||
-					e.type === "SERVICE_NOT_FOUND";
+				const retryable = !isClientError(err) || isUnavailable(err);
 				return {
 					outcome: {
 						status: "failed" as const,
@@ -550,23 +550,28 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			}
 		},
 
-		/** Probes a tool's API and records the report, which moves it out of `pending_validation`. */
+		/** Probes a tool's API and records the report and the upstream's health. */
 		async validateTool(this: ExecutorThis, task: TaskMessage): Promise<ValidationReport> {
 			const ctx = this.contextFor(task);
 			const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", {
 				tool_id: task.payload.tool_id
 			});
-			const errors = await probeOrigin(String(tool.config.url), {
+			const { problems, health } = await probeOrigin(String(tool.config.url), {
 				allowHosts: this.settings.outboundAllowHosts,
 				timeoutMs: tool.timeout_ms
 			});
 			const report: ValidationReport = {
-				valid: errors.length === 0,
-				errors,
+				valid: problems.length === 0,
+				errors: problems,
 				kind: "functional",
 				checked_at: new Date().toISOString()
 			};
-			await ctx.call("registry.recordValidation", { id: tool.id, version: task.payload.version, report });
+			await ctx.call("registry.recordValidation", {
+				id: tool.id,
+				version: task.payload.version,
+				report,
+				health
+			});
 			return report;
 		},
 
@@ -637,10 +642,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			);
 		},
 
-		checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {
-			const validate = this.schemas.get(`${tool.id}@${tool.version}`, tool.parameters);
-			if (!validate(parameters))
-				throw invalid("Parameters do not match the tool's schema", toProblems(validate.errors, "parameters"));
+		async checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {
+			const problems = await this.schemas.validate(`${tool.id}@${tool.version}`, tool.parameters, parameters);
+			if (problems.length) throw invalid("Parameters do not match the tool's schema", problems);
 		},
 
 		async run(
@@ -700,7 +704,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 
 	created(this: ExecutorThis) {
 		const { settings } = this;
-		this.schemas = new SchemaCache(createAjv(), settings.schemaCacheSize);
+		this.schemas = new SchemaGuard(createAjv(), settings.schemaGuard, settings.schemaCacheSize);
 		this.checkPayload = this.broker.validator!.compile(TASK_PAYLOAD_PARAMS) as ExecutorLocals["checkPayload"];
 		this.guards = new ToolGuards(settings.guards);
 		this.usage = new UsageStats(this.redis, settings.redisPrefix);
@@ -746,7 +750,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		// A warm-up still running would build a worker pool again after it is closed.
 		await this.toolsStarting;
 		await this.usage.close();
-		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.()));
+		await Promise.all([...Object.values(toolTypes).map(tool => tool.close?.()), this.schemas.close()]);
 	}
 };
 

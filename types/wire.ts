@@ -20,6 +20,18 @@ export interface ValidationReport {
 	checked_at: string;
 }
 
+/**
+ * Whether a tool's upstream answers, apart from whether its definition is valid: a tool whose
+ * upstream does not answer stays `active` (and runnable) and is probed again with backoff.
+ */
+export interface ToolHealth {
+	state: "unknown" | "healthy" | "unreachable";
+	checked_at?: string;
+	/** When an unreachable tool is probed next. */
+	next_check_at?: string;
+	error?: string;
+}
+
 /** What a caller may send when registering or updating a tool. */
 export interface ToolDefinition {
 	name: string;
@@ -48,6 +60,7 @@ export interface StoredTool {
 	/** `sha256:<hex>` of the canonical definition of this version (see lib/definition-hash.ts). */
 	definition_hash: string;
 	status: ToolStatus;
+	health: ToolHealth;
 	validation?: ValidationReport;
 	created_at: string;
 	updated_at: string;
