@@ -9,7 +9,7 @@ import {
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { sendError, toErrorBody } from "./error-response";
-import { invalid, lacksScope, notFound } from "./errors";
+import { forbidden, invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
 import type { CallerMeta, JsonObject } from "../types/wire";
@@ -135,11 +135,10 @@ export class McpGateway {
 
 	async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
 		if (this.options.loopbackOnly && !this.fromLoopbackName(req))
-			return this.refuse(res, {
-				code: 403,
-				type: "FORBIDDEN",
-				message: "This server answers only requests addressed to a loopback name (Host and Origin)"
-			});
+			return void sendError(
+				res,
+				forbidden("This server answers only requests addressed to a loopback name (Host and Origin)")
+			);
 		let meta: CallerMeta;
 		try {
 			meta = await this.backend.identify(req);
@@ -256,7 +255,6 @@ export class McpGateway {
 		return server;
 	}
 
-<<<<<<< HEAD
 	private fromLoopbackName(req: IncomingMessage): boolean {
 		const { host, origin } = req.headers;
 		return (
@@ -265,14 +263,6 @@ export class McpGateway {
 		);
 	}
 
-	private refuse(res: ServerResponse, err: unknown): void {
-		const body = toErrorBody(err);
-		res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8", ...errorHeaders(body) });
-		res.end(JSON.stringify(body));
-	}
-
-=======
->>>>>>> main
 	private sweep(): void {
 		const cutoff = Date.now() - this.idleSessionMs;
 		for (const [id, session] of this.sessions)
