@@ -1,4 +1,5 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
+import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
@@ -6,9 +7,13 @@ import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mix
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
+import {
+	enforceDescriptionPolicy,
+	parseDescriptionPolicies,
+	policyOf,
+	type DescriptionPolicies
+} from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
-import { DiscoveryIndex } from "../lib/discovery/discovery-index";
-import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
@@ -29,14 +34,17 @@ import type {
 	ToolStatus,
 	ValidationReport
 } from "../types/wire";
+import { config } from "../lib/config";
 
-export interface RegistrySettings extends RedisSettings {
+export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
 	maxPageSize: number;
 	/** Retries of an update that lost a race and carried no `expected_version`. */
 	updateRetries: number;
+	/** What flagged descriptions do, by default and per tenant (lib/description-policy.ts). */
+	descriptionPolicies: DescriptionPolicies;
 	health: HealthSettings;
 }
 
@@ -51,6 +59,7 @@ export interface HealthSettings extends BackoffSettings {
 interface RegistryMethods extends TenantScopeMethods {
 	present(tool: StoredTool): StoredTool;
 	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
+	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
 	offeredActionTools(): Map<string, OfferedTool>;
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
@@ -64,9 +73,8 @@ interface RegistryMethods extends TenantScopeMethods {
 	probeDue(): Promise<void>;
 }
 
-interface RegistryLocals extends RedisLocals {
+interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	store: ToolStore;
-	discovery: DiscoveryIndex;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
 	/** Debounce timer and single-flight state of the action-tool sync. */
@@ -112,17 +120,26 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	mixins: [
 		RedisMixin(),
 		TenantScopeMixin(),
-		MetricsSamplerMixin({ metrics: ["toolsRegistered", "toolsUnreachable"], intervalMs: 15000 })
+		MetricsSamplerMixin({
+			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
+			intervalMs: 15000
+		}),
+		DiscoveryMixin()
 	],
 
 	settings: {
 		defaultPageSize: 50,
 		maxPageSize: 200,
 		updateRetries: 5,
+		// warn: findings are kept in `validation.warnings`; refuse: they make register/update a 422.
+		descriptionPolicies: parseDescriptionPolicies(
+			process.env.DESCRIPTION_POLICY || undefined,
+			process.env.DESCRIPTION_POLICY_TENANTS
+		),
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
-			initialMs: Number(process.env.HEALTH_RECHECK_MS ?? 60000),
-			maxMs: Number(process.env.HEALTH_RECHECK_MAX_MS ?? 3600000),
+			initialMs: config().healthRecheckMs,
+			maxMs: config().healthRecheckMaxMs,
 			sweepMs: 5000,
 			claimMs: 5 * 60000
 		}
@@ -134,8 +151,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			params: { $$root: true, type: "object" },
 			async handler(this: RegistryThis, ctx: Ctx) {
 				const tenantId = this.tenantOf(ctx);
-				const report = await this.checkDefinition(ctx, ctx.params);
-				if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+				const report = await this.admitDefinition(ctx, tenantId, ctx.params);
 				const now = new Date().toISOString();
 				const tool: StoredTool = {
 					id: newId(),
@@ -223,8 +239,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						...patch,
 						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
 					};
-					const report = await this.checkDefinition(ctx, { ...ctx.params, ...merged });
-					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged });
 					try {
 						// A changed endpoint must prove itself again before it runs.
 						const reprobe =
@@ -347,7 +362,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						: {
 								...stored,
 								status: report.valid ? "active" : "invalid",
-								validation: report,
+								// The probe says nothing about descriptions: the definition check's findings stay visible.
+								validation: stored.validation?.warnings
+									? { ...report, warnings: stored.validation.warnings }
+									: report,
 								health: this.nextHealth(stored.health, probed)
 							}
 				);
@@ -364,46 +382,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					tool: this.present(updated)
 				});
 				return { recorded: true };
-			}
-		},
-
-		discover: {
-			params: {
-				query: { type: "string", max: 500, optional: true },
-				types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				tags: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
-				// Paging for clients that list everything (MCP tools/list); discovery itself wants the top few.
-				offset: { type: "number", integer: true, min: 0, max: 100000, convert: true, default: 0 },
-				format: { type: "enum", values: Object.keys(FORMATS), default: "native" },
-				healthy_only: { type: "boolean", convert: true, default: false }
-			},
-			async handler(
-				this: RegistryThis,
-				ctx: Ctx<{
-					query?: string;
-					types?: string[];
-					tags?: string[];
-					limit: number;
-					offset: number;
-					format: DiscoveryFormat;
-					healthy_only: boolean;
-				}>
-			) {
-				const { query, types, tags, limit, offset, format, healthy_only } = ctx.params;
-				const ranked = await this.discovery.query(this.tenantOf(ctx), {
-					query,
-					types,
-					tags,
-					limit,
-					offset,
-					healthyOnly: healthy_only,
-					agentId: this.agentOf(ctx)
-				});
-				return formatTools(
-					format,
-					ranked.map(({ tool, score }) => ({ tool: this.present(tool), score }))
-				);
 			}
 		},
 
@@ -434,11 +412,29 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		},
 
 		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
-			const { valid, errors } = await caller.call<Pick<ValidationReport, "valid" | "errors">, JsonObject>(
-				"validator.validate",
-				body
-			);
-			return { valid, errors, kind: "definition", checked_at: new Date().toISOString() };
+			const { valid, errors, warnings } = await caller.call<
+				Pick<ValidationReport, "valid" | "errors" | "warnings">,
+				JsonObject
+			>("validator.validate", body);
+			const report: ValidationReport = {
+				valid,
+				errors,
+				kind: "definition",
+				checked_at: new Date().toISOString()
+			};
+			if (warnings?.length) report.warnings = warnings;
+			return report;
+		},
+
+		/** The report of a definition about to be stored; throws when it is invalid or its tenant refuses its findings. */
+		async admitDefinition(this: RegistryThis, ctx: Context, tenantId: string, body: JsonObject) {
+			const report = await this.checkDefinition(ctx, body);
+			if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+			if (report.warnings && this.broker.isMetricsEnabled())
+				for (const { rule } of report.warnings)
+					this.broker.metrics.increment(METRICS.descriptionFindings, { tenant: tenantId, rule });
+			enforceDescriptionPolicy(policyOf(this.settings.descriptionPolicies, tenantId), report);
+			return report;
 		},
 
 		/** Queues the tool's probe; resolves the task id, or null when no executor can take it now. */
@@ -674,15 +670,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	events: {
-		/**
-		 * Broadcast by whichever registry node made the change. Every node re-reads the tool from the
-		 * store, so events arriving out of order still leave its index with the current state.
-		 */
-		async "tool.*"(this: RegistryThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
-			const { tenant_id, tool } = ctx.params;
-			this.discovery.apply(tenant_id, tool.id, await this.store.get(tool.id));
-		},
-
 		// Local event on every node whenever any node's services change.
 		"$services.changed"(this: RegistryThis) {
 			this.scheduleActionToolSync();
@@ -696,24 +683,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.probeSchedule = this.redis
 			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
 			: new MemoryProbeSchedule();
-		const store = this.store;
-		const visibleTo = (tenantId: string) =>
-			tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
-		this.discovery = new DiscoveryIndex({
-			async *load(tenantId) {
-				let after: string | undefined;
-				do {
-					const page = await store.list(visibleTo(tenantId), {}, 500, after);
-					yield* page.items;
-					after = page.last_id ?? undefined;
-				} while (after);
-			},
-			async revisions(tenantId) {
-				const [own, global] = await store.revisions([tenantId, GLOBAL_TENANT]);
-				// The global index is the global tenant's own: it has no second counter.
-				return [own, tenantId === GLOBAL_TENANT ? 0 : global];
-			}
-		});
 	},
 
 	async started(this: RegistryThis) {
