@@ -25,7 +25,7 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/ra
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 

@@ -82,7 +82,7 @@ const decodeCursor = (cursor: string) => {
 };
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
-const needsProbe = (type: unknown) => type === "external_api";
+const needsProbe = (type: unknown) => typeof type === "string" && Boolean(toolFor(type)?.probe);
 
 const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
 
