@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 
-# Build: compile the TypeScript with the dev dependencies.
+# Build: compile the TypeScript and bundle the web console (/ui) with the dev dependencies.
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -11,6 +11,7 @@ COPY mixins ./mixins
 COPY tools ./tools
 COPY lib ./lib
 COPY types ./types
+COPY ui ./ui
 RUN npm run build
 
 # Runtime: production dependencies and the compiled JavaScript only, as the unprivileged `node` user.

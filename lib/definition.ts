@@ -11,6 +11,7 @@ export const SERVER_OWNED_FIELDS = [
 	"version",
 	"definition_hash",
 	"status",
+	"health",
 	"validation",
 	"created_at",
 	"updated_at"

@@ -1,4 +1,12 @@
-/** Turns any error into the contract's error body (section 7) and its HTTP status. */
+import { STATUS_CODES, type ServerResponse } from "http";
+import type { Duplex } from "stream";
+import { badRequest, DEPENDENCY_RETRY_AFTER_S, isNoNode } from "./errors";
+
+/**
+ * The one way an error leaves the service over HTTP: every REST route, `/mcp`, `/metrics`, `/docs`
+ * and refused WebSocket upgrades render it with `toErrorBody` and write it with `sendError` or
+ * `refuseUpgrade`.
+ */
 
 export interface ErrorBody {
 	name: string;
@@ -11,6 +19,7 @@ export interface ErrorBody {
 /** body-parser's error types for a request body the server refuses to read. */
 const BODY_ERRORS: Record<string, { code: number; type: string; message?: string }> = {
 	"entity.parse.failed": { code: 400, type: "INVALID_JSON" },
+	"entity.too.deep": { code: 400, type: "INVALID_JSON" },
 	"entity.too.large": { code: 413, type: "PAYLOAD_TOO_LARGE", message: "Request body exceeds 1 MiB" },
 	"encoding.unsupported": { code: 415, type: "UNSUPPORTED_ENCODING" },
 	"charset.unsupported": { code: 415, type: "UNSUPPORTED_CHARSET" },
@@ -18,18 +27,27 @@ const BODY_ERRORS: Record<string, { code: number; type: string; message?: string
 	"request.size.invalid": { code: 400, type: "BAD_REQUEST" }
 };
 
+/**
+ * moleculer-web middleware after the body parsers: a body that fails to decompress (corrupt gzip,
+ * deflate or br) reaches it as zlib's error with a string `code`, which moleculer-web would turn into
+ * a 500. It is the client's bad body, so it becomes a 400 before authentication even runs.
+ */
+export function bodyDecodingErrors(
+	err: { code?: unknown; status?: unknown; type?: unknown },
+	_req: unknown,
+	_res: unknown,
+	next: (err?: unknown) => void
+): void {
+	const undecodable = err.status === 400 && err.type === undefined && typeof err.code === "string";
+	next(undecodable ? badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING") : err);
+}
+
 /** moleculer-web's own type names mapped to the contract's. */
 const RENAMED_TYPES: Record<string, string> = {
 	NO_TOKEN: "UNAUTHORIZED",
 	INVALID_TOKEN: "UNAUTHORIZED",
 	RATE_LIMIT_EXCEEDED: "RATE_LIMITED"
 };
-
-/**
- * A route matched but no node offers its action (or one an action needs): the service is
- * down, which is a 503 for the caller, not Moleculer's 404.
- */
-const UNAVAILABLE_TYPES = new Set(["SERVICE_NOT_FOUND", "SERVICE_NOT_AVAILABLE"]);
 
 const DEFAULT_TYPES: Record<number, string> = {
 	400: "BAD_REQUEST",
@@ -55,6 +73,7 @@ interface AnyError {
 	data?: unknown;
 }
 
+/** Any error as the error body every client gets: `{ name, message, code, type, data? }`. */
 export function toErrorBody(error: unknown): ErrorBody {
 	const err = (error ?? {}) as AnyError;
 	const bodyError = typeof err.type === "string" ? BODY_ERRORS[err.type] : undefined;
@@ -65,7 +84,9 @@ export function toErrorBody(error: unknown): ErrorBody {
 			code: bodyError.code,
 			type: bodyError.type
 		};
-	if (typeof err.type === "string" && UNAVAILABLE_TYPES.has(err.type))
+	// A route matched but no node offers its action (or one an action needs): the service is
+	// down, which is a 503 for the caller, not Moleculer's 404.
+	if (isNoNode(err))
 		return {
 			name: "ServiceUnavailableError",
 			message: "Service unavailable",
@@ -93,10 +114,44 @@ export function toErrorBody(error: unknown): ErrorBody {
 	return body;
 }
 
-/** Headers an error answer carries besides its body: `Retry-After` for a rate-limited caller. */
+/** Headers an error answer carries besides its body: `Retry-After` when waiting helps (429, 503). */
 export function errorHeaders(body: ErrorBody): Record<string, string> {
 	const retryAfter = (body.data as { retry_after?: number } | undefined)?.retry_after;
-	return body.type === "RATE_LIMITED" && retryAfter !== undefined
-		? { "Retry-After": String(retryAfter) }
-		: {};
+	if (body.type === "RATE_LIMITED" && retryAfter !== undefined) return { "Retry-After": String(retryAfter) };
+	if (body.code === 503) return { "Retry-After": String(retryAfter ?? DEPENDENCY_RETRY_AFTER_S) };
+	return {};
+}
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+/** Answers an HTTP request with `error`; returns the body sent, for logging. */
+export function sendError(res: ServerResponse, error: unknown): ErrorBody {
+	const body = toErrorBody(error);
+	if (res.headersSent) {
+		res.destroy();
+		return body;
+	}
+	res.writeHead(body.code, { "Content-Type": JSON_TYPE, ...errorHeaders(body) });
+	res.end(JSON.stringify(body));
+	return body;
+}
+
+/** Answers an upgrade request with the same HTTP error a REST route would send, and drops the socket. */
+export function refuseUpgrade(socket: Duplex, error: unknown): ErrorBody {
+	const body = toErrorBody(error);
+	if (!socket.writable) {
+		socket.destroy();
+		return body;
+	}
+	const json = JSON.stringify(body);
+	const head = [
+		`HTTP/1.1 ${body.code} ${STATUS_CODES[body.code] ?? ""}`,
+		"Connection: close",
+		`Content-Type: ${JSON_TYPE}`,
+		`Content-Length: ${Buffer.byteLength(json)}`,
+		...Object.entries(errorHeaders(body)).map(([name, value]) => `${name}: ${value}`)
+	];
+	socket.once("finish", () => socket.destroy());
+	socket.end(`${head.join("\r\n")}\r\n\r\n${json}`);
+	return body;
 }

@@ -9,6 +9,8 @@ export interface ExecutionRequest {
 	parameters?: JsonObject;
 	timeout_ms?: number;
 	execution_id?: string;
+	/** The `definition_hash` the caller approved: another definition does not run. */
+	expected_hash?: string;
 }
 
 /** The execution result envelope. */
@@ -28,5 +30,6 @@ export const EXECUTION_PARAMS = {
 	tool_name: { type: "string", max: 64, optional: true },
 	parameters: { type: "object", optional: true, default: {} },
 	timeout_ms: { type: "number", integer: true, min: 1, max: MAX_TIMEOUT_MS, optional: true },
-	execution_id: { type: "string", min: 1, max: 128, optional: true }
+	execution_id: { type: "string", min: 1, max: 128, optional: true },
+	expected_hash: { type: "string", max: 100, optional: true }
 } as const;

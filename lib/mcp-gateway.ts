@@ -8,8 +8,8 @@ import {
 	ListToolsRequestSchema,
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
-import { errorHeaders, toErrorBody } from "./error-response";
-import { invalid } from "./errors";
+import { sendError, toErrorBody } from "./error-response";
+import { invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import type { CallerMeta, JsonObject } from "../types/wire";
 
@@ -21,14 +21,18 @@ export interface McpBackend {
 	listTools(meta: CallerMeta, offset: number, limit: number): Promise<{ tools: McpToolShape[] }>;
 	/** Ranked tools for a natural-language query, in MCP shape. */
 	searchTools(meta: CallerMeta, query: JsonObject): Promise<{ tools: McpToolShape[] }>;
-	/** Runs a tool by name; resolves the execution envelope of contract section 3. */
-	execute(meta: CallerMeta, name: string, parameters: JsonObject): Promise<JsonObject>;
+	/**
+	 * Runs a tool by name; resolves the execution envelope of contract section 3. `expectedHash`
+	 * (from the call's `_meta.definition_hash`) refuses to run a definition other than the one shown.
+	 */
+	execute(meta: CallerMeta, name: string, parameters: JsonObject, expectedHash?: string): Promise<JsonObject>;
 }
 
 export interface McpToolShape {
 	name: string;
 	description: string;
 	inputSchema: JsonObject;
+	_meta?: { definition_hash?: string };
 }
 
 interface Session {
@@ -108,13 +112,9 @@ export class McpGateway {
 		let meta: CallerMeta;
 		try {
 			meta = await this.backend.identify(req);
-			if (!meta.scopes?.includes("tools:read"))
-				throw Object.assign(new Error("This credential lacks the 'tools:read' scope"), {
-					code: 403,
-					type: "FORBIDDEN"
-				});
+			if (!meta.scopes?.includes("tools:read")) throw lacksScope("tools:read");
 		} catch (err) {
-			return this.refuse(res, err);
+			return void sendError(res, err);
 		}
 		const header = req.headers["mcp-session-id"];
 		const sessionId = Array.isArray(header) ? header[0] : header;
@@ -122,7 +122,7 @@ export class McpGateway {
 			const session = this.sessions.get(sessionId);
 			// Another tenant's (or agent's) session is reported exactly like an unknown one.
 			if (!session || session.meta.tenant_id !== meta.tenant_id || session.meta.agent_id !== meta.agent_id)
-				return this.refuse(res, { code: 404, type: "NOT_FOUND", message: "Unknown MCP session" });
+				return void sendError(res, notFound("MCP session"));
 			session.meta = meta;
 			session.lastSeen = Date.now();
 			return session.transport.handleRequest(req, res);
@@ -192,12 +192,15 @@ export class McpGateway {
 				return { content: [{ type: "text", text: JSON.stringify(found) }], structuredContent: found };
 			}
 			if (!meta.scopes?.includes("tools:execute"))
-				throw Object.assign(new Error("This credential lacks the 'tools:execute' scope"), {
+				throw Object.assign(new Error(lacksScope("tools:execute").message), {
 					code: ErrorCode.InvalidRequest
 				});
-			const execution = await this.backend.execute(meta, name, args).catch(err => {
-				throw protocolError(err);
-			});
+			const expectedHash = request.params._meta?.definition_hash;
+			const execution = await this.backend
+				.execute(meta, name, args, typeof expectedHash === "string" ? expectedHash : undefined)
+				.catch(err => {
+					throw protocolError(err);
+				});
 			if (execution.status === "completed") {
 				const result = (execution.result ?? {}) as JsonObject;
 				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
@@ -210,12 +213,6 @@ export class McpGateway {
 			};
 		});
 		return server;
-	}
-
-	private refuse(res: ServerResponse, err: unknown): void {
-		const body = toErrorBody(err);
-		res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8", ...errorHeaders(body) });
-		res.end(JSON.stringify(body));
 	}
 
 	private sweep(): void {

@@ -39,11 +39,17 @@ export const GATEWAY_ROUTE_DOCS: Record<string, GatewayRouteDoc> = {
 	"DELETE /mcp": { summary: "MCP Streamable HTTP: end the session" },
 	"GET /ws": {
 		summary: "UI WebSocket (upgrade): tool and task events of the caller's tenant",
-		description: "Credential in the Authorization header or ?token= (with ?tenant_id= for the service token)."
+		description:
+			"Credential in the Authorization header, or as the offered subprotocols `tool-registry`, " +
+			"`tool-registry.bearer.<base64url credential>` (and `tool-registry.tenant.<base64url tenant>` for the " +
+			"service token), or as ?token= (with ?tenant_id=)."
 	},
 	"GET /openapi.json": { summary: "This document", public: true },
 	"GET /docs": { summary: "API documentation page (works offline)", public: true, contentType: "text/html" },
-	"GET /docs/:file": { summary: "Static files of the documentation page", public: true }
+	"GET /docs/:file": { summary: "Static files of the documentation page", public: true },
+	"GET /ui": { summary: "Web console (works offline)", public: true, contentType: "text/html" },
+	"GET /ui/:file": { summary: "Static files of the web console", public: true },
+	"GET /ui/assets/:asset": { summary: "Static files of the web console", public: true }
 };
 
 /** Served routes that are not moleculer-web aliases (the WebSocket upgrade). */
@@ -113,6 +119,13 @@ const COMPONENTS = {
 				errors: {
 					type: "array",
 					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
+				},
+				warnings: {
+					type: "array",
+					items: {
+						type: "object",
+						properties: { field: { type: "string" }, rule: { type: "string" }, message: { type: "string" } }
+					}
 				},
 				kind: { enum: ["definition", "functional"] },
 				checked_at: { type: "string", format: "date-time" }

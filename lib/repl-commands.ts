@@ -38,10 +38,10 @@ export const OPS_COMMANDS: OpsCommand[] = [
 					asTenant(tenant)
 				);
 				for (const t of page.items)
-					rows.push([t.name, t.id, t.tenant_id, t.type, t.status, String(t.version)]);
+					rows.push([t.name, t.id, t.tenant_id, t.type, t.status, t.health.state, String(t.version)]);
 				cursor = page.next_cursor;
 			} while (cursor);
-			return table(["name", "id", "tenant", "type", "status", "version"], rows);
+			return table(["name", "id", "tenant", "type", "status", "health", "version"], rows);
 		}
 	},
 	{

@@ -1,4 +1,5 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
+import { config } from "../lib/config";
 import { conflict, forbidden, invalid, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
 import { newId } from "../lib/ids";
@@ -53,12 +54,6 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 	TenantScopeMethods &
 	ToolAccessMethods & { workers?: { wake(count?: number): void } };
 
-const listFromEnv = (value: string | undefined) =>
-	(value ?? "")
-		.split(",")
-		.map(item => item.trim())
-		.filter(Boolean);
-
 /**
  * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`).
  * Everything that can be checked is checked before a task is queued. Needs RedisMixin (first),
@@ -69,11 +64,11 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 		ServiceSchema<TaskSubmissionSettings, TaskSubmissionMethods, TaskSubmissionLocals, SubmissionThis>
 	> = {
 		settings: {
-			serviceToken: process.env.SERVICE_TOKEN || undefined,
-			outboundAllowHosts: listFromEnv(process.env.OUTBOUND_ALLOW_HOSTS),
+			serviceToken: config().serviceToken,
+			outboundAllowHosts: config().outboundAllowHosts,
 			tasks: { retentionS: 24 * 3600 },
 			callbacks: {
-				secret: process.env.CALLBACK_SECRET || undefined,
+				secret: config().callbackSecret,
 				attempts: 4,
 				baseDelayMs: 1000,
 				timeoutMs: 10000
@@ -170,14 +165,16 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 							}))
 						);
 					const tool = await this.resolveTool(ctx, request, metadata.agent_id as string | null);
-					this.checkParameters(tool, request.parameters ?? {});
+					await this.checkParameters(tool, request.parameters ?? {});
 					metadata.execution_id ??= newId();
 					return {
 						tool_id: tool.id,
 						tool_name: tool.name,
 						tool_type: tool.type,
 						parameters: request.parameters ?? {},
-						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms)
+						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms),
+						// Checked again when the task runs: the definition may change while it waits.
+						...(request.expected_hash ? { expected_hash: request.expected_hash } : {})
 					};
 				}
 				if (type === "tool_registration") {

@@ -1,8 +1,10 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
+import { config } from "../lib/config";
+import { isClientError, isUnavailable } from "../lib/errors";
 import { METRICS } from "../lib/metrics/names";
 import type { ExecutionRequest, ExecutionResult } from "../lib/execution";
 import { newId } from "../lib/ids";
-import { isTransient, newTask, retryDelay } from "../lib/tasks/messages";
+import { newTask, retryDelay } from "../lib/tasks/messages";
 import type { Lease, TaskMessage, TaskOutcome } from "../lib/tasks/task-queue";
 import { TaskWorkers, type TaskWorkerOptions } from "../lib/tasks/task-workers";
 import { toolFor } from "../tools";
@@ -64,7 +66,7 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 			settings: {
 				tasks: {
 					// Most tools wait on an upstream, so a node keeps many in flight; the calculator pool bounds its own.
-					concurrency: Number(process.env.TASK_CONCURRENCY ?? 32),
+					concurrency: config().taskConcurrency,
 					leaseMs: 5000,
 					reapIntervalMs: 1000,
 					maxDeliveries: 5,
@@ -189,7 +191,7 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 					} catch (err) {
 						// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 						// unavailable service or a timeout between nodes may pass.
-						const retryable = isTransient(err);
+						const retryable = !isClientError(err) || isUnavailable(err);
 						const message = (err as { message?: string }).message ?? String(err);
 						return {
 							outcome: {
@@ -201,24 +203,28 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 					}
 				},
 
-				/** Probes a tool's API and records the report, which moves it out of `pending_validation`. */
+				/** Probes a tool's API and records the report and the upstream's health. */
 				async validateTool(this: WorkersThis, task: TaskMessage): Promise<ValidationReport> {
 					const ctx = this.contextFor(task);
 					const tool = await ctx.call<StoredTool, JsonObject>("registry.resolve", {
 						tool_id: task.payload.tool_id
 					});
-					const errors =
-						(await toolFor(tool.type)?.probe?.(tool.config, {
-							allowHosts: this.settings.outboundAllowHosts,
-							timeoutMs: tool.timeout_ms
-						})) ?? [];
+					const { problems, health } = (await toolFor(tool.type)?.probe?.(tool.config, {
+						allowHosts: this.settings.outboundAllowHosts,
+						timeoutMs: tool.timeout_ms
+					})) ?? { problems: [], health: { state: "healthy" as const } };
 					const report: ValidationReport = {
-						valid: errors.length === 0,
-						errors,
+						valid: problems.length === 0,
+						errors: problems,
 						kind: "functional",
 						checked_at: new Date().toISOString()
 					};
-					await ctx.call("registry.recordValidation", { id: tool.id, version: task.payload.version, report });
+					await ctx.call("registry.recordValidation", {
+						id: tool.id,
+						version: task.payload.version,
+						report,
+						health
+					});
 					return report;
 				},
 

@@ -1,7 +1,8 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { conflict, invalid, notFound } from "../lib/errors";
+import { conflict, definitionChanged, invalid, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
-import { createAjv, SchemaCache, toProblems } from "../lib/json-schema";
+import { createAjv } from "../lib/json-schema";
+import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
 
@@ -10,6 +11,8 @@ export interface ToolAccessSettings {
 	toolCacheTtlMs: number;
 	/** Compiled parameter schemas kept (one per tool version). */
 	schemaCacheSize: number;
+	/** What parameter validation may do on the event loop, and the limits of the schema threads. */
+	schemaGuard: SchemaGuardOptions;
 }
 
 export interface ToolAccessMethods {
@@ -20,11 +23,11 @@ export interface ToolAccessMethods {
 		agentId?: string | null
 	): Promise<StoredTool>;
 	/** Throws a 422 naming each problem when `parameters` do not match the tool's schema. */
-	checkParameters(tool: StoredTool, parameters: JsonObject): void;
+	checkParameters(tool: StoredTool, parameters: JsonObject): Promise<void>;
 }
 
 interface ToolAccessLocals {
-	schemas: SchemaCache;
+	schemas: SchemaGuard;
 	toolCache: Map<string, { tool: StoredTool; expires: number }>;
 }
 
@@ -41,7 +44,8 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 	> = {
 		settings: {
 			toolCacheTtlMs: 30000,
-			schemaCacheSize: 5000
+			schemaCacheSize: 5000,
+			schemaGuard: DEFAULT_SCHEMA_GUARD
 		},
 
 		events: {
@@ -63,8 +67,11 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 					throw invalid("tool_id or tool_name is required", [{ field: "tool_id", message: "is required" }]);
 				const cacheKey = `${tenantId}\u0000${request.tool_id ?? ""}\u0000${request.tool_name ?? ""}`;
 				const cached = this.toolCache.get(cacheKey);
+				// A pin that the cached copy misses may be of a change this node has not heard of yet: ask the registry.
+				const stalePin =
+					request.expected_hash !== undefined && cached?.tool.definition_hash !== request.expected_hash;
 				let tool: StoredTool;
-				if (cached && cached.expires > Date.now()) tool = cached.tool;
+				if (cached && cached.expires > Date.now() && !stalePin) tool = cached.tool;
 				else {
 					tool = await ctx.call<StoredTool, ExecutionRequest>("registry.resolve", {
 						tool_id: request.tool_id,
@@ -80,22 +87,28 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 					throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {
 						status: tool.status
 					});
+				if (request.expected_hash !== undefined && request.expected_hash !== tool.definition_hash)
+					throw definitionChanged(tool.definition_hash);
 				return tool;
 			},
 
-			checkParameters(this: ToolAccessThis, tool: StoredTool, parameters: JsonObject) {
-				const validate = this.schemas.get(`${tool.id}@${tool.version}`, tool.parameters);
-				if (!validate(parameters))
-					throw invalid(
-						"Parameters do not match the tool's schema",
-						toProblems(validate.errors, "parameters")
-					);
+			async checkParameters(this: ToolAccessThis, tool: StoredTool, parameters: JsonObject) {
+				const problems = await this.schemas.validate(
+					`${tool.id}@${tool.version}`,
+					tool.parameters,
+					parameters
+				);
+				if (problems.length) throw invalid("Parameters do not match the tool's schema", problems);
 			}
 		},
 
 		created(this: ToolAccessThis) {
-			this.schemas = new SchemaCache(createAjv(), this.settings.schemaCacheSize);
+			this.schemas = new SchemaGuard(createAjv(), this.settings.schemaGuard, this.settings.schemaCacheSize);
 			this.toolCache = new Map();
+		},
+
+		async stopped(this: ToolAccessThis) {
+			await this.schemas.close();
 		}
 	};
 	return mixin as Partial<ServiceSchema>;

@@ -1,10 +1,4 @@
-import {
-	STATUS_CODES,
-	type IncomingHttpHeaders,
-	type IncomingMessage,
-	type Server,
-	type ServerResponse
-} from "http";
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "http";
 import type { Duplex } from "stream";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
@@ -12,14 +6,16 @@ import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
-import { errorHeaders, toErrorBody, type ErrorBody } from "../lib/error-response";
+import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { refuseDeepJson } from "../lib/json-depth";
 import { McpGateway } from "../lib/mcp-gateway";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
+import { sendConsole } from "../lib/console-page";
 import { buildOpenApi, UPGRADE_ROUTES, type ServedRoute } from "../lib/openapi";
 import { version as PACKAGE_VERSION } from "../package.json";
 import { GatewayPrometheusReporter } from "../lib/metrics/gateway-prometheus-reporter";
-import { badRequest, forbidden, notFound, rateLimited, unauthorized } from "../lib/errors";
+import { badRequest, forbidden, lacksScope, notFound, rateLimited, unauthorized } from "../lib/errors";
 import { newId, newSecret } from "../lib/ids";
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/rate-limiter";
 import type { KeyStore } from "../lib/store/key-store";
@@ -28,6 +24,7 @@ import { RedisKeyStore } from "../lib/store/redis-key-store";
 import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface ApiSettings extends RedisSettings {
 	port: number;
@@ -79,7 +76,7 @@ interface GatewayRequest extends IncomingMessage {
 	$ctx?: Context<unknown, CallerMeta>;
 }
 
-const DEBUG_LOGGING = ["debug", "trace"].includes(process.env.LOG_LEVEL ?? "");
+const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
@@ -103,29 +100,28 @@ const TOOL_FRAMES: Record<string, string> = {
 	"tool.validation_completed": "tool_validation_completed"
 };
 
-/** Browsers cannot set headers on a WebSocket, so the credential and tenant may come in the query. */
+/**
+ * Subprotocol the console offers on `/ws`. Browsers cannot set headers on a WebSocket, so it sends
+ * its credential and tenant as further offered subprotocols (`tool-registry.bearer.<base64url>`,
+ * `tool-registry.tenant.<base64url>`), which keeps them out of the URL and so out of access logs.
+ */
+const UI_PROTOCOL = "tool-registry";
+
+const offeredProtocol = (req: IncomingMessage, kind: "bearer" | "tenant"): string | null => {
+	const prefix = `${UI_PROTOCOL}.${kind}.`;
+	const offered = (header(req, "sec-websocket-protocol") ?? "").split(",").map(p => p.trim());
+	const value = offered.find(p => p.startsWith(prefix))?.slice(prefix.length);
+	return value ? Buffer.from(value, "base64url").toString("utf8") : null;
+};
+
+/** The credential and tenant of a WebSocket upgrade: headers, else subprotocols, else the query. */
 const uiSocketHeaders = (req: IncomingMessage, url: URL): IncomingHttpHeaders => {
 	const headers = { ...req.headers };
-	const token = url.searchParams.get("token");
-	const tenant = url.searchParams.get("tenant_id");
+	const token = offeredProtocol(req, "bearer") ?? url.searchParams.get("token");
+	const tenant = offeredProtocol(req, "tenant") ?? url.searchParams.get("tenant_id");
 	if (!headers.authorization && token) headers.authorization = `Bearer ${token}`;
 	if (!headers["x-tenant-id"] && tenant) headers["x-tenant-id"] = tenant;
 	return headers;
-};
-
-/** Answers an upgrade request with a plain HTTP error, as the REST routes would, and drops the socket. */
-const refuseUpgrade = (socket: Duplex, body: ErrorBody) => {
-	if (!socket.writable) return void socket.destroy();
-	const json = JSON.stringify(body);
-	const head = [
-		`HTTP/1.1 ${body.code} ${STATUS_CODES[body.code] ?? ""}`,
-		"Connection: close",
-		"Content-Type: application/json; charset=utf-8",
-		`Content-Length: ${Buffer.byteLength(json)}`,
-		...Object.entries(errorHeaders(body)).map(([name, value]) => `${name}: ${value}`)
-	];
-	socket.once("finish", () => socket.destroy());
-	socket.end(`${head.join("\r\n")}\r\n\r\n${json}`);
 };
 
 /** moleculer-web calls alias functions with the service as `this` and the raw request and response. */
@@ -148,11 +144,7 @@ async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResp
 			: !reporter
 				? notFound("Metrics")
 				: null;
-	if (refusal) {
-		const body = toErrorBody(refusal);
-		res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8" });
-		return res.end(JSON.stringify(body));
-	}
+	if (refusal) return void sendError(res, refusal);
 	res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
 	res.end(reporter!.generatePrometheusResponse());
 }
@@ -174,6 +166,17 @@ function serveOpenApi(this: ApiThis, _req: IncomingMessage, res: ServerResponse)
 	res.end(JSON.stringify(document));
 }
 
+/** `GET /ui`: the web console, a static bundle under a strict Content-Security-Policy. */
+function serveConsole(
+	this: ApiThis,
+	req: IncomingMessage & { $params?: { file?: string; asset?: string } },
+	res: ServerResponse
+) {
+	const { file, asset } = req.$params ?? {};
+	if (!sendConsole(asset !== undefined ? `assets/${asset}` : file, res))
+		sendError(res, notFound("File", file ?? asset));
+}
+
 function serveDocs(
 	this: ApiThis,
 	req: IncomingMessage & { $params?: { file?: string } },
@@ -181,10 +184,7 @@ function serveDocs(
 ) {
 	const file = req.$params?.file;
 	if (file === undefined) return sendDocsPage(res);
-	if (!sendDocsAsset(file, res)) {
-		res.writeHead(404, { "Content-Type": "application/json; charset=utf-8" });
-		res.end(JSON.stringify(toErrorBody(notFound("File", file))));
-	}
+	if (!sendDocsAsset(file, res)) sendError(res, notFound("File", file));
 }
 
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
@@ -193,12 +193,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
 
 	settings: {
-		port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
-		ip: process.env.HOST ?? "0.0.0.0",
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		port: config().port,
+		ip: config().host,
+		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
-		tenantRateLimit: Number(process.env.RATE_LIMIT ?? 6000),
-		tenantRateWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		tenantRateLimit: config().rateLimit,
+		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
@@ -218,7 +218,14 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				path: "/",
 				mappingPolicy: "restrict",
 				bodyParsers: false,
-				aliases: { "GET /openapi.json": serveOpenApi, "GET /docs": serveDocs, "GET /docs/:file": serveDocs }
+				aliases: {
+					"GET /openapi.json": serveOpenApi,
+					"GET /docs": serveDocs,
+					"GET /docs/:file": serveDocs,
+					"GET /ui": serveConsole,
+					"GET /ui/:file": serveConsole,
+					"GET /ui/assets/:asset": serveConsole
+				}
 			},
 			{
 				path: "/metrics",
@@ -239,7 +246,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				mappingPolicy: "restrict",
 				authentication: true,
 				authorization: true,
-				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
+				bodyParsers: {
+					json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys, verify: refuseDeepJson }
+				},
+				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
 				onAfterCall(
 					this: ApiThis,
@@ -258,11 +268,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		],
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
-			const body = toErrorBody(err);
-			if (body.code >= 500 && body.type === "INTERNAL_ERROR")
-				this.logger.error("Request failed", req.url, err);
-			res.writeHead(body.code, { "Content-Type": "application/json; charset=utf-8", ...errorHeaders(body) });
-			res.end(JSON.stringify(body));
+			const body = sendError(res, err);
+			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
 		}
 	} as ApiSettings,
 
@@ -374,8 +381,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		authorize(this: ApiThis, ctx, _route, req) {
 			const scope = req.$alias?.scope;
-			if (!scope || !ctx.meta.scopes?.includes(scope))
-				throw forbidden(`This credential lacks the '${scope ?? "unknown"}' scope`);
+			if (!scope || !ctx.meta.scopes?.includes(scope)) throw lacksScope(scope ?? "unknown");
 		},
 
 		/** Resolves the credential to an identity: service token + headers, or an API key. */
@@ -425,19 +431,17 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			try {
 				const url = new URL(req.url ?? "/", "http://gateway");
 				if (url.pathname !== "/ws")
-					return refuseUpgrade(socket, toErrorBody(notFound("WebSocket endpoint", url.pathname)));
+					return void refuseUpgrade(socket, notFound("WebSocket endpoint", url.pathname));
 				// The same checks, in the same order, as `authenticate` and `authorize` on a REST route.
 				const identity = await this.identify({ headers: uiSocketHeaders(req, url) });
 				await this.admit(identity.tenant_id!);
-				if (!identity.scopes?.includes("tools:read"))
-					throw forbidden("This credential lacks the 'tools:read' scope");
+				if (!identity.scopes?.includes("tools:read")) throw lacksScope("tools:read");
 				// From here ws owns the socket and its errors.
 				socket.off("error", dropped);
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
-				const body = toErrorBody(err);
+				const body = refuseUpgrade(socket, err);
 				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", req.url, err);
-				refuseUpgrade(socket, body);
 			}
 		}
 	},
@@ -467,8 +471,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
 			searchTools: (meta, query) =>
 				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters) =>
-				this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
+			execute: (meta, name, parameters, expectedHash) =>
+				this.broker.call(
+					"executor.execute",
+					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+					{ meta }
+				)
 		});
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
@@ -476,7 +484,13 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			closeGraceMs: 1000
 		});
 		// UiSockets tracks the clients, so ws need not keep its own set.
-		this.uiServer = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: 64 * 1024 });
+		this.uiServer = new WebSocketServer({
+			noServer: true,
+			clientTracking: false,
+			maxPayload: 64 * 1024,
+			// Never echo the credential-carrying subprotocols; a client offering none gets none.
+			handleProtocols: offered => (offered.has(UI_PROTOCOL) ? UI_PROTOCOL : false)
+		});
 	},
 
 	started(this: ApiThis) {

@@ -19,6 +19,7 @@ import { ExecutionContext } from "../lib/execution-context";
 import { toolFor, toolTypes } from "../tools";
 import type { TaskWorkers } from "../lib/tasks/task-workers";
 import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
+import { config } from "../lib/config";
 
 export type { ExecutionRequest, ExecutionResult };
 
@@ -66,7 +67,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	],
 
 	settings: {
-		orchestratorUrl: process.env.ORCHESTRATOR_URL || undefined,
+		orchestratorUrl: config().orchestratorUrl,
 		guards: {
 			errorThresholdPercentage: 50,
 			volumeThreshold: 10,
@@ -102,7 +103,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		async execute(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, request: ExecutionRequest) {
 			const tool = await this.resolveTool(ctx, request);
 			const parameters = request.parameters ?? {};
-			this.checkParameters(tool, parameters);
+			await this.checkParameters(tool, parameters);
 			const timeoutMs = Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms);
 			const started = performance.now();
 			const executionId = request.execution_id ?? newId();

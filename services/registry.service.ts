@@ -5,7 +5,13 @@ import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
-import { badRequest, forbidden, invalid, notFound } from "../lib/errors";
+import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
+import {
+	enforceDescriptionPolicy,
+	parseDescriptionPolicies,
+	policyOf,
+	type DescriptionPolicies
+} from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { DiscoveryIndex } from "../lib/discovery/discovery-index";
 import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
@@ -17,14 +23,19 @@ import type { ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
 import { paramsToJsonSchema } from "../lib/params-schema";
+import { nextProbeDelay, type BackoffSettings, type ProbeSchedule } from "../lib/health/probe-schedule";
+import { MemoryProbeSchedule } from "../lib/health/memory-probe-schedule";
+import { RedisProbeSchedule } from "../lib/health/redis-probe-schedule";
 import type {
 	CallerMeta,
 	JsonObject,
 	StoredTool,
 	ToolDefinition,
+	ToolHealth,
 	ToolStatus,
 	ValidationReport
 } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface RegistrySettings extends RedisSettings {
 	/** Page size of `registry.list` when the caller gives none. */
@@ -33,25 +44,41 @@ export interface RegistrySettings extends RedisSettings {
 	maxPageSize: number;
 	/** Retries of an update that lost a race and carried no `expected_version`. */
 	updateRetries: number;
+	/** What flagged descriptions do, by default and per tenant (lib/description-policy.ts). */
+	descriptionPolicies: DescriptionPolicies;
+	health: HealthSettings;
+}
+
+/** Re-probing of tools whose upstream does not answer. */
+export interface HealthSettings extends BackoffSettings {
+	/** How often each registry node looks for tools due for a probe. */
+	sweepMs: number;
+	/** A claimed probe that never reports (its node died) is claimed again after this. */
+	claimMs: number;
 }
 
 interface RegistryMethods extends TenantScopeMethods {
 	present(tool: StoredTool): StoredTool;
 	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
+	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
 	offeredActionTools(): Map<string, OfferedTool>;
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
 	sampleMetrics(): Promise<void>;
 	findVisible(tenantId: string, id: string): Promise<StoredTool>;
-	queueProbe(ctx: Context, tool: StoredTool): Promise<{ task_id: string } | null>;
+	queueProbe(caller: Context | ServiceBroker, tool: StoredTool): Promise<{ task_id: string } | null>;
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	seedBuiltins(): Promise<void>;
+	nextHealth(previous: ToolHealth | undefined, probed: Pick<ToolHealth, "state" | "error">): ToolHealth;
+	probeDue(): Promise<void>;
 }
 
 interface RegistryLocals extends RedisLocals {
 	store: ToolStore;
 	discovery: DiscoveryIndex;
+	probeSchedule: ProbeSchedule;
+	healthTimer: NodeJS.Timeout | null;
 	/** Debounce timer and single-flight state of the action-tool sync. */
 	syncTimer: NodeJS.Timeout | null;
 	syncing: Promise<void> | null;
@@ -86,19 +113,37 @@ const needsProbe = (type: unknown) => typeof type === "string" && Boolean(toolFo
 
 const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
 
+/** Health of a tool no probe has looked at (and of types that call no upstream). */
+const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
+
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
 	mixins: [
 		RedisMixin(),
 		TenantScopeMixin(),
-		MetricsSamplerMixin({ metrics: ["toolsRegistered"], intervalMs: 15000 })
+		MetricsSamplerMixin({
+			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
+			intervalMs: 15000
+		})
 	],
 
 	settings: {
 		defaultPageSize: 50,
 		maxPageSize: 200,
-		updateRetries: 5
+		updateRetries: 5,
+		// warn: findings are kept in `validation.warnings`; refuse: they make register/update a 422.
+		descriptionPolicies: parseDescriptionPolicies(
+			process.env.DESCRIPTION_POLICY || undefined,
+			process.env.DESCRIPTION_POLICY_TENANTS
+		),
+		health: {
+			// About a minute after the first failed probe, doubling up to an hour.
+			initialMs: config().healthRecheckMs,
+			maxMs: config().healthRecheckMaxMs,
+			sweepMs: 5000,
+			claimMs: 5 * 60000
+		}
 	} as RegistrySettings,
 
 	actions: {
@@ -107,8 +152,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			params: { $$root: true, type: "object" },
 			async handler(this: RegistryThis, ctx: Ctx) {
 				const tenantId = this.tenantOf(ctx);
-				const report = await this.checkDefinition(ctx, ctx.params);
-				if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+				const report = await this.admitDefinition(ctx, tenantId, ctx.params);
 				const now = new Date().toISOString();
 				const tool: StoredTool = {
 					id: newId(),
@@ -116,6 +160,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					...this.withDefaults(pickDefinition(ctx.params) as ToolDefinition),
 					version: 1,
 					status: needsProbe(ctx.params.type) ? "pending_validation" : "active",
+					health: UNKNOWN_HEALTH,
 					validation: report,
 					created_at: now,
 					updated_at: now
@@ -195,8 +240,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						...patch,
 						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
 					};
-					const report = await this.checkDefinition(ctx, { ...ctx.params, ...merged });
-					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged });
 					try {
 						// A changed endpoint must prove itself again before it runs.
 						const reprobe =
@@ -223,9 +267,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					} catch (err) {
 						// Without an expected version the caller asked for "latest wins": a race with
 						// another writer is retried on the new state instead of surfacing as 409.
-						const lostRace = (err as { type?: string }).type === "CONFLICT" && expected_version === undefined;
-						const renameClash = (err as { data?: { name?: string } }).data?.name !== undefined;
-						if (!lostRace || renameClash || attempt >= this.settings.updateRetries) throw err;
+						const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
+						if (!lostRace || attempt >= this.settings.updateRetries) throw err;
 					}
 				}
 			}
@@ -238,6 +281,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				await this.findWritable(tenantId, ctx.params.id);
 				const removed = await this.store.remove(ctx.params.id);
 				if (!removed) throw notFound("Tool", ctx.params.id);
+				await this.probeSchedule.remove(removed.id);
 				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
 				return null;
 			}
@@ -289,27 +333,51 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
-		/** Records a functional validation report (from the executor's probe task). */
+		/**
+		 * Records a functional validation (the executor's probe): an invalid report makes the tool
+		 * `invalid`; otherwise it is `active` and its health says whether the upstream answered.
+		 */
 		recordValidation: {
 			visibility: "public",
 			params: {
 				id: { type: "string", max: 64 },
 				version: { type: "number", integer: true },
-				report: { type: "object" }
+				report: { type: "object" },
+				health: { type: "object", optional: true }
 			},
-			async handler(this: RegistryThis, ctx: Ctx<{ id: string; version: number; report: ValidationReport }>) {
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{
+					id: string;
+					version: number;
+					report: ValidationReport;
+					health?: Pick<ToolHealth, "state" | "error">;
+				}>
+			) {
 				const { id, version, report } = ctx.params;
+				const probed = report.valid ? (ctx.params.health ?? UNKNOWN_HEALTH) : UNKNOWN_HEALTH;
 				// A report about an older version is stale: the newer version has its own probe queued.
 				const updated = await this.store.update(id, stored =>
-					stored.version !== version || stored.status !== "pending_validation"
+					stored.version !== version || (stored.status !== "pending_validation" && stored.status !== "active")
 						? stored
-						: { ...stored, status: report.valid ? "active" : "invalid", validation: report }
+						: {
+								...stored,
+								status: report.valid ? "active" : "invalid",
+								// The probe says nothing about descriptions: the definition check's findings stay visible.
+								validation: stored.validation?.warnings
+									? { ...report, warnings: stored.validation.warnings }
+									: report,
+								health: this.nextHealth(stored.health, probed)
+							}
 				);
 				if (
 					!updated ||
 					(updated.validation !== report && updated.validation?.checked_at !== report.checked_at)
 				)
 					return { recorded: false };
+				const { next_check_at } = updated.health;
+				if (next_check_at) await this.probeSchedule.schedule(id, Date.parse(next_check_at));
+				else await this.probeSchedule.remove(id);
 				ctx.broadcast("tool.validation_completed", {
 					tenant_id: updated.tenant_id,
 					tool: this.present(updated)
@@ -326,7 +394,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
 				// Paging for clients that list everything (MCP tools/list); discovery itself wants the top few.
 				offset: { type: "number", integer: true, min: 0, max: 100000, convert: true, default: 0 },
-				format: { type: "enum", values: Object.keys(FORMATS), default: "native" }
+				format: { type: "enum", values: Object.keys(FORMATS), default: "native" },
+				healthy_only: { type: "boolean", convert: true, default: false }
 			},
 			async handler(
 				this: RegistryThis,
@@ -337,15 +406,17 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					limit: number;
 					offset: number;
 					format: DiscoveryFormat;
+					healthy_only: boolean;
 				}>
 			) {
-				const { query, types, tags, limit, offset, format } = ctx.params;
+				const { query, types, tags, limit, offset, format, healthy_only } = ctx.params;
 				const ranked = await this.discovery.query(this.tenantOf(ctx), {
 					query,
 					types,
 					tags,
 					limit,
 					offset,
+					healthyOnly: healthy_only,
 					agentId: this.agentOf(ctx)
 				});
 				return formatTools(
@@ -378,27 +449,75 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 
 	methods: {
 		present(tool: StoredTool): StoredTool {
-			return { ...tool, config: maskSecrets(tool.config) };
+			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
 		},
 
 		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
-			const { valid, errors } = await caller.call<Pick<ValidationReport, "valid" | "errors">, JsonObject>(
-				"validator.validate",
-				body
-			);
-			return { valid, errors, kind: "definition", checked_at: new Date().toISOString() };
+			const { valid, errors, warnings } = await caller.call<
+				Pick<ValidationReport, "valid" | "errors" | "warnings">,
+				JsonObject
+			>("validator.validate", body);
+			const report: ValidationReport = {
+				valid,
+				errors,
+				kind: "definition",
+				checked_at: new Date().toISOString()
+			};
+			if (warnings?.length) report.warnings = warnings;
+			return report;
+		},
+
+		/** The report of a definition about to be stored; throws when it is invalid or its tenant refuses its findings. */
+		async admitDefinition(this: RegistryThis, ctx: Context, tenantId: string, body: JsonObject) {
+			const report = await this.checkDefinition(ctx, body);
+			if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+			if (report.warnings && this.broker.isMetricsEnabled())
+				for (const { rule } of report.warnings)
+					this.broker.metrics.increment(METRICS.descriptionFindings, { tenant: tenantId, rule });
+			enforceDescriptionPolicy(policyOf(this.settings.descriptionPolicies, tenantId), report);
+			return report;
 		},
 
 		/** Queues the tool's probe; resolves the task id, or null when no executor can take it now. */
-		async queueProbe(this: RegistryThis, ctx: Context, tool: StoredTool) {
+		async queueProbe(this: RegistryThis, caller: Context | ServiceBroker, tool: StoredTool) {
 			try {
-				return await ctx.call<{ task_id: string }, JsonObject>("executor.queueValidation", {
-					tool_id: tool.id,
-					version: tool.version
-				});
+				return await caller.call<{ task_id: string }, JsonObject>(
+					"executor.queueValidation",
+					{ tool_id: tool.id, version: tool.version },
+					{ meta: { tenant_id: tool.tenant_id } }
+				);
 			} catch (err) {
 				this.logger.warn(`Probe of tool '${tool.id}' not queued; it stays pending_validation`, err);
 				return null;
+			}
+		},
+
+		/** The health a probe result leads to; an unreachable upstream is due again with backoff. */
+		nextHealth(this: RegistryThis, previous, probed): ToolHealth {
+			const now = Date.now();
+			const checked_at = new Date(now).toISOString();
+			if (probed.state !== "unreachable") return { state: probed.state, checked_at };
+			const lastDelay =
+				previous?.state === "unreachable" && previous.next_check_at && previous.checked_at
+					? Date.parse(previous.next_check_at) - Date.parse(previous.checked_at)
+					: undefined;
+			const delay = nextProbeDelay(lastDelay, this.settings.health);
+			return {
+				state: "unreachable",
+				checked_at,
+				next_check_at: new Date(now + delay).toISOString(),
+				...(probed.error ? { error: probed.error } : {})
+			};
+		},
+
+		/** Queues the probes that are due; tools no longer unreachable leave the schedule. */
+		async probeDue(this: RegistryThis) {
+			const { claimMs } = this.settings.health;
+			for (const id of await this.probeSchedule.claimDue(Date.now(), claimMs, 100)) {
+				const tool = await this.store.get(id);
+				if (tool?.status === "active" && tool.health?.state === "unreachable")
+					await this.queueProbe(this.broker, tool);
+				else await this.probeSchedule.remove(id);
 			}
 		},
 
@@ -440,6 +559,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					...this.withDefaults(definition),
 					version: 1,
 					status: "active",
+					health: UNKNOWN_HEALTH,
 					created_at: now,
 					updated_at: now
 				};
@@ -451,7 +571,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 							tool: this.present(created)
 						}),
 					err => {
-						if ((err as { type?: string }).type !== "CONFLICT") throw err;
+						if (!isNameTaken(err)) throw err;
 					}
 				);
 			}
@@ -502,6 +622,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						...this.withDefaults(definition),
 						version: 1,
 						status,
+						health: UNKNOWN_HEALTH,
 						validation: report,
 						created_at: now(),
 						updated_at: now()
@@ -513,7 +634,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 								tool: this.present(created)
 							}),
 						err => {
-							if ((err as { type?: string }).type !== "CONFLICT") throw err;
+							if (!isNameTaken(err)) throw err;
 						}
 					);
 					continue;
@@ -564,6 +685,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		async sampleMetrics(this: RegistryThis) {
 			for (const [tenant, count] of Object.entries(await this.store.countByTenant()))
 				this.broker.metrics.set(METRICS.toolsRegistered, count, { tenant });
+			this.broker.metrics.set(METRICS.toolsUnreachable, await this.probeSchedule.size());
 		},
 
 		/** Coalesces bursts of topology changes into one sync, never two at once. */
@@ -608,6 +730,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.store = this.redis
 			? new RedisToolStore(this.redis, this.settings.redisPrefix)
 			: new MemoryToolStore();
+		this.probeSchedule = this.redis
+			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
+			: new MemoryProbeSchedule();
 		const store = this.store;
 		const visibleTo = (tenantId: string) =>
 			tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
@@ -634,9 +759,14 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.syncAgain = false;
 		await this.seedBuiltins();
 		this.scheduleActionToolSync();
+		this.healthTimer = setInterval(
+			() => void this.probeDue().catch(err => this.logger.warn("Queueing due probes failed", err)),
+			this.settings.health.sweepMs
+		);
 	},
 
 	async stopped(this: RegistryThis) {
+		if (this.healthTimer) clearInterval(this.healthTimer);
 		if (this.syncTimer) clearTimeout(this.syncTimer);
 		await this.syncing;
 	}

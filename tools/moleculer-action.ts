@@ -1,3 +1,4 @@
+import { isNoNode, isRequestTimeout } from "../lib/errors";
 import type { JsonObject, ValidationProblem } from "../types/wire";
 import { ToolFailure, type BaseTool } from "./base";
 
@@ -45,11 +46,9 @@ export const moleculerActionTool: BaseTool = {
 				? (result as JsonObject)
 				: { value: result ?? null };
 		} catch (err) {
-			const e = err as { name?: string; message?: string };
-			if (e.name === "ServiceNotFoundError" || e.name === "ServiceNotAvailableError")
-				throw new ToolFailure("upstream_error", `no node provides '${action}'`);
-			if (e.name === "RequestTimeoutError") throw new ToolFailure("timeout", `'${action}' timed out`);
-			throw new ToolFailure("tool_error", e.message ?? String(err));
+			if (isNoNode(err)) throw new ToolFailure("upstream_error", `no node provides '${action}'`);
+			if (isRequestTimeout(err)) throw new ToolFailure("timeout", `'${action}' timed out`);
+			throw new ToolFailure("tool_error", (err as Error).message ?? String(err));
 		}
 	}
 };

@@ -3,13 +3,17 @@ import { type BaseTool, type ToolContext, ToolFailure } from "./base";
 
 const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
 
-const ENDPOINT_PATTERN = "^/[A-Za-z0-9/_.-]*$";
-const ENDPOINT_RE = new RegExp(ENDPOINT_PATTERN);
+/**
+ * A path whose segments each hold a character other than a dot, so none is `.` or `..`: the endpoint
+ * resolves under the orchestrator's base URL and cannot climb out of its path. RE2 has no lookahead.
+ */
+const ENDPOINT_PATTERN = "^(/([A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*)?)+$";
+const ENDPOINT_CHARS = /^\/[A-Za-z0-9/_.-]*$/;
 
 const configSchema: JsonObject = {
 	type: "object",
 	properties: {
-		// A path only, so a tenant cannot send the service token to another host.
+		// A path only, so a tenant cannot send the service token to another host or another path.
 		endpoint: { type: "string", maxLength: 200, pattern: ENDPOINT_PATTERN },
 		collection_id: { type: "string", maxLength: 200 },
 		top_k: { type: "integer", minimum: 1, maximum: 100 }
@@ -37,16 +41,24 @@ const upstream = (message: string): ToolFailure => new ToolFailure("upstream_err
 
 function endpointUrl(base: string | undefined, endpoint: unknown): string {
 	if (!base) throw new ToolFailure("tool_error", "ORCHESTRATOR_URL is not configured");
-	// Checked again here: the token must never leave for another host, even if a stored config skipped
-	// schema validation (`@evil.example/` appended to the base would become the host).
-	if (typeof endpoint !== "string" || !ENDPOINT_RE.test(endpoint)) {
+	// Checked again here: the token must never leave for another host or path, even if a stored config
+	// skipped schema validation (`@evil.example/` appended to the base would become the host).
+	if (typeof endpoint !== "string" || !ENDPOINT_CHARS.test(endpoint)) {
 		throw new ToolFailure("tool_error", "config.endpoint must be a path such as /api/v1/rag/query");
 	}
+	let root: URL;
 	try {
-		return new URL(base.replace(/\/+$/, "") + endpoint).href;
+		root = new URL(base.replace(/\/+$/, "") + "/");
 	} catch {
 		throw new ToolFailure("tool_error", "ORCHESTRATOR_URL is not a valid URL");
 	}
+	const path = root.pathname + endpoint.slice(1);
+	const url = new URL(root.origin + path);
+	// The parser resolves `.` and `..` segments: a path it rewrote could climb out of the base path.
+	if (url.pathname !== path) {
+		throw new ToolFailure("tool_error", "config.endpoint must stay under ORCHESTRATOR_URL's path");
+	}
+	return url.href;
 }
 
 function requestBody(params: JsonObject, config: JsonObject, tenantId: string): JsonObject {

@@ -13,11 +13,31 @@ export interface ValidationProblem {
 	message: string;
 }
 
+/** Something a definition may do wrong without being unusable (see lib/description-guard.ts). */
+export interface ValidationWarning extends ValidationProblem {
+	/** Stable name of the check that found it, e.g. `hidden_characters`. */
+	rule: string;
+}
+
 export interface ValidationReport {
 	valid: boolean;
 	errors: ValidationProblem[];
+	/** Findings that do not make the definition invalid under the tenant's policy. */
+	warnings?: ValidationWarning[];
 	kind: "definition" | "functional";
 	checked_at: string;
+}
+
+/**
+ * Whether a tool's upstream answers, apart from whether its definition is valid: a tool whose
+ * upstream does not answer stays `active` (and runnable) and is probed again with backoff.
+ */
+export interface ToolHealth {
+	state: "unknown" | "healthy" | "unreachable";
+	checked_at?: string;
+	/** When an unreachable tool is probed next. */
+	next_check_at?: string;
+	error?: string;
 }
 
 /** What a caller may send when registering or updating a tool. */
@@ -48,6 +68,7 @@ export interface StoredTool {
 	/** `sha256:<hex>` of the canonical definition of this version (see lib/definition-hash.ts). */
 	definition_hash: string;
 	status: ToolStatus;
+	health: ToolHealth;
 	validation?: ValidationReport;
 	created_at: string;
 	updated_at: string;

@@ -7,6 +7,8 @@ export interface DiscoverQuery {
 	tags?: string[];
 	limit: number;
 	offset?: number;
+	/** Leaves out tools whose upstream did not answer their last probe. */
+	healthyOnly?: boolean;
 	agentId: string | null;
 }
 
@@ -99,6 +101,7 @@ export class TenantIndex {
 			tool !== undefined &&
 			tool.status === "active" &&
 			mayUse(tool, q.agentId) &&
+			!(q.healthyOnly && tool.health?.state === "unreachable") &&
 			!(
 				tool.tenant_id === GLOBAL_TENANT &&
 				this.tenantId !== GLOBAL_TENANT &&

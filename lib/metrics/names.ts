@@ -9,7 +9,9 @@ export const METRICS = {
 	outboxSize: "tool_registry.outbox.size",
 	notifierConnected: "tool_registry.notifier.connected",
 	notifierLeader: "tool_registry.notifier.leader",
-	toolsRegistered: "tool_registry.tools.registered"
+	toolsRegistered: "tool_registry.tools.registered",
+	toolsUnreachable: "tool_registry.tools.unreachable",
+	descriptionFindings: "tool_registry.description.findings.total"
 } as const;
 
 interface Definition {
@@ -48,7 +50,16 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	outboxSize: { type: "gauge", description: "Notifications waiting in the outbox for the orchestrator" },
 	notifierConnected: { type: "gauge", description: "1 while the notifier is connected and authenticated" },
 	notifierLeader: { type: "gauge", description: "1 on the notifier node holding the leader lock" },
-	toolsRegistered: { type: "gauge", labelNames: ["tenant"], description: "Registered tools per tenant" }
+	toolsRegistered: { type: "gauge", labelNames: ["tenant"], description: "Registered tools per tenant" },
+	toolsUnreachable: {
+		type: "gauge",
+		description: "Active tools whose upstream did not answer their last probe (probed again with backoff)"
+	},
+	descriptionFindings: {
+		type: "counter",
+		labelNames: ["tenant", "rule"],
+		description: "Findings of the description guard in registered and updated definitions, by rule"
+	}
 };
 
 /** Registers the named metrics once per broker (a no-op when metrics are disabled). */

@@ -1,6 +1,7 @@
 import type { StoredTool } from "../../types/wire";
 import { listMerged } from "./tool-page";
-import { nameTaken, staleVersion, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
+import { nameTaken, staleVersion } from "../errors";
+import { type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 const nameKey = (tenantId: string, name: string) => `${tenantId}\u0000${name}`;
 
@@ -61,7 +62,8 @@ export class MemoryToolStore implements ToolStore {
 	): Promise<StoredTool | null> {
 		const current = this.tools.get(id);
 		if (!current) return null;
-		if (expectedVersion !== undefined && expectedVersion !== current.version) throw staleVersion(current);
+		if (expectedVersion !== undefined && expectedVersion !== current.version)
+			throw staleVersion(current.version);
 		const next = change(current);
 		if (next === current) return current;
 		if (next.name !== current.name) {

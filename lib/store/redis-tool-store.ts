@@ -1,8 +1,8 @@
 import type Redis from "ioredis";
 import type { StoredTool } from "../../types/wire";
-import { conflict } from "../errors";
+import { conflict, nameTaken, staleVersion } from "../errors";
 import { listMerged } from "./tool-page";
-import { nameTaken, staleVersion, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
+import { type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
 const CREATE_SCRIPT = `
@@ -91,7 +91,8 @@ export class RedisToolStore implements ToolStore {
 		expectedVersion?: number
 	): Promise<StoredTool | null> {
 		return this.transaction(id, async (conn, current) => {
-			if (expectedVersion !== undefined && expectedVersion !== current.version) throw staleVersion(current);
+			if (expectedVersion !== undefined && expectedVersion !== current.version)
+				throw staleVersion(current.version);
 			const next = change(current);
 			if (next === current) return current;
 			const names = this.namesKey(next.tenant_id);

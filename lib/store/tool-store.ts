@@ -1,5 +1,4 @@
 import type { StoredTool, ToolStatus } from "../../types/wire";
-import { conflict } from "../errors";
 
 export interface ToolFilter {
 	type?: string;
@@ -19,7 +18,7 @@ export interface ToolPage {
  * cannot both win.
  */
 export interface ToolStore {
-	/** Stores a new tool; throws CONFLICT when its name is already used in its tenant. */
+	/** Stores a new tool; throws `nameTaken` when its name is already used in its tenant. */
 	create(tool: StoredTool): Promise<StoredTool>;
 	get(id: string): Promise<StoredTool | null>;
 	/** An earlier (or the current) version of a tool still stored. */
@@ -28,8 +27,8 @@ export interface ToolStore {
 	/** Tools of the given tenants merged in id order, starting after `afterId`. */
 	list(tenantIds: string[], filter: ToolFilter, limit: number, afterId?: string): Promise<ToolPage>;
 	/**
-	 * Replaces the tool by `change(current)` atomically. Throws CONFLICT when `expectedVersion`
-	 * is given and stale, or when the new name is taken. Resolves null when the tool is gone.
+	 * Replaces the tool by `change(current)` atomically. Throws `staleVersion` when `expectedVersion`
+	 * is given and stale, `nameTaken` when the new name is taken. Resolves null when the tool is gone.
 	 * When `change` returns `current` itself nothing is written.
 	 */
 	update(
@@ -49,8 +48,3 @@ export interface ToolStore {
 	/** Every stored tool, for rebuilding indexes on start. */
 	all(): AsyncIterable<StoredTool>;
 }
-
-/** The conflicts every store reports alike. */
-export const nameTaken = (name: string) => conflict(`A tool named '${name}' already exists`, { name });
-export const staleVersion = (current: StoredTool) =>
-	conflict("The tool was changed since the expected version", { current_version: current.version });

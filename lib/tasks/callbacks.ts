@@ -1,5 +1,5 @@
 import { createHmac } from "crypto";
-import { guardedRequest } from "../outbound/guarded-fetch";
+import { guardedRequest, OutboundRefused } from "../outbound/guarded-fetch";
 
 export interface CallbackOptions {
 	/** HMAC key; receivers verify `X-Tool-Registry-Signature` with it. Unset = unsigned. */
@@ -53,7 +53,7 @@ export async function deliverCallback(
 			if (response.status < 300) return true;
 			if (response.status < 500) return false;
 		} catch (err) {
-			if ((err as Error).name === "OutboundRefused") return false;
+			if (err instanceof OutboundRefused) return false;
 		}
 		if (attempt < options.attempts) await sleep(options.baseDelayMs * 2 ** (attempt - 1));
 	}

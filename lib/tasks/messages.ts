@@ -78,17 +78,6 @@ export const newTask = (
 	});
 };
 
-/** Whether a failed call between services may succeed when tried again (unavailable, timed out, 5xx). */
-export function isTransient(err: unknown): boolean {
-	const e = err as { code?: unknown; type?: unknown };
-	return (
-		typeof e.code !== "number" ||
-		e.code >= 500 ||
-		e.type === "SERVICE_NOT_AVAILABLE" ||
-		e.type === "SERVICE_NOT_FOUND"
-	);
-}
-
 /** Backoff before the attempt after `attempts` failed ones: doubling from `baseMs`, at most `maxMs`. */
 export const retryDelay = (attempts: number, baseMs: number, maxMs: number): number =>
 	Math.min(baseMs * 2 ** (attempts - 1), maxMs);

@@ -1,5 +1,6 @@
 import { request } from "http";
-import { http, startNode, type TestNode } from "../support/node";
+import zlib from "zlib";
+import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
 /** Sends raw bytes, for inputs fetch would refuse to produce. */
 function rawRequest(
@@ -109,7 +110,7 @@ describe("bad input over HTTP", () => {
 
 	it("answers 422 for a deeply nested or oversized parameters schema", async () => {
 		let deep: Record<string, unknown> = { type: "string" };
-		for (let i = 0; i < 40; i++) deep = { type: "object", properties: { a: deep } };
+		for (let i = 0; i < 20; i++) deep = { type: "object", properties: { a: deep } };
 		expect((await post("/tools", { name: "deep", type: "calculator", parameters: deep })).status).toBe(422);
 		const wide = {
 			type: "object",
@@ -183,6 +184,40 @@ describe("bad input over HTTP", () => {
 		);
 		expect(charset.status).toBe(415);
 		expect((await http(node.url, "GET", "/health", { token: null })).status).toBe(200);
+	});
+
+	it.each([
+		["gzip", Buffer.from("not gzip at all")],
+		["gzip", zlib.gzipSync('{"name": "truncated"}').subarray(0, 20)],
+		["deflate", Buffer.from([0x78, 0x9c, 0xff, 0xff, 0xff])],
+		["br", Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])]
+	])("answers a corrupt %s body with 400, authenticated or not", async (encoding, body) => {
+		for (const credential of [
+			{ authorization: `Bearer ${SERVICE_TOKEN}`, "x-tenant-id": tenant },
+			{}
+		] as Record<string, string>[]) {
+			const headers = { ...credential, "content-type": "application/json", "content-encoding": encoding };
+			const res = await rawRequest(node.url, "/api/v1/tools", "POST", headers, body);
+			expect(res.status).toBe(400);
+			expect(JSON.parse(res.body)).toEqual({
+				name: "MoleculerClientError",
+				message: "Request body cannot be decoded",
+				code: 400,
+				type: "INVALID_BODY_ENCODING"
+			});
+		}
+	});
+
+	it("still reads a well-formed compressed body", async () => {
+		const headers = {
+			authorization: `Bearer ${SERVICE_TOKEN}`,
+			"x-tenant-id": tenant,
+			"content-type": "application/json",
+			"content-encoding": "br"
+		};
+		const body = zlib.brotliCompressSync(JSON.stringify({ name: "compressed", type: "calculator" }));
+		const res = await rawRequest(node.url, "/api/v1/tools", "POST", headers, body);
+		expect(res.status).toBe(201);
 	});
 
 	it("answers every error with the contract's JSON body", async () => {

@@ -513,7 +513,7 @@ describe("discovery output formats", () => {
 		expect(Object.keys(body)).toEqual(["items"]);
 		expect(body.items.length).toBeGreaterThanOrEqual(2);
 		for (const item of body.items) {
-			expect(Object.keys(item).sort()).toEqual(["score", "tool"]);
+			expect(Object.keys(item).sort()).toEqual(["health", "score", "tool"]);
 			expect(typeof item.score).toBe("number");
 			expect(item.score).toBeGreaterThan(0);
 			expect(item.tool).toMatchObject({ tenant_id: tenant, status: "active", version: 1, type: "datetime" });

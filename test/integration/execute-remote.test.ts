@@ -584,14 +584,12 @@ describe("external_api: upstream failures", () => {
 		expect((await call(node, "GET", `/tools/${tool.body.id}`, tenant)).body.status).toBe("active");
 	});
 
-	it("marks a tool whose allowed host refuses connections invalid at its probe", async () => {
-		const tool = await register(
-			node,
-			newTenant(),
-			externalApi({ url: `http://127.0.0.2:${closedPort}/` }),
-			"invalid"
-		);
-		expect(tool.body.validation.errors[0].message).toMatch(/ECONNREFUSED/);
+	it("keeps a tool whose allowed host refuses connections active, with its upstream unreachable", async () => {
+		const tool = await register(node, newTenant(), externalApi({ url: `http://127.0.0.2:${closedPort}/` }));
+		expect(tool.body.health).toMatchObject({
+			state: "unreachable",
+			error: expect.stringMatching(/ECONNREFUSED/)
+		});
 	});
 });
 
@@ -860,14 +858,18 @@ describe("RAG tools through the orchestrator stand-in", () => {
 		expect(Date.now() - started).toBeLessThan(1000);
 	});
 
-	it.each(["http://127.0.0.1:PORT/api", "@127.0.0.1:PORT/api", "api/v1/rag/query", "/api?x=1"])(
-		"refuses the endpoint %s at registration, so the token cannot go elsewhere",
-		async endpoint => {
-			const tenant = newTenant();
-			const definition = rag("rag_query", { config: { endpoint: endpoint.replace("PORT", String(port)) } });
-			const res = await call(node, "POST", "/tools", tenant, definition);
-			expect(res.status).toBe(422);
-			expect(res.body.data.map((problem: { field: string }) => problem.field)).toContain("config.endpoint");
-		}
-	);
+	it.each([
+		"http://127.0.0.1:PORT/api",
+		"@127.0.0.1:PORT/api",
+		"api/v1/rag/query",
+		"/api?x=1",
+		"/api/v1/rag/../../admin",
+		"/../admin"
+	])("refuses the endpoint %s at registration, so the token cannot go elsewhere", async endpoint => {
+		const tenant = newTenant();
+		const definition = rag("rag_query", { config: { endpoint: endpoint.replace("PORT", String(port)) } });
+		const res = await call(node, "POST", "/tools", tenant, definition);
+		expect(res.status).toBe(422);
+		expect(res.body.data.map((problem: { field: string }) => problem.field)).toContain("config.endpoint");
+	});
 });

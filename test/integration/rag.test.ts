@@ -140,6 +140,18 @@ describe("rag tools against a stand-in orchestrator", () => {
 		expect(received).toHaveLength(0);
 	});
 
+	it("refuses an endpoint with dot segments, which could leave the orchestrator's base path", async () => {
+		const orchestrator_url = `${baseUrl}/orchestrator`;
+		for (const endpoint of ["/../admin", "/api/v1/rag/../../../admin", "/./x", "/a/.."]) {
+			const err = await failure(
+				ragQueryTool.execute({ query: "q" }, { endpoint }, context({ orchestrator_url }))
+			);
+			expect(err.type).toBe("tool_error");
+			expect(err.message).toMatch(/config.endpoint must stay under ORCHESTRATOR_URL/);
+		}
+		expect(received).toHaveLength(0);
+	});
+
 	it("sends no Authorization header when no service token is set", async () => {
 		await ragQueryTool.execute({ query: "q" }, {}, context({ service_token: undefined }));
 		expect(received[0].headers.authorization).toBeUndefined();
@@ -239,10 +251,16 @@ describe("rag tool schemas", () => {
 		const validate = ajv.compile(tool.configSchema);
 		expect(validate({})).toBe(true);
 		expect(validate({ endpoint: "/api/v2/rag/query", collection_id: "c", top_k: 100 })).toBe(true);
+		for (const endpoint of ["/v1.2/rag/query.json", "/.well-known/rag", "//evil.example/steal"])
+			expect([endpoint, validate({ endpoint })]).toEqual([endpoint, true]);
 		for (const config of [
 			{ endpoint: "http://evil.example/x" },
 			{ endpoint: "@evil.example/x" },
 			{ endpoint: "/x?y=1" },
+			{ endpoint: "/../admin" },
+			{ endpoint: "/api/v1/rag/../../admin" },
+			{ endpoint: "/./x" },
+			{ endpoint: "/a/.." },
 			{ top_k: 0 },
 			{ top_k: 101 },
 			{ url: "http://x" }

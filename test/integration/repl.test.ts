@@ -37,8 +37,8 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 		});
 		const out = await command("tools").run(repl, { tenant: "ops-a" });
 		const lines = out.split("\n");
-		expect(lines[0]).toMatch(/^name\s+id\s+tenant\s+type\s+status\s+version$/);
-		expect(out).toMatch(/clock_a\s+\S+\s+ops-a\s+datetime\s+active\s+1/);
+		expect(lines[0]).toMatch(/^name\s+id\s+tenant\s+type\s+status\s+health\s+version$/);
+		expect(out).toMatch(/clock_a\s+\S+\s+ops-a\s+datetime\s+active\s+unknown\s+1/);
 		expect(out).toMatch(/calculator\s+\S+\s+\*\s+calculator\s+active/);
 		expect(await command("tools").run(repl, { tenant: "ops-b" })).not.toContain("clock_a");
 	});

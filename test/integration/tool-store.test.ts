@@ -20,6 +20,7 @@ const makeTool = (tenant: string, name: string, extra: Partial<StoredTool> = {})
 	version: 1,
 	definition_hash: "sha256:test",
 	status: "active",
+	health: { state: "unknown" },
 	created_at: "2026-01-01T00:00:00.000Z",
 	updated_at: "2026-01-01T00:00:00.000Z",
 	...extra

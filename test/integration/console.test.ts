@@ -1,0 +1,361 @@
+import { execFileSync } from "child_process";
+import { existsSync, mkdirSync } from "fs";
+import path from "path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import WebSocket from "ws";
+import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** Locally a missing browser skips the browser tests loudly; CI installs Debian's chromium and requires it. */
+const describeWithChromium = existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip;
+if (!existsSync(CHROMIUM) && !process.env.CI)
+	process.stdout.write(`\n*** ${CHROMIUM} not found: the /ui browser tests are SKIPPED ***\n`);
+
+const ROOT = path.join(__dirname, "../..");
+/** Screenshots of every view, to look at (not committed). */
+const SHOTS = process.env.CONSOLE_SCREENSHOTS ?? path.join(ROOT, "test-results/console");
+const TENANT = "acme-console";
+const HOSTILE = "<img src=x onerror=alert(1)>";
+const API_REFUSAL = /^Failed to load resource: the server responded with a status of 4\d\d/;
+
+/** Chromium as the machine runs it headless: no background traffic to Google's hosts. */
+const launchChromium = () =>
+	chromium.launch({
+		executablePath: CHROMIUM,
+		args: [
+			"--no-sandbox",
+			"--disable-gpu",
+			"--disable-quic",
+			"--no-first-run",
+			"--disable-background-networking",
+			"--disable-component-update",
+			"--disable-sync"
+		]
+	});
+
+/** The bundle the gateway serves, built from the current sources (a second or two). */
+const buildConsole = () =>
+	execFileSync(
+		process.execPath,
+		[path.join(ROOT, "node_modules/vite/bin/vite.js"), "build", "--config", "ui/vite.config.mts"],
+		{
+			cwd: ROOT,
+			stdio: "pipe"
+		}
+	);
+
+describe("the /ui page", () => {
+	let node: TestNode;
+
+	beforeAll(async () => {
+		buildConsole();
+		node = await startNode({ services: ["api", "registry", "validator"] });
+	}, 120000);
+
+	afterAll(() => node.stop());
+
+	it("is served with a strict Content-Security-Policy and no inline script", async () => {
+		const res = await fetch(`${node.url}/ui`);
+		expect(res.status).toBe(200);
+		const csp = res.headers.get("content-security-policy") ?? "";
+		expect(csp).toContain("default-src 'none'");
+		expect(csp).toContain("script-src 'self'");
+		expect(csp).not.toContain("unsafe-inline");
+		expect(csp).toContain("frame-ancestors 'none'");
+		expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+		const html = await res.text();
+		const scripts = html.match(/<script\b[^>]*>/g) ?? [];
+		expect(scripts.length).toBeGreaterThan(0);
+		for (const tag of scripts) expect(tag).toMatch(/\ssrc="\/ui\/assets\/[^"]+\.js"/);
+		expect(html).not.toMatch(/<script\b[^>]*>[^<]+<\/script>/);
+		expect(html).not.toMatch(/https?:\/\//);
+	});
+
+	it("serves only the bundle's own files", async () => {
+		const html = await (await fetch(`${node.url}/ui`)).text();
+		const asset = /src="(\/ui\/assets\/[^"]+)"/.exec(html)![1];
+		const res = await fetch(node.url + asset);
+		expect([res.status, res.headers.get("content-type")]).toEqual([
+			200,
+			"application/javascript; charset=utf-8"
+		]);
+		expect(res.headers.get("cache-control")).toContain("immutable");
+		for (const file of [
+			"..%2Fpackage.json",
+			"%2E%2E%2Fpackage.json",
+			"assets/..%2F..%2Fpackage.json",
+			"nope.js"
+		]) {
+			const missing = await fetch(`${node.url}/ui/${file}`);
+			expect([file, missing.status]).toEqual([file, 404]);
+		}
+	});
+
+	it("takes the /ws credential from subprotocols, and never echoes it", async () => {
+		const encode = (text: string) => Buffer.from(text).toString("base64url");
+		const socket = new WebSocket(`${node.url.replace("http", "ws")}/ws`, [
+			"tool-registry",
+			`tool-registry.bearer.${encode(SERVICE_TOKEN)}`,
+			`tool-registry.tenant.${encode(TENANT)}`
+		]);
+		await new Promise((resolve, reject) => {
+			socket.once("open", resolve);
+			socket.once("error", reject);
+		});
+		expect(socket.protocol).toBe("tool-registry");
+		socket.close();
+
+		const refused = new WebSocket(`${node.url.replace("http", "ws")}/ws`, [
+			"tool-registry",
+			`tool-registry.bearer.${encode("not-a-credential")}`
+		]);
+		const status = await new Promise(resolve =>
+			refused.once("unexpected-response", (_req, res) => resolve(res.statusCode))
+		);
+		expect(status).toBe(401);
+	});
+});
+
+describeWithChromium("the console in headless Chromium", () => {
+	// A browser on a shared machine: each step gets more than jest's default.
+	jest.setTimeout(60000);
+
+	let node: TestNode;
+	let browser: Browser;
+	let context: BrowserContext;
+	let page: Page;
+	/** Problems seen by any page: console errors, uncaught exceptions, requests leaving the host, alerts. */
+	const problems: string[] = [];
+
+	const watch = (target: Page) => {
+		target.on("console", message => {
+			// The browser also logs every 4xx answer; the tests check the console shows those itself.
+			if (message.type() === "error" && !API_REFUSAL.test(message.text()))
+				problems.push(`console: ${message.text()}`);
+		});
+		target.on("pageerror", error => problems.push(`page error: ${error.message}`));
+		target.on("request", request => {
+			if (!request.url().startsWith(node.url)) problems.push(`foreign request: ${request.url()}`);
+		});
+		target.on("websocket", socket => {
+			if (!socket.url().startsWith(node.url.replace("http", "ws")))
+				problems.push(`foreign socket: ${socket.url()}`);
+			if (socket.url().includes("token")) problems.push(`credential in a URL: ${socket.url()}`);
+		});
+		target.on("dialog", dialog => {
+			// Confirmations are the console's own; an alert can only come from injected markup.
+			if (dialog.type() !== "confirm") problems.push(`dialog: ${dialog.type()} ${dialog.message()}`);
+			void dialog.accept();
+		});
+	};
+
+	const nav = (target: Page, name: string) =>
+		target.getByRole("navigation").getByRole("link", { name, exact: true }).click();
+
+	const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+	const signIn = async (target: Page, credential: string, tenant?: string) => {
+		await target.goto(`${node.url}/ui`);
+		await target.getByLabel("API key or service token").fill(credential);
+		if (tenant) await target.getByLabel("Tenant").fill(tenant);
+		await target.getByRole("button", { name: "Sign in" }).click();
+		await target.getByRole("heading", { name: "Catalog" }).waitFor();
+		await target.getByText("Live", { exact: true }).waitFor();
+	};
+
+	beforeAll(async () => {
+		mkdirSync(SHOTS, { recursive: true });
+		if (!existsSync(path.join(ROOT, "dist/console/index.html"))) buildConsole();
+		node = await startNode();
+		const hostile = await http(node.url, "POST", "/api/v1/tools", {
+			tenant: TENANT,
+			body: {
+				name: "hostile_description",
+				type: "calculator",
+				description: HOSTILE,
+				metadata: { tags: [HOSTILE] }
+			}
+		});
+		expect(hostile.status).toBe(201);
+		browser = await launchChromium();
+		context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+		page = await context.newPage();
+		watch(page);
+	}, 120000);
+
+	afterAll(async () => {
+		await browser?.close();
+		await node?.stop();
+	});
+
+	it("signs in with the service token and a tenant, keeping them out of URLs, cookies and local storage", async () => {
+		await page.goto(`${node.url}/ui`);
+		await page.getByRole("heading", { name: "Tool Registry console" }).waitFor();
+		await shot("sign-in");
+		await page.getByLabel("API key or service token").fill("wrong-token");
+		await page.getByLabel("Tenant").fill(TENANT);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page.getByRole("alert").getByText("Unknown or revoked credential").waitFor();
+		await page.getByLabel("API key or service token").fill(SERVICE_TOKEN);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page.getByRole("heading", { name: "Catalog" }).waitFor();
+		await page.getByText("Live", { exact: true }).waitFor();
+		expect(page.url()).not.toContain(SERVICE_TOKEN);
+		expect(await page.evaluate("[document.cookie, localStorage.length]")).toEqual(["", 0]);
+		expect(await page.evaluate("sessionStorage.length")).toBe(1);
+	});
+
+	it("finds a tool, and shows a hostile description as text", async () => {
+		await page.getByText(HOSTILE).first().waitFor();
+		expect(await page.locator("img").count()).toBe(0);
+		await page.getByLabel("Search").fill("calculator math expression");
+		await page.getByRole("button", { name: "Search" }).click();
+		await page.getByRole("link", { name: "calculator", exact: true }).waitFor();
+		await shot("catalog");
+		await page.getByLabel("Search").fill("");
+		await page.getByLabel("Type").selectOption("datetime");
+		await page.getByRole("link", { name: "datetime", exact: true }).waitFor();
+		expect(await page.getByRole("link", { name: "calculator", exact: true }).count()).toBe(0);
+		await page.getByLabel("Health").selectOption("unreachable");
+		await page.getByText("No tool matches these filters.").waitFor();
+		await page.getByLabel("Health").selectOption("");
+		await page.getByLabel("Type").selectOption("calculator");
+		await page.getByRole("link", { name: "calculator", exact: true }).click();
+		await page.getByRole("heading", { name: "calculator", level: 1 }).waitFor();
+	});
+
+	it("runs the calculator from its generated form and shows the value", async () => {
+		await page.getByLabel("expression").fill("2 + 3 * 4");
+		await page.getByRole("button", { name: "Run" }).click();
+		const outcome = page.locator(".outcome");
+		await outcome.getByText("completed").waitFor();
+		expect(JSON.parse((await outcome.locator("pre").textContent())!)).toEqual({ value: 14 });
+		await page.getByText("1 calls: 1 completed, 0 failed").waitFor();
+		await shot("tool");
+	});
+
+	it("shows why a run failed", async () => {
+		await page.getByLabel("expression").fill("1 +");
+		await page.getByRole("button", { name: "Run" }).click();
+		const outcome = page.locator(".outcome-failed");
+		await outcome.getByText("failed").waitFor();
+		await outcome.getByText(/^tool_error: .+/).waitFor();
+	});
+
+	it("queues a task and watches it complete live over /ws", async () => {
+		const polled: string[] = [];
+		page.on("request", request => {
+			if (request.url().includes("/internal/tasks/")) polled.push(request.url());
+		});
+		await nav(page, "Tasks");
+		await page.getByText("No tasks yet").waitFor();
+		await page.getByLabel("Tool").selectOption({ label: "calculator" });
+		await page.getByLabel("expression").fill("6 * 7");
+		await page.getByRole("button", { name: "Queue task" }).click();
+		const task = page.locator(".task").first();
+		await task.locator(".badge", { hasText: "completed" }).waitFor();
+		expect(JSON.parse((await task.locator("pre").textContent())!)).toEqual({ value: 42 });
+		expect(polled).toEqual([]);
+		await shot("tasks");
+		await nav(page, "Events");
+		await page.getByText("task_completed").first().waitFor();
+		await shot("events");
+	});
+
+	it("creates a key, shows its secret once, and revokes it", async () => {
+		await nav(page, "Keys");
+		await page.getByLabel("Name").fill("console test key");
+		await page.getByLabel("tools:execute").check();
+		await page.getByRole("button", { name: "Create key" }).click();
+		const secret = (await page.getByTestId("new-key-secret").textContent())!;
+		expect(secret).toMatch(/^trk_/);
+		expect((await http(node.url, "GET", "/api/v1/tools?limit=1", { token: secret })).status).toBe(200);
+		await shot("keys");
+		await page.getByRole("button", { name: "I have stored it" }).click();
+		expect(await page.getByText(secret).count()).toBe(0);
+		const row = page.locator("tr", { hasText: "console test key" });
+		await row.getByRole("button", { name: "Revoke" }).click();
+		await row.getByText("revoked").waitFor();
+		expect((await http(node.url, "GET", "/api/v1/tools?limit=1", { token: secret })).status).toBe(401);
+	});
+
+	it("registers a tool from the generated form and edits it as a new version", async () => {
+		await nav(page, "Register");
+		await page.getByLabel("Name").fill("console_made");
+		await page.getByLabel("Type").selectOption("calculator");
+		await page.getByLabel("Description").fill("Sums made in the console");
+		await page.getByLabel("Tags").pressSequentially("console, made");
+		await shot("register");
+		await page.getByRole("button", { name: "Register" }).click();
+		await page.getByRole("heading", { name: "console_made", level: 1 }).waitFor();
+		await page.locator(".facts dd", { hasText: "console, made" }).waitFor();
+		await page.getByRole("link", { name: "Edit" }).click();
+		await page.getByRole("button", { name: "JSON" }).click();
+		const json = page.getByLabel("Definition (JSON)");
+		const definition = JSON.parse(await json.inputValue());
+		await json.fill(JSON.stringify({ ...definition, description: "Sums, edited as JSON" }, null, 2));
+		await page.getByRole("button", { name: "Save as a new version" }).click();
+		await page.locator(".description", { hasText: "Sums, edited as JSON" }).waitFor();
+		await page.locator(".facts dd", { hasText: /^2$/ }).waitFor();
+		await shot("tool-edited");
+	});
+
+	it("reports the API's field errors on a bad definition", async () => {
+		await nav(page, "Register");
+		await page.getByLabel("Name").fill("9 not a name");
+		await page.getByRole("button", { name: "Register" }).click();
+		const alert = page.getByRole("alert");
+		await alert.getByText("Could not register").waitFor();
+		await alert.locator("li code", { hasText: "name" }).waitFor();
+		await shot("register-error");
+	});
+
+	it("shows the sources view", async () => {
+		await nav(page, "Sources");
+		await page.getByRole("heading", { name: "Tool sources" }).waitFor();
+		await page.locator(".notice").first().waitFor();
+		await shot("sources");
+	});
+
+	it("fits a phone's width without sideways scrolling", async () => {
+		const phone = await context.newPage();
+		watch(phone);
+		await phone.setViewportSize({ width: 390, height: 844 });
+		const pageBefore = page;
+		page = phone;
+		await signIn(phone, SERVICE_TOKEN, TENANT);
+		for (const view of ["catalog", "tasks", "keys", "register"]) {
+			await phone.goto(`${node.url}/ui#/${view}`);
+			await phone.locator("main h1").waitFor();
+			expect([view, await phone.evaluate("document.documentElement.scrollWidth")]).toEqual([view, 390]);
+			await shot(`phone-${view}`);
+		}
+		await nav(phone, "Catalog");
+		await phone.getByRole("link", { name: "calculator", exact: true }).click();
+		await phone.getByRole("heading", { name: "calculator", level: 1 }).waitFor();
+		expect(await phone.evaluate("document.documentElement.scrollWidth")).toBe(390);
+		await shot("phone-tool");
+		page = pageBefore;
+		await phone.close();
+	});
+
+	it("signs in with an API key, which needs no tenant", async () => {
+		const key = await http(node.url, "POST", "/api/v1/keys", {
+			tenant: TENANT,
+			body: { tenant_id: TENANT, scopes: ["tools:read", "tools:execute"], name: "reader" }
+		});
+		const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+		const keyPage = await fresh.newPage();
+		watch(keyPage);
+		await signIn(keyPage, key.body.api_key);
+		await keyPage.getByText(HOSTILE).first().waitFor();
+		await keyPage.getByRole("button", { name: "Sign out" }).click();
+		await keyPage.getByRole("heading", { name: "Tool Registry console" }).waitFor();
+		expect(await keyPage.evaluate("sessionStorage.length")).toBe(0);
+		await fresh.close();
+	});
+
+	it("saw no console error, no request leaving the host and no alert", () => {
+		expect(problems).toEqual([]);
+	});
+});

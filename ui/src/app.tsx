@@ -1,0 +1,219 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import {
+	ApiError,
+	api,
+	clearSession,
+	loadCapabilities,
+	loadSession,
+	saveSession,
+	type Capabilities,
+	type Session
+} from "./api";
+import { ErrorNotice, Loading } from "./common";
+import { bindApi, Console, href, useLive, useRoute, type ConsoleContext } from "./context";
+import { LiveFeed } from "./live";
+import { CatalogView } from "./views/catalog";
+import { EventsView } from "./views/events";
+import { KeysView } from "./views/keys";
+import { SourcesView } from "./views/sources";
+import { TasksView } from "./views/tasks";
+import { ToolEditorView } from "./views/tool-editor";
+import { ToolView } from "./views/tool";
+
+export function App() {
+	const [session, setSession] = useState<Session | null>(loadSession);
+	const [capabilities, setCapabilities] = useState<Capabilities | null>(null);
+	useEffect(() => {
+		if (session) void loadCapabilities().then(setCapabilities);
+	}, [session]);
+	if (!session)
+		return (
+			<SignIn
+				onSignedIn={signed => {
+					saveSession(signed);
+					setSession(signed);
+				}}
+			/>
+		);
+	if (!capabilities) return <Loading />;
+	return (
+		<Shell
+			session={session}
+			capabilities={capabilities}
+			onSignOut={() => {
+				clearSession();
+				setSession(null);
+				setCapabilities(null);
+			}}
+		/>
+	);
+}
+
+function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
+	const [credential, setCredential] = useState("");
+	const [tenant, setTenant] = useState("");
+	const [error, setError] = useState<unknown>(null);
+	const [busy, setBusy] = useState(false);
+
+	const submit = async (event: Event) => {
+		event.preventDefault();
+		const session = { credential: credential.trim(), tenant: tenant.trim() || null };
+		setBusy(true);
+		setError(null);
+		try {
+			await api(session, "GET", "/tools?limit=1");
+			onSignedIn(session);
+		} catch (err) {
+			// A key without tools:read is still a valid key (e.g. one that only manages keys).
+			if (err instanceof ApiError && err.status === 403 && err.message.includes("scope")) onSignedIn(session);
+			else setError(err);
+		} finally {
+			setBusy(false);
+		}
+	};
+
+	return (
+		<main class="signin">
+			<form class="card" onSubmit={submit} aria-labelledby="signin-title">
+				<h1 id="signin-title">Tool Registry console</h1>
+				<p class="muted">
+					Sign in with an API key, or with the service token and the tenant to act for. They are kept in this
+					tab's session storage only.
+				</p>
+				<div class="field">
+					<label for="signin-credential">API key or service token</label>
+					<input
+						id="signin-credential"
+						type="password"
+						autoComplete="off"
+						required
+						value={credential}
+						onInput={event => setCredential((event.currentTarget as HTMLInputElement).value)}
+					/>
+				</div>
+				<div class="field">
+					<label for="signin-tenant">Tenant</label>
+					<input
+						id="signin-tenant"
+						type="text"
+						autoComplete="off"
+						aria-describedby="signin-tenant-hint"
+						value={tenant}
+						onInput={event => setTenant((event.currentTarget as HTMLInputElement).value)}
+					/>
+					<p class="hint" id="signin-tenant-hint">
+						Required with the service token; an API key already knows its tenant.
+					</p>
+				</div>
+				<ErrorNotice error={error} title="Could not sign in" />
+				<button type="submit" disabled={busy}>
+					{busy ? "Signing in…" : "Sign in"}
+				</button>
+			</form>
+		</main>
+	);
+}
+
+const VIEWS = [
+	{ route: "catalog", label: "Catalog" },
+	{ route: "register", label: "Register" },
+	{ route: "tasks", label: "Tasks" },
+	{ route: "events", label: "Events" },
+	{ route: "keys", label: "Keys" },
+	{ route: "sources", label: "Sources" }
+];
+
+function Shell({
+	session,
+	capabilities,
+	onSignOut
+}: {
+	session: Session;
+	capabilities: Capabilities;
+	onSignOut: () => void;
+}) {
+	const live = useMemo(() => new LiveFeed(session), [session]);
+	useEffect(() => () => live.close(), [live]);
+	const context: ConsoleContext = useMemo(
+		() => ({ session, capabilities, live, call: bindApi(session) }),
+		[session, capabilities, live]
+	);
+	return (
+		<Console.Provider value={context}>
+			<div class="shell">
+				<header class="topbar">
+					<a class="brand" href={href("catalog")}>
+						Tool Registry
+					</a>
+					<LiveIndicator />
+					<span class="identity" title="Tenant">
+						{session.tenant ?? "API key"}
+					</span>
+					<button type="button" class="secondary" onClick={onSignOut}>
+						Sign out
+					</button>
+				</header>
+				<Navigation />
+				<main class="content" id="main">
+					<Router />
+				</main>
+			</div>
+		</Console.Provider>
+	);
+}
+
+function LiveIndicator() {
+	const live = useLive();
+	const label = { connecting: "Connecting…", open: "Live", closed: "Offline, retrying" }[live.state];
+	return (
+		<span class={`live live-${live.state}`} role="status" aria-live="polite">
+			{label}
+		</span>
+	);
+}
+
+function Navigation() {
+	const [current] = useRoute();
+	const active = current === "tools" ? "catalog" : (current ?? "catalog");
+	return (
+		<nav class="sidebar" aria-label="Console">
+			<ul>
+				{VIEWS.map(view => (
+					<li key={view.route}>
+						<a href={href(view.route)} aria-current={active === view.route ? "page" : undefined}>
+							{view.label}
+						</a>
+					</li>
+				))}
+			</ul>
+		</nav>
+	);
+}
+
+function Router() {
+	const [view, id, sub] = useRoute();
+	useEffect(() => {
+		document.getElementById("main")?.scrollTo?.(0, 0);
+	}, [view, id, sub]);
+	switch (view) {
+		case "tools":
+			if (id && sub === "edit") return <ToolEditorView toolId={id} />;
+			if (id) return <ToolView toolId={id} />;
+			return <CatalogView />;
+		case "register":
+			return <ToolEditorView />;
+		case "tasks":
+			return <TasksView />;
+		case "events":
+			return <EventsView />;
+		case "keys":
+			return <KeysView />;
+		case "sources":
+			return <SourcesView />;
+		case "catalog":
+		case undefined:
+			return <CatalogView />;
+		default:
+			return <ErrorNotice error={new Error(`There is no view "${view}".`)} title="Not found" />;
+	}
+}

@@ -1,0 +1,184 @@
+import { useState } from "preact/hooks";
+import { Empty, ErrorNotice, HealthBadge, Loading, Time, Unavailable, useLoad } from "../common";
+import { useConsole } from "../context";
+import { invalidFields, JsonInput } from "../schema-form";
+import type { Page, Source } from "../types";
+
+/** Where many tools come from at once: remote MCP servers and OpenAPI documents. */
+export function SourcesView() {
+	const { capabilities } = useConsole();
+	return (
+		<section aria-labelledby="sources-title">
+			<h1 id="sources-title">Tool sources</h1>
+			{capabilities.sources ? <Sources /> : <Unavailable what="tool sources" />}
+		</section>
+	);
+}
+
+function Sources() {
+	const { call } = useConsole();
+	const sources = useLoad(() => call<Page<Source>>("GET", "/sources").then(page => page.items), []);
+	const [type, setType] = useState<"mcp" | "openapi">("mcp");
+	const [name, setName] = useState("");
+	const [url, setUrl] = useState("");
+	const [spec, setSpec] = useState<unknown>(undefined);
+	const [headers, setHeaders] = useState<unknown>(undefined);
+	const [error, setError] = useState<unknown>(null);
+	const [actionError, setActionError] = useState<unknown>(null);
+	const [busy, setBusy] = useState<string | null>(null);
+
+	const add = async (event: Event) => {
+		event.preventDefault();
+		const invalid = invalidFields({ spec, headers });
+		if (invalid.length) return setError(new Error(`Fix the JSON of: ${invalid.join(", ")}`));
+		setError(null);
+		setBusy("add");
+		try {
+			await call("POST", "/sources", {
+				type,
+				name: name.trim(),
+				...(url.trim() ? { url: url.trim() } : {}),
+				...(type === "openapi" && spec !== undefined ? { spec } : {}),
+				...(headers !== undefined ? { headers } : {})
+			});
+			setName("");
+			setUrl("");
+			sources.reload();
+		} catch (err) {
+			setError(err);
+		} finally {
+			setBusy(null);
+		}
+	};
+
+	const act = async (source: Source, method: string, path: string) => {
+		setActionError(null);
+		setBusy(source.id);
+		try {
+			await call(method, `/sources/${encodeURIComponent(source.id)}${path}`);
+			sources.reload();
+		} catch (err) {
+			setActionError(err);
+		} finally {
+			setBusy(null);
+		}
+	};
+
+	return (
+		<>
+			<form class="panel" onSubmit={add} aria-labelledby="add-source-title">
+				<h2 id="add-source-title">Add a source</h2>
+				<div class="form-fields">
+					<div class="field">
+						<label for="source-type">Type</label>
+						<select
+							id="source-type"
+							value={type}
+							onChange={event => setType((event.currentTarget as HTMLSelectElement).value as "mcp")}
+						>
+							<option value="mcp">MCP server</option>
+							<option value="openapi">OpenAPI document</option>
+						</select>
+					</div>
+					<div class="field">
+						<label for="source-name">Name</label>
+						<input
+							id="source-name"
+							type="text"
+							required
+							value={name}
+							onInput={event => setName((event.currentTarget as HTMLInputElement).value)}
+						/>
+					</div>
+					<div class="field">
+						<label for="source-url">URL</label>
+						<input
+							id="source-url"
+							type="url"
+							required={type === "mcp"}
+							value={url}
+							onInput={event => setUrl((event.currentTarget as HTMLInputElement).value)}
+						/>
+					</div>
+					{type === "openapi" && (
+						<div class="field">
+							<label for="source-spec">Or the OpenAPI document (JSON)</label>
+							<JsonInput id="source-spec" rows={6} value={spec} onChange={setSpec} />
+						</div>
+					)}
+					<div class="field">
+						<label for="source-headers">Headers (JSON, optional)</label>
+						<JsonInput id="source-headers" rows={2} value={headers} onChange={setHeaders} />
+					</div>
+				</div>
+				<ErrorNotice error={error} title="The source was not added" />
+				<button type="submit" disabled={busy === "add"}>
+					{busy === "add" ? "Adding…" : "Add source"}
+				</button>
+			</form>
+			<ErrorNotice error={sources.error} title="Could not list the sources" />
+			<ErrorNotice error={actionError} title="The source action failed" />
+			{sources.loading && !sources.data ? (
+				<Loading />
+			) : !sources.data?.length ? (
+				<Empty>No sources yet. Add an MCP server or an OpenAPI document to import its tools.</Empty>
+			) : (
+				<div class="table-wrap">
+					<table>
+						<thead>
+							<tr>
+								<th scope="col">Name</th>
+								<th scope="col">Type</th>
+								<th scope="col">Where</th>
+								<th scope="col">Health</th>
+								<th scope="col">Tools</th>
+								<th scope="col">Refreshed</th>
+								<th scope="col">
+									<span class="visually-hidden">Actions</span>
+								</th>
+							</tr>
+						</thead>
+						<tbody>
+							{sources.data.map(source => (
+								<tr key={source.id}>
+									<td>{source.name}</td>
+									<td>{source.type}</td>
+									<td class="wrap">{source.url ?? source.base_url ?? <span class="muted">inline</span>}</td>
+									<td>
+										<HealthBadge health={source.health} />
+										{source.health?.error && <div class="error-text small">{source.health.error}</div>}
+									</td>
+									<td>{source.tool_count ?? "?"}</td>
+									<td>
+										<Time iso={source.last_refresh_at} />
+									</td>
+									<td class="row-actions">
+										<button
+											type="button"
+											class="secondary small"
+											disabled={busy === source.id}
+											onClick={() => act(source, "POST", "/refresh")}
+										>
+											Refresh
+										</button>
+										<button
+											type="button"
+											class="danger small"
+											disabled={busy === source.id}
+											onClick={() =>
+												confirm(`Delete the source ${source.name} and its tools?`) &&
+												act(source, "DELETE", "")
+											}
+										>
+											Delete
+										</button>
+									</td>
+								</tr>
+							))}
+						</tbody>
+					</table>
+				</div>
+			)}
+		</>
+	);
+}
