@@ -1,6 +1,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
-import { conflict, forbidden, invalid, notFound } from "../lib/errors";
+import { conflict, forbidden, invalid, lacksScope, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
 import { newId } from "../lib/ids";
 import { taskQueueFor } from "../lib/tasks/backend";
@@ -9,7 +9,7 @@ import {
 	callbackUrlProblem,
 	EXECUTION_PAYLOAD_PARAMS,
 	newTask,
-	SCOPE_OF_TASK_TYPE,
+	scopeOfTask,
 	SUBMIT_PARAMS
 } from "../lib/tasks/messages";
 import type { TaskUpdate } from "../lib/tasks/task-events";
@@ -82,10 +82,9 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 				async handler(this: SubmissionThis, ctx: Context<TaskMessage, CallerMeta>) {
 					const tenantId = this.tenantOf(ctx);
 					const { task_id, tenant_id, type, priority, callback_url } = ctx.params;
-					const scope = SCOPE_OF_TASK_TYPE[type as keyof typeof SCOPE_OF_TASK_TYPE];
+					const scope = scopeOfTask(type);
 					// Callers from other nodes are trusted; a gateway caller brings the scopes of its credential.
-					if (ctx.meta.scopes && !ctx.meta.scopes.includes(scope))
-						throw forbidden(`A ${type} task needs the '${scope}' scope`);
+					if (ctx.meta.scopes && !ctx.meta.scopes.includes(scope)) throw lacksScope(scope);
 					if (tenant_id !== undefined && tenant_id !== tenantId)
 						throw forbidden("tenant_id must be the caller's tenant");
 					const metadata = { ...ctx.params.metadata };

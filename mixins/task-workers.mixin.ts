@@ -186,13 +186,29 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 								retryable: false
 							};
 						}
-						const tool = await ctx.call<JsonObject, JsonObject>("registry.register", task.payload);
-						return { outcome: { status: "completed", result: tool }, retryable: false };
+						// The same actions as `POST /tools` and `POST /registry/discover`, acting for the submitter.
+						const action = task.type === "tool_discovery" ? "registry.discover" : "registry.register";
+						const result = await ctx.call<JsonObject, JsonObject>(action, task.payload);
+						return { outcome: { status: "completed", result }, retryable: false };
 					} catch (err) {
 						// Callers' mistakes found at run time (tool deleted, schema changed) are final; an
 						// unavailable service or a timeout between nodes may pass.
 						const retryable = !isClientError(err) || isUnavailable(err);
-						const message = (err as { message?: string }).message ?? String(err);
+						const {
+							message = String(err),
+							type,
+							data
+						} = err as { message?: string; type?: string; data?: unknown };
+						// A refused definition or discovery body: the result names each problem, as the direct request would.
+						if (type === "VALIDATION_ERROR")
+							return {
+								outcome: {
+									status: "failed",
+									result: { errors: (data ?? []) as JsonObject[] },
+									error: { type: "validation_error", message, errors: (data ?? []) as JsonObject[] }
+								},
+								retryable: false
+							};
 						return {
 							outcome: {
 								status: "failed",

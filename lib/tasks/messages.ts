@@ -12,6 +12,12 @@ export const SCOPE_OF_TASK_TYPE: Record<(typeof SUBMITTED_TASK_TYPES)[number], S
 	tool_discovery: "tools:read"
 };
 
+/** The scope submitting a task of `type` needs; an unknown type is refused later, by validation. */
+export const scopeOfTask = (type: unknown): Scope =>
+	SCOPE_OF_TASK_TYPE[
+		(typeof type === "string" ? type : "tool_execution") as keyof typeof SCOPE_OF_TASK_TYPE
+	] ?? "tools:execute";
+
 /** fastest-validator params of a submitted task message. */
 export const SUBMIT_PARAMS = {
 	task_id: { type: "string", pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, optional: true },
