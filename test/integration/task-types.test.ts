@@ -20,7 +20,7 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 	};
 	const submit = (token: string, body: Record<string, unknown>) =>
 		http(node.url, "POST", "/api/v1/internal/tasks", { token, body });
-	const finished = async (token: string, taskId: string) => {
+	const finished = async (taskId: string) => {
 		let task: Record<string, any> = {};
 		await eventually(async () => {
 			task = (await http(node.url, "GET", `/api/v1/internal/tasks/${taskId}`, { tenant })).body;
@@ -70,7 +70,7 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 	it("registers the definition of a registration task; the result is the stored tool", async () => {
 		const res = await submit(keys.write, { type: "tool_registration", payload: definition("queued_adder") });
 		expect(res.status).toBe(202);
-		const task = await finished(keys.write, res.body.task_id);
+		const task = await finished(res.body.task_id);
 		expect(task.status).toBe("completed");
 		expect(task.result).toMatchObject({ name: "queued_adder", tenant_id: tenant, version: 1 });
 		expect(await toolNames()).toContain("queued_adder");
@@ -82,7 +82,7 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 			payload: { query: "add numbers", limit: 5 }
 		});
 		expect(res.status).toBe(202);
-		const task = await finished(keys.read, res.body.task_id);
+		const task = await finished(res.body.task_id);
 		expect(task.status).toBe("completed");
 		const direct = await http(node.url, "POST", "/api/v1/registry/discover", {
 			token: keys.read,
@@ -94,7 +94,7 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 	it("fails a discovery task whose body the discovery refuses, naming the problems", async () => {
 		const res = await submit(keys.read, { type: "tool_discovery", payload: { limit: "many" } });
 		expect(res.status).toBe(202);
-		const task = await finished(keys.read, res.body.task_id);
+		const task = await finished(res.body.task_id);
 		expect(task.status).toBe("failed");
 		expect(task.error.type).toBe("validation_error");
 		expect(task.result.errors.length).toBeGreaterThan(0);
