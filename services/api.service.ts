@@ -7,6 +7,7 @@ import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redi
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { refuseDeepJson } from "../lib/json-depth";
 import { McpGateway } from "../lib/mcp-gateway";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
@@ -23,6 +24,7 @@ import { RedisKeyStore } from "../lib/store/redis-key-store";
 import { taskFrame, type TaskUpdate } from "../lib/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface ApiSettings extends RedisSettings {
 	port: number;
@@ -74,7 +76,7 @@ interface GatewayRequest extends IncomingMessage {
 	$ctx?: Context<unknown, CallerMeta>;
 }
 
-const DEBUG_LOGGING = ["debug", "trace"].includes(process.env.LOG_LEVEL ?? "");
+const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
@@ -191,12 +193,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
 
 	settings: {
-		port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
-		ip: process.env.HOST ?? "0.0.0.0",
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		port: config().port,
+		ip: config().host,
+		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
-		tenantRateLimit: Number(process.env.RATE_LIMIT ?? 6000),
-		tenantRateWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		tenantRateLimit: config().rateLimit,
+		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
@@ -244,7 +246,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				mappingPolicy: "restrict",
 				authentication: true,
 				authorization: true,
-				bodyParsers: { json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys } },
+				bodyParsers: {
+					json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys, verify: refuseDeepJson }
+				},
 				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
 				onAfterCall(
@@ -467,8 +471,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
 			searchTools: (meta, query) =>
 				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters) =>
-				this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
+			execute: (meta, name, parameters, expectedHash) =>
+				this.broker.call(
+					"executor.execute",
+					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+					{ meta }
+				)
 		});
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,

@@ -3,9 +3,18 @@ import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
-import { conflict, forbidden, invalid, isClientError, isUnavailable, notFound } from "../lib/errors";
+import {
+	conflict,
+	definitionChanged,
+	forbidden,
+	invalid,
+	isClientError,
+	isUnavailable,
+	notFound
+} from "../lib/errors";
 import { newId } from "../lib/ids";
-import { createAjv, SchemaCache, toProblems } from "../lib/json-schema";
+import { createAjv } from "../lib/json-schema";
+import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { UsageStats } from "../lib/usage-stats";
 import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/base";
@@ -20,6 +29,7 @@ import type { Lease, TaskMessage, TaskOutcome, TaskQueue, TaskType } from "../li
 import { TaskWorkers, type TaskWorkerOptions } from "../lib/queue/task-workers";
 import type { TaskUpdate } from "../lib/task-events";
 import type { CallerMeta, JsonObject, StoredTool, ValidationReport } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface ExecutorSettings extends RedisSettings {
 	orchestratorUrl?: string;
@@ -30,6 +40,8 @@ export interface ExecutorSettings extends RedisSettings {
 	toolCacheTtlMs: number;
 	/** Compiled parameter schemas kept (one per tool version). */
 	schemaCacheSize: number;
+	/** What parameter validation may do on the event loop, and the limits of the schema threads. */
+	schemaGuard: SchemaGuardOptions;
 	guards: ToolGuardOptions;
 	tasks: TaskWorkerOptions & {
 		/** Retries of a task whose tool failed with `upstream_error` or `timeout`. */
@@ -49,6 +61,8 @@ export interface ExecutionRequest {
 	parameters?: JsonObject;
 	timeout_ms?: number;
 	execution_id?: string;
+	/** The `definition_hash` the caller approved: another definition does not run. */
+	expected_hash?: string;
 }
 
 export interface ExecutionResult {
@@ -67,7 +81,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 		request: ExecutionRequest,
 		agentId?: string | null
 	): Promise<StoredTool>;
-	checkParameters(tool: StoredTool, parameters: JsonObject): void;
+	checkParameters(tool: StoredTool, parameters: JsonObject): Promise<void>;
 	refusesTenantCalls(action: string): boolean;
 	run(
 		ctx: Context<unknown, CallerMeta>,
@@ -91,7 +105,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 }
 
 interface ExecutorLocals extends RedisLocals {
-	schemas: SchemaCache;
+	schemas: SchemaGuard;
 	guards: ToolGuards;
 	usage: UsageStats;
 	toolCache: Map<string, { tool: StoredTool; expires: number }>;
@@ -107,18 +121,13 @@ interface ExecutorLocals extends RedisLocals {
 
 type ExecutorThis = Service<ExecutorSettings> & ExecutorMethods & ExecutorLocals;
 
-const listFromEnv = (value: string | undefined) =>
-	(value ?? "")
-		.split(",")
-		.map(item => item.trim())
-		.filter(Boolean);
-
 const EXECUTION_PARAMS = {
 	tool_id: { type: "string", max: 64, optional: true },
 	tool_name: { type: "string", max: 64, optional: true },
 	parameters: { type: "object", optional: true, default: {} },
 	timeout_ms: { type: "number", integer: true, min: 1, max: MAX_TIMEOUT_MS, optional: true },
-	execution_id: { type: "string", min: 1, max: 128, optional: true }
+	execution_id: { type: "string", min: 1, max: 128, optional: true },
+	expected_hash: { type: "string", max: 100, optional: true }
 } as const;
 
 /** Why a callback URL cannot be used, or null: parsed as the outbound client will, http(s), no credentials. */
@@ -168,11 +177,12 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	],
 
 	settings: {
-		orchestratorUrl: process.env.ORCHESTRATOR_URL || undefined,
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
-		outboundAllowHosts: listFromEnv(process.env.OUTBOUND_ALLOW_HOSTS),
+		orchestratorUrl: config().orchestratorUrl,
+		serviceToken: config().serviceToken,
+		outboundAllowHosts: config().outboundAllowHosts,
 		toolCacheTtlMs: 30000,
 		schemaCacheSize: 5000,
+		schemaGuard: DEFAULT_SCHEMA_GUARD,
 		guards: {
 			errorThresholdPercentage: 50,
 			volumeThreshold: 10,
@@ -183,7 +193,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		},
 		tasks: {
 			// Most tools wait on an upstream, so a node keeps many in flight; the calculator pool bounds its own.
-			concurrency: Number(process.env.TASK_CONCURRENCY ?? 32),
+			concurrency: config().taskConcurrency,
 			leaseMs: 5000,
 			reapIntervalMs: 1000,
 			maxDeliveries: 5,
@@ -194,7 +204,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			retentionS: 24 * 3600
 		},
 		callbacks: {
-			secret: process.env.CALLBACK_SECRET || undefined,
+			secret: config().callbackSecret,
 			attempts: 4,
 			baseDelayMs: 1000,
 			timeoutMs: 10000
@@ -282,13 +292,15 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 							}))
 						);
 					const tool = await this.resolveTool(ctx, request, metadata.agent_id as string | null);
-					this.checkParameters(tool, request.parameters ?? {});
+					await this.checkParameters(tool, request.parameters ?? {});
 					payload = {
 						tool_id: tool.id,
 						tool_name: tool.name,
 						tool_type: tool.type,
 						parameters: request.parameters ?? {},
-						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms)
+						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms),
+						// Checked again when the task runs: the definition may change while it waits.
+						...(request.expected_hash ? { expected_hash: request.expected_hash } : {})
 					};
 					metadata.execution_id ??= newId();
 				} else {
@@ -383,7 +395,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		async execute(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, request: ExecutionRequest) {
 			const tool = await this.resolveTool(ctx, request);
 			const parameters = request.parameters ?? {};
-			this.checkParameters(tool, parameters);
+			await this.checkParameters(tool, parameters);
 			const timeoutMs = Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms);
 			const started = performance.now();
 			const executionId = request.execution_id ?? newId();
@@ -437,8 +449,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				throw invalid("tool_id or tool_name is required", [{ field: "tool_id", message: "is required" }]);
 			const cacheKey = `${tenantId}\u0000${request.tool_id ?? ""}\u0000${request.tool_name ?? ""}`;
 			const cached = this.toolCache.get(cacheKey);
+			// A pin that the cached copy misses may be of a change this node has not heard of yet: ask the registry.
+			const stalePin =
+				request.expected_hash !== undefined && cached?.tool.definition_hash !== request.expected_hash;
 			let tool: StoredTool;
-			if (cached && cached.expires > Date.now()) tool = cached.tool;
+			if (cached && cached.expires > Date.now() && !stalePin) tool = cached.tool;
 			else {
 				tool = await ctx.call<StoredTool, ExecutionRequest>("registry.resolve", {
 					tool_id: request.tool_id,
@@ -454,6 +469,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {
 					status: tool.status
 				});
+			if (request.expected_hash !== undefined && request.expected_hash !== tool.definition_hash)
+				throw definitionChanged(tool.definition_hash);
 			return tool;
 		},
 
@@ -638,10 +655,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			);
 		},
 
-		checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {
-			const validate = this.schemas.get(`${tool.id}@${tool.version}`, tool.parameters);
-			if (!validate(parameters))
-				throw invalid("Parameters do not match the tool's schema", toProblems(validate.errors, "parameters"));
+		async checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {
+			const problems = await this.schemas.validate(`${tool.id}@${tool.version}`, tool.parameters, parameters);
+			if (problems.length) throw invalid("Parameters do not match the tool's schema", problems);
 		},
 
 		async run(
@@ -701,7 +717,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 
 	created(this: ExecutorThis) {
 		const { settings } = this;
-		this.schemas = new SchemaCache(createAjv(), settings.schemaCacheSize);
+		this.schemas = new SchemaGuard(createAjv(), settings.schemaGuard, settings.schemaCacheSize);
 		this.checkPayload = this.broker.validator!.compile(TASK_PAYLOAD_PARAMS) as ExecutorLocals["checkPayload"];
 		this.guards = new ToolGuards(settings.guards);
 		this.usage = new UsageStats(this.redis, settings.redisPrefix);
@@ -747,7 +763,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		// A warm-up still running would build a worker pool again after it is closed.
 		await this.toolsStarting;
 		await this.usage.close();
-		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.()));
+		await Promise.all([...Object.values(toolTypes).map(tool => tool.close?.()), this.schemas.close()]);
 	}
 };
 

@@ -1,22 +1,30 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DEFINITION_SCHEMA, MAX_CONFIG_BYTES, MAX_METADATA_BYTES } from "../lib/definition";
-import { checkParametersSchema, createAjv, toProblems } from "../lib/json-schema";
+import { checkDescriptions } from "../lib/description-guard";
+import { createAjv, toProblems } from "../lib/json-schema";
+import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import { toolFor, toolTypes } from "../tools";
 import type { JsonObject, ValidationProblem, ValidationReport } from "../types/wire";
 
 type Ajv = ReturnType<typeof createAjv>;
 
+interface ValidatorSettings {
+	/** What checking a tenant schema may do on the event loop, and the limits of the schema threads. */
+	schemaGuard: SchemaGuardOptions;
+}
+
 interface ValidatorMethods {
-	definitionProblems(definition: JsonObject): ValidationProblem[];
+	definitionProblems(definition: JsonObject): Promise<ValidationProblem[]>;
 }
 
 interface ValidatorLocals {
 	ajv: Ajv;
 	checkShape: ReturnType<Ajv["compile"]>;
 	configCheckers: Map<string, ReturnType<Ajv["compile"]>>;
+	schemas: SchemaGuard;
 }
 
-type ValidatorThis = Service & ValidatorMethods & ValidatorLocals;
+type ValidatorThis = Service<ValidatorSettings> & ValidatorMethods & ValidatorLocals;
 
 const isObject = (value: unknown): value is JsonObject =>
 	value !== null && typeof value === "object" && !Array.isArray(value);
@@ -24,35 +32,39 @@ const isObject = (value: unknown): value is JsonObject =>
 const byteLength = (value: unknown) => (value === undefined ? 0 : JSON.stringify(value).length);
 
 /** Checks tool definitions and reports every problem at once. Stateless: any node may answer. */
-const ValidatorService: ServiceSchema<
-	Record<string, never>,
-	ValidatorMethods,
-	ValidatorLocals,
-	ValidatorThis
-> = {
+const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, ValidatorLocals, ValidatorThis> = {
 	name: "validator",
+
+	settings: {
+		schemaGuard: DEFAULT_SCHEMA_GUARD
+	},
 
 	actions: {
 		validate: {
 			// The definition is tenant data: its shape is checked with ajv in the handler, never
 			// compiled into fastest-validator code.
 			params: { $$root: true, type: "object" },
-			handler(this: ValidatorThis, ctx: Context<JsonObject>): Omit<ValidationReport, "kind" | "checked_at"> {
-				const errors = this.definitionProblems(ctx.params);
-				return { valid: errors.length === 0, errors };
+			async handler(
+				this: ValidatorThis,
+				ctx: Context<JsonObject>
+			): Promise<Omit<ValidationReport, "kind" | "checked_at">> {
+				const errors = await this.definitionProblems(ctx.params);
+				// Whether a warning refuses the definition is the registry's call (tenant policy).
+				const warnings = checkDescriptions(ctx.params);
+				return { valid: errors.length === 0, errors, ...(warnings.length ? { warnings } : {}) };
 			}
 		}
 	},
 
 	methods: {
-		definitionProblems(this: ValidatorThis, definition: JsonObject): ValidationProblem[] {
+		async definitionProblems(this: ValidatorThis, definition: JsonObject): Promise<ValidationProblem[]> {
 			const problems = this.checkShape(definition) ? [] : toProblems(this.checkShape.errors, "");
 			// Semantic checks run on every field whose shape is right, so one report lists everything.
 			const tool = typeof definition.type === "string" ? toolFor(definition.type) : undefined;
 			if (typeof definition.type === "string" && !tool)
 				problems.push({ field: "type", message: `must be one of: ${Object.keys(toolTypes).join(", ")}` });
 			if (isObject(definition.parameters))
-				problems.push(...checkParametersSchema(this.ajv, definition.parameters));
+				problems.push(...(await this.schemas.check(definition.parameters)));
 			if (byteLength(definition.metadata) > MAX_METADATA_BYTES)
 				problems.push({ field: "metadata", message: `must be at most ${MAX_METADATA_BYTES} bytes` });
 			const config = definition.config ?? {};
@@ -69,10 +81,15 @@ const ValidatorService: ServiceSchema<
 
 	created(this: ValidatorThis) {
 		this.ajv = createAjv();
+		this.schemas = new SchemaGuard(this.ajv, this.settings.schemaGuard);
 		this.checkShape = this.ajv.compile(DEFINITION_SCHEMA);
 		this.configCheckers = new Map(
 			Object.values(toolTypes).map(tool => [tool.type, this.ajv.compile(tool.configSchema)])
 		);
+	},
+
+	stopped(this: ValidatorThis) {
+		return this.schemas.close();
 	}
 };
 
