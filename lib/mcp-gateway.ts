@@ -21,14 +21,18 @@ export interface McpBackend {
 	listTools(meta: CallerMeta, offset: number, limit: number): Promise<{ tools: McpToolShape[] }>;
 	/** Ranked tools for a natural-language query, in MCP shape. */
 	searchTools(meta: CallerMeta, query: JsonObject): Promise<{ tools: McpToolShape[] }>;
-	/** Runs a tool by name; resolves the execution envelope of contract section 3. */
-	execute(meta: CallerMeta, name: string, parameters: JsonObject): Promise<JsonObject>;
+	/**
+	 * Runs a tool by name; resolves the execution envelope of contract section 3. `expectedHash`
+	 * (from the call's `_meta.definition_hash`) refuses to run a definition other than the one shown.
+	 */
+	execute(meta: CallerMeta, name: string, parameters: JsonObject, expectedHash?: string): Promise<JsonObject>;
 }
 
 export interface McpToolShape {
 	name: string;
 	description: string;
 	inputSchema: JsonObject;
+	_meta?: { definition_hash?: string };
 }
 
 interface Session {
@@ -191,9 +195,12 @@ export class McpGateway {
 				throw Object.assign(new Error(lacksScope("tools:execute").message), {
 					code: ErrorCode.InvalidRequest
 				});
-			const execution = await this.backend.execute(meta, name, args).catch(err => {
-				throw protocolError(err);
-			});
+			const expectedHash = request.params._meta?.definition_hash;
+			const execution = await this.backend
+				.execute(meta, name, args, typeof expectedHash === "string" ? expectedHash : undefined)
+				.catch(err => {
+					throw protocolError(err);
+				});
 			if (execution.status === "completed") {
 				const result = (execution.result ?? {}) as JsonObject;
 				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };

@@ -120,6 +120,13 @@ const COMPONENTS = {
 					type: "array",
 					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
 				},
+				warnings: {
+					type: "array",
+					items: {
+						type: "object",
+						properties: { field: { type: "string" }, rule: { type: "string" }, message: { type: "string" } }
+					}
+				},
 				kind: { enum: ["definition", "functional"] },
 				checked_at: { type: "string", format: "date-time" }
 			}

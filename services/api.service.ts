@@ -470,8 +470,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
 			searchTools: (meta, query) =>
 				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters) =>
-				this.broker.call("executor.execute", { tool_name: name, parameters }, { meta })
+			execute: (meta, name, parameters, expectedHash) =>
+				this.broker.call(
+					"executor.execute",
+					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+					{ meta }
+				)
 		});
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,

@@ -3,7 +3,15 @@ import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
-import { conflict, forbidden, invalid, isClientError, isUnavailable, notFound } from "../lib/errors";
+import {
+	conflict,
+	definitionChanged,
+	forbidden,
+	invalid,
+	isClientError,
+	isUnavailable,
+	notFound
+} from "../lib/errors";
 import { newId } from "../lib/ids";
 import { createAjv } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
@@ -52,6 +60,8 @@ export interface ExecutionRequest {
 	parameters?: JsonObject;
 	timeout_ms?: number;
 	execution_id?: string;
+	/** The `definition_hash` the caller approved: another definition does not run. */
+	expected_hash?: string;
 }
 
 export interface ExecutionResult {
@@ -121,7 +131,8 @@ const EXECUTION_PARAMS = {
 	tool_name: { type: "string", max: 64, optional: true },
 	parameters: { type: "object", optional: true, default: {} },
 	timeout_ms: { type: "number", integer: true, min: 1, max: MAX_TIMEOUT_MS, optional: true },
-	execution_id: { type: "string", min: 1, max: 128, optional: true }
+	execution_id: { type: "string", min: 1, max: 128, optional: true },
+	expected_hash: { type: "string", max: 100, optional: true }
 } as const;
 
 /** Why a callback URL cannot be used, or null: parsed as the outbound client will, http(s), no credentials. */
@@ -292,7 +303,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 						tool_name: tool.name,
 						tool_type: tool.type,
 						parameters: request.parameters ?? {},
-						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms)
+						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms),
+						// Checked again when the task runs: the definition may change while it waits.
+						...(request.expected_hash ? { expected_hash: request.expected_hash } : {})
 					};
 					metadata.execution_id ??= newId();
 				} else {
@@ -441,8 +454,11 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				throw invalid("tool_id or tool_name is required", [{ field: "tool_id", message: "is required" }]);
 			const cacheKey = `${tenantId}\u0000${request.tool_id ?? ""}\u0000${request.tool_name ?? ""}`;
 			const cached = this.toolCache.get(cacheKey);
+			// A pin that the cached copy misses may be of a change this node has not heard of yet: ask the registry.
+			const stalePin =
+				request.expected_hash !== undefined && cached?.tool.definition_hash !== request.expected_hash;
 			let tool: StoredTool;
-			if (cached && cached.expires > Date.now()) tool = cached.tool;
+			if (cached && cached.expires > Date.now() && !stalePin) tool = cached.tool;
 			else {
 				tool = await ctx.call<StoredTool, ExecutionRequest>("registry.resolve", {
 					tool_id: request.tool_id,
@@ -458,6 +474,8 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {
 					status: tool.status
 				});
+			if (request.expected_hash !== undefined && request.expected_hash !== tool.definition_hash)
+				throw definitionChanged(tool.definition_hash);
 			return tool;
 		},
 

@@ -6,6 +6,12 @@ import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mix
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
+import {
+	enforceDescriptionPolicy,
+	parseDescriptionPolicies,
+	policyOf,
+	type DescriptionPolicies
+} from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { DiscoveryIndex } from "../lib/discovery/discovery-index";
 import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
@@ -37,6 +43,8 @@ export interface RegistrySettings extends RedisSettings {
 	maxPageSize: number;
 	/** Retries of an update that lost a race and carried no `expected_version`. */
 	updateRetries: number;
+	/** What flagged descriptions do, by default and per tenant (lib/description-policy.ts). */
+	descriptionPolicies: DescriptionPolicies;
 	health: HealthSettings;
 }
 
@@ -51,6 +59,7 @@ export interface HealthSettings extends BackoffSettings {
 interface RegistryMethods extends TenantScopeMethods {
 	present(tool: StoredTool): StoredTool;
 	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
+	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
 	offeredActionTools(): Map<string, OfferedTool>;
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
@@ -112,13 +121,21 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	mixins: [
 		RedisMixin(),
 		TenantScopeMixin(),
-		MetricsSamplerMixin({ metrics: ["toolsRegistered", "toolsUnreachable"], intervalMs: 15000 })
+		MetricsSamplerMixin({
+			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
+			intervalMs: 15000
+		})
 	],
 
 	settings: {
 		defaultPageSize: 50,
 		maxPageSize: 200,
 		updateRetries: 5,
+		// warn: findings are kept in `validation.warnings`; refuse: they make register/update a 422.
+		descriptionPolicies: parseDescriptionPolicies(
+			process.env.DESCRIPTION_POLICY || undefined,
+			process.env.DESCRIPTION_POLICY_TENANTS
+		),
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
 			initialMs: Number(process.env.HEALTH_RECHECK_MS ?? 60000),
@@ -134,8 +151,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			params: { $$root: true, type: "object" },
 			async handler(this: RegistryThis, ctx: Ctx) {
 				const tenantId = this.tenantOf(ctx);
-				const report = await this.checkDefinition(ctx, ctx.params);
-				if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+				const report = await this.admitDefinition(ctx, tenantId, ctx.params);
 				const now = new Date().toISOString();
 				const tool: StoredTool = {
 					id: newId(),
@@ -223,8 +239,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						...patch,
 						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
 					};
-					const report = await this.checkDefinition(ctx, { ...ctx.params, ...merged });
-					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged });
 					try {
 						// A changed endpoint must prove itself again before it runs.
 						const reprobe =
@@ -347,7 +362,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						: {
 								...stored,
 								status: report.valid ? "active" : "invalid",
-								validation: report,
+								// The probe says nothing about descriptions: the definition check's findings stay visible.
+								validation: stored.validation?.warnings
+									? { ...report, warnings: stored.validation.warnings }
+									: report,
 								health: this.nextHealth(stored.health, probed)
 							}
 				);
@@ -434,11 +452,29 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		},
 
 		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
-			const { valid, errors } = await caller.call<Pick<ValidationReport, "valid" | "errors">, JsonObject>(
-				"validator.validate",
-				body
-			);
-			return { valid, errors, kind: "definition", checked_at: new Date().toISOString() };
+			const { valid, errors, warnings } = await caller.call<
+				Pick<ValidationReport, "valid" | "errors" | "warnings">,
+				JsonObject
+			>("validator.validate", body);
+			const report: ValidationReport = {
+				valid,
+				errors,
+				kind: "definition",
+				checked_at: new Date().toISOString()
+			};
+			if (warnings?.length) report.warnings = warnings;
+			return report;
+		},
+
+		/** The report of a definition about to be stored; throws when it is invalid or its tenant refuses its findings. */
+		async admitDefinition(this: RegistryThis, ctx: Context, tenantId: string, body: JsonObject) {
+			const report = await this.checkDefinition(ctx, body);
+			if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+			if (report.warnings && this.broker.isMetricsEnabled())
+				for (const { rule } of report.warnings)
+					this.broker.metrics.increment(METRICS.descriptionFindings, { tenant: tenantId, rule });
+			enforceDescriptionPolicy(policyOf(this.settings.descriptionPolicies, tenantId), report);
+			return report;
 		},
 
 		/** Queues the tool's probe; resolves the task id, or null when no executor can take it now. */

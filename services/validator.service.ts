@@ -1,5 +1,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DEFINITION_SCHEMA, MAX_CONFIG_BYTES, MAX_METADATA_BYTES } from "../lib/definition";
+import { checkDescriptions } from "../lib/description-guard";
 import { createAjv, toProblems } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import { toolFor, toolTypes } from "../tools";
@@ -48,7 +49,9 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 				ctx: Context<JsonObject>
 			): Promise<Omit<ValidationReport, "kind" | "checked_at">> {
 				const errors = await this.definitionProblems(ctx.params);
-				return { valid: errors.length === 0, errors };
+				// Whether a warning refuses the definition is the registry's call (tenant policy).
+				const warnings = checkDescriptions(ctx.params);
+				return { valid: errors.length === 0, errors, ...(warnings.length ? { warnings } : {}) };
 			}
 		}
 	},

@@ -13,9 +13,17 @@ export interface ValidationProblem {
 	message: string;
 }
 
+/** Something a definition may do wrong without being unusable (see lib/description-guard.ts). */
+export interface ValidationWarning extends ValidationProblem {
+	/** Stable name of the check that found it, e.g. `hidden_characters`. */
+	rule: string;
+}
+
 export interface ValidationReport {
 	valid: boolean;
 	errors: ValidationProblem[];
+	/** Findings that do not make the definition invalid under the tenant's policy. */
+	warnings?: ValidationWarning[];
 	kind: "definition" | "functional";
 	checked_at: string;
 }

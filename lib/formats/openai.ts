@@ -1,5 +1,7 @@
 import type { JsonObject } from "../../types/wire";
+import { stripHidden, stripHiddenDeep } from "../description-guard";
 import type { RankedTool } from "../discovery/tenant-index";
+import { definitionHashes } from "./native";
 
 /** Keywords OpenAI's strict mode (Structured Outputs) does not accept in a function's schema. */
 const UNSUPPORTED_KEYWORDS = [
@@ -47,6 +49,8 @@ export function strictModeProblems(schema: unknown, path = "parameters"): string
 /**
  * `openai`: Chat Completions / Responses function tools. `strict` is set on the definitions strict
  * mode accepts; `strict_mode.incompatible` says why the others would be rejected with `strict: true`.
+ * Hidden characters are stripped; the hashes to pin with sit beside `tools`, which stays exactly
+ * what the API accepts.
  */
 export function toOpenAi(ranked: RankedTool[]) {
 	const incompatible: { name: string; reasons: string[] }[] = [];
@@ -57,11 +61,11 @@ export function toOpenAi(ranked: RankedTool[]) {
 			type: "function" as const,
 			function: {
 				name: tool.name,
-				description: tool.description,
-				parameters: tool.parameters,
+				description: stripHidden(tool.description),
+				parameters: stripHiddenDeep(tool.parameters),
 				strict: reasons.length === 0
 			}
 		};
 	});
-	return { tools, strict_mode: { incompatible } };
+	return { tools, strict_mode: { incompatible }, definition_hashes: definitionHashes(ranked) };
 }

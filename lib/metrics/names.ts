@@ -10,7 +10,8 @@ export const METRICS = {
 	notifierConnected: "tool_registry.notifier.connected",
 	notifierLeader: "tool_registry.notifier.leader",
 	toolsRegistered: "tool_registry.tools.registered",
-	toolsUnreachable: "tool_registry.tools.unreachable"
+	toolsUnreachable: "tool_registry.tools.unreachable",
+	descriptionFindings: "tool_registry.description.findings.total"
 } as const;
 
 interface Definition {
@@ -53,6 +54,11 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	toolsUnreachable: {
 		type: "gauge",
 		description: "Active tools whose upstream did not answer their last probe (probed again with backoff)"
+	},
+	descriptionFindings: {
+		type: "counter",
+		labelNames: ["tenant", "rule"],
+		description: "Findings of the description guard in registered and updated definitions, by rule"
 	}
 };
 

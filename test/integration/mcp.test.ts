@@ -198,7 +198,8 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 			expect(byName.loan_math).toEqual({
 				name: "loan_math",
 				description: "Monthly payment of a loan",
-				inputSchema: expressionSchema
+				inputSchema: expressionSchema,
+				_meta: { definition_hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }
 			});
 		});
 
