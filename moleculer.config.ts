@@ -1,5 +1,6 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
+import { NodeMetricsListener } from "./lib/metrics/node-metrics-listener";
 import { replCommands } from "./lib/repl-commands";
 import { ensureServiceToken } from "./lib/service-token";
 
@@ -18,7 +19,7 @@ if (!replOnly)
 		}
 	);
 
-/** Nodes with the gateway serve metrics at its `/metrics`; others run Prometheus' own listener. */
+/** Nodes with the gateway serve metrics at its `/metrics`; others listen on their own PORT and HOST. */
 const runsGateway =
 	!process.env.SERVICES || process.env.SERVICES.split(",").some(name => name.trim() === "api");
 
@@ -55,10 +56,11 @@ const config: BrokerOptions = {
 		enabled: process.env.METRICS !== "off",
 		reporter: (runsGateway
 			? new GatewayPrometheusReporter({})
-			: {
-					type: "Prometheus",
-					options: { port: Number(process.env.METRICS_PORT ?? 3030) }
-				}) as MetricsOptions["reporter"]
+			: new NodeMetricsListener({
+					port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
+					host: process.env.HOST ?? "0.0.0.0",
+					serviceToken: process.env.SERVICE_TOKEN || undefined
+				})) as unknown as MetricsOptions["reporter"]
 	},
 	// Spans follow one request across nodes (its X-Request-ID is the trace id); exported when an
 	// exporter is named, e.g. TRACING_EXPORTER=Console, Zipkin, Jaeger, Datadog.

@@ -128,24 +128,12 @@ function serveMcp(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	return this.mcp.handle(req, res);
 }
 
-/**
- * `GET /metrics`: the Prometheus text of this node. Behind the service token when one is set, since
- * labels name tenants and tools.
- */
-async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
-	const token = this.serviceTokenDigest;
-	const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+/** `GET /metrics`: the Prometheus text of this node, behind the service token when one is set. */
+function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	const reporter = this.broker.metrics.reporter?.find(r => r instanceof GatewayPrometheusReporter) as
 		GatewayPrometheusReporter | undefined;
-	const refusal =
-		token && !(credential && matchesDigest(credential, token))
-			? unauthorized()
-			: !reporter
-				? notFound("Metrics")
-				: null;
-	if (refusal) return void sendError(res, refusal);
-	res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-	res.end(reporter!.generatePrometheusResponse());
+	if (!reporter) return void sendError(res, notFound("Metrics"));
+	reporter.serve(req, res, this.serviceTokenDigest);
 }
 
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
