@@ -24,6 +24,7 @@ import { RedisKeyStore } from "../lib/store/redis-key-store";
 import { taskFrame, type TaskUpdate } from "../lib/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface ApiSettings extends RedisSettings {
 	port: number;
@@ -75,7 +76,7 @@ interface GatewayRequest extends IncomingMessage {
 	$ctx?: Context<unknown, CallerMeta>;
 }
 
-const DEBUG_LOGGING = ["debug", "trace"].includes(process.env.LOG_LEVEL ?? "");
+const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
@@ -180,12 +181,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
 
 	settings: {
-		port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
-		ip: process.env.HOST ?? "0.0.0.0",
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		port: config().port,
+		ip: config().host,
+		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
-		tenantRateLimit: Number(process.env.RATE_LIMIT ?? 6000),
-		tenantRateWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		tenantRateLimit: config().rateLimit,
+		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],

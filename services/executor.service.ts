@@ -29,6 +29,7 @@ import type { Lease, TaskMessage, TaskOutcome, TaskQueue, TaskType } from "../li
 import { TaskWorkers, type TaskWorkerOptions } from "../lib/queue/task-workers";
 import type { TaskUpdate } from "../lib/task-events";
 import type { CallerMeta, JsonObject, StoredTool, ValidationReport } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface ExecutorSettings extends RedisSettings {
 	orchestratorUrl?: string;
@@ -120,12 +121,6 @@ interface ExecutorLocals extends RedisLocals {
 
 type ExecutorThis = Service<ExecutorSettings> & ExecutorMethods & ExecutorLocals;
 
-const listFromEnv = (value: string | undefined) =>
-	(value ?? "")
-		.split(",")
-		.map(item => item.trim())
-		.filter(Boolean);
-
 const EXECUTION_PARAMS = {
 	tool_id: { type: "string", max: 64, optional: true },
 	tool_name: { type: "string", max: 64, optional: true },
@@ -182,9 +177,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	],
 
 	settings: {
-		orchestratorUrl: process.env.ORCHESTRATOR_URL || undefined,
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
-		outboundAllowHosts: listFromEnv(process.env.OUTBOUND_ALLOW_HOSTS),
+		orchestratorUrl: config().orchestratorUrl,
+		serviceToken: config().serviceToken,
+		outboundAllowHosts: config().outboundAllowHosts,
 		toolCacheTtlMs: 30000,
 		schemaCacheSize: 5000,
 		schemaGuard: DEFAULT_SCHEMA_GUARD,
@@ -198,7 +193,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		},
 		tasks: {
 			// Most tools wait on an upstream, so a node keeps many in flight; the calculator pool bounds its own.
-			concurrency: Number(process.env.TASK_CONCURRENCY ?? 32),
+			concurrency: config().taskConcurrency,
 			leaseMs: 5000,
 			reapIntervalMs: 1000,
 			maxDeliveries: 5,
@@ -209,7 +204,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			retentionS: 24 * 3600
 		},
 		callbacks: {
-			secret: process.env.CALLBACK_SECRET || undefined,
+			secret: config().callbackSecret,
 			attempts: 4,
 			baseDelayMs: 1000,
 			timeoutMs: 10000

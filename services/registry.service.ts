@@ -1,4 +1,5 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
+import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
@@ -13,8 +14,6 @@ import {
 	type DescriptionPolicies
 } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
-import { DiscoveryIndex } from "../lib/discovery/discovery-index";
-import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
@@ -35,8 +34,9 @@ import type {
 	ToolStatus,
 	ValidationReport
 } from "../types/wire";
+import { config } from "../lib/config";
 
-export interface RegistrySettings extends RedisSettings {
+export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -73,9 +73,8 @@ interface RegistryMethods extends TenantScopeMethods {
 	probeDue(): Promise<void>;
 }
 
-interface RegistryLocals extends RedisLocals {
+interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	store: ToolStore;
-	discovery: DiscoveryIndex;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
 	/** Debounce timer and single-flight state of the action-tool sync. */
@@ -124,7 +123,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		MetricsSamplerMixin({
 			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
 			intervalMs: 15000
-		})
+		}),
+		DiscoveryMixin()
 	],
 
 	settings: {
@@ -138,8 +138,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		),
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
-			initialMs: Number(process.env.HEALTH_RECHECK_MS ?? 60000),
-			maxMs: Number(process.env.HEALTH_RECHECK_MAX_MS ?? 3600000),
+			initialMs: config().healthRecheckMs,
+			maxMs: config().healthRecheckMaxMs,
 			sweepMs: 5000,
 			claimMs: 5 * 60000
 		}
@@ -382,46 +382,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					tool: this.present(updated)
 				});
 				return { recorded: true };
-			}
-		},
-
-		discover: {
-			params: {
-				query: { type: "string", max: 500, optional: true },
-				types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				tags: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
-				// Paging for clients that list everything (MCP tools/list); discovery itself wants the top few.
-				offset: { type: "number", integer: true, min: 0, max: 100000, convert: true, default: 0 },
-				format: { type: "enum", values: Object.keys(FORMATS), default: "native" },
-				healthy_only: { type: "boolean", convert: true, default: false }
-			},
-			async handler(
-				this: RegistryThis,
-				ctx: Ctx<{
-					query?: string;
-					types?: string[];
-					tags?: string[];
-					limit: number;
-					offset: number;
-					format: DiscoveryFormat;
-					healthy_only: boolean;
-				}>
-			) {
-				const { query, types, tags, limit, offset, format, healthy_only } = ctx.params;
-				const ranked = await this.discovery.query(this.tenantOf(ctx), {
-					query,
-					types,
-					tags,
-					limit,
-					offset,
-					healthyOnly: healthy_only,
-					agentId: this.agentOf(ctx)
-				});
-				return formatTools(
-					format,
-					ranked.map(({ tool, score }) => ({ tool: this.present(tool), score }))
-				);
 			}
 		},
 
@@ -710,15 +670,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	events: {
-		/**
-		 * Broadcast by whichever registry node made the change. Every node re-reads the tool from the
-		 * store, so events arriving out of order still leave its index with the current state.
-		 */
-		async "tool.*"(this: RegistryThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
-			const { tenant_id, tool } = ctx.params;
-			this.discovery.apply(tenant_id, tool.id, await this.store.get(tool.id));
-		},
-
 		// Local event on every node whenever any node's services change.
 		"$services.changed"(this: RegistryThis) {
 			this.scheduleActionToolSync();
@@ -732,24 +683,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.probeSchedule = this.redis
 			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
 			: new MemoryProbeSchedule();
-		const store = this.store;
-		const visibleTo = (tenantId: string) =>
-			tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
-		this.discovery = new DiscoveryIndex({
-			async *load(tenantId) {
-				let after: string | undefined;
-				do {
-					const page = await store.list(visibleTo(tenantId), {}, 500, after);
-					yield* page.items;
-					after = page.last_id ?? undefined;
-				} while (after);
-			},
-			async revisions(tenantId) {
-				const [own, global] = await store.revisions([tenantId, GLOBAL_TENANT]);
-				// The global index is the global tenant's own: it has no second counter.
-				return [own, tenantId === GLOBAL_TENANT ? 0 : global];
-			}
-		});
 	},
 
 	async started(this: RegistryThis) {
