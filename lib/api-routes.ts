@@ -43,6 +43,13 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		body: { ...DEFINITION_SCHEMA, required: [] },
 		response: "StoredTool"
 	}),
+	"GET /tools/:id/versions": route("registry.versions", "tools:read", "A tool's versions, newest first"),
+	"POST /tools/:id/rollback": route(
+		"registry.rollback",
+		"tools:write",
+		"A new version with an earlier version's definition",
+		{ response: "StoredTool" }
+	),
 	"DELETE /tools/:id": route("registry.remove", "tools:write", "Delete a tool", { status: 204 }),
 	"POST /tools/:id/validate": route(
 		"registry.revalidate",

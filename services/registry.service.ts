@@ -16,6 +16,7 @@ import {
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
+import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
 import type { ToolStore } from "../lib/store/tool-store";
@@ -69,6 +70,12 @@ interface RegistryMethods extends TenantScopeMethods {
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	seedBuiltins(): Promise<void>;
+	changeDefinition(
+		ctx: Ctx,
+		id: string,
+		expectedVersion: number | undefined,
+		next: (current: StoredTool) => ToolDefinition
+	): Promise<StoredTool>;
 	nextHealth(previous: ToolHealth | undefined, probed: Pick<ToolHealth, "state" | "error">): ToolHealth;
 	probeDue(): Promise<void>;
 }
@@ -108,6 +115,28 @@ const decodeCursor = (cursor: string) => {
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
 const needsProbe = (type: unknown) => type === "external_api";
+
+/** The definition fields of a stored tool (or of one of its versions). */
+const definitionOf = (tool: StoredTool): ToolDefinition => ({
+	name: tool.name,
+	description: tool.description,
+	type: tool.type,
+	parameters: tool.parameters,
+	config: tool.config,
+	metadata: tool.metadata,
+	permissions: tool.permissions,
+	timeout_ms: tool.timeout_ms
+});
+
+/**
+ * A blank description is refused when it is given; a tool registered without one (stored as "")
+ * may still be changed and revalidated without having to supply one.
+ */
+const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObject => {
+	if (body.description !== "" || current.description !== "") return body;
+	const { description: _blank, ...rest } = body;
+	return rest;
+};
 
 const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
 
@@ -221,55 +250,55 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				id: { type: "string", max: 64 },
 				expected_version: { type: "number", integer: true, positive: true, convert: true, optional: true }
 			},
-			async handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
-				const tenantId = this.tenantOf(ctx);
-				const { id, expected_version } = ctx.params;
+			handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
 				const patch = pickDefinition(ctx.params);
-				for (let attempt = 0; ; attempt++) {
-					const current = await this.findWritable(tenantId, id);
-					const merged: ToolDefinition = {
-						name: current.name,
-						description: current.description,
-						type: current.type,
-						parameters: current.parameters,
-						config: current.config,
-						metadata: current.metadata,
-						permissions: current.permissions,
-						timeout_ms: current.timeout_ms,
-						...patch,
-						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
-					};
-					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged });
-					try {
-						// A changed endpoint must prove itself again before it runs.
-						const reprobe =
-							needsProbe(merged.type) &&
-							JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
-						const updated = await this.store.update(
-							id,
-							stored => ({
-								...stored,
-								...merged,
-								definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
-								version: stored.version + 1,
-								...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
-								validation: report,
-								updated_at: new Date().toISOString()
-							}),
-							expected_version ?? current.version
-						);
-						if (!updated) throw notFound("Tool", id);
-						const shown = this.present(updated);
-						ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
-						if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
-						return shown;
-					} catch (err) {
-						// Without an expected version the caller asked for "latest wins": a race with
-						// another writer is retried on the new state instead of surfacing as 409.
-						const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
-						if (!lostRace || attempt >= this.settings.updateRetries) throw err;
-					}
-				}
+				return this.changeDefinition(ctx, ctx.params.id, ctx.params.expected_version, current => ({
+					...definitionOf(current),
+					...patch,
+					// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
+					config:
+						patch.config === undefined
+							? current.config
+							: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
+					metadata:
+						patch.metadata === undefined
+							? current.metadata
+							: (mergePatch(current.metadata, patch.metadata) as JsonObject)
+				}));
+			}
+		},
+
+		versions: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
+				const tool = await this.findVisible(this.tenantOf(ctx), ctx.params.id);
+				const versions = await this.store.versions(tool.id);
+				return {
+					items: versions.map(({ version, definition_hash, updated_at }) => ({
+						version,
+						definition_hash,
+						updated_at
+					}))
+				};
+			}
+		},
+
+		/** A new version with an earlier version's definition (secrets included, as they were stored). */
+		rollback: {
+			params: {
+				id: { type: "string", max: 64 },
+				version: { type: "number", integer: true, positive: true },
+				expected_version: { type: "number", integer: true, positive: true, optional: true }
+			},
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{ id: string; version: number; expected_version?: number }>
+			) {
+				const { id, version, expected_version } = ctx.params;
+				const tool = await this.findWritable(this.tenantOf(ctx), id);
+				const earlier = await this.store.getVersion(tool.id, version);
+				if (!earlier) throw notFound("Tool version", `${tool.id}@${version}`);
+				return this.changeDefinition(ctx, id, expected_version, () => definitionOf(earlier));
 			}
 		},
 
@@ -291,7 +320,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				const current = await this.findWritable(tenantId, ctx.params.id);
-				const report = await this.checkDefinition(ctx, { ...current });
+				const report = await this.checkDefinition(ctx, unchangedBlankOmitted({ ...current }, current));
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
@@ -448,6 +477,52 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			} catch (err) {
 				this.logger.warn(`Probe of tool '${tool.id}' not queued; it stays pending_validation`, err);
 				return null;
+			}
+		},
+
+		/**
+		 * Stores `next(current)` as the tool's new version, validated, and probes it again when its
+		 * endpoint changed.
+		 */
+		async changeDefinition(this: RegistryThis, ctx, id, expected_version, next) {
+			const tenantId = this.tenantOf(ctx);
+			for (let attempt = 0; ; attempt++) {
+				const current = await this.findWritable(tenantId, id);
+				const merged = next(current);
+				const report = await this.admitDefinition(
+					ctx,
+					tenantId,
+					unchangedBlankOmitted({ ...ctx.params, ...merged }, current)
+				);
+				try {
+					// A changed endpoint must prove itself again before it runs.
+					const reprobe =
+						needsProbe(merged.type) &&
+						JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
+					const updated = await this.store.update(
+						id,
+						stored => ({
+							...stored,
+							...merged,
+							definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
+							version: stored.version + 1,
+							...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
+							validation: report,
+							updated_at: new Date().toISOString()
+						}),
+						expected_version ?? current.version
+					);
+					if (!updated) throw notFound("Tool", id);
+					const shown = this.present(updated);
+					ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+					if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
+					return shown;
+				} catch (err) {
+					// Without an expected version the caller asked for "latest wins": a race with
+					// another writer is retried on the new state instead of surfacing as 409.
+					const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
+					if (!lostRace || attempt >= this.settings.updateRetries) throw err;
+				}
 			}
 		},
 
