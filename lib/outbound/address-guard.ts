@@ -142,3 +142,9 @@ export class AddressGuard {
 function add(entries: Map<string, Port[]>, key: string, port: Port): void {
 	entries.set(key, [...(entries.get(key) ?? []), port]);
 }
+
+/** Whether a listen address (`HOST`) accepts connections from this machine only. */
+export function isLoopbackAddress(host: string): boolean {
+	if (host === "localhost") return true;
+	return ipaddr.isValid(host) && ipaddr.process(host).range() === "loopback";
+}
