@@ -1,45 +1,53 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
+import { NodeMetricsListener } from "./lib/metrics/node-metrics-listener";
 import { replCommands } from "./lib/repl-commands";
 import { ensureServiceToken } from "./lib/service-token";
+import { config, ConfigError, runsService, type Config } from "./lib/config";
+import { unreachableDependencies } from "./lib/startup-checks";
 
 type MetricsOptions = Exclude<BrokerOptions["metrics"], boolean | undefined>;
 type TracingOptions = Exclude<BrokerOptions["tracing"], boolean | undefined>;
 
+/** Stops the start with one line for the operator, before any service loads. */
+function refuse(line: string): never {
+	process.stderr.write(`${line}\n`);
+	return process.exit(1);
+}
+
 /** `npm run repl` only joins a cluster: it runs no service, so it needs no token of its own. */
 const replOnly = process.argv.includes("--repl") && !process.env.SERVICEDIR;
-if (!replOnly)
-	ensureServiceToken(
-		process.env,
-		line => process.stdout.write(`${line}\n`),
-		line => {
-			process.stderr.write(`${line}\n`);
-			return process.exit(1);
-		}
-	);
+if (!replOnly) ensureServiceToken(process.env, line => process.stdout.write(`${line}\n`), refuse);
 
-/** Nodes with the gateway serve metrics at its `/metrics`; others run Prometheus' own listener. */
-const runsGateway =
-	!process.env.SERVICES || process.env.SERVICES.split(",").some(name => name.trim() === "api");
+let settings: Config;
+try {
+	settings = config();
+} catch (err) {
+	refuse(err instanceof ConfigError ? err.message : String(err));
+}
+
+/** Nodes with the gateway serve metrics at its `/metrics`; others listen on their own PORT and HOST. */
+const runsGateway = runsService(settings, "api");
 
 /**
- * Broker options from the contract's environment (section 1). With no TRANSPORTER every
- * service runs in this one process; with `nats://...` nodes form one cluster.
+ * Broker options from the environment (lib/config.ts). With no TRANSPORTER every service runs in
+ * this one process; with `nats://...` nodes form one cluster.
  */
-const config: BrokerOptions = {
-	namespace: process.env.NAMESPACE ?? "",
-	nodeID: process.env.NODE_ID || null,
-	transporter: (process.env.TRANSPORTER || null) as BrokerOptions["transporter"],
+const brokerOptions: BrokerOptions = {
+	namespace: settings.namespace,
+	nodeID: settings.nodeId ?? null,
+	// A connection string (`nats://…`), which Moleculer accepts though its types list only names.
+	transporter: (settings.transporter ?? null) as BrokerOptions["transporter"],
 	logger: {
 		type: "Console",
 		options: {
 			// JSON lines for log shippers; human-readable otherwise.
-			formatter: process.env.LOG_FORMAT === "json" ? "json" : "short",
-			colors: process.env.LOG_FORMAT !== "json",
+			formatter: settings.logFormat === "json" ? "json" : "short",
+			colors: settings.logFormat !== "json",
 			moduleColors: false
 		}
 	},
-	logLevel: (process.env.LOG_LEVEL as BrokerOptions["logLevel"]) ?? "info",
+	logLevel: settings.logLevel,
 	serializer: "JSON",
 	// Executions bring their own timeouts; this bounds everything else.
 	requestTimeout: 30 * 1000,
@@ -52,23 +60,30 @@ const config: BrokerOptions = {
 	// Operator commands of `npm run repl` (lib/repl-commands.ts).
 	replOptions: { customCommands: replCommands },
 	metrics: {
-		enabled: process.env.METRICS !== "off",
+		enabled: settings.metrics === "on",
 		reporter: (runsGateway
 			? new GatewayPrometheusReporter({})
-			: {
-					type: "Prometheus",
-					options: { port: Number(process.env.METRICS_PORT ?? 3030) }
-				}) as MetricsOptions["reporter"]
+			: new NodeMetricsListener({
+					port: settings.port,
+					host: settings.host,
+					serviceToken: settings.serviceToken
+				})) as unknown as MetricsOptions["reporter"]
 	},
 	// Spans follow one request across nodes (its X-Request-ID is the trace id); exported when an
 	// exporter is named, e.g. TRACING_EXPORTER=Console, Zipkin, Jaeger, Datadog.
 	tracing: {
-		enabled: Boolean(process.env.TRACING_EXPORTER),
-		exporter: (process.env.TRACING_EXPORTER
-			? [process.env.TRACING_EXPORTER]
-			: []) as TracingOptions["exporter"]
+		enabled: Boolean(settings.tracingExporter),
+		exporter: (settings.tracingExporter ? [settings.tracingExporter] : []) as TracingOptions["exporter"]
 	},
 	skipProcessEventRegistration: false
 };
 
-export = config;
+/**
+ * The runner awaits this before it creates the broker: a node whose Redis or NATS does not answer
+ * says so in one line and exits, instead of starting half-connected.
+ */
+export = async function brokerConfig(): Promise<BrokerOptions> {
+	const unreachable = await unreachableDependencies(settings);
+	if (unreachable.length) refuse(unreachable.join("; "));
+	return brokerOptions;
+};

@@ -7,6 +7,3 @@ import Redis from "ioredis";
 export function connectRedis(url: string): Redis {
 	return new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
 }
-
-/** Key namespace of this deployment in a shared Redis. */
-export const redisPrefix = (): string => process.env.REDIS_PREFIX ?? "tool-registry:";

@@ -1,6 +1,7 @@
 import type Redis from "ioredis";
 import type { Service, ServiceSchema } from "moleculer";
-import { connectRedis, redisPrefix } from "../lib/redis";
+import { connectRedis } from "../lib/redis";
+import { config } from "../lib/config";
 
 export interface RedisSettings {
 	/** Redis connection URL; unset = the service keeps its state in memory (embedded default). */
@@ -21,8 +22,8 @@ export interface RedisLocals {
 export function RedisMixin(): Partial<ServiceSchema> {
 	const mixin: Partial<ServiceSchema<RedisSettings, object, RedisLocals>> = {
 		settings: {
-			redisUrl: process.env.REDIS_URL || undefined,
-			redisPrefix: redisPrefix()
+			redisUrl: config().redisUrl,
+			redisPrefix: config().redisPrefix
 		},
 		created(this: Service<RedisSettings> & RedisLocals) {
 			this.redis = this.settings.redisUrl ? connectRedis(this.settings.redisUrl) : null;

@@ -8,8 +8,9 @@ import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } f
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
-import { refuseDeepJson } from "../lib/json-depth";
+import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
+import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
 import { sendConsole } from "../lib/console-page";
@@ -22,9 +23,10 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/ra
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
+import { config } from "../lib/config";
 
 export interface ApiSettings extends RedisSettings, AuditSettings {
 	port: number;
@@ -76,16 +78,10 @@ interface GatewayRequest extends IncomingMessage {
 	$ctx?: Context<unknown, CallerMeta>;
 }
 
-const DEBUG_LOGGING = ["debug", "trace"].includes(process.env.LOG_LEVEL ?? "");
+const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
-
-/** JSON keys that would change an object's prototype when a body is merged into params. */
-const rejectPrototypeKeys = (key: string, value: unknown) => {
-	if (key === "__proto__") throw new SyntaxError('JSON key "__proto__" is not allowed');
-	return value;
-};
 
 const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
@@ -129,24 +125,12 @@ function serveMcp(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	return this.mcp.handle(req, res);
 }
 
-/**
- * `GET /metrics`: the Prometheus text of this node. Behind the service token when one is set, since
- * labels name tenants and tools.
- */
-async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
-	const token = this.serviceTokenDigest;
-	const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+/** `GET /metrics`: the Prometheus text of this node, behind the service token when one is set. */
+function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	const reporter = this.broker.metrics.reporter?.find(r => r instanceof GatewayPrometheusReporter) as
 		GatewayPrometheusReporter | undefined;
-	const refusal =
-		token && !(credential && matchesDigest(credential, token))
-			? unauthorized()
-			: !reporter
-				? notFound("Metrics")
-				: null;
-	if (refusal) return void sendError(res, refusal);
-	res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-	res.end(reporter!.generatePrometheusResponse());
+	if (!reporter) return void sendError(res, notFound("Metrics"));
+	reporter.serve(req, res, this.serviceTokenDigest);
 }
 
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
@@ -193,12 +177,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, AuditMixin(), RedisMixin()],
 
 	settings: {
-		port: process.env.PORT !== undefined ? Number(process.env.PORT) : 3000,
-		ip: process.env.HOST ?? "0.0.0.0",
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		port: config().port,
+		ip: config().host,
+		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
-		tenantRateLimit: Number(process.env.RATE_LIMIT ?? 6000),
-		tenantRateWindowMs: Number(process.env.RATE_LIMIT_WINDOW_MS ?? 60000),
+		tenantRateLimit: config().rateLimit,
+		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
@@ -247,7 +231,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				authentication: true,
 				authorization: true,
 				bodyParsers: {
-					json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys, verify: refuseDeepJson }
+					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
+					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
 				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
@@ -260,8 +245,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					data: unknown
 				) {
 					const meta = ctx.meta as Record<string, unknown>;
-					if (req.$alias?.status) meta.$statusCode = req.$alias.status;
-					if (req.$alias?.location) meta.$location = req.$alias.location(data as Record<string, string>);
+					// An action may answer otherwise than its route's usual status (a dry run stores nothing).
+					if (req.$alias?.status) meta.$statusCode ??= req.$alias.status;
+					if (req.$alias?.location && meta.$statusCode === req.$alias.status)
+						meta.$location = req.$alias.location(data as Record<string, string>);
 					return data;
 				}
 			}
@@ -388,7 +375,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		},
 
 		authorize(this: ApiThis, ctx, _route, req) {
-			const scope = req.$alias?.scope;
+			const alias = req.$alias;
+			const scope = alias?.scopeFor ? alias.scopeFor((req as { body?: unknown }).body) : alias?.scope;
 			if (!scope || !ctx.meta.scopes?.includes(scope)) throw lacksScope(scope ?? "unknown");
 		},
 
@@ -470,23 +458,26 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
-		this.mcp = new McpGateway({
-			identify: async req => {
-				const meta = await this.identify(req);
-				await this.admit(meta.tenant_id!);
-				return meta;
+		this.mcp = new McpGateway(
+			{
+				identify: async req => {
+					const meta = await this.identify(req);
+					await this.admit(meta.tenant_id!);
+					return meta;
+				},
+				listTools: (meta, offset, limit) =>
+					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
+				searchTools: (meta, query) =>
+					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+				execute: (meta, name, parameters, expectedHash) =>
+					this.broker.call(
+						"executor.execute",
+						{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+						{ meta }
+					)
 			},
-			listTools: (meta, offset, limit) =>
-				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-			searchTools: (meta, query) =>
-				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters, expectedHash) =>
-				this.broker.call(
-					"executor.execute",
-					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-					{ meta }
-				)
-		});
+			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,

@@ -8,7 +8,8 @@ import { METRICS } from "../lib/metrics/names";
 import { MemoryOutbox } from "../lib/outbox/memory-outbox";
 import type { Outbox } from "../lib/outbox/outbox";
 import { RedisOutbox } from "../lib/outbox/redis-outbox";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
+import { config } from "../lib/config";
 
 export interface NotifierSettings extends RedisSettings {
 	/** ORCHESTRATOR_WS_URL; unset = no connection, frames wait in the outbox. */
@@ -119,8 +120,8 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 	],
 
 	settings: {
-		wsUrl: process.env.ORCHESTRATOR_WS_URL || undefined,
-		serviceToken: process.env.SERVICE_TOKEN || undefined,
+		wsUrl: config().orchestratorWsUrl,
+		serviceToken: config().serviceToken,
 		serviceName: "tool-registry",
 		initialBackoffMs: 1000,
 		backoffFactor: 1.5,

@@ -1,4 +1,5 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
+import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
@@ -17,10 +18,9 @@ import {
 	type DescriptionPolicies
 } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
-import { DiscoveryIndex } from "../lib/discovery/discovery-index";
-import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
+import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
 import type { AuditHook, ToolStore } from "../lib/store/tool-store";
@@ -39,8 +39,9 @@ import type {
 	ToolStatus,
 	ValidationReport
 } from "../types/wire";
+import { config } from "../lib/config";
 
-export interface RegistrySettings extends RedisSettings, AuditSettings {
+export interface RegistrySettings extends RedisSettings, DiscoverySettings, AuditSettings {
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -74,13 +75,19 @@ interface RegistryMethods extends TenantScopeMethods, AuditMethods {
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	seedBuiltins(): Promise<void>;
+	changeDefinition(
+		ctx: Ctx,
+		id: string,
+		expectedVersion: number | undefined,
+		next: (current: StoredTool) => ToolDefinition,
+		action: "tool.update" | "tool.rollback"
+	): Promise<StoredTool>;
 	nextHealth(previous: ToolHealth | undefined, probed: Pick<ToolHealth, "state" | "error">): ToolHealth;
 	probeDue(): Promise<void>;
 }
 
-interface RegistryLocals extends RedisLocals, AuditLocals {
+interface RegistryLocals extends RedisLocals, DiscoveryLocals, AuditLocals {
 	store: ToolStore;
-	discovery: DiscoveryIndex;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
 	/** Debounce timer and single-flight state of the action-tool sync. */
@@ -113,7 +120,29 @@ const decodeCursor = (cursor: string) => {
 };
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
-const needsProbe = (type: unknown) => type === "external_api";
+const needsProbe = (type: unknown) => typeof type === "string" && Boolean(toolFor(type)?.probe);
+
+/** The definition fields of a stored tool (or of one of its versions). */
+const definitionOf = (tool: StoredTool): ToolDefinition => ({
+	name: tool.name,
+	description: tool.description,
+	type: tool.type,
+	parameters: tool.parameters,
+	config: tool.config,
+	metadata: tool.metadata,
+	permissions: tool.permissions,
+	timeout_ms: tool.timeout_ms
+});
+
+/**
+ * A blank description is refused when it is given; a tool registered without one (stored as "")
+ * may still be changed and revalidated without having to supply one.
+ */
+const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObject => {
+	if (body.description !== "" || current.description !== "") return body;
+	const { description: _blank, ...rest } = body;
+	return rest;
+};
 
 const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
 
@@ -130,7 +159,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		MetricsSamplerMixin({
 			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
 			intervalMs: 15000
-		})
+		}),
+		DiscoveryMixin()
 	],
 
 	settings: {
@@ -144,8 +174,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		),
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
-			initialMs: Number(process.env.HEALTH_RECHECK_MS ?? 60000),
-			maxMs: Number(process.env.HEALTH_RECHECK_MAX_MS ?? 3600000),
+			initialMs: config().healthRecheckMs,
+			maxMs: config().healthRecheckMaxMs,
 			sweepMs: 5000,
 			claimMs: 5 * 60000
 		}
@@ -227,56 +257,61 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				id: { type: "string", max: 64 },
 				expected_version: { type: "number", integer: true, positive: true, convert: true, optional: true }
 			},
-			async handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
-				const tenantId = this.tenantOf(ctx);
-				const { id, expected_version } = ctx.params;
+			handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
 				const patch = pickDefinition(ctx.params);
-				for (let attempt = 0; ; attempt++) {
-					const current = await this.findWritable(tenantId, id);
-					const merged: ToolDefinition = {
-						name: current.name,
-						description: current.description,
-						type: current.type,
-						parameters: current.parameters,
-						config: current.config,
-						metadata: current.metadata,
-						permissions: current.permissions,
-						timeout_ms: current.timeout_ms,
+				return this.changeDefinition(
+					ctx,
+					ctx.params.id,
+					ctx.params.expected_version,
+					current => ({
+						...definitionOf(current),
 						...patch,
-						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
-					};
-					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged });
-					try {
-						// A changed endpoint must prove itself again before it runs.
-						const reprobe =
-							needsProbe(merged.type) &&
-							JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
-						const updated = await this.store.update(
-							id,
-							stored => ({
-								...stored,
-								...merged,
-								definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
-								version: stored.version + 1,
-								...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
-								validation: report,
-								updated_at: new Date().toISOString()
-							}),
-							expected_version ?? current.version,
-							this.audited(ctx, "tool.update")
-						);
-						if (!updated) throw notFound("Tool", id);
-						const shown = this.present(updated);
-						ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
-						if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
-						return shown;
-					} catch (err) {
-						// Without an expected version the caller asked for "latest wins": a race with
-						// another writer is retried on the new state instead of surfacing as 409.
-						const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
-						if (!lostRace || attempt >= this.settings.updateRetries) throw err;
-					}
-				}
+						// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
+						config:
+							patch.config === undefined
+								? current.config
+								: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
+						metadata:
+							patch.metadata === undefined
+								? current.metadata
+								: (mergePatch(current.metadata, patch.metadata) as JsonObject)
+					}),
+					"tool.update"
+				);
+			}
+		},
+
+		versions: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
+				const tool = await this.findVisible(this.tenantOf(ctx), ctx.params.id);
+				const versions = await this.store.versions(tool.id);
+				return {
+					items: versions.map(({ version, definition_hash, updated_at }) => ({
+						version,
+						definition_hash,
+						updated_at
+					}))
+				};
+			}
+		},
+
+		/** A new version with an earlier version's definition (secrets included, as they were stored). */
+		rollback: {
+			params: {
+				id: { type: "string", max: 64 },
+				version: { type: "number", integer: true, positive: true },
+				expected_version: { type: "number", integer: true, positive: true, optional: true }
+			},
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{ id: string; version: number; expected_version?: number }>
+			) {
+				const { id, version, expected_version } = ctx.params;
+				const tool = await this.findWritable(this.tenantOf(ctx), id);
+				const earlier = await this.store.getVersion(tool.id, version);
+				if (!earlier) throw notFound("Tool version", `${tool.id}@${version}`);
+				return this.changeDefinition(ctx, id, expected_version, () => definitionOf(earlier), "tool.rollback");
 			}
 		},
 
@@ -298,7 +333,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				const current = await this.findWritable(tenantId, ctx.params.id);
-				const report = await this.checkDefinition(ctx, { ...current });
+				const report = await this.checkDefinition(ctx, unchangedBlankOmitted({ ...current }, current));
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
@@ -372,10 +407,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			) {
 				const { id, version, report } = ctx.params;
 				const probed = report.valid ? (ctx.params.health ?? UNKNOWN_HEALTH) : UNKNOWN_HEALTH;
-				const outcome = report.valid ? "valid" : "invalid";
 				// The trail gets the probe that follows a change, not every health re-check of an active tool.
 				let decides = false;
-				const audit = this.audited(ctx, "tool.validate", outcome);
+				const audit = this.audited(ctx, "tool.validate", report.valid ? "valid" : "invalid");
 				// A report about an older version is stale: the newer version has its own probe queued.
 				const updated = await this.store.update(
 					id,
@@ -412,46 +446,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					tool: this.present(updated)
 				});
 				return { recorded: true };
-			}
-		},
-
-		discover: {
-			params: {
-				query: { type: "string", max: 500, optional: true },
-				types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				tags: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
-				// Paging for clients that list everything (MCP tools/list); discovery itself wants the top few.
-				offset: { type: "number", integer: true, min: 0, max: 100000, convert: true, default: 0 },
-				format: { type: "enum", values: Object.keys(FORMATS), default: "native" },
-				healthy_only: { type: "boolean", convert: true, default: false }
-			},
-			async handler(
-				this: RegistryThis,
-				ctx: Ctx<{
-					query?: string;
-					types?: string[];
-					tags?: string[];
-					limit: number;
-					offset: number;
-					format: DiscoveryFormat;
-					healthy_only: boolean;
-				}>
-			) {
-				const { query, types, tags, limit, offset, format, healthy_only } = ctx.params;
-				const ranked = await this.discovery.query(this.tenantOf(ctx), {
-					query,
-					types,
-					tags,
-					limit,
-					offset,
-					healthyOnly: healthy_only,
-					agentId: this.agentOf(ctx)
-				});
-				return formatTools(
-					format,
-					ranked.map(({ tool, score }) => ({ tool: this.present(tool), score }))
-				);
 			}
 		},
 
@@ -527,6 +521,53 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			} catch (err) {
 				this.logger.warn(`Probe of tool '${tool.id}' not queued; it stays pending_validation`, err);
 				return null;
+			}
+		},
+
+		/**
+		 * Stores `next(current)` as the tool's new version, validated, and probes it again when its
+		 * endpoint changed.
+		 */
+		async changeDefinition(this: RegistryThis, ctx, id, expected_version, next, action) {
+			const tenantId = this.tenantOf(ctx);
+			for (let attempt = 0; ; attempt++) {
+				const current = await this.findWritable(tenantId, id);
+				const merged = next(current);
+				const report = await this.admitDefinition(
+					ctx,
+					tenantId,
+					unchangedBlankOmitted({ ...ctx.params, ...merged }, current)
+				);
+				try {
+					// A changed endpoint must prove itself again before it runs.
+					const reprobe =
+						needsProbe(merged.type) &&
+						JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
+					const updated = await this.store.update(
+						id,
+						stored => ({
+							...stored,
+							...merged,
+							definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
+							version: stored.version + 1,
+							...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
+							validation: report,
+							updated_at: new Date().toISOString()
+						}),
+						expected_version ?? current.version,
+						this.audited(ctx, action)
+					);
+					if (!updated) throw notFound("Tool", id);
+					const shown = this.present(updated);
+					ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+					if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
+					return shown;
+				} catch (err) {
+					// Without an expected version the caller asked for "latest wins": a race with
+					// another writer is retried on the new state instead of surfacing as 409.
+					const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
+					if (!lostRace || attempt >= this.settings.updateRetries) throw err;
+				}
 			}
 		},
 
@@ -749,15 +790,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	events: {
-		/**
-		 * Broadcast by whichever registry node made the change. Every node re-reads the tool from the
-		 * store, so events arriving out of order still leave its index with the current state.
-		 */
-		async "tool.*"(this: RegistryThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
-			const { tenant_id, tool } = ctx.params;
-			this.discovery.apply(tenant_id, tool.id, await this.store.get(tool.id));
-		},
-
 		// Local event on every node whenever any node's services change.
 		"$services.changed"(this: RegistryThis) {
 			this.scheduleActionToolSync();
@@ -776,24 +808,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.probeSchedule = this.redis
 			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
 			: new MemoryProbeSchedule();
-		const store = this.store;
-		const visibleTo = (tenantId: string) =>
-			tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
-		this.discovery = new DiscoveryIndex({
-			async *load(tenantId) {
-				let after: string | undefined;
-				do {
-					const page = await store.list(visibleTo(tenantId), {}, 500, after);
-					yield* page.items;
-					after = page.last_id ?? undefined;
-				} while (after);
-			},
-			async revisions(tenantId) {
-				const [own, global] = await store.revisions([tenantId, GLOBAL_TENANT]);
-				// The global index is the global tenant's own: it has no second counter.
-				return [own, tenantId === GLOBAL_TENANT ? 0 : global];
-			}
-		});
 	},
 
 	async started(this: RegistryThis) {

@@ -36,7 +36,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		if (redisUrl) await dropPrefix(redisUrl, prefix);
 	});
 
-	/** register, update, execute, key create, key revoke: the session every test below reads. */
+	/** register, update, execute, rollback, key create, key revoke: the session the tests below read. */
 	const scriptedSession = async (tenant: string) => {
 		const admin = await call("POST", "/keys", tenant, {
 			tenant_id: tenant,
@@ -45,7 +45,13 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		});
 		expect(admin.status).toBe(201);
 		const key = admin.body.api_key as string;
-		const created = await call("POST", "/tools", tenant, { name: "clock", type: "datetime" }, key);
+		const created = await call(
+			"POST",
+			"/tools",
+			tenant,
+			{ name: "clock", type: "datetime", description: "The time" },
+			key
+		);
 		expect(created.status).toBe(201);
 		const updated = await call("PATCH", `/tools/${created.body.id}`, tenant, { description: "Now" }, key);
 		expect(updated.status).toBe(200);
@@ -57,6 +63,9 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 			key
 		);
 		expect(ran.body.status).toBe("completed");
+		const rolledBack = await call("POST", `/tools/${created.body.id}/rollback`, tenant, { version: 1 }, key);
+		expect(rolledBack.status).toBe(200);
+		expect(rolledBack.body).toMatchObject({ version: 3, definition_hash: created.body.definition_hash });
 		const other = await call("POST", "/keys", tenant, { tenant_id: tenant, scopes: ["tools:read"] }, key);
 		expect(other.status).toBe(201);
 		expect((await call("DELETE", `/keys/${other.body.key_id}`, tenant, undefined, key)).status).toBe(204);
@@ -77,6 +86,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		expect(entries.map(e => [e.action, e.target, e.outcome])).toEqual([
 			["key.revoke", `key:${s.otherKeyId}`, "success"],
 			["key.create", `key:${s.otherKeyId}`, "success"],
+			["tool.rollback", `tool:${s.tool.id}`, "success"],
 			["tool.execute", `tool:${s.tool.id}`, "completed"],
 			["tool.update", `tool:${s.tool.id}`, "success"],
 			["tool.register", `tool:${s.tool.id}`, "success"],
@@ -86,6 +96,8 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		expect(byAction["tool.register"].definition_hash).toBe(s.tool.definition_hash);
 		expect(byAction["tool.update"].definition_hash).toBe(s.updatedHash);
 		expect(byAction["tool.execute"].definition_hash).toBe(s.updatedHash);
+		// A rollback is a new version carrying the earlier definition, hash included.
+		expect(byAction["tool.rollback"].definition_hash).toBe(s.tool.definition_hash);
 		expect(byAction["tool.update"].actor).toEqual({ kind: "key", key_id: s.adminKeyId, agent_id: "agent-1" });
 		// The first key was created with the service token.
 		expect(entries.at(-1)!.actor).toEqual({ kind: "service" });
@@ -99,7 +111,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		const s = await scriptedSession(a);
 		await scriptedSession(b);
 		const ofA = await trail(a, "?limit=200", s.key);
-		expect(ofA).toHaveLength(6);
+		expect(ofA).toHaveLength(7);
 		expect(ofA.every(e => e.tenant_id === a)).toBe(true);
 		// A key of tenant A naming tenant B is refused; the service token for B sees B's entries only.
 		expect((await call("GET", "/audit", b, undefined, s.key)).status).toBe(403);
@@ -114,6 +126,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 			`key:${s.adminKeyId}`
 		]);
 		expect((await trail(tenant, `?target=tool:${s.tool.id}`)).map(e => e.action)).toEqual([
+			"tool.rollback",
 			"tool.execute",
 			"tool.update",
 			"tool.register"

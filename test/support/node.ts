@@ -4,7 +4,7 @@ import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
 
-const SERVICE_NAMES = ["api", "registry", "validator", "executor", "notifier", "audit"];
+const SERVICE_NAMES = ["api", "registry", "validator", "executor", "notifier", "sources", "audit"];
 
 /**
  * Tests load the TypeScript sources; benchmarks set BENCH_COMPILED=1 to measure the compiled
@@ -49,6 +49,8 @@ export async function startNode(options: NodeOptions = {}): Promise<TestNode> {
 		serviceToken: SERVICE_TOKEN,
 		redisUrl: options.redisUrl,
 		redisPrefix: options.redisPrefix ?? "test:",
+		// A model in a worker per test node would cost the suite minutes: suites about semantic ranking opt in.
+		embeddings: "off",
 		...options.settings
 	};
 	// Moleculer 0.15 ignores createService's second argument: overrides go in through a mixin.

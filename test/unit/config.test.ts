@@ -1,0 +1,82 @@
+import { readFileSync } from "fs";
+import { CONFIG_VARIABLES, ConfigError, configurationRows, loadConfig } from "../../lib/config";
+import { CONFIG_DOC, TABLE_END, TABLE_START } from "../../scripts/config-docs";
+
+describe("configuration", () => {
+	it("gives a working single-process service with nothing set", () => {
+		expect(loadConfig({})).toMatchObject({
+			port: 3000,
+			host: "0.0.0.0",
+			transporter: undefined,
+			redisUrl: undefined,
+			services: [],
+			rateLimit: 6000,
+			rateLimitWindowMs: 60000,
+			taskConcurrency: 32,
+			logLevel: "info",
+			redisPrefix: "tool-registry:",
+			outboundAllowHosts: []
+		});
+	});
+
+	it("types what it parses", () => {
+		const config = loadConfig({
+			PORT: "0",
+			RATE_LIMIT: "0",
+			OUTBOUND_ALLOW_HOSTS: " a.test, 10.0.0.0/8 ,",
+			METRICS: "off"
+		});
+		expect(config).toMatchObject({
+			port: 0,
+			rateLimit: 0,
+			outboundAllowHosts: ["a.test", "10.0.0.0/8"],
+			metrics: "off"
+		});
+	});
+
+	it("treats an empty variable as unset", () => {
+		expect(loadConfig({ PORT: "", REDIS_URL: "" })).toMatchObject({ port: 3000, redisUrl: undefined });
+	});
+
+	it.each([
+		["RATE_LIMIT", "abc", 'RATE_LIMIT must be a whole number ≥ 0 (got "abc")'],
+		["RATE_LIMIT", "-1", "RATE_LIMIT must be a whole number ≥ 0"],
+		["PORT", "70000", "PORT must be a whole number from 0 to 65535"],
+		["TASK_CONCURRENCY", "0", "TASK_CONCURRENCY must be a whole number ≥ 1"],
+		["REDIS_URL", "localhost:6379", "REDIS_URL must be a redis:// or rediss:// URL"],
+		["ORCHESTRATOR_WS_URL", "http://o.test/ws", "ORCHESTRATOR_WS_URL must be a ws:// or wss:// URL"],
+		["LOG_LEVEL", "verbose", "LOG_LEVEL must be one of fatal, error, warn, info, debug, trace"]
+	])("refuses %s=%s, naming what it expects", (name, value, message) => {
+		expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+		expect(() => loadConfig({ [name]: value })).toThrow(message);
+	});
+
+	it("reports every bad variable in one line and never echoes a secret", () => {
+		let error: Error | undefined;
+		try {
+			loadConfig({ RATE_LIMIT: "abc", PORT: "x", SERVICE_TOKEN: "s3cret", CALLBACK_SECRET: "also-s3cret" });
+		} catch (err) {
+			error = err as Error;
+		}
+		expect(error?.message).toMatch(/^Invalid configuration: PORT .*; RATE_LIMIT .*$/);
+		expect(error?.message).not.toContain("\n");
+		expect(error?.message).not.toContain("s3cret");
+	});
+
+	it("is documented in docs/configuration.md exactly as lib/config.ts defines it (npm run config-docs)", () => {
+		const doc = readFileSync(CONFIG_DOC, "utf8");
+		const table = doc.slice(doc.indexOf(TABLE_START) + TABLE_START.length, doc.indexOf(TABLE_END));
+		const rows = table
+			.split("\n")
+			.filter(line => line.startsWith("|"))
+			.slice(2)
+			.map(line =>
+				line
+					.slice(1, -1)
+					.split("|")
+					.map(cell => cell.trim())
+			);
+		expect(rows).toEqual(configurationRows());
+		expect(rows).toHaveLength(Object.keys(CONFIG_VARIABLES).length);
+	});
+});
