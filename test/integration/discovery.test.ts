@@ -579,7 +579,7 @@ describe("discovery output formats", () => {
 
 	it("answers the OpenAI function-tool shape, strict only where strict mode accepts the schema", async () => {
 		const body = await formatted("openai");
-		expect(Object.keys(body).sort()).toEqual(["strict_mode", "tools"]);
+		expect(Object.keys(body).sort()).toEqual(["definition_hashes", "strict_mode", "tools"]);
 		for (const tool of body.tools) {
 			expect(Object.keys(tool).sort()).toEqual(["function", "type"]);
 			expect(tool.type).toBe("function");
@@ -612,7 +612,7 @@ describe("discovery output formats", () => {
 
 	it("answers the Anthropic tool shape with input_schema", async () => {
 		const body = await formatted("anthropic");
-		expect(Object.keys(body)).toEqual(["tools"]);
+		expect(Object.keys(body).sort()).toEqual(["definition_hashes", "tools"]);
 		for (const tool of body.tools)
 			expect(Object.keys(tool).sort()).toEqual(["description", "input_schema", "name"]);
 		expect(body.tools.find((tool: any) => tool.name === "forecast_loose")).toEqual({
@@ -626,11 +626,12 @@ describe("discovery output formats", () => {
 		const body = await formatted("mcp");
 		expect(Object.keys(body)).toEqual(["tools"]);
 		for (const tool of body.tools)
-			expect(Object.keys(tool).sort()).toEqual(["description", "inputSchema", "name"]);
+			expect(Object.keys(tool).sort()).toEqual(["_meta", "description", "inputSchema", "name"]);
 		expect(body.tools.find((tool: any) => tool.name === "forecast_strict")).toEqual({
 			name: "forecast_strict",
 			description: "Weather forecast for a city in metric or imperial units.",
-			inputSchema: strictSchema
+			inputSchema: strictSchema,
+			_meta: { definition_hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }
 		});
 	});
 
