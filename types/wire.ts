@@ -1,4 +1,4 @@
-/** Wire shapes of contract sections 2 and 3 (snake_case, as they travel over REST and the transporter). */
+/** Wire shapes of tools, keys and caller identity (snake_case, as they travel over REST and the transporter). */
 
 export type ToolStatus = "pending_validation" | "active" | "invalid" | "disabled";
 
