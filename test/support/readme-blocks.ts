@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "child_process";
 import { readFileSync } from "fs";
+import { createServer } from "http";
+import type { AddressInfo } from "net";
 import path from "path";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -119,5 +121,57 @@ export class Shell {
 		}, 10000);
 		await exited;
 		clearTimeout(timer);
+	}
+}
+
+export async function freePort(): Promise<number> {
+	const server = createServer();
+	await new Promise<void>(resolve => server.listen(0, "127.0.0.1", resolve));
+	const { port } = server.address() as AddressInfo;
+	await new Promise(resolve => server.close(resolve));
+	return port;
+}
+
+export async function untilListening(port: number): Promise<void> {
+	const deadline = Date.now() + 30000;
+	while (
+		!(await fetch(`http://127.0.0.1:${port}/`).then(
+			() => true,
+			() => false
+		))
+	) {
+		if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+		await delay(50);
+	}
+}
+
+const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+/**
+ * Runs a command and checks its answer. A reader waits and tries again while the service is
+ * still settling (a tool being probed, a task queued, a node joining): reads, answers of a node
+ * not yet up (nothing, or 503) are tried again until the README's answer shows or time is up.
+ */
+export async function runChecked(shell: Shell, command: Command, rewrite: (text: string) => string) {
+	const assignment = /^([A-Z_]+)=\$\(/.exec(command.text)?.[1];
+	const text = rewrite(command.text) + (assignment ? `; printf '%s' "$${assignment}"` : "");
+	const pairs = expectedPairs(command.expected);
+	const rereadable = !/\s-X\s/.test(command.text) || /\bexecute\b/.test(command.text);
+	const deadline = Date.now() + 60000;
+	for (;;) {
+		const { output, status } = await shell.run(text);
+		const notUp = output === "" || /"code":503\b/.test(output);
+		const missing = pairs.filter(pair => !output.includes(pair));
+		const failed =
+			status !== 0 ||
+			/"code":[45]\d\d\b/.test(output) ||
+			missing.length > 0 ||
+			(assignment !== undefined && (output === "" || output === "undefined"));
+		if (!failed) return output;
+		if (Date.now() > deadline || !(notUp || (rereadable && missing.length > 0)))
+			throw new Error(
+				`README command failed:\n${command.text}\nexpected ${JSON.stringify(pairs)}\nexit ${status}, answered:\n${output}`
+			);
+		await delay(200);
 	}
 }
