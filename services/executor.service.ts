@@ -30,6 +30,7 @@ import { TaskWorkers, type TaskWorkerOptions } from "../lib/queue/task-workers";
 import type { TaskUpdate } from "../lib/task-events";
 import type { CallerMeta, JsonObject, StoredTool, ValidationReport } from "../types/wire";
 import { config } from "../lib/config";
+import { ANY_AGENT } from "../lib/tenancy";
 
 export interface ExecutorSettings extends RedisSettings {
 	orchestratorUrl?: string;
@@ -463,7 +464,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			}
 			const agents = tool.permissions.agents;
 			// A tool the agent may not use is reported exactly like a missing one.
-			if (!agents.includes("*") && !(agentId && agents.includes(agentId)))
+			if (!agents.includes(ANY_AGENT) && !(agentId && agents.includes(agentId)))
 				throw notFound("Tool", request.tool_id ?? request.tool_name);
 			if (tool.status !== "active")
 				throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {

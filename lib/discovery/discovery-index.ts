@@ -1,7 +1,6 @@
 import type { StoredTool } from "../../types/wire";
 import { TenantIndex, type DiscoverQuery, type RankedTool } from "./tenant-index";
-
-const GLOBAL_TENANT = "*";
+import { GLOBAL_TENANT } from "../tenancy";
 
 export interface IndexSource {
 	/** Every tool a tenant can see (its own and the global ones). */

@@ -1,5 +1,6 @@
 import MiniSearch from "minisearch";
 import type { StoredTool } from "../../types/wire";
+import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
 
 export interface DiscoverQuery {
 	query?: string;
@@ -16,8 +17,6 @@ export interface RankedTool {
 	tool: StoredTool;
 	score: number;
 }
-
-const GLOBAL_TENANT = "*";
 
 /**
  * Words too common to tell tools apart: matched as prefixes they would pull in unrelated tools
@@ -50,7 +49,8 @@ const tagsOf = (tool: StoredTool): string[] =>
 		: [];
 
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
-	tool.permissions.agents.includes("*") || (agentId !== null && tool.permissions.agents.includes(agentId));
+	tool.permissions.agents.includes(ANY_AGENT) ||
+	(agentId !== null && tool.permissions.agents.includes(agentId));
 
 /**
  * The tools one tenant can discover (its own plus the global ones) in a BM25 index (MiniSearch).
