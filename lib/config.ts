@@ -218,6 +218,12 @@ export const CONFIG_VARIABLES = {
 		"TRACING_EXPORTER",
 		"Moleculer tracing exporter (`Console`, `Zipkin`, `Jaeger`, `Datadog`, …); unset = no spans"
 	),
+	embeddings: oneOf(
+		"EMBEDDINGS",
+		"how discovery embeds text for semantic ranking: `local` (a model shipped in an npm package, run off the event loop), `orchestrator` (POST to `{ORCHESTRATOR_URL}/api/v1/embeddings`), `off` (lexical only)",
+		["local", "orchestrator", "off"] as const,
+		"local"
+	),
 	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN`")
 };
 

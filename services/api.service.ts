@@ -9,6 +9,7 @@ import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credent
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
 import { refuseDeepJson } from "../lib/json-depth";
 import { McpGateway } from "../lib/mcp-gateway";
+import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
 import { sendConsole } from "../lib/console-page";
@@ -21,7 +22,7 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/ra
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
@@ -380,7 +381,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		},
 
 		authorize(this: ApiThis, ctx, _route, req) {
-			const scope = req.$alias?.scope;
+			const alias = req.$alias;
+			const scope = alias?.scopeFor ? alias.scopeFor((req as { body?: unknown }).body) : alias?.scope;
 			if (!scope || !ctx.meta.scopes?.includes(scope)) throw lacksScope(scope ?? "unknown");
 		},
 
@@ -461,23 +463,26 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
-		this.mcp = new McpGateway({
-			identify: async req => {
-				const meta = await this.identify(req);
-				await this.admit(meta.tenant_id!);
-				return meta;
+		this.mcp = new McpGateway(
+			{
+				identify: async req => {
+					const meta = await this.identify(req);
+					await this.admit(meta.tenant_id!);
+					return meta;
+				},
+				listTools: (meta, offset, limit) =>
+					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
+				searchTools: (meta, query) =>
+					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+				execute: (meta, name, parameters, expectedHash) =>
+					this.broker.call(
+						"executor.execute",
+						{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+						{ meta }
+					)
 			},
-			listTools: (meta, offset, limit) =>
-				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-			searchTools: (meta, query) =>
-				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters, expectedHash) =>
-				this.broker.call(
-					"executor.execute",
-					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-					{ meta }
-				)
-		});
+			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,

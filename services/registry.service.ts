@@ -1,4 +1,5 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
+import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
@@ -8,10 +9,9 @@ import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
 import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
-import { DiscoveryIndex } from "../lib/discovery/discovery-index";
-import { FORMATS, formatTools, type DiscoveryFormat } from "../lib/formats";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
+import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
 import type { ToolStore } from "../lib/store/tool-store";
@@ -34,7 +34,7 @@ import {
 import { config } from "../lib/config";
 import { ANY_AGENT } from "../lib/tenancy";
 
-export interface RegistrySettings extends RedisSettings {
+export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -67,13 +67,18 @@ interface RegistryMethods extends TenantScopeMethods {
 	findWritable(tenantId: string, id: string): Promise<StoredTool>;
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	seedBuiltins(): Promise<void>;
+	changeDefinition(
+		ctx: Ctx,
+		id: string,
+		expectedVersion: number | undefined,
+		next: (current: StoredTool) => ToolDefinition
+	): Promise<StoredTool>;
 	nextHealth(previous: ToolHealth | undefined, probed: Pick<ToolHealth, "state" | "error">): ToolHealth;
 	probeDue(): Promise<void>;
 }
 
-interface RegistryLocals extends RedisLocals {
+interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	store: ToolStore;
-	discovery: DiscoveryIndex;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
 	/** Debounce timer and single-flight state of the action-tool sync. */
@@ -106,7 +111,29 @@ const decodeCursor = (cursor: string) => {
 };
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
-const needsProbe = (type: unknown) => type === "external_api";
+const needsProbe = (type: unknown) => typeof type === "string" && Boolean(toolFor(type)?.probe);
+
+/** The definition fields of a stored tool (or of one of its versions). */
+const definitionOf = (tool: StoredTool): ToolDefinition => ({
+	name: tool.name,
+	description: tool.description,
+	type: tool.type,
+	parameters: tool.parameters,
+	config: tool.config,
+	metadata: tool.metadata,
+	permissions: tool.permissions,
+	timeout_ms: tool.timeout_ms
+});
+
+/**
+ * A blank description is refused when it is given; a tool registered without one (stored as "")
+ * may still be changed and revalidated without having to supply one.
+ */
+const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObject => {
+	if (body.description !== "" || current.description !== "") return body;
+	const { description: _blank, ...rest } = body;
+	return rest;
+};
 
 /** Health of a tool no probe has looked at (and of types that call no upstream). */
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
@@ -120,7 +147,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		MetricsSamplerMixin({
 			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
 			intervalMs: 15000
-		})
+		}),
+		DiscoveryMixin()
 	],
 
 	settings: {
@@ -214,55 +242,55 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				id: { type: "string", max: 64 },
 				expected_version: { type: "number", integer: true, positive: true, convert: true, optional: true }
 			},
-			async handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
-				const tenantId = this.tenantOf(ctx);
-				const { id, expected_version } = ctx.params;
+			handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
 				const patch = pickDefinition(ctx.params);
-				for (let attempt = 0; ; attempt++) {
-					const current = await this.findWritable(tenantId, id);
-					const merged: ToolDefinition = {
-						name: current.name,
-						description: current.description,
-						type: current.type,
-						parameters: current.parameters,
-						config: current.config,
-						metadata: current.metadata,
-						permissions: current.permissions,
-						timeout_ms: current.timeout_ms,
-						...patch,
-						...(patch.config ? { config: restoreSecrets(patch.config, current.config) } : {})
-					};
-					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged });
-					try {
-						// A changed endpoint must prove itself again before it runs.
-						const reprobe =
-							needsProbe(merged.type) &&
-							JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
-						const updated = await this.store.update(
-							id,
-							stored => ({
-								...stored,
-								...merged,
-								definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
-								version: stored.version + 1,
-								...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
-								validation: report,
-								updated_at: new Date().toISOString()
-							}),
-							expected_version ?? current.version
-						);
-						if (!updated) throw notFound("Tool", id);
-						const shown = this.present(updated);
-						ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
-						if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
-						return shown;
-					} catch (err) {
-						// Without an expected version the caller asked for "latest wins": a race with
-						// another writer is retried on the new state instead of surfacing as 409.
-						const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
-						if (!lostRace || attempt >= this.settings.updateRetries) throw err;
-					}
-				}
+				return this.changeDefinition(ctx, ctx.params.id, ctx.params.expected_version, current => ({
+					...definitionOf(current),
+					...patch,
+					// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
+					config:
+						patch.config === undefined
+							? current.config
+							: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
+					metadata:
+						patch.metadata === undefined
+							? current.metadata
+							: (mergePatch(current.metadata, patch.metadata) as JsonObject)
+				}));
+			}
+		},
+
+		versions: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
+				const tool = await this.findVisible(this.tenantOf(ctx), ctx.params.id);
+				const versions = await this.store.versions(tool.id);
+				return {
+					items: versions.map(({ version, definition_hash, updated_at }) => ({
+						version,
+						definition_hash,
+						updated_at
+					}))
+				};
+			}
+		},
+
+		/** A new version with an earlier version's definition (secrets included, as they were stored). */
+		rollback: {
+			params: {
+				id: { type: "string", max: 64 },
+				version: { type: "number", integer: true, positive: true },
+				expected_version: { type: "number", integer: true, positive: true, optional: true }
+			},
+			async handler(
+				this: RegistryThis,
+				ctx: Ctx<{ id: string; version: number; expected_version?: number }>
+			) {
+				const { id, version, expected_version } = ctx.params;
+				const tool = await this.findWritable(this.tenantOf(ctx), id);
+				const earlier = await this.store.getVersion(tool.id, version);
+				if (!earlier) throw notFound("Tool version", `${tool.id}@${version}`);
+				return this.changeDefinition(ctx, id, expected_version, () => definitionOf(earlier));
 			}
 		},
 
@@ -284,7 +312,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				const current = await this.findWritable(tenantId, ctx.params.id);
-				const report = await this.checkDefinition(ctx, { ...current });
+				const report = await this.checkDefinition(ctx, unchangedBlankOmitted({ ...current }, current));
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
@@ -378,46 +406,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
-		discover: {
-			params: {
-				query: { type: "string", max: 500, optional: true },
-				types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				tags: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
-				limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
-				// Paging for clients that list everything (MCP tools/list); discovery itself wants the top few.
-				offset: { type: "number", integer: true, min: 0, max: 100000, convert: true, default: 0 },
-				format: { type: "enum", values: Object.keys(FORMATS), default: "native" },
-				healthy_only: { type: "boolean", convert: true, default: false }
-			},
-			async handler(
-				this: RegistryThis,
-				ctx: Ctx<{
-					query?: string;
-					types?: string[];
-					tags?: string[];
-					limit: number;
-					offset: number;
-					format: DiscoveryFormat;
-					healthy_only: boolean;
-				}>
-			) {
-				const { query, types, tags, limit, offset, format, healthy_only } = ctx.params;
-				const ranked = await this.discovery.query(this.tenantOf(ctx), {
-					query,
-					types,
-					tags,
-					limit,
-					offset,
-					healthyOnly: healthy_only,
-					agentId: this.agentOf(ctx)
-				});
-				return formatTools(
-					format,
-					ranked.map(({ tool, score }) => ({ tool: this.present(tool), score }))
-				);
-			}
-		},
-
 		/** The stored tool with its secrets, for the executor. Not reachable through the gateway. */
 		resolve: {
 			visibility: "public",
@@ -481,6 +469,52 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			} catch (err) {
 				this.logger.warn(`Probe of tool '${tool.id}' not queued; it stays pending_validation`, err);
 				return null;
+			}
+		},
+
+		/**
+		 * Stores `next(current)` as the tool's new version, validated, and probes it again when its
+		 * endpoint changed.
+		 */
+		async changeDefinition(this: RegistryThis, ctx, id, expected_version, next) {
+			const tenantId = this.tenantOf(ctx);
+			for (let attempt = 0; ; attempt++) {
+				const current = await this.findWritable(tenantId, id);
+				const merged = next(current);
+				const report = await this.admitDefinition(
+					ctx,
+					tenantId,
+					unchangedBlankOmitted({ ...ctx.params, ...merged }, current)
+				);
+				try {
+					// A changed endpoint must prove itself again before it runs.
+					const reprobe =
+						needsProbe(merged.type) &&
+						JSON.stringify([merged.type, merged.config]) !== JSON.stringify([current.type, current.config]);
+					const updated = await this.store.update(
+						id,
+						stored => ({
+							...stored,
+							...merged,
+							definition_hash: definitionHash(merged as Parameters<typeof definitionHash>[0]),
+							version: stored.version + 1,
+							...(reprobe && stored.status !== "disabled" ? { status: "pending_validation" as const } : {}),
+							validation: report,
+							updated_at: new Date().toISOString()
+						}),
+						expected_version ?? current.version
+					);
+					if (!updated) throw notFound("Tool", id);
+					const shown = this.present(updated);
+					ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+					if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
+					return shown;
+				} catch (err) {
+					// Without an expected version the caller asked for "latest wins": a race with
+					// another writer is retried on the new state instead of surfacing as 409.
+					const lostRace = isConflict(err) && !isNameTaken(err) && expected_version === undefined;
+					if (!lostRace || attempt >= this.settings.updateRetries) throw err;
+				}
 			}
 		},
 
@@ -703,15 +737,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	events: {
-		/**
-		 * Broadcast by whichever registry node made the change. Every node re-reads the tool from the
-		 * store, so events arriving out of order still leave its index with the current state.
-		 */
-		async "tool.*"(this: RegistryThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
-			const { tenant_id, tool } = ctx.params;
-			this.discovery.apply(tenant_id, tool.id, await this.store.get(tool.id));
-		},
-
 		// Local event on every node whenever any node's services change.
 		"$services.changed"(this: RegistryThis) {
 			this.scheduleActionToolSync();
@@ -725,24 +750,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.probeSchedule = this.redis
 			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
 			: new MemoryProbeSchedule();
-		const store = this.store;
-		const visibleTo = (tenantId: string) =>
-			tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
-		this.discovery = new DiscoveryIndex({
-			async *load(tenantId) {
-				let after: string | undefined;
-				do {
-					const page = await store.list(visibleTo(tenantId), {}, 500, after);
-					yield* page.items;
-					after = page.last_id ?? undefined;
-				} while (after);
-			},
-			async revisions(tenantId) {
-				const [own, global] = await store.revisions([tenantId, GLOBAL_TENANT]);
-				// The global index is the global tenant's own: it has no second counter.
-				return [own, tenantId === GLOBAL_TENANT ? 0 : global];
-			}
-		});
 	},
 
 	async started(this: RegistryThis) {

@@ -63,6 +63,8 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 			const tool = typeof definition.type === "string" ? toolFor(definition.type) : undefined;
 			if (typeof definition.type === "string" && !tool)
 				problems.push({ field: "type", message: `must be one of: ${Object.keys(toolTypes).join(", ")}` });
+			if (typeof definition.description === "string" && !definition.description.trim())
+				problems.push({ field: "description", message: "must not be empty: agents choose tools by it" });
 			if (isObject(definition.parameters))
 				problems.push(...(await this.schemas.check(definition.parameters)));
 			if (byteLength(definition.metadata) > MAX_METADATA_BYTES)

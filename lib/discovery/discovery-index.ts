@@ -1,6 +1,7 @@
 import type { StoredTool } from "../../types/wire";
 import { TenantIndex, type DiscoverQuery, type RankedTool } from "./tenant-index";
 import { GLOBAL_TENANT } from "../tenancy";
+import type { QuantizedVector } from "./vectors";
 
 export interface IndexSource {
 	/** Every tool a tenant can see (its own and the global ones). */
@@ -27,9 +28,11 @@ export class DiscoveryIndex {
 	/** Changes seen while a tenant's index was loading; applied once it is built. */
 	private readonly pendingChanges = new Map<string, Map<string, StoredTool | null>>();
 
+	/** @param needsVector told of each indexed tool whose vector is not known yet */
 	constructor(
 		private readonly source: IndexSource,
-		private readonly maxTenants = 1000
+		private readonly maxTenants = 1000,
+		private readonly needsVector: (tool: StoredTool) => void = () => undefined
 	) {}
 
 	async query(tenantId: string, q: DiscoverQuery): Promise<RankedTool[]> {
@@ -60,6 +63,26 @@ export class DiscoveryIndex {
 		}
 	}
 
+	/** Gives the tools of one definition hash, in every loaded index, their vector. */
+	attachVector(hash: string, vector: QuantizedVector): void {
+		for (const entry of this.entries.values())
+			entry.index.then(
+				index => index.attachVector(hash, vector),
+				() => undefined
+			);
+	}
+
+	/** Tools of the loaded indexes still ranked lexically only, waiting for their vector. */
+	async pendingVectors(): Promise<number> {
+		let pending = 0;
+		for (const entry of this.entries.values())
+			pending += await entry.index.then(
+				index => index.pendingVectors,
+				() => 0
+			);
+		return pending;
+	}
+
 	private build(tenantId: string, revisions: [number, number]): Entry {
 		const pending = new Map<string, StoredTool | null>();
 		this.pendingChanges.set(tenantId, pending);
@@ -71,7 +94,7 @@ export class DiscoveryIndex {
 
 	private async load(tenantId: string, pending: Map<string, StoredTool | null>): Promise<TenantIndex> {
 		try {
-			const index = new TenantIndex(tenantId);
+			const index = new TenantIndex(tenantId, this.needsVector);
 			for await (const tool of this.source.load(tenantId)) index.upsert(tool);
 			for (const [id, current] of pending)
 				if (current) index.upsert(current);

@@ -1,6 +1,12 @@
 import MiniSearch from "minisearch";
 import type { StoredTool } from "../../types/wire";
 import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
+import { reciprocalRankFusion, weightedFusion, type Fused, type Ranked } from "./fusion";
+import { parameterText, processTerm, tagsOf, tokenize } from "./text";
+import { cosine, type QuantizedVector } from "./vectors";
+
+export type DiscoverMode = "hybrid" | "lexical" | "semantic";
+export type Match = Fused["match"];
 
 export interface DiscoverQuery {
 	query?: string;
@@ -11,89 +17,118 @@ export interface DiscoverQuery {
 	/** Leaves out tools whose upstream did not answer their last probe. */
 	healthyOnly?: boolean;
 	agentId: string | null;
+	mode?: DiscoverMode;
+	/** The query's vector; null ranks lexically (embeddings off, unavailable or still loading). */
+	vector?: Float32Array | null;
+	/** How hybrid fuses: `weighted` (served) or `rrf` (measured against it by the quality benchmark). */
+	fusion?: "weighted" | "rrf";
 }
 
 export interface RankedTool {
 	tool: StoredTool;
 	score: number;
+	/** Which ranking found it; absent when there was no query. */
+	match?: Match;
 }
 
 /**
- * Words too common to tell tools apart: matched as prefixes they would pull in unrelated tools
- * ("in" → "invoice", "for" → "forecast").
+ * Below this cosine a tool is not a semantic match at all: without a floor every tool would be
+ * "found" by meaning. The encoder gives most unrelated pairs of the relevance corpus less.
  */
-const STOP_WORDS = new Set(
-	(
-		"a an and are as at be by can do does for from get give how i in into is it its me my of on or " +
-		"our please s so some that the their them then there these this to up us we what when where " +
-		"which who will with would you your"
-	).split(" ")
-);
-
-/** Lower-cases a term and drops stop words and single letters (applied to documents and queries). */
-const processTerm = (term: string): string | null => {
-	const word = term.toLowerCase();
-	return word.length < 2 || STOP_WORDS.has(word) ? null : word;
-};
-
-/** Splits `weatherLookup`, `weather_lookup` and `weather-lookup` alike into words. */
-const tokenize = (text: string): string[] =>
-	text
-		.replace(/([a-z0-9])([A-Z])/g, "$1 $2")
-		.split(/[\s\p{P}\p{S}]+/u)
-		.filter(Boolean);
-
-const tagsOf = (tool: StoredTool): string[] =>
-	Array.isArray(tool.metadata.tags)
-		? (tool.metadata.tags as unknown[]).filter((t): t is string => typeof t === "string")
-		: [];
+export const MIN_COSINE = 0.2;
+/** Candidates each ranking hands to fusion beyond the requested page. */
+const FUSION_DEPTH = 50;
+/**
+ * Lexical share of weighted fusion, chosen on the relevance corpus's keyword requests and everyday
+ * questions (never on their held-out sets); `npm run bench` (quality) compares it with RRF.
+ */
+const LEXICAL_WEIGHT = 0.4;
 
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
 	tool.permissions.agents.includes(ANY_AGENT) ||
 	(agentId !== null && tool.permissions.agents.includes(agentId));
 
+interface Entry {
+	tool: StoredTool;
+	/** Absent until computed (or read from the store): the tool is ranked lexically meanwhile. */
+	vector?: QuantizedVector;
+}
+
 /**
- * The tools one tenant can discover (its own plus the global ones) in a BM25 index (MiniSearch).
- * Permission, status, type and tag filters run inside the search, before ranking and the limit,
- * so a tool the agent may not use never takes a place in the results.
+ * The tools one tenant can discover (its own plus the global ones), ranked by words (BM25 over name,
+ * description, tags and parameters, stemmed, prefix and fuzzy matching: MiniSearch) and by meaning
+ * (cosine of sentence embeddings), fused. Permission, status, type, tag and health filters run before
+ * either ranking and before the limit, so a tool the agent may not use never takes a place in the results.
  */
 export class TenantIndex {
-	private readonly tools = new Map<string, StoredTool>();
+	private readonly entries = new Map<string, Entry>();
+	/** Tool ids by definition hash: a vector computed for a hash serves each of them. */
+	private readonly byHash = new Map<string, Set<string>>();
 	/** Names of the tenant's own tools: a global tool of the same name is shadowed by it. */
 	private readonly ownNames = new Map<string, string>();
 	private readonly search = new MiniSearch<StoredTool>({
-		fields: ["name", "description", "tags"],
+		fields: ["name", "description", "tags", "parameters"],
 		extractField: (tool, field) =>
-			field === "tags" ? tagsOf(tool).join(" ") : String((tool as never)[field] ?? ""),
+			field === "tags"
+				? tagsOf(tool).join(" ")
+				: field === "parameters"
+					? parameterText(tool)
+					: String((tool as never)[field] ?? ""),
 		tokenize,
 		processTerm,
-		searchOptions: { boost: { name: 3, tags: 2 }, prefix: true, fuzzy: 0.2, combineWith: "OR" }
+		searchOptions: {
+			boost: { name: 3, tags: 2, description: 1, parameters: 0.25 },
+			prefix: true,
+			fuzzy: 0.2,
+			combineWith: "OR"
+		}
 	});
 
-	constructor(readonly tenantId: string) {}
+	/** @param needsVector told of every tool whose vector this index does not have */
+	constructor(
+		readonly tenantId: string,
+		private readonly needsVector: (tool: StoredTool) => void = () => undefined
+	) {}
 
 	get size(): number {
-		return this.tools.size;
+		return this.entries.size;
 	}
 
-	upsert(tool: StoredTool): void {
-		const previous = this.tools.get(tool.id);
-		if (previous) {
-			this.search.discard(tool.id);
-			if (previous.tenant_id !== GLOBAL_TENANT) this.ownNames.delete(previous.name);
-		}
-		this.tools.set(tool.id, tool);
+	upsert(tool: StoredTool, vector?: QuantizedVector): void {
+		const previous = this.entries.get(tool.id);
+		if (previous) this.remove(tool.id);
+		const known = previous?.tool.definition_hash === tool.definition_hash ? previous.vector : undefined;
+		this.entries.set(tool.id, { tool, vector: vector ?? known });
 		this.search.add(tool);
 		if (tool.tenant_id !== GLOBAL_TENANT) this.ownNames.set(tool.name, tool.id);
+		let ids = this.byHash.get(tool.definition_hash);
+		if (!ids) this.byHash.set(tool.definition_hash, (ids = new Set()));
+		ids.add(tool.id);
+		if (!vector && !known) this.needsVector(tool);
 	}
 
 	remove(id: string): void {
-		const previous = this.tools.get(id);
+		const previous = this.entries.get(id)?.tool;
 		if (!previous) return;
 		this.search.discard(id);
-		this.tools.delete(id);
+		this.entries.delete(id);
+		const ids = this.byHash.get(previous.definition_hash);
+		ids?.delete(id);
+		if (ids?.size === 0) this.byHash.delete(previous.definition_hash);
 		if (previous.tenant_id !== GLOBAL_TENANT && this.ownNames.get(previous.name) === id)
 			this.ownNames.delete(previous.name);
+	}
+
+	/** Gives the tools of one definition hash their vector. */
+	attachVector(hash: string, vector: QuantizedVector): void {
+		for (const id of this.byHash.get(hash) ?? []) this.entries.get(id)!.vector = vector;
+	}
+
+	/** Tools still waiting for their vector (reported by readiness checks and tests). */
+	get pendingVectors(): number {
+		let pending = 0;
+		for (const entry of this.entries.values()) if (!entry.vector) pending++;
+		return pending;
 	}
 
 	query(q: DiscoverQuery): RankedTool[] {
@@ -113,18 +148,50 @@ export class TenantIndex {
 		const text = q.query?.trim();
 		if (!text) {
 			// No query: every usable tool, by name, so the order is stable.
-			return [...this.tools.values()]
+			return [...this.entries.values()]
+				.map(entry => entry.tool)
 				.filter(usable)
 				.sort((a, b) => a.name.localeCompare(b.name))
 				.slice(start, start + q.limit)
 				.map(tool => ({ tool, score: 0 }));
 		}
-		return this.search
-			.search(text, { filter: result => usable(this.tools.get(result.id as string)) })
-			.slice(start, start + q.limit)
-			.map(result => ({
-				tool: this.tools.get(result.id as string)!,
-				score: Math.round(result.score * 1000) / 1000
-			}));
+		const depth = start + q.limit + FUSION_DEPTH;
+		const mode = q.vector ? (q.mode ?? "hybrid") : "lexical";
+		const lexical: Ranked[] =
+			mode === "semantic"
+				? []
+				: this.search
+						.search(text, { filter: result => usable(this.entries.get(result.id as string)?.tool) })
+						.map(result => ({ id: result.id as string, score: result.score }));
+		const semantic = mode === "lexical" ? [] : this.semanticRanking(q.vector!, usable, depth);
+		const ranked: Fused[] =
+			mode === "lexical"
+				? lexical.map(({ id, score }) => ({ id, score, match: "lexical" }))
+				: mode === "semantic"
+					? semantic.map(({ id, score }) => ({ id, score, match: "semantic" }))
+					: q.fusion === "rrf"
+						? reciprocalRankFusion(lexical.slice(0, depth), semantic)
+						: weightedFusion(lexical.slice(0, depth), semantic, LEXICAL_WEIGHT, MIN_COSINE);
+		return ranked.slice(start, start + q.limit).map(({ id, score, match }) => ({
+			tool: this.entries.get(id)!.tool,
+			score: Math.round(score * 10000) / 10000,
+			match
+		}));
+	}
+
+	/** The `depth` usable tools closest in meaning to the query, above MIN_COSINE. */
+	private semanticRanking(
+		vector: Float32Array,
+		usable: (tool: StoredTool) => boolean,
+		depth: number
+	): Ranked[] {
+		const found: Ranked[] = [];
+		for (const [id, entry] of this.entries) {
+			if (!entry.vector) continue;
+			const score = cosine(vector, entry.vector);
+			if (score >= MIN_COSINE && usable(entry.tool)) found.push({ id, score });
+		}
+		found.sort((a, b) => b.score - a.score);
+		return found.length > depth ? found.slice(0, depth) : found;
 	}
 }

@@ -33,6 +33,10 @@ export class MemoryToolStore implements ToolStore {
 		return this.history.get(id)?.get(version) ?? null;
 	}
 
+	async versions(id: string): Promise<StoredTool[]> {
+		return [...(this.history.get(id)?.values() ?? [])].sort((a, b) => b.version - a.version);
+	}
+
 	async findByName(tenantId: string, name: string): Promise<StoredTool | null> {
 		const id = this.names.get(nameKey(tenantId, name));
 		return id ? (this.tools.get(id) ?? null) : null;

@@ -59,6 +59,11 @@ export class RedisToolStore implements ToolStore {
 		return parse(await this.redis.hget(this.versionsKey(id), String(version)));
 	}
 
+	async versions(id: string): Promise<StoredTool[]> {
+		const stored = await this.redis.hvals(this.versionsKey(id));
+		return stored.map(json => JSON.parse(json) as StoredTool).sort((a, b) => b.version - a.version);
+	}
+
 	async findByName(tenantId: string, name: string): Promise<StoredTool | null> {
 		const id = await this.redis.hget(this.namesKey(tenantId), name);
 		return id ? this.get(id) : null;

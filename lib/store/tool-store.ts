@@ -23,6 +23,8 @@ export interface ToolStore {
 	get(id: string): Promise<StoredTool | null>;
 	/** An earlier (or the current) version of a tool still stored. */
 	getVersion(id: string, version: number): Promise<StoredTool | null>;
+	/** Every version still stored, newest first (empty when the tool is gone). */
+	versions(id: string): Promise<StoredTool[]>;
 	findByName(tenantId: string, name: string): Promise<StoredTool | null>;
 	/** Tools of the given tenants merged in id order, starting after `afterId`. */
 	list(tenantIds: string[], filter: ToolFilter, limit: number, afterId?: string): Promise<ToolPage>;

@@ -260,6 +260,75 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			expect((await call("GET", `/tools/${created.body.id}?version=9`, tenant)).status).toBe(404);
 		});
 
+		it("lists a tool's versions newest first and rolls back to one as a new version", async () => {
+			const tenant = newTenant();
+			const created = await call("POST", "/tools", tenant, weather());
+			const id = created.body.id;
+			await call("PATCH", `/tools/${id}`, tenant, { description: "v2" });
+			const v3 = await call("PATCH", `/tools/${id}`, tenant, {
+				description: "v3",
+				config: { headers: { "X-Api-Key": "rotated-in-v3" } }
+			});
+			const versions = await call("GET", `/tools/${id}/versions`, tenant);
+			expect(versions.status).toBe(200);
+			expect(versions.body.items).toEqual([
+				{ version: 3, definition_hash: v3.body.definition_hash, updated_at: v3.body.updated_at },
+				expect.objectContaining({ version: 2 }),
+				{ version: 1, definition_hash: created.body.definition_hash, updated_at: created.body.updated_at }
+			]);
+
+			const rolled = await call("POST", `/tools/${id}/rollback`, tenant, { version: 1 });
+			expect(rolled.status).toBe(200);
+			expect(rolled.body).toMatchObject({
+				version: 4,
+				description: "Current weather for a city",
+				definition_hash: created.body.definition_hash
+			});
+			// The secret of version 1 comes back with it.
+			const stored = await node.broker.call<any, any>(
+				"registry.resolve",
+				{ tool_id: id },
+				{ meta: { tenant_id: tenant } }
+			);
+			expect(stored.config.headers["X-Api-Key"]).toBe("secret-header-value");
+			expect((await call("POST", `/tools/${id}/rollback`, tenant, { version: 9 })).status).toBe(404);
+			expect((await call("POST", `/tools/${id}/rollback`, tenant, { version: "one" })).status).toBe(422);
+			expect((await call("GET", `/tools/${id}/versions`, newTenant())).status).toBe(404);
+		});
+
+		it("merges config and metadata as JSON Merge Patch: other keys stay, null removes one", async () => {
+			const tenant = newTenant();
+			const created = await call("POST", "/tools", tenant, weather());
+			const res = await call("PATCH", `/tools/${created.body.id}`, tenant, {
+				config: { query: { units: "imperial", token: null }, headers: { "X-Trace": "on" } },
+				metadata: { category: null, tags: ["weather", "forecast"] }
+			});
+			expect(res.status).toBe(200);
+			expect(res.body.config).toEqual({
+				url: "https://api.example.com/weather",
+				method: "GET",
+				headers: { "X-Api-Key": "********", "X-Trace": "********" },
+				query: { units: "imperial" }
+			});
+			expect(res.body.metadata).toEqual({ tags: ["weather", "forecast"] });
+			const stored = await node.broker.call<any, any>(
+				"registry.resolve",
+				{ tool_id: created.body.id },
+				{ meta: { tenant_id: tenant } }
+			);
+			expect(stored.config.headers).toEqual({ "X-Api-Key": "secret-header-value", "X-Trace": "on" });
+		});
+
+		it("refuses an empty description: agents choose tools by it", async () => {
+			const tenant = newTenant();
+			const blank = await call("POST", "/tools", tenant, weather({ description: "  " }));
+			expect(blank.status).toBe(422);
+			expect(blank.body.data).toEqual([{ field: "description", message: expect.stringContaining("empty") }]);
+			const created = await call("POST", "/tools", tenant, weather());
+			const patched = await call("PATCH", `/tools/${created.body.id}`, tenant, { description: "" });
+			expect(patched.status).toBe(422);
+		});
+
 		it("answers 409 for a stale expected_version and applies a current one", async () => {
 			const tenant = newTenant();
 			const { body } = await call("POST", "/tools", tenant, weather());

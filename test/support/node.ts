@@ -49,6 +49,8 @@ export async function startNode(options: NodeOptions = {}): Promise<TestNode> {
 		serviceToken: SERVICE_TOKEN,
 		redisUrl: options.redisUrl,
 		redisPrefix: options.redisPrefix ?? "test:",
+		// A model in a worker per test node would cost the suite minutes: suites about semantic ranking opt in.
+		embeddings: "off",
 		...options.settings
 	};
 	// Moleculer 0.15 ignores createService's second argument: overrides go in through a mixin.

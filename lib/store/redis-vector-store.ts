@@ -1,0 +1,49 @@
+import type Redis from "ioredis";
+import type { VectorStore } from "./vector-store";
+
+/** Takes a free or expired claim, or renews the owner's own. */
+const CLAIM_SCRIPT = `
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+/** A vector no tool has read for this long expires (deleted and edited tools leave theirs behind). */
+const TTL_S = 30 * 24 * 3600;
+
+/**
+ * Layout under the prefix: `vector:{model}:{hash}` → encoded vector (expiry refreshed on every read),
+ * `vector-claim:{model}:{hash}` → the claiming node while it computes. Plain GET/SET per key
+ * (pipelined), so keys may live in any Redis Cluster slot.
+ */
+export class RedisVectorStore implements VectorStore {
+	constructor(
+		private readonly redis: Redis,
+		private readonly prefix: string
+	) {}
+
+	async get(keys: string[]): Promise<(Buffer | null)[]> {
+		if (!keys.length) return [];
+		const pipeline = this.redis.pipeline();
+		for (const key of keys) pipeline.getexBuffer(`${this.prefix}vector:${key}`, "EX", TTL_S);
+		const replies = (await pipeline.exec()) ?? [];
+		return replies.map(([err, value]) => {
+			if (err) throw err;
+			return (value as Buffer | null) ?? null;
+		});
+	}
+
+	async set(key: string, vector: Buffer): Promise<void> {
+		// A pipeline, not MULTI: the two keys may be in different Redis Cluster slots.
+		await this.redis
+			.pipeline()
+			.set(`${this.prefix}vector:${key}`, vector, "EX", TTL_S)
+			.del(`${this.prefix}vector-claim:${key}`)
+			.exec();
+	}
+
+	async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
+		return (await this.redis.eval(CLAIM_SCRIPT, 1, `${this.prefix}vector-claim:${key}`, owner, ttlMs)) === 1;
+	}
+}

@@ -1,0 +1,170 @@
+import { reciprocalRankFusion, weightedFusion } from "../../lib/discovery/fusion";
+import { TenantIndex } from "../../lib/discovery/tenant-index";
+import { cosine, decodeVector, encodeVector, normalize, quantize } from "../../lib/discovery/vectors";
+import { toNative } from "../../lib/formats/native";
+import type { StoredTool } from "../../types/wire";
+
+let ids = 0;
+const tool = (name: string, description: string, extra: Partial<StoredTool> = {}): StoredTool => ({
+	id: `tool-${++ids}`,
+	tenant_id: "t",
+	name,
+	description,
+	type: "datetime",
+	parameters: { type: "object", properties: {} },
+	config: {},
+	metadata: {},
+	permissions: { agents: ["*"] },
+	timeout_ms: 5000,
+	version: 1,
+	definition_hash: `sha256:${name}`,
+	status: "active",
+	health: { state: "unknown" },
+	created_at: "2026-01-01T00:00:00.000Z",
+	updated_at: "2026-01-01T00:00:00.000Z",
+	...extra
+});
+
+/** A unit vector pointing mostly along `axis` of 8 dimensions. */
+const along = (axis: number, spill = 0.1) =>
+	normalize(Array.from({ length: 8 }, (_, i) => (i === axis ? 1 : spill)));
+
+describe("fusion", () => {
+	const lexical = [
+		{ id: "a", score: 10 },
+		{ id: "b", score: 5 }
+	];
+	const semantic = [
+		{ id: "c", score: 0.8 },
+		{ id: "b", score: 0.7 }
+	];
+
+	it("RRF puts a candidate of both rankings first and says which ranking found each", () => {
+		const fused = reciprocalRankFusion(lexical, semantic);
+		expect(fused.map(f => [f.id, f.match])).toEqual([
+			["b", "both"],
+			["a", "lexical"],
+			["c", "semantic"]
+		]);
+	});
+
+	it("weighted fusion gives each ranking its share by strength: a weak lexical hit loses to a strong meaning", () => {
+		const weakLexical = [{ id: "junk", score: 1 }];
+		const strongSemantic = [
+			{ id: "right", score: 0.7 },
+			{ id: "junk", score: 0.2 }
+		];
+		const fused = weightedFusion(weakLexical, strongSemantic, 0.4, 0.2);
+		expect(fused[0]).toEqual({ id: "right", score: 0.6, match: "semantic" });
+		expect(fused[1]).toMatchObject({ id: "junk", match: "both" });
+		expect(fused[1].score).toBeCloseTo(0.4);
+	});
+
+	it("weighted fusion keeps the lexical order when there is no semantic candidate", () => {
+		expect(weightedFusion(lexical, [], 0.4, 0.2).map(f => [f.id, f.score])).toEqual([
+			["a", 0.4],
+			["b", 0.2]
+		]);
+	});
+});
+
+describe("vectors", () => {
+	it("quantizes to int8 with a cosine within 0.01 of Float32, and survives encoding", () => {
+		const a = normalize(Array.from({ length: 512 }, (_, i) => Math.sin(i)));
+		const b = normalize(Array.from({ length: 512 }, (_, i) => Math.sin(i * 1.3) + 0.2));
+		const exact = a.reduce((sum, x, i) => sum + x * b[i], 0);
+		const stored = decodeVector(encodeVector(quantize(b)))!;
+		expect(stored.values).toHaveLength(512);
+		expect(Math.abs(cosine(a, stored) - exact)).toBeLessThan(0.01);
+		expect(decodeVector(Buffer.alloc(2))).toBeNull();
+	});
+});
+
+describe("TenantIndex", () => {
+	const rain = tool("weather_forecast", "Multi-day weather forecast");
+	const money = tool("currency_convert", "Convert an amount between currencies");
+	const hidden = tool("rain_radar", "Precipitation radar", { permissions: { agents: ["meteo"] } });
+	const pending = tool("storm_alerts", "Storm warnings", { status: "pending_validation" });
+	const down = tool("rain_gauge", "Rainfall measured by gauges", { health: { state: "unreachable" } });
+	const index = new TenantIndex("t");
+	index.upsert(rain, quantize(along(0)));
+	index.upsert(money, quantize(along(1)));
+	index.upsert(hidden, quantize(along(0, 0.05)));
+	index.upsert(pending, quantize(along(0)));
+	index.upsert(down, quantize(along(0, 0.15)));
+	const umbrella = along(0, 0.12);
+
+	const names = (query: Parameters<TenantIndex["query"]>[0]) => index.query(query).map(r => r.tool.name);
+
+	it("ranks by meaning a query that shares no word with the tool", () => {
+		expect(names({ query: "umbrella", limit: 1, agentId: null, vector: umbrella, mode: "semantic" })).toEqual(
+			["weather_forecast"]
+		);
+		expect(names({ query: "umbrella", limit: 5, agentId: null, vector: null })).toEqual([]);
+	});
+
+	it("filters permissions, status, type and health before ranking and limit, in every mode", () => {
+		// The query's vector is the hidden tool's own: it would come first for anyone allowed to see it.
+		const vector = along(0, 0.05);
+		for (const mode of ["hybrid", "semantic"] as const) {
+			const q = { query: "radar", limit: 1, agentId: "someone", vector, mode };
+			expect([mode, names({ ...q, agentId: "meteo" })]).toEqual([mode, ["rain_radar"]]);
+			const best = names(q);
+			expect([mode, best.length, best.includes("rain_radar")]).toEqual([mode, 1, false]);
+			const all = names({ ...q, limit: 10 });
+			expect([mode, all.includes("storm_alerts"), all.includes("rain_gauge")]).toEqual([mode, false, true]);
+			expect([mode, names({ ...q, limit: 10, healthyOnly: true }).includes("rain_gauge")]).toEqual([
+				mode,
+				false
+			]);
+			expect([mode, names({ ...q, types: ["calculator"] })]).toEqual([mode, []]);
+		}
+	});
+
+	it("ranks a tool lexically until its vector arrives, then by meaning too", () => {
+		const asked: string[] = [];
+		const late = new TenantIndex("t", t => asked.push(t.name));
+		const fresh = tool("umbrella_shop", "Sells umbrellas");
+		late.upsert(fresh);
+		expect(asked).toEqual(["umbrella_shop"]);
+		expect(late.pendingVectors).toBe(1);
+		const q = { query: "umbrella", limit: 5, agentId: null, vector: umbrella };
+		expect(late.query(q).map(r => r.match)).toEqual(["lexical"]);
+		late.attachVector(fresh.definition_hash, quantize(along(0)));
+		expect(late.pendingVectors).toBe(0);
+		expect(late.query(q).map(r => r.match)).toEqual(["both"]);
+	});
+});
+
+describe("summary view", () => {
+	it("keeps id, name, description, type, score and health: about 150 bytes a tool", () => {
+		const tools = [
+			tool(
+				"weather_forecast",
+				"Multi-day weather forecast for a location: daily highs and lows, chance of rain or snow."
+			),
+			tool(
+				"currency_convert",
+				"Convert an amount of money between currencies using the latest exchange rate."
+			)
+		].map(t => ({
+			...t,
+			parameters: {
+				type: "object",
+				properties: { location: { type: "string", description: "x".repeat(1500) } }
+			}
+		}));
+		const ranked = tools.map(t => ({ tool: t, score: 0.5, match: "both" as const }));
+		const summary = toNative(ranked, "summary");
+		for (const item of summary.items)
+			expect(Object.keys(item).sort()).toEqual(["description", "health", "id", "name", "score", "type"]);
+		const perTool = JSON.stringify(summary).length / tools.length;
+		expect(perTool).toBeLessThan(250);
+		expect(JSON.stringify(toNative(ranked)).length / tools.length).toBeGreaterThan(1500);
+		const long = toNative([{ tool: tool("x", "word ".repeat(100)), score: 1 }], "summary").items[0] as {
+			description: string;
+		};
+		expect(long.description.length).toBeLessThanOrEqual(160);
+		expect(long.description.endsWith("…")).toBe(true);
+	});
+});
