@@ -2,11 +2,12 @@ import { readdirSync, readFileSync, statSync } from "fs";
 import path from "path";
 
 /**
- * Arrows point down only: services → mixins, tools → lib → types. A layer may import its own
- * layer and those below it; mixins and tools sit side by side and do not import each other; no
- * service imports another service's file (services talk through actions and events).
+ * Arrows point down only: services → mixins → tools → lib → types. A layer may import its own
+ * layer and those below it (mixins are parts of services, so they may run tools; a tool never
+ * needs a service part). No service imports another service's file: services talk through
+ * actions and events.
  */
-const LAYERS: Record<string, number> = { types: 0, lib: 1, tools: 2, mixins: 2, services: 3 };
+const LAYERS: Record<string, number> = { types: 0, lib: 1, tools: 2, mixins: 3, services: 4 };
 
 const root = path.join(__dirname, "../..");
 
@@ -28,7 +29,7 @@ function relativeImports(source: string): string[] {
 
 const layerOf = (file: string) => path.relative(root, file).split(path.sep)[0];
 
-/** Every import that points up a layer, sideways between mixins and tools, or into another service. */
+/** Every import that points up a layer or into another service. */
 function violations(): string[] {
 	const found: string[] = [];
 	for (const layer of Object.keys(LAYERS))
@@ -39,9 +40,8 @@ function violations(): string[] {
 				if (!(targetLayer in LAYERS)) continue;
 				const from = path.relative(root, file);
 				const upward = LAYERS[targetLayer] > LAYERS[layer];
-				const sideways = LAYERS[targetLayer] === LAYERS[layer] && targetLayer !== layer;
 				const otherService = layer === "services" && targetLayer === "services";
-				if (upward || sideways || otherService) found.push(`${from} imports ${specifier}`);
+				if (upward || otherService) found.push(`${from} imports ${specifier}`);
 			}
 		}
 	return found;
@@ -68,7 +68,7 @@ describe("layering", () => {
 		]);
 	});
 
-	it("has no import pointing up a layer, between mixins and tools, or into another service", () => {
+	it("has no import pointing up a layer or into another service", () => {
 		expect(violations()).toEqual([]);
 	});
 });
