@@ -66,6 +66,39 @@ export function toProblems(errors: ErrorObject[] | null | undefined, prefix: str
 	});
 }
 
+/**
+ * The dialects a `$schema` may name. LLM clients send 2020-12 (MCP's default) or draft-07
+ * (what most Zod and Pydantic exporters write); the function-calling subset reads the same in
+ * both, so both are checked as 2020-12 and returned exactly as sent.
+ */
+export const ACCEPTED_DIALECTS = [
+	"https://json-schema.org/draft/2020-12/schema",
+	"http://json-schema.org/draft-07/schema"
+] as const;
+const isAcceptedDialect = (uri: unknown) =>
+	typeof uri === "string" && (ACCEPTED_DIALECTS as readonly string[]).includes(uri.replace(/#$/, ""));
+
+/** The schema as ajv compiles it: its `$schema`, already checked, is left out. */
+const forAjv = (schema: JsonObject): JsonObject => {
+	if (schema.$schema === undefined) return schema;
+	const { $schema: _dialect, ...rest } = schema;
+	return rest;
+};
+
+/** `$ref`s that leave the document: ajv would need to load them, so they are refused. */
+function remoteRefs(value: unknown, path: string, found: ValidationProblem[] = []): ValidationProblem[] {
+	if (value === null || typeof value !== "object") return found;
+	for (const [key, child] of Object.entries(value)) {
+		if ((key === "$ref" || key === "$dynamicRef") && typeof child === "string" && !child.startsWith("#"))
+			found.push({
+				field: `${path}.${key}`,
+				message: "must point inside the schema (remote references are not allowed)"
+			});
+		else remoteRefs(child, `${path}.${key}`, found);
+	}
+	return found;
+}
+
 const depthOf = (value: unknown, depth = 0): number => {
 	if (depth > MAX_SCHEMA_DEPTH || value === null || typeof value !== "object") return depth;
 	let max = depth;
@@ -88,8 +121,11 @@ export function checkParametersSchema(
 		return [{ field, message: `must be at most ${MAX_SCHEMA_BYTES} bytes` }];
 	if (depthOf(schema) > MAX_SCHEMA_DEPTH)
 		return [{ field, message: `must be nested at most ${MAX_SCHEMA_DEPTH} levels` }];
-	const s = schema as JsonObject;
-	if (s.$schema !== undefined) return [{ field: `${field}.$schema`, message: "is not allowed" }];
+	if ((schema as JsonObject).$schema !== undefined && !isAcceptedDialect((schema as JsonObject).$schema))
+		return [{ field: `${field}.$schema`, message: `must be one of: ${ACCEPTED_DIALECTS.join(", ")}` }];
+	const s = forAjv(schema as JsonObject);
+	const remote = remoteRefs(s, field);
+	if (remote.length) return remote;
 	if (!ajv.validateSchema(s)) return toProblems(ajv.errors, field);
 	if (s.type !== "object") return [{ field: `${field}.type`, message: 'must be "object"' }];
 	try {
@@ -126,8 +162,9 @@ export class SchemaCache {
 			this.compiled.set(key, validate);
 			return validate;
 		}
-		validate = this.ajv.compile(schema);
-		this.ajv.removeSchema(schema);
+		const compilable = forAjv(schema);
+		validate = this.ajv.compile(compilable);
+		this.ajv.removeSchema(compilable);
 		if (this.compiled.size >= this.capacity) this.compiled.delete(this.compiled.keys().next().value!);
 		this.compiled.set(key, validate);
 		return validate;

@@ -9,8 +9,9 @@ import {
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { sendError, toErrorBody } from "./error-response";
-import { invalid, lacksScope, notFound } from "./errors";
+import { forbidden, invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
+import { SessionEventLog } from "./mcp-event-log";
 import type { CallerMeta, JsonObject } from "../types/wire";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
@@ -33,6 +34,20 @@ export interface McpToolShape {
 	description: string;
 	inputSchema: JsonObject;
 	_meta?: { definition_hash?: string };
+}
+
+export interface McpGatewayOptions {
+	/** A session silent this long is closed. */
+	idleSessionMs?: number;
+	/** SSE events kept per session for clients that reconnect with `Last-Event-ID`. */
+	replayEventsPerSession?: number;
+	/** The `retry` hint of every SSE stream: how long a client waits before reconnecting. */
+	sseRetryMs?: number;
+	/**
+	 * The gateway listens on loopback only: refuse a Host or Origin that is not a loopback name,
+	 * so a web page whose domain was re-bound to 127.0.0.1 cannot reach the server (DNS rebinding).
+	 */
+	loopbackOnly?: boolean;
 }
 
 interface Session {
@@ -89,6 +104,17 @@ function protocolError(err: unknown): Error {
 
 const checkSearchArguments = createAjv().compile(SEARCH_TOOLS.inputSchema);
 
+const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Whether a Host (`name[:port]`) or Origin (`scheme://name[:port]`) header names a loopback host. */
+function namesLoopback(value: string, isOrigin: boolean): boolean {
+	try {
+		return LOOPBACK_NAMES.has(new URL(isOrigin ? value : `http://${value}`).hostname);
+	} catch {
+		return false;
+	}
+}
+
 /**
  * The registry as a Model Context Protocol server (Streamable HTTP). Every HTTP request is
  * authenticated like REST; a session is bound to the tenant and agent that opened it.
@@ -97,11 +123,14 @@ export class McpGateway {
 	private readonly sessions = new Map<string, Session>();
 	private readonly sweeper: NodeJS.Timeout;
 
+	private readonly idleSessionMs: number;
+
 	constructor(
 		private readonly backend: McpBackend,
-		private readonly idleSessionMs = 30 * 60 * 1000
+		private readonly options: McpGatewayOptions = {}
 	) {
-		this.sweeper = setInterval(() => this.sweep(), Math.min(idleSessionMs, 60000)).unref();
+		this.idleSessionMs = options.idleSessionMs ?? 30 * 60 * 1000;
+		this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleSessionMs, 60000)).unref();
 	}
 
 	get sessionCount(): number {
@@ -109,6 +138,11 @@ export class McpGateway {
 	}
 
 	async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+		if (this.options.loopbackOnly && !this.fromLoopbackName(req))
+			return void sendError(
+				res,
+				forbidden("This server answers only requests addressed to a loopback name (Host and Origin)")
+			);
 		let meta: CallerMeta;
 		try {
 			meta = await this.backend.identify(req);
@@ -129,6 +163,8 @@ export class McpGateway {
 		}
 		const transport = new StreamableHTTPServerTransport({
 			sessionIdGenerator: () => randomUUID(),
+			eventStore: new SessionEventLog(this.options.replayEventsPerSession),
+			retryInterval: this.options.sseRetryMs ?? 2000,
 			onsessioninitialized: id => {
 				this.sessions.set(id, { transport, server, meta, lastSeen: Date.now() });
 			}
@@ -161,7 +197,8 @@ export class McpGateway {
 	private createServer(metaOf: () => CallerMeta): Server {
 		const server = new Server(
 			{ name: "tool-registry", version: "1.0.0" },
-			{ capabilities: { tools: { listChanged: true } } }
+			// `logging`: the client picks a level; tool failures of its session are sent as log messages.
+			{ capabilities: { tools: { listChanged: true }, logging: {} } }
 		);
 		server.setRequestHandler(ListToolsRequestSchema, async request => {
 			const offset = decodeCursor(request.params?.cursor);
@@ -177,7 +214,7 @@ export class McpGateway {
 				...(page.tools.length === PAGE_SIZE ? { nextCursor: encodeCursor(offset + PAGE_SIZE) } : {})
 			};
 		});
-		server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
+		server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
 			const meta = metaOf();
 			const { name } = request.params;
 			const args = (request.params.arguments ?? {}) as JsonObject;
@@ -206,6 +243,16 @@ export class McpGateway {
 				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
 			}
 			const error = execution.error as { type: string; message: string };
+			await server
+				.sendLoggingMessage(
+					{
+						level: "warning",
+						logger: "tool-registry",
+						data: { tool: name, execution_id: execution.execution_id, error }
+					},
+					extra.sessionId
+				)
+				.catch(() => undefined);
 			return {
 				content: [{ type: "text", text: `${error.type}: ${error.message}` }],
 				structuredContent: { error },
@@ -213,6 +260,14 @@ export class McpGateway {
 			};
 		});
 		return server;
+	}
+
+	private fromLoopbackName(req: IncomingMessage): boolean {
+		const { host, origin } = req.headers;
+		return (
+			(host === undefined || namesLoopback(host, false)) &&
+			(origin === undefined || namesLoopback(origin, true))
+		);
 	}
 
 	private sweep(): void {

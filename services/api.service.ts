@@ -9,6 +9,7 @@ import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credent
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
 import { refuseDeepJson } from "../lib/json-depth";
 import { McpGateway } from "../lib/mcp-gateway";
+import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
 import { sendConsole } from "../lib/console-page";
@@ -461,23 +462,26 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
-		this.mcp = new McpGateway({
-			identify: async req => {
-				const meta = await this.identify(req);
-				await this.admit(meta.tenant_id!);
-				return meta;
+		this.mcp = new McpGateway(
+			{
+				identify: async req => {
+					const meta = await this.identify(req);
+					await this.admit(meta.tenant_id!);
+					return meta;
+				},
+				listTools: (meta, offset, limit) =>
+					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
+				searchTools: (meta, query) =>
+					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+				execute: (meta, name, parameters, expectedHash) =>
+					this.broker.call(
+						"executor.execute",
+						{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+						{ meta }
+					)
 			},
-			listTools: (meta, offset, limit) =>
-				this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-			searchTools: (meta, query) =>
-				this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-			execute: (meta, name, parameters, expectedHash) =>
-				this.broker.call(
-					"executor.execute",
-					{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-					{ meta }
-				)
-		});
+			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,

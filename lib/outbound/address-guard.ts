@@ -115,3 +115,9 @@ export class AddressGuard {
 		return allowed ? null : intrinsicRefusal(parsed);
 	}
 }
+
+/** Whether a listen address (`HOST`) accepts connections from this machine only. */
+export function isLoopbackAddress(host: string): boolean {
+	if (host === "localhost") return true;
+	return ipaddr.isValid(host) && ipaddr.process(host).range() === "loopback";
+}
