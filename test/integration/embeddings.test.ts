@@ -145,7 +145,11 @@ describe("EMBEDDINGS=orchestrator", () => {
 		expect(Date.now() - started).toBeLessThan(5000);
 		standIn.failing = false;
 		await eventually(async () => {
-			const items = await discover(node, tenant, { query: "snow in the mountains", limit: 5, mode: "semantic" });
+			const items = await discover(node, tenant, {
+				query: "snow in the mountains",
+				limit: 5,
+				mode: "semantic"
+			});
 			expect(items[0]).toMatchObject({ tool: { name: "weather_forecast" }, match: "semantic" });
 		}, 15000);
 	});
