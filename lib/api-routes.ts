@@ -1,5 +1,6 @@
 import type { Scope } from "../types/wire";
 import { DEFINITION_SCHEMA } from "./definition";
+import { scopeOfTask } from "./tasks/messages";
 
 /**
  * One `/api/v1` route: the action it calls and its HTTP concerns (scope, success status, docs).
@@ -16,6 +17,8 @@ export interface RouteAlias {
 	body?: Record<string, unknown>;
 	/** Response body schema (a `#/components/schemas` name) of the success status. */
 	response?: string;
+	/** The scope a request needs when its body decides it (a task's `type`); `scope` otherwise. */
+	scopeFor?: (body: unknown) => Scope;
 }
 
 const route = (
@@ -76,7 +79,11 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"POST /internal/execute": route("executor.execute", "tools:execute", "Run a tool now", {
 		response: "ExecutionResult"
 	}),
-	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", { status: 202 }),
+	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", {
+		status: 202,
+		// A registration task writes the catalog, a discovery task reads it: as the direct requests would.
+		scopeFor: body => scopeOfTask((body as { type?: unknown } | null)?.type)
+	}),
 	"GET /internal/tasks/:task_id": route("executor.status", "tools:execute", "Read a task", {
 		response: "Task"
 	}),

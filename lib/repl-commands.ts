@@ -1,5 +1,5 @@
 import type { ServiceBroker } from "moleculer";
-import type { QueueDepth, TaskMessage } from "./queue/task-queue";
+import type { QueueDepth, TaskMessage } from "./tasks/task-queue";
 import type { StoredTool } from "../types/wire";
 
 /**

@@ -22,7 +22,7 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/ra
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
@@ -381,7 +381,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		},
 
 		authorize(this: ApiThis, ctx, _route, req) {
-			const scope = req.$alias?.scope;
+			const alias = req.$alias;
+			const scope = alias?.scopeFor ? alias.scopeFor((req as { body?: unknown }).body) : alias?.scope;
 			if (!scope || !ctx.meta.scopes?.includes(scope)) throw lacksScope(scope ?? "unknown");
 		},
 

@@ -114,7 +114,7 @@ const decodeCursor = (cursor: string) => {
 };
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
-const needsProbe = (type: unknown) => type === "external_api";
+const needsProbe = (type: unknown) => typeof type === "string" && Boolean(toolFor(type)?.probe);
 
 /** The definition fields of a stored tool (or of one of its versions). */
 const definitionOf = (tool: StoredTool): ToolDefinition => ({

@@ -1,4 +1,4 @@
-import type { JsonObject, ValidationProblem } from "../types/wire";
+import type { JsonObject, ToolHealth, ValidationProblem } from "../types/wire";
 
 /** What a tool sees of the call it serves. */
 export interface ToolContext {
@@ -36,6 +36,19 @@ export class ToolFailure extends Error {
 	}
 }
 
+export interface ProbeResult {
+	/** What will never work (a malformed or refused address): the tool is invalid. */
+	problems: ValidationProblem[];
+	/** Whether the upstream answered; an unreachable one may answer later. */
+	health: Pick<ToolHealth, "state" | "error">;
+}
+
+export interface ProbeOptions {
+	/** OUTBOUND_ALLOW_HOSTS of the node running the probe. */
+	allowHosts: readonly string[];
+	timeoutMs: number;
+}
+
 /** One tool type: its schemas and how it runs. Adding a type = one file + one line in index.ts. */
 export interface BaseTool {
 	readonly type: string;
@@ -50,6 +63,12 @@ export interface BaseTool {
 	readonly callsOut?: boolean;
 	/** Checks on `config` a schema cannot express; problems name fields as `config.<path>`. */
 	checkConfig?(config: JsonObject): ValidationProblem[];
+	/**
+	 * Functional check of a new or changed tool before it may run (its API answers): the tool stays
+	 * `pending_validation` until a queued probe resolves; problems name fields as `config.<path>`.
+	 * Types without it are active as soon as their definition is valid.
+	 */
+	probe?(config: JsonObject, options: ProbeOptions): Promise<ProbeResult>;
 	/** Runs the tool; resolves the result object of the execution envelope. */
 	execute(params: JsonObject, config: JsonObject, context: ToolContext): Promise<JsonObject>;
 	/** Prepares costly resources (worker pools) when the executor starts, in the background. */
