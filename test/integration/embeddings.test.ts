@@ -2,6 +2,8 @@ import { randomUUID } from "crypto";
 import { createServer, type IncomingMessage, type Server } from "http";
 import type { AddressInfo } from "net";
 import { monitorEventLoopDelay } from "perf_hooks";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
@@ -98,8 +100,8 @@ describe("EMBEDDINGS=orchestrator", () => {
 
 	beforeAll(async () => {
 		standIn = await startStandIn();
+		// Every service: MCP's search_tools and queued tool_discovery tasks rank the same way.
 		node = await startNode({
-			services: SERVICES,
 			settings: { embeddings: "orchestrator", orchestratorUrl: standIn.url, semanticWaitMs: 300 }
 		});
 	});
@@ -127,6 +129,38 @@ describe("EMBEDDINGS=orchestrator", () => {
 		});
 		const both = await discover(node, tenant, { query: "weather forecast", limit: 1 });
 		expect(both[0]).toMatchObject({ tool: { name: "weather_forecast" }, match: "both" });
+	});
+
+	it("ranks the same way for MCP search_tools and for a queued tool_discovery task", async () => {
+		const client = new Client({ name: "embeddings-test", version: "1.0.0" });
+		await client.connect(
+			new StreamableHTTPClientTransport(new URL(`${node.url}/mcp`), {
+				requestInit: { headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "x-tenant-id": tenant } }
+			})
+		);
+		try {
+			const found = await client.callTool({
+				name: "search_tools",
+				arguments: { query: UMBRELLA.query, limit: 1 }
+			});
+			expect((found.structuredContent as { tools: { name: string }[] }).tools[0].name).toBe(
+				"weather_forecast"
+			);
+		} finally {
+			await client.close();
+		}
+		const submitted = await http(node.url, "POST", "/api/v1/internal/tasks", {
+			tenant,
+			body: { type: "tool_discovery", payload: UMBRELLA }
+		});
+		expect(submitted.status).toBe(202);
+		await eventually(async () => {
+			const task = (
+				await http(node.url, "GET", `/api/v1/internal/tasks/${submitted.body.task_id}`, { tenant })
+			).body;
+			expect(task.status).toBe("completed");
+			expect(task.result.items[0]).toMatchObject({ tool: { name: "weather_forecast" }, match: "semantic" });
+		}, 15000);
 	});
 
 	it("posts the texts with the service token, and embeds each tool once", () => {
