@@ -246,8 +246,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					data: unknown
 				) {
 					const meta = ctx.meta as Record<string, unknown>;
-					if (req.$alias?.status) meta.$statusCode = req.$alias.status;
-					if (req.$alias?.location) meta.$location = req.$alias.location(data as Record<string, string>);
+					// An action may answer otherwise than its route's usual status (a dry run stores nothing).
+					if (req.$alias?.status) meta.$statusCode ??= req.$alias.status;
+					if (req.$alias?.location && meta.$statusCode === req.$alias.status)
+						meta.$location = req.$alias.location(data as Record<string, string>);
 					return data;
 				}
 			}

@@ -146,14 +146,15 @@ const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHe
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
+	// Moleculer runs the last mixin's `created` first: discovery comes first so that it runs after RedisMixin's.
 	mixins: [
+		DiscoveryMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({
 			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
 			intervalMs: 15000
-		}),
-		DiscoveryMixin()
+		})
 	],
 
 	settings: {

@@ -79,7 +79,7 @@ function refusedAddress(host: string, reason: string): OutboundRefused {
 	return new OutboundRefused(`outbound address refused: ${host}`, reason);
 }
 
-function checkedUrl(raw: string, base?: URL): URL {
+export function checkedUrl(raw: string, base?: URL): URL {
 	if (!URL.canParse(raw, base?.href)) throw refusedUrl("not a valid URL");
 	const url = new URL(raw, base);
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -95,7 +95,7 @@ function checkedUrl(raw: string, base?: URL): URL {
  * checked (no rebinding in between). net.connect skips `lookup` for IP literals; those are checked here
  * first.
  */
-function guardedConnector(guard: AddressGuard, timeoutMs: number): buildConnector.connector {
+export function guardedConnector(guard: AddressGuard, timeoutMs: number): buildConnector.connector {
 	const lookupFor =
 		(port: number): net.LookupFunction =>
 		(hostname, options, callback) => {
