@@ -13,6 +13,7 @@ import { forbidden, invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
 import type { CallerMeta, JsonObject } from "../types/wire";
+import { GLOBAL_TENANT } from "./tenancy";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
 export interface McpBackend {
@@ -23,7 +24,7 @@ export interface McpBackend {
 	/** Ranked tools for a natural-language query, in MCP shape. */
 	searchTools(meta: CallerMeta, query: JsonObject): Promise<{ tools: McpToolShape[] }>;
 	/**
-	 * Runs a tool by name; resolves the execution envelope of contract section 3. `expectedHash`
+	 * Runs a tool by name; resolves the execution envelope. `expectedHash`
 	 * (from the call's `_meta.definition_hash`) refuses to run a definition other than the one shown.
 	 */
 	execute(meta: CallerMeta, name: string, parameters: JsonObject, expectedHash?: string): Promise<JsonObject>;
@@ -182,7 +183,7 @@ export class McpGateway {
 	/** Tells the sessions of a tenant (every session for a global tool) that their tool list changed. */
 	toolsChanged(tenantId: string): void {
 		for (const session of this.sessions.values())
-			if (tenantId === "*" || session.meta.tenant_id === tenantId)
+			if (tenantId === GLOBAL_TENANT || session.meta.tenant_id === tenantId)
 				session.server.sendToolListChanged().catch(() => undefined);
 	}
 

@@ -5,7 +5,7 @@ import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
-import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
 import { guardJsonBody } from "../lib/json-guard";
@@ -63,7 +63,7 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	/** The Model Context Protocol server at /mcp (contract section 8). */
+	/** The Model Context Protocol server at /mcp. */
 	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
@@ -82,6 +82,8 @@ const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
+
+const pathOf = (url: string | undefined) => (url ?? "/").split("?")[0];
 
 const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
@@ -256,7 +258,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
 			const body = sendError(res, err);
-			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
+			// The path only: a query may carry a credential.
+			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
 	} as ApiSettings,
 
@@ -438,7 +441,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
 				const body = refuseUpgrade(socket, err);
-				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", req.url, err);
+				// The path only: `?token=` carries the credential.
+				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
 			}
 		}
 	},
