@@ -100,5 +100,20 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		status: 201,
 		location: key => `/api/v1/keys/${key.key_id}`
 	}),
+	"POST /sources": route(
+		"sources.create",
+		"tools:write",
+		"Register a tool source (MCP server or OpenAPI document)",
+		{
+			status: 201,
+			location: source => `/api/v1/sources/${source.id}`
+		}
+	),
+	"GET /sources": route("sources.list", "tools:read", "List the tenant's tool sources and the global ones"),
+	"GET /sources/:id": route("sources.get", "tools:read", "Read a tool source"),
+	"DELETE /sources/:id": route("sources.remove", "tools:write", "Delete a tool source and its tools", {
+		status: 204
+	}),
+	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

@@ -103,7 +103,7 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const
 export const CONFIG_VARIABLES = {
 	port: integer(
 		"PORT",
-		"HTTP port of the gateway (`0` = any free port; the chosen port is logged)",
+		"HTTP port of the gateway, or on a node without one of its `/metrics` and `/health` (`0` = any free port; the chosen port is logged)",
 		3000,
 		0,
 		65535
@@ -145,7 +145,7 @@ export const CONFIG_VARIABLES = {
 	),
 	outboundAllowHosts: list(
 		"OUTBOUND_ALLOW_HOSTS",
-		"hosts or CIDRs tenant-configured calls may reach although private"
+		"hosts, IPs or CIDRs tenant-configured calls may reach although private, each optionally `:port` to open that port only (docs/security.md)"
 	),
 	rateLimit: integer(
 		"RATE_LIMIT",
@@ -183,7 +183,6 @@ export const CONFIG_VARIABLES = {
 		"text"
 	),
 	metrics: oneOf("METRICS", "`off` disables Moleculer metrics", ["on", "off"] as const, "on"),
-	metricsPort: integer("METRICS_PORT", "Prometheus listener of nodes that run no gateway", 3030, 0, 65535),
 	tracingExporter: optionalText(
 		"TRACING_EXPORTER",
 		"Moleculer tracing exporter (`Console`, `Zipkin`, `Jaeger`, `Datadog`, …); unset = no spans"

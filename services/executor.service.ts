@@ -171,7 +171,12 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			let timer: NodeJS.Timeout | undefined;
 			// Only identity travels to the called action: not the gateway's scopes or credentials.
 			const call: ToolContext["call"] = (action, params, meta) => {
-				if (tool.tenant_id !== GLOBAL_TENANT && this.refusesTenantCalls(action))
+				// Only a moleculer_action tool's tenant chooses the action; other types call fixed ones.
+				if (
+					tool.type === "moleculer_action" &&
+					tool.tenant_id !== GLOBAL_TENANT &&
+					this.refusesTenantCalls(action)
+				)
 					throw new ToolFailure(
 						"tool_error",
 						`'${action}' does not declare 'tool', so tenant tools may not call it`

@@ -98,3 +98,40 @@ export interface CallerMeta {
 	scopes?: readonly Scope[];
 	auth?: "service_token" | "api_key";
 }
+
+export type SourceType = "mcp" | "openapi";
+
+/** `health` of a tool source: whether its server answered the last time it was asked. */
+export interface SourceHealth {
+	state: "unknown" | "healthy" | "unreachable";
+	checked_at?: string;
+	next_check_at?: string;
+	error?: string;
+	/** Failed attempts in a row; the next probe waits longer after each. */
+	failures: number;
+}
+
+/** Where many tools come from at once: a remote MCP server or an OpenAPI document (headers masked in reads). */
+export interface ToolSource {
+	id: string;
+	tenant_id: string;
+	type: SourceType;
+	name: string;
+	/** MCP server endpoint, or where the OpenAPI document is fetched from. */
+	url?: string;
+	/** The OpenAPI document given inline. */
+	spec?: JsonObject;
+	base_url?: string;
+	headers: Record<string, string>;
+	health: SourceHealth;
+	/** The source's tools by their remote key (MCP tool name, OpenAPI operation): tool ids. */
+	tools: Record<string, string>;
+	/** Keys of tools the source disabled because the remote no longer offers them. */
+	removed: string[];
+	tool_count: number;
+	last_refresh_at: string | null;
+	/** When the next periodic refresh is due; the node that moves it forward does the refresh. */
+	next_refresh_at: string;
+	created_at: string;
+	updated_at: string;
+}
