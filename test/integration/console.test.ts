@@ -393,11 +393,36 @@ describeWithChromium("the console in headless Chromium", () => {
 		await shot("register-error");
 	});
 
-	it("shows the sources view", async () => {
+	it("adds an OpenAPI source, refreshes it and deletes it", async () => {
 		await nav(page, "Sources");
-		await page.getByRole("heading", { name: "Tool sources" }).waitFor();
-		await page.locator(".notice").first().waitFor();
+		await page.getByText("No sources yet").waitFor();
+		await page.getByLabel("Type").selectOption("openapi");
+		await page.getByLabel("Name").fill("pets");
+		const spec = {
+			openapi: "3.0.3",
+			info: { title: "Pets", version: "1" },
+			servers: [{ url: "https://pets.example.com" }],
+			paths: {
+				"/pets": {
+					get: {
+						operationId: "listPets",
+						summary: "List the pets",
+						responses: { "200": { description: "ok" } }
+					}
+				}
+			}
+		};
+		await page.getByLabel("Or the OpenAPI document (JSON)").fill(JSON.stringify(spec));
+		await page.getByRole("button", { name: "Add source" }).click();
+		await page.getByText("pets: 1 added.").waitFor();
+		const row = page.locator("tr", { hasText: "pets" });
+		await row.locator("td", { hasText: /^1$/ }).waitFor();
 		await shot("sources");
+		await row.getByRole("button", { name: "Refresh" }).click();
+		await page.getByText("pets: no changes.").waitFor();
+		await row.getByRole("button", { name: "Delete" }).click();
+		await page.getByText("pets: deleted with its tools.").waitFor();
+		await page.getByText("No sources yet").waitFor();
 	});
 
 	it("fits a phone's width without sideways scrolling", async () => {
