@@ -1,4 +1,4 @@
-import type { FailureType } from "../tools/base";
+import type { FailureType } from "../types/wire";
 import { MAX_TIMEOUT_MS } from "./definition";
 import type { JsonObject } from "../types/wire";
 

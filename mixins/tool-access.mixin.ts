@@ -5,6 +5,7 @@ import { createAjv } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
+import { ANY_AGENT } from "../lib/tenancy";
 
 export interface ToolAccessSettings {
 	/** How long a resolved tool is reused; `tool.*` events drop it sooner. */
@@ -81,7 +82,7 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 				}
 				const agents = tool.permissions.agents;
 				// A tool the agent may not use is reported exactly like a missing one.
-				if (!agents.includes("*") && !(agentId && agents.includes(agentId)))
+				if (!agents.includes(ANY_AGENT) && !(agentId && agents.includes(agentId)))
 					throw notFound("Tool", request.tool_id ?? request.tool_name);
 				if (tool.status !== "active")
 					throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {

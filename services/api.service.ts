@@ -4,7 +4,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
-import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
 import { guardJsonBody } from "../lib/json-guard";

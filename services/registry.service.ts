@@ -7,12 +7,7 @@ import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mix
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
-import {
-	enforceDescriptionPolicy,
-	parseDescriptionPolicies,
-	policyOf,
-	type DescriptionPolicies
-} from "../lib/description-policy";
+import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
@@ -26,16 +21,18 @@ import { paramsToJsonSchema } from "../lib/params-schema";
 import { nextProbeDelay, type BackoffSettings, type ProbeSchedule } from "../lib/health/probe-schedule";
 import { MemoryProbeSchedule } from "../lib/health/memory-probe-schedule";
 import { RedisProbeSchedule } from "../lib/health/redis-probe-schedule";
-import type {
-	CallerMeta,
-	JsonObject,
-	StoredTool,
-	ToolDefinition,
-	ToolHealth,
-	ToolStatus,
-	ValidationReport
+import {
+	TOOL_STATUSES,
+	type CallerMeta,
+	type JsonObject,
+	type StoredTool,
+	type ToolDefinition,
+	type ToolHealth,
+	type ToolStatus,
+	type ValidationReport
 } from "../types/wire";
 import { config } from "../lib/config";
+import { ANY_AGENT } from "../lib/tenancy";
 
 export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	/** Page size of `registry.list` when the caller gives none. */
@@ -138,22 +135,21 @@ const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObjec
 	return rest;
 };
 
-const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
-
 /** Health of a tool no probe has looked at (and of types that call no upstream). */
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
+	// Moleculer runs the last mixin's `created` first: discovery comes first so that it runs after RedisMixin's.
 	mixins: [
+		DiscoveryMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({
 			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
 			intervalMs: 15000
-		}),
-		DiscoveryMixin()
+		})
 	],
 
 	settings: {
@@ -161,10 +157,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		maxPageSize: 200,
 		updateRetries: 5,
 		// warn: findings are kept in `validation.warnings`; refuse: they make register/update a 422.
-		descriptionPolicies: parseDescriptionPolicies(
-			process.env.DESCRIPTION_POLICY || undefined,
-			process.env.DESCRIPTION_POLICY_TENANTS
-		),
+		descriptionPolicies: { default: config().descriptionPolicy, tenants: config().descriptionPolicyTenants },
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
 			initialMs: config().healthRecheckMs,
@@ -355,6 +348,37 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					...stored,
 					status: ctx.params.status,
 					updated_at: new Date().toISOString()
+				}));
+				if (!updated) throw notFound("Tool", ctx.params.id);
+				const shown = this.present(updated);
+				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				return shown;
+			}
+		},
+
+		/**
+		 * Records the health of a tool whose upstream is watched elsewhere (an `mcp` tool follows its
+		 * source, which the sources service probes with backoff). Not a change of the definition.
+		 */
+		recordHealth: {
+			visibility: "public",
+			params: {
+				id: { type: "string", max: 64 },
+				health: {
+					type: "object",
+					props: {
+						state: { type: "enum", values: ["unknown", "healthy", "unreachable"] },
+						checked_at: { type: "string", max: 64, optional: true },
+						next_check_at: { type: "string", max: 64, optional: true },
+						error: { type: "string", max: 1000, optional: true }
+					}
+				}
+			},
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string; health: ToolHealth }>) {
+				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				const updated = await this.store.update(tool.id, stored => ({
+					...stored,
+					health: ctx.params.health
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
@@ -578,7 +602,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				parameters: definition.parameters ?? toolFor(definition.type)!.parameters,
 				config: definition.config ?? {},
 				metadata: definition.metadata ?? {},
-				permissions: definition.permissions ?? { agents: ["*"] },
+				permissions: definition.permissions ?? { agents: [ANY_AGENT] },
 				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
 			};
 			// Not `{ ...complete, definition_hash }`: once optimised, V8 gives each such object a hidden class of its own.

@@ -1,6 +1,12 @@
 /** Wire shapes of contract sections 2 and 3 (snake_case, as they travel over REST and the transporter). */
 
-export type ToolStatus = "pending_validation" | "active" | "invalid" | "disabled";
+/** Every status a tool can have: the one list the code, the validators and the OpenAPI document use. */
+export const TOOL_STATUSES = ["pending_validation", "active", "invalid", "disabled"] as const;
+export type ToolStatus = (typeof TOOL_STATUSES)[number];
+
+/** Failure classes of an execution result (`error.type`). */
+export const FAILURE_TYPES = ["timeout", "tool_error", "upstream_error"] as const;
+export type FailureType = (typeof FAILURE_TYPES)[number];
 
 export type JsonObject = Record<string, unknown>;
 
@@ -74,9 +80,8 @@ export interface StoredTool {
 	updated_at: string;
 }
 
-export type Scope = "tools:read" | "tools:write" | "tools:execute" | "keys:admin";
-
-export const SCOPES: readonly Scope[] = ["tools:read", "tools:write", "tools:execute", "keys:admin"];
+export const SCOPES = ["tools:read", "tools:write", "tools:execute", "keys:admin"] as const;
+export type Scope = (typeof SCOPES)[number];
 
 /** An API key as stored: the secret itself is never kept, only its SHA-256. */
 export interface ApiKeyRecord {
