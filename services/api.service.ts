@@ -62,7 +62,7 @@ interface ApiLocals extends RedisLocals {
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	/** The Model Context Protocol server at /mcp (contract section 8). */
+	/** The Model Context Protocol server at /mcp. */
 	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
