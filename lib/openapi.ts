@@ -142,11 +142,16 @@ const COMPONENTS = {
 				error: {
 					type: "object",
 					properties: {
-						type: { enum: ["timeout", "tool_error", "upstream_error"] },
+						type: { enum: ["timeout", "tool_error", "upstream_error", "output_invalid"] },
 						message: { type: "string" }
 					}
 				},
-				execution_time_ms: { type: "number" }
+				execution_time_ms: { type: "number" },
+				output_problems: {
+					description: "How the result misses the tool's output_schema (tools with output_validation warn)",
+					type: "array",
+					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
+				}
 			}
 		},
 		Task: {

@@ -26,7 +26,7 @@ export interface ToolUsage {
 
 type Counters = Map<string, number>;
 
-const FAILURE_TYPES: FailureType[] = ["timeout", "tool_error", "upstream_error"];
+const FAILURE_TYPES: FailureType[] = ["timeout", "tool_error", "upstream_error", "output_invalid"];
 const usageKey = (tenantId: string, toolId: string) => `${tenantId}\u0000${toolId}`;
 
 /**

@@ -20,7 +20,7 @@ import { UsageStats } from "../lib/usage-stats";
 import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/base";
 import { ExecutionContext } from "../lib/execution-context";
 import { toolFor, toolTypes } from "../tools";
-import { MAX_TIMEOUT_MS } from "../lib/definition";
+import { DEFAULT_OUTPUT_VALIDATION, MAX_TIMEOUT_MS } from "../lib/definition";
 import { deliverCallback } from "../lib/callbacks";
 import { probeOrigin } from "../lib/outbound/probe";
 import { MemoryTaskQueue } from "../lib/queue/memory-task-queue";
@@ -28,7 +28,7 @@ import { RedisTaskQueue } from "../lib/queue/redis-task-queue";
 import type { Lease, TaskMessage, TaskOutcome, TaskQueue, TaskType } from "../lib/queue/task-queue";
 import { TaskWorkers, type TaskWorkerOptions } from "../lib/queue/task-workers";
 import type { TaskUpdate } from "../lib/task-events";
-import type { CallerMeta, JsonObject, StoredTool, ValidationReport } from "../types/wire";
+import type { CallerMeta, JsonObject, StoredTool, ValidationProblem, ValidationReport } from "../types/wire";
 import { config } from "../lib/config";
 
 export interface ExecutorSettings extends RedisSettings {
@@ -73,6 +73,8 @@ export interface ExecutionResult {
 	result?: JsonObject;
 	error?: { type: ToolFailure["type"]; message: string };
 	execution_time_ms: number;
+	/** How a completed result misses the tool's `output_schema` (`output_validation: warn`). */
+	output_problems?: ValidationProblem[];
 }
 
 interface ExecutorMethods extends TenantScopeMethods {
@@ -81,6 +83,7 @@ interface ExecutorMethods extends TenantScopeMethods {
 		request: ExecutionRequest,
 		agentId?: string | null
 	): Promise<StoredTool>;
+	checkOutput(tool: StoredTool, result: JsonObject): Promise<ValidationProblem[] | undefined>;
 	checkParameters(tool: StoredTool, parameters: JsonObject): Promise<void>;
 	refusesTenantCalls(action: string): boolean;
 	run(
@@ -401,8 +404,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const executionId = request.execution_id ?? newId();
 			let result: JsonObject | undefined;
 			let error: ExecutionResult["error"];
+			let outputProblems: ValidationProblem[] | undefined;
 			try {
 				result = await this.run(ctx, tool, parameters, timeoutMs, executionId);
+				outputProblems = await this.checkOutput(tool, result);
 			} catch (err) {
 				const failure =
 					err instanceof ToolFailure ? err : new ToolFailure("tool_error", "the tool failed unexpectedly");
@@ -433,8 +438,17 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			// Literals, not `{ ...envelope, result }`: once optimised, V8 gives every object spread and then
 			// extended a hidden class of its own, which cost a third of an execution's time in GC.
 			const { id: tool_id, name: tool_name } = tool;
-			return error
-				? { execution_id: executionId, tool_id, tool_name, status, error, execution_time_ms }
+			if (error) return { execution_id: executionId, tool_id, tool_name, status, error, execution_time_ms };
+			return outputProblems
+				? {
+						execution_id: executionId,
+						tool_id,
+						tool_name,
+						status,
+						result,
+						execution_time_ms,
+						output_problems: outputProblems
+					}
 				: { execution_id: executionId, tool_id, tool_name, status, result, execution_time_ms };
 		},
 
@@ -653,6 +667,28 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				endpoints.length > 0 &&
 				!endpoints.some(endpoint => Boolean((endpoint.action as { tool?: unknown }).tool))
 			);
+		},
+
+		/**
+		 * Checks a result against the tool's `output_schema`: a `strict` tool fails with
+		 * `output_invalid`; a `warn` tool (the default) passes with the problems in `output_problems`.
+		 */
+		async checkOutput(this: ExecutorThis, tool: StoredTool, result: JsonObject) {
+			const mode = tool.output_validation ?? DEFAULT_OUTPUT_VALIDATION;
+			if (!tool.output_schema || mode === "off") return undefined;
+			const problems = await this.schemas.validate(
+				`${tool.id}@${tool.version}:output`,
+				tool.output_schema,
+				result,
+				"result"
+			);
+			if (!problems.length) return undefined;
+			if (mode === "strict")
+				throw new ToolFailure(
+					"output_invalid",
+					`the result does not match the tool's output_schema: ${problems.map(p => `${p.field} ${p.message}`).join("; ")}`
+				);
+			return problems;
 		},
 
 		async checkParameters(this: ExecutorThis, tool: StoredTool, parameters: JsonObject) {

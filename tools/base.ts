@@ -24,7 +24,7 @@ export interface ToolEnvironment {
  * Failure classes of the execution result envelope. A tool throws ToolFailure for expected
  * failures; anything else it throws is reported as `tool_error`.
  */
-export type FailureType = "timeout" | "tool_error" | "upstream_error";
+export type FailureType = "timeout" | "tool_error" | "upstream_error" | "output_invalid";
 
 export class ToolFailure extends Error {
 	constructor(

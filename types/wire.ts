@@ -50,6 +50,22 @@ export interface ToolDefinition {
 	metadata?: JsonObject;
 	permissions?: ToolPermissions;
 	timeout_ms?: number;
+	/** JSON Schema (an object schema) of the tool's `result`. */
+	output_schema?: JsonObject;
+	/** What a run does with a result that does not match `output_schema` (default `warn`). */
+	output_validation?: OutputValidation;
+	annotations?: ToolAnnotations;
+}
+
+export type OutputValidation = "off" | "warn" | "strict";
+
+/** Hints for clients about what a tool does (exported as MCP tool annotations). */
+export interface ToolAnnotations {
+	title?: string;
+	read_only?: boolean;
+	destructive?: boolean;
+	idempotent?: boolean;
+	open_world?: boolean;
 }
 
 /** A tool as stored and as every read returns it (secrets masked on the way out). */
@@ -64,6 +80,9 @@ export interface StoredTool {
 	metadata: JsonObject;
 	permissions: ToolPermissions;
 	timeout_ms: number;
+	output_schema?: JsonObject;
+	output_validation?: OutputValidation;
+	annotations?: ToolAnnotations;
 	version: number;
 	/** `sha256:<hex>` of the canonical definition of this version (see lib/definition-hash.ts). */
 	definition_hash: string;
