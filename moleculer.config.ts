@@ -1,5 +1,6 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
+import { NodeMetricsListener } from "./lib/metrics/node-metrics-listener";
 import { replCommands } from "./lib/repl-commands";
 import { ensureServiceToken } from "./lib/service-token";
 import { config, ConfigError, runsService, type Config } from "./lib/config";
@@ -25,7 +26,7 @@ try {
 	refuse(err instanceof ConfigError ? err.message : String(err));
 }
 
-/** Nodes with the gateway serve metrics at its `/metrics`; others run Prometheus' own listener. */
+/** Nodes with the gateway serve metrics at its `/metrics`; others listen on their own PORT and HOST. */
 const runsGateway = runsService(settings, "api");
 
 /**
@@ -62,10 +63,11 @@ const brokerOptions: BrokerOptions = {
 		enabled: settings.metrics === "on",
 		reporter: (runsGateway
 			? new GatewayPrometheusReporter({})
-			: {
-					type: "Prometheus",
-					options: { port: settings.metricsPort }
-				}) as MetricsOptions["reporter"]
+			: new NodeMetricsListener({
+					port: settings.port,
+					host: settings.host,
+					serviceToken: settings.serviceToken
+				})) as unknown as MetricsOptions["reporter"]
 	},
 	// Spans follow one request across nodes (its X-Request-ID is the trace id); exported when an
 	// exporter is named, e.g. TRACING_EXPORTER=Console, Zipkin, Jaeger, Datadog.

@@ -7,7 +7,7 @@ import path from "path";
 import autocannon from "autocannon";
 import Redis from "ioredis";
 import type { Context, ServiceSchema } from "moleculer";
-import type { TaskUpdate } from "../lib/task-events";
+import type { TaskUpdate } from "../lib/tasks/task-events";
 import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
 import { deleteKeysWithPrefix } from "../test/support/redis-keys";
 import { DURATION_S, progress, ratio, runScenario, type Result } from "./harness";

@@ -1,5 +1,6 @@
 import type { Scope } from "../types/wire";
 import { DEFINITION_SCHEMA } from "./definition";
+import { scopeOfTask } from "./tasks/messages";
 
 /**
  * One `/api/v1` route: the action it calls and its HTTP concerns (scope, success status, docs).
@@ -16,6 +17,8 @@ export interface RouteAlias {
 	body?: Record<string, unknown>;
 	/** Response body schema (a `#/components/schemas` name) of the success status. */
 	response?: string;
+	/** The scope a request needs when its body decides it (a task's `type`); `scope` otherwise. */
+	scopeFor?: (body: unknown) => Scope;
 }
 
 const route = (
@@ -76,7 +79,11 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"POST /internal/execute": route("executor.execute", "tools:execute", "Run a tool now", {
 		response: "ExecutionResult"
 	}),
-	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", { status: 202 }),
+	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", {
+		status: 202,
+		// A registration task writes the catalog, a discovery task reads it: as the direct requests would.
+		scopeFor: body => scopeOfTask((body as { type?: unknown } | null)?.type)
+	}),
 	"GET /internal/tasks/:task_id": route("executor.status", "tools:execute", "Read a task", {
 		response: "Task"
 	}),
@@ -87,5 +94,20 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		status: 201,
 		location: key => `/api/v1/keys/${key.key_id}`
 	}),
+	"POST /sources": route(
+		"sources.create",
+		"tools:write",
+		"Register a tool source (MCP server or OpenAPI document)",
+		{
+			status: 201,
+			location: source => `/api/v1/sources/${source.id}`
+		}
+	),
+	"GET /sources": route("sources.list", "tools:read", "List the tenant's tool sources and the global ones"),
+	"GET /sources/:id": route("sources.get", "tools:read", "Read a tool source"),
+	"DELETE /sources/:id": route("sources.remove", "tools:write", "Delete a tool source and its tools", {
+		status: 204
+	}),
+	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

@@ -13,6 +13,7 @@ import { forbidden, invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
 import type { CallerMeta, JsonObject, ValidationProblem } from "../types/wire";
+import { GLOBAL_TENANT } from "./tenancy";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
 export interface McpBackend {
@@ -182,7 +183,7 @@ export class McpGateway {
 	/** Tells the sessions of a tenant (every session for a global tool) that their tool list changed. */
 	toolsChanged(tenantId: string): void {
 		for (const session of this.sessions.values())
-			if (tenantId === "*" || session.meta.tenant_id === tenantId)
+			if (tenantId === GLOBAL_TENANT || session.meta.tenant_id === tenantId)
 				session.server.sendToolListChanged().catch(() => undefined);
 	}
 

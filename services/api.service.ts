@@ -4,10 +4,10 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
-import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
-import { refuseDeepJson } from "../lib/json-depth";
+import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
@@ -22,7 +22,7 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/ra
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
@@ -82,12 +82,6 @@ const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
 
-/** JSON keys that would change an object's prototype when a body is merged into params. */
-const rejectPrototypeKeys = (key: string, value: unknown) => {
-	if (key === "__proto__") throw new SyntaxError('JSON key "__proto__" is not allowed');
-	return value;
-};
-
 const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
 	return Array.isArray(value) ? value[0] : value;
@@ -130,24 +124,12 @@ function serveMcp(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	return this.mcp.handle(req, res);
 }
 
-/**
- * `GET /metrics`: the Prometheus text of this node. Behind the service token when one is set, since
- * labels name tenants and tools.
- */
-async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
-	const token = this.serviceTokenDigest;
-	const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+/** `GET /metrics`: the Prometheus text of this node, behind the service token when one is set. */
+function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	const reporter = this.broker.metrics.reporter?.find(r => r instanceof GatewayPrometheusReporter) as
 		GatewayPrometheusReporter | undefined;
-	const refusal =
-		token && !(credential && matchesDigest(credential, token))
-			? unauthorized()
-			: !reporter
-				? notFound("Metrics")
-				: null;
-	if (refusal) return void sendError(res, refusal);
-	res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-	res.end(reporter!.generatePrometheusResponse());
+	if (!reporter) return void sendError(res, notFound("Metrics"));
+	reporter.serve(req, res, this.serviceTokenDigest);
 }
 
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
@@ -248,7 +230,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				authentication: true,
 				authorization: true,
 				bodyParsers: {
-					json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys, verify: refuseDeepJson }
+					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
+					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
 				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
@@ -261,8 +244,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					data: unknown
 				) {
 					const meta = ctx.meta as Record<string, unknown>;
-					if (req.$alias?.status) meta.$statusCode = req.$alias.status;
-					if (req.$alias?.location) meta.$location = req.$alias.location(data as Record<string, string>);
+					// An action may answer otherwise than its route's usual status (a dry run stores nothing).
+					if (req.$alias?.status) meta.$statusCode ??= req.$alias.status;
+					if (req.$alias?.location && meta.$statusCode === req.$alias.status)
+						meta.$location = req.$alias.location(data as Record<string, string>);
 					return data;
 				}
 			}
@@ -381,7 +366,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		},
 
 		authorize(this: ApiThis, ctx, _route, req) {
-			const scope = req.$alias?.scope;
+			const alias = req.$alias;
+			const scope = alias?.scopeFor ? alias.scopeFor((req as { body?: unknown }).body) : alias?.scope;
 			if (!scope || !ctx.meta.scopes?.includes(scope)) throw lacksScope(scope ?? "unknown");
 		},
 

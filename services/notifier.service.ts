@@ -8,7 +8,7 @@ import { METRICS } from "../lib/metrics/names";
 import { MemoryOutbox } from "../lib/outbox/memory-outbox";
 import type { Outbox } from "../lib/outbox/outbox";
 import { RedisOutbox } from "../lib/outbox/redis-outbox";
-import { taskFrame, type TaskUpdate } from "../lib/task-events";
+import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
 import { config } from "../lib/config";
 
 export interface NotifierSettings extends RedisSettings {

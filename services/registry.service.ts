@@ -7,12 +7,7 @@ import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mix
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
-import {
-	enforceDescriptionPolicy,
-	parseDescriptionPolicies,
-	policyOf,
-	type DescriptionPolicies
-} from "../lib/description-policy";
+import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
@@ -26,17 +21,19 @@ import { paramsToJsonSchema } from "../lib/params-schema";
 import { nextProbeDelay, type BackoffSettings, type ProbeSchedule } from "../lib/health/probe-schedule";
 import { MemoryProbeSchedule } from "../lib/health/memory-probe-schedule";
 import { RedisProbeSchedule } from "../lib/health/redis-probe-schedule";
-import type {
-	CallerMeta,
-	JsonObject,
-	StoredTool,
-	ToolDefinition,
-	ToolHealth,
-	ToolStatus,
-	ToolAnnotations,
-	ValidationReport
+import {
+	TOOL_STATUSES,
+	type CallerMeta,
+	type JsonObject,
+	type StoredTool,
+	type ToolAnnotations,
+	type ToolDefinition,
+	type ToolHealth,
+	type ToolStatus,
+	type ValidationReport
 } from "../types/wire";
 import { config } from "../lib/config";
+import { ANY_AGENT } from "../lib/tenancy";
 
 export interface RegistrySettings extends RedisSettings, DiscoverySettings {
 	/** Page size of `registry.list` when the caller gives none. */
@@ -117,7 +114,7 @@ const decodeCursor = (cursor: string) => {
 };
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
-const needsProbe = (type: unknown) => type === "external_api";
+const needsProbe = (type: unknown) => typeof type === "string" && Boolean(toolFor(type)?.probe);
 
 /** The definition fields of a stored tool (or of one of its versions). */
 const definitionOf = (tool: StoredTool): ToolDefinition => ({
@@ -141,22 +138,21 @@ const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObjec
 	return rest;
 };
 
-const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
-
 /** Health of a tool no probe has looked at (and of types that call no upstream). */
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
+	// Moleculer runs the last mixin's `created` first: discovery comes first so that it runs after RedisMixin's.
 	mixins: [
+		DiscoveryMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({
 			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
 			intervalMs: 15000
-		}),
-		DiscoveryMixin()
+		})
 	],
 
 	settings: {
@@ -164,10 +160,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		maxPageSize: 200,
 		updateRetries: 5,
 		// warn: findings are kept in `validation.warnings`; refuse: they make register/update a 422.
-		descriptionPolicies: parseDescriptionPolicies(
-			process.env.DESCRIPTION_POLICY || undefined,
-			process.env.DESCRIPTION_POLICY_TENANTS
-		),
+		descriptionPolicies: { default: config().descriptionPolicy, tenants: config().descriptionPolicyTenants },
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
 			initialMs: config().healthRecheckMs,
@@ -579,7 +572,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				parameters: definition.parameters ?? toolFor(definition.type)!.parameters,
 				config: definition.config ?? {},
 				metadata: definition.metadata ?? {},
-				permissions: definition.permissions ?? { agents: ["*"] },
+				permissions: definition.permissions ?? { agents: [ANY_AGENT] },
 				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS,
 				output_schema: definition.output_schema,
 				output_validation: definition.output_validation,

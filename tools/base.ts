@@ -1,39 +1,21 @@
-import type { JsonObject, ValidationProblem } from "../types/wire";
+import type { JsonObject, ToolHealth, ValidationProblem } from "../types/wire";
+import type { ToolContext } from "../lib/tool-contract";
 
-/** What a tool sees of the call it serves. */
-export interface ToolContext {
-	tenant_id: string;
-	agent_id: string | null;
-	execution_id: string;
-	/** Aborted when the execution's `timeout_ms` elapses; tools pass it to whatever they wait on. */
-	signal: AbortSignal;
-	timeout_ms: number;
-	/** Calls a Moleculer action in the cluster (used by `moleculer_action`), identity in meta. */
-	call(action: string, params: JsonObject, meta: JsonObject): Promise<unknown>;
-	/** Operator settings a tool may read (`ORCHESTRATOR_URL`, `SERVICE_TOKEN`, `OUTBOUND_ALLOW_HOSTS`). */
-	env: ToolEnvironment;
+// The tool contract lives in lib/ (the executor's helpers use it too); tools import it from here.
+export { ToolFailure, type ToolContext, type ToolEnvironment } from "../lib/tool-contract";
+export type { FailureType } from "../types/wire";
+
+export interface ProbeResult {
+	/** What will never work (a malformed or refused address): the tool is invalid. */
+	problems: ValidationProblem[];
+	/** Whether the upstream answered; an unreachable one may answer later. */
+	health: Pick<ToolHealth, "state" | "error">;
 }
 
-export interface ToolEnvironment {
-	orchestrator_url?: string;
-	service_token?: string;
-	outbound_allow_hosts: string[];
-}
-
-/**
- * Failure classes of the execution result envelope. A tool throws ToolFailure for expected
- * failures; anything else it throws is reported as `tool_error`.
- */
-export type FailureType = "timeout" | "tool_error" | "upstream_error" | "output_invalid";
-
-export class ToolFailure extends Error {
-	constructor(
-		readonly type: FailureType,
-		message: string
-	) {
-		super(message);
-		this.name = "ToolFailure";
-	}
+export interface ProbeOptions {
+	/** OUTBOUND_ALLOW_HOSTS of the node running the probe. */
+	allowHosts: readonly string[];
+	timeoutMs: number;
 }
 
 /** One tool type: its schemas and how it runs. Adding a type = one file + one line in index.ts. */
@@ -50,6 +32,12 @@ export interface BaseTool {
 	readonly callsOut?: boolean;
 	/** Checks on `config` a schema cannot express; problems name fields as `config.<path>`. */
 	checkConfig?(config: JsonObject): ValidationProblem[];
+	/**
+	 * Functional check of a new or changed tool before it may run (its API answers): the tool stays
+	 * `pending_validation` until a queued probe resolves; problems name fields as `config.<path>`.
+	 * Types without it are active as soon as their definition is valid.
+	 */
+	probe?(config: JsonObject, options: ProbeOptions): Promise<ProbeResult>;
 	/** Runs the tool; resolves the result object of the execution envelope. */
 	execute(params: JsonObject, config: JsonObject, context: ToolContext): Promise<JsonObject>;
 	/** Prepares costly resources (worker pools) when the executor starts, in the background. */

@@ -7,6 +7,7 @@ import {
 	type GuardedRequestOptions,
 	type GuardedResponse
 } from "../lib/outbound/guarded-fetch";
+import { probeOrigin } from "../lib/outbound/probe";
 import type { JsonObject, ValidationProblem } from "../types/wire";
 import { ToolFailure, type BaseTool, type ToolContext } from "./base";
 
@@ -187,5 +188,6 @@ export const externalApiTool: BaseTool = {
 	parameters: { type: "object", properties: {}, additionalProperties: true },
 	configSchema,
 	checkConfig,
+	probe: (config, options) => probeOrigin(String(config.url), options),
 	execute
 };

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from "fs";
 import path from "path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import WebSocket from "ws";
+import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -10,6 +11,9 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const describeWithChromium = existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip;
 if (!existsSync(CHROMIUM) && !process.env.CI)
 	process.stdout.write(`\n*** ${CHROMIUM} not found: the /ui browser tests are SKIPPED ***\n`);
+
+// A browser on a shared machine: each step gets more than jest's default.
+jest.setTimeout(90000);
 
 const ROOT = path.join(__dirname, "../..");
 /** Screenshots of every view, to look at (not committed). */
@@ -44,13 +48,14 @@ const buildConsole = () =>
 		}
 	);
 
+beforeAll(buildConsole, 120000);
+
 describe("the /ui page", () => {
 	let node: TestNode;
 
 	beforeAll(async () => {
-		buildConsole();
 		node = await startNode({ services: ["api", "registry", "validator"] });
-	}, 120000);
+	});
 
 	afterAll(() => node.stop());
 
@@ -117,9 +122,6 @@ describe("the /ui page", () => {
 });
 
 describeWithChromium("the console in headless Chromium", () => {
-	// A browser on a shared machine: each step gets more than jest's default.
-	jest.setTimeout(60000);
-
 	let node: TestNode;
 	let browser: Browser;
 	let context: BrowserContext;
@@ -165,7 +167,6 @@ describeWithChromium("the console in headless Chromium", () => {
 
 	beforeAll(async () => {
 		mkdirSync(SHOTS, { recursive: true });
-		if (!existsSync(path.join(ROOT, "dist/console/index.html"))) buildConsole();
 		node = await startNode();
 		const hostile = await http(node.url, "POST", "/api/v1/tools", {
 			tenant: TENANT,
@@ -262,6 +263,40 @@ describeWithChromium("the console in headless Chromium", () => {
 		await shot("events");
 	});
 
+	it("shows a task's outcome after the live feed comes back, though its events were missed", async () => {
+		const api = node.broker.getLocalService("api") as unknown as {
+			acceptUiSocket: (req: unknown, socket: { destroy(): void }) => Promise<void>;
+			uiSockets: { close(): Promise<void> };
+		};
+		const accept = api.acceptUiSocket;
+		await nav(page, "Tasks");
+		await page.getByLabel("Tool").selectOption({ label: "calculator" });
+		const before = problems.length;
+		// The gateway drops every UI socket and refuses new ones while the task runs.
+		api.acceptUiSocket = async (_req, socket) => socket.destroy();
+		await api.uiSockets.close();
+		await page.locator(".live-closed, .live-connecting").waitFor();
+		await page.getByLabel("expression").fill("7 * 8");
+		await page.getByRole("button", { name: "Queue task" }).click();
+		const task = page.locator(".task").first();
+		await task.getByText("pending").waitFor();
+		const taskId = (await task.getAttribute("data-task-id"))!;
+		await eventually(async () => {
+			const stored = await http(node.url, "GET", `/api/v1/internal/tasks/${taskId}`, { tenant: TENANT });
+			expect(stored.body.status).toBe("completed");
+		});
+		expect(await task.locator(".badge").textContent()).toBe("pending");
+		api.acceptUiSocket = accept;
+		await page.getByText("Live", { exact: true }).waitFor({ timeout: 40000 });
+		await task.locator(".badge", { hasText: "completed" }).waitFor();
+		expect(JSON.parse((await task.locator("pre").textContent())!)).toEqual({ value: 56 });
+		// The browser reports each refused reconnection; those were this test's doing.
+		const refused = problems
+			.splice(before)
+			.filter(problem => !/WebSocket connection to .* failed/.test(problem));
+		expect(refused).toEqual([]);
+	});
+
 	it("creates a key, shows its secret once, and revokes it", async () => {
 		await nav(page, "Keys");
 		await page.getByLabel("Name").fill("console test key");
@@ -289,6 +324,13 @@ describeWithChromium("the console in headless Chromium", () => {
 		await page.getByRole("button", { name: "Register" }).click();
 		await page.getByRole("heading", { name: "console_made", level: 1 }).waitFor();
 		await page.locator(".facts dd", { hasText: "console, made" }).waitFor();
+		await nav(page, "Events");
+		await page.getByText("tool_registered").first().waitFor();
+		await page.getByRole("button", { name: "Tools" }).click();
+		await page.locator(".event summary", { hasText: "console_made (v1)" }).waitFor();
+		expect(await page.getByText("task_completed").count()).toBe(0);
+		await page.goBack();
+		await page.getByRole("heading", { name: "console_made", level: 1 }).waitFor();
 		await page.getByRole("link", { name: "Edit" }).click();
 		await page.getByRole("button", { name: "JSON" }).click();
 		const json = page.getByLabel("Definition (JSON)");

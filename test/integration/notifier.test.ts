@@ -1,8 +1,8 @@
 import { randomUUID } from "crypto";
 import type { AddressInfo } from "net";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { TaskMessage } from "../../lib/queue/task-queue";
-import type { TaskUpdate } from "../../lib/task-events";
+import type { TaskMessage } from "../../lib/tasks/task-queue";
+import type { TaskUpdate } from "../../lib/tasks/task-events";
 import type { NotifierState } from "../../services/notifier.service";
 import { BACKENDS, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";

@@ -1,8 +1,8 @@
 import Redis from "ioredis";
 import { randomUUID } from "crypto";
-import { MemoryTaskQueue } from "../../lib/queue/memory-task-queue";
-import { RedisTaskQueue } from "../../lib/queue/redis-task-queue";
-import type { TaskQueue } from "../../lib/queue/task-queue";
+import { MemoryTaskQueue } from "../../lib/tasks/memory-task-queue";
+import { RedisTaskQueue } from "../../lib/tasks/redis-task-queue";
+import type { TaskQueue } from "../../lib/tasks/task-queue";
 import { pendingTask } from "../support/tasks";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 

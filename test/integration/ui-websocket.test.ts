@@ -1,8 +1,8 @@
 import { randomUUID } from "crypto";
 import type { IncomingMessage } from "http";
 import WebSocket, { type ClientOptions } from "ws";
-import type { TaskMessage } from "../../lib/queue/task-queue";
-import { taskFrame, type TaskUpdate } from "../../lib/task-events";
+import type { TaskMessage } from "../../lib/tasks/task-queue";
+import { taskFrame, type TaskUpdate } from "../../lib/tasks/task-events";
 import type { UiSockets } from "../../lib/ui-sockets";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";

@@ -1,5 +1,5 @@
 import { randomUUID } from "crypto";
-import type { TaskMessage } from "../../lib/queue/task-queue";
+import type { TaskMessage } from "../../lib/tasks/task-queue";
 
 /** A new pending task message for queue-level tests. */
 export const pendingTask = (tenant: string, extra: Partial<TaskMessage> = {}): TaskMessage => ({

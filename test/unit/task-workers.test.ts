@@ -1,6 +1,6 @@
-import { MemoryTaskQueue } from "../../lib/queue/memory-task-queue";
-import { TaskWorkers } from "../../lib/queue/task-workers";
-import type { Lease } from "../../lib/queue/task-queue";
+import { MemoryTaskQueue } from "../../lib/tasks/memory-task-queue";
+import { TaskWorkers } from "../../lib/tasks/task-workers";
+import type { Lease } from "../../lib/tasks/task-queue";
 import { pendingTask } from "../support/tasks";
 
 const OPTIONS = { concurrency: 2, leaseMs: 1000, reapIntervalMs: 50, maxDeliveries: 3, pollIntervalMs: 20 };

@@ -153,25 +153,31 @@ function Sources() {
 										<Time iso={source.last_refresh_at} />
 									</td>
 									<td class="row-actions">
-										<button
-											type="button"
-											class="secondary small"
-											disabled={busy === source.id}
-											onClick={() => act(source, "POST", "/refresh")}
-										>
-											Refresh
-										</button>
-										<button
-											type="button"
-											class="danger small"
-											disabled={busy === source.id}
-											onClick={() =>
-												confirm(`Delete the source ${source.name} and its tools?`) &&
-												act(source, "DELETE", "")
-											}
-										>
-											Delete
-										</button>
+										{source.tenant_id === "*" ? (
+											<span class="badge global">global</span>
+										) : (
+											<>
+												<button
+													type="button"
+													class="secondary small"
+													disabled={busy === source.id}
+													onClick={() => act(source, "POST", "/refresh")}
+												>
+													Refresh
+												</button>
+												<button
+													type="button"
+													class="danger small"
+													disabled={busy === source.id}
+													onClick={() =>
+														confirm(`Delete the source ${source.name} and its tools?`) &&
+														act(source, "DELETE", "")
+													}
+												>
+													Delete
+												</button>
+											</>
+										)}
 									</td>
 								</tr>
 							))}

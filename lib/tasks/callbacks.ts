@@ -1,5 +1,5 @@
 import { createHmac } from "crypto";
-import { guardedRequest, OutboundRefused } from "./outbound/guarded-fetch";
+import { guardedRequest, OutboundRefused } from "../outbound/guarded-fetch";
 
 export interface CallbackOptions {
 	/** HMAC key; receivers verify `X-Tool-Registry-Signature` with it. Unset = unsigned. */

@@ -1,5 +1,5 @@
-import type { JsonObject } from "../types/wire";
-import type { TaskMessage } from "./queue/task-queue";
+import type { JsonObject } from "../../types/wire";
+import type { TaskMessage } from "./task-queue";
 
 export type TaskEventName = "task_status_update" | "task_completed" | "task_failed";
 

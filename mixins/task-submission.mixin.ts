@@ -1,0 +1,241 @@
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { config } from "../lib/config";
+import { conflict, forbidden, invalid, lacksScope, notFound } from "../lib/errors";
+import type { ExecutionRequest } from "../lib/execution";
+import { newId } from "../lib/ids";
+import { taskQueueFor } from "../lib/tasks/backend";
+import { deliverCallback } from "../lib/tasks/callbacks";
+import {
+	callbackUrlProblem,
+	EXECUTION_PAYLOAD_PARAMS,
+	newTask,
+	scopeOfTask,
+	SUBMIT_PARAMS
+} from "../lib/tasks/messages";
+import type { TaskUpdate } from "../lib/tasks/task-events";
+import type { TaskMessage, TaskQueue } from "../lib/tasks/task-queue";
+import type { CallerMeta, JsonObject } from "../types/wire";
+import type { RedisLocals, RedisSettings } from "./redis.mixin";
+import type { TenantScopeMethods } from "./tenant-scope.mixin";
+import type { ToolAccessMethods } from "./tool-access.mixin";
+
+export interface TaskSubmissionSettings extends RedisSettings {
+	serviceToken?: string;
+	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs callbacks may reach although private. */
+	outboundAllowHosts: string[];
+	tasks: {
+		/** Finished tasks stay readable this long. */
+		retentionS: number;
+	};
+	/** POST of a finished task to its `callback_url`: HMAC secret, tries, first backoff, timeout per try. */
+	callbacks: { secret?: string; attempts: number; baseDelayMs: number; timeoutMs: number };
+}
+
+export interface TaskSubmissionMethods {
+	announce(update: TaskUpdate): void;
+	settle(task: TaskMessage): void;
+	ownTask(ctx: Context<unknown, CallerMeta>, taskId: string): Promise<TaskMessage>;
+	signalWork(): void;
+	checkTaskPayload(
+		ctx: Context<unknown, CallerMeta>,
+		task: Pick<TaskMessage, "type" | "payload" | "metadata">
+	): Promise<JsonObject>;
+}
+
+export interface TaskSubmissionLocals extends RedisLocals {
+	taskQueue: TaskQueue;
+	lastWorkSignal: number;
+	checkExecutionPayload(payload: unknown): true | { field: string; message: string }[];
+}
+
+type SubmissionThis = Service<TaskSubmissionSettings> &
+	TaskSubmissionMethods &
+	TaskSubmissionLocals &
+	TenantScopeMethods &
+	ToolAccessMethods & { workers?: { wake(count?: number): void } };
+
+/**
+ * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`).
+ * Everything that can be checked is checked before a task is queued. Needs RedisMixin (first),
+ * TenantScopeMixin and ToolAccessMixin in the host service.
+ */
+export function TaskSubmissionMixin(): Partial<ServiceSchema> {
+	const mixin: Partial<
+		ServiceSchema<TaskSubmissionSettings, TaskSubmissionMethods, TaskSubmissionLocals, SubmissionThis>
+	> = {
+		settings: {
+			serviceToken: config().serviceToken,
+			outboundAllowHosts: config().outboundAllowHosts,
+			tasks: { retentionS: 24 * 3600 },
+			callbacks: {
+				secret: config().callbackSecret,
+				attempts: 4,
+				baseDelayMs: 1000,
+				timeoutMs: 10000
+			},
+			$secureSettings: ["serviceToken", "callbacks"]
+		} as Partial<TaskSubmissionSettings> as TaskSubmissionSettings,
+
+		actions: {
+			submit: {
+				params: SUBMIT_PARAMS,
+				async handler(this: SubmissionThis, ctx: Context<TaskMessage, CallerMeta>) {
+					const tenantId = this.tenantOf(ctx);
+					const { task_id, tenant_id, type, priority, callback_url } = ctx.params;
+					const scope = scopeOfTask(type);
+					// Callers from other nodes are trusted; a gateway caller brings the scopes of its credential.
+					if (ctx.meta.scopes && !ctx.meta.scopes.includes(scope)) throw lacksScope(scope);
+					if (tenant_id !== undefined && tenant_id !== tenantId)
+						throw forbidden("tenant_id must be the caller's tenant");
+					const metadata = { ...ctx.params.metadata };
+					const callerAgent = this.agentOf(ctx);
+					if (callerAgent && metadata.agent_id && metadata.agent_id !== callerAgent)
+						throw forbidden("metadata.agent_id must be the calling agent");
+					metadata.agent_id = callerAgent ?? metadata.agent_id ?? null;
+					const callbackProblem = callback_url === undefined ? null : callbackUrlProblem(callback_url);
+					if (callbackProblem)
+						throw invalid("callback_url is invalid", [{ field: "callback_url", message: callbackProblem }]);
+					if (task_id) {
+						const existing = await this.taskQueue.get(task_id);
+						if (existing && existing.tenant_id !== tenantId) throw conflict("task_id is already in use");
+						if (existing) return existing;
+					}
+					const payload = await this.checkTaskPayload(ctx, { type, payload: ctx.params.payload, metadata });
+					const { task, created } = await this.taskQueue.submit(
+						newTask({
+							task_id: task_id ?? newId(),
+							tenant_id: tenantId,
+							type,
+							priority,
+							metadata,
+							payload,
+							...(callback_url ? { callback_url } : {})
+						})
+					);
+					if (!created) return task;
+					// No "queued" announcement: the submitter has the 202; updates start with "processing".
+					this.signalWork();
+					return { task_id: task.task_id, status: task.status };
+				}
+			},
+
+			status: {
+				params: { task_id: { type: "string", max: 64 } },
+				handler(this: SubmissionThis, ctx: Context<{ task_id: string }, CallerMeta>) {
+					return this.ownTask(ctx, ctx.params.task_id);
+				}
+			},
+
+			cancel: {
+				params: { task_id: { type: "string", max: 64 } },
+				async handler(this: SubmissionThis, ctx: Context<{ task_id: string }, CallerMeta>) {
+					await this.ownTask(ctx, ctx.params.task_id);
+					const answer = await this.taskQueue.cancel(ctx.params.task_id);
+					if (!answer) throw notFound("Task", ctx.params.task_id);
+					const { task, cancelled } = answer;
+					// Only the call that cancelled it answers 200: cancelling again is a conflict like any non-pending task.
+					if (!cancelled) throw conflict(`The task is ${task.status}`, { status: task.status });
+					this.announce({ event: "task_status_update", task, message: "cancelled" });
+					this.settle(task);
+					return task;
+				}
+			}
+		},
+
+		methods: {
+			/**
+			 * The payload to queue, once checked as far as it can be now: an execution names a tool the
+			 * caller may run with parameters matching its schema; a registration is a valid definition.
+			 */
+			async checkTaskPayload(
+				this: SubmissionThis,
+				ctx: Context<unknown, CallerMeta>,
+				{ type, payload, metadata }: Pick<TaskMessage, "type" | "payload" | "metadata">
+			) {
+				if (type === "tool_execution") {
+					const request = payload as ExecutionRequest;
+					const shape = this.checkExecutionPayload(request);
+					if (shape !== true)
+						throw invalid(
+							"payload is invalid",
+							shape.map(problem => ({
+								field: problem.field ? `payload.${problem.field}` : "payload",
+								message: problem.message
+							}))
+						);
+					const tool = await this.resolveTool(ctx, request, metadata.agent_id as string | null);
+					await this.checkParameters(tool, request.parameters ?? {});
+					metadata.execution_id ??= newId();
+					return {
+						tool_id: tool.id,
+						tool_name: tool.name,
+						tool_type: tool.type,
+						parameters: request.parameters ?? {},
+						timeout_ms: Math.min(request.timeout_ms ?? tool.timeout_ms, tool.timeout_ms),
+						// Checked again when the task runs: the definition may change while it waits.
+						...(request.expected_hash ? { expected_hash: request.expected_hash } : {})
+					};
+				}
+				if (type === "tool_registration") {
+					const report = await ctx.call<{ valid: boolean; errors: unknown }, JsonObject>(
+						"validator.validate",
+						payload
+					);
+					if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
+				}
+				return payload;
+			},
+
+			/**
+			 * One update, two audiences: one notifier node (it keeps the orchestrator's outbox) and every
+			 * gateway (each serves its own UI WebSocket clients).
+			 */
+			announce(this: SubmissionThis, update: TaskUpdate) {
+				this.broker.emit("task.updated", update, { groups: ["notifier"] });
+				this.broker.broadcast("task.updated", update, { groups: ["api"] });
+			},
+
+			/** POSTs a finished task to its callback URL, in the background. */
+			settle(this: SubmissionThis, task: TaskMessage) {
+				if (!task.callback_url) return;
+				const { secret, ...options } = this.settings.callbacks;
+				deliverCallback(task.callback_url, task, {
+					...options,
+					// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
+					secret: secret ?? this.settings.serviceToken,
+					allowHosts: this.settings.outboundAllowHosts
+				}).then(delivered => {
+					if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
+				});
+			},
+
+			async ownTask(this: SubmissionThis, ctx: Context<unknown, CallerMeta>, taskId: string) {
+				const task = await this.taskQueue.get(taskId);
+				if (!task || task.tenant_id !== this.tenantOf(ctx)) throw notFound("Task", taskId);
+				return task;
+			},
+
+			/** Wakes a local worker at once and executor nodes at most every 50 ms. */
+			signalWork(this: SubmissionThis) {
+				this.workers?.wake(1);
+				if (Date.now() - this.lastWorkSignal < 50) return;
+				this.lastWorkSignal = Date.now();
+				this.broker.broadcast("executor.work", {}, { groups: ["executor"] });
+			}
+		},
+
+		created(this: SubmissionThis) {
+			const { settings } = this;
+			this.taskQueue = taskQueueFor(this.broker, {
+				redis: this.redis,
+				redisPrefix: settings.redisPrefix,
+				retentionS: settings.tasks.retentionS
+			});
+			this.lastWorkSignal = 0;
+			this.checkExecutionPayload = this.broker.validator!.compile(
+				EXECUTION_PAYLOAD_PARAMS
+			) as TaskSubmissionLocals["checkExecutionPayload"];
+		}
+	};
+	return mixin as Partial<ServiceSchema>;
+}
