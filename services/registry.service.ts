@@ -339,9 +339,11 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
-		/** Operators' switch (REPL `disable` / `enable`): a disabled tool is neither discovered nor run. */
+		/**
+		 * The switch of operators (REPL `disable` / `enable`) and of the console (`PUT /tools/{id}/status`):
+		 * a disabled tool is neither discovered nor run.
+		 */
 		setStatus: {
-			visibility: "public",
 			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
 				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
