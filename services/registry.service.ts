@@ -87,7 +87,7 @@ interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	syncAgain: boolean;
 }
 
-/** A tool some node offers through an action that declares `tool` (contract section 3). */
+/** A tool some node offers through an action that declares `tool`. */
 interface OfferedTool {
 	definition: ToolDefinition;
 	available: boolean;
