@@ -4,9 +4,11 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
@@ -27,13 +29,15 @@ import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
 
-export interface ApiSettings extends RedisSettings {
+export interface ApiSettings extends RedisSettings, AuditSettings {
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
 	serviceToken?: string;
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
 	tenantRateLimit: number;
+	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
+	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	tenantRateWindowMs: number;
 	/** UI WebSocket (`GET /ws`): ping interval, and bytes queued per client before it is dropped. */
 	uiHeartbeatMs: number;
@@ -47,7 +51,7 @@ export interface ApiSettings extends RedisSettings {
 	onError?: unknown;
 }
 
-interface ApiMethods {
+interface ApiMethods extends AuditMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): Promise<null>;
 	admit(tenantId: string): Promise<void>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
@@ -55,7 +59,7 @@ interface ApiMethods {
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
-interface ApiLocals extends RedisLocals {
+interface ApiLocals extends RedisLocals, AuditLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
@@ -73,6 +77,8 @@ interface ApiLocals extends RedisLocals {
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
 
 interface GatewayRequest extends IncomingMessage {
+	/** The URL as received; moleculer-web makes `url` relative to the route. */
+	originalUrl?: string;
 	$alias?: RouteAlias;
 	$ctx?: Context<unknown, CallerMeta>;
 }
@@ -175,7 +181,7 @@ function serveDocs(
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
-	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
+	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, AuditMixin(), RedisMixin()],
 
 	settings: {
 		port: config().port,
@@ -183,6 +189,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: config().rateLimit,
+		mcpSessions: {
+			maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
+			maxSessions: config().mcpMaxSessions,
+			evictIdleAfterMs: 60_000
+		},
 		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
@@ -235,7 +246,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
 					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
-				use: [bodyDecodingErrors],
+				use: [bodyDecodingErrors, requireJsonBody],
 				aliases: API_ROUTES,
 				onAfterCall(
 					this: ApiThis,
@@ -256,7 +267,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		],
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
-			const body = sendError(res, err);
+			// No alias took the request: a known path asked with another method is a 405.
+			const refused =
+				(err instanceof ApiGateway.Errors.NotFoundError && wrongMethod(this.aliases, req.originalUrl)) || err;
+			const body = sendError(res, refused);
 			// The path only: a query may carry a credential.
 			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
@@ -318,6 +332,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					revoked_at: null
 				};
 				await this.keyStore.create(record);
+				await this.recordAudit(
+					this.auditDraft(ctx, tenant_id, "key.create", `key:${record.key_id}`, "success", {
+						details: { scopes, agent_id: record.agent_id, name: record.name }
+					})
+				);
 				const { secret_hash: _hidden, ...shown } = record;
 				return { ...shown, api_key: formatApiKey(record.key_id, secret) };
 			}
@@ -330,6 +349,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				const sameTenant = record && (ctx.meta.auth !== "api_key" || record.tenant_id === ctx.meta.tenant_id);
 				if (!record || !sameTenant) throw notFound("API key", ctx.params.key_id);
 				await this.keyStore.revoke(record.key_id, new Date().toISOString());
+				await this.recordAudit(
+					this.auditDraft(ctx, record.tenant_id, "key.revoke", `key:${record.key_id}`, "success")
+				);
 				return null;
 			}
 		}
@@ -409,7 +431,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				tenant_id: record.tenant_id,
 				agent_id: record.agent_id ?? agentHeader,
 				scopes: record.scopes,
-				auth: "api_key"
+				auth: "api_key",
+				key_id: record.key_id
 			};
 		},
 
@@ -470,7 +493,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						{ meta }
 					)
 			},
-			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+			{ loopbackOnly: isLoopbackAddress(settings.ip), ...settings.mcpSessions }
 		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
