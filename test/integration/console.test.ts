@@ -110,6 +110,20 @@ describe("the /ui page", () => {
 		expect(other.status).toBe(404);
 		const on = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "active" } });
 		expect([on.status, on.body.status]).toEqual([200, "active"]);
+		const pending = await http(node.url, "POST", "/api/v1/tools", {
+			tenant: TENANT,
+			body: { name: "unprobed", type: "external_api", config: { url: "https://unprobed.example.com/x" } }
+		});
+		// No executor on this node: the probe waits in the queue, so the tool stays unvalidated.
+		expect(pending.body.status).toBe("pending_validation");
+		const skip = await http(node.url, "PUT", `/api/v1/tools/${pending.body.id}/status`, {
+			tenant: TENANT,
+			body: { status: "active" }
+		});
+		expect([skip.status, skip.body.message]).toEqual([
+			409,
+			"Only a disabled tool can be enabled; this one is pending_validation"
+		]);
 		const calculator = (
 			await http(node.url, "GET", "/api/v1/tools?type=calculator", { tenant: TENANT })
 		).body.items.find((tool: { name: string }) => tool.name === "calculator");
@@ -447,20 +461,24 @@ describeWithChromium("the console in headless Chromium", () => {
 		await phone.close();
 	});
 
-	it("signs in with an API key, which needs no tenant", async () => {
+	it("signs out, forgetting everything, and signs in with an API key, which needs no tenant", async () => {
 		const key = await http(node.url, "POST", "/api/v1/keys", {
 			tenant: TENANT,
 			body: { tenant_id: TENANT, scopes: ["tools:read", "tools:execute"], name: "reader" }
 		});
-		const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-		const keyPage = await fresh.newPage();
-		watch(keyPage);
-		await signIn(keyPage, key.body.api_key);
-		await keyPage.getByText(HOSTILE).first().waitFor();
-		await keyPage.getByRole("button", { name: "Sign out" }).click();
-		await keyPage.getByRole("heading", { name: "Tool Registry console" }).waitFor();
-		expect(await keyPage.evaluate("sessionStorage.length")).toBe(0);
-		await fresh.close();
+		await page.getByRole("button", { name: "Sign out" }).click();
+		await page.getByRole("heading", { name: "Tool Registry console" }).waitFor();
+		expect(await page.evaluate("sessionStorage.length")).toBe(0);
+		await page.getByLabel("API key or service token").fill(key.body.api_key);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page.getByRole("heading", { name: "Catalog" }).waitFor();
+		await page.getByText("Live", { exact: true }).waitFor();
+		await page.getByText(HOSTILE).first().waitFor();
+		// What the previous sign-in did in this tab is not shown to the next one.
+		await nav(page, "Tasks");
+		await page.getByText("No tasks yet").waitFor();
+		await page.getByRole("button", { name: "Sign out" }).click();
+		expect(await page.evaluate("sessionStorage.length")).toBe(0);
 	});
 
 	it("saw no console error, no request leaving the host and no alert", () => {
