@@ -188,7 +188,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				};
 				await this.store.create(tool);
 				const shown = this.present(tool);
-				ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
+				void ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
 				if (tool.status === "pending_validation") await this.queueProbe(ctx, tool);
 				return shown;
 			}
@@ -303,7 +303,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const removed = await this.store.remove(ctx.params.id);
 				if (!removed) throw notFound("Tool", ctx.params.id);
 				await this.probeSchedule.remove(removed.id);
-				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
+				void ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
 				return null;
 			}
 		},
@@ -331,7 +331,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						return queued;
 					}
 				}
-				ctx.broadcast("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
+				void ctx.broadcast("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
 				return report;
 			}
 		},
@@ -349,7 +349,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
-				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
 				return shown;
 			}
 		},
@@ -399,7 +399,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const { next_check_at } = updated.health;
 				if (next_check_at) await this.probeSchedule.schedule(id, Date.parse(next_check_at));
 				else await this.probeSchedule.remove(id);
-				ctx.broadcast("tool.validation_completed", {
+				void ctx.broadcast("tool.validation_completed", {
 					tenant_id: updated.tenant_id,
 					tool: this.present(updated)
 				});
@@ -507,7 +507,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					);
 					if (!updated) throw notFound("Tool", id);
 					const shown = this.present(updated);
-					ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+					void ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
 					if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
 					return shown;
 				} catch (err) {
@@ -684,7 +684,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					updated_at: now()
 				}));
 				if (updated)
-					this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+					void this.broker.broadcast("tool.updated", {
+						tenant_id: GLOBAL_TENANT,
+						tool: this.present(updated)
+					});
 			}
 			// Auto-registered tools whose action is gone from every node.
 			let after: string | undefined;
@@ -703,7 +706,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						updated_at: now()
 					}));
 					if (updated)
-						this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+						void this.broker.broadcast("tool.updated", {
+							tenant_id: GLOBAL_TENANT,
+							tool: this.present(updated)
+						});
 				}
 				after = page.last_id ?? undefined;
 			} while (after);

@@ -210,7 +210,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 					await this.closeConnection(source.id);
 					throw err;
 				});
-				ctx.broadcast("source.created", { tenant_id: tenantId, source_id: source.id });
+				void ctx.broadcast("source.created", { tenant_id: tenantId, source_id: source.id });
 				const { source: refreshed, summary } = await this.refresh(source.id, offered);
 				return { ...this.present(refreshed), ...(summary ? { changes: summary } : {}) };
 			}
@@ -252,7 +252,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 					await ctx.call("registry.remove", { id }, { meta: { tenant_id: source.tenant_id } }).catch(err => {
 						if ((err as { code?: number }).code !== 404) throw err;
 					});
-				ctx.broadcast("source.deleted", { tenant_id: tenantId, source_id: source.id });
+				void ctx.broadcast("source.deleted", { tenant_id: tenantId, source_id: source.id });
 				return null;
 			}
 		},
