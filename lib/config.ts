@@ -132,7 +132,7 @@ export const CONFIG_VARIABLES = {
 	),
 	services: list(
 		"SERVICES",
-		"comma list of services this node runs: `api,registry,validator,executor,notifier`",
+		"comma list of services this node runs: `api,registry,validator,executor,notifier,sources`",
 		"all"
 	),
 	serviceToken: secret(

@@ -42,7 +42,7 @@ export function bodyDecodingErrors(
 	next(undecodable ? badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING") : err);
 }
 
-/** moleculer-web's own type names mapped to the contract's. */
+/** moleculer-web's own type names mapped to ours. */
 const RENAMED_TYPES: Record<string, string> = {
 	NO_TOKEN: "UNAUTHORIZED",
 	INVALID_TOKEN: "UNAUTHORIZED",

@@ -24,7 +24,7 @@ export interface McpBackend {
 	/** Ranked tools for a natural-language query, in MCP shape. */
 	searchTools(meta: CallerMeta, query: JsonObject): Promise<{ tools: McpToolShape[] }>;
 	/**
-	 * Runs a tool by name; resolves the execution envelope of contract section 3. `expectedHash`
+	 * Runs a tool by name; resolves the execution envelope. `expectedHash`
 	 * (from the call's `_meta.definition_hash`) refuses to run a definition other than the one shown.
 	 */
 	execute(meta: CallerMeta, name: string, parameters: JsonObject, expectedHash?: string): Promise<JsonObject>;

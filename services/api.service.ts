@@ -62,7 +62,7 @@ interface ApiLocals extends RedisLocals {
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	/** The Model Context Protocol server at /mcp (contract section 8). */
+	/** The Model Context Protocol server at /mcp. */
 	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
@@ -81,6 +81,8 @@ const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
+
+const pathOf = (url: string | undefined) => (url ?? "/").split("?")[0];
 
 const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
@@ -255,7 +257,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
 			const body = sendError(res, err);
-			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
+			// The path only: a query may carry a credential.
+			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
 	} as ApiSettings,
 
@@ -428,7 +431,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
 				const body = refuseUpgrade(socket, err);
-				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", req.url, err);
+				// The path only: `?token=` carries the credential.
+				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
 			}
 		}
 	},

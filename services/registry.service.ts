@@ -87,7 +87,7 @@ interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	syncAgain: boolean;
 }
 
-/** A tool some node offers through an action that declares `tool` (contract section 3). */
+/** A tool some node offers through an action that declares `tool`. */
 interface OfferedTool {
 	definition: ToolDefinition;
 	available: boolean;
@@ -350,6 +350,37 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
 				void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				return shown;
+			}
+		},
+
+		/**
+		 * Records the health of a tool whose upstream is watched elsewhere (an `mcp` tool follows its
+		 * source, which the sources service probes with backoff). Not a change of the definition.
+		 */
+		recordHealth: {
+			visibility: "public",
+			params: {
+				id: { type: "string", max: 64 },
+				health: {
+					type: "object",
+					props: {
+						state: { type: "enum", values: ["unknown", "healthy", "unreachable"] },
+						checked_at: { type: "string", max: 64, optional: true },
+						next_check_at: { type: "string", max: 64, optional: true },
+						error: { type: "string", max: 1000, optional: true }
+					}
+				}
+			},
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string; health: ToolHealth }>) {
+				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				const updated = await this.store.update(tool.id, stored => ({
+					...stored,
+					health: ctx.params.health
+				}));
+				if (!updated) throw notFound("Tool", ctx.params.id);
+				const shown = this.present(updated);
+				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
 				return shown;
 			}
 		},

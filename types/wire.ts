@@ -1,4 +1,4 @@
-/** Wire shapes of contract sections 2 and 3 (snake_case, as they travel over REST and the transporter). */
+/** Wire shapes of tools, keys and caller identity (snake_case, as they travel over REST and the transporter). */
 
 /** Every status a tool can have: the one list the code, the validators and the OpenAPI document use. */
 export const TOOL_STATUSES = ["pending_validation", "active", "invalid", "disabled"] as const;

@@ -106,6 +106,7 @@ describe("an MCP server registered as a tool source", () => {
 			metadata: { source_id: sourceId, source: "calc" }
 		});
 		expect(add.parameters.$schema).toBeUndefined();
+		expect(add.health).toMatchObject({ state: "healthy" });
 		expect(await toolNamed("calc__fail")).toMatchObject({ type: "mcp", status: "active" });
 		// The configured headers reach the server.
 		expect(upstream.receivedHeaders.some(headers => headers["x-upstream-key"] === "upstream-secret")).toBe(
@@ -265,8 +266,16 @@ describe("an MCP server registered as a tool source", () => {
 		expect(await toolNamed("calc__add")).toMatchObject({
 			id: before.id,
 			status: "active",
-			version: before.version
+			version: before.version,
+			health: { state: "unreachable", next_check_at: expect.any(String), error: expect.any(String) }
 		});
+		// Still discoverable, with its health shown.
+		const found = await api("POST", "/api/v1/registry/discover", {
+			query: "adds two numbers",
+			types: ["mcp"]
+		});
+		const item = found.body.items.find((i: { tool: { id: string } }) => i.tool.id === before.id);
+		expect(item.tool.health.state).toBe("unreachable");
 
 		await upstream.start();
 		// Probed again with backoff, without being asked.
@@ -282,6 +291,7 @@ describe("an MCP server registered as a tool source", () => {
 			return result.body;
 		});
 		expect(up.result).toEqual({ sum: 3 });
+		expect((await toolNamed("calc__add")).health.state).toBe("healthy");
 	});
 
 	it("is deleted with its tools", async () => {
