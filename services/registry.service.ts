@@ -380,7 +380,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
-				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
 				return shown;
 			}
 		},
