@@ -62,6 +62,12 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 			response: "ValidationReport"
 		}
 	),
+	"PUT /tools/:id/status": route(
+		"registry.setStatus",
+		"tools:write",
+		"Disable a tool (neither discovered nor run) or enable it again",
+		{ response: "StoredTool" }
+	),
 	"GET /tools/:id/stats": route("executor.stats", "tools:read", "Usage of a tool by the calling tenant"),
 	"POST /registry/validate": route(
 		"validator.validate",

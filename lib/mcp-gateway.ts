@@ -12,7 +12,7 @@ import { sendError, toErrorBody } from "./error-response";
 import { forbidden, invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
-import type { CallerMeta, JsonObject } from "../types/wire";
+import type { CallerMeta, JsonObject, ValidationProblem } from "../types/wire";
 import { GLOBAL_TENANT } from "./tenancy";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
@@ -239,11 +239,19 @@ export class McpGateway {
 				.catch(err => {
 					throw protocolError(err);
 				});
-			if (execution.status === "completed") {
+			const outputProblems = execution.output_problems as ValidationProblem[] | undefined;
+			if (execution.status === "completed" && !outputProblems) {
 				const result = (execution.result ?? {}) as JsonObject;
 				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
 			}
-			const error = execution.error as { type: string; message: string };
+			// MCP clients check structuredContent against outputSchema, so a result that misses it
+			// (passed through by a `warn` tool) is reported as an error rather than sent.
+			const error = outputProblems
+				? {
+						type: "output_invalid",
+						message: `the result does not match the tool's outputSchema: ${outputProblems.map(p => `${p.field} ${p.message}`).join("; ")}`
+					}
+				: (execution.error as { type: string; message: string });
 			await server
 				.sendLoggingMessage(
 					{
@@ -255,8 +263,8 @@ export class McpGateway {
 				)
 				.catch(() => undefined);
 			return {
+				// No structuredContent: it is the tool's result, which a client checks against its outputSchema.
 				content: [{ type: "text", text: `${error.type}: ${error.message}` }],
-				structuredContent: { error },
 				isError: true
 			};
 		});

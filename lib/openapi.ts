@@ -147,7 +147,12 @@ const COMPONENTS = {
 						message: { type: "string" }
 					}
 				},
-				execution_time_ms: { type: "number" }
+				execution_time_ms: { type: "number" },
+				output_problems: {
+					description: "How the result misses the tool's output_schema (tools with output_validation warn)",
+					type: "array",
+					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
+				}
 			}
 		},
 		Task: {

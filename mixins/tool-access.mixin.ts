@@ -3,7 +3,9 @@ import { conflict, definitionChanged, invalid, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
 import { createAjv } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
-import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
+import type { CallerMeta, JsonObject, StoredTool, ValidationProblem } from "../types/wire";
+import { DEFAULT_OUTPUT_VALIDATION } from "../lib/definition";
+import { ToolFailure } from "../lib/tool-contract";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
 import { ANY_AGENT } from "../lib/tenancy";
 
@@ -25,6 +27,11 @@ export interface ToolAccessMethods {
 	): Promise<StoredTool>;
 	/** Throws a 422 naming each problem when `parameters` do not match the tool's schema. */
 	checkParameters(tool: StoredTool, parameters: JsonObject): Promise<void>;
+	/**
+	 * Checks a result against the tool's `output_schema`: a `strict` tool fails with `output_invalid`;
+	 * a `warn` tool (the default) passes, and the problems are returned for `output_problems`.
+	 */
+	checkOutput(tool: StoredTool, result: JsonObject): Promise<ValidationProblem[] | undefined>;
 }
 
 interface ToolAccessLocals {
@@ -100,6 +107,24 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 					parameters
 				);
 				if (problems.length) throw invalid("Parameters do not match the tool's schema", problems);
+			},
+
+			async checkOutput(this: ToolAccessThis, tool: StoredTool, result: JsonObject) {
+				const mode = tool.output_validation ?? DEFAULT_OUTPUT_VALIDATION;
+				if (!tool.output_schema || mode === "off") return undefined;
+				const problems = await this.schemas.validate(
+					`${tool.id}@${tool.version}:output`,
+					tool.output_schema,
+					result,
+					"result"
+				);
+				if (!problems.length) return undefined;
+				if (mode === "strict")
+					throw new ToolFailure(
+						"output_invalid",
+						`the result does not match the tool's output_schema: ${problems.map(p => `${p.field} ${p.message}`).join("; ")}`
+					);
+				return problems;
 			}
 		},
 

@@ -18,7 +18,7 @@ import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/ba
 import { ExecutionContext } from "../lib/execution-context";
 import { toolFor, toolTypes } from "../tools";
 import type { TaskWorkers } from "../lib/tasks/task-workers";
-import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
+import type { CallerMeta, JsonObject, StoredTool, ValidationProblem } from "../types/wire";
 import { config } from "../lib/config";
 
 export type { ExecutionRequest, ExecutionResult };
@@ -109,8 +109,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const executionId = request.execution_id ?? newId();
 			let result: JsonObject | undefined;
 			let error: ExecutionResult["error"];
+			let outputProblems: ValidationProblem[] | undefined;
 			try {
 				result = await this.run(ctx, tool, parameters, timeoutMs, executionId);
+				outputProblems = await this.checkOutput(tool, result);
 			} catch (err) {
 				const failure =
 					err instanceof ToolFailure ? err : new ToolFailure("tool_error", "the tool failed unexpectedly");
@@ -141,8 +143,17 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			// Literals, not `{ ...envelope, result }`: once optimised, V8 gives every object spread and then
 			// extended a hidden class of its own, which cost a third of an execution's time in GC.
 			const { id: tool_id, name: tool_name } = tool;
-			return error
-				? { execution_id: executionId, tool_id, tool_name, status, error, execution_time_ms }
+			if (error) return { execution_id: executionId, tool_id, tool_name, status, error, execution_time_ms };
+			return outputProblems
+				? {
+						execution_id: executionId,
+						tool_id,
+						tool_name,
+						status,
+						result,
+						execution_time_ms,
+						output_problems: outputProblems
+					}
 				: { execution_id: executionId, tool_id, tool_name, status, result, execution_time_ms };
 		},
 

@@ -26,6 +26,7 @@ import {
 	type CallerMeta,
 	type JsonObject,
 	type StoredTool,
+	type ToolAnnotations,
 	type ToolDefinition,
 	type ToolHealth,
 	type ToolStatus,
@@ -98,6 +99,8 @@ interface ActionToolDeclaration {
 	description?: string;
 	parameters?: JsonObject;
 	tags?: string[];
+	output_schema?: JsonObject;
+	annotations?: ToolAnnotations;
 }
 
 type RegistryThis = Service<RegistrySettings> & RegistryMethods & RegistryLocals;
@@ -336,9 +339,11 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
-		/** Operators' switch (REPL `disable` / `enable`): a disabled tool is neither discovered nor run. */
+		/**
+		 * The switch of operators (REPL `disable` / `enable`) and of the console (`PUT /tools/{id}/status`):
+		 * a disabled tool is neither discovered nor run.
+		 */
 		setStatus: {
-			visibility: "public",
 			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
 				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
@@ -601,7 +606,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				config: definition.config ?? {},
 				metadata: definition.metadata ?? {},
 				permissions: definition.permissions ?? { agents: [ANY_AGENT] },
-				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
+				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS,
+				output_schema: definition.output_schema,
+				output_validation: definition.output_validation,
+				annotations: definition.annotations
 			};
 			// Not `{ ...complete, definition_hash }`: once optimised, V8 gives each such object a hidden class of its own.
 			return Object.assign(complete, { definition_hash: definitionHash(complete) });
@@ -650,7 +658,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						description: declared.description ?? "",
 						parameters: declared.parameters ?? paramsToJsonSchema(action.params),
 						config: { action: item.name },
-						metadata: { tags: declared.tags ?? [], auto_registered: true }
+						metadata: { tags: declared.tags ?? [], auto_registered: true },
+						output_schema: declared.output_schema,
+						annotations: declared.annotations
 					}
 				});
 			}
@@ -705,8 +715,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				}
 				const wanted = this.withDefaults(definition);
 				const changed = (tool: StoredTool) =>
-					JSON.stringify([tool.description, tool.parameters, tool.config, tool.metadata]) !==
-					JSON.stringify([wanted.description, wanted.parameters, wanted.config, wanted.metadata]);
+					tool.definition_hash !== wanted.definition_hash ||
+					JSON.stringify(tool.metadata) !== JSON.stringify(wanted.metadata);
 				if (!changed(existing) && existing.status === status) continue;
 				const updated = await this.store.update(existing.id, current => ({
 					...current,

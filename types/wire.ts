@@ -5,7 +5,7 @@ export const TOOL_STATUSES = ["pending_validation", "active", "invalid", "disabl
 export type ToolStatus = (typeof TOOL_STATUSES)[number];
 
 /** Failure classes of an execution result (`error.type`). */
-export const FAILURE_TYPES = ["timeout", "tool_error", "upstream_error"] as const;
+export const FAILURE_TYPES = ["timeout", "tool_error", "upstream_error", "output_invalid"] as const;
 export type FailureType = (typeof FAILURE_TYPES)[number];
 
 export type JsonObject = Record<string, unknown>;
@@ -56,6 +56,22 @@ export interface ToolDefinition {
 	metadata?: JsonObject;
 	permissions?: ToolPermissions;
 	timeout_ms?: number;
+	/** JSON Schema (an object schema) of the tool's `result`. */
+	output_schema?: JsonObject;
+	/** What a run does with a result that does not match `output_schema` (default `warn`). */
+	output_validation?: OutputValidation;
+	annotations?: ToolAnnotations;
+}
+
+export type OutputValidation = "off" | "warn" | "strict";
+
+/** Hints for clients about what a tool does (exported as MCP tool annotations). */
+export interface ToolAnnotations {
+	title?: string;
+	read_only?: boolean;
+	destructive?: boolean;
+	idempotent?: boolean;
+	open_world?: boolean;
 }
 
 /** A tool as stored and as every read returns it (secrets masked on the way out). */
@@ -70,6 +86,9 @@ export interface StoredTool {
 	metadata: JsonObject;
 	permissions: ToolPermissions;
 	timeout_ms: number;
+	output_schema?: JsonObject;
+	output_validation?: OutputValidation;
+	annotations?: ToolAnnotations;
 	version: number;
 	/** `sha256:<hex>` of the canonical definition of this version (see lib/definition-hash.ts). */
 	definition_hash: string;
