@@ -115,5 +115,6 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		status: 204
 	}),
 	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
+	"GET /audit": route("audit.list", "keys:admin", "The tenant's audit trail, newest first"),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

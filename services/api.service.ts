@@ -4,6 +4,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
@@ -27,7 +28,7 @@ import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
 
-export interface ApiSettings extends RedisSettings {
+export interface ApiSettings extends RedisSettings, AuditSettings {
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
@@ -47,7 +48,7 @@ export interface ApiSettings extends RedisSettings {
 	onError?: unknown;
 }
 
-interface ApiMethods {
+interface ApiMethods extends AuditMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): Promise<null>;
 	admit(tenantId: string): Promise<void>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
@@ -55,7 +56,7 @@ interface ApiMethods {
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
-interface ApiLocals extends RedisLocals {
+interface ApiLocals extends RedisLocals, AuditLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
@@ -175,7 +176,7 @@ function serveDocs(
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
-	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
+	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, AuditMixin(), RedisMixin()],
 
 	settings: {
 		port: config().port,
@@ -318,6 +319,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					revoked_at: null
 				};
 				await this.keyStore.create(record);
+				await this.recordAudit(
+					this.auditDraft(ctx, tenant_id, "key.create", `key:${record.key_id}`, "success", {
+						details: { scopes, agent_id: record.agent_id, name: record.name }
+					})
+				);
 				const { secret_hash: _hidden, ...shown } = record;
 				return { ...shown, api_key: formatApiKey(record.key_id, secret) };
 			}
@@ -330,6 +336,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				const sameTenant = record && (ctx.meta.auth !== "api_key" || record.tenant_id === ctx.meta.tenant_id);
 				if (!record || !sameTenant) throw notFound("API key", ctx.params.key_id);
 				await this.keyStore.revoke(record.key_id, new Date().toISOString());
+				await this.recordAudit(
+					this.auditDraft(ctx, record.tenant_id, "key.revoke", `key:${record.key_id}`, "success")
+				);
 				return null;
 			}
 		}
@@ -409,7 +418,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				tenant_id: record.tenant_id,
 				agent_id: record.agent_id ?? agentHeader,
 				scopes: record.scopes,
-				auth: "api_key"
+				auth: "api_key",
+				key_id: record.key_id
 			};
 		},
 

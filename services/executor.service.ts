@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { TaskSubmissionMixin, type TaskSubmissionLocals } from "../mixins/task-submission.mixin";
 import { TaskWorkersMixin, type TaskWorkerSettings } from "../mixins/task-workers.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
@@ -23,13 +24,13 @@ import { config } from "../lib/config";
 
 export type { ExecutionRequest, ExecutionResult };
 
-export interface ExecutorSettings extends TaskWorkerSettings, ToolAccessSettings {
+export interface ExecutorSettings extends TaskWorkerSettings, ToolAccessSettings, AuditSettings {
 	orchestratorUrl?: string;
 	guards: ToolGuardOptions;
 	$secureSettings: string[];
 }
 
-interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods {
+interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods, AuditMethods {
 	refusesTenantCalls(action: string): boolean;
 	run(
 		ctx: Context<unknown, CallerMeta>,
@@ -41,7 +42,7 @@ interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods {
 	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
 }
 
-interface ExecutorLocals extends TaskSubmissionLocals {
+interface ExecutorLocals extends TaskSubmissionLocals, AuditLocals {
 	guards: ToolGuards;
 	usage: UsageStats;
 	env: ToolEnvironment;
@@ -63,6 +64,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		TaskSubmissionMixin(),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
+		AuditMixin(),
 		RedisMixin()
 	],
 
@@ -139,6 +141,18 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				error_type: error?.type,
 				execution_time_ms: elapsedMs
 			});
+			const rate = this.settings.audit.executionSampleRate;
+			if (rate >= 1 || (rate > 0 && Math.random() < rate))
+				await this.recordAudit(
+					this.auditDraft(ctx, tenantId, "tool.execute", `tool:${tool.id}`, status, {
+						definition_hash: tool.definition_hash,
+						details: {
+							execution_id: executionId,
+							...(error ? { error_type: error.type } : {}),
+							...(rate < 1 ? { sample_rate: rate } : {})
+						}
+					})
+				);
 			const execution_time_ms = Math.round(elapsedMs * 1000) / 1000;
 			// Literals, not `{ ...envelope, result }`: once optimised, V8 gives every object spread and then
 			// extended a hidden class of its own, which cost a third of an execution's time in GC.

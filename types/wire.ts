@@ -121,6 +121,8 @@ export interface CallerMeta {
 	/** Set by the gateway only; nodes on the transporter are trusted and carry no scopes. */
 	scopes?: readonly Scope[];
 	auth?: "service_token" | "api_key";
+	/** The API key that authenticated the caller (for the audit trail). */
+	key_id?: string;
 }
 
 export type SourceType = "mcp" | "openapi";
