@@ -8,6 +8,7 @@ import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } f
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
@@ -74,6 +75,8 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
 
 interface GatewayRequest extends IncomingMessage {
+	/** The URL as received; moleculer-web makes `url` relative to the route. */
+	originalUrl?: string;
 	$alias?: RouteAlias;
 	$ctx?: Context<unknown, CallerMeta>;
 }
@@ -236,7 +239,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
 					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
-				use: [bodyDecodingErrors],
+				use: [bodyDecodingErrors, requireJsonBody],
 				aliases: API_ROUTES,
 				onAfterCall(
 					this: ApiThis,
@@ -257,7 +260,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		],
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
-			const body = sendError(res, err);
+			// No alias took the request: a known path asked with another method is a 405.
+			const refused =
+				(err instanceof ApiGateway.Errors.NotFoundError && wrongMethod(this.aliases, req.originalUrl)) || err;
+			const body = sendError(res, refused);
 			// The path only: a query may carry a credential.
 			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
