@@ -14,7 +14,7 @@ import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } fro
 import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
-import { maskSecrets, restoreSecrets } from "../lib/secrets";
+import { maskSecrets, restoreSecrets, secretsNotGiven, upstreamOf } from "../lib/secrets";
 import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
@@ -259,19 +259,34 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					ctx,
 					ctx.params.id,
 					ctx.params.expected_version,
-					current => ({
-						...definitionOf(current),
-						...patch,
-						// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
-						config:
-							patch.config === undefined
-								? current.config
-								: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
-						metadata:
-							patch.metadata === undefined
-								? current.metadata
-								: (mergePatch(current.metadata, patch.metadata) as JsonObject)
-					}),
+					current => {
+						const next: ToolDefinition = {
+							...definitionOf(current),
+							...patch,
+							// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
+							config:
+								patch.config === undefined
+									? current.config
+									: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
+							metadata:
+								patch.metadata === undefined
+									? current.metadata
+									: (mergePatch(current.metadata, patch.metadata) as JsonObject)
+						};
+						// ...but only while the secrets still go where they went.
+						if (upstreamOf(next.type, next.config ?? {}) !== upstreamOf(current.type, current.config)) {
+							const missing = secretsNotGiven(next.config ?? {}, patch.config);
+							if (missing.length)
+								throw invalid(
+									"The tool's upstream changed: give every secret again",
+									missing.map(field => ({
+										field,
+										message: "must be given again, since the upstream changed"
+									}))
+								);
+						}
+						return next;
+					},
 					"tool.update"
 				);
 			}
