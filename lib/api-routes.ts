@@ -62,6 +62,12 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 			response: "ValidationReport"
 		}
 	),
+	"PUT /tools/:id/status": route(
+		"registry.setStatus",
+		"tools:write",
+		"Disable a tool (neither discovered nor run) or enable it again",
+		{ response: "StoredTool" }
+	),
 	"GET /tools/:id/stats": route("executor.stats", "tools:read", "Usage of a tool by the calling tenant"),
 	"POST /registry/validate": route(
 		"validator.validate",
@@ -94,5 +100,21 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		status: 201,
 		location: key => `/api/v1/keys/${key.key_id}`
 	}),
+	"POST /sources": route(
+		"sources.create",
+		"tools:write",
+		"Register a tool source (MCP server or OpenAPI document)",
+		{
+			status: 201,
+			location: source => `/api/v1/sources/${source.id}`
+		}
+	),
+	"GET /sources": route("sources.list", "tools:read", "List the tenant's tool sources and the global ones"),
+	"GET /sources/:id": route("sources.get", "tools:read", "Read a tool source"),
+	"DELETE /sources/:id": route("sources.remove", "tools:write", "Delete a tool source and its tools", {
+		status: 204
+	}),
+	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
+	"GET /audit": route("audit.list", "keys:admin", "The tenant's audit trail, newest first"),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

@@ -4,6 +4,8 @@
  * docs/configuration.md's table is generated from it (`npm run config-docs`; a test compares them).
  */
 
+import { parseDescriptionPolicies } from "./description-policy";
+
 /** One environment variable: how it is documented and how its raw text becomes a setting. */
 export interface Variable<T> {
 	name: string;
@@ -97,13 +99,23 @@ function list(name: string, doc: string, shown = "unset"): Variable<string[]> {
 	};
 }
 
+/** A variable read by a parser of its own (which throws a message saying what it expects). */
+function custom<T>(
+	name: string,
+	doc: string,
+	shown: string,
+	parse: (raw: string | undefined) => T
+): Variable<T> {
+	return { name, doc, shown, parse };
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Every variable the service reads, in the order the docs list them. */
 export const CONFIG_VARIABLES = {
 	port: integer(
 		"PORT",
-		"HTTP port of the gateway (`0` = any free port; the chosen port is logged)",
+		"HTTP port of the gateway, or on a node without one of its `/metrics` and `/health` (`0` = any free port; the chosen port is logged)",
 		3000,
 		0,
 		65535
@@ -120,7 +132,7 @@ export const CONFIG_VARIABLES = {
 	),
 	services: list(
 		"SERVICES",
-		"comma list of services this node runs: `api,registry,validator,executor,notifier`",
+		"comma list of services this node runs: `api,registry,validator,executor,notifier,sources`",
 		"all"
 	),
 	serviceToken: secret(
@@ -145,7 +157,7 @@ export const CONFIG_VARIABLES = {
 	),
 	outboundAllowHosts: list(
 		"OUTBOUND_ALLOW_HOSTS",
-		"hosts or CIDRs tenant-configured calls may reach although private"
+		"hosts, IPs or CIDRs tenant-configured calls may reach although private, each optionally `:port` to open that port only (docs/security.md)"
 	),
 	rateLimit: integer(
 		"RATE_LIMIT",
@@ -172,6 +184,24 @@ export const CONFIG_VARIABLES = {
 		3600000,
 		1
 	),
+	descriptionPolicy: oneOf(
+		"DESCRIPTION_POLICY",
+		"`warn`: a tool whose descriptions the guard flags is stored with its warnings; `refuse`: register/update answers 422 with the findings",
+		["warn", "refuse"] as const,
+		"warn"
+	),
+	descriptionPolicyTenants: custom(
+		"DESCRIPTION_POLICY_TENANTS",
+		"per-tenant overrides of `DESCRIPTION_POLICY`, e.g. `acme=refuse,lab=warn`",
+		"unset",
+		raw => {
+			try {
+				return parseDescriptionPolicies("warn", raw).tenants;
+			} catch (err) {
+				throw new Error((err as Error).message.replace(/^DESCRIPTION_POLICY_TENANTS /, ""));
+			}
+		}
+	),
 	callbackSecret: secret("CALLBACK_SECRET", "HMAC key of task callbacks", "`SERVICE_TOKEN`"),
 	redisPrefix: text("REDIS_PREFIX", "key namespace in a shared Redis", "tool-registry:"),
 	namespace: text("NAMESPACE", "Moleculer namespace (separates clusters sharing one NATS)", "", "empty"),
@@ -183,10 +213,15 @@ export const CONFIG_VARIABLES = {
 		"text"
 	),
 	metrics: oneOf("METRICS", "`off` disables Moleculer metrics", ["on", "off"] as const, "on"),
-	metricsPort: integer("METRICS_PORT", "Prometheus listener of nodes that run no gateway", 3030, 0, 65535),
 	tracingExporter: optionalText(
 		"TRACING_EXPORTER",
 		"Moleculer tracing exporter (`Console`, `Zipkin`, `Jaeger`, `Datadog`, …); unset = no spans"
+	),
+	embeddings: oneOf(
+		"EMBEDDINGS",
+		"how discovery embeds text for semantic ranking: `local` (a model shipped in an npm package, run off the event loop), `orchestrator` (POST to `{ORCHESTRATOR_URL}/api/v1/embeddings`), `off` (lexical only)",
+		["local", "orchestrator", "off"] as const,
+		"local"
 	),
 	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN`")
 };

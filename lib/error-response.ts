@@ -19,7 +19,7 @@ export interface ErrorBody {
 /** body-parser's error types for a request body the server refuses to read. */
 const BODY_ERRORS: Record<string, { code: number; type: string; message?: string }> = {
 	"entity.parse.failed": { code: 400, type: "INVALID_JSON" },
-	"entity.too.deep": { code: 400, type: "INVALID_JSON" },
+	"entity.refused": { code: 400, type: "INVALID_JSON" },
 	"entity.too.large": { code: 413, type: "PAYLOAD_TOO_LARGE", message: "Request body exceeds 1 MiB" },
 	"encoding.unsupported": { code: 415, type: "UNSUPPORTED_ENCODING" },
 	"charset.unsupported": { code: 415, type: "UNSUPPORTED_CHARSET" },
@@ -42,7 +42,7 @@ export function bodyDecodingErrors(
 	next(undecodable ? badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING") : err);
 }
 
-/** moleculer-web's own type names mapped to the contract's. */
+/** moleculer-web's own type names mapped to ours. */
 const RENAMED_TYPES: Record<string, string> = {
 	NO_TOKEN: "UNAUTHORIZED",
 	INVALID_TOKEN: "UNAUTHORIZED",

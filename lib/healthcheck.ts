@@ -1,12 +1,8 @@
 /**
- * Container health check (Dockerfile HEALTHCHECK): a gateway node answers `/health`; a node without
- * the gateway answers its Prometheus listener. Exits 0 when the node answers, 1 otherwise.
+ * Container health check (Dockerfile HEALTHCHECK): every node answers `/health` on its PORT, from the
+ * gateway or, on a node without one, from its metrics listener. Exits 0 when the node answers, 1 otherwise.
  */
-const runsGateway =
-	!process.env.SERVICES || process.env.SERVICES.split(",").some(name => name.trim() === "api");
-const url = runsGateway
-	? `http://127.0.0.1:${process.env.PORT ?? 3000}/health`
-	: `http://127.0.0.1:${process.env.METRICS_PORT ?? 3030}/metrics`;
+const url = `http://127.0.0.1:${process.env.PORT ?? 3000}/health`;
 
 fetch(url, { signal: AbortSignal.timeout(2500) }).then(
 	res => process.exit(res.ok ? 0 : 1),

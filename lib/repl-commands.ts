@@ -1,6 +1,12 @@
 import type { ServiceBroker } from "moleculer";
 import type { QueueDepth, TaskMessage } from "./tasks/task-queue";
-import type { StoredTool } from "../types/wire";
+import type { StoredTool, ToolSource } from "../types/wire";
+
+type SourceView = Pick<
+	ToolSource,
+	"id" | "name" | "tenant_id" | "type" | "health" | "tool_count" | "last_refresh_at"
+>;
+import type { AuditPage } from "./audit/audit-log";
 
 /**
  * Operator commands for `npm run repl` (moleculer-repl `customCommands`). Each one is a function of
@@ -72,6 +78,28 @@ export const OPS_COMMANDS: OpsCommand[] = [
 		}
 	},
 	{
+		command: "audit <tenant> [action]",
+		description: "The latest 50 audit entries of a tenant, newest first (optionally of one action)",
+		async run(broker, { tenant, action }) {
+			const page: AuditPage = await broker.call(
+				"audit.list",
+				{ limit: 50, ...(action ? { action } : {}) },
+				asTenant(tenant)
+			);
+			if (page.items.length === 0) return "No audit entries.";
+			return table(
+				["at", "action", "target", "outcome", "actor"],
+				page.items.map(e => [
+					e.at,
+					e.action,
+					e.target,
+					e.outcome,
+					[e.actor.kind, e.actor.key_id, e.actor.agent_id].filter(Boolean).join(" ")
+				])
+			);
+		}
+	},
+	{
 		command: "disable <tenant> <toolId>",
 		description: "Disable a tool: it is no longer discovered or run",
 		async run(broker, { tenant, toolId }) {
@@ -81,6 +109,44 @@ export const OPS_COMMANDS: OpsCommand[] = [
 				asTenant(tenant)
 			);
 			return `${tool.name} (${tool.id}) is ${tool.status}`;
+		}
+	},
+	{
+		command: "sources",
+		description: "Tool sources of every tenant: health, tool count, last refresh",
+		async run(broker) {
+			const sources: SourceView[] = await broker.call("sources.overview");
+			if (sources.length === 0) return "No tool sources.";
+			return table(
+				["name", "id", "tenant", "type", "health", "tools", "last refresh"],
+				sources.map(s => [
+					s.name,
+					s.id,
+					s.tenant_id,
+					s.type,
+					s.health.state,
+					String(s.tool_count),
+					s.last_refresh_at ?? "never"
+				])
+			);
+		}
+	},
+	{
+		command: "source refresh <sourceId>",
+		description: "Read a tool source's tools again now",
+		async run(broker, { sourceId }) {
+			const sources: SourceView[] = await broker.call("sources.overview");
+			const source = sources.find(s => s.id === sourceId);
+			if (!source) return `No source ${sourceId}.`;
+			const refreshed: SourceView & { changes?: Record<string, unknown[]> } = await broker.call(
+				"sources.refresh",
+				{ id: sourceId },
+				asTenant(source.tenant_id)
+			);
+			const changes = Object.entries(refreshed.changes ?? {})
+				.map(([kind, names]) => `${kind} ${names.length}`)
+				.join(", ");
+			return `${refreshed.name} (${refreshed.id}) is ${refreshed.health.state}, ${refreshed.tool_count} tools${changes ? `; ${changes}` : ""}`;
 		}
 	},
 	{

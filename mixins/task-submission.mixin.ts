@@ -18,6 +18,7 @@ import type { CallerMeta, JsonObject } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
 import type { ToolAccessMethods } from "./tool-access.mixin";
+import type { AuditMethods } from "./audit.mixin";
 
 export interface TaskSubmissionSettings extends RedisSettings {
 	serviceToken?: string;
@@ -53,14 +54,16 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 	TaskSubmissionMethods &
 	TaskSubmissionLocals &
 	TenantScopeMethods &
-	ToolAccessMethods & { workers?: { wake(count?: number): void } };
+	ToolAccessMethods &
+	AuditMethods & { workers?: { wake(count?: number): void } };
 
 /**
  * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`, under
  * `actionPrefix`). Everything that can be checked is checked before a task is queued. The executor
  * offers these actions to other nodes; every gateway has its own, so a submission is durable in the
- * queue as soon as it is answered, whether or not an executor node is up. Needs RedisMixin,
- * TenantScopeMixin and ToolAccessMixin listed after it in the host service (their `created` runs first).
+ * queue as soon as it is answered, whether or not an executor node is up. An accepted task is recorded in the audit trail. Needs RedisMixin,
+ * TenantScopeMixin, ToolAccessMixin and AuditMixin listed after it in the host service (their `created`
+ * runs first).
  */
 export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Partial<ServiceSchema> {
 	const prefix = options.actionPrefix ?? "";
@@ -118,6 +121,11 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 						})
 					);
 					if (!created) return task;
+					await this.recordAudit(
+						this.auditDraft(ctx, tenantId, "task.submit", `task:${task.task_id}`, "accepted", {
+							details: { type: task.type, ...(payload.tool_id ? { tool_id: payload.tool_id } : {}) }
+						})
+					);
 					// No "queued" announcement: the submitter has the 202; updates start with "processing".
 					this.signalWork();
 					return { task_id: task.task_id, status: task.status };

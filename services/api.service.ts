@@ -4,12 +4,14 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
-import { GLOBAL_TENANT, TENANT_ID_PATTERN, TenantScopeMixin } from "../mixins/tenant-scope.mixin";
+import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
-import { refuseDeepJson } from "../lib/json-depth";
+import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
@@ -30,7 +32,7 @@ import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
 
-export interface ApiSettings extends RedisSettings {
+export interface ApiSettings extends RedisSettings, AuditSettings {
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
@@ -50,7 +52,7 @@ export interface ApiSettings extends RedisSettings {
 	onError?: unknown;
 }
 
-interface ApiMethods {
+interface ApiMethods extends AuditMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): Promise<null>;
 	admit(tenantId: string): Promise<void>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
@@ -58,14 +60,14 @@ interface ApiMethods {
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
-interface ApiLocals extends RedisLocals {
+interface ApiLocals extends RedisLocals, AuditLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	/** The Model Context Protocol server at /mcp (contract section 8). */
+	/** The Model Context Protocol server at /mcp. */
 	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
@@ -87,11 +89,7 @@ const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
 
-/** JSON keys that would change an object's prototype when a body is merged into params. */
-const rejectPrototypeKeys = (key: string, value: unknown) => {
-	if (key === "__proto__") throw new SyntaxError('JSON key "__proto__" is not allowed');
-	return value;
-};
+const pathOf = (url: string | undefined) => (url ?? "/").split("?")[0];
 
 const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
@@ -135,24 +133,12 @@ function serveMcp(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	return this.mcp.handle(req, res);
 }
 
-/**
- * `GET /metrics`: the Prometheus text of this node. Behind the service token when one is set, since
- * labels name tenants and tools.
- */
-async function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
-	const token = this.serviceTokenDigest;
-	const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+/** `GET /metrics`: the Prometheus text of this node, behind the service token when one is set. */
+function serveMetrics(this: ApiThis, req: IncomingMessage, res: ServerResponse) {
 	const reporter = this.broker.metrics.reporter?.find(r => r instanceof GatewayPrometheusReporter) as
 		GatewayPrometheusReporter | undefined;
-	const refusal =
-		token && !(credential && matchesDigest(credential, token))
-			? unauthorized()
-			: !reporter
-				? notFound("Metrics")
-				: null;
-	if (refusal) return void sendError(res, refusal);
-	res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-	res.end(reporter!.generatePrometheusResponse());
+	if (!reporter) return void sendError(res, notFound("Metrics"));
+	reporter.serve(req, res, this.serviceTokenDigest);
 }
 
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
@@ -203,6 +189,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		TaskSubmissionMixin({ actionPrefix: "tasks." }),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
+		AuditMixin(),
 		RedisMixin()
 	],
 
@@ -261,7 +248,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				authentication: true,
 				authorization: true,
 				bodyParsers: {
-					json: { limit: "1mb", strict: true, reviver: rejectPrototypeKeys, verify: refuseDeepJson }
+					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
+					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
 				use: [bodyDecodingErrors],
 				aliases: API_ROUTES,
@@ -274,8 +262,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					data: unknown
 				) {
 					const meta = ctx.meta as Record<string, unknown>;
-					if (req.$alias?.status) meta.$statusCode = req.$alias.status;
-					if (req.$alias?.location) meta.$location = req.$alias.location(data as Record<string, string>);
+					// An action may answer otherwise than its route's usual status (a dry run stores nothing).
+					if (req.$alias?.status) meta.$statusCode ??= req.$alias.status;
+					if (req.$alias?.location && meta.$statusCode === req.$alias.status)
+						meta.$location = req.$alias.location(data as Record<string, string>);
 					return data;
 				}
 			}
@@ -283,7 +273,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
 			const body = sendError(res, err);
-			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
+			// The path only: a query may carry a credential.
+			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
 	} as ApiSettings,
 
@@ -343,6 +334,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					revoked_at: null
 				};
 				await this.keyStore.create(record);
+				await this.recordAudit(
+					this.auditDraft(ctx, tenant_id, "key.create", `key:${record.key_id}`, "success", {
+						details: { scopes, agent_id: record.agent_id, name: record.name }
+					})
+				);
 				const { secret_hash: _hidden, ...shown } = record;
 				return { ...shown, api_key: formatApiKey(record.key_id, secret) };
 			}
@@ -355,6 +351,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				const sameTenant = record && (ctx.meta.auth !== "api_key" || record.tenant_id === ctx.meta.tenant_id);
 				if (!record || !sameTenant) throw notFound("API key", ctx.params.key_id);
 				await this.keyStore.revoke(record.key_id, new Date().toISOString());
+				await this.recordAudit(
+					this.auditDraft(ctx, record.tenant_id, "key.revoke", `key:${record.key_id}`, "success")
+				);
 				return null;
 			}
 		}
@@ -427,7 +426,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				tenant_id: record.tenant_id,
 				agent_id: record.agent_id ?? agentHeader,
 				scopes: record.scopes,
-				auth: "api_key"
+				auth: "api_key",
+				key_id: record.key_id
 			};
 		},
 
@@ -449,7 +449,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
 				const body = refuseUpgrade(socket, err);
-				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", req.url, err);
+				// The path only: `?token=` carries the credential.
+				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
 			}
 		}
 	},

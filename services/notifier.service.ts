@@ -110,7 +110,7 @@ const send = (ws: WebSocket, frame: string) =>
 	new Promise<void>((resolve, reject) => ws.send(frame, err => (err ? reject(err) : resolve())));
 
 /**
- * Forwards task updates to the orchestrator over its WebSocket (contract section 5). The task queue
+ * Forwards task updates to the orchestrator over its WebSocket. The task queue
  * records every update in the outbox together with the status change it reports; the notifier drains
  * the outbox in order, so nothing is lost while it, the transporter or the orchestrator is away. With
  * Redis the outbox is shared and only the node holding the leader lock connects and drains; recorded

@@ -2,15 +2,22 @@ import type { BaseTool } from "./base";
 import { calculatorTool } from "./calculator";
 import { datetimeTool } from "./datetime";
 import { externalApiTool } from "./external-api";
+import { mcpTool } from "./mcp";
 import { moleculerActionTool } from "./moleculer-action";
 import { ragQueryTool, ragSearchTool } from "./rag";
 
 /** Tool types by name: the one place a new type is plugged in. */
 export const toolTypes: Readonly<Record<string, BaseTool>> = Object.freeze(
 	Object.fromEntries(
-		[calculatorTool, datetimeTool, ragQueryTool, ragSearchTool, externalApiTool, moleculerActionTool].map(
-			tool => [tool.type, tool]
-		)
+		[
+			calculatorTool,
+			datetimeTool,
+			ragQueryTool,
+			ragSearchTool,
+			externalApiTool,
+			mcpTool,
+			moleculerActionTool
+		].map(tool => [tool.type, tool])
 	)
 );
 

@@ -1,4 +1,8 @@
+import type { IncomingMessage, ServerResponse } from "http";
 import { MetricReporters } from "moleculer";
+import { matchesDigest } from "../credentials";
+import { sendError } from "../error-response";
+import { unauthorized } from "../errors";
 
 /**
  * Moleculer's Prometheus reporter without its own HTTP server: the gateway serves its text at
@@ -10,6 +14,18 @@ export class GatewayPrometheusReporter extends MetricReporters.Prometheus {
 		const labels = (this.opts as { defaultLabels?: unknown }).defaultLabels;
 		(this as unknown as { defaultLabels: unknown }).defaultLabels =
 			typeof labels === "function" ? labels.call(this, registry) : labels;
+	}
+
+	/**
+	 * Answers `GET /metrics`: behind the service token (the SHA-256 `tokenDigest`) when one is set,
+	 * since labels name tenants and tools.
+	 */
+	serve(req: IncomingMessage, res: ServerResponse, tokenDigest: Buffer | null): void {
+		const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+		if (tokenDigest && !(credential && matchesDigest(credential, tokenDigest)))
+			return void sendError(res, unauthorized());
+		res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
+		res.end(this.generatePrometheusResponse());
 	}
 
 	override async stop(): Promise<void> {}

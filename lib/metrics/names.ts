@@ -11,7 +11,10 @@ export const METRICS = {
 	notifierLeader: "tool_registry.notifier.leader",
 	toolsRegistered: "tool_registry.tools.registered",
 	toolsUnreachable: "tool_registry.tools.unreachable",
-	descriptionFindings: "tool_registry.description.findings.total"
+	descriptionFindings: "tool_registry.description.findings.total",
+	sourceHealthy: "tool_registry.source.healthy",
+	sourceTools: "tool_registry.source.tools",
+	sourceLastRefresh: "tool_registry.source.last_refresh"
 } as const;
 
 interface Definition {
@@ -59,6 +62,18 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 		type: "counter",
 		labelNames: ["tenant", "rule"],
 		description: "Findings of the description guard in registered and updated definitions, by rule"
+	},
+	sourceHealthy: {
+		type: "gauge",
+		labelNames: ["tenant", "source"],
+		description: "1 while a tool source answered its last refresh, 0 while it is unreachable"
+	},
+	sourceTools: { type: "gauge", labelNames: ["tenant", "source"], description: "Tools a source offers" },
+	sourceLastRefresh: {
+		type: "gauge",
+		labelNames: ["tenant", "source"],
+		unit: "seconds",
+		description: "Unix time of a source's last successful refresh"
 	}
 };
 

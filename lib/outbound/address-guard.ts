@@ -65,55 +65,82 @@ function normaliseHostname(hostname: string): string {
 	return hostname.toLowerCase().replace(/\.$/, "");
 }
 
+/** One OUTBOUND_ALLOW_HOSTS entry's port: a number allows only that port, `null` every port. */
+type Port = number | null;
+
+/**
+ * Splits `host:port`, `[ipv6]:port` and bare entries. A port is 1-65535; anything else after the last
+ * colon of a non-IPv6 entry makes the entry name nothing (returns null).
+ */
+function splitPort(entry: string): [string, Port] | null {
+	const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry);
+	const [host, port] = bracketed
+		? [bracketed[1], bracketed[2]]
+		: /^[^:]*:[^:]*$/.test(entry)
+			? entry.split(":")
+			: [entry, undefined];
+	if (port === undefined) return [host, null];
+	const number = /^\d{1,5}$/.test(port) ? Number(port) : 0;
+	return number >= 1 && number <= 65535 ? [host, number] : null;
+}
+
+/** Whether an entry's port admits a connection to `port` (unknown when the caller has none to give). */
+const admits = (entryPort: Port, port: number | undefined) => entryPort === null || entryPort === port;
+
 /**
  * Decides which addresses outbound requests may reach. `allowEntries` (OUTBOUND_ALLOW_HOSTS) are
- * host names (exact, case-insensitive), IP addresses or CIDRs; a matching entry opens an otherwise
- * refused destination, e.g. an on-premise API on a private address. An entry that parses as none of
- * these allows nothing.
+ * host names (exact, case-insensitive), IP addresses or CIDRs, each optionally with `:port` (IPv6 in
+ * brackets: `[fd00::1]:8443`, `[fd00::/8]:443`); a matching entry opens an otherwise refused
+ * destination, e.g. an on-premise API on a private address. An entry with a port opens only that
+ * port, so a redirect to another service of the same host stays refused; without one it opens every
+ * port. An entry that parses as none of these allows nothing.
  */
 export class AddressGuard {
-	private readonly hostnames = new Set<string>();
-	private readonly addresses = new Set<string>();
-	private readonly ranges: Cidr[] = [];
+	private readonly hostnames = new Map<string, Port[]>();
+	private readonly addresses = new Map<string, Port[]>();
+	private readonly ranges: [Cidr, Port][] = [];
 
 	constructor(allowEntries: readonly string[] = []) {
 		for (const raw of allowEntries) {
-			const entry = raw.trim();
-			const bare = entry.replace(/^\[(.*)\]$/, "$1");
-			if (ipaddr.isValidCIDR(bare)) this.ranges.push(ipaddr.parseCIDR(bare));
-			else if (ipaddr.isValid(bare)) this.addresses.add(ipaddr.process(bare).toString());
+			const split = splitPort(raw.trim());
+			if (!split) continue;
+			const [entry, port] = split;
+			if (ipaddr.isValidCIDR(entry)) this.ranges.push([ipaddr.parseCIDR(entry), port]);
+			else if (ipaddr.isValid(entry)) add(this.addresses, ipaddr.process(entry).toString(), port);
 			else if (URL.canParse(`http://${entry}`)) {
 				// The URL parser gives the same punycode/lowercase form the request's host will have;
-				// an entry with more than a host (a port, a path, a bad CIDR) names no host.
+				// an entry with more than a host (a path, credentials, a bad CIDR) names no host.
 				const { href, hostname } = new URL(`http://${entry}`);
-				if (href === `http://${hostname}/`) this.hostnames.add(normaliseHostname(hostname));
+				if (href === `http://${hostname}/`) add(this.hostnames, normaliseHostname(hostname), port);
 			}
 		}
 	}
 
-	/** True when the operator allowed this host name itself, whatever it resolves to. */
-	private allowsHostname(hostname: string): boolean {
-		return this.hostnames.has(normaliseHostname(hostname));
-	}
-
 	/**
-	 * Why `address` (reached for `hostname`, when it came from DNS) must not be connected to, or null
-	 * when it may be.
+	 * Why `address` (reached for `hostname`, when it came from DNS, on `port`) must not be connected
+	 * to, or null when it may be. Without a port only entries that open every port apply.
 	 */
-	refusal(address: string, hostname?: string): string | null {
+	refusal(address: string, hostname?: string, port?: number): string | null {
 		if (!ipaddr.isValid(address)) return "not an IP address";
 		// process() turns IPv4-mapped IPv6 into the IPv4 it reaches, so both spellings match alike.
 		const parsed = ipaddr.process(address);
 		// A zone only ever scopes link-local addresses; refusing it keeps the string keys below exact.
 		if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).zoneId) return "scoped address";
 		const key = parsed.toString();
-		if (this.addresses.has(key)) return null;
+		if (this.addresses.get(key)?.some(p => admits(p, port))) return null;
 		if (METADATA.has(key)) return "metadata";
 		const allowed =
-			(hostname !== undefined && this.allowsHostname(hostname)) ||
-			this.ranges.some(range => range[0].kind() === parsed.kind() && parsed.match(range));
+			(hostname !== undefined &&
+				(this.hostnames.get(normaliseHostname(hostname))?.some(p => admits(p, port)) ?? false)) ||
+			this.ranges.some(
+				([range, p]) => range[0].kind() === parsed.kind() && parsed.match(range) && admits(p, port)
+			);
 		return allowed ? null : intrinsicRefusal(parsed);
 	}
+}
+
+function add(entries: Map<string, Port[]>, key: string, port: Port): void {
+	entries.set(key, [...(entries.get(key) ?? []), port]);
 }
 
 /** Whether a listen address (`HOST`) accepts connections from this machine only. */

@@ -48,7 +48,7 @@ export interface GuardedRequestOptions {
 	/** Caller's cancellation; when it aborts, its reason is what the request rejects with. */
 	signal?: AbortSignal;
 	maxResponseBytes?: number;
-	/** OUTBOUND_ALLOW_HOSTS entries: host names, IPs or CIDRs that may be reached even if private. */
+	/** OUTBOUND_ALLOW_HOSTS entries: host names, IPs or CIDRs, each optionally `:port`, reachable although private. */
 	allowHosts?: readonly string[];
 	maxRedirects?: number;
 	/** Bounds connecting, waiting for headers, each body read and the whole exchange, redirects included. */
@@ -79,7 +79,7 @@ function refusedAddress(host: string, reason: string): OutboundRefused {
 	return new OutboundRefused(`outbound address refused: ${host}`, reason);
 }
 
-function checkedUrl(raw: string, base?: URL): URL {
+export function checkedUrl(raw: string, base?: URL): URL {
 	if (!URL.canParse(raw, base?.href)) throw refusedUrl("not a valid URL");
 	const url = new URL(raw, base);
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -90,29 +90,36 @@ function checkedUrl(raw: string, base?: URL): URL {
 }
 
 /**
- * A connector that checks the address before every connection. DNS names are resolved by `lookup`,
- * which hands net.connect only checked addresses, so the address connected to is the one checked (no
- * rebinding in between). net.connect skips `lookup` for IP literals; those are checked here first.
+ * A connector that checks the address and port before every connection. DNS names are resolved by
+ * `lookup`, which hands net.connect only checked addresses, so the address connected to is the one
+ * checked (no rebinding in between). net.connect skips `lookup` for IP literals; those are checked here
+ * first.
  */
-function guardedConnector(guard: AddressGuard, timeoutMs: number): buildConnector.connector {
-	const lookup: net.LookupFunction = (hostname, options, callback) => {
-		dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-			if (err) return callback(err, []);
-			// One refused address refuses the name: a name mixing public and internal addresses is hostile.
-			for (const { address } of addresses) {
-				const reason = guard.refusal(address, hostname);
-				if (reason) return callback(refusedAddress(hostname, reason), []);
-			}
-			if (options.all) return callback(null, addresses);
-			callback(null, addresses[0].address, addresses[0].family);
-		});
-	};
-	const connect = buildConnector({ lookup, timeout: timeoutMs });
+export function guardedConnector(guard: AddressGuard, timeoutMs: number): buildConnector.connector {
+	const lookupFor =
+		(port: number): net.LookupFunction =>
+		(hostname, options, callback) => {
+			dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+				if (err) return callback(err, []);
+				// One refused address refuses the name: a name mixing public and internal addresses is hostile.
+				for (const { address } of addresses) {
+					const reason = guard.refusal(address, hostname, port);
+					if (reason) return callback(refusedAddress(hostname, reason), []);
+				}
+				if (options.all) return callback(null, addresses);
+				callback(null, addresses[0].address, addresses[0].family);
+			});
+		};
+	const connectors = new Map<number, buildConnector.connector>();
 	return (options, callback) => {
+		const port = Number(options.port) || (options.protocol === "https:" ? 443 : 80);
 		if (net.isIP(options.hostname)) {
-			const reason = guard.refusal(options.hostname);
+			const reason = guard.refusal(options.hostname, undefined, port);
 			if (reason) return callback(refusedAddress(options.hostname, reason), null);
 		}
+		let connect = connectors.get(port);
+		if (!connect)
+			connectors.set(port, (connect = buildConnector({ lookup: lookupFor(port), timeout: timeoutMs })));
 		connect(options, callback);
 	};
 }

@@ -4,13 +4,15 @@ import type { VectorStore } from "./vector-store";
 /** One process's vectors. Bounded: a vector no longer read is dropped before one in use. */
 export class MemoryVectorStore implements VectorStore {
 	private readonly vectors: LRUCache<string, Buffer>;
-	private readonly claims = new Map<string, { owner: string; until: number }>();
+	/** Kept until they expire, as in Redis (see RedisVectorStore); bounded like the vectors. */
+	private readonly claims: LRUCache<string, { owner: string; until: number }>;
 
 	constructor(
 		maxVectors = 200_000,
 		private readonly now: () => number = Date.now
 	) {
 		this.vectors = new LRUCache({ max: maxVectors });
+		this.claims = new LRUCache({ max: maxVectors });
 	}
 
 	async get(keys: string[]): Promise<(Buffer | null)[]> {
@@ -19,7 +21,6 @@ export class MemoryVectorStore implements VectorStore {
 
 	async set(key: string, vector: Buffer): Promise<void> {
 		this.vectors.set(key, vector);
-		this.claims.delete(key);
 	}
 
 	async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -14,8 +14,9 @@ const TTL_S = 30 * 24 * 3600;
 
 /**
  * Layout under the prefix: `vector:{model}:{hash}` → encoded vector (expiry refreshed on every read),
- * `vector-claim:{model}:{hash}` → the claiming node while it computes. Plain GET/SET per key
- * (pipelined), so keys may live in any Redis Cluster slot.
+ * `vector-claim:{model}:{hash}` → the claiming node, until the claim expires: kept after the vector is
+ * stored, so a node that missed the vector a moment ago cannot claim and compute it again. One key
+ * per command, so keys may live in any Redis Cluster slot.
  */
 export class RedisVectorStore implements VectorStore {
 	constructor(
@@ -35,12 +36,7 @@ export class RedisVectorStore implements VectorStore {
 	}
 
 	async set(key: string, vector: Buffer): Promise<void> {
-		// A pipeline, not MULTI: the two keys may be in different Redis Cluster slots.
-		await this.redis
-			.pipeline()
-			.set(`${this.prefix}vector:${key}`, vector, "EX", TTL_S)
-			.del(`${this.prefix}vector-claim:${key}`)
-			.exec();
+		await this.redis.set(`${this.prefix}vector:${key}`, vector, "EX", TTL_S);
 	}
 
 	async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {

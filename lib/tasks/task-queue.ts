@@ -4,7 +4,7 @@ import type { TaskUpdate } from "./task-events";
 export type TaskStatus = "pending" | "processing" | "completed" | "failed" | "cancelled";
 export type TaskType = "tool_execution" | "tool_registration" | "tool_discovery" | "tool_validation";
 
-/** The standard queue message of contract section 4, as stored and as `GET` returns it. */
+/** The standard queue message, as stored and as `GET` returns it. */
 export interface TaskMessage {
 	task_id: string;
 	tenant_id: string;
@@ -50,7 +50,7 @@ export interface ReapResult {
 	promoted: number;
 }
 
-/** Queue name of a task: one set per tenant (contract section 4). */
+/** Queue name of a task: one set per tenant. */
 export const queueOf = (type: TaskType, tenantId: string): string =>
 	`${type === "tool_discovery" ? "tool_registry_tasks" : type}:${tenantId}`;
 
@@ -62,7 +62,7 @@ export const queueOf = (type: TaskType, tenantId: string): string =>
  * - A claim is a lease: the worker extends it while running and must present its token to finish;
  *   a lease that expires (worker killed) puts the task back, so it runs again elsewhere.
  * - Every status change is a compare-and-set, so a redelivered task never completes twice.
- * - Every status change after submission records its notification frame (contract section 5) in the
+ * - Every status change after submission records its notification frame (the orchestrator's WebSocket frame) in the
  *   outbox in the same atomic step: a task that ends `completed` or `failed` is always announced.
  */
 export interface TaskQueue {

@@ -220,7 +220,7 @@ describe("bad input over HTTP", () => {
 		expect(res.status).toBe(201);
 	});
 
-	it("answers every error with the contract's JSON body", async () => {
+	it("answers every error with the documented JSON error body", async () => {
 		const res = await http(node.url, "GET", "/api/v1/tools", { token: null });
 		expect(res.headers.get("content-type")).toContain("application/json");
 		expect(Object.keys(res.body).sort()).toEqual(["code", "message", "name", "type"]);

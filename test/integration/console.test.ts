@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from "fs";
 import path from "path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import WebSocket from "ws";
+import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -10,6 +11,9 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const describeWithChromium = existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip;
 if (!existsSync(CHROMIUM) && !process.env.CI)
 	process.stdout.write(`\n*** ${CHROMIUM} not found: the /ui browser tests are SKIPPED ***\n`);
+
+// A browser on a shared machine: each step gets more than jest's default.
+jest.setTimeout(90000);
 
 const ROOT = path.join(__dirname, "../..");
 /** Screenshots of every view, to look at (not committed). */
@@ -44,13 +48,14 @@ const buildConsole = () =>
 		}
 	);
 
+beforeAll(buildConsole, 120000);
+
 describe("the /ui page", () => {
 	let node: TestNode;
 
 	beforeAll(async () => {
-		buildConsole();
 		node = await startNode({ services: ["api", "registry", "validator"] });
-	}, 120000);
+	});
 
 	afterAll(() => node.stop());
 
@@ -91,6 +96,31 @@ describe("the /ui page", () => {
 		}
 	});
 
+	it("disables and enables a tool of the tenant, never a global one", async () => {
+		const created = await http(node.url, "POST", "/api/v1/tools", {
+			tenant: TENANT,
+			body: { name: "switched", type: "calculator" }
+		});
+		const path = `/api/v1/tools/${created.body.id}/status`;
+		const off = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "disabled" } });
+		expect([off.status, off.body.status]).toEqual([200, "disabled"]);
+		const bad = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "invalid" } });
+		expect(bad.status).toBe(422);
+		const other = await http(node.url, "PUT", path, { tenant: "someone-else", body: { status: "active" } });
+		expect(other.status).toBe(404);
+		const on = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "active" } });
+		expect([on.status, on.body.status]).toEqual([200, "active"]);
+		const calculator = (
+			await http(node.url, "GET", "/api/v1/tools?type=calculator", { tenant: TENANT })
+		).body.items.find((tool: { name: string }) => tool.name === "calculator");
+		const global = await http(node.url, "PUT", `/api/v1/tools/${calculator.id}/status`, {
+			tenant: TENANT,
+			body: { status: "disabled" }
+		});
+		expect(global.status).toBeGreaterThanOrEqual(400);
+		expect(global.status).toBeLessThan(500);
+	});
+
 	it("takes the /ws credential from subprotocols, and never echoes it", async () => {
 		const encode = (text: string) => Buffer.from(text).toString("base64url");
 		const socket = new WebSocket(`${node.url.replace("http", "ws")}/ws`, [
@@ -117,9 +147,6 @@ describe("the /ui page", () => {
 });
 
 describeWithChromium("the console in headless Chromium", () => {
-	// A browser on a shared machine: each step gets more than jest's default.
-	jest.setTimeout(60000);
-
 	let node: TestNode;
 	let browser: Browser;
 	let context: BrowserContext;
@@ -165,7 +192,6 @@ describeWithChromium("the console in headless Chromium", () => {
 
 	beforeAll(async () => {
 		mkdirSync(SHOTS, { recursive: true });
-		if (!existsSync(path.join(ROOT, "dist/console/index.html"))) buildConsole();
 		node = await startNode();
 		const hostile = await http(node.url, "POST", "/api/v1/tools", {
 			tenant: TENANT,
@@ -262,6 +288,40 @@ describeWithChromium("the console in headless Chromium", () => {
 		await shot("events");
 	});
 
+	it("shows a task's outcome after the live feed comes back, though its events were missed", async () => {
+		const api = node.broker.getLocalService("api") as unknown as {
+			acceptUiSocket: (req: unknown, socket: { destroy(): void }) => Promise<void>;
+			uiSockets: { close(): Promise<void> };
+		};
+		const accept = api.acceptUiSocket;
+		await nav(page, "Tasks");
+		await page.getByLabel("Tool").selectOption({ label: "calculator" });
+		const before = problems.length;
+		// The gateway drops every UI socket and refuses new ones while the task runs.
+		api.acceptUiSocket = async (_req, socket) => socket.destroy();
+		await api.uiSockets.close();
+		await page.locator(".live-closed, .live-connecting").waitFor();
+		await page.getByLabel("expression").fill("7 * 8");
+		await page.getByRole("button", { name: "Queue task" }).click();
+		const task = page.locator(".task").first();
+		await task.getByText("pending").waitFor();
+		const taskId = (await task.getAttribute("data-task-id"))!;
+		await eventually(async () => {
+			const stored = await http(node.url, "GET", `/api/v1/internal/tasks/${taskId}`, { tenant: TENANT });
+			expect(stored.body.status).toBe("completed");
+		});
+		expect(await task.locator(".badge").textContent()).toBe("pending");
+		api.acceptUiSocket = accept;
+		await page.getByText("Live", { exact: true }).waitFor({ timeout: 40000 });
+		await task.locator(".badge", { hasText: "completed" }).waitFor();
+		expect(JSON.parse((await task.locator("pre").textContent())!)).toEqual({ value: 56 });
+		// The browser reports each refused reconnection; those were this test's doing.
+		const refused = problems
+			.splice(before)
+			.filter(problem => !/WebSocket connection to .* failed/.test(problem));
+		expect(refused).toEqual([]);
+	});
+
 	it("creates a key, shows its secret once, and revokes it", async () => {
 		await nav(page, "Keys");
 		await page.getByLabel("Name").fill("console test key");
@@ -289,6 +349,13 @@ describeWithChromium("the console in headless Chromium", () => {
 		await page.getByRole("button", { name: "Register" }).click();
 		await page.getByRole("heading", { name: "console_made", level: 1 }).waitFor();
 		await page.locator(".facts dd", { hasText: "console, made" }).waitFor();
+		await nav(page, "Events");
+		await page.getByText("tool_registered").first().waitFor();
+		await page.getByRole("button", { name: "Tools" }).click();
+		await page.locator(".event summary", { hasText: "console_made (v1)" }).waitFor();
+		expect(await page.getByText("task_completed").count()).toBe(0);
+		await page.goBack();
+		await page.getByRole("heading", { name: "console_made", level: 1 }).waitFor();
 		await page.getByRole("link", { name: "Edit" }).click();
 		await page.getByRole("button", { name: "JSON" }).click();
 		const json = page.getByLabel("Definition (JSON)");
@@ -297,6 +364,22 @@ describeWithChromium("the console in headless Chromium", () => {
 		await page.getByRole("button", { name: "Save as a new version" }).click();
 		await page.locator(".description", { hasText: "Sums, edited as JSON" }).waitFor();
 		await page.locator(".facts dd", { hasText: /^2$/ }).waitFor();
+		const diff = page.locator("pre.diff");
+		await diff.locator(".diff-removed", { hasText: '"description": "Sums made in the console"' }).waitFor();
+		await diff.locator(".diff-added", { hasText: '"description": "Sums, edited as JSON"' }).waitFor();
+		await shot("tool-versions");
+		await page.getByRole("button", { name: "Roll back to v1" }).click();
+		await page.locator(".facts dd", { hasText: /^3$/ }).waitFor();
+		await page.locator(".description", { hasText: "Sums made in the console" }).waitFor();
+		await page.getByRole("button", { name: "Disable" }).click();
+		await page.locator(".view-header .badge", { hasText: "disabled" }).waitFor();
+		const run = await http(node.url, "POST", "/api/v1/internal/execute", {
+			tenant: TENANT,
+			body: { tool_name: "console_made", parameters: { expression: "1" } }
+		});
+		expect(run.status).toBeGreaterThanOrEqual(400);
+		await page.getByRole("button", { name: "Enable" }).click();
+		await page.locator(".view-header .badge", { hasText: "active" }).waitFor();
 		await shot("tool-edited");
 	});
 
@@ -310,11 +393,36 @@ describeWithChromium("the console in headless Chromium", () => {
 		await shot("register-error");
 	});
 
-	it("shows the sources view", async () => {
+	it("adds an OpenAPI source, refreshes it and deletes it", async () => {
 		await nav(page, "Sources");
-		await page.getByRole("heading", { name: "Tool sources" }).waitFor();
-		await page.locator(".notice").first().waitFor();
+		await page.getByText("No sources yet").waitFor();
+		await page.getByLabel("Type").selectOption("openapi");
+		await page.getByLabel("Name").fill("pets");
+		const spec = {
+			openapi: "3.0.3",
+			info: { title: "Pets", version: "1" },
+			servers: [{ url: "https://pets.example.com" }],
+			paths: {
+				"/pets": {
+					get: {
+						operationId: "listPets",
+						summary: "List the pets",
+						responses: { "200": { description: "ok" } }
+					}
+				}
+			}
+		};
+		await page.getByLabel("Or the OpenAPI document (JSON)").fill(JSON.stringify(spec));
+		await page.getByRole("button", { name: "Add source" }).click();
+		await page.getByText("pets: 1 added.").waitFor();
+		const row = page.locator("tr", { hasText: "pets" });
+		await row.locator("td", { hasText: /^1$/ }).waitFor();
 		await shot("sources");
+		await row.getByRole("button", { name: "Refresh" }).click();
+		await page.getByText("pets: no changes.").waitFor();
+		await row.getByRole("button", { name: "Delete" }).click();
+		await page.getByText("pets: deleted with its tools.").waitFor();
+		await page.getByText("No sources yet").waitFor();
 	});
 
 	it("fits a phone's width without sideways scrolling", async () => {

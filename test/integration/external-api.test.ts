@@ -33,6 +33,10 @@ let upstream: http.Server;
 let otherOrigin: http.Server;
 let forbidden: http.Server;
 let forbiddenConnections = 0;
+/** Another service on the allowed upstream's address, which only a port-less entry opens. */
+let side: http.Server;
+let sidePort: number;
+let sideConnections = 0;
 let received: Received[] = [];
 /** What the server saw of the last `/huge` response. */
 let huge: { written: number; completed: boolean; closed: Promise<unknown> };
@@ -87,6 +91,8 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, body: string
 	else if (path === "/to-other") redirect(res, 307, `http://127.0.0.3:${port}/echo/other`);
 	else if (path === "/see-other") redirect(res, 303, "/echo/after");
 	else if (path === "/loop") redirect(res, 302, "/loop");
+	else if (path === "/to-side-port") redirect(res, 302, `http://127.0.0.2:${sidePort}/echo/side`);
+	else if (path === "/to-side-port-by-name") redirect(res, 302, `http://upstream.test:${sidePort}/echo/side`);
 	else {
 		res.writeHead(404);
 		res.end();
@@ -121,10 +127,13 @@ beforeAll(async () => {
 	forbidden = http.createServer((_req, res) => res.end("you should not be here"));
 	forbidden.on("connection", () => forbiddenConnections++);
 	await listen(forbidden, "127.0.0.1", port);
+	side = createUpstream();
+	side.on("connection", () => sideConnections++);
+	sidePort = await listen(side, "127.0.0.2");
 });
 
 afterAll(async () => {
-	await Promise.all([shut(upstream), shut(otherOrigin), shut(forbidden)]);
+	await Promise.all([shut(upstream), shut(otherOrigin), shut(forbidden), shut(side)]);
 });
 
 beforeEach(() => {
@@ -267,6 +276,42 @@ describe("SSRF: refused destinations", () => {
 	it("refuses everything private when the allow-list is empty", async () => {
 		const err = await failure({ url: upstreamUrl("/echo") }, {}, context({ allow: [] }));
 		expect(err).toMatchObject({ type: "tool_error", message: "outbound address refused: 127.0.0.2" });
+	});
+});
+
+describe("allow-list entries with a port", () => {
+	beforeEach(() => {
+		sideConnections = 0;
+	});
+
+	it("opens only that port of an address: a redirect to another port of the same host is refused", async () => {
+		const allow = [`127.0.0.2:${port}`];
+		expect(await run({ url: upstreamUrl("/echo") }, {}, context({ allow }))).toMatchObject({ status: 200 });
+		const err = await failure({ url: upstreamUrl("/to-side-port") }, {}, context({ allow }));
+		expect(err).toMatchObject({ type: "tool_error", message: "outbound address refused: 127.0.0.2" });
+		expect(received.map(r => r.url)).toEqual(["/echo", "/to-side-port"]);
+		expect(sideConnections).toBe(0);
+	});
+
+	it("opens only that port of a host name, checked on every hop", async () => {
+		fakeDns({ "upstream.test": [["127.0.0.2"]] });
+		const allow = [`upstream.test:${port}`];
+		const url = `http://upstream.test:${port}/to-side-port-by-name`;
+		const err = await failure({ url }, {}, context({ allow }));
+		expect(err).toMatchObject({ type: "tool_error", message: "outbound address refused: upstream.test" });
+		expect(sideConnections).toBe(0);
+		// Without a port the entry opens every port of the host, the side service included.
+		expect(await run({ url }, {}, context({ allow: ["upstream.test"] }))).toMatchObject({ status: 200 });
+		expect(sideConnections).toBe(1);
+	});
+
+	it("reads CIDR:port entries", async () => {
+		const allow = [`127.0.0.0/24:${port}`];
+		expect(await run({ url: upstreamUrl("/echo") }, {}, context({ allow }))).toMatchObject({ status: 200 });
+		expect((await failure({ url: `http://127.0.0.2:${sidePort}/echo` }, {}, context({ allow }))).type).toBe(
+			"tool_error"
+		);
+		expect(sideConnections).toBe(0);
 	});
 });
 

@@ -88,7 +88,7 @@ describe("notifier", () => {
 	describe.each(BACKENDS)("on $name", ({ redisUrl }) => {
 		const prefix = () => (redisUrl ? prefixFor(redisUrl) : undefined);
 
-		it("authenticates with the contract handshake and sends updates in the contract's shape", async () => {
+		it("authenticates with the handshake and sends updates in the documented shape", async () => {
 			const orchestrator = await standIn();
 			const node = await startNotifier({ wsUrl: orchestrator.url }, redisUrl, prefix());
 			await eventually(async () =>

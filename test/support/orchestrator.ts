@@ -10,7 +10,7 @@ export interface Connection {
 	authenticated: boolean;
 }
 
-/** The orchestrator's side of contract section 5: checks the handshake and records frames and pings. */
+/** The orchestrator's side of the notification protocol: checks the handshake and records frames and pings. */
 export class OrchestratorStandIn {
 	readonly connections: Connection[] = [];
 	readonly pings: number[] = [];

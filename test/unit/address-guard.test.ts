@@ -155,13 +155,44 @@ describe("AddressGuard with OUTBOUND_ALLOW_HOSTS", () => {
 		expect(guard.refusal("10.0.0.5", "xn--bcher-kva.example")).toBeNull();
 	});
 
-	it.each([["10.0.0.0/33"], ["10.0.0.1:8080"], ["api.example/path"], ["user@api.example"], [""], ["a b"]])(
-		"an entry that is no host, address or CIDR (%j) allows nothing",
-		entry => {
-			const guard = new AddressGuard([entry]);
-			expect(guard.refusal("10.0.0.1")).toBe("private");
-			expect(guard.refusal("10.0.0.1", "10.0.0.1")).toBe("private");
-			expect(guard.refusal("10.0.0.1", "api.example")).toBe("private");
-		}
-	);
+	it("opens only the port an entry names, for addresses, CIDRs and host names", () => {
+		const guard = new AddressGuard([
+			"10.0.0.1:8080",
+			"[fd00::1]:8443",
+			"192.168.0.0/16:443",
+			"api.internal:9000"
+		]);
+		expect(guard.refusal("10.0.0.1", undefined, 8080)).toBeNull();
+		expect(guard.refusal("10.0.0.1", undefined, 8081)).toBe("private");
+		expect(guard.refusal("10.0.0.1")).toBe("private");
+		expect(guard.refusal("fd00::1", undefined, 8443)).toBeNull();
+		expect(guard.refusal("fd00::1", undefined, 443)).toBe("uniqueLocal");
+		expect(guard.refusal("192.168.4.4", undefined, 443)).toBeNull();
+		expect(guard.refusal("192.168.4.4", undefined, 80)).toBe("private");
+		expect(guard.refusal("10.9.9.9", "api.internal", 9000)).toBeNull();
+		expect(guard.refusal("10.9.9.9", "api.internal", 22)).toBe("private");
+	});
+
+	it("adds ports of the same host together, and a port-less entry opens them all", () => {
+		expect(new AddressGuard(["10.0.0.1:80", "10.0.0.1:443"]).refusal("10.0.0.1", undefined, 443)).toBeNull();
+		expect(new AddressGuard(["10.0.0.1:80", "10.0.0.1"]).refusal("10.0.0.1", undefined, 22)).toBeNull();
+	});
+
+	it.each([
+		["10.0.0.0/33"],
+		["10.0.0.1:0"],
+		["10.0.0.1:65536"],
+		["10.0.0.1:http"],
+		["[::1]:x"],
+		["api.example/path"],
+		["user@api.example"],
+		[""],
+		["a b"]
+	])("an entry that is no host, address or CIDR (%j) allows nothing", entry => {
+		const guard = new AddressGuard([entry]);
+		expect(guard.refusal("10.0.0.1")).toBe("private");
+		expect(guard.refusal("10.0.0.1", undefined, 80)).toBe("private");
+		expect(guard.refusal("10.0.0.1", "10.0.0.1")).toBe("private");
+		expect(guard.refusal("10.0.0.1", "api.example")).toBe("private");
+	});
 });

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
 	ApiError,
 	api,
@@ -141,6 +141,9 @@ function Shell({
 	return (
 		<Console.Provider value={context}>
 			<div class="shell">
+				<a class="skip-link" href="#main" onClick={skipToContent}>
+					Skip to content
+				</a>
 				<header class="topbar">
 					<a class="brand" href={href("catalog")}>
 						Tool Registry
@@ -160,6 +163,16 @@ function Shell({
 			</div>
 		</Console.Provider>
 	);
+}
+
+/** The hash is the router's, so the skip link moves focus itself. */
+function skipToContent(event: Event) {
+	event.preventDefault();
+	const main = document.getElementById("main");
+	if (main) {
+		main.tabIndex = -1;
+		main.focus();
+	}
 }
 
 function LiveIndicator() {
@@ -192,8 +205,16 @@ function Navigation() {
 
 function Router() {
 	const [view, id, sub] = useRoute();
+	const first = useRef(true);
+	// After navigating, focus goes to the new view's heading, so keyboard and screen reader users start there.
 	useEffect(() => {
-		document.getElementById("main")?.scrollTo?.(0, 0);
+		if (first.current) return void (first.current = false);
+		const heading = document.querySelector<HTMLElement>("main h1");
+		if (heading) {
+			heading.tabIndex = -1;
+			heading.focus({ preventScroll: true });
+		}
+		scrollTo(0, 0);
 	}, [view, id, sub]);
 	switch (view) {
 		case "tools":

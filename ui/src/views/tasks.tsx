@@ -13,6 +13,8 @@ interface Watched {
 	message?: string;
 }
 
+const FINAL: Task["status"][] = ["completed", "failed", "cancelled"];
+
 /** Tasks submitted or looked up in this tab, newest first; kept while the tab lives. */
 const watched: Watched[] = [];
 
@@ -30,7 +32,7 @@ function apply(frame: LiveFrame): boolean {
 			status: "failed",
 			error: { type: String(data.error_type ?? ""), message: String(data.error ?? "") }
 		};
-	} else if (frame.event === "task_status_update" && !["completed", "failed"].includes(entry.task.status)) {
+	} else if (frame.event === "task_status_update" && !FINAL.includes(entry.task.status)) {
 		entry.task = { ...entry.task, status: data.status as Task["status"] };
 		entry.message = (data.details as { message?: string } | undefined)?.message;
 	} else return false;
@@ -49,6 +51,23 @@ export function TasksView() {
 	const [, setTick] = useState(0);
 	const refresh = () => setTick(t => t + 1);
 	useEffect(() => live.onFrame(frame => apply(frame) && refresh()), [live]);
+	// Frames sent while the feed was down are not replayed: after a reconnect, read unfinished tasks once.
+	useEffect(() => {
+		let wasOpen = live.state === "open";
+		return live.onChange(() => {
+			const open = live.state === "open";
+			if (open && !wasOpen)
+				for (const entry of watched.filter(item => !FINAL.includes(item.task.status)))
+					call<Task>("GET", `/internal/tasks/${encodeURIComponent(entry.task.task_id)}`).then(
+						task => {
+							entry.task = task;
+							refresh();
+						},
+						() => undefined
+					);
+			wasOpen = open;
+		});
+	}, [live]);
 
 	const tools = useLoad(() => call<Page<Tool>>("GET", "/tools?limit=200").then(page => page.items), []);
 	const [toolId, setToolId] = useState("");
@@ -190,6 +209,11 @@ export function TasksView() {
 				</form>
 			</div>
 			<h2>In this session</h2>
+			{live.state !== "open" && watched.length > 0 && (
+				<p class="notice warning" role="status">
+					The live feed is disconnected: statuses update again when it reconnects.
+				</p>
+			)}
 			{watched.length === 0 ? (
 				<Empty>No tasks yet. Queue one above; its status changes here as it runs.</Empty>
 			) : (

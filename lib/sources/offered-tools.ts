@@ -1,0 +1,107 @@
+import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import { parse as parseYaml } from "yaml";
+import { invalid } from "../errors";
+import { guardedRequest, OutboundError, OutboundRefused } from "../outbound/guarded-fetch";
+import type { JsonObject, ToolDefinition, ToolSource } from "../../types/wire";
+import { describeConnectError, refusalOf, type McpConnection } from "./mcp-connection";
+import { importOpenApi } from "./openapi-import";
+import type { OfferedTool } from "./reconcile";
+import { sourceToolName } from "./tool-names";
+
+/** The source's server or document cannot be reached now; trying later may work. */
+export class SourceUnavailable extends Error {
+	override name = "SourceUnavailable";
+}
+
+export interface OfferOptions {
+	/** The pooled client of an MCP source. */
+	connection?: McpConnection;
+	allowHosts: readonly string[];
+	timeoutMs: number;
+	maxSpecBytes: number;
+}
+
+const MAX_DESCRIPTION = 4096;
+
+/** A remote MCP tool as a registry definition: schemas and annotations carried over as the server gives them. */
+function mcpDefinition(source: Pick<ToolSource, "id" | "name">, tool: Tool): ToolDefinition {
+	// `$schema` names the remote's dialect; the registry reads every schema as draft 2020-12.
+	const { $schema: _dialect, ...parameters } = tool.inputSchema as JsonObject;
+	return {
+		name: sourceToolName(source.name, tool.name),
+		description: (tool.description ?? tool.title ?? "").slice(0, MAX_DESCRIPTION),
+		type: "mcp",
+		parameters,
+		config: {
+			source_id: source.id,
+			remote_name: tool.name,
+			...(tool.title ? { title: tool.title } : {}),
+			...(tool.outputSchema ? { output_schema: tool.outputSchema } : {}),
+			...(tool.annotations ? { annotations: tool.annotations } : {})
+		},
+		metadata: { tags: ["mcp"] }
+	};
+}
+
+async function mcpTools(source: ToolSource, connection: McpConnection): Promise<OfferedTool[]> {
+	let tools: Tool[];
+	try {
+		tools = await connection.listTools();
+	} catch (err) {
+		const refusal = refusalOf(err);
+		if (refusal)
+			throw invalid("The source's address is refused", [{ field: "url", message: refusal.message }]);
+		throw new SourceUnavailable(describeConnectError(err));
+	}
+	return tools.map(tool => ({ key: tool.name, definition: mcpDefinition(source, tool) }));
+}
+
+/** The OpenAPI document of a source: given inline, or fetched through the outbound guard. */
+async function openApiDocument(source: ToolSource, options: OfferOptions): Promise<unknown> {
+	let text: string;
+	if (source.spec !== undefined && typeof source.spec !== "string") return source.spec;
+	if (typeof source.spec === "string") text = source.spec;
+	else {
+		try {
+			const response = await guardedRequest(source.url!, {
+				headers: { accept: "application/json, application/yaml;q=0.9, */*;q=0.5", ...source.headers },
+				allowHosts: options.allowHosts,
+				timeoutMs: options.timeoutMs,
+				maxResponseBytes: options.maxSpecBytes
+			});
+			if (response.status >= 400)
+				throw new SourceUnavailable(`the document's server answered ${response.status}`);
+			text = response.body.toString("utf8");
+		} catch (err) {
+			if (err instanceof OutboundRefused)
+				throw invalid("The source's address is refused", [{ field: "url", message: err.message }]);
+			if (err instanceof OutboundError) throw new SourceUnavailable(err.message);
+			throw err;
+		}
+	}
+	try {
+		// YAML 1.2 reads JSON as well.
+		return parseYaml(text, { maxAliasCount: 100 });
+	} catch (err) {
+		throw invalid("The OpenAPI document cannot be parsed", [
+			{ field: "spec", message: (err as Error).message }
+		]);
+	}
+}
+
+/**
+ * What a source offers now, as tool definitions keyed for reconciliation. Throws a 422 for what will
+ * never work as given (a refused address, an invalid document) and SourceUnavailable for a server
+ * that does not answer.
+ */
+export async function offeredTools(source: ToolSource, options: OfferOptions): Promise<OfferedTool[]> {
+	if (source.type === "mcp") return mcpTools(source, options.connection!);
+	const imported = await importOpenApi(await openApiDocument(source, options), {
+		sourceName: source.name,
+		baseUrl: source.base_url,
+		documentUrl: source.url,
+		headers: source.headers
+	});
+	if (!imported.ok) throw invalid("The OpenAPI document cannot be imported", imported.problems);
+	return imported.tools;
+}

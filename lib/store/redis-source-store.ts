@@ -1,0 +1,84 @@
+import type Redis from "ioredis";
+import type { ToolSource } from "../../types/wire";
+import { conflict } from "../errors";
+import { sourceNameTaken, type SourceStore } from "./source-store";
+
+/** Writes ARGV[2] only if the record still is ARGV[1]: 1 written, 0 changed meanwhile or gone. */
+const COMPARE_AND_SET = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`;
+
+/**
+ * Layout under the prefix: `source:{id}` → JSON record, `source-names:{tenant}` → hash name → id,
+ * `source-ids` → set of every id. Updates are optimistic: a lost race is retried on the new state.
+ */
+export class RedisSourceStore implements SourceStore {
+	constructor(
+		private readonly redis: Redis,
+		private readonly prefix: string
+	) {}
+
+	private recordKey = (id: string) => `${this.prefix}source:${id}`;
+	private namesKey = (tenantId: string) => `${this.prefix}source-names:{${tenantId}}`;
+	private idsKey = () => `${this.prefix}source-ids`;
+
+	async create(source: ToolSource): Promise<ToolSource> {
+		const claimed = await this.redis.hsetnx(this.namesKey(source.tenant_id), source.name, source.id);
+		if (!claimed) throw conflict(sourceNameTaken(source.name), { name: source.name });
+		await this.redis
+			.multi()
+			.set(this.recordKey(source.id), JSON.stringify(source))
+			.sadd(this.idsKey(), source.id)
+			.exec();
+		return source;
+	}
+
+	async get(id: string): Promise<ToolSource | null> {
+		const json = await this.redis.get(this.recordKey(id));
+		return json ? (JSON.parse(json) as ToolSource) : null;
+	}
+
+	async list(tenantId: string): Promise<ToolSource[]> {
+		const ids = Object.values(await this.redis.hgetall(this.namesKey(tenantId)));
+		if (ids.length === 0) return [];
+		const records = await this.redis.mget(ids.map(this.recordKey));
+		return records
+			.filter((json): json is string => json !== null)
+			.map(json => JSON.parse(json) as ToolSource)
+			.sort((a, b) => a.name.localeCompare(b.name));
+	}
+
+	async ids(): Promise<string[]> {
+		return this.redis.smembers(this.idsKey());
+	}
+
+	async update(id: string, change: (current: ToolSource) => ToolSource): Promise<ToolSource | null> {
+		for (;;) {
+			const json = await this.redis.get(this.recordKey(id));
+			if (!json) return null;
+			const next = change(JSON.parse(json) as ToolSource);
+			const written = await this.redis.eval(
+				COMPARE_AND_SET,
+				1,
+				this.recordKey(id),
+				json,
+				JSON.stringify(next)
+			);
+			if (written === 1) return next;
+		}
+	}
+
+	async remove(id: string): Promise<ToolSource | null> {
+		const source = await this.get(id);
+		if (!source) return null;
+		await this.redis
+			.multi()
+			.del(this.recordKey(id))
+			.hdel(this.namesKey(source.tenant_id), source.name)
+			.srem(this.idsKey(), id)
+			.exec();
+		return source;
+	}
+}

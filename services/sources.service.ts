@@ -1,0 +1,550 @@
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
+import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
+import { config } from "../lib/config";
+import { forbidden, invalid, notFound } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { METRICS } from "../lib/metrics/names";
+import { maskSecrets } from "../lib/secrets";
+import { MemorySourceStore } from "../lib/store/memory-source-store";
+import { RedisSourceStore } from "../lib/store/redis-source-store";
+import type { SourceStore } from "../lib/store/source-store";
+import { McpConnection, type RemoteCallOutcome } from "../lib/sources/mcp-connection";
+import {
+	reconcile,
+	type OfferedTool,
+	type ReconcileSummary,
+	type SourceRegistry
+} from "../lib/sources/reconcile";
+import { offeredTools, SourceUnavailable } from "../lib/sources/offered-tools";
+import { SOURCE_NAME_PATTERN } from "../lib/sources/tool-names";
+import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
+import { ToolFailure } from "../tools/base";
+import type { CallerMeta, JsonObject, SourceType, StoredTool, ToolSource } from "../types/wire";
+
+export interface SourcesSettings extends RedisSettings {
+	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs sources may reach although private. */
+	outboundAllowHosts: string[];
+	/** How often a healthy source's tool list is read again (besides `tools/list_changed`). */
+	refreshIntervalMs: number;
+	/** First wait before probing an unreachable source again; doubles after each failure. */
+	probeBaseMs: number;
+	/** Longest wait between probes of an unreachable source. */
+	probeMaxMs: number;
+	/** How often due refreshes and probes are looked for. */
+	tickMs: number;
+	/** Bounds connecting to a source and each listing request. */
+	connectTimeoutMs: number;
+	/** Largest OpenAPI document fetched from a URL. */
+	maxSpecBytes: number;
+	/** Circuit breaker and concurrency bound of each MCP source's pooled client. */
+	guards: ToolGuardOptions;
+}
+
+interface SourcesMethods extends TenantScopeMethods {
+	present(source: ToolSource): JsonObject;
+	findVisible(tenantId: string, id: string): Promise<ToolSource>;
+	findWritable(tenantId: string, id: string): Promise<ToolSource>;
+	connectionOf(source: Pick<ToolSource, "id" | "url" | "headers">): McpConnection;
+	closeConnection(id: string): Promise<void>;
+	registryFor(tenantId: string): SourceRegistry;
+	refresh(
+		id: string,
+		listed?: OfferedTool[]
+	): Promise<{ source: ToolSource; summary: ReconcileSummary | null }>;
+	scheduleRefresh(id: string): void;
+	shareHealth(source: ToolSource): Promise<void>;
+	refreshDue(): Promise<void>;
+	sampleMetrics(): Promise<void>;
+}
+
+interface SourcesLocals extends RedisLocals {
+	store: SourceStore;
+	connections: Map<string, McpConnection>;
+	guards: ToolGuards;
+	/** Refresh in progress per source, and whether another was asked for meanwhile. */
+	refreshing: Map<string, Promise<{ source: ToolSource; summary: ReconcileSummary | null }>>;
+	refreshAgain: Set<string>;
+	ticker: NodeJS.Timeout | null;
+	ticking: Promise<void> | null;
+}
+
+type SourcesThis = Service<SourcesSettings> & SourcesMethods & SourcesLocals;
+type Ctx<P = JsonObject> = Context<P, CallerMeta>;
+
+interface CreateParams {
+	type: SourceType;
+	name: string;
+	url?: string;
+	spec?: JsonObject | string;
+	base_url?: string;
+	headers?: Record<string, string>;
+	dry_run?: boolean;
+}
+
+const HTTP_URL = { type: "url", max: 2048, optional: true };
+
+/** Wait before the next probe of a source that failed `failures` times in a row. */
+const backoff = (failures: number, baseMs: number, maxMs: number) =>
+	Math.min(baseMs * 2 ** Math.max(0, failures - 1), maxMs);
+
+/**
+ * Tool sources: remote MCP servers and OpenAPI documents whose tools are kept in the catalog.
+ * The registry stores the tools; this service decides which exist, keeps them current (refresh on
+ * demand, on `tools/list_changed`, periodically; unreachable sources probed with backoff) and holds
+ * the pooled client through which `mcp` tools call their server.
+ */
+const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLocals, SourcesThis> = {
+	name: "sources",
+	mixins: [
+		RedisMixin(),
+		TenantScopeMixin(),
+		MetricsSamplerMixin({ metrics: ["sourceHealthy", "sourceTools", "sourceLastRefresh"], intervalMs: 15000 })
+	],
+
+	settings: {
+		outboundAllowHosts: config().outboundAllowHosts,
+		// Ten minutes: list_changed notifications carry most changes at once.
+		refreshIntervalMs: 10 * 60 * 1000,
+		// One minute doubling to one hour, as for unreachable tools.
+		probeBaseMs: 60 * 1000,
+		probeMaxMs: 60 * 60 * 1000,
+		tickMs: 5000,
+		connectTimeoutMs: 10000,
+		maxSpecBytes: 5 * 1024 * 1024,
+		guards: {
+			errorThresholdPercentage: 50,
+			volumeThreshold: 10,
+			rollingCountTimeout: 10000,
+			resetTimeout: 15000,
+			// Calls in flight to one MCP server from this node; more fail at once with upstream_error.
+			capacity: 32,
+			maxGuards: 10000
+		}
+	} as SourcesSettings,
+
+	actions: {
+		create: {
+			params: {
+				$$strict: true,
+				type: { type: "enum", values: ["mcp", "openapi"] },
+				name: { type: "string", pattern: SOURCE_NAME_PATTERN },
+				url: HTTP_URL,
+				spec: {
+					type: "multi",
+					rules: [{ type: "object" }, { type: "string", max: 5 * 1024 * 1024 }],
+					optional: true
+				},
+				base_url: HTTP_URL,
+				headers: {
+					type: "record",
+					key: { type: "string", max: 256 },
+					value: { type: "string", max: 4096 },
+					optional: true
+				},
+				dry_run: { type: "boolean", convert: true, optional: true }
+			},
+			async handler(this: SourcesThis, ctx: Ctx<CreateParams>) {
+				const tenantId = this.tenantOf(ctx);
+				const { type, name, url, spec, base_url, headers = {}, dry_run } = ctx.params;
+				if (type === "mcp" && !url)
+					throw invalid("An MCP source needs a url", [{ field: "url", message: "is required" }]);
+				if (type === "mcp" && spec !== undefined)
+					throw invalid("An MCP source has no spec", [{ field: "spec", message: "is not allowed" }]);
+				if (type === "openapi" && (url === undefined) === (spec === undefined))
+					throw invalid("An OpenAPI source needs either a spec or a url", [
+						{ field: "spec", message: "give exactly one of spec and url" }
+					]);
+				const now = new Date().toISOString();
+				const source: ToolSource = {
+					id: newId(),
+					tenant_id: tenantId,
+					type,
+					name,
+					...(url ? { url } : {}),
+					...(spec !== undefined ? { spec: spec as JsonObject } : {}),
+					...(base_url ? { base_url } : {}),
+					headers,
+					health: { state: "unknown", failures: 0 },
+					tools: {},
+					removed: [],
+					tool_count: 0,
+					last_refresh_at: null,
+					next_refresh_at: new Date(Date.now() + this.settings.refreshIntervalMs).toISOString(),
+					created_at: now,
+					updated_at: now
+				};
+				// Refused addresses and broken documents are the caller's to fix: nothing is stored.
+				// An MCP server that does not answer yet is stored, unreachable, and probed with backoff.
+				let offered: OfferedTool[] | undefined;
+				try {
+					offered = await offeredTools(source, {
+						connection: type === "mcp" ? this.connectionOf(source) : undefined,
+						allowHosts: this.settings.outboundAllowHosts,
+						timeoutMs: this.settings.connectTimeoutMs,
+						maxSpecBytes: this.settings.maxSpecBytes
+					});
+				} catch (err) {
+					if (!(err instanceof SourceUnavailable) || dry_run || type !== "mcp") {
+						await this.closeConnection(source.id);
+						throw err;
+					}
+					offered = undefined;
+				}
+				if (dry_run) {
+					await this.closeConnection(source.id);
+					(ctx.meta as Record<string, unknown>).$statusCode = 200;
+					return {
+						tools: offered!.map(({ definition }) => ({
+							...definition,
+							config: maskSecrets(definition.config ?? {})
+						}))
+					};
+				}
+				await this.store.create(source).catch(async err => {
+					await this.closeConnection(source.id);
+					throw err;
+				});
+				ctx.broadcast("source.created", { tenant_id: tenantId, source_id: source.id });
+				const { source: refreshed, summary } = await this.refresh(source.id, offered);
+				return { ...this.present(refreshed), ...(summary ? { changes: summary } : {}) };
+			}
+		},
+
+		list: {
+			async handler(this: SourcesThis, ctx: Ctx) {
+				const tenantId = this.tenantOf(ctx);
+				const tenants = tenantId === GLOBAL_TENANT ? [GLOBAL_TENANT] : [tenantId, GLOBAL_TENANT];
+				const sources = (await Promise.all(tenants.map(tenant => this.store.list(tenant)))).flat();
+				return { items: sources.map(source => this.present(source)) };
+			}
+		},
+
+		get: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: SourcesThis, ctx: Ctx<{ id: string }>) {
+				return this.present(await this.findVisible(this.tenantOf(ctx), ctx.params.id));
+			}
+		},
+
+		refresh: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: SourcesThis, ctx: Ctx<{ id: string }>) {
+				const source = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				const { source: refreshed, summary } = await this.refresh(source.id);
+				return { ...this.present(refreshed), ...(summary ? { changes: summary } : {}) };
+			}
+		},
+
+		remove: {
+			params: { id: { type: "string", max: 64 } },
+			async handler(this: SourcesThis, ctx: Ctx<{ id: string }>) {
+				const tenantId = this.tenantOf(ctx);
+				const source = await this.findWritable(tenantId, ctx.params.id);
+				await this.store.remove(source.id);
+				await this.closeConnection(source.id);
+				for (const id of Object.values(source.tools))
+					await ctx.call("registry.remove", { id }, { meta: { tenant_id: source.tenant_id } }).catch(err => {
+						if ((err as { code?: number }).code !== 404) throw err;
+					});
+				ctx.broadcast("source.deleted", { tenant_id: tenantId, source_id: source.id });
+				return null;
+			}
+		},
+
+		/** Every tenant's sources, for operators (REPL `sources`). Not reachable through the gateway. */
+		overview: {
+			visibility: "public",
+			async handler(this: SourcesThis) {
+				const sources = await Promise.all((await this.store.ids()).map(id => this.store.get(id)));
+				return sources
+					.filter((source): source is ToolSource => source !== null)
+					.sort((a, b) => a.tenant_id.localeCompare(b.tenant_id) || a.name.localeCompare(b.name))
+					.map(source => this.present(source));
+			}
+		},
+
+		/** `tools/call` on a source's server for an `mcp` tool (the executor's tool implementation). */
+		callTool: {
+			visibility: "public",
+			params: {
+				source_id: { type: "string", max: 64 },
+				remote_name: { type: "string", max: 128 },
+				arguments: { type: "object" },
+				timeout_ms: { type: "number", integer: true, positive: true }
+			},
+			async handler(
+				this: SourcesThis,
+				ctx: Ctx<{ source_id: string; remote_name: string; arguments: JsonObject; timeout_ms: number }>
+			): Promise<RemoteCallOutcome> {
+				const source = await this.findVisible(this.tenantOf(ctx), ctx.params.source_id);
+				if (source.type !== "mcp") throw notFound("MCP source", source.id);
+				const connection = this.connectionOf(source);
+				const { remote_name, arguments: args, timeout_ms } = ctx.params;
+				try {
+					// The breaker counts only the server's failures; a tool's own errors are results.
+					return await this.guards.run(source.id, async () => {
+						const outcome = await connection.callTool(remote_name, args, timeout_ms);
+						if (!outcome.ok && outcome.type !== "tool_error")
+							throw new ToolFailure(outcome.type, outcome.message);
+						return outcome;
+					});
+				} catch (err) {
+					if (!(err instanceof ToolFailure)) throw err;
+					return { ok: false, type: err.type, message: err.message };
+				}
+			}
+		}
+	},
+
+	events: {
+		// Another node deleted a source: its pooled client here must not outlive it.
+		async "source.deleted"(this: SourcesThis, ctx: Context<{ source_id: string }>) {
+			await this.closeConnection(ctx.params.source_id);
+		}
+	},
+
+	methods: {
+		present(source: ToolSource): JsonObject {
+			const { headers, tools: _tools, removed: _removed, next_refresh_at: _next, spec, ...shown } = source;
+			return {
+				...shown,
+				headers: maskSecrets({ headers }).headers,
+				...(spec !== undefined ? { spec_included: true } : {}),
+				tool_ids: Object.values(source.tools)
+			};
+		},
+
+		async findVisible(this: SourcesThis, tenantId: string, id: string) {
+			const source = await this.store.get(id);
+			// Another tenant's source is indistinguishable from a missing one.
+			if (!source || (source.tenant_id !== tenantId && source.tenant_id !== GLOBAL_TENANT))
+				throw notFound("Source", id);
+			return source;
+		},
+
+		async findWritable(this: SourcesThis, tenantId: string, id: string) {
+			const source = await this.findVisible(tenantId, id);
+			if (source.tenant_id !== tenantId) throw forbidden("Global sources are read-only for tenants");
+			return source;
+		},
+
+		connectionOf(this: SourcesThis, source: Pick<ToolSource, "id" | "url" | "headers">) {
+			let connection = this.connections.get(source.id);
+			if (!connection) {
+				connection = new McpConnection({
+					url: source.url!,
+					headers: source.headers,
+					allowHosts: this.settings.outboundAllowHosts,
+					timeoutMs: this.settings.connectTimeoutMs,
+					onToolsChanged: () => this.scheduleRefresh(source.id),
+					clientName: "tool-registry",
+					clientVersion: "1.0.0"
+				});
+				this.connections.set(source.id, connection);
+			}
+			return connection;
+		},
+
+		async closeConnection(this: SourcesThis, id: string) {
+			const connection = this.connections.get(id);
+			this.connections.delete(id);
+			await connection?.close();
+		},
+
+		registryFor(this: SourcesThis, tenantId: string): SourceRegistry {
+			const opts = { meta: { tenant_id: tenantId } };
+			const call = <T>(action: string, params: JsonObject) =>
+				this.broker.call<T, JsonObject>(action, params, opts);
+			const orNull = (err: unknown) => {
+				if ((err as { code?: number }).code === 404) return null;
+				throw err;
+			};
+			return {
+				get: id => call<StoredTool>("registry.resolve", { tool_id: id }).catch(orNull),
+				findByName: name =>
+					call<StoredTool>("registry.resolve", { tool_name: name })
+						.then(tool => (tool.tenant_id === tenantId ? tool : null))
+						.catch(orNull),
+				register: definition => call<StoredTool>("registry.register", definition as unknown as JsonObject),
+				update: (id, definition) => call<StoredTool>("registry.update", { id, ...definition }),
+				setStatus: (id, status) => call<StoredTool>("registry.setStatus", { id, status }),
+				recordHealth: (id, health) => call<StoredTool>("registry.recordHealth", { id, health })
+			};
+		},
+
+		/**
+		 * Reads what the source offers and reconciles its tools. One refresh per source at a time on
+		 * this node; one asked for meanwhile runs once more after it.
+		 */
+		refresh(this: SourcesThis, id: string, listed?: OfferedTool[]) {
+			const running = this.refreshing.get(id);
+			if (running) {
+				this.refreshAgain.add(id);
+				return running;
+			}
+			const run = async (): Promise<{ source: ToolSource; summary: ReconcileSummary | null }> => {
+				const source = await this.store.get(id);
+				if (!source) throw notFound("Source", id);
+				const now = Date.now();
+				let offered: OfferedTool[];
+				try {
+					offered =
+						listed ??
+						(await offeredTools(source, {
+							connection: source.type === "mcp" ? this.connectionOf(source) : undefined,
+							allowHosts: this.settings.outboundAllowHosts,
+							timeoutMs: this.settings.connectTimeoutMs,
+							maxSpecBytes: this.settings.maxSpecBytes
+						}));
+				} catch (err) {
+					const failures = source.health.failures + 1;
+					const wait = backoff(failures, this.settings.probeBaseMs, this.settings.probeMaxMs);
+					const message = (err as Error).message;
+					this.logger.info(`Source '${source.name}' (${id}) is unreachable: ${message}`);
+					const updated = await this.store.update(id, current => ({
+						...current,
+						health: {
+							state: "unreachable",
+							checked_at: new Date(now).toISOString(),
+							next_check_at: new Date(now + wait).toISOString(),
+							error: message,
+							failures
+						},
+						next_refresh_at: new Date(now + wait).toISOString()
+					}));
+					if (!updated) throw notFound("Source", id);
+					await this.shareHealth(updated);
+					return { source: updated, summary: null };
+				}
+				const { summary, tools, removed } = await reconcile(
+					source,
+					offered,
+					this.registryFor(source.tenant_id)
+				);
+				const next = new Date(now + this.settings.refreshIntervalMs).toISOString();
+				const updated = await this.store.update(id, current => ({
+					...current,
+					tools,
+					removed,
+					tool_count: offered.length,
+					health: {
+						state: "healthy",
+						checked_at: new Date(now).toISOString(),
+						next_check_at: next,
+						failures: 0
+					},
+					last_refresh_at: new Date(now).toISOString(),
+					next_refresh_at: next,
+					updated_at: new Date(now).toISOString()
+				}));
+				if (!updated) throw notFound("Source", id);
+				await this.shareHealth(updated);
+				return { source: updated, summary };
+			};
+			const promise = run().finally(() => {
+				this.refreshing.delete(id);
+				if (this.refreshAgain.delete(id)) this.scheduleRefresh(id);
+			});
+			this.refreshing.set(id, promise);
+			return promise;
+		},
+
+		/** The source's tools take its health: an unreachable server leaves them `unreachable`. */
+		async shareHealth(this: SourcesThis, source: ToolSource) {
+			const { state, checked_at, next_check_at, error } = source.health;
+			const health = { state, checked_at, ...(state === "unreachable" ? { next_check_at, error } : {}) };
+			const registry = this.registryFor(source.tenant_id);
+			const removed = new Set(source.removed);
+			for (const [key, id] of Object.entries(source.tools)) {
+				if (removed.has(key)) continue;
+				const tool = await registry.get(id);
+				// A healthy tool stays as it is; an unreachable one learns when the source is probed next.
+				if (tool && (tool.health?.state !== state || state === "unreachable"))
+					await registry
+						.recordHealth(id, health)
+						.catch(err => this.logger.warn(`Health of tool ${id} not recorded`, err));
+			}
+		},
+
+		scheduleRefresh(this: SourcesThis, id: string) {
+			this.refresh(id).catch(err => this.logger.warn(`Refresh of source ${id} failed`, err));
+		},
+
+		/**
+		 * Refreshes the sources whose time has come. A node claims a refresh by moving its time
+		 * forward in the store first, so in a cluster one node does each.
+		 */
+		async refreshDue(this: SourcesThis) {
+			for (const id of await this.store.ids()) {
+				const now = Date.now();
+				const source = await this.store.get(id);
+				if (!source || Date.parse(source.next_refresh_at) > now) continue;
+				const seen = source.next_refresh_at;
+				const claim = new Date(now + this.settings.refreshIntervalMs).toISOString();
+				const claimed = await this.store.update(id, current =>
+					current.next_refresh_at === seen ? { ...current, next_refresh_at: claim } : current
+				);
+				if (claimed?.next_refresh_at === claim) this.scheduleRefresh(id);
+			}
+		},
+
+		async sampleMetrics(this: SourcesThis) {
+			for (const id of await this.store.ids()) {
+				const source = await this.store.get(id);
+				if (!source) continue;
+				const labels = { tenant: source.tenant_id, source: source.name };
+				this.broker.metrics.set(METRICS.sourceHealthy, source.health.state === "unreachable" ? 0 : 1, labels);
+				this.broker.metrics.set(METRICS.sourceTools, source.tool_count, labels);
+				if (source.last_refresh_at)
+					this.broker.metrics.set(
+						METRICS.sourceLastRefresh,
+						Date.parse(source.last_refresh_at) / 1000,
+						labels
+					);
+			}
+		}
+	},
+
+	created(this: SourcesThis) {
+		this.store = this.redis
+			? new RedisSourceStore(this.redis, this.settings.redisPrefix)
+			: new MemorySourceStore();
+		this.connections = new Map();
+		this.guards = new ToolGuards(this.settings.guards);
+		this.refreshing = new Map();
+		this.refreshAgain = new Set();
+		this.ticker = null;
+		this.ticking = null;
+	},
+
+	started(this: SourcesThis) {
+		// Tools are written through the registry: refreshes wait for it.
+		this.broker.waitForServices(["registry"]).then(
+			() => {
+				const tick = () => {
+					if (this.ticking) return;
+					this.ticking = this.refreshDue()
+						.catch(err => this.logger.warn("Looking for due source refreshes failed", err))
+						.finally(() => (this.ticking = null));
+				};
+				this.ticker = setInterval(tick, this.settings.tickMs).unref();
+				tick();
+				// Every node listens to its MCP sources' list_changed: a refresh connects and subscribes.
+				void this.store.ids().then(ids => ids.forEach(id => this.scheduleRefresh(id)));
+			},
+			err => this.logger.error("The registry never appeared; sources are not refreshed here", err)
+		);
+	},
+
+	async stopped(this: SourcesThis) {
+		if (this.ticker) clearInterval(this.ticker);
+		await this.ticking;
+		await Promise.allSettled(this.refreshing.values());
+		await Promise.all([...this.connections.keys()].map(id => this.closeConnection(id)));
+		this.guards.shutdown();
+	}
+};
+
+export default SourcesService;

@@ -1,0 +1,79 @@
+import net, { type AddressInfo } from "net";
+import { ServiceProcess } from "../support/process-node";
+
+// Each node is a process of its own, started from the TypeScript sources.
+jest.setTimeout(90000);
+
+const TOKEN = "node-metrics-token-0123456789";
+
+/** A port free right now on 127.0.0.1: the nodes must be told their PORT, as an operator would. */
+async function freePort(): Promise<number> {
+	const server = net.createServer().listen(0, "127.0.0.1");
+	await new Promise(resolve => server.once("listening", resolve));
+	const { port } = server.address() as AddressInfo;
+	await new Promise(resolve => server.close(resolve));
+	return port;
+}
+
+/** Whether anything accepts a TCP connection at host:port. */
+function accepts(host: string, port: number): Promise<boolean> {
+	return new Promise(resolve => {
+		const socket = net.connect(port, host);
+		socket.once("connect", () => resolve(!socket.destroy()));
+		socket.once("error", () => resolve(false));
+	});
+}
+
+describe("metrics of nodes without a gateway", () => {
+	const nodes: ServiceProcess[] = [];
+	afterAll(() => Promise.all(nodes.map(node => node.stop())));
+
+	it("two executor nodes on one host with distinct PORTs both run, each behind the service token on HOST", async () => {
+		const ports = [await freePort(), await freePort()];
+		for (const port of ports)
+			nodes.push(
+				new ServiceProcess({
+					SERVICES: "executor",
+					PORT: String(port),
+					HOST: "127.0.0.1",
+					SERVICE_TOKEN: TOKEN
+				})
+			);
+		for (const [i, node] of nodes.entries())
+			await node.waitFor(new RegExp(`Metrics listening on http://127\\.0\\.0\\.1:${ports[i]}/metrics`));
+
+		for (const [i, port] of ports.entries()) {
+			const url = `http://127.0.0.1:${port}`;
+			const anonymous = await fetch(`${url}/metrics`);
+			expect(anonymous.status).toBe(401);
+			expect(await anonymous.json()).toMatchObject({ code: 401, type: "UNAUTHORIZED" });
+			const wrong = await fetch(`${url}/metrics`, { headers: { authorization: "Bearer not-the-token" } });
+			expect(wrong.status).toBe(401);
+			const scrape = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+			expect(scrape.status).toBe(200);
+			expect(await scrape.text()).toContain("moleculer_");
+			expect((await fetch(`${url}/health`)).status).toBe(200);
+			// Bound to HOST only: another loopback address of the same machine finds nothing there.
+			expect(await accepts("127.0.0.2", port)).toBe(false);
+			expect(nodes[i].exit).toBeNull();
+		}
+		expect(nodes.map(node => node.output).join("\n")).not.toMatch(/EADDRINUSE/);
+	});
+
+	it("says in one line that its PORT is taken and exits non-zero", async () => {
+		const taken = net.createServer().listen(0, "127.0.0.1");
+		await new Promise(resolve => taken.once("listening", resolve));
+		const { port } = taken.address() as AddressInfo;
+		try {
+			const node = new ServiceProcess({ SERVICES: "executor", PORT: String(port), SERVICE_TOKEN: TOKEN });
+			nodes.push(node);
+			const exit = await node.exited;
+			expect(exit.code).not.toBe(0);
+			expect(node.output).toMatch(
+				new RegExp(`Metrics cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`)
+			);
+		} finally {
+			taken.close();
+		}
+	});
+});

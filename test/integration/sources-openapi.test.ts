@@ -1,0 +1,287 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { eventually } from "../support/eventually";
+import { countingServer } from "../support/mcp-upstream";
+import { http as rest, startNode, type TestNode } from "../support/node";
+
+/**
+ * A real HTTP API on 127.0.0.1 (allowed) that serves its own OpenAPI document, imported as a source;
+ * its operations run as external_api tools through REST and tasks.
+ */
+
+const TENANT = `sources-openapi-${process.pid}`;
+
+let node: TestNode;
+let api: http.Server;
+let apiUrl: string;
+let received: { method: string; url: string; body: string; headers: http.IncomingHttpHeaders }[] = [];
+let document: Record<string, any>;
+
+const call = (method: string, path: string, body?: unknown, tenant = TENANT) =>
+	rest(node.url, method, path, { body, tenant });
+
+function petstore(): Record<string, any> {
+	return {
+		openapi: "3.1.0",
+		info: { title: "Pets", version: "1.0.0" },
+		servers: [{ url: "/v1" }],
+		paths: {
+			"/pets/{petId}": {
+				parameters: [{ name: "petId", in: "path", required: true, schema: { type: "integer" } }],
+				get: {
+					operationId: "getPet",
+					summary: "Read one pet",
+					parameters: [
+						{ name: "fields", in: "query", schema: { type: "string" }, description: "Fields to return" }
+					],
+					responses: { "200": { description: "the pet" } }
+				}
+			},
+			"/pets": {
+				post: {
+					operationId: "createPet",
+					summary: "Add a pet",
+					tags: ["pets"],
+					requestBody: {
+						required: true,
+						content: { "application/json": { schema: { $ref: "#/components/schemas/NewPet" } } }
+					},
+					responses: { "201": { description: "created" } }
+				},
+				delete: { summary: "Remove every pet", responses: { "204": { description: "gone" } } }
+			}
+		},
+		components: {
+			schemas: {
+				NewPet: { type: "object", properties: { name: { type: "string" } }, required: ["name"] }
+			}
+		}
+	};
+}
+
+async function toolNamed(name: string): Promise<any> {
+	const page = await call("GET", "/api/v1/tools?limit=200");
+	return page.body.items.find((tool: { name: string }) => tool.name === name);
+}
+
+beforeAll(async () => {
+	document = petstore();
+	api = http.createServer((req, res) => {
+		let body = "";
+		req.on("data", chunk => (body += chunk));
+		req.on("end", () => {
+			received.push({ method: req.method ?? "", url: req.url ?? "", body, headers: req.headers });
+			res.setHeader("Content-Type", "application/json");
+			if (req.url === "/openapi.json") return res.end(JSON.stringify(document));
+			if (req.url?.startsWith("/v1/pets/"))
+				return res.end(JSON.stringify({ id: Number(req.url.split(/[/?]/)[3]), name: "Rex" }));
+			if (req.url === "/v1/pets" && req.method === "POST") {
+				res.statusCode = 201;
+				return res.end(JSON.stringify({ id: 1, ...JSON.parse(body) }));
+			}
+			res.end("{}");
+		});
+	});
+	api.listen(0, "127.0.0.1");
+	await new Promise(resolve => api.once("listening", resolve));
+	apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+	node = await startNode({ settings: { outboundAllowHosts: ["127.0.0.1"] } });
+});
+
+afterAll(async () => {
+	await node?.stop();
+	api?.closeAllConnections();
+	await new Promise(resolve => api?.close(resolve));
+});
+
+describe("an OpenAPI document imported as a tool source", () => {
+	let sourceId: string;
+
+	it("previews its tools with dry_run and stores nothing", async () => {
+		const preview = await call("POST", "/api/v1/sources?dry_run=true", {
+			type: "openapi",
+			name: "pets",
+			spec: petstore(),
+			base_url: `${apiUrl}/v1`
+		});
+		expect(preview.status).toBe(200);
+		expect(preview.body.tools.map((t: { name: string }) => t.name).sort()).toEqual([
+			"pets__createPet",
+			"pets__delete__pets",
+			"pets__getPet"
+		]);
+		expect((await call("GET", "/api/v1/sources")).body.items).toEqual([]);
+		expect(await toolNamed("pets__getPet")).toBeUndefined();
+	});
+
+	it("becomes one external_api tool per operation, parameters from path, query and JSON body", async () => {
+		const created = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "pets",
+			url: `${apiUrl}/openapi.json`,
+			headers: { Authorization: "Bearer api-secret" }
+		});
+		expect(created.status).toBe(201);
+		expect(created.body).toMatchObject({
+			type: "openapi",
+			tool_count: 3,
+			headers: { Authorization: "********" }
+		});
+		sourceId = created.body.id;
+		const getPet = await toolNamed("pets__getPet");
+		expect(getPet).toMatchObject({
+			type: "external_api",
+			description: "Read one pet",
+			parameters: {
+				type: "object",
+				properties: {
+					petId: { type: "integer" },
+					fields: { type: "string", description: "Fields to return" }
+				},
+				required: ["petId"]
+			},
+			config: { url: `${apiUrl}/v1/pets/{{petId}}`, method: "GET", headers: { Authorization: "********" } }
+		});
+		const createPet = await toolNamed("pets__createPet");
+		expect(createPet.parameters).toEqual({
+			type: "object",
+			properties: { body: { type: "object", properties: { name: { type: "string" } }, required: ["name"] } },
+			required: ["body"]
+		});
+		expect(createPet.metadata.tags).toEqual(["openapi", "pets"]);
+	});
+
+	it("runs its operations through REST and tasks", async () => {
+		await eventually(async () => expect((await toolNamed("pets__getPet")).status).toBe("active"));
+		received = [];
+		const read = await call("POST", "/api/v1/internal/execute", {
+			tool_name: "pets__getPet",
+			parameters: { petId: 7, fields: "name" }
+		});
+		expect(read.body).toMatchObject({
+			status: "completed",
+			result: { status: 200, data: { id: 7, name: "Rex" } }
+		});
+		expect(received[0]).toMatchObject({ method: "GET", url: "/v1/pets/7?fields=name" });
+		expect(received[0].headers.authorization).toBe("Bearer api-secret");
+
+		await eventually(async () => expect((await toolNamed("pets__createPet")).status).toBe("active"));
+		const task = await call("POST", "/api/v1/internal/tasks", {
+			type: "tool_execution",
+			payload: { tool_name: "pets__createPet", parameters: { body: { name: "Tom" } } }
+		});
+		expect(task.status).toBe(202);
+		const done = await eventually(async () => {
+			const read = await call("GET", `/api/v1/internal/tasks/${task.body.task_id}`);
+			expect(read.body.status).toBe("completed");
+			return read.body;
+		});
+		expect(done.result).toMatchObject({ status: 201, data: { id: 1, name: "Tom" } });
+		expect(received.find(r => r.method === "POST")?.body).toBe('{"name":"Tom"}');
+	});
+
+	it("re-imported, updates changed operations as new versions, adds new ones and disables removed ones", async () => {
+		const before = await toolNamed("pets__getPet");
+		document.paths["/pets/{petId}"].get.summary = "Read one pet by its id";
+		delete document.paths["/pets"].delete;
+		document.paths["/owners"] = {
+			get: { operationId: "listOwners", responses: { "200": { description: "ok" } } }
+		};
+		const refreshed = await call("POST", `/api/v1/sources/${sourceId}/refresh`);
+		expect(refreshed.status).toBe(200);
+		expect(refreshed.body.changes).toMatchObject({
+			added: ["pets__listOwners"],
+			updated: ["pets__getPet"],
+			disabled: ["pets__delete__pets"]
+		});
+		const after = await toolNamed("pets__getPet");
+		expect(after).toMatchObject({
+			id: before.id,
+			version: before.version + 1,
+			description: "Read one pet by its id"
+		});
+		expect(after.definition_hash).not.toBe(before.definition_hash);
+		expect(await toolNamed("pets__delete__pets")).toMatchObject({ status: "disabled" });
+	});
+
+	it("is deleted with its tools", async () => {
+		expect((await call("DELETE", `/api/v1/sources/${sourceId}`)).status).toBe(204);
+		expect(await toolNamed("pets__getPet")).toBeUndefined();
+	});
+});
+
+describe("OpenAPI documents that cannot be imported", () => {
+	it("refuses a document at a refused address, which never receives a request", async () => {
+		const refused = await countingServer("127.0.0.2");
+		try {
+			const answer = await call("POST", "/api/v1/sources", {
+				type: "openapi",
+				name: "far",
+				url: `${refused.url}/openapi.json`
+			});
+			expect(answer.status).toBe(422);
+			expect(answer.body.data[0]).toMatchObject({ field: "url" });
+			expect(refused.hits()).toBe(0);
+		} finally {
+			await refused.close();
+		}
+	});
+
+	it("refuses a $ref outside the document", async () => {
+		const spec = petstore();
+		spec.components.schemas.NewPet = { $ref: "http://127.0.0.2/schemas/pet.json" };
+		const answer = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "remote",
+			spec,
+			base_url: apiUrl
+		});
+		expect(answer.status).toBe(422);
+		expect(answer.body.data).toEqual([
+			{ field: "spec.components.schemas.NewPet.$ref", message: expect.stringContaining("outside") }
+		]);
+	});
+
+	it("explains an invalid document, a Swagger 2 one and one without a server", async () => {
+		const invalid = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "bad",
+			spec: { openapi: "3.1.0", paths: 3 }
+		});
+		expect(invalid.status).toBe(422);
+		const swagger = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "old",
+			spec: { swagger: "2.0" }
+		});
+		expect(swagger.body.data[0]).toMatchObject({ field: "spec.openapi" });
+		const { servers: _servers, ...serverless } = petstore();
+		const noServer = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "nowhere",
+			spec: serverless
+		});
+		expect(noServer.body.data[0]).toMatchObject({ field: "base_url" });
+		const both = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "both",
+			spec: petstore(),
+			url: `${apiUrl}/openapi.json`
+		});
+		expect(both.status).toBe(422);
+	});
+
+	it("accepts a YAML document", async () => {
+		const yaml = `openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /ping:\n    get:\n      operationId: ping\n      responses: {"200": {description: ok}}\n`;
+		const answer = await call("POST", "/api/v1/sources?dry_run=true", {
+			type: "openapi",
+			name: "yamlapi",
+			spec: yaml,
+			base_url: apiUrl
+		});
+		expect(answer.status).toBe(200);
+		expect(answer.body.tools).toEqual([
+			expect.objectContaining({ name: "yamlapi__ping", type: "external_api" })
+		]);
+	});
+});
