@@ -11,6 +11,7 @@ import { ToolAccessMixin } from "../mixins/tool-access.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
@@ -39,6 +40,8 @@ export interface ApiSettings extends RedisSettings, AuditSettings {
 	serviceToken?: string;
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
 	tenantRateLimit: number;
+	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
+	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	tenantRateWindowMs: number;
 	/** UI WebSocket (`GET /ws`): ping interval, and bytes queued per client before it is dropped. */
 	uiHeartbeatMs: number;
@@ -80,6 +83,8 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
 
 interface GatewayRequest extends IncomingMessage {
+	/** The URL as received; moleculer-web makes `url` relative to the route. */
+	originalUrl?: string;
 	$alias?: RouteAlias;
 	$ctx?: Context<unknown, CallerMeta>;
 }
@@ -199,6 +204,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: config().rateLimit,
+		mcpSessions: {
+			maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
+			maxSessions: config().mcpMaxSessions,
+			evictIdleAfterMs: 60_000
+		},
 		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
@@ -251,7 +261,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
 					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
-				use: [bodyDecodingErrors],
+				use: [bodyDecodingErrors, requireJsonBody],
 				aliases: API_ROUTES,
 				onAfterCall(
 					this: ApiThis,
@@ -272,7 +282,10 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		],
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
-			const body = sendError(res, err);
+			// No alias took the request: a known path asked with another method is a 405.
+			const refused =
+				(err instanceof ApiGateway.Errors.NotFoundError && wrongMethod(this.aliases, req.originalUrl)) || err;
+			const body = sendError(res, refused);
 			// The path only: a query may carry a credential.
 			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
@@ -488,7 +501,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						{ meta }
 					)
 			},
-			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+			{ loopbackOnly: isLoopbackAddress(settings.ip), ...settings.mcpSessions }
 		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
