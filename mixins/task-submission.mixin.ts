@@ -207,9 +207,12 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 					// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
 					secret: secret ?? this.settings.serviceToken,
 					allowHosts: this.settings.outboundAllowHosts
-				}).then(delivered => {
-					if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
-				});
+				}).then(
+					delivered => {
+						if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
+					},
+					(err: unknown) => this.logger.warn(`Callback of task ${task.task_id} failed`, err)
+				);
 			},
 
 			async ownTask(this: SubmissionThis, ctx: Context<unknown, CallerMeta>, taskId: string) {
