@@ -1,6 +1,7 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
 import { NodeMetricsListener } from "./lib/metrics/node-metrics-listener";
+import { RedactingConsoleLogger } from "./lib/redacting-logger";
 import { replCommands } from "./lib/repl-commands";
 import { ensureServiceToken } from "./lib/service-token";
 import { config, ConfigError, runsService, type Config } from "./lib/config";
@@ -38,15 +39,14 @@ const brokerOptions: BrokerOptions = {
 	nodeID: settings.nodeId ?? null,
 	// A connection string (`nats://…`), which Moleculer accepts though its types list only names.
 	transporter: (settings.transporter ?? null) as BrokerOptions["transporter"],
-	logger: {
-		type: "Console",
-		options: {
-			// JSON lines for log shippers; human-readable otherwise.
-			formatter: settings.logFormat === "json" ? "json" : "short",
-			colors: settings.logFormat !== "json",
-			moduleColors: false
-		}
-	},
+	// No secret reaches a log line, whoever logs it (lib/redacting-logger.ts).
+	logger: new RedactingConsoleLogger({
+		// JSON lines for log shippers; human-readable otherwise.
+		formatter: settings.logFormat === "json" ? "json" : "short",
+		colors: settings.logFormat !== "json",
+		moduleColors: false,
+		secrets: [settings.serviceToken, settings.callbackSecret].filter(secret => secret !== undefined)
+	}),
 	logLevel: settings.logLevel,
 	serializer: "JSON",
 	// Executions bring their own timeouts; this bounds everything else.

@@ -62,6 +62,12 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 			response: "ValidationReport"
 		}
 	),
+	"PUT /tools/:id/status": route(
+		"registry.setStatus",
+		"tools:write",
+		"Disable a tool (neither discovered nor run) or enable it again",
+		{ response: "StoredTool" }
+	),
 	"GET /tools/:id/stats": route("executor.stats", "tools:read", "Usage of a tool by the calling tenant"),
 	"POST /registry/validate": route(
 		"validator.validate",
@@ -109,5 +115,6 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		status: 204
 	}),
 	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
+	"GET /audit": route("audit.list", "keys:admin", "The tenant's audit trail, newest first"),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

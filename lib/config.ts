@@ -4,6 +4,8 @@
  * docs/configuration.md's table is generated from it (`npm run config-docs`; a test compares them).
  */
 
+import { parseDescriptionPolicies } from "./description-policy";
+
 /** One environment variable: how it is documented and how its raw text becomes a setting. */
 export interface Variable<T> {
 	name: string;
@@ -97,6 +99,16 @@ function list(name: string, doc: string, shown = "unset"): Variable<string[]> {
 	};
 }
 
+/** A variable read by a parser of its own (which throws a message saying what it expects). */
+function custom<T>(
+	name: string,
+	doc: string,
+	shown: string,
+	parse: (raw: string | undefined) => T
+): Variable<T> {
+	return { name, doc, shown, parse };
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Every variable the service reads, in the order the docs list them. */
@@ -120,7 +132,7 @@ export const CONFIG_VARIABLES = {
 	),
 	services: list(
 		"SERVICES",
-		"comma list of services this node runs: `api,registry,validator,executor,notifier`",
+		"comma list of services this node runs: `api,registry,validator,executor,notifier,sources`",
 		"all"
 	),
 	serviceToken: secret(
@@ -172,6 +184,24 @@ export const CONFIG_VARIABLES = {
 		3600000,
 		1
 	),
+	descriptionPolicy: oneOf(
+		"DESCRIPTION_POLICY",
+		"`warn`: a tool whose descriptions the guard flags is stored with its warnings; `refuse`: register/update answers 422 with the findings",
+		["warn", "refuse"] as const,
+		"warn"
+	),
+	descriptionPolicyTenants: custom(
+		"DESCRIPTION_POLICY_TENANTS",
+		"per-tenant overrides of `DESCRIPTION_POLICY`, e.g. `acme=refuse,lab=warn`",
+		"unset",
+		raw => {
+			try {
+				return parseDescriptionPolicies("warn", raw).tenants;
+			} catch (err) {
+				throw new Error((err as Error).message.replace(/^DESCRIPTION_POLICY_TENANTS /, ""));
+			}
+		}
+	),
 	callbackSecret: secret("CALLBACK_SECRET", "HMAC key of task callbacks", "`SERVICE_TOKEN`"),
 	redisPrefix: text("REDIS_PREFIX", "key namespace in a shared Redis", "tool-registry:"),
 	namespace: text("NAMESPACE", "Moleculer namespace (separates clusters sharing one NATS)", "", "empty"),
@@ -186,6 +216,12 @@ export const CONFIG_VARIABLES = {
 	tracingExporter: optionalText(
 		"TRACING_EXPORTER",
 		"Moleculer tracing exporter (`Console`, `Zipkin`, `Jaeger`, `Datadog`, …); unset = no spans"
+	),
+	embeddings: oneOf(
+		"EMBEDDINGS",
+		"how discovery embeds text for semantic ranking: `local` (a model shipped in an npm package, run off the event loop), `orchestrator` (POST to `{ORCHESTRATOR_URL}/api/v1/embeddings`), `off` (lexical only)",
+		["local", "orchestrator", "off"] as const,
+		"local"
 	),
 	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN`")
 };

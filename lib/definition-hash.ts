@@ -5,16 +5,19 @@ import { maskSecrets } from "./secrets";
 
 /**
  * SHA-256 of the canonical JSON (RFC 8785) of what an agent approves: name, description,
- * parameters and config with secrets masked. Anyone can recompute it from a read.
+ * parameters, config with secrets masked, and the output schema and annotations when the tool
+ * has them (absent, they leave the hash as it was without them). Anyone can recompute it from a read.
  */
 export function definitionHash(
-	tool: Pick<StoredTool, "name" | "description" | "parameters" | "config">
+	tool: Pick<StoredTool, "name" | "description" | "parameters" | "config" | "output_schema" | "annotations">
 ): string {
 	const canonical = canonicalize({
 		name: tool.name,
 		description: tool.description,
 		parameters: tool.parameters,
-		config: maskSecrets(tool.config)
+		config: maskSecrets(tool.config),
+		output_schema: tool.output_schema,
+		annotations: tool.annotations
 	})!;
 	return `sha256:${createHash("sha256").update(canonical).digest("hex")}`;
 }

@@ -25,8 +25,15 @@ export const DEFINITION_FIELDS = [
 	"config",
 	"metadata",
 	"permissions",
-	"timeout_ms"
+	"timeout_ms",
+	"output_schema",
+	"output_validation",
+	"annotations"
 ] as const;
+
+/** What a run does with a result that does not match the tool's `output_schema`. */
+export const OUTPUT_VALIDATION_MODES = ["off", "warn", "strict"] as const;
+export const DEFAULT_OUTPUT_VALIDATION = "warn";
 
 /** The definition fields of a body, without server-owned or control fields. */
 export function pickDefinition(body: JsonObject): Partial<ToolDefinition> {
@@ -72,6 +79,19 @@ export const DEFINITION_SCHEMA = {
 			additionalProperties: false
 		},
 		timeout_ms: { type: "integer", minimum: 1, maximum: MAX_TIMEOUT_MS },
+		output_schema: { type: "object" },
+		output_validation: { enum: OUTPUT_VALIDATION_MODES },
+		annotations: {
+			type: "object",
+			properties: {
+				title: { type: "string", minLength: 1, maxLength: 128 },
+				read_only: { type: "boolean" },
+				destructive: { type: "boolean" },
+				idempotent: { type: "boolean" },
+				open_world: { type: "boolean" }
+			},
+			additionalProperties: false
+		},
 		...Object.fromEntries(SERVER_OWNED_FIELDS.map(field => [field, {}])),
 		expected_version: {}
 	},

@@ -42,7 +42,7 @@ export function bodyDecodingErrors(
 	next(undecodable ? badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING") : err);
 }
 
-/** moleculer-web's own type names mapped to the contract's. */
+/** moleculer-web's own type names mapped to ours. */
 const RENAMED_TYPES: Record<string, string> = {
 	NO_TOKEN: "UNAUTHORIZED",
 	INVALID_TOKEN: "UNAUTHORIZED",
@@ -110,12 +110,44 @@ export function toErrorBody(error: unknown): ErrorBody {
 		code,
 		type: (rawType && (RENAMED_TYPES[rawType] ?? rawType)) || DEFAULT_TYPES[code] || "ERROR"
 	};
-	if (err.data !== undefined) body.data = err.data;
+	if (err.data !== undefined)
+		body.data = body.type === "VALIDATION_ERROR" && Array.isArray(err.data) ? toProblems(err.data) : err.data;
 	return body;
 }
 
-/** Headers an error answer carries besides its body: `Retry-After` when waiting helps (429, 503). */
+interface ValidatorEntry {
+	field?: unknown;
+	message?: unknown;
+	type?: unknown;
+	expected?: unknown;
+}
+
+/**
+ * fastest-validator reports `{type, field, message, expected, actual, nodeID, action}`, sometimes
+ * several per field: the caller gets `{field, message}`, one entry per field, naming the allowed
+ * values of an enum.
+ */
+function toProblems(data: unknown[]): unknown[] {
+	// Our own reports are already one `{field, message}` per problem.
+	if (!data.some(entry => typeof (entry as ValidatorEntry)?.type === "string")) return data;
+	const problems = new Map<string, string>();
+	for (const entry of data as ValidatorEntry[]) {
+		if (!entry || typeof entry !== "object" || typeof entry.message !== "string") continue;
+		const field = typeof entry.field === "string" ? entry.field : "";
+		if (problems.has(field)) continue;
+		const message =
+			typeof entry.type === "string" && entry.type.startsWith("enum") && entry.expected !== undefined
+				? `must be one of: ${String(entry.expected)}`
+				: entry.message.replace(/^The '[^']*' field /, "").replace(/\.$/, "");
+		problems.set(field, message);
+	}
+	return [...problems].map(([field, message]) => ({ field, message }));
+}
+
+/** Headers an error answer carries besides its body: `Retry-After` when waiting helps, `Allow` on a 405. */
 export function errorHeaders(body: ErrorBody): Record<string, string> {
+	const allow = (body.data as { allow?: string[] } | undefined)?.allow;
+	if (body.code === 405 && allow) return { Allow: allow.join(", ") };
 	const retryAfter = (body.data as { retry_after?: number } | undefined)?.retry_after;
 	if (body.type === "RATE_LIMITED" && retryAfter !== undefined) return { "Retry-After": String(retryAfter) };
 	if (body.code === 503) return { "Retry-After": String(retryAfter ?? DEPENDENCY_RETRY_AFTER_S) };

@@ -90,7 +90,7 @@ export const payloadTooLarge = (message: string) =>
 export const unsupportedMediaType = (message: string) =>
 	new MoleculerClientError(message, 415, "UNSUPPORTED_MEDIA_TYPE");
 
-/** `problems` is the contract's `[{ field, message }]`, one entry per problem. */
+/** `problems` is `[{ field, message }]`, one entry per problem. */
 export const invalid = (message: string, problems: unknown) =>
 	new MoleculerClientError(message, 422, "VALIDATION_ERROR", problems);
 

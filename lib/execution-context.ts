@@ -1,4 +1,4 @@
-import type { ToolContext, ToolEnvironment } from "../tools/base";
+import type { ToolContext, ToolEnvironment } from "./tool-contract";
 
 /**
  * The context a tool runs with. A class, not an object literal with a `signal` getter: V8 builds such

@@ -1,6 +1,6 @@
-import type { FailureType } from "../tools/base";
+import type { FailureType } from "../types/wire";
 import { MAX_TIMEOUT_MS } from "./definition";
-import type { JsonObject } from "../types/wire";
+import type { JsonObject, ValidationProblem } from "../types/wire";
 
 /** Body of a synchronous execution, and `payload` of a queued one. */
 export interface ExecutionRequest {
@@ -22,6 +22,8 @@ export interface ExecutionResult {
 	result?: JsonObject;
 	error?: { type: FailureType; message: string };
 	execution_time_ms: number;
+	/** How a completed result misses the tool's `output_schema` (`output_validation: warn`). */
+	output_problems?: ValidationProblem[];
 }
 
 /** fastest-validator params of an execution request. */

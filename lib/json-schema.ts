@@ -52,7 +52,7 @@ export function createAjv(): Ajv2020 {
 	return ajv;
 }
 
-/** Renders ajv errors as contract problems (`field` is a dotted path under `prefix`). */
+/** Renders ajv errors as validation problems (`field` is a dotted path under `prefix`). */
 export function toProblems(errors: ErrorObject[] | null | undefined, prefix: string): ValidationProblem[] {
 	return (errors ?? []).map(e => {
 		const path = e.instancePath.split("/").slice(1).join(".");

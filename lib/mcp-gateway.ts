@@ -12,7 +12,8 @@ import { sendError, toErrorBody } from "./error-response";
 import { forbidden, invalid, lacksScope, notFound } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
-import type { CallerMeta, JsonObject } from "../types/wire";
+import type { CallerMeta, JsonObject, ValidationProblem } from "../types/wire";
+import { GLOBAL_TENANT } from "./tenancy";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
 export interface McpBackend {
@@ -23,7 +24,7 @@ export interface McpBackend {
 	/** Ranked tools for a natural-language query, in MCP shape. */
 	searchTools(meta: CallerMeta, query: JsonObject): Promise<{ tools: McpToolShape[] }>;
 	/**
-	 * Runs a tool by name; resolves the execution envelope of contract section 3. `expectedHash`
+	 * Runs a tool by name; resolves the execution envelope. `expectedHash`
 	 * (from the call's `_meta.definition_hash`) refuses to run a definition other than the one shown.
 	 */
 	execute(meta: CallerMeta, name: string, parameters: JsonObject, expectedHash?: string): Promise<JsonObject>;
@@ -182,7 +183,7 @@ export class McpGateway {
 	/** Tells the sessions of a tenant (every session for a global tool) that their tool list changed. */
 	toolsChanged(tenantId: string): void {
 		for (const session of this.sessions.values())
-			if (tenantId === "*" || session.meta.tenant_id === tenantId)
+			if (tenantId === GLOBAL_TENANT || session.meta.tenant_id === tenantId)
 				session.server.sendToolListChanged().catch(() => undefined);
 	}
 
@@ -238,11 +239,19 @@ export class McpGateway {
 				.catch(err => {
 					throw protocolError(err);
 				});
-			if (execution.status === "completed") {
+			const outputProblems = execution.output_problems as ValidationProblem[] | undefined;
+			if (execution.status === "completed" && !outputProblems) {
 				const result = (execution.result ?? {}) as JsonObject;
 				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
 			}
-			const error = execution.error as { type: string; message: string };
+			// MCP clients check structuredContent against outputSchema, so a result that misses it
+			// (passed through by a `warn` tool) is reported as an error rather than sent.
+			const error = outputProblems
+				? {
+						type: "output_invalid",
+						message: `the result does not match the tool's outputSchema: ${outputProblems.map(p => `${p.field} ${p.message}`).join("; ")}`
+					}
+				: (execution.error as { type: string; message: string });
 			await server
 				.sendLoggingMessage(
 					{
@@ -254,8 +263,8 @@ export class McpGateway {
 				)
 				.catch(() => undefined);
 			return {
+				// No structuredContent: it is the tool's result, which a client checks against its outputSchema.
 				content: [{ type: "text", text: `${error.type}: ${error.message}` }],
-				structuredContent: { error },
 				isError: true
 			};
 		});

@@ -1,6 +1,7 @@
 import { SERVER_OWNED_FIELDS, DEFINITION_SCHEMA } from "./definition";
 import { paramsToJsonSchema } from "./params-schema";
 import type { RouteAlias } from "./api-routes";
+import { FAILURE_TYPES, TOOL_STATUSES } from "../types/wire";
 
 /** An alias the gateway serves, as moleculer-web registered it. */
 export interface ServedRoute {
@@ -82,7 +83,7 @@ const STORED_TOOL = {
 		tenant_id: { type: "string", description: "`*` for global tools" },
 		version: { type: "integer", minimum: 1 },
 		definition_hash: { type: "string", pattern: "^sha256:[0-9a-f]{64}$" },
-		status: { enum: ["pending_validation", "active", "invalid", "disabled"] },
+		status: { enum: [...TOOL_STATUSES] },
 		validation: { $ref: "#/components/schemas/ValidationReport" },
 		created_at: { type: "string", format: "date-time" },
 		updated_at: { type: "string", format: "date-time" }
@@ -142,11 +143,16 @@ const COMPONENTS = {
 				error: {
 					type: "object",
 					properties: {
-						type: { enum: ["timeout", "tool_error", "upstream_error"] },
+						type: { enum: [...FAILURE_TYPES] },
 						message: { type: "string" }
 					}
 				},
-				execution_time_ms: { type: "number" }
+				execution_time_ms: { type: "number" },
+				output_problems: {
+					description: "How the result misses the tool's output_schema (tools with output_validation warn)",
+					type: "array",
+					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
+				}
 			}
 		},
 		Task: {

@@ -6,6 +6,7 @@ type SourceView = Pick<
 	ToolSource,
 	"id" | "name" | "tenant_id" | "type" | "health" | "tool_count" | "last_refresh_at"
 >;
+import type { AuditPage } from "./audit/audit-log";
 
 /**
  * Operator commands for `npm run repl` (moleculer-repl `customCommands`). Each one is a function of
@@ -74,6 +75,28 @@ export const OPS_COMMANDS: OpsCommand[] = [
 		description: "Orchestrator connection and outbox state",
 		async run(broker) {
 			return JSON.stringify(await broker.call("notifier.state"), null, 2);
+		}
+	},
+	{
+		command: "audit <tenant> [action]",
+		description: "The latest 50 audit entries of a tenant, newest first (optionally of one action)",
+		async run(broker, { tenant, action }) {
+			const page: AuditPage = await broker.call(
+				"audit.list",
+				{ limit: 50, ...(action ? { action } : {}) },
+				asTenant(tenant)
+			);
+			if (page.items.length === 0) return "No audit entries.";
+			return table(
+				["at", "action", "target", "outcome", "actor"],
+				page.items.map(e => [
+					e.at,
+					e.action,
+					e.target,
+					e.outcome,
+					[e.actor.kind, e.actor.key_id, e.actor.agent_id].filter(Boolean).join(" ")
+				])
+			);
 		}
 	},
 	{

@@ -8,7 +8,7 @@ import type { JsonObject, ValidationProblem } from "../types/wire";
 /** Work a schema thread does: check (and compile) a tenant schema, or validate data against one. */
 export type SchemaTask =
 	| { kind: "check"; schema: JsonObject; field: string }
-	| { kind: "validate"; key: string; schema: JsonObject; dataJson: string };
+	| { kind: "validate"; key: string; schema: JsonObject; dataJson: string; field: string };
 export type SchemaTaskResult = ValidationProblem[];
 
 export interface SchemaGuardOptions {
@@ -95,19 +95,27 @@ export class SchemaGuard {
 		return this.offload({ kind: "check", schema, field }, "is too costly to compile");
 	}
 
-	/** Problems of `data` against `schema`, whose compiled form is cached under `key` (tool id and version). */
-	async validate(key: string, schema: JsonObject, data: unknown): Promise<ValidationProblem[]> {
+	/**
+	 * Problems of `data` against `schema`, whose compiled form is cached under `key` (tool id and
+	 * version); `field` names the data in the problems (`parameters`, or `result` for output).
+	 */
+	async validate(
+		key: string,
+		schema: JsonObject,
+		data: unknown,
+		field = "parameters"
+	): Promise<ValidationProblem[]> {
 		const json = JSON.stringify(schema);
 		const cheap =
 			(this.inline.has(key) || compileCost(json) <= this.options.inlineCompileCost) &&
 			!largerThan(data, this.options.inlineValidateCost / json.length);
 		if (cheap) {
 			const validate = this.inline.get(key, schema);
-			return validate(data) ? [] : toProblems(validate.errors, "parameters");
+			return validate(data) ? [] : toProblems(validate.errors, field);
 		}
 		// A string crosses to the thread far faster than a structured clone of the same object.
 		return this.offload(
-			{ kind: "validate", key, schema, dataJson: JSON.stringify(data) },
+			{ kind: "validate", key, schema, dataJson: JSON.stringify(data), field },
 			"are too costly to validate against this schema"
 		);
 	}

@@ -17,5 +17,5 @@ export default function runSchemaTask(task: SchemaTask): SchemaTaskResult {
 	// A huge argument can break every item: the first problems say enough and cost little to send back.
 	return validate(JSON.parse(task.dataJson))
 		? []
-		: toProblems(validate.errors, "parameters").slice(0, MAX_PROBLEMS);
+		: toProblems(validate.errors, task.field).slice(0, MAX_PROBLEMS);
 }

@@ -1,5 +1,5 @@
 import CircuitBreaker from "opossum";
-import { ToolFailure } from "../tools/base";
+import { ToolFailure } from "./tool-contract";
 
 export interface ToolGuardOptions {
 	/** Failure percentage over the rolling window that opens the circuit. */

@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { GLOBAL_TENANT } from "../mixins/tenant-scope.mixin";
+import { GLOBAL_TENANT } from "./tenancy";
 
 export interface UiSocketsOptions {
 	/** Bytes queued for one client beyond which it is closed as a slow consumer. */

@@ -1,5 +1,5 @@
 import type Redis from "ioredis";
-import type { FailureType } from "../tools/base";
+import { FAILURE_TYPES, type FailureType } from "../types/wire";
 
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is everything slower. */
 export const LATENCY_BUCKETS_MS = [
@@ -26,7 +26,6 @@ export interface ToolUsage {
 
 type Counters = Map<string, number>;
 
-const FAILURE_TYPES: FailureType[] = ["timeout", "tool_error", "upstream_error"];
 const usageKey = (tenantId: string, toolId: string) => `${tenantId}\u0000${toolId}`;
 
 /**

@@ -14,6 +14,7 @@ import type { ToolStore } from "../lib/store/tool-store";
 import type { CallerMeta, StoredTool } from "../types/wire";
 import { GLOBAL_TENANT, type TenantScopeMethods } from "./tenant-scope.mixin";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
+import { config } from "../lib/config";
 
 export type EmbeddingsMode = "local" | "orchestrator" | "off";
 
@@ -90,9 +91,9 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 		ServiceSchema<DiscoverySettings & RedisSettings, object, DiscoveryLocals, DiscoveryThis>
 	> = {
 		settings: {
-			embeddings: (process.env.EMBEDDINGS as EmbeddingsMode | undefined) || "local",
-			orchestratorUrl: process.env.ORCHESTRATOR_URL || undefined,
-			serviceToken: process.env.SERVICE_TOKEN || undefined,
+			embeddings: config().embeddings,
+			orchestratorUrl: config().orchestratorUrl,
+			serviceToken: config().serviceToken,
 			embeddingThreads: 1,
 			queryVectorCacheSize: 10_000,
 			semanticWaitMs: 1000,

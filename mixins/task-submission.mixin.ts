@@ -18,6 +18,7 @@ import type { CallerMeta, JsonObject } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
 import type { ToolAccessMethods } from "./tool-access.mixin";
+import type { AuditMethods } from "./audit.mixin";
 
 export interface TaskSubmissionSettings extends RedisSettings {
 	serviceToken?: string;
@@ -52,12 +53,14 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 	TaskSubmissionMethods &
 	TaskSubmissionLocals &
 	TenantScopeMethods &
-	ToolAccessMethods & { workers?: { wake(count?: number): void } };
+	ToolAccessMethods &
+	AuditMethods & { workers?: { wake(count?: number): void } };
 
 /**
  * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`).
- * Everything that can be checked is checked before a task is queued. Needs RedisMixin (first),
- * TenantScopeMixin and ToolAccessMixin in the host service.
+ * Everything that can be checked is checked before a task is queued; an accepted task is recorded
+ * in the audit trail. Needs RedisMixin (first), TenantScopeMixin, ToolAccessMixin and AuditMixin in
+ * the host service.
  */
 export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 	const mixin: Partial<
@@ -113,6 +116,11 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 						})
 					);
 					if (!created) return task;
+					await this.recordAudit(
+						this.auditDraft(ctx, tenantId, "task.submit", `task:${task.task_id}`, "accepted", {
+							details: { type: task.type, ...(payload.tool_id ? { tool_id: payload.tool_id } : {}) }
+						})
+					);
 					// No "queued" announcement: the submitter has the 202; updates start with "processing".
 					this.signalWork();
 					return { task_id: task.task_id, status: task.status };

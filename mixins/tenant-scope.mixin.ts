@@ -1,11 +1,10 @@
 import type { Context, ServiceSchema } from "moleculer";
 import { badRequest } from "../lib/errors";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import type { CallerMeta, StoredTool } from "../types/wire";
 
-/** Tenant of global tools: visible to every tenant, writable only when acting for `*`. */
-export const GLOBAL_TENANT = "*";
-
-export const TENANT_ID_PATTERN = /^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})$/;
+// Services import the tenancy vocabulary from here or from lib/tenancy.ts alike.
+export { GLOBAL_TENANT, TENANT_ID_PATTERN };
 
 export interface TenantScopeMethods {
 	tenantOf(ctx: Context): string;

@@ -3,8 +3,11 @@ import { conflict, definitionChanged, invalid, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
 import { createAjv } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
-import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
+import type { CallerMeta, JsonObject, StoredTool, ValidationProblem } from "../types/wire";
+import { DEFAULT_OUTPUT_VALIDATION } from "../lib/definition";
+import { ToolFailure } from "../lib/tool-contract";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
+import { ANY_AGENT } from "../lib/tenancy";
 
 export interface ToolAccessSettings {
 	/** How long a resolved tool is reused; `tool.*` events drop it sooner. */
@@ -24,6 +27,11 @@ export interface ToolAccessMethods {
 	): Promise<StoredTool>;
 	/** Throws a 422 naming each problem when `parameters` do not match the tool's schema. */
 	checkParameters(tool: StoredTool, parameters: JsonObject): Promise<void>;
+	/**
+	 * Checks a result against the tool's `output_schema`: a `strict` tool fails with `output_invalid`;
+	 * a `warn` tool (the default) passes, and the problems are returned for `output_problems`.
+	 */
+	checkOutput(tool: StoredTool, result: JsonObject): Promise<ValidationProblem[] | undefined>;
 }
 
 interface ToolAccessLocals {
@@ -81,7 +89,7 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 				}
 				const agents = tool.permissions.agents;
 				// A tool the agent may not use is reported exactly like a missing one.
-				if (!agents.includes("*") && !(agentId && agents.includes(agentId)))
+				if (!agents.includes(ANY_AGENT) && !(agentId && agents.includes(agentId)))
 					throw notFound("Tool", request.tool_id ?? request.tool_name);
 				if (tool.status !== "active")
 					throw conflict(`The tool is ${tool.status.replace("_", " ")} and cannot run`, {
@@ -99,6 +107,24 @@ export function ToolAccessMixin(): Partial<ServiceSchema> {
 					parameters
 				);
 				if (problems.length) throw invalid("Parameters do not match the tool's schema", problems);
+			},
+
+			async checkOutput(this: ToolAccessThis, tool: StoredTool, result: JsonObject) {
+				const mode = tool.output_validation ?? DEFAULT_OUTPUT_VALIDATION;
+				if (!tool.output_schema || mode === "off") return undefined;
+				const problems = await this.schemas.validate(
+					`${tool.id}@${tool.version}:output`,
+					tool.output_schema,
+					result,
+					"result"
+				);
+				if (!problems.length) return undefined;
+				if (mode === "strict")
+					throw new ToolFailure(
+						"output_invalid",
+						`the result does not match the tool's output_schema: ${problems.map(p => `${p.field} ${p.message}`).join("; ")}`
+					);
+				return problems;
 			}
 		},
 

@@ -4,9 +4,11 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
-import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../mixins/tenant-scope.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
+import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
 import { McpGateway } from "../lib/mcp-gateway";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
@@ -27,7 +29,7 @@ import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
 
-export interface ApiSettings extends RedisSettings {
+export interface ApiSettings extends RedisSettings, AuditSettings {
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
@@ -47,7 +49,7 @@ export interface ApiSettings extends RedisSettings {
 	onError?: unknown;
 }
 
-interface ApiMethods {
+interface ApiMethods extends AuditMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): Promise<null>;
 	admit(tenantId: string): Promise<void>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
@@ -55,14 +57,14 @@ interface ApiMethods {
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
-interface ApiLocals extends RedisLocals {
+interface ApiLocals extends RedisLocals, AuditLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	/** The Model Context Protocol server at /mcp (contract section 8). */
+	/** The Model Context Protocol server at /mcp. */
 	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
@@ -73,6 +75,8 @@ interface ApiLocals extends RedisLocals {
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
 
 interface GatewayRequest extends IncomingMessage {
+	/** The URL as received; moleculer-web makes `url` relative to the route. */
+	originalUrl?: string;
 	$alias?: RouteAlias;
 	$ctx?: Context<unknown, CallerMeta>;
 }
@@ -81,6 +85,8 @@ const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
+
+const pathOf = (url: string | undefined) => (url ?? "/").split("?")[0];
 
 const header = (req: Pick<IncomingMessage, "headers">, name: string): string | undefined => {
 	const value = req.headers[name];
@@ -173,7 +179,7 @@ function serveDocs(
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
-	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, RedisMixin()],
+	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, AuditMixin(), RedisMixin()],
 
 	settings: {
 		port: config().port,
@@ -233,7 +239,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					// `__proto__` keys and deep nesting are refused before parsing (lib/json-guard.ts).
 					json: { limit: "1mb", strict: true, verify: guardJsonBody }
 				},
-				use: [bodyDecodingErrors],
+				use: [bodyDecodingErrors, requireJsonBody],
 				aliases: API_ROUTES,
 				onAfterCall(
 					this: ApiThis,
@@ -254,8 +260,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		],
 
 		onError(this: ApiThis, req: GatewayRequest, res: ServerResponse, err: Error) {
-			const body = sendError(res, err);
-			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", req.url, err);
+			// No alias took the request: a known path asked with another method is a 405.
+			const refused =
+				(err instanceof ApiGateway.Errors.NotFoundError && wrongMethod(this.aliases, req.originalUrl)) || err;
+			const body = sendError(res, refused);
+			// The path only: a query may carry a credential.
+			if (body.type === "INTERNAL_ERROR") this.logger.error("Request failed", pathOf(req.url), err);
 		}
 	} as ApiSettings,
 
@@ -315,6 +325,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					revoked_at: null
 				};
 				await this.keyStore.create(record);
+				await this.recordAudit(
+					this.auditDraft(ctx, tenant_id, "key.create", `key:${record.key_id}`, "success", {
+						details: { scopes, agent_id: record.agent_id, name: record.name }
+					})
+				);
 				const { secret_hash: _hidden, ...shown } = record;
 				return { ...shown, api_key: formatApiKey(record.key_id, secret) };
 			}
@@ -327,6 +342,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				const sameTenant = record && (ctx.meta.auth !== "api_key" || record.tenant_id === ctx.meta.tenant_id);
 				if (!record || !sameTenant) throw notFound("API key", ctx.params.key_id);
 				await this.keyStore.revoke(record.key_id, new Date().toISOString());
+				await this.recordAudit(
+					this.auditDraft(ctx, record.tenant_id, "key.revoke", `key:${record.key_id}`, "success")
+				);
 				return null;
 			}
 		}
@@ -406,7 +424,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				tenant_id: record.tenant_id,
 				agent_id: record.agent_id ?? agentHeader,
 				scopes: record.scopes,
-				auth: "api_key"
+				auth: "api_key",
+				key_id: record.key_id
 			};
 		},
 
@@ -428,7 +447,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
 				const body = refuseUpgrade(socket, err);
-				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", req.url, err);
+				// The path only: `?token=` carries the credential.
+				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
 			}
 		}
 	},

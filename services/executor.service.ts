@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { TaskSubmissionMixin, type TaskSubmissionLocals } from "../mixins/task-submission.mixin";
 import { TaskWorkersMixin, type TaskWorkerSettings } from "../mixins/task-workers.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
@@ -18,18 +19,18 @@ import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/ba
 import { ExecutionContext } from "../lib/execution-context";
 import { toolFor, toolTypes } from "../tools";
 import type { TaskWorkers } from "../lib/tasks/task-workers";
-import type { CallerMeta, JsonObject, StoredTool } from "../types/wire";
+import type { CallerMeta, JsonObject, StoredTool, ValidationProblem } from "../types/wire";
 import { config } from "../lib/config";
 
 export type { ExecutionRequest, ExecutionResult };
 
-export interface ExecutorSettings extends TaskWorkerSettings, ToolAccessSettings {
+export interface ExecutorSettings extends TaskWorkerSettings, ToolAccessSettings, AuditSettings {
 	orchestratorUrl?: string;
 	guards: ToolGuardOptions;
 	$secureSettings: string[];
 }
 
-interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods {
+interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods, AuditMethods {
 	refusesTenantCalls(action: string): boolean;
 	run(
 		ctx: Context<unknown, CallerMeta>,
@@ -41,7 +42,7 @@ interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods {
 	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
 }
 
-interface ExecutorLocals extends TaskSubmissionLocals {
+interface ExecutorLocals extends TaskSubmissionLocals, AuditLocals {
 	guards: ToolGuards;
 	usage: UsageStats;
 	env: ToolEnvironment;
@@ -63,6 +64,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		TaskSubmissionMixin(),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
+		AuditMixin(),
 		RedisMixin()
 	],
 
@@ -109,8 +111,10 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const executionId = request.execution_id ?? newId();
 			let result: JsonObject | undefined;
 			let error: ExecutionResult["error"];
+			let outputProblems: ValidationProblem[] | undefined;
 			try {
 				result = await this.run(ctx, tool, parameters, timeoutMs, executionId);
+				outputProblems = await this.checkOutput(tool, result);
 			} catch (err) {
 				const failure =
 					err instanceof ToolFailure ? err : new ToolFailure("tool_error", "the tool failed unexpectedly");
@@ -137,12 +141,33 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 				error_type: error?.type,
 				execution_time_ms: elapsedMs
 			});
+			const rate = this.settings.audit.executionSampleRate;
+			if (rate >= 1 || (rate > 0 && Math.random() < rate))
+				await this.recordAudit(
+					this.auditDraft(ctx, tenantId, "tool.execute", `tool:${tool.id}`, status, {
+						definition_hash: tool.definition_hash,
+						details: {
+							execution_id: executionId,
+							...(error ? { error_type: error.type } : {}),
+							...(rate < 1 ? { sample_rate: rate } : {})
+						}
+					})
+				);
 			const execution_time_ms = Math.round(elapsedMs * 1000) / 1000;
 			// Literals, not `{ ...envelope, result }`: once optimised, V8 gives every object spread and then
 			// extended a hidden class of its own, which cost a third of an execution's time in GC.
 			const { id: tool_id, name: tool_name } = tool;
-			return error
-				? { execution_id: executionId, tool_id, tool_name, status, error, execution_time_ms }
+			if (error) return { execution_id: executionId, tool_id, tool_name, status, error, execution_time_ms };
+			return outputProblems
+				? {
+						execution_id: executionId,
+						tool_id,
+						tool_name,
+						status,
+						result,
+						execution_time_ms,
+						output_problems: outputProblems
+					}
 				: { execution_id: executionId, tool_id, tool_name, status, result, execution_time_ms };
 		},
 

@@ -108,7 +108,7 @@ const send = (ws: WebSocket, frame: string) =>
 	new Promise<void>((resolve, reject) => ws.send(frame, err => (err ? reject(err) : resolve())));
 
 /**
- * Forwards task updates to the orchestrator over its WebSocket (contract section 5). Every update is
+ * Forwards task updates to the orchestrator over its WebSocket. Every update is
  * first appended to the outbox and then drained in order, so nothing is lost while disconnected.
  * With Redis the outbox is shared and only the node holding the leader lock connects and drains.
  */

@@ -2,42 +2,44 @@ import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
+import type { AuditAction } from "../lib/audit/audit-log";
+import { MemoryAuditLog } from "../lib/audit/memory-audit-log";
+import { RedisAuditLog } from "../lib/audit/redis-audit-log";
 import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
 import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
-import {
-	enforceDescriptionPolicy,
-	parseDescriptionPolicies,
-	policyOf,
-	type DescriptionPolicies
-} from "../lib/description-policy";
+import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
 import { maskSecrets, restoreSecrets } from "../lib/secrets";
 import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
-import type { ToolStore } from "../lib/store/tool-store";
+import type { AuditHook, ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
 import { paramsToJsonSchema } from "../lib/params-schema";
 import { nextProbeDelay, type BackoffSettings, type ProbeSchedule } from "../lib/health/probe-schedule";
 import { MemoryProbeSchedule } from "../lib/health/memory-probe-schedule";
 import { RedisProbeSchedule } from "../lib/health/redis-probe-schedule";
-import type {
-	CallerMeta,
-	JsonObject,
-	StoredTool,
-	ToolDefinition,
-	ToolHealth,
-	ToolStatus,
-	ValidationReport
+import {
+	TOOL_STATUSES,
+	type CallerMeta,
+	type JsonObject,
+	type StoredTool,
+	type ToolAnnotations,
+	type ToolDefinition,
+	type ToolHealth,
+	type ToolStatus,
+	type ValidationReport
 } from "../types/wire";
 import { config } from "../lib/config";
+import { ANY_AGENT } from "../lib/tenancy";
 
-export interface RegistrySettings extends RedisSettings, DiscoverySettings {
+export interface RegistrySettings extends RedisSettings, DiscoverySettings, AuditSettings {
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -57,7 +59,8 @@ export interface HealthSettings extends BackoffSettings {
 	claimMs: number;
 }
 
-interface RegistryMethods extends TenantScopeMethods {
+interface RegistryMethods extends TenantScopeMethods, AuditMethods {
+	audited(ctx: Context, action: AuditAction, outcome?: string): AuditHook;
 	present(tool: StoredTool): StoredTool;
 	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
 	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
@@ -74,13 +77,14 @@ interface RegistryMethods extends TenantScopeMethods {
 		ctx: Ctx,
 		id: string,
 		expectedVersion: number | undefined,
-		next: (current: StoredTool) => ToolDefinition
+		next: (current: StoredTool) => ToolDefinition,
+		action: "tool.update" | "tool.rollback"
 	): Promise<StoredTool>;
 	nextHealth(previous: ToolHealth | undefined, probed: Pick<ToolHealth, "state" | "error">): ToolHealth;
 	probeDue(): Promise<void>;
 }
 
-interface RegistryLocals extends RedisLocals, DiscoveryLocals {
+interface RegistryLocals extends RedisLocals, DiscoveryLocals, AuditLocals {
 	store: ToolStore;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
@@ -90,7 +94,7 @@ interface RegistryLocals extends RedisLocals, DiscoveryLocals {
 	syncAgain: boolean;
 }
 
-/** A tool some node offers through an action that declares `tool` (contract section 3). */
+/** A tool some node offers through an action that declares `tool`. */
 interface OfferedTool {
 	definition: ToolDefinition;
 	available: boolean;
@@ -101,6 +105,8 @@ interface ActionToolDeclaration {
 	description?: string;
 	parameters?: JsonObject;
 	tags?: string[];
+	output_schema?: JsonObject;
+	annotations?: ToolAnnotations;
 }
 
 type RegistryThis = Service<RegistrySettings> & RegistryMethods & RegistryLocals;
@@ -138,17 +144,16 @@ const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObjec
 	return rest;
 };
 
-const TOOL_STATUSES: ToolStatus[] = ["pending_validation", "active", "invalid", "disabled"];
-
 /** Health of a tool no probe has looked at (and of types that call no upstream). */
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
 const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
-	// Moleculer runs the last mixin's `created` first: discovery comes first so that it runs after RedisMixin's.
+	// Moleculer runs the last mixin's `created` first: discovery and audit come first so that they run after RedisMixin's.
 	mixins: [
 		DiscoveryMixin(),
+		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({
@@ -162,10 +167,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		maxPageSize: 200,
 		updateRetries: 5,
 		// warn: findings are kept in `validation.warnings`; refuse: they make register/update a 422.
-		descriptionPolicies: parseDescriptionPolicies(
-			process.env.DESCRIPTION_POLICY || undefined,
-			process.env.DESCRIPTION_POLICY_TENANTS
-		),
+		descriptionPolicies: { default: config().descriptionPolicy, tenants: config().descriptionPolicyTenants },
 		health: {
 			// About a minute after the first failed probe, doubling up to an hour.
 			initialMs: config().healthRecheckMs,
@@ -194,7 +196,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					created_at: now,
 					updated_at: now
 				};
-				await this.store.create(tool);
+				await this.store.create(tool, this.audited(ctx, "tool.register"));
 				const shown = this.present(tool);
 				ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
 				if (tool.status === "pending_validation") await this.queueProbe(ctx, tool);
@@ -253,19 +255,25 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			},
 			handler(this: RegistryThis, ctx: Ctx<JsonObject & { id: string; expected_version?: number }>) {
 				const patch = pickDefinition(ctx.params);
-				return this.changeDefinition(ctx, ctx.params.id, ctx.params.expected_version, current => ({
-					...definitionOf(current),
-					...patch,
-					// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
-					config:
-						patch.config === undefined
-							? current.config
-							: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
-					metadata:
-						patch.metadata === undefined
-							? current.metadata
-							: (mergePatch(current.metadata, patch.metadata) as JsonObject)
-				}));
+				return this.changeDefinition(
+					ctx,
+					ctx.params.id,
+					ctx.params.expected_version,
+					current => ({
+						...definitionOf(current),
+						...patch,
+						// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
+						config:
+							patch.config === undefined
+								? current.config
+								: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
+						metadata:
+							patch.metadata === undefined
+								? current.metadata
+								: (mergePatch(current.metadata, patch.metadata) as JsonObject)
+					}),
+					"tool.update"
+				);
 			}
 		},
 
@@ -299,7 +307,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const tool = await this.findWritable(this.tenantOf(ctx), id);
 				const earlier = await this.store.getVersion(tool.id, version);
 				if (!earlier) throw notFound("Tool version", `${tool.id}@${version}`);
-				return this.changeDefinition(ctx, id, expected_version, () => definitionOf(earlier));
+				return this.changeDefinition(ctx, id, expected_version, () => definitionOf(earlier), "tool.rollback");
 			}
 		},
 
@@ -308,7 +316,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				await this.findWritable(tenantId, ctx.params.id);
-				const removed = await this.store.remove(ctx.params.id);
+				const removed = await this.store.remove(ctx.params.id, this.audited(ctx, "tool.delete"));
 				if (!removed) throw notFound("Tool", ctx.params.id);
 				await this.probeSchedule.remove(removed.id);
 				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
@@ -325,11 +333,16 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
-				const updated = await this.store.update(current.id, stored => ({
-					...stored,
-					status: stored.status === "disabled" ? "disabled" : status,
-					validation: report
-				}));
+				const updated = await this.store.update(
+					current.id,
+					stored => ({
+						...stored,
+						status: stored.status === "disabled" ? "disabled" : status,
+						validation: report
+					}),
+					undefined,
+					this.audited(ctx, "tool.validate", report.valid ? "valid" : "invalid")
+				);
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				if (probe && updated.status === "pending_validation") {
 					const queued = await this.queueProbe(ctx, updated);
@@ -344,16 +357,54 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			}
 		},
 
-		/** Operators' switch (REPL `disable` / `enable`): a disabled tool is neither discovered nor run. */
+		/**
+		 * The switch of operators (REPL `disable` / `enable`) and of the console (`PUT /tools/{id}/status`):
+		 * a disabled tool is neither discovered nor run.
+		 */
 		setStatus: {
-			visibility: "public",
 			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
 				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				const updated = await this.store.update(
+					tool.id,
+					stored => ({
+						...stored,
+						status: ctx.params.status,
+						updated_at: new Date().toISOString()
+					}),
+					undefined,
+					this.audited(ctx, ctx.params.status === "disabled" ? "tool.disable" : "tool.enable")
+				);
+				if (!updated) throw notFound("Tool", ctx.params.id);
+				const shown = this.present(updated);
+				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				return shown;
+			}
+		},
+
+		/**
+		 * Records the health of a tool whose upstream is watched elsewhere (an `mcp` tool follows its
+		 * source, which the sources service probes with backoff). Not a change of the definition.
+		 */
+		recordHealth: {
+			visibility: "public",
+			params: {
+				id: { type: "string", max: 64 },
+				health: {
+					type: "object",
+					props: {
+						state: { type: "enum", values: ["unknown", "healthy", "unreachable"] },
+						checked_at: { type: "string", max: 64, optional: true },
+						next_check_at: { type: "string", max: 64, optional: true },
+						error: { type: "string", max: 1000, optional: true }
+					}
+				}
+			},
+			async handler(this: RegistryThis, ctx: Ctx<{ id: string; health: ToolHealth }>) {
+				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
 				const updated = await this.store.update(tool.id, stored => ({
 					...stored,
-					status: ctx.params.status,
-					updated_at: new Date().toISOString()
+					health: ctx.params.health
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
@@ -385,19 +436,31 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			) {
 				const { id, version, report } = ctx.params;
 				const probed = report.valid ? (ctx.params.health ?? UNKNOWN_HEALTH) : UNKNOWN_HEALTH;
+				// The trail gets the probe that follows a change, not every health re-check of an active tool.
+				let decides = false;
+				const audit = this.audited(ctx, "tool.validate", report.valid ? "valid" : "invalid");
 				// A report about an older version is stale: the newer version has its own probe queued.
-				const updated = await this.store.update(id, stored =>
-					stored.version !== version || (stored.status !== "pending_validation" && stored.status !== "active")
-						? stored
-						: {
-								...stored,
-								status: report.valid ? "active" : "invalid",
-								// The probe says nothing about descriptions: the definition check's findings stay visible.
-								validation: stored.validation?.warnings
-									? { ...report, warnings: stored.validation.warnings }
-									: report,
-								health: this.nextHealth(stored.health, probed)
-							}
+				const updated = await this.store.update(
+					id,
+					stored => {
+						if (
+							stored.version !== version ||
+							(stored.status !== "pending_validation" && stored.status !== "active")
+						)
+							return stored;
+						decides = stored.status === "pending_validation" || !report.valid;
+						return {
+							...stored,
+							status: report.valid ? "active" : "invalid",
+							// The probe says nothing about descriptions: the definition check's findings stay visible.
+							validation: stored.validation?.warnings
+								? { ...report, warnings: stored.validation.warnings }
+								: report,
+							health: this.nextHealth(stored.health, probed)
+						};
+					},
+					undefined,
+					tool => (decides ? audit(tool) : null)
 				);
 				if (
 					!updated ||
@@ -437,6 +500,15 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	methods: {
+		/** The audit entry of a write to one tool, appended by the store in the same step. */
+		audited(this: RegistryThis, ctx: Context, action: AuditAction, outcome = "success"): AuditHook {
+			return tool =>
+				this.auditDraft(ctx, tool.tenant_id, action, `tool:${tool.id}`, outcome, {
+					definition_hash: tool.definition_hash,
+					details: { name: tool.name, version: tool.version, status: tool.status }
+				});
+		},
+
 		present(tool: StoredTool): StoredTool {
 			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
 		},
@@ -485,7 +557,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		 * Stores `next(current)` as the tool's new version, validated, and probes it again when its
 		 * endpoint changed.
 		 */
-		async changeDefinition(this: RegistryThis, ctx, id, expected_version, next) {
+		async changeDefinition(this: RegistryThis, ctx, id, expected_version, next, action) {
 			const tenantId = this.tenantOf(ctx);
 			for (let attempt = 0; ; attempt++) {
 				const current = await this.findWritable(tenantId, id);
@@ -511,7 +583,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 							validation: report,
 							updated_at: new Date().toISOString()
 						}),
-						expected_version ?? current.version
+						expected_version ?? current.version,
+						this.audited(ctx, action)
 					);
 					if (!updated) throw notFound("Tool", id);
 					const shown = this.present(updated);
@@ -577,8 +650,11 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				parameters: definition.parameters ?? toolFor(definition.type)!.parameters,
 				config: definition.config ?? {},
 				metadata: definition.metadata ?? {},
-				permissions: definition.permissions ?? { agents: ["*"] },
-				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS
+				permissions: definition.permissions ?? { agents: [ANY_AGENT] },
+				timeout_ms: definition.timeout_ms ?? DEFAULT_TIMEOUT_MS,
+				output_schema: definition.output_schema,
+				output_validation: definition.output_validation,
+				annotations: definition.annotations
 			};
 			// Not `{ ...complete, definition_hash }`: once optimised, V8 gives each such object a hidden class of its own.
 			return Object.assign(complete, { definition_hash: definitionHash(complete) });
@@ -627,7 +703,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						description: declared.description ?? "",
 						parameters: declared.parameters ?? paramsToJsonSchema(action.params),
 						config: { action: item.name },
-						metadata: { tags: declared.tags ?? [], auto_registered: true }
+						metadata: { tags: declared.tags ?? [], auto_registered: true },
+						output_schema: declared.output_schema,
+						annotations: declared.annotations
 					}
 				});
 			}
@@ -682,8 +760,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				}
 				const wanted = this.withDefaults(definition);
 				const changed = (tool: StoredTool) =>
-					JSON.stringify([tool.description, tool.parameters, tool.config, tool.metadata]) !==
-					JSON.stringify([wanted.description, wanted.parameters, wanted.config, wanted.metadata]);
+					tool.definition_hash !== wanted.definition_hash ||
+					JSON.stringify(tool.metadata) !== JSON.stringify(wanted.metadata);
 				if (!changed(existing) && existing.status === status) continue;
 				const updated = await this.store.update(existing.id, current => ({
 					...current,
@@ -753,9 +831,14 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	created(this: RegistryThis) {
+		const trail = this.auditLog;
 		this.store = this.redis
-			? new RedisToolStore(this.redis, this.settings.redisPrefix)
-			: new MemoryToolStore();
+			? new RedisToolStore(
+					this.redis,
+					this.settings.redisPrefix,
+					trail instanceof RedisAuditLog ? trail : undefined
+				)
+			: new MemoryToolStore(trail instanceof MemoryAuditLog ? trail : undefined);
 		this.probeSchedule = this.redis
 			? new RedisProbeSchedule(this.redis, this.settings.redisPrefix)
 			: new MemoryProbeSchedule();

@@ -2,6 +2,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
+import { config } from "../lib/config";
 import { forbidden, invalid, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { METRICS } from "../lib/metrics/names";
@@ -53,6 +54,7 @@ interface SourcesMethods extends TenantScopeMethods {
 		listed?: OfferedTool[]
 	): Promise<{ source: ToolSource; summary: ReconcileSummary | null }>;
 	scheduleRefresh(id: string): void;
+	shareHealth(source: ToolSource): Promise<void>;
 	refreshDue(): Promise<void>;
 	sampleMetrics(): Promise<void>;
 }
@@ -81,12 +83,6 @@ interface CreateParams {
 	dry_run?: boolean;
 }
 
-const listFromEnv = (value: string | undefined) =>
-	(value ?? "")
-		.split(",")
-		.map(item => item.trim())
-		.filter(Boolean);
-
 const HTTP_URL = { type: "url", max: 2048, optional: true };
 
 /** Wait before the next probe of a source that failed `failures` times in a row. */
@@ -108,7 +104,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 	],
 
 	settings: {
-		outboundAllowHosts: listFromEnv(process.env.OUTBOUND_ALLOW_HOSTS),
+		outboundAllowHosts: config().outboundAllowHosts,
 		// Ten minutes: list_changed notifications carry most changes at once.
 		refreshIntervalMs: 10 * 60 * 1000,
 		// One minute doubling to one hour, as for unreachable tools.
@@ -373,7 +369,8 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 						.catch(orNull),
 				register: definition => call<StoredTool>("registry.register", definition as unknown as JsonObject),
 				update: (id, definition) => call<StoredTool>("registry.update", { id, ...definition }),
-				setStatus: (id, status) => call<StoredTool>("registry.setStatus", { id, status })
+				setStatus: (id, status) => call<StoredTool>("registry.setStatus", { id, status }),
+				recordHealth: (id, health) => call<StoredTool>("registry.recordHealth", { id, health })
 			};
 		},
 
@@ -418,6 +415,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 						next_refresh_at: new Date(now + wait).toISOString()
 					}));
 					if (!updated) throw notFound("Source", id);
+					await this.shareHealth(updated);
 					return { source: updated, summary: null };
 				}
 				const { summary, tools, removed } = await reconcile(
@@ -442,6 +440,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 					updated_at: new Date(now).toISOString()
 				}));
 				if (!updated) throw notFound("Source", id);
+				await this.shareHealth(updated);
 				return { source: updated, summary };
 			};
 			const promise = run().finally(() => {
@@ -450,6 +449,23 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 			});
 			this.refreshing.set(id, promise);
 			return promise;
+		},
+
+		/** The source's tools take its health: an unreachable server leaves them `unreachable`. */
+		async shareHealth(this: SourcesThis, source: ToolSource) {
+			const { state, checked_at, next_check_at, error } = source.health;
+			const health = { state, checked_at, ...(state === "unreachable" ? { next_check_at, error } : {}) };
+			const registry = this.registryFor(source.tenant_id);
+			const removed = new Set(source.removed);
+			for (const [key, id] of Object.entries(source.tools)) {
+				if (removed.has(key)) continue;
+				const tool = await registry.get(id);
+				// A healthy tool stays as it is; an unreachable one learns when the source is probed next.
+				if (tool && (tool.health?.state !== state || state === "unreachable"))
+					await registry
+						.recordHealth(id, health)
+						.catch(err => this.logger.warn(`Health of tool ${id} not recorded`, err));
+			}
 		},
 
 		scheduleRefresh(this: SourcesThis, id: string) {

@@ -67,6 +67,8 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 				problems.push({ field: "description", message: "must not be empty: agents choose tools by it" });
 			if (isObject(definition.parameters))
 				problems.push(...(await this.schemas.check(definition.parameters)));
+			if (isObject(definition.output_schema))
+				problems.push(...(await this.schemas.check(definition.output_schema, "output_schema")));
 			if (byteLength(definition.metadata) > MAX_METADATA_BYTES)
 				problems.push({ field: "metadata", message: `must be at most ${MAX_METADATA_BYTES} bytes` });
 			const config = definition.config ?? {};

@@ -1,40 +1,9 @@
 import type { JsonObject, ToolHealth, ValidationProblem } from "../types/wire";
+import type { ToolContext } from "../lib/tool-contract";
 
-/** What a tool sees of the call it serves. */
-export interface ToolContext {
-	tenant_id: string;
-	agent_id: string | null;
-	execution_id: string;
-	/** Aborted when the execution's `timeout_ms` elapses; tools pass it to whatever they wait on. */
-	signal: AbortSignal;
-	timeout_ms: number;
-	/** Calls a Moleculer action in the cluster (used by `moleculer_action`), identity in meta. */
-	call(action: string, params: JsonObject, meta: JsonObject): Promise<unknown>;
-	/** Operator settings a tool may read (`ORCHESTRATOR_URL`, `SERVICE_TOKEN`, `OUTBOUND_ALLOW_HOSTS`). */
-	env: ToolEnvironment;
-}
-
-export interface ToolEnvironment {
-	orchestrator_url?: string;
-	service_token?: string;
-	outbound_allow_hosts: string[];
-}
-
-/**
- * Failure classes of the execution result envelope. A tool throws ToolFailure for expected
- * failures; anything else it throws is reported as `tool_error`.
- */
-export type FailureType = "timeout" | "tool_error" | "upstream_error";
-
-export class ToolFailure extends Error {
-	constructor(
-		readonly type: FailureType,
-		message: string
-	) {
-		super(message);
-		this.name = "ToolFailure";
-	}
-}
+// The tool contract lives in lib/ (the executor's helpers use it too); tools import it from here.
+export { ToolFailure, type ToolContext, type ToolEnvironment } from "../lib/tool-contract";
+export type { FailureType } from "../types/wire";
 
 export interface ProbeResult {
 	/** What will never work (a malformed or refused address): the tool is invalid. */

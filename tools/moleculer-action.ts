@@ -6,7 +6,16 @@ import { ToolFailure, type BaseTool } from "./base";
  * This service's own actions and the broker's internals are never tool targets: a tenant must
  * not reach key management or cluster introspection by wrapping them in a tool.
  */
-const RESERVED_SERVICES = ["$node", "api", "registry", "validator", "executor", "notifier", "sources"];
+const RESERVED_SERVICES = [
+	"$node",
+	"api",
+	"registry",
+	"validator",
+	"executor",
+	"notifier",
+	"sources",
+	"audit"
+];
 
 export const isReservedAction = (action: string): boolean =>
 	RESERVED_SERVICES.some(service => action === service || action.startsWith(`${service}.`));

@@ -1,6 +1,12 @@
-/** Wire shapes of contract sections 2 and 3 (snake_case, as they travel over REST and the transporter). */
+/** Wire shapes of tools, keys and caller identity (snake_case, as they travel over REST and the transporter). */
 
-export type ToolStatus = "pending_validation" | "active" | "invalid" | "disabled";
+/** Every status a tool can have: the one list the code, the validators and the OpenAPI document use. */
+export const TOOL_STATUSES = ["pending_validation", "active", "invalid", "disabled"] as const;
+export type ToolStatus = (typeof TOOL_STATUSES)[number];
+
+/** Failure classes of an execution result (`error.type`). */
+export const FAILURE_TYPES = ["timeout", "tool_error", "upstream_error", "output_invalid"] as const;
+export type FailureType = (typeof FAILURE_TYPES)[number];
 
 export type JsonObject = Record<string, unknown>;
 
@@ -50,6 +56,22 @@ export interface ToolDefinition {
 	metadata?: JsonObject;
 	permissions?: ToolPermissions;
 	timeout_ms?: number;
+	/** JSON Schema (an object schema) of the tool's `result`. */
+	output_schema?: JsonObject;
+	/** What a run does with a result that does not match `output_schema` (default `warn`). */
+	output_validation?: OutputValidation;
+	annotations?: ToolAnnotations;
+}
+
+export type OutputValidation = "off" | "warn" | "strict";
+
+/** Hints for clients about what a tool does (exported as MCP tool annotations). */
+export interface ToolAnnotations {
+	title?: string;
+	read_only?: boolean;
+	destructive?: boolean;
+	idempotent?: boolean;
+	open_world?: boolean;
 }
 
 /** A tool as stored and as every read returns it (secrets masked on the way out). */
@@ -64,6 +86,9 @@ export interface StoredTool {
 	metadata: JsonObject;
 	permissions: ToolPermissions;
 	timeout_ms: number;
+	output_schema?: JsonObject;
+	output_validation?: OutputValidation;
+	annotations?: ToolAnnotations;
 	version: number;
 	/** `sha256:<hex>` of the canonical definition of this version (see lib/definition-hash.ts). */
 	definition_hash: string;
@@ -74,9 +99,8 @@ export interface StoredTool {
 	updated_at: string;
 }
 
-export type Scope = "tools:read" | "tools:write" | "tools:execute" | "keys:admin";
-
-export const SCOPES: readonly Scope[] = ["tools:read", "tools:write", "tools:execute", "keys:admin"];
+export const SCOPES = ["tools:read", "tools:write", "tools:execute", "keys:admin"] as const;
+export type Scope = (typeof SCOPES)[number];
 
 /** An API key as stored: the secret itself is never kept, only its SHA-256. */
 export interface ApiKeyRecord {
@@ -97,6 +121,8 @@ export interface CallerMeta {
 	/** Set by the gateway only; nodes on the transporter are trusted and carry no scopes. */
 	scopes?: readonly Scope[];
 	auth?: "service_token" | "api_key";
+	/** The API key that authenticated the caller (for the audit trail). */
+	key_id?: string;
 }
 
 export type SourceType = "mcp" | "openapi";

@@ -1,8 +1,7 @@
 import type { StoredTool } from "../../types/wire";
 import { TenantIndex, type DiscoverQuery, type RankedTool } from "./tenant-index";
+import { GLOBAL_TENANT } from "../tenancy";
 import type { QuantizedVector } from "./vectors";
-
-const GLOBAL_TENANT = "*";
 
 export interface IndexSource {
 	/** Every tool a tenant can see (its own and the global ones). */

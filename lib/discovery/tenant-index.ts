@@ -1,5 +1,6 @@
 import MiniSearch from "minisearch";
 import type { StoredTool } from "../../types/wire";
+import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
 import { reciprocalRankFusion, weightedFusion, type Fused, type Ranked } from "./fusion";
 import { parameterText, processTerm, tagsOf, tokenize } from "./text";
 import { cosine, type QuantizedVector } from "./vectors";
@@ -30,8 +31,6 @@ export interface RankedTool {
 	match?: Match;
 }
 
-const GLOBAL_TENANT = "*";
-
 /**
  * Below this cosine a tool is not a semantic match at all: without a floor every tool would be
  * "found" by meaning. The encoder gives most unrelated pairs of the relevance corpus less.
@@ -46,7 +45,8 @@ const FUSION_DEPTH = 50;
 const LEXICAL_WEIGHT = 0.4;
 
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
-	tool.permissions.agents.includes("*") || (agentId !== null && tool.permissions.agents.includes(agentId));
+	tool.permissions.agents.includes(ANY_AGENT) ||
+	(agentId !== null && tool.permissions.agents.includes(agentId));
 
 interface Entry {
 	tool: StoredTool;

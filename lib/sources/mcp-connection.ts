@@ -13,7 +13,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { OutboundError, OutboundRefused } from "../outbound/guarded-fetch";
 import { createGuardedWebFetch, type GuardedWebFetch } from "../outbound/guarded-web-fetch";
-import type { JsonObject } from "../../types/wire";
+import type { FailureType, JsonObject } from "../../types/wire";
 
 export interface McpConnectionOptions {
 	url: string;
@@ -32,8 +32,7 @@ const MAX_LIST_PAGES = 100;
 
 /** The outcome of one remote `tools/call`, as it crosses the transporter (never thrown). */
 export type RemoteCallOutcome =
-	| { ok: true; result: JsonObject }
-	| { ok: false; type: "timeout" | "tool_error" | "upstream_error"; message: string };
+	{ ok: true; result: JsonObject } | { ok: false; type: FailureType; message: string };
 
 const isAbort = (err: unknown) =>
 	(err as Error)?.name === "AbortError" || (err as Error)?.name === "TimeoutError";

@@ -1,6 +1,6 @@
 import canonicalize from "canonicalize";
 import { isNameTaken } from "../errors";
-import type { StoredTool, ToolDefinition, ToolSource } from "../../types/wire";
+import type { StoredTool, ToolDefinition, ToolHealth, ToolSource } from "../../types/wire";
 import { distinctNames } from "./tool-names";
 
 /** One tool a source offers now, under the key that follows it across refreshes. */
@@ -20,6 +20,7 @@ export interface SourceRegistry {
 		definition: Pick<ToolDefinition, "name" | "description" | "parameters" | "config">
 	): Promise<StoredTool>;
 	setStatus(id: string, status: "active" | "disabled"): Promise<StoredTool>;
+	recordHealth(id: string, health: ToolHealth): Promise<StoredTool>;
 }
 
 export interface ReconcileSummary {

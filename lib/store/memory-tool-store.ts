@@ -1,7 +1,8 @@
 import type { StoredTool } from "../../types/wire";
 import { listMerged } from "./tool-page";
 import { nameTaken, staleVersion } from "../errors";
-import { type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
+import type { MemoryAuditLog } from "../audit/memory-audit-log";
+import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 const nameKey = (tenantId: string, name: string) => `${tenantId}\u0000${name}`;
 
@@ -14,7 +15,10 @@ export class MemoryToolStore implements ToolStore {
 	private readonly tenantIds = new Map<string, string[]>();
 	private readonly tenantRevisions = new Map<string, number>();
 
-	async create(tool: StoredTool): Promise<StoredTool> {
+	/** With an audit log, every audited write appends its entry in the same synchronous step. */
+	constructor(private readonly auditLog?: MemoryAuditLog) {}
+
+	async create(tool: StoredTool, audit?: AuditHook): Promise<StoredTool> {
 		const key = nameKey(tool.tenant_id, tool.name);
 		if (this.names.has(key)) throw nameTaken(tool.name);
 		this.names.set(key, tool.id);
@@ -22,6 +26,7 @@ export class MemoryToolStore implements ToolStore {
 		this.history.set(tool.id, new Map([[tool.version, tool]]));
 		this.insertId(tool.tenant_id, tool.id);
 		this.bump(tool.tenant_id);
+		this.appendAudit(audit, tool);
 		return tool;
 	}
 
@@ -62,7 +67,8 @@ export class MemoryToolStore implements ToolStore {
 	async update(
 		id: string,
 		change: (current: StoredTool) => StoredTool,
-		expectedVersion?: number
+		expectedVersion?: number,
+		audit?: AuditHook
 	): Promise<StoredTool | null> {
 		const current = this.tools.get(id);
 		if (!current) return null;
@@ -79,10 +85,11 @@ export class MemoryToolStore implements ToolStore {
 		this.tools.set(id, next);
 		this.history.get(id)?.set(next.version, next);
 		this.bump(next.tenant_id);
+		this.appendAudit(audit, next);
 		return next;
 	}
 
-	async remove(id: string): Promise<StoredTool | null> {
+	async remove(id: string, audit?: AuditHook): Promise<StoredTool | null> {
 		const current = this.tools.get(id);
 		if (!current) return null;
 		this.tools.delete(id);
@@ -92,6 +99,7 @@ export class MemoryToolStore implements ToolStore {
 		const at = upperBound(ids, id) - 1;
 		if (ids[at] === id) ids.splice(at, 1);
 		this.bump(current.tenant_id);
+		this.appendAudit(audit, current);
 		return current;
 	}
 
@@ -105,6 +113,11 @@ export class MemoryToolStore implements ToolStore {
 
 	async *all(): AsyncIterable<StoredTool> {
 		yield* this.tools.values();
+	}
+
+	private appendAudit(audit: AuditHook | undefined, tool: StoredTool) {
+		const draft = audit && this.auditLog ? audit(tool) : null;
+		if (draft) this.auditLog!.appendNow(draft);
 	}
 
 	private bump(tenantId: string) {

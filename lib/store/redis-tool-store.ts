@@ -1,18 +1,24 @@
 import type Redis from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import type { StoredTool } from "../../types/wire";
 import { conflict, nameTaken, staleVersion } from "../errors";
 import { listMerged } from "./tool-page";
-import { type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
+import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
+import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
-const CREATE_SCRIPT = `
+const createScript = (audited: boolean) => `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[4], ARGV[3])
 redis.call('INCR', KEYS[5])
+${audited ? luaAppend(6, 5) : ""}
 return 1
 `;
+const CREATE_SCRIPT = createScript(false);
+/** The same with the audit entry appended to KEYS[6] (ARGV[5..7], see RedisAuditLog.scriptArgs). */
+const CREATE_AUDITED_SCRIPT = createScript(true);
 
 const MAX_TRANSACTION_RETRIES = 20;
 
@@ -21,9 +27,11 @@ const MAX_TRANSACTION_RETRIES = 20;
  * `tenant:{t}:names` (hash name → id), `tenant:{t}:ids` (sorted set of ids, lexicographic order).
  */
 export class RedisToolStore implements ToolStore {
+	/** With an audit log, every audited write appends its entry in the same script or MULTI. */
 	constructor(
 		private readonly redis: Redis,
-		private readonly prefix: string
+		private readonly prefix: string,
+		private readonly auditLog?: RedisAuditLog
 	) {}
 
 	private toolKey = (id: string) => `${this.prefix}tool:${id}`;
@@ -32,20 +40,24 @@ export class RedisToolStore implements ToolStore {
 	private idsKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:ids`;
 	private revisionKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:revision`;
 
-	async create(tool: StoredTool): Promise<StoredTool> {
+	async create(tool: StoredTool, audit?: AuditHook): Promise<StoredTool> {
 		const json = JSON.stringify(tool);
+		const draft = audit && this.auditLog ? audit(tool) : null;
+		const entry = draft && this.auditLog!.scriptArgs(draft);
 		const created = await this.redis.eval(
-			CREATE_SCRIPT,
-			5,
+			entry ? CREATE_AUDITED_SCRIPT : CREATE_SCRIPT,
+			entry ? 6 : 5,
 			this.namesKey(tool.tenant_id),
 			this.toolKey(tool.id),
 			this.idsKey(tool.tenant_id),
 			this.versionsKey(tool.id),
 			this.revisionKey(tool.tenant_id),
+			...(entry ? [entry.key] : []),
 			tool.name,
 			tool.id,
 			json,
-			String(tool.version)
+			String(tool.version),
+			...(entry ? entry.args : [])
 		);
 		if (created !== 1) throw nameTaken(tool.name);
 		return tool;
@@ -93,7 +105,8 @@ export class RedisToolStore implements ToolStore {
 	async update(
 		id: string,
 		change: (current: StoredTool) => StoredTool,
-		expectedVersion?: number
+		expectedVersion?: number,
+		audit?: AuditHook
 	): Promise<StoredTool | null> {
 		return this.transaction(id, async (conn, current) => {
 			if (expectedVersion !== undefined && expectedVersion !== current.version)
@@ -112,21 +125,27 @@ export class RedisToolStore implements ToolStore {
 			tx.set(this.toolKey(id), json)
 				.hset(this.versionsKey(id), String(next.version), json)
 				.incr(this.revisionKey(next.tenant_id));
+			this.appendAudit(tx, audit, next);
 			return (await tx.exec()) ? next : undefined;
 		});
 	}
 
-	async remove(id: string): Promise<StoredTool | null> {
+	async remove(id: string, audit?: AuditHook): Promise<StoredTool | null> {
 		return this.transaction(id, async (conn, current) => {
-			const result = await conn
+			const tx = conn
 				.multi()
 				.del(this.toolKey(id), this.versionsKey(id))
 				.hdel(this.namesKey(current.tenant_id), current.name)
 				.zrem(this.idsKey(current.tenant_id), id)
-				.incr(this.revisionKey(current.tenant_id))
-				.exec();
-			return result ? current : undefined;
+				.incr(this.revisionKey(current.tenant_id));
+			this.appendAudit(tx, audit, current);
+			return (await tx.exec()) ? current : undefined;
 		});
+	}
+
+	private appendAudit(tx: ChainableCommander, audit: AuditHook | undefined, tool: StoredTool) {
+		const draft = audit && this.auditLog ? audit(tool) : null;
+		if (draft) this.auditLog!.appendIn(tx, draft);
 	}
 
 	/**

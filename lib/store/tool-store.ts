@@ -1,4 +1,5 @@
 import type { StoredTool, ToolStatus } from "../../types/wire";
+import type { AuditDraft } from "../audit/audit-log";
 
 export interface ToolFilter {
 	type?: string;
@@ -13,13 +14,20 @@ export interface ToolPage {
 }
 
 /**
+ * The audit entry of a write, built from the tool as written (or as removed), or null when the
+ * write is not worth one. A store built with an audit log appends it in the same atomic step as
+ * the write: both happen or neither does.
+ */
+export type AuditHook = (tool: StoredTool) => AuditDraft | null;
+
+/**
  * Persistence of tools. Every implementation must make `create` and `update` atomic with
  * respect to the per-tenant name index and the version check, so that concurrent gateways
  * cannot both win.
  */
 export interface ToolStore {
 	/** Stores a new tool; throws `nameTaken` when its name is already used in its tenant. */
-	create(tool: StoredTool): Promise<StoredTool>;
+	create(tool: StoredTool, audit?: AuditHook): Promise<StoredTool>;
 	get(id: string): Promise<StoredTool | null>;
 	/** An earlier (or the current) version of a tool still stored. */
 	getVersion(id: string, version: number): Promise<StoredTool | null>;
@@ -36,10 +44,11 @@ export interface ToolStore {
 	update(
 		id: string,
 		change: (current: StoredTool) => StoredTool,
-		expectedVersion?: number
+		expectedVersion?: number,
+		audit?: AuditHook
 	): Promise<StoredTool | null>;
 	/** Deletes the tool and its history; resolves the deleted tool or null. */
-	remove(id: string): Promise<StoredTool | null>;
+	remove(id: string, audit?: AuditHook): Promise<StoredTool | null>;
 	/**
 	 * Write counters of the given tenants: every create, update and delete of a tenant's tool adds
 	 * one, in the same atomic write. Indexes fed by events compare them to notice missed events.

@@ -16,7 +16,7 @@ export interface TaskUpdate {
 	message?: string;
 }
 
-/** The WebSocket frame of contract section 5 for one task update. */
+/** The orchestrator's WebSocket frame for one task update. */
 export function taskFrame(update: TaskUpdate, timestamp = new Date().toISOString()): Record<string, unknown> {
 	const { task } = update;
 	const toolId = (task.payload.tool_id as string | undefined) ?? null;

@@ -3,7 +3,7 @@ import type { JsonObject } from "../../types/wire";
 export type TaskStatus = "pending" | "processing" | "completed" | "failed" | "cancelled";
 export type TaskType = "tool_execution" | "tool_registration" | "tool_discovery" | "tool_validation";
 
-/** The standard queue message of contract section 4, as stored and as `GET` returns it. */
+/** The standard queue message, as stored and as `GET` returns it. */
 export interface TaskMessage {
 	task_id: string;
 	tenant_id: string;
@@ -49,7 +49,7 @@ export interface ReapResult {
 	promoted: number;
 }
 
-/** Queue name of a task: one set per tenant (contract section 4). */
+/** Queue name of a task: one set per tenant. */
 export const queueOf = (type: TaskType, tenantId: string): string =>
 	`${type === "tool_discovery" ? "tool_registry_tasks" : type}:${tenantId}`;
 

@@ -96,6 +96,31 @@ describe("the /ui page", () => {
 		}
 	});
 
+	it("disables and enables a tool of the tenant, never a global one", async () => {
+		const created = await http(node.url, "POST", "/api/v1/tools", {
+			tenant: TENANT,
+			body: { name: "switched", type: "calculator" }
+		});
+		const path = `/api/v1/tools/${created.body.id}/status`;
+		const off = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "disabled" } });
+		expect([off.status, off.body.status]).toEqual([200, "disabled"]);
+		const bad = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "invalid" } });
+		expect(bad.status).toBe(422);
+		const other = await http(node.url, "PUT", path, { tenant: "someone-else", body: { status: "active" } });
+		expect(other.status).toBe(404);
+		const on = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "active" } });
+		expect([on.status, on.body.status]).toEqual([200, "active"]);
+		const calculator = (
+			await http(node.url, "GET", "/api/v1/tools?type=calculator", { tenant: TENANT })
+		).body.items.find((tool: { name: string }) => tool.name === "calculator");
+		const global = await http(node.url, "PUT", `/api/v1/tools/${calculator.id}/status`, {
+			tenant: TENANT,
+			body: { status: "disabled" }
+		});
+		expect(global.status).toBeGreaterThanOrEqual(400);
+		expect(global.status).toBeLessThan(500);
+	});
+
 	it("takes the /ws credential from subprotocols, and never echoes it", async () => {
 		const encode = (text: string) => Buffer.from(text).toString("base64url");
 		const socket = new WebSocket(`${node.url.replace("http", "ws")}/ws`, [
@@ -339,6 +364,22 @@ describeWithChromium("the console in headless Chromium", () => {
 		await page.getByRole("button", { name: "Save as a new version" }).click();
 		await page.locator(".description", { hasText: "Sums, edited as JSON" }).waitFor();
 		await page.locator(".facts dd", { hasText: /^2$/ }).waitFor();
+		const diff = page.locator("pre.diff");
+		await diff.locator(".diff-removed", { hasText: '"description": "Sums made in the console"' }).waitFor();
+		await diff.locator(".diff-added", { hasText: '"description": "Sums, edited as JSON"' }).waitFor();
+		await shot("tool-versions");
+		await page.getByRole("button", { name: "Roll back to v1" }).click();
+		await page.locator(".facts dd", { hasText: /^3$/ }).waitFor();
+		await page.locator(".description", { hasText: "Sums made in the console" }).waitFor();
+		await page.getByRole("button", { name: "Disable" }).click();
+		await page.locator(".view-header .badge", { hasText: "disabled" }).waitFor();
+		const run = await http(node.url, "POST", "/api/v1/internal/execute", {
+			tenant: TENANT,
+			body: { tool_name: "console_made", parameters: { expression: "1" } }
+		});
+		expect(run.status).toBeGreaterThanOrEqual(400);
+		await page.getByRole("button", { name: "Enable" }).click();
+		await page.locator(".view-header .badge", { hasText: "active" }).waitFor();
 		await shot("tool-edited");
 	});
 
@@ -352,11 +393,36 @@ describeWithChromium("the console in headless Chromium", () => {
 		await shot("register-error");
 	});
 
-	it("shows the sources view", async () => {
+	it("adds an OpenAPI source, refreshes it and deletes it", async () => {
 		await nav(page, "Sources");
-		await page.getByRole("heading", { name: "Tool sources" }).waitFor();
-		await page.locator(".notice").first().waitFor();
+		await page.getByText("No sources yet").waitFor();
+		await page.getByLabel("Type").selectOption("openapi");
+		await page.getByLabel("Name").fill("pets");
+		const spec = {
+			openapi: "3.0.3",
+			info: { title: "Pets", version: "1" },
+			servers: [{ url: "https://pets.example.com" }],
+			paths: {
+				"/pets": {
+					get: {
+						operationId: "listPets",
+						summary: "List the pets",
+						responses: { "200": { description: "ok" } }
+					}
+				}
+			}
+		};
+		await page.getByLabel("Or the OpenAPI document (JSON)").fill(JSON.stringify(spec));
+		await page.getByRole("button", { name: "Add source" }).click();
+		await page.getByText("pets: 1 added.").waitFor();
+		const row = page.locator("tr", { hasText: "pets" });
+		await row.locator("td", { hasText: /^1$/ }).waitFor();
 		await shot("sources");
+		await row.getByRole("button", { name: "Refresh" }).click();
+		await page.getByText("pets: no changes.").waitFor();
+		await row.getByRole("button", { name: "Delete" }).click();
+		await page.getByText("pets: deleted with its tools.").waitFor();
+		await page.getByText("No sources yet").waitFor();
 	});
 
 	it("fits a phone's width without sideways scrolling", async () => {

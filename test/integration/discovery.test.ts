@@ -69,7 +69,9 @@ const expectedHash = (tool: any) =>
 				name: tool.name,
 				description: tool.description,
 				parameters: tool.parameters,
-				config: tool.config
+				config: tool.config,
+				output_schema: tool.output_schema,
+				annotations: tool.annotations
 			})!
 		)
 		.digest("hex");

@@ -8,7 +8,7 @@ const ENVELOPE_KEYS = ["execution_id", "execution_time_ms", "status", "tool_id",
 /** The slowest expression we know of: mathjs loops a billion times, so only a time limit ends it. */
 const SLOW = "combinations(2e9, 1e9)";
 
-/** Checks the contract's execution result: exactly its keys, `result` or `error` by status. */
+/** Checks the documented execution result: exactly its keys, `result` or `error` by status. */
 function expectEnvelope(body: any, status: "completed" | "failed") {
 	const outcome = status === "completed" ? "result" : "error";
 	expect(Object.keys(body).sort()).toEqual([...ENVELOPE_KEYS, outcome].sort());
@@ -275,7 +275,7 @@ describe("execution of local tools over HTTP", () => {
 			["a missing operand", { operation: "add", datetime: "2024-01-01T00:00:00Z", unit: "days" }]
 		])("answers %s with 422 or a clean tool_error, never 5xx", async (_case, parameters) => {
 			const res = await datetime(newTenant(), parameters);
-			// The contract allows either: the schema may reject it, or the tool fails cleanly.
+			// Either is allowed: the schema may reject it, or the tool fails cleanly.
 			expect([200, 422]).toContain(res.status);
 			if (res.status === 422) expect(res.body).toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
 			else {

@@ -16,7 +16,7 @@ interface Connection {
 	authenticated: boolean;
 }
 
-/** The orchestrator's side of contract section 5: checks the handshake and records frames and pings. */
+/** The orchestrator's side of the notification protocol: checks the handshake and records frames and pings. */
 class OrchestratorStandIn {
 	readonly connections: Connection[] = [];
 	readonly pings: number[] = [];
@@ -154,7 +154,7 @@ describe("notifier", () => {
 	describe.each(BACKENDS)("on $name", ({ redisUrl }) => {
 		const prefix = () => (redisUrl ? prefixFor(redisUrl) : undefined);
 
-		it("authenticates with the contract handshake and sends updates in the contract's shape", async () => {
+		it("authenticates with the handshake and sends updates in the documented shape", async () => {
 			const orchestrator = await standIn();
 			const node = await startNotifier({ wsUrl: orchestrator.url }, redisUrl, prefix());
 			await eventually(async () =>

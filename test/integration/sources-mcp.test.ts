@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { eventually } from "../support/eventually";
-import { countingServer, McpUpstream } from "../support/mcp-upstream";
+import { countingServer, legacySseServer, McpUpstream } from "../support/mcp-upstream";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
 /**
@@ -106,6 +106,7 @@ describe("an MCP server registered as a tool source", () => {
 			metadata: { source_id: sourceId, source: "calc" }
 		});
 		expect(add.parameters.$schema).toBeUndefined();
+		expect(add.health).toMatchObject({ state: "healthy" });
 		expect(await toolNamed("calc__fail")).toMatchObject({ type: "mcp", status: "active" });
 		// The configured headers reach the server.
 		expect(upstream.receivedHeaders.some(headers => headers["x-upstream-key"] === "upstream-secret")).toBe(
@@ -265,8 +266,16 @@ describe("an MCP server registered as a tool source", () => {
 		expect(await toolNamed("calc__add")).toMatchObject({
 			id: before.id,
 			status: "active",
-			version: before.version
+			version: before.version,
+			health: { state: "unreachable", next_check_at: expect.any(String), error: expect.any(String) }
 		});
+		// Still discoverable, with its health shown.
+		const found = await api("POST", "/api/v1/registry/discover", {
+			query: "adds two numbers",
+			types: ["mcp"]
+		});
+		const item = found.body.items.find((i: { tool: { id: string } }) => i.tool.id === before.id);
+		expect(item.tool.health.state).toBe("unreachable");
 
 		await upstream.start();
 		// Probed again with backoff, without being asked.
@@ -282,6 +291,7 @@ describe("an MCP server registered as a tool source", () => {
 			return result.body;
 		});
 		expect(up.result).toEqual({ sum: 3 });
+		expect((await toolNamed("calc__add")).health.state).toBe("healthy");
 	});
 
 	it("is deleted with its tools", async () => {
@@ -294,6 +304,59 @@ describe("an MCP server registered as a tool source", () => {
 			parameters: { a: 1, b: 2 }
 		});
 		expect(gone.status).toBe(404);
+	});
+});
+
+describe("other MCP sources", () => {
+	it("falls back to the older HTTP+SSE transport for a server that only speaks it", async () => {
+		const legacy = await legacySseServer([
+			{
+				tool: {
+					name: "shout",
+					description: "Upper-cases",
+					inputSchema: { type: "object", properties: { text: { type: "string" } } }
+				},
+				handler: args => ({ content: [{ type: "text", text: String(args.text).toUpperCase() }] })
+			}
+		]);
+		try {
+			const created = await api("POST", "/api/v1/sources", { type: "mcp", name: "legacy", url: legacy.url });
+			expect(created.status).toBe(201);
+			expect(created.body).toMatchObject({ tool_count: 1, health: { state: "healthy" } });
+			const run = await api("POST", "/api/v1/internal/execute", {
+				tool_name: "legacy__shout",
+				parameters: { text: "hi" }
+			});
+			expect(run.body).toMatchObject({
+				status: "completed",
+				result: { content: [{ type: "text", text: "HI" }] }
+			});
+			expect((await api("DELETE", `/api/v1/sources/${created.body.id}`)).status).toBe(204);
+		} finally {
+			await legacy.close();
+		}
+	});
+
+	it("registered globally with the service token, gives every tenant read-only tools", async () => {
+		const created = await api(
+			"POST",
+			"/api/v1/sources",
+			{ type: "mcp", name: "shared", url: upstream.url },
+			"*"
+		);
+		expect(created.status).toBe(201);
+		expect(created.body.tenant_id).toBe("*");
+		const run = await api("POST", "/api/v1/internal/execute", {
+			tool_name: "shared__add",
+			parameters: { a: 1, b: 1 }
+		});
+		expect(run.body).toMatchObject({ status: "completed", result: { sum: 2 } });
+		expect((await api("GET", "/api/v1/sources")).body.items.map((s: { id: string }) => s.id)).toContain(
+			created.body.id
+		);
+		expect((await api("POST", `/api/v1/sources/${created.body.id}/refresh`)).status).toBe(403);
+		expect((await api("DELETE", `/api/v1/sources/${created.body.id}`)).status).toBe(403);
+		expect((await api("DELETE", `/api/v1/sources/${created.body.id}`, undefined, "*")).status).toBe(204);
 	});
 });
 

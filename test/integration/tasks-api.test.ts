@@ -9,7 +9,7 @@ import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type HttpResult, type TestNode } from "../support/node";
 
 /**
- * The async tasks API (contract section 4) end to end over real HTTP: POST, GET and DELETE
+ * The async tasks API end to end over real HTTP: POST, GET and DELETE
  * /api/v1/internal/tasks on an embedded node per store backend.
  *
  * The node runs ONE task worker (`tasks.concurrency: 1`), so a slow task holds the queue still while a
@@ -563,7 +563,7 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			expect(JSON.stringify(res.body.data)).toContain("script");
 		});
 
-		// Contract section 7: no input makes the service answer 5xx. These pass the "url" rule of the
+		// No input makes the service answer 5xx. These pass the "url" rule of the
 		// params validator but not the WHATWG URL parser.
 		it.each(["http://[", "http://a b", "http://127.0.0.2:99999/hook"])(
 			"refuses the unparsable callback_url %j with 422, not 500",
@@ -635,7 +635,7 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			expectSigned(delivery);
 		});
 
-		// Contract section 3: DELETE answers 200 "only while pending, 409 otherwise".
+		// DELETE answers 200 "only while pending, 409 otherwise".
 		it("answers 409 to cancelling an already cancelled task and sends its callback once", async () => {
 			const tenant = newTenant();
 			const hook = `/hook/${newKey()}`;

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import {
 	CallToolRequestSchema,
@@ -111,6 +112,43 @@ export class McpUpstream {
 		const transport = session?.transport ?? this.newSession();
 		await transport.handleRequest(req, res);
 	}
+}
+
+/**
+ * An MCP server of the older HTTP+SSE transport only (official SDK): GET opens the event stream,
+ * messages are POSTed to the endpoint it names, and a Streamable HTTP POST is refused with 405.
+ */
+export async function legacySseServer(
+	tools: UpstreamTool[]
+): Promise<{ url: string; close(): Promise<void> }> {
+	const transports = new Map<string, SSEServerTransport>();
+	const server = http.createServer(async (req, res) => {
+		const url = new URL(req.url ?? "/", "http://upstream");
+		if (req.method === "GET" && url.pathname === "/sse") {
+			const transport = new SSEServerTransport("/messages", res);
+			transports.set(transport.sessionId, transport);
+			const mcp = new Server({ name: "legacy", version: "1.0.0" }, { capabilities: { tools: {} } });
+			mcp.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: tools.map(entry => entry.tool) }));
+			mcp.setRequestHandler(CallToolRequestSchema, async request =>
+				tools.find(entry => entry.tool.name === request.params.name)!.handler(request.params.arguments ?? {})
+			);
+			await mcp.connect(transport);
+			return;
+		}
+		const transport = transports.get(url.searchParams.get("sessionId") ?? "");
+		if (req.method === "POST" && url.pathname === "/messages" && transport)
+			return transport.handlePostMessage(req, res);
+		res.writeHead(405).end();
+	});
+	server.listen(0, "127.0.0.1");
+	await new Promise(resolve => server.once("listening", resolve));
+	return {
+		url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/sse`,
+		close: () => {
+			server.closeAllConnections();
+			return new Promise(resolve => server.close(() => resolve()));
+		}
+	};
 }
 
 /** A loopback server that only counts what reaches it: it must stay at zero. */

@@ -39,7 +39,7 @@ describe("docker-compose.yml", () => {
 		expect(Object.keys(compose.volumes)).toEqual(["nats-data", "redis-data"]);
 	});
 
-	it("runs one gateway node and two executor nodes wired by the contract's variables", () => {
+	it("runs one gateway node and two executor nodes wired by the documented variables", () => {
 		const { gateway, "executor-1": first, "executor-2": second } = compose.services;
 		expect(gateway.environment.SERVICES).toBe("api,registry,validator,notifier");
 		expect(gateway.ports).toEqual(["3000:3000"]);

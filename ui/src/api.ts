@@ -103,6 +103,7 @@ export interface Capabilities {
 	versions: boolean;
 	sources: boolean;
 	stats: boolean;
+	toolStatus: boolean;
 }
 
 export async function loadCapabilities(): Promise<Capabilities> {
@@ -114,9 +115,10 @@ export async function loadCapabilities(): Promise<Capabilities> {
 			keysList: has("/keys", "get"),
 			versions: has("/tools/{id}/versions", "get"),
 			sources: has("/sources", "get"),
-			stats: has("/tools/{id}/stats", "get")
+			stats: has("/tools/{id}/stats", "get"),
+			toolStatus: has("/tools/{id}/status", "put")
 		};
 	} catch {
-		return { keysList: false, versions: false, sources: false, stats: false };
+		return { keysList: false, versions: false, sources: false, stats: false, toolStatus: false };
 	}
 }

@@ -4,6 +4,25 @@ import { useConsole } from "../context";
 import { invalidFields, JsonInput } from "../schema-form";
 import type { Page, Source } from "../types";
 
+/** What an add or a refresh changed, as the API reports it. */
+interface Changes {
+	added?: string[];
+	updated?: string[];
+	disabled?: string[];
+	enabled?: string[];
+	skipped?: { name: string; reason: string }[];
+}
+
+function describeChanges(name: string, changes: Changes | undefined): string {
+	if (!changes) return `${name}: done.`;
+	const parts = (["added", "updated", "disabled", "enabled", "skipped"] as const)
+		.map(kind => [kind, changes[kind]?.length ?? 0] as const)
+		.filter(([, count]) => count > 0)
+		.map(([kind, count]) => `${count} ${kind}`);
+	const skipped = (changes.skipped ?? []).map(item => `${item.name} (${item.reason})`);
+	return `${name}: ${parts.length ? parts.join(", ") : "no changes"}.${skipped.length ? ` Skipped: ${skipped.join("; ")}.` : ""}`;
+}
+
 /** Where many tools come from at once: remote MCP servers and OpenAPI documents. */
 export function SourcesView() {
 	const { capabilities } = useConsole();
@@ -21,6 +40,10 @@ function Sources() {
 	const [type, setType] = useState<"mcp" | "openapi">("mcp");
 	const [name, setName] = useState("");
 	const [url, setUrl] = useState("");
+	const [baseUrl, setBaseUrl] = useState("");
+	const [note, setNote] = useState<string | null>(null);
+	// A new key after adding clears the JSON boxes, which keep their own text.
+	const [formKey, setFormKey] = useState(0);
 	const [spec, setSpec] = useState<unknown>(undefined);
 	const [headers, setHeaders] = useState<unknown>(undefined);
 	const [error, setError] = useState<unknown>(null);
@@ -32,17 +55,24 @@ function Sources() {
 		const invalid = invalidFields({ spec, headers });
 		if (invalid.length) return setError(new Error(`Fix the JSON of: ${invalid.join(", ")}`));
 		setError(null);
+		setNote(null);
 		setBusy("add");
 		try {
-			await call("POST", "/sources", {
+			const created = await call<Source & { changes?: Changes }>("POST", "/sources", {
 				type,
 				name: name.trim(),
 				...(url.trim() ? { url: url.trim() } : {}),
 				...(type === "openapi" && spec !== undefined ? { spec } : {}),
+				...(type === "openapi" && baseUrl.trim() ? { base_url: baseUrl.trim() } : {}),
 				...(headers !== undefined ? { headers } : {})
 			});
+			setNote(describeChanges(created.name, created.changes));
 			setName("");
 			setUrl("");
+			setBaseUrl("");
+			setSpec(undefined);
+			setHeaders(undefined);
+			setFormKey(k => k + 1);
 			sources.reload();
 		} catch (err) {
 			setError(err);
@@ -53,9 +83,18 @@ function Sources() {
 
 	const act = async (source: Source, method: string, path: string) => {
 		setActionError(null);
+		setNote(null);
 		setBusy(source.id);
 		try {
-			await call(method, `/sources/${encodeURIComponent(source.id)}${path}`);
+			const answer = await call<{ changes?: Changes } | null>(
+				method,
+				`/sources/${encodeURIComponent(source.id)}${path}`
+			);
+			setNote(
+				method === "DELETE"
+					? `${source.name}: deleted with its tools.`
+					: describeChanges(source.name, answer?.changes)
+			);
 			sources.reload();
 		} catch (err) {
 			setActionError(err);
@@ -66,7 +105,7 @@ function Sources() {
 
 	return (
 		<>
-			<form class="panel" onSubmit={add} aria-labelledby="add-source-title">
+			<form class="panel" key={formKey} onSubmit={add} aria-labelledby="add-source-title">
 				<h2 id="add-source-title">Add a source</h2>
 				<div class="form-fields">
 					<div class="field">
@@ -91,7 +130,7 @@ function Sources() {
 						/>
 					</div>
 					<div class="field">
-						<label for="source-url">URL</label>
+						<label for="source-url">{type === "mcp" ? "Server URL" : "Document URL"}</label>
 						<input
 							id="source-url"
 							type="url"
@@ -101,10 +140,25 @@ function Sources() {
 						/>
 					</div>
 					{type === "openapi" && (
-						<div class="field">
-							<label for="source-spec">Or the OpenAPI document (JSON)</label>
-							<JsonInput id="source-spec" rows={6} value={spec} onChange={setSpec} />
-						</div>
+						<>
+							<div class="field">
+								<label for="source-spec">Or the OpenAPI document (JSON)</label>
+								<JsonInput id="source-spec" rows={6} value={spec} onChange={setSpec} />
+							</div>
+							<div class="field">
+								<label for="source-base-url">Base URL (optional)</label>
+								<input
+									id="source-base-url"
+									type="url"
+									aria-describedby="source-base-url-hint"
+									value={baseUrl}
+									onInput={event => setBaseUrl((event.currentTarget as HTMLInputElement).value)}
+								/>
+								<p class="hint" id="source-base-url-hint">
+									Where the operations are called; by default the document's first server.
+								</p>
+							</div>
+						</>
 					)}
 					<div class="field">
 						<label for="source-headers">Headers (JSON, optional)</label>
@@ -116,6 +170,11 @@ function Sources() {
 					{busy === "add" ? "Adding…" : "Add source"}
 				</button>
 			</form>
+			{note && (
+				<p class="notice ok" role="status">
+					{note}
+				</p>
+			)}
 			<ErrorNotice error={sources.error} title="Could not list the sources" />
 			<ErrorNotice error={actionError} title="The source action failed" />
 			{sources.loading && !sources.data ? (

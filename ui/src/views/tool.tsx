@@ -19,9 +19,9 @@ import { VersionsPanel } from "./versions";
 
 /** One tool: what it is, trying it, its health, usage and versions. */
 export function ToolView({ toolId }: { toolId: string }) {
-	const { call } = useConsole();
+	const { call, capabilities } = useConsole();
 	const tool = useLoad(() => call<Tool>("GET", `/tools/${encodeURIComponent(toolId)}`), [toolId]);
-	const [deleteError, setDeleteError] = useState<unknown>(null);
+	const [actionError, setActionError] = useState<unknown>(null);
 	const [runs, setRuns] = useState(0);
 
 	if (tool.loading && !tool.data) return <Loading />;
@@ -41,7 +41,17 @@ export function ToolView({ toolId }: { toolId: string }) {
 			await call("DELETE", `/tools/${encodeURIComponent(current.id)}`);
 			location.hash = href("catalog");
 		} catch (err) {
-			setDeleteError(err);
+			setActionError(err);
+		}
+	};
+
+	const setStatus = async (status: "active" | "disabled") => {
+		setActionError(null);
+		try {
+			await call("PUT", `/tools/${encodeURIComponent(current.id)}/status`, { status });
+			tool.reload();
+		} catch (err) {
+			setActionError(err);
 		}
 	};
 
@@ -58,13 +68,23 @@ export function ToolView({ toolId }: { toolId: string }) {
 						<a class="button secondary" href={href("tools", current.id, "edit")}>
 							Edit
 						</a>
+						{capabilities.toolStatus &&
+							(current.status === "disabled" ? (
+								<button type="button" class="secondary" onClick={() => setStatus("active")}>
+									Enable
+								</button>
+							) : (
+								<button type="button" class="secondary" onClick={() => setStatus("disabled")}>
+									Disable
+								</button>
+							))}
 						<button type="button" class="danger" onClick={remove}>
 							Delete
 						</button>
 					</span>
 				)}
 			</div>
-			<ErrorNotice error={deleteError} title="Could not delete the tool" />
+			<ErrorNotice error={actionError} title="The change was refused" />
 			<p class="description">{current.description || <span class="muted">No description.</span>}</p>
 			<dl class="facts">
 				<dt>Version</dt>
