@@ -166,6 +166,18 @@ export const CONFIG_VARIABLES = {
 		0
 	),
 	rateLimitWindowMs: integer("RATE_LIMIT_WINDOW_MS", "rate-limit window", 60000, 1),
+	mcpMaxSessionsPerCredential: integer(
+		"MCP_MAX_SESSIONS_PER_CREDENTIAL",
+		"open MCP sessions per API key (per tenant for the service token) on one gateway; past it 429, after closing the longest-silent one if it was silent 60 s",
+		50,
+		1
+	),
+	mcpMaxSessions: integer(
+		"MCP_MAX_SESSIONS",
+		"open MCP sessions on one gateway, all credentials together (about 45 KiB each); past it 429, after closing the longest-silent one if it was silent 60 s",
+		2000,
+		1
+	),
 	taskConcurrency: integer(
 		"TASK_CONCURRENCY",
 		"queued tasks one executor node runs at once (most tools wait on an upstream, so many fit)",

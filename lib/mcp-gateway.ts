@@ -1,4 +1,4 @@
-import { randomUUID } from "crypto";
+import { createHash, randomUUID } from "crypto";
 import type { IncomingMessage, ServerResponse } from "http";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -9,7 +9,7 @@ import {
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { sendError, toErrorBody } from "./error-response";
-import { forbidden, invalid, lacksScope, notFound } from "./errors";
+import { forbidden, invalid, lacksScope, notFound, rateLimited } from "./errors";
 import { createAjv, toProblems } from "./json-schema";
 import { SessionEventLog } from "./mcp-event-log";
 import type { CallerMeta, JsonObject, ValidationProblem } from "../types/wire";
@@ -40,6 +40,12 @@ export interface McpToolShape {
 export interface McpGatewayOptions {
 	/** A session silent this long is closed. */
 	idleSessionMs?: number;
+	/** Open sessions per credential (an API key; the service token per tenant); past it 429. */
+	maxSessionsPerCredential?: number;
+	/** Open sessions on this gateway, all credentials together; past it 429. */
+	maxSessions?: number;
+	/** A session silent this long may be closed to make room for a new one at a cap. */
+	evictIdleAfterMs?: number;
 	/** SSE events kept per session for clients that reconnect with `Last-Event-ID`. */
 	replayEventsPerSession?: number;
 	/** The `retry` hint of every SSE stream: how long a client waits before reconnecting. */
@@ -55,7 +61,27 @@ interface Session {
 	transport: StreamableHTTPServerTransport;
 	server: Server;
 	meta: CallerMeta;
+	/** Whose session it is, for the per-credential cap (a digest, never the credential). */
+	credential: string;
 	lastSeen: number;
+}
+
+/** Each session holds about 45 KiB (server, transport, replay log): the caps bound that memory. */
+export const DEFAULT_SESSION_LIMITS = {
+	maxSessionsPerCredential: 50,
+	maxSessions: 2000,
+	evictIdleAfterMs: 60_000
+};
+
+/**
+ * The credential behind a request, as a digest: an API key is one credential; the service token acts
+ * for many tenants, so each tenant it acts for counts as one.
+ */
+function credentialOf(req: IncomingMessage, meta: CallerMeta): string {
+	const digest = createHash("sha256")
+		.update(req.headers.authorization ?? "")
+		.digest("base64url");
+	return meta.auth === "service_token" ? `${digest}:${meta.tenant_id}` : digest;
 }
 
 const PAGE_SIZE = 50;
@@ -125,12 +151,21 @@ export class McpGateway {
 	private readonly sweeper: NodeJS.Timeout;
 
 	private readonly idleSessionMs: number;
+	private readonly limits: typeof DEFAULT_SESSION_LIMITS;
+	/** Sessions being opened (initialize in flight) per credential, so concurrent opens cannot pass a cap. */
+	private readonly opening = new Map<string, number>();
 
 	constructor(
 		private readonly backend: McpBackend,
 		private readonly options: McpGatewayOptions = {}
 	) {
 		this.idleSessionMs = options.idleSessionMs ?? 30 * 60 * 1000;
+		this.limits = {
+			maxSessionsPerCredential:
+				options.maxSessionsPerCredential ?? DEFAULT_SESSION_LIMITS.maxSessionsPerCredential,
+			maxSessions: options.maxSessions ?? DEFAULT_SESSION_LIMITS.maxSessions,
+			evictIdleAfterMs: options.evictIdleAfterMs ?? DEFAULT_SESSION_LIMITS.evictIdleAfterMs
+		};
 		this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleSessionMs, 60000)).unref();
 	}
 
@@ -162,12 +197,15 @@ export class McpGateway {
 			session.lastSeen = Date.now();
 			return session.transport.handleRequest(req, res);
 		}
+		const credential = credentialOf(req, meta);
+		if (!this.makeRoom(credential)) return void sendError(res, rateLimited(1));
+		this.opening.set(credential, (this.opening.get(credential) ?? 0) + 1);
 		const transport = new StreamableHTTPServerTransport({
 			sessionIdGenerator: () => randomUUID(),
 			eventStore: new SessionEventLog(this.options.replayEventsPerSession),
 			retryInterval: this.options.sseRetryMs ?? 2000,
 			onsessioninitialized: id => {
-				this.sessions.set(id, { transport, server, meta, lastSeen: Date.now() });
+				this.sessions.set(id, { transport, server, meta, credential, lastSeen: Date.now() });
 			}
 		});
 		transport.onclose = () => {
@@ -176,8 +214,41 @@ export class McpGateway {
 		const server = this.createServer(
 			() => (transport.sessionId && this.sessions.get(transport.sessionId)?.meta) || meta
 		);
-		await server.connect(transport);
-		await transport.handleRequest(req, res);
+		try {
+			await server.connect(transport);
+			await transport.handleRequest(req, res);
+		} finally {
+			const left = this.opening.get(credential)! - 1;
+			if (left > 0) this.opening.set(credential, left);
+			else this.opening.delete(credential);
+		}
+	}
+
+	/**
+	 * Whether one more session fits, for this credential and in all: at a cap the longest-silent
+	 * session (of that credential, or of anyone for the total) is closed if it has been silent long
+	 * enough; otherwise there is no room and the caller is told to retry (429).
+	 */
+	private makeRoom(credential: string): boolean {
+		const opening = [...this.opening.values()].reduce((sum, n) => sum + n, 0);
+		const own = [...this.sessions.entries()].filter(([, session]) => session.credential === credential);
+		if (
+			own.length + (this.opening.get(credential) ?? 0) >= this.limits.maxSessionsPerCredential &&
+			!this.evictIdlest(own)
+		)
+			return false;
+		return (
+			this.sessions.size + opening < this.limits.maxSessions || this.evictIdlest([...this.sessions.entries()])
+		);
+	}
+
+	private evictIdlest(candidates: [string, Session][]): boolean {
+		let idlest: [string, Session] | undefined;
+		for (const entry of candidates) if (!idlest || entry[1].lastSeen < idlest[1].lastSeen) idlest = entry;
+		if (!idlest || Date.now() - idlest[1].lastSeen < this.limits.evictIdleAfterMs) return false;
+		this.sessions.delete(idlest[0]);
+		idlest[1].transport.close().catch(() => undefined);
+		return true;
 	}
 
 	/** Tells the sessions of a tenant (every session for a global tool) that their tool list changed. */

@@ -36,3 +36,37 @@ export function restoreSecrets(next: JsonObject, stored: JsonObject | undefined)
 	}
 	return restored;
 }
+
+/**
+ * Where a tool's secrets are sent: its type and the origin of its `url` (or the `source_id` of an MCP
+ * tool). A stored secret may follow a patch only while this stays the same.
+ */
+export function upstreamOf(type: string, config: JsonObject): string {
+	const url =
+		typeof config.url === "string" && URL.canParse(config.url) ? new URL(config.url).origin : config.url;
+	return JSON.stringify([type, url ?? null, config.source_id ?? null]);
+}
+
+/**
+ * Fields (`config.<path>`) of the secrets in `config` that `patch` does not give in clear: kept from
+ * the stored tool, or sent back masked. After an upstream change each must be given again, or a
+ * tenant who can edit the tool but never saw its secret could send that secret to a host of its own.
+ */
+export function secretsNotGiven(
+	config: JsonObject,
+	patch: unknown,
+	path = "config",
+	parentKey?: string
+): string[] {
+	const given =
+		patch !== null && typeof patch === "object" && !Array.isArray(patch) ? (patch as JsonObject) : {};
+	const fields: string[] = [];
+	for (const [key, value] of Object.entries(config)) {
+		const field = `${path}.${key}`;
+		if (typeof value === "string" && isSecret(key, parentKey)) {
+			if (typeof given[key] !== "string" || given[key] === MASK) fields.push(field);
+		} else if (value && typeof value === "object" && !Array.isArray(value))
+			fields.push(...secretsNotGiven(value as JsonObject, given[key], field, key));
+	}
+	return fields;
+}

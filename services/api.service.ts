@@ -36,6 +36,8 @@ export interface ApiSettings extends RedisSettings, AuditSettings {
 	serviceToken?: string;
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
 	tenantRateLimit: number;
+	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
+	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	tenantRateWindowMs: number;
 	/** UI WebSocket (`GET /ws`): ping interval, and bytes queued per client before it is dropped. */
 	uiHeartbeatMs: number;
@@ -187,6 +189,11 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: config().rateLimit,
+		mcpSessions: {
+			maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
+			maxSessions: config().mcpMaxSessions,
+			evictIdleAfterMs: 60_000
+		},
 		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
@@ -486,7 +493,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						{ meta }
 					)
 			},
-			{ loopbackOnly: isLoopbackAddress(settings.ip) }
+			{ loopbackOnly: isLoopbackAddress(settings.ip), ...settings.mcpSessions }
 		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,

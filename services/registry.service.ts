@@ -10,11 +10,11 @@ import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
-import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
+import { badRequest, conflict, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
 import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
-import { maskSecrets, restoreSecrets } from "../lib/secrets";
+import { maskSecrets, restoreSecrets, secretsNotGiven, upstreamOf } from "../lib/secrets";
 import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
@@ -259,19 +259,34 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					ctx,
 					ctx.params.id,
 					ctx.params.expected_version,
-					current => ({
-						...definitionOf(current),
-						...patch,
-						// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
-						config:
-							patch.config === undefined
-								? current.config
-								: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
-						metadata:
-							patch.metadata === undefined
-								? current.metadata
-								: (mergePatch(current.metadata, patch.metadata) as JsonObject)
-					}),
+					current => {
+						const next: ToolDefinition = {
+							...definitionOf(current),
+							...patch,
+							// config and metadata are JSON Merge Patches; a masked secret sent back keeps the stored one.
+							config:
+								patch.config === undefined
+									? current.config
+									: restoreSecrets(mergePatch(current.config, patch.config) as JsonObject, current.config),
+							metadata:
+								patch.metadata === undefined
+									? current.metadata
+									: (mergePatch(current.metadata, patch.metadata) as JsonObject)
+						};
+						// ...but only while the secrets still go where they went.
+						if (upstreamOf(next.type, next.config ?? {}) !== upstreamOf(current.type, current.config)) {
+							const missing = secretsNotGiven(next.config ?? {}, patch.config);
+							if (missing.length)
+								throw invalid(
+									"The tool's upstream changed: give every secret again",
+									missing.map(field => ({
+										field,
+										message: "must be given again, since the upstream changed"
+									}))
+								);
+						}
+						return next;
+					},
 					"tool.update"
 				);
 			}
@@ -365,6 +380,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
 				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				// Enabling undoes a disable; it never lets an invalid or unvalidated tool skip validation.
+				if (ctx.params.status === "active" && !["active", "disabled"].includes(tool.status))
+					throw conflict(`Only a disabled tool can be enabled; this one is ${tool.status}`);
 				const updated = await this.store.update(
 					tool.id,
 					stored => ({

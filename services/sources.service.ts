@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { config } from "../lib/config";
 import { forbidden, invalid, notFound } from "../lib/errors";
@@ -23,7 +24,7 @@ import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { ToolFailure } from "../tools/base";
 import type { CallerMeta, JsonObject, SourceType, StoredTool, ToolSource } from "../types/wire";
 
-export interface SourcesSettings extends RedisSettings {
+export interface SourcesSettings extends RedisSettings, AuditSettings {
 	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs sources may reach although private. */
 	outboundAllowHosts: string[];
 	/** How often a healthy source's tool list is read again (besides `tools/list_changed`). */
@@ -42,7 +43,7 @@ export interface SourcesSettings extends RedisSettings {
 	guards: ToolGuardOptions;
 }
 
-interface SourcesMethods extends TenantScopeMethods {
+interface SourcesMethods extends TenantScopeMethods, AuditMethods {
 	present(source: ToolSource): JsonObject;
 	findVisible(tenantId: string, id: string): Promise<ToolSource>;
 	findWritable(tenantId: string, id: string): Promise<ToolSource>;
@@ -59,7 +60,7 @@ interface SourcesMethods extends TenantScopeMethods {
 	sampleMetrics(): Promise<void>;
 }
 
-interface SourcesLocals extends RedisLocals {
+interface SourcesLocals extends RedisLocals, AuditLocals {
 	store: SourceStore;
 	connections: Map<string, McpConnection>;
 	guards: ToolGuards;
@@ -98,6 +99,7 @@ const backoff = (failures: number, baseMs: number, maxMs: number) =>
 const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLocals, SourcesThis> = {
 	name: "sources",
 	mixins: [
+		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({ metrics: ["sourceHealthy", "sourceTools", "sourceLastRefresh"], intervalMs: 15000 })
@@ -206,6 +208,11 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 					await this.closeConnection(source.id);
 					throw err;
 				});
+				await this.recordAudit(
+					this.auditDraft(ctx, tenantId, "source.create", `source:${source.id}`, "success", {
+						details: { name: source.name, type: source.type }
+					})
+				);
 				ctx.broadcast("source.created", { tenant_id: tenantId, source_id: source.id });
 				const { source: refreshed, summary } = await this.refresh(source.id, offered);
 				return { ...this.present(refreshed), ...(summary ? { changes: summary } : {}) };
@@ -233,6 +240,16 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 			async handler(this: SourcesThis, ctx: Ctx<{ id: string }>) {
 				const source = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
 				const { source: refreshed, summary } = await this.refresh(source.id);
+				await this.recordAudit(
+					this.auditDraft(
+						ctx,
+						source.tenant_id,
+						"source.refresh",
+						`source:${source.id}`,
+						refreshed.health.state === "healthy" ? "success" : refreshed.health.state,
+						{ details: { name: source.name, tool_count: refreshed.tool_count } }
+					)
+				);
 				return { ...this.present(refreshed), ...(summary ? { changes: summary } : {}) };
 			}
 		},
@@ -248,6 +265,11 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 					await ctx.call("registry.remove", { id }, { meta: { tenant_id: source.tenant_id } }).catch(err => {
 						if ((err as { code?: number }).code !== 404) throw err;
 					});
+				await this.recordAudit(
+					this.auditDraft(ctx, tenantId, "source.delete", `source:${source.id}`, "success", {
+						details: { name: source.name, type: source.type }
+					})
+				);
 				ctx.broadcast("source.deleted", { tenant_id: tenantId, source_id: source.id });
 				return null;
 			}

@@ -187,6 +187,34 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		]);
 	});
 
+	it("records source changes, and the tools a source brings as tool changes", async () => {
+		const tenant = newTenant();
+		const spec = {
+			openapi: "3.1.0",
+			info: { title: "Pets", version: "1.0.0" },
+			paths: { "/pets": { get: { operationId: "listPets", summary: "List pets", responses: {} } } }
+		};
+		const created = await call("POST", "/sources", tenant, {
+			type: "openapi",
+			name: "pets",
+			spec,
+			base_url: "https://pets.example.com",
+			headers: { Authorization: "Bearer source-secret-123" }
+		});
+		expect(created.status).toBe(201);
+		expect((await call("POST", `/sources/${created.body.id}/refresh`, tenant)).status).toBe(200);
+		expect((await call("DELETE", `/sources/${created.body.id}`, tenant)).status).toBe(204);
+		const entries = await trail(tenant);
+		const source = `source:${created.body.id}`;
+		expect(entries.filter(e => e.target === source).map(e => e.action)).toEqual([
+			"source.delete",
+			"source.refresh",
+			"source.create"
+		]);
+		expect(entries.map(e => e.action)).toEqual(expect.arrayContaining(["tool.register", "tool.delete"]));
+		expect(JSON.stringify(entries)).not.toContain("source-secret-123");
+	});
+
 	it("records task submissions", async () => {
 		const tenant = newTenant();
 		const res = await call("POST", "/internal/tasks", tenant, {

@@ -475,6 +475,67 @@ describe("external_api: allowed upstream", () => {
 		for (const read of reads) expect(JSON.stringify(read.body)).not.toContain(SECRET);
 	});
 
+	it("keeps a masked secret only while the upstream origin is unchanged", async () => {
+		const attackerReceived: Received[] = [];
+		const attacker = recordingServer(
+			() => attackerReceived,
+			(_req, res) => json(200, { stolen: true })(res)
+		);
+		const attackerPort = await listen(attacker, "127.0.0.2");
+		try {
+			const tenant = newTenant();
+			const created = await register(node, tenant, forecastTool());
+			const id = created.body.id as string;
+			const masked = (await call(node, "GET", `/tools/${id}`, tenant)).body.config;
+			const elsewhere = `http://127.0.0.2:${attackerPort}/collect`;
+			const refusals = [
+				// The whole masked config sent back with another origin.
+				{ config: { ...masked, url: elsewhere } },
+				// Only the URL: the merge patch would keep the stored secret.
+				{ config: { url: elsewhere } },
+				// Another tool type: the secret would go wherever that type sends it.
+				{ type: "mcp", config: { url: elsewhere } }
+			];
+			for (const patch of refusals) {
+				const res = await call(node, "PATCH", `/tools/${id}`, tenant, patch);
+				expect(res.status).toBe(422);
+				expect(res.body.data).toEqual(
+					expect.arrayContaining([
+						{ field: "config.headers.X-Api-Key", message: "must be given again, since the upstream changed" }
+					])
+				);
+			}
+			expect((await call(node, "GET", `/tools/${id}`, tenant)).body.version).toBe(1);
+			await execute(node, tenant, { tool_id: id, parameters: { city: "Lima" } });
+			expect(attackerReceived).toEqual([]);
+
+			// The same origin, another path: the masked secret still stands for the stored one.
+			const samePlace = await call(node, "PATCH", `/tools/${id}`, tenant, {
+				config: { ...masked, url: upstreamUrl("/echo/v2/{{city}}") }
+			});
+			expect(samePlace.status).toBe(200);
+			// Another origin with every secret given again: accepted, and only the new secret goes there.
+			const moved = await call(node, "PATCH", `/tools/${id}`, tenant, {
+				config: { url: elsewhere, headers: { "X-Api-Key": "the-new-key", "X-User": "agent-{{user}}" } }
+			});
+			expect(moved.status).toBe(200);
+			// A changed upstream is probed before it runs again.
+			await eventually(async () => {
+				const run = await call(node, "POST", "/internal/execute", tenant, {
+					tool_id: id,
+					parameters: { city: "Lima" }
+				});
+				expect(run.status).toBe(200);
+			});
+			// The probe of the new upstream, then the call: only ever the new key.
+			const keys = new Set(attackerReceived.map(r => r.headers["x-api-key"]).filter(Boolean));
+			expect([...keys]).toEqual(["the-new-key"]);
+			expect(JSON.stringify(attackerReceived)).not.toContain(SECRET);
+		} finally {
+			await shut(attacker);
+		}
+	});
+
 	it("sends unused parameters of a GET as the query and returns a text body as it is", async () => {
 		const tenant = newTenant();
 		const { result } = await registerAndRun(node, tenant, { url: upstreamUrl("/text") }, { q: "a&b", n: 2 });
