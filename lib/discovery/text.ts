@@ -1,7 +1,6 @@
 import type { JsonObject, StoredTool } from "../../types/wire";
 
 // The package has no type declarations: one function, the Porter2 stem of a lower-case word.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const stem: (word: string) => string = require("wink-porter2-stemmer");
 
 /**
