@@ -10,7 +10,7 @@ import { METRICS } from "../lib/metrics/names";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { DEFAULT_TIMEOUT_MS, pickDefinition } from "../lib/definition";
-import { badRequest, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
+import { badRequest, conflict, forbidden, invalid, isConflict, isNameTaken, notFound } from "../lib/errors";
 import { enforceDescriptionPolicy, policyOf, type DescriptionPolicies } from "../lib/description-policy";
 import { definitionHash } from "../lib/definition-hash";
 import { newId } from "../lib/ids";
@@ -380,6 +380,9 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			params: { id: { type: "string", max: 64 }, status: { type: "enum", values: ["active", "disabled"] } },
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string; status: "active" | "disabled" }>) {
 				const tool = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
+				// Enabling undoes a disable; it never lets an invalid or unvalidated tool skip validation.
+				if (ctx.params.status === "active" && !["active", "disabled"].includes(tool.status))
+					throw conflict(`Only a disabled tool can be enabled; this one is ${tool.status}`);
 				const updated = await this.store.update(
 					tool.id,
 					stored => ({

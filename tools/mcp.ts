@@ -13,11 +13,7 @@ export const mcpTool: BaseTool = {
 		type: "object",
 		properties: {
 			source_id: { type: "string", minLength: 1, maxLength: 64 },
-			remote_name: { type: "string", minLength: 1, maxLength: 128 },
-			// What the remote server declares of the tool, carried over as it is.
-			title: { type: "string", maxLength: 200 },
-			output_schema: { type: "object" },
-			annotations: { type: "object" }
+			remote_name: { type: "string", minLength: 1, maxLength: 128 }
 		},
 		required: ["source_id", "remote_name"],
 		additionalProperties: false

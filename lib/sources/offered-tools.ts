@@ -2,7 +2,7 @@ import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { parse as parseYaml } from "yaml";
 import { invalid } from "../errors";
 import { guardedRequest, OutboundError, OutboundRefused } from "../outbound/guarded-fetch";
-import type { JsonObject, ToolDefinition, ToolSource } from "../../types/wire";
+import type { JsonObject, ToolAnnotations, ToolDefinition, ToolSource } from "../../types/wire";
 import { describeConnectError, refusalOf, type McpConnection } from "./mcp-connection";
 import { importOpenApi } from "./openapi-import";
 import type { OfferedTool } from "./reconcile";
@@ -23,24 +23,37 @@ export interface OfferOptions {
 
 const MAX_DESCRIPTION = 4096;
 
+/** `$schema` names the remote's dialect; the registry reads every schema as draft 2020-12. */
+function withoutDialect(schema: object): JsonObject {
+	const { $schema: _dialect, ...rest } = schema as JsonObject;
+	return rest;
+}
+
 /** A remote MCP tool as a registry definition: schemas and annotations carried over as the server gives them. */
 function mcpDefinition(source: Pick<ToolSource, "id" | "name">, tool: Tool): ToolDefinition {
-	// `$schema` names the remote's dialect; the registry reads every schema as draft 2020-12.
-	const { $schema: _dialect, ...parameters } = tool.inputSchema as JsonObject;
 	return {
 		name: sourceToolName(source.name, tool.name),
 		description: (tool.description ?? tool.title ?? "").slice(0, MAX_DESCRIPTION),
 		type: "mcp",
-		parameters,
-		config: {
-			source_id: source.id,
-			remote_name: tool.name,
-			...(tool.title ? { title: tool.title } : {}),
-			...(tool.outputSchema ? { output_schema: tool.outputSchema } : {}),
-			...(tool.annotations ? { annotations: tool.annotations } : {})
-		},
-		metadata: { tags: ["mcp"] }
+		parameters: withoutDialect(tool.inputSchema),
+		config: { source_id: source.id, remote_name: tool.name },
+		metadata: { tags: ["mcp"] },
+		...(tool.outputSchema ? { output_schema: withoutDialect(tool.outputSchema) } : {}),
+		...(annotations(tool) ? { annotations: annotations(tool) } : {})
 	};
+}
+
+/** The remote tool's title and hints as the registry's annotations; undefined when it gives none. */
+function annotations(tool: Tool): ToolAnnotations | undefined {
+	const hints = tool.annotations ?? {};
+	const mapped: ToolAnnotations = {
+		...((tool.title ?? hints.title) ? { title: String(tool.title ?? hints.title).slice(0, 200) } : {}),
+		...(typeof hints.readOnlyHint === "boolean" ? { read_only: hints.readOnlyHint } : {}),
+		...(typeof hints.destructiveHint === "boolean" ? { destructive: hints.destructiveHint } : {}),
+		...(typeof hints.idempotentHint === "boolean" ? { idempotent: hints.idempotentHint } : {}),
+		...(typeof hints.openWorldHint === "boolean" ? { open_world: hints.openWorldHint } : {})
+	};
+	return Object.keys(mapped).length ? mapped : undefined;
 }
 
 async function mcpTools(source: ToolSource, connection: McpConnection): Promise<OfferedTool[]> {

@@ -15,10 +15,7 @@ export interface SourceRegistry {
 	get(id: string): Promise<StoredTool | null>;
 	findByName(name: string): Promise<StoredTool | null>;
 	register(definition: ToolDefinition): Promise<StoredTool>;
-	update(
-		id: string,
-		definition: Pick<ToolDefinition, "name" | "description" | "parameters" | "config">
-	): Promise<StoredTool>;
+	update(id: string, definition: Owned): Promise<StoredTool>;
 	setStatus(id: string, status: "active" | "disabled"): Promise<StoredTool>;
 	recordHealth(id: string, health: ToolHealth): Promise<StoredTool>;
 }
@@ -33,12 +30,19 @@ export interface ReconcileSummary {
 }
 
 /** The part of a definition a source owns: what an update rewrites and what is compared. */
-const owned = (tool: Pick<ToolDefinition, "name" | "description" | "parameters" | "config">) =>
+type Owned = Pick<
+	ToolDefinition,
+	"name" | "description" | "parameters" | "config" | "output_schema" | "annotations"
+>;
+
+const owned = (tool: Owned) =>
 	canonicalize({
 		name: tool.name,
 		description: tool.description ?? "",
 		parameters: tool.parameters,
-		config: tool.config
+		config: tool.config,
+		output_schema: tool.output_schema,
+		annotations: tool.annotations
 	});
 
 /**
@@ -91,7 +95,9 @@ export async function reconcile(
 					name: definition.name,
 					description: definition.description,
 					parameters: definition.parameters,
-					config: definition.config
+					config: definition.config,
+					...(definition.output_schema ? { output_schema: definition.output_schema } : {}),
+					...(definition.annotations ? { annotations: definition.annotations } : {})
 				});
 				summary.updated.push(current.name);
 			} catch (err) {

@@ -110,6 +110,20 @@ describe("the /ui page", () => {
 		expect(other.status).toBe(404);
 		const on = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "active" } });
 		expect([on.status, on.body.status]).toEqual([200, "active"]);
+		const pending = await http(node.url, "POST", "/api/v1/tools", {
+			tenant: TENANT,
+			body: { name: "unprobed", type: "external_api", config: { url: "https://unprobed.example.com/x" } }
+		});
+		// No executor on this node: the probe waits in the queue, so the tool stays unvalidated.
+		expect(pending.body.status).toBe("pending_validation");
+		const skip = await http(node.url, "PUT", `/api/v1/tools/${pending.body.id}/status`, {
+			tenant: TENANT,
+			body: { status: "active" }
+		});
+		expect([skip.status, skip.body.message]).toEqual([
+			409,
+			"Only a disabled tool can be enabled; this one is pending_validation"
+		]);
 		const calculator = (
 			await http(node.url, "GET", "/api/v1/tools?type=calculator", { tenant: TENANT })
 		).body.items.find((tool: { name: string }) => tool.name === "calculator");

@@ -97,12 +97,9 @@ describe("an MCP server registered as a tool source", () => {
 			status: "active",
 			description: "Adds two numbers",
 			parameters: { type: "object", required: ["a", "b"] },
-			config: {
-				source_id: sourceId,
-				remote_name: "add",
-				output_schema: { properties: { sum: { type: "number" } } },
-				annotations: { readOnlyHint: true }
-			},
+			config: { source_id: sourceId, remote_name: "add" },
+			output_schema: { properties: { sum: { type: "number" } } },
+			annotations: { read_only: true, idempotent: true },
 			metadata: { source_id: sourceId, source: "calc" }
 		});
 		expect(add.parameters.$schema).toBeUndefined();
@@ -174,6 +171,11 @@ describe("an MCP server registered as a tool source", () => {
 			})
 		);
 		try {
+			const { tools } = await client.listTools();
+			expect(tools.find(tool => tool.name === "calc__add")).toMatchObject({
+				outputSchema: { properties: { sum: { type: "number" } } },
+				annotations: { readOnlyHint: true, idempotentHint: true }
+			});
 			const result = (await client.callTool({
 				name: "calc__add",
 				arguments: { a: 4, b: 5 }
