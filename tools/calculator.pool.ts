@@ -20,8 +20,8 @@ const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
  * one holds a short string, and its deadline bounds the wait.
  */
 const MAX_ADMITTED = THREADS * 64;
-/** One tenant's share of MAX_ADMITTED: a tenant filling the queue cannot get others refused. */
-const MAX_ADMITTED_PER_TENANT = MAX_ADMITTED / 2;
+/** One tenant's share of MAX_ADMITTED: a tenant filling the queue leaves room for others. */
+const MAX_ADMITTED_PER_TENANT = (MAX_ADMITTED * 7) / 8;
 /**
  * A thread beyond THREADS, taken only by a tenant with nothing running: one tenant's slow expressions
  * can hold every regular thread, never another tenant's quick ones.
