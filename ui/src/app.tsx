@@ -10,7 +10,7 @@ import {
 	type Session
 } from "./api";
 import { ErrorNotice, Loading } from "./common";
-import { bindApi, Console, href, useLive, useRoute, type ConsoleContext } from "./context";
+import { bindApi, Console, href, newSessionMemory, useLive, useRoute, type ConsoleContext } from "./context";
 import { LiveFeed } from "./live";
 import { CatalogView } from "./views/catalog";
 import { EventsView } from "./views/events";
@@ -42,6 +42,8 @@ export function App() {
 			capabilities={capabilities}
 			onSignOut={() => {
 				clearSession();
+				// The next sign-in starts at the catalog, not in the view the previous identity left.
+				history.replaceState(null, "", location.pathname);
 				setSession(null);
 				setCapabilities(null);
 			}}
@@ -135,7 +137,7 @@ function Shell({
 	const live = useMemo(() => new LiveFeed(session), [session]);
 	useEffect(() => () => live.close(), [live]);
 	const context: ConsoleContext = useMemo(
-		() => ({ session, capabilities, live, call: bindApi(session) }),
+		() => ({ session, capabilities, live, memory: newSessionMemory(), call: bindApi(session) }),
 		[session, capabilities, live]
 	);
 	return (

@@ -2,11 +2,36 @@ import { createContext } from "preact";
 import { useContext, useEffect, useState } from "preact/hooks";
 import { api, type Capabilities, type Session } from "./api";
 import type { LiveFeed } from "./live";
+import type { ApiKey, Task } from "./types";
+
+/** A task the Tasks view follows. */
+export interface WatchedTask {
+	task: Task;
+	toolName: string;
+	executionMs?: number;
+	message?: string;
+}
+
+/**
+ * What the console remembers between views for one sign-in (not stored anywhere): signing out
+ * drops it, so the next identity in the tab never sees it.
+ */
+export interface SessionMemory {
+	/** Tasks submitted or looked up, newest first. */
+	tasks: WatchedTask[];
+	/** Keys created: listed even when the server cannot list keys. */
+	keysCreated: ApiKey[];
+	/** Keys revoked: still shown (as revoked) when the server's list leaves them out. */
+	keysRevoked: Map<string, ApiKey>;
+}
+
+export const newSessionMemory = (): SessionMemory => ({ tasks: [], keysCreated: [], keysRevoked: new Map() });
 
 export interface ConsoleContext {
 	session: Session;
 	capabilities: Capabilities;
 	live: LiveFeed;
+	memory: SessionMemory;
 	/** `api` bound to the session. */
 	call: <T = unknown>(method: string, path: string, body?: unknown) => Promise<T>;
 }

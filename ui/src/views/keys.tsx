@@ -3,12 +3,10 @@ import { CopyButton, Empty, ErrorNotice, Loading, Time, Unavailable, useLoad } f
 import { useConsole } from "../context";
 import { SCOPES, type ApiKey, type Page } from "../types";
 
-/** Keys created in this tab: listed even when the server cannot list keys. */
-const createdHere: ApiKey[] = [];
-
 /** Create API keys (the secret is shown once), list them with their last use, revoke them. */
 export function KeysView() {
-	const { call, capabilities, session } = useConsole();
+	const { call, capabilities, session, memory } = useConsole();
+	const { keysCreated: createdHere, keysRevoked: revokedHere } = memory;
 	const listed = useLoad(
 		() =>
 			capabilities.keysList
@@ -53,8 +51,7 @@ export function KeysView() {
 		setRevokeError(null);
 		try {
 			await call("DELETE", `/keys/${encodeURIComponent(key.key_id)}`);
-			const mine = createdHere.find(item => item.key_id === key.key_id);
-			if (mine) mine.revoked_at = new Date().toISOString();
+			revokedHere.set(key.key_id, { ...key, revoked_at: new Date().toISOString() });
 			setTick(t => t + 1);
 			listed.reload();
 		} catch (err) {
@@ -65,8 +62,12 @@ export function KeysView() {
 	const toggle = (scope: string) =>
 		setScopes(scopes.includes(scope) ? scopes.filter(item => item !== scope) : [...scopes, scope]);
 
-	// The server's list when it has one (it leaves revoked keys out), else the keys made in this tab.
-	const keys = listed.data ?? createdHere;
+	// The server's list when it has one, else the keys made in this tab; keys revoked here stay visible.
+	const current = (listed.data ?? createdHere).map(key => revokedHere.get(key.key_id) ?? key);
+	const keys = [
+		...current,
+		...[...revokedHere.values()].filter(key => !current.some(item => item.key_id === key.key_id))
+	];
 
 	return (
 		<section aria-labelledby="keys-title">

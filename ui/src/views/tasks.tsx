@@ -1,25 +1,15 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { duration, Empty, ErrorNotice, Json, StatusBadge, Time, useLoad } from "../common";
-import { useConsole } from "../context";
+import { useConsole, type WatchedTask } from "../context";
 import type { LiveFeed } from "../live";
 import { invalidFields, SchemaForm } from "../schema-form";
 import type { LiveFrame, Page, Task, Tool } from "../types";
 
-interface Watched {
-	task: Task;
-	toolName: string;
-	executionMs?: number;
-	message?: string;
-}
-
 const FINAL: Task["status"][] = ["completed", "failed", "cancelled"];
 
-/** Tasks submitted or looked up in this tab, newest first; kept while the tab lives. */
-const watched: Watched[] = [];
-
 /** Applies one `/ws` frame to a watched task. */
-function apply(frame: LiveFrame): boolean {
+function apply(watched: WatchedTask[], frame: LiveFrame): boolean {
 	const entry = watched.find(item => item.task.task_id === frame.task_id);
 	if (!entry) return false;
 	const data = frame.data ?? {};
@@ -39,18 +29,20 @@ function apply(frame: LiveFrame): boolean {
 	return true;
 }
 
-function watch(task: Task, toolName: string, live: LiveFeed) {
+function watch(watched: WatchedTask[], task: Task, toolName: string, live: LiveFeed) {
 	if (!watched.some(item => item.task.task_id === task.task_id)) watched.unshift({ task, toolName });
 	// A fast task may have finished before its submission was answered: replay what the feed saw.
-	for (const { frame } of [...live.history].reverse()) if (frame.task_id === task.task_id) apply(frame);
+	for (const { frame } of [...live.history].reverse())
+		if (frame.task_id === task.task_id) apply(watched, frame);
 }
 
 /** Submit tasks to the tenant's queue and watch them change status live over `/ws`. */
 export function TasksView() {
-	const { call, live } = useConsole();
+	const { call, live, memory } = useConsole();
+	const watched = memory.tasks;
 	const [, setTick] = useState(0);
 	const refresh = () => setTick(t => t + 1);
-	useEffect(() => live.onFrame(frame => apply(frame) && refresh()), [live]);
+	useEffect(() => live.onFrame(frame => apply(watched, frame) && refresh()), [live]);
 	// Frames sent while the feed was down are not replayed: after a reconnect, read unfinished tasks once.
 	useEffect(() => {
 		let wasOpen = live.state === "open";
@@ -94,6 +86,7 @@ export function TasksView() {
 				payload: { tool_id: tool.id, parameters }
 			});
 			watch(
+				watched,
 				{
 					task_id: accepted.task_id,
 					tenant_id: "",
@@ -118,14 +111,14 @@ export function TasksView() {
 		setLookupError(null);
 		try {
 			const task = await call<Task>("GET", `/internal/tasks/${encodeURIComponent(lookup.trim())}`);
-			watch(task, task.payload?.tool_name ?? task.payload?.tool_id ?? task.type, live);
+			watch(watched, task, task.payload?.tool_name ?? task.payload?.tool_id ?? task.type, live);
 			refresh();
 		} catch (err) {
 			setLookupError(err);
 		}
 	};
 
-	const cancel = async (entry: Watched) => {
+	const cancel = async (entry: WatchedTask) => {
 		try {
 			entry.task = await call<Task>("DELETE", `/internal/tasks/${encodeURIComponent(entry.task.task_id)}`);
 			entry.message = undefined;
