@@ -199,8 +199,8 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 			 * gateway (each serves its own UI WebSocket clients).
 			 */
 			announce(this: SubmissionThis, update: TaskUpdate) {
-				this.broker.emit("task.updated", update, { groups: ["notifier"] });
-				this.broker.broadcast("task.updated", update, { groups: ["api"] });
+				void this.broker.emit("task.updated", update, { groups: ["notifier"] });
+				void this.broker.broadcast("task.updated", update, { groups: ["api"] });
 			},
 
 			/** POSTs a finished task to its callback URL, in the background. */
@@ -212,9 +212,12 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 					// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
 					secret: secret ?? this.settings.serviceToken,
 					allowHosts: this.settings.outboundAllowHosts
-				}).then(delivered => {
-					if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
-				});
+				}).then(
+					delivered => {
+						if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
+					},
+					(err: unknown) => this.logger.warn(`Callback of task ${task.task_id} failed`, err)
+				);
 			},
 
 			async ownTask(this: SubmissionThis, ctx: Context<unknown, CallerMeta>, taskId: string) {
@@ -228,7 +231,7 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 				this.workers?.wake(1);
 				if (Date.now() - this.lastWorkSignal < 50) return;
 				this.lastWorkSignal = Date.now();
-				this.broker.broadcast("executor.work", {}, { groups: ["executor"] });
+				void this.broker.broadcast("executor.work", {}, { groups: ["executor"] });
 			}
 		},
 

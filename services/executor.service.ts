@@ -255,7 +255,9 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	},
 
 	started(this: ExecutorThis) {
-		this.toolsStarting = Promise.all(Object.values(toolTypes).map(tool => tool.start?.()));
+		this.toolsStarting = Promise.all(
+			Object.values(toolTypes).map(tool => tool.start?.() ?? Promise.resolve())
+		);
 	},
 
 	async stopped(this: ExecutorThis) {
@@ -265,7 +267,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		// A warm-up still running would build a worker pool again after it is closed.
 		await this.toolsStarting;
 		await this.usage.close();
-		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.()));
+		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.() ?? Promise.resolve()));
 	}
 };
 

@@ -198,7 +198,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				};
 				await this.store.create(tool, this.audited(ctx, "tool.register"));
 				const shown = this.present(tool);
-				ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
+				void ctx.broadcast("tool.registered", { tenant_id: tenantId, tool: shown });
 				if (tool.status === "pending_validation") await this.queueProbe(ctx, tool);
 				return shown;
 			}
@@ -334,7 +334,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const removed = await this.store.remove(ctx.params.id, this.audited(ctx, "tool.delete"));
 				if (!removed) throw notFound("Tool", ctx.params.id);
 				await this.probeSchedule.remove(removed.id);
-				ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
+				void ctx.broadcast("tool.deleted", { tenant_id: tenantId, tool: this.present(removed) });
 				return null;
 			}
 		},
@@ -367,7 +367,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						return queued;
 					}
 				}
-				ctx.broadcast("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
+				void ctx.broadcast("tool.validation_completed", { tenant_id: tenantId, tool: this.present(updated) });
 				return report;
 			}
 		},
@@ -395,7 +395,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				);
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
-				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
 				return shown;
 			}
 		},
@@ -426,7 +426,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				}));
 				if (!updated) throw notFound("Tool", ctx.params.id);
 				const shown = this.present(updated);
-				ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
+				void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
 				return shown;
 			}
 		},
@@ -488,7 +488,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 				const { next_check_at } = updated.health;
 				if (next_check_at) await this.probeSchedule.schedule(id, Date.parse(next_check_at));
 				else await this.probeSchedule.remove(id);
-				ctx.broadcast("tool.validation_completed", {
+				void ctx.broadcast("tool.validation_completed", {
 					tenant_id: updated.tenant_id,
 					tool: this.present(updated)
 				});
@@ -606,7 +606,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					);
 					if (!updated) throw notFound("Tool", id);
 					const shown = this.present(updated);
-					ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+					void ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
 					if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
 					return shown;
 				} catch (err) {
@@ -788,7 +788,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					updated_at: now()
 				}));
 				if (updated)
-					this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+					void this.broker.broadcast("tool.updated", {
+						tenant_id: GLOBAL_TENANT,
+						tool: this.present(updated)
+					});
 			}
 			// Auto-registered tools whose action is gone from every node.
 			let after: string | undefined;
@@ -807,7 +810,10 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 						updated_at: now()
 					}));
 					if (updated)
-						this.broker.broadcast("tool.updated", { tenant_id: GLOBAL_TENANT, tool: this.present(updated) });
+						void this.broker.broadcast("tool.updated", {
+							tenant_id: GLOBAL_TENANT,
+							tool: this.present(updated)
+						});
 				}
 				after = page.last_id ?? undefined;
 			} while (after);

@@ -213,7 +213,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 						details: { name: source.name, type: source.type }
 					})
 				);
-				ctx.broadcast("source.created", { tenant_id: tenantId, source_id: source.id });
+				void ctx.broadcast("source.created", { tenant_id: tenantId, source_id: source.id });
 				const { source: refreshed, summary } = await this.refresh(source.id, offered);
 				return { ...this.present(refreshed), ...(summary ? { changes: summary } : {}) };
 			}
@@ -270,7 +270,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 						details: { name: source.name, type: source.type }
 					})
 				);
-				ctx.broadcast("source.deleted", { tenant_id: tenantId, source_id: source.id });
+				void ctx.broadcast("source.deleted", { tenant_id: tenantId, source_id: source.id });
 				return null;
 			}
 		},

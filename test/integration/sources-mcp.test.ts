@@ -339,6 +339,35 @@ describe("other MCP sources", () => {
 		}
 	});
 
+	it("runs a remote tool within the tool's own timeout, which a refresh keeps", async () => {
+		const slow = new McpUpstream();
+		slow.define(
+			{ name: "wait", description: "Answers late", inputSchema: { type: "object", properties: {} } },
+			async () => {
+				await new Promise(resolve => setTimeout(resolve, 2000));
+				return { content: [{ type: "text", text: "late" }] };
+			}
+		);
+		await slow.start();
+		try {
+			const created = await api("POST", "/api/v1/sources", { type: "mcp", name: "slowpoke", url: slow.url });
+			const [toolId] = created.body.tool_ids;
+			expect((await api("PATCH", `/api/v1/tools/${toolId}`, { timeout_ms: 300 })).status).toBe(200);
+			await api("POST", `/api/v1/sources/${created.body.id}/refresh`);
+			expect((await api("GET", `/api/v1/tools/${toolId}`)).body.timeout_ms).toBe(300);
+			const started = Date.now();
+			const run = await api("POST", "/api/v1/internal/execute", {
+				tool_name: "slowpoke__wait",
+				parameters: {}
+			});
+			expect(run.body).toMatchObject({ status: "failed", error: { type: "timeout" } });
+			expect(Date.now() - started).toBeLessThan(1500);
+			expect((await api("DELETE", `/api/v1/sources/${created.body.id}`)).status).toBe(204);
+		} finally {
+			await slow.stop();
+		}
+	});
+
 	it("registered globally with the service token, gives every tenant read-only tools", async () => {
 		const created = await api(
 			"POST",
