@@ -1,5 +1,7 @@
-import stem from "wink-porter2-stemmer";
 import type { JsonObject, StoredTool } from "../../types/wire";
+
+// The package has no type declarations: one function, the Porter2 stem of a lower-case word.
+const stem: (word: string) => string = require("wink-porter2-stemmer");
 
 /**
  * Words too common to tell tools apart: matched as prefixes they would pull in unrelated tools

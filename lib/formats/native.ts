@@ -18,7 +18,7 @@ function shortDescription(description: string): string {
 
 /**
  * `native`: the stored tools with their score, which ranking found them (`match`) and their health,
- * best first. The summary view keeps what an agent needs to choose (about 150 bytes a tool).
+ * best first. The summary view keeps what an agent needs to choose (under 250 bytes a tool).
  */
 export const toNative = (ranked: RankedTool[], view: DiscoveryView = "full") => ({
 	items:

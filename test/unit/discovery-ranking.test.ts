@@ -137,7 +137,7 @@ describe("TenantIndex", () => {
 });
 
 describe("summary view", () => {
-	it("keeps id, name, description, type, score and health: about 150 bytes a tool", () => {
+	it("keeps id, name, description, type, score and health: under 250 bytes a tool", () => {
 		const tools = [
 			tool(
 				"weather_forecast",
