@@ -85,15 +85,15 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"POST /internal/execute": route("executor.execute", "tools:execute", "Run a tool now", {
 		response: "ExecutionResult"
 	}),
-	"POST /internal/tasks": route("executor.submit", "tools:execute", "Queue a task", {
+	"POST /internal/tasks": route("api.tasks.submit", "tools:execute", "Queue a task", {
 		status: 202,
 		// A registration task writes the catalog, a discovery task reads it: as the direct requests would.
 		scopeFor: body => scopeOfTask((body as { type?: unknown } | null)?.type)
 	}),
-	"GET /internal/tasks/:task_id": route("executor.status", "tools:execute", "Read a task", {
+	"GET /internal/tasks/:task_id": route("api.tasks.status", "tools:execute", "Read a task", {
 		response: "Task"
 	}),
-	"DELETE /internal/tasks/:task_id": route("executor.cancel", "tools:execute", "Cancel a pending task", {
+	"DELETE /internal/tasks/:task_id": route("api.tasks.cancel", "tools:execute", "Cancel a pending task", {
 		response: "Task"
 	}),
 	"POST /keys": route("api.keys.create", "keys:admin", "Create an API key (its secret is shown once)", {

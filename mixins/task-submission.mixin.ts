@@ -3,6 +3,7 @@ import { config } from "../lib/config";
 import { conflict, forbidden, invalid, lacksScope, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
 import { newId } from "../lib/ids";
+import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
 import { taskQueueFor } from "../lib/tasks/backend";
 import { deliverCallback } from "../lib/tasks/callbacks";
 import {
@@ -12,7 +13,6 @@ import {
 	scopeOfTask,
 	SUBMIT_PARAMS
 } from "../lib/tasks/messages";
-import type { TaskUpdate } from "../lib/tasks/task-events";
 import type { TaskMessage, TaskQueue } from "../lib/tasks/task-queue";
 import type { CallerMeta, JsonObject } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
@@ -28,12 +28,13 @@ export interface TaskSubmissionSettings extends RedisSettings {
 		/** Finished tasks stay readable this long. */
 		retentionS: number;
 	};
+	/** Notification frames kept while the orchestrator is away; beyond it the oldest are dropped. */
+	outboxMax: number;
 	/** POST of a finished task to its `callback_url`: HMAC secret, tries, first backoff, timeout per try. */
 	callbacks: { secret?: string; attempts: number; baseDelayMs: number; timeoutMs: number };
 }
 
 export interface TaskSubmissionMethods {
-	announce(update: TaskUpdate): void;
 	settle(task: TaskMessage): void;
 	ownTask(ctx: Context<unknown, CallerMeta>, taskId: string): Promise<TaskMessage>;
 	signalWork(): void;
@@ -57,12 +58,15 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 	AuditMethods & { workers?: { wake(count?: number): void } };
 
 /**
- * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`).
- * Everything that can be checked is checked before a task is queued; an accepted task is recorded
- * in the audit trail. Needs RedisMixin (first), TenantScopeMixin, ToolAccessMixin and AuditMixin in
- * the host service.
+ * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`, under
+ * `actionPrefix`). Everything that can be checked is checked before a task is queued. The executor
+ * offers these actions to other nodes; every gateway has its own, so a submission is durable in the
+ * queue as soon as it is answered, whether or not an executor node is up. An accepted task is recorded in the audit trail. Needs RedisMixin,
+ * TenantScopeMixin, ToolAccessMixin and AuditMixin listed after it in the host service (their `created`
+ * runs first).
  */
-export function TaskSubmissionMixin(): Partial<ServiceSchema> {
+export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Partial<ServiceSchema> {
+	const prefix = options.actionPrefix ?? "";
 	const mixin: Partial<
 		ServiceSchema<TaskSubmissionSettings, TaskSubmissionMethods, TaskSubmissionLocals, SubmissionThis>
 	> = {
@@ -70,6 +74,7 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 			serviceToken: config().serviceToken,
 			outboundAllowHosts: config().outboundAllowHosts,
 			tasks: { retentionS: 24 * 3600 },
+			outboxMax: DEFAULT_OUTBOX_MAX,
 			callbacks: {
 				secret: config().callbackSecret,
 				attempts: 4,
@@ -80,7 +85,7 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 		} as Partial<TaskSubmissionSettings> as TaskSubmissionSettings,
 
 		actions: {
-			submit: {
+			[`${prefix}submit`]: {
 				params: SUBMIT_PARAMS,
 				async handler(this: SubmissionThis, ctx: Context<TaskMessage, CallerMeta>) {
 					const tenantId = this.tenantOf(ctx);
@@ -127,14 +132,14 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 				}
 			},
 
-			status: {
+			[`${prefix}status`]: {
 				params: { task_id: { type: "string", max: 64 } },
 				handler(this: SubmissionThis, ctx: Context<{ task_id: string }, CallerMeta>) {
 					return this.ownTask(ctx, ctx.params.task_id);
 				}
 			},
 
-			cancel: {
+			[`${prefix}cancel`]: {
 				params: { task_id: { type: "string", max: 64 } },
 				async handler(this: SubmissionThis, ctx: Context<{ task_id: string }, CallerMeta>) {
 					await this.ownTask(ctx, ctx.params.task_id);
@@ -143,7 +148,6 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 					const { task, cancelled } = answer;
 					// Only the call that cancelled it answers 200: cancelling again is a conflict like any non-pending task.
 					if (!cancelled) throw conflict(`The task is ${task.status}`, { status: task.status });
-					this.announce({ event: "task_status_update", task, message: "cancelled" });
 					this.settle(task);
 					return task;
 				}
@@ -194,15 +198,6 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 				return payload;
 			},
 
-			/**
-			 * One update, two audiences: one notifier node (it keeps the orchestrator's outbox) and every
-			 * gateway (each serves its own UI WebSocket clients).
-			 */
-			announce(this: SubmissionThis, update: TaskUpdate) {
-				void this.broker.emit("task.updated", update, { groups: ["notifier"] });
-				void this.broker.broadcast("task.updated", update, { groups: ["api"] });
-			},
-
 			/** POSTs a finished task to its callback URL, in the background. */
 			settle(this: SubmissionThis, task: TaskMessage) {
 				if (!task.callback_url) return;
@@ -231,7 +226,10 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 				this.workers?.wake(1);
 				if (Date.now() - this.lastWorkSignal < 50) return;
 				this.lastWorkSignal = Date.now();
-				void this.broker.broadcast("executor.work", {}, { groups: ["executor"] });
+				// Only a hint (idle workers poll anyway): a transporter that is down must not fail the submission.
+				void Promise.resolve(this.broker.broadcast("executor.work", {}, { groups: ["executor"] })).catch(
+					() => undefined
+				);
 			}
 		},
 
@@ -240,6 +238,7 @@ export function TaskSubmissionMixin(): Partial<ServiceSchema> {
 			this.taskQueue = taskQueueFor(this.broker, {
 				redis: this.redis,
 				redisPrefix: settings.redisPrefix,
+				outboxMax: settings.outboxMax,
 				retentionS: settings.tasks.retentionS
 			});
 			this.lastWorkSignal = 0;

@@ -129,7 +129,8 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 				},
 
 				async handleTask(this: WorkersThis, lease: Lease) {
-					this.announce({
+					// Recorded before the tool runs: every run that may have side effects is announced.
+					await this.taskQueue.record({
 						event: "task_status_update",
 						task: lease.task,
 						message: `attempt ${lease.task.attempts}`
@@ -138,24 +139,12 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 					const { maxRetries, retryBaseDelayMs, retryMaxDelayMs } = this.settings.tasks;
 					if (outcome.status === "failed" && retryable && lease.task.attempts <= maxRetries) {
 						const delay = retryDelay(lease.task.attempts, retryBaseDelayMs, retryMaxDelayMs);
-						if (await this.taskQueue.retry(lease, delay, outcome.error!))
-							this.announce({
-								event: "task_status_update",
-								task: { ...lease.task, status: "pending" },
-								message: `retrying in ${delay} ms`
-							});
+						await this.taskQueue.retry(lease, delay, outcome.error!);
 						return;
 					}
-					// Announced before the outcome is stored: a worker killed in between leaves the task leased, so
-					// it runs again and is announced again (at-least-once), instead of stored but never announced.
-					const { result: _result, error: _error, ...running } = lease.task;
-					this.announce({
-						event: outcome.status === "completed" ? "task_completed" : "task_failed",
-						task: Object.assign(running, outcome, { updated_at: new Date().toISOString() }),
-						execution_time_ms
-					});
-					const finished = await this.taskQueue.finish(lease, outcome);
-					// Null: the lease was lost and another delivery owns the stored outcome and the callback.
+					// The outcome and its task_completed/task_failed frame are stored together. Null: the lease
+					// was lost and another delivery owns the stored outcome, its frame and the callback.
+					const finished = await this.taskQueue.finish(lease, outcome, execution_time_ms);
 					if (finished) this.settle(finished);
 				},
 
@@ -273,12 +262,8 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 					// services' `stopped`; from then on no task is claimed, those in hand finish.
 					canClaim: () => !this.broker.stopping,
 					handle: lease => this.handleTask(lease),
-					onReaped: async ({ dead_lettered }) => {
-						for (const task of dead_lettered) {
-							this.announce({ event: "task_failed", task });
-							this.settle(task);
-						}
-					},
+					// Their task_failed frames were recorded by the reap itself.
+					onReaped: async ({ dead_lettered }) => dead_lettered.forEach(task => this.settle(task)),
 					onError: (message, err) => this.logger.warn(message, err)
 				});
 			},

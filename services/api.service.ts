@@ -5,6 +5,9 @@ import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
+import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
+import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
+import { ToolAccessMixin } from "../mixins/tool-access.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
 import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credentials";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
@@ -24,7 +27,8 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/ra
 import type { KeyStore } from "../lib/store/key-store";
 import { MemoryKeyStore } from "../lib/store/memory-key-store";
 import { RedisKeyStore } from "../lib/store/redis-key-store";
-import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
+import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
+import { subscribeFrames } from "../lib/tasks/backend";
 import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
@@ -72,6 +76,8 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 	server: Server;
 	uiServer: WebSocketServer;
 	uiSockets: UiSockets;
+	/** Stops the feed of recorded task frames to UI clients. */
+	stopTaskFrames: () => Promise<void>;
 }
 
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
@@ -181,7 +187,16 @@ function serveDocs(
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
-	mixins: [ApiGateway as unknown as Partial<ServiceSchema>, AuditMixin(), RedisMixin()],
+	// Moleculer runs mixins' `created` from the last listed to the first: Redis is ready for the others.
+	// Tasks are queued here, not by an executor: a submission is durable even when no executor is up.
+	mixins: [
+		ApiGateway as unknown as Partial<ServiceSchema>,
+		TaskSubmissionMixin({ actionPrefix: "tasks." }),
+		ToolAccessMixin(),
+		TenantScopeMixin(),
+		AuditMixin(),
+		RedisMixin()
+	],
 
 	settings: {
 		port: config().port,
@@ -366,13 +381,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 			this.mcp.toolsChanged(tenant_id);
 			const timestamp = new Date().toISOString();
 			this.uiSockets.publish(tenant_id, { event, tenant_id, timestamp, data: { tool } });
-		},
-
-		// Broadcast by the executor to the `api` group: every gateway node serves its own clients.
-		"task.updated"(this: ApiThis, ctx: Context<TaskUpdate>) {
-			const tenantId = ctx.params.task.tenant_id;
-			// Most updates have no UI client to go to: the frame is built only when one will get it.
-			if (this.uiSockets.reaches(tenantId)) this.uiSockets.publish(tenantId, taskFrame(ctx.params));
 		}
 	},
 
@@ -510,15 +518,28 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		});
 	},
 
-	started(this: ApiThis) {
+	async started(this: ApiThis) {
 		// Upgrades never reach moleculer-web's routes: every upgrade request is answered here.
 		this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
 			void this.acceptUiSocket(req, socket, head);
+		});
+		// Task frames as the queue records them (from Redis, not the transporter, so a transporter outage
+		// loses none); most have no UI client to go to, and are not even parsed then.
+		const backend = {
+			redis: this.redis,
+			redisPrefix: this.settings.redisPrefix,
+			outboxMax: DEFAULT_OUTBOX_MAX
+		};
+		this.stopTaskFrames = await subscribeFrames(this.broker, backend, text => {
+			if (this.uiSockets.size === 0) return;
+			const frame = JSON.parse(text) as { tenant_id: string };
+			this.uiSockets.publish(frame.tenant_id, frame);
 		});
 	},
 
 	// Runs before moleculer-web's `stopped`, whose server.close() would wait for open sockets.
 	async stopped(this: ApiThis) {
+		await this.stopTaskFrames?.();
 		this.uiServer.close();
 		await Promise.all([this.uiSockets.close(), this.mcp.close()]);
 	}

@@ -1,14 +1,14 @@
 import { randomUUID } from "crypto";
 import type Redis from "ioredis";
-import type { Context, Service, ServiceSchema } from "moleculer";
+import type { Service, ServiceSchema } from "moleculer";
 import WebSocket from "ws";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { METRICS } from "../lib/metrics/names";
 import { MemoryOutbox } from "../lib/outbox/memory-outbox";
-import type { Outbox } from "../lib/outbox/outbox";
-import { RedisOutbox } from "../lib/outbox/redis-outbox";
-import { taskFrame, type TaskUpdate } from "../lib/tasks/task-events";
+import { DEFAULT_OUTBOX_MAX, type Outbox } from "../lib/outbox/outbox";
+import { framesChannel } from "../lib/outbox/redis-outbox";
+import { outboxFor } from "../lib/tasks/backend";
 import { config } from "../lib/config";
 
 export interface NotifierSettings extends RedisSettings {
@@ -37,7 +37,7 @@ export interface NotifierState {
 	authenticated: boolean;
 	leader: boolean;
 	outbox_size: number;
-	/** Frames dropped by this node because the outbox was full. */
+	/** Frames dropped because the outbox was full (by every node, on Redis). */
 	outbox_dropped: number;
 	/** Failed connection attempts since the last successful authentication. */
 	reconnect_attempts: number;
@@ -54,7 +54,7 @@ interface NotifierMethods {
 	scheduleReconnect(): void;
 	drain(): void;
 	sendPending(): Promise<void>;
-	countDrops(dropped: number): void;
+	noticeDrops(): Promise<void>;
 	lead(): Promise<void>;
 	follow(reason: string): void;
 	wake(message: WakeMessage): Promise<void>;
@@ -69,7 +69,7 @@ interface NotifierLocals extends RedisLocals {
 	leader: boolean;
 	/** Value of the leader lock while this instance holds it. */
 	lockToken: string;
-	/** Receives wake-ups from other notifier nodes (Redis only). */
+	/** Receives recorded frames and leader wake-ups (Redis only). */
 	subscriber: Redis | null;
 	backoffMs: number;
 	attempts: number;
@@ -80,15 +80,17 @@ interface NotifierLocals extends RedisLocals {
 	leaderTimer: NodeJS.Timeout | null;
 	draining: Promise<void> | null;
 	drainAgain: boolean;
-	dropped: number;
-	dropBurst: boolean;
+	/** Drop count last seen, to warn once per burst of drops. */
+	droppedSeen: number;
+	/** Unsubscribes from the memory outbox. */
+	unsubscribe: (() => void) | null;
 	stopping: boolean;
 }
 
 type NotifierThis = Service<NotifierSettings> & NotifierMethods & NotifierLocals;
 
-/** "pushed": a follower queued a frame for the leader; "released": the leader stepped down. */
-type WakeMessage = "pushed" | "released";
+/** "released": the leader stepped down. */
+type WakeMessage = "released";
 
 /** Renews the lock only while this instance still holds it (it may have expired and moved on). */
 const RENEW_SCRIPT = `
@@ -108,9 +110,11 @@ const send = (ws: WebSocket, frame: string) =>
 	new Promise<void>((resolve, reject) => ws.send(frame, err => (err ? reject(err) : resolve())));
 
 /**
- * Forwards task updates to the orchestrator over its WebSocket. Every update is
- * first appended to the outbox and then drained in order, so nothing is lost while disconnected.
- * With Redis the outbox is shared and only the node holding the leader lock connects and drains.
+ * Forwards task updates to the orchestrator over its WebSocket. The task queue
+ * records every update in the outbox together with the status change it reports; the notifier drains
+ * the outbox in order, so nothing is lost while it, the transporter or the orchestrator is away. With
+ * Redis the outbox is shared and only the node holding the leader lock connects and drains; recorded
+ * frames are published on a Redis channel that wakes it, and it drains on every lock renewal too.
  */
 const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, NotifierLocals, NotifierThis> = {
 	name: "notifier",
@@ -128,7 +132,7 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 		maxBackoffMs: 30000,
 		pingIntervalMs: 30000,
 		authTimeoutMs: 10000,
-		outboxMax: 100000,
+		outboxMax: DEFAULT_OUTBOX_MAX,
 		drainBatchSize: 100,
 		leaderTtlMs: 10000,
 		$secureSettings: ["serviceToken"]
@@ -143,20 +147,11 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 					authenticated: this.authenticated,
 					leader: this.leader,
 					outbox_size: await this.outbox.size(),
-					outbox_dropped: this.dropped,
+					outbox_dropped: await this.outbox.dropped(),
 					reconnect_attempts: this.attempts,
 					next_retry_ms: this.retryAt === null ? null : Math.max(this.retryAt - Date.now(), 0)
 				};
 			}
-		}
-	},
-
-	events: {
-		// Emitted (not broadcast) by the executor, so exactly one notifier node gets each update.
-		async "task.updated"(this: NotifierThis, ctx: Context<TaskUpdate>) {
-			this.countDrops(await this.outbox.push(JSON.stringify(taskFrame(ctx.params))));
-			if (this.leader) this.drain();
-			else await this.wake("pushed");
 		}
 	},
 
@@ -269,6 +264,7 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 		/** Sends the outbox in order until it is empty or a send fails; what was not sent stays. */
 		async sendPending(this: NotifierThis) {
 			const ws = this.ws;
+			if (ws && this.authenticated) await this.noticeDrops();
 			while (ws && ws === this.ws && this.authenticated) {
 				const frames = await this.outbox.peek(this.settings.drainBatchSize);
 				if (frames.length === 0) return;
@@ -284,16 +280,14 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 			}
 		},
 
-		/** Counts frames dropped by a full outbox, warning once per run of consecutive drops. */
-		countDrops(this: NotifierThis, dropped: number) {
-			if (dropped === 0) {
-				this.dropBurst = false;
-				return;
-			}
-			this.dropped += dropped;
-			if (this.dropBurst) return;
-			this.dropBurst = true;
-			this.logger.warn(`Notification outbox full (${this.settings.outboxMax}): dropping the oldest frames`);
+		/** Warns once per drain that finds frames dropped by a full outbox since the last one. */
+		async noticeDrops(this: NotifierThis) {
+			const dropped = await this.outbox.dropped();
+			if (dropped > this.droppedSeen)
+				this.logger.warn(
+					`Notification outbox full (${this.settings.outboxMax}): ${dropped - this.droppedSeen} oldest frames dropped`
+				);
+			this.droppedSeen = dropped;
 		},
 
 		/** One round of the election: the leader renews its lock (and drains), the others try to take it. */
@@ -338,9 +332,11 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 
 	created(this: NotifierThis) {
 		const { settings } = this;
-		this.outbox = this.redis
-			? new RedisOutbox(this.redis, settings.redisPrefix, settings.outboxMax)
-			: new MemoryOutbox(settings.outboxMax);
+		this.outbox = outboxFor(this.broker, {
+			redis: this.redis,
+			redisPrefix: settings.redisPrefix,
+			outboxMax: settings.outboxMax
+		});
 		// Two brokers of one process share a nodeID: the suffix tells their locks apart.
 		this.lockToken = `${this.broker.nodeID}:${randomUUID()}`;
 		this.ws = this.subscriber = null;
@@ -350,29 +346,36 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 		this.retryAt = this.retryTimer = this.authTimer = this.pingTimer = this.leaderTimer = null;
 		this.draining = null;
 		this.drainAgain = false;
-		this.dropped = 0;
-		this.dropBurst = false;
+		this.droppedSeen = 0;
+		this.unsubscribe = null;
 		this.stopping = false;
 		// Without Redis this node is the only notifier of its outbox.
 		this.leader = !this.redis;
 	},
 
 	async started(this: NotifierThis) {
-		if (!this.redis) return this.connect();
+		if (this.outbox instanceof MemoryOutbox) {
+			this.unsubscribe = this.outbox.subscribe(() => this.drain());
+			this.droppedSeen = await this.outbox.dropped();
+			return this.connect();
+		}
 		// A node that cannot connect must not hold the lock, or it would keep the shared outbox undrained.
-		if (!this.settings.wsUrl) return;
+		if (!this.redis || !this.settings.wsUrl) return;
+		const frames = framesChannel(this.settings.redisPrefix);
 		this.subscriber = this.redis.duplicate();
-		this.subscriber.on("message", (_channel: string, message: WakeMessage) => {
-			if (message === "pushed" && this.leader) this.drain();
-			if (message === "released" && !this.leader) void this.lead();
+		this.subscriber.on("message", (channel: string, message: string) => {
+			if (channel === frames) {
+				if (this.leader) this.drain();
+			} else if ((message as WakeMessage) === "released" && !this.leader) void this.lead();
 		});
-		await this.subscriber.subscribe(wakeChannel(this.settings.redisPrefix));
+		await this.subscriber.subscribe(wakeChannel(this.settings.redisPrefix), frames);
 		await this.lead();
 		this.leaderTimer = setInterval(() => void this.lead(), this.settings.leaderTtlMs / 3);
 	},
 
 	async stopped(this: NotifierThis) {
 		this.stopping = true;
+		this.unsubscribe?.();
 		if (this.leaderTimer) clearInterval(this.leaderTimer);
 		if (this.retryTimer) clearTimeout(this.retryTimer);
 		this.retryTimer = this.retryAt = this.leaderTimer = null;

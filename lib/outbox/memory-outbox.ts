@@ -5,14 +5,32 @@ export class MemoryOutbox implements Outbox {
 	private frames: string[] = [];
 	/** Index of the oldest frame: removal only moves it, and the array is compacted now and then. */
 	private head = 0;
+	private droppedCount = 0;
+	private readonly listeners = new Set<(frame: string) => void>();
 
 	constructor(private readonly max: number) {}
 
-	async push(frame: string): Promise<number> {
+	/**
+	 * Appends synchronously, so a task queue in the same process records a status and its frame in one
+	 * step; returns the number of oldest frames dropped.
+	 */
+	append(frame: string): number {
 		this.frames.push(frame);
 		const over = Math.max(this.frames.length - this.head - this.max, 0);
 		this.remove(over);
+		this.droppedCount += over;
+		for (const listener of this.listeners) listener(frame);
 		return over;
+	}
+
+	/** Calls `listener` with every frame appended from now on; returns the unsubscribe function. */
+	subscribe(listener: (frame: string) => void): () => void {
+		this.listeners.add(listener);
+		return () => this.listeners.delete(listener);
+	}
+
+	async push(frame: string): Promise<number> {
+		return this.append(frame);
 	}
 
 	async peek(n: number): Promise<string[]> {
@@ -25,6 +43,10 @@ export class MemoryOutbox implements Outbox {
 
 	async size(): Promise<number> {
 		return this.frames.length - this.head;
+	}
+
+	async dropped(): Promise<number> {
+		return this.droppedCount;
 	}
 
 	private remove(n: number) {

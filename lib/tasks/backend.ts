@@ -1,4 +1,7 @@
 import type Redis from "ioredis";
+import { MemoryOutbox } from "../outbox/memory-outbox";
+import type { Outbox } from "../outbox/outbox";
+import { framesChannel, RedisOutbox } from "../outbox/redis-outbox";
 import { MemoryTaskQueue } from "./memory-task-queue";
 import { RedisTaskQueue } from "./redis-task-queue";
 import type { TaskQueue } from "./task-queue";
@@ -7,20 +10,60 @@ export interface TaskBackendOptions {
 	/** The service's Redis connection, or null for the embedded default. */
 	redis: Redis | null;
 	redisPrefix: string;
-	/** Finished tasks stay readable this long. */
-	retentionS: number;
+	/** Frames the outbox keeps; beyond it the oldest are dropped. */
+	outboxMax: number;
 }
 
-/** Memory queues by broker: the services of one process (gateway, executor) must share one. */
+/** Memory backends by broker: the services of one process (gateway, executor, notifier) share them. */
+const memoryOutboxes = new WeakMap<object, MemoryOutbox>();
 const memoryQueues = new WeakMap<object, MemoryTaskQueue>();
 
+/** The notification outbox a service of `broker` uses: the shared Redis list, or this broker's memory one. */
+export function outboxFor(broker: object, options: TaskBackendOptions): Outbox {
+	if (options.redis) return new RedisOutbox(options.redis, options.redisPrefix, options.outboxMax);
+	let outbox = memoryOutboxes.get(broker);
+	if (!outbox) memoryOutboxes.set(broker, (outbox = new MemoryOutbox(options.outboxMax)));
+	return outbox;
+}
+
 /**
- * The task queue a service of `broker` uses: on Redis a client of the shared durable queue, in
- * memory the one queue of this broker.
+ * The task queue a service of `broker` uses: on Redis a client of the shared durable queue, in memory
+ * the one queue of this broker. Either records each status change and its notification together.
  */
-export function taskQueueFor(broker: object, options: TaskBackendOptions): TaskQueue {
-	if (options.redis) return new RedisTaskQueue(options.redis, options.redisPrefix, options.retentionS);
+export function taskQueueFor(
+	broker: object,
+	options: TaskBackendOptions & { retentionS: number }
+): TaskQueue {
+	const outbox = outboxFor(broker, options);
+	if (outbox instanceof RedisOutbox)
+		return new RedisTaskQueue(options.redis!, options.redisPrefix, outbox, options.retentionS);
 	let queue = memoryQueues.get(broker);
-	if (!queue) memoryQueues.set(broker, (queue = new MemoryTaskQueue(options.retentionS * 1000)));
+	if (!queue)
+		memoryQueues.set(
+			broker,
+			(queue = new MemoryTaskQueue(outbox as MemoryOutbox, options.retentionS * 1000))
+		);
 	return queue;
+}
+
+/**
+ * Calls `listener` with every frame recorded from now on, by any node: live delivery for UI clients
+ * (at most once; the outbox keeps the copy the orchestrator gets). Resolves the function that stops it.
+ */
+export async function subscribeFrames(
+	broker: object,
+	options: TaskBackendOptions,
+	listener: (frame: string) => void
+): Promise<() => Promise<void>> {
+	const outbox = outboxFor(broker, options);
+	if (outbox instanceof MemoryOutbox) {
+		const unsubscribe = outbox.subscribe(listener);
+		return async () => void unsubscribe();
+	}
+	const subscriber = options.redis!.duplicate();
+	// Reported by the service's own connection; a subscriber only resubscribes when Redis is back.
+	subscriber.on("error", () => undefined);
+	subscriber.on("message", (_channel: string, frame: string) => listener(frame));
+	await subscriber.subscribe(framesChannel(options.redisPrefix));
+	return async () => void (await subscriber.quit().catch(() => undefined));
 }

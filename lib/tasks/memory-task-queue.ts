@@ -1,5 +1,7 @@
 import { randomUUID } from "crypto";
 import type { JsonObject } from "../../types/wire";
+import type { MemoryOutbox } from "../outbox/memory-outbox";
+import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
 	queueScore,
@@ -21,7 +23,10 @@ interface Entry {
 	endedAt: number;
 }
 
-/** The embedded default: same semantics as the Redis queue, inside this process. */
+/**
+ * The embedded default: same semantics as the Redis queue, inside this process. A status change and
+ * its frame are recorded in one synchronous step, so nothing can come between them.
+ */
 export class MemoryTaskQueue implements TaskQueue {
 	private readonly entries = new Map<string, Entry>();
 	/** Per queue, pending task ids ordered by score. */
@@ -33,7 +38,10 @@ export class MemoryTaskQueue implements TaskQueue {
 	private readonly ended: string[] = [];
 	private sequence = 0;
 
-	constructor(private readonly retentionMs = 24 * 3600 * 1000) {}
+	constructor(
+		private readonly outbox: MemoryOutbox,
+		private readonly retentionMs = 24 * 3600 * 1000
+	) {}
 
 	async submit(task: TaskMessage) {
 		const existing = this.entries.get(task.task_id);
@@ -80,10 +88,12 @@ export class MemoryTaskQueue implements TaskQueue {
 		return Boolean(entry);
 	}
 
-	async finish(lease: Lease, outcome: TaskOutcome) {
+	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
 		const entry = this.owned(lease);
 		if (!entry) return null;
 		this.end(entry, outcome);
+		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
+		this.announce({ event, task: entry.task, execution_time_ms: executionTimeMs });
 		return copy(entry.task);
 	}
 
@@ -95,6 +105,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		entry.dueAt = Date.now() + delayMs;
 		Object.assign(entry.task, { status: "pending", error, updated_at: now() });
 		this.delayed.add(entry.task.task_id);
+		this.announce({ event: "task_status_update", task: entry.task, message: `retrying in ${delayMs} ms` });
 		return true;
 	}
 
@@ -113,6 +124,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		}
 		this.delayed.delete(taskId);
 		this.end(entry, { status: "cancelled" });
+		this.announce({ event: "task_status_update", task: entry.task, message: "cancelled" });
 		return { task: copy(entry.task), cancelled: true };
 	}
 
@@ -127,6 +139,7 @@ export class MemoryTaskQueue implements TaskQueue {
 					status: "failed",
 					error: { type: "dead_letter", message: `worker lost ${entry.task.attempts} times; giving up` }
 				});
+				this.announce({ event: "task_failed", task: entry.task });
 				result.dead_lettered.push(copy(entry.task));
 			} else {
 				this.leased.delete(id);
@@ -148,6 +161,10 @@ export class MemoryTaskQueue implements TaskQueue {
 		return result;
 	}
 
+	async record(update: TaskUpdate) {
+		this.announce(update);
+	}
+
 	async depths(): Promise<QueueDepth[]> {
 		const at = Date.now();
 		return [...this.queues].map(([queue, items]) => {
@@ -159,6 +176,10 @@ export class MemoryTaskQueue implements TaskQueue {
 				oldest_age_ms: Math.max(0, at - oldest)
 			};
 		});
+	}
+
+	private announce(update: TaskUpdate) {
+		this.outbox.append(JSON.stringify(taskFrame(update)));
 	}
 
 	private enqueue(entry: Entry) {

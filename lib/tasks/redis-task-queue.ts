@@ -1,6 +1,8 @@
 import { randomUUID } from "crypto";
 import type Redis from "ioredis";
 import type { JsonObject } from "../../types/wire";
+import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
+import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
 	type Lease,
@@ -20,8 +22,9 @@ import {
  *   leases               sorted set of processing ids by lease deadline
  *   delayed              sorted set of ids waiting for a retry by due time
  *   seq, turn            counters
- * Scripts touch only scalar fields (no JSON decoding in Lua), and every status change checks the
- * current status and lease token first (compare-and-set).
+ * Scripts touch only scalar fields (no JSON decoding in Lua, except to build a dead letter's frame),
+ * and every status change checks the current status and lease token first (compare-and-set). A
+ * status change records its notification frame in the outbox within the same script (RECORD_FRAME_LUA).
  */
 
 const SUBMIT = `
@@ -71,23 +74,28 @@ redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[3])
 return 1
 `;
 
-const FINISH = `
+/** KEYS[1..2] task, leases; KEYS[3..4] outbox, dropped; ARGV[8..10] frame, outbox max, channel. */
+const FINISH = `${RECORD_FRAME_LUA}
 if not (${OWNED}) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated_at', ARGV[5], 'token', '')
 redis.call('ZREM', KEYS[2], ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
+record_frame(KEYS[3], KEYS[4], ARGV[10], ARGV[9], ARGV[8])
 return redis.call('HGETALL', KEYS[1])
 `;
 
-const RETRY = `
+/** KEYS[4..5] outbox, dropped; ARGV[6..8] frame, outbox max, channel. */
+const RETRY = `${RECORD_FRAME_LUA}
 if not (${OWNED}) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'token', '', 'error', ARGV[3], 'updated_at', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+record_frame(KEYS[4], KEYS[5], ARGV[8], ARGV[7], ARGV[6])
 return 1
 `;
 
-const CANCEL = `
+/** KEYS[4..5] outbox, dropped; ARGV[5..7] frame, outbox max, channel. */
+const CANCEL = `${RECORD_FRAME_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return { 0, redis.call('HGETALL', KEYS[1]) } end
 local queue = redis.call('HGET', KEYS[1], 'queue')
@@ -97,11 +105,24 @@ redis.call('ZREM', KEYS[3], ARGV[4])
 if redis.call('ZCARD', qkey) == 0 then redis.call('ZREM', KEYS[2], queue) end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2], 'error', '')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], ARGV[5])
 return { 1, redis.call('HGETALL', KEYS[1]) }
 `;
 
-const REAP = `
+/**
+ * KEYS[5..6] outbox, dropped; ARGV[6..7] outbox max, channel. A dead letter's frame is built here from
+ * the stored message (the task_failed frame of lib/tasks/task-events.ts).
+ */
+const REAP = `${RECORD_FRAME_LUA}
 local prefix, now, max_attempts, updated_at, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local function dead_letter_frame(id, tkey, message)
+  local doc = cjson.decode(redis.call('HGET', tkey, 'doc'))
+  local metadata = type(doc.metadata) == 'table' and doc.metadata or {}
+  local payload = type(doc.payload) == 'table' and doc.payload or {}
+  return cjson.encode({ event = 'task_failed', service = 'tool-registry', task_id = id,
+    global_task_id = metadata.global_task_id or cjson.null, tenant_id = doc.tenant_id, timestamp = updated_at,
+    data = { error = message, error_type = 'dead_letter', tool_id = payload.tool_id or cjson.null } })
+end
 local function requeue(id, tkey)
   local queue = redis.call('HGET', tkey, 'queue')
   redis.call('ZADD', prefix .. 'queue:' .. queue, redis.call('HGET', tkey, 'score'), id)
@@ -116,9 +137,11 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0
   if redis.call('HGET', tkey, 'status') == 'processing' then
     local attempts = tonumber(redis.call('HGET', tkey, 'attempts'))
     if attempts >= max_attempts then
+      local message = 'worker lost ' .. attempts .. ' times; giving up'
       redis.call('HSET', tkey, 'status', 'failed', 'token', '', 'updated_at', updated_at, 'error',
-        cjson.encode({ type = 'dead_letter', message = 'worker lost ' .. attempts .. ' times; giving up' }))
+        cjson.encode({ type = 'dead_letter', message = message }))
       redis.call('EXPIRE', tkey, retention)
+      record_frame(KEYS[5], KEYS[6], ARGV[7], ARGV[6], dead_letter_frame(id, tkey, message))
       table.insert(dead, id)
     else
       redis.call('HSET', tkey, 'status', 'pending', 'token', '', 'updated_at', updated_at)
@@ -143,6 +166,7 @@ export class RedisTaskQueue implements TaskQueue {
 	constructor(
 		private readonly redis: Redis,
 		private readonly prefix: string,
+		private readonly outbox: RedisOutbox,
 		private readonly retentionS = 24 * 3600
 	) {}
 
@@ -206,50 +230,92 @@ export class RedisTaskQueue implements TaskQueue {
 		return extended === 1;
 	}
 
-	async finish(lease: Lease, outcome: TaskOutcome) {
+	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
+		const updatedAt = new Date().toISOString();
+		const { result: _result, error: _error, ...running } = lease.task;
+		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
+		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
+		const frame = this.frame({ event, task: final, execution_time_ms: executionTimeMs }, updatedAt);
 		const fields = (await this.redis.eval(
 			FINISH,
-			2,
+			4,
 			this.taskKey(lease.task.task_id),
 			this.key("leases"),
+			this.outbox.key,
+			this.outbox.droppedKey,
 			lease.token,
 			outcome.status,
 			outcome.result ? JSON.stringify(outcome.result) : "",
 			outcome.error ? JSON.stringify(outcome.error) : "",
-			new Date().toISOString(),
+			updatedAt,
 			String(this.retentionS),
-			lease.task.task_id
+			lease.task.task_id,
+			frame,
+			this.outbox.max,
+			this.outbox.channel
 		)) as string[] | null;
 		return fields ? fromPairs(fields) : null;
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
+		const updatedAt = new Date().toISOString();
+		const frame = this.frame(
+			{
+				event: "task_status_update",
+				task: { ...lease.task, status: "pending", error, updated_at: updatedAt },
+				message: `retrying in ${delayMs} ms`
+			},
+			updatedAt
+		);
 		const retried = await this.redis.eval(
 			RETRY,
-			3,
+			5,
 			this.taskKey(lease.task.task_id),
 			this.key("leases"),
 			this.key("delayed"),
+			this.outbox.key,
+			this.outbox.droppedKey,
 			lease.token,
 			String(Date.now() + delayMs),
 			JSON.stringify(error),
-			new Date().toISOString(),
-			lease.task.task_id
+			updatedAt,
+			lease.task.task_id,
+			frame,
+			this.outbox.max,
+			this.outbox.channel
 		);
 		return retried === 1;
 	}
 
 	async cancel(taskId: string) {
+		// The frame is built from the message as read now; the script records it only if it cancels.
+		const current = await this.get(taskId);
+		if (!current) return null;
+		const updatedAt = new Date().toISOString();
+		const { result: _result, error: _error, ...task } = current;
+		const frame = this.frame(
+			{
+				event: "task_status_update",
+				task: { ...task, status: "cancelled", updated_at: updatedAt },
+				message: "cancelled"
+			},
+			updatedAt
+		);
 		const answer = (await this.redis.eval(
 			CANCEL,
-			3,
+			5,
 			this.taskKey(taskId),
 			this.key("ready"),
 			this.key("delayed"),
+			this.outbox.key,
+			this.outbox.droppedKey,
 			this.prefix,
-			new Date().toISOString(),
+			updatedAt,
 			String(this.retentionS),
-			taskId
+			taskId,
+			frame,
+			this.outbox.max,
+			this.outbox.channel
 		)) as [number, string[]] | null;
 		return answer ? { task: fromPairs(answer[1]), cancelled: answer[0] === 1 } : null;
 	}
@@ -257,21 +323,33 @@ export class RedisTaskQueue implements TaskQueue {
 	async reap(maxAttempts: number): Promise<ReapResult> {
 		const [redelivered, promoted, dead] = (await this.redis.eval(
 			REAP,
-			4,
+			6,
 			this.key("leases"),
 			this.key("delayed"),
 			this.key("ready"),
 			this.key("turn"),
+			this.outbox.key,
+			this.outbox.droppedKey,
 			this.prefix,
 			String(Date.now()),
 			String(maxAttempts),
 			new Date().toISOString(),
-			String(this.retentionS)
+			String(this.retentionS),
+			this.outbox.max,
+			this.outbox.channel
 		)) as [number, number, string[]];
 		const deadLettered = (await Promise.all(dead.map(id => this.get(id)))).filter(
 			(task): task is TaskMessage => task !== null
 		);
 		return { redelivered, promoted, dead_lettered: deadLettered };
+	}
+
+	async record(update: TaskUpdate) {
+		await this.outbox.push(this.frame(update));
+	}
+
+	private frame(update: TaskUpdate, timestamp?: string): string {
+		return JSON.stringify(taskFrame(update, timestamp));
 	}
 
 	async depths(): Promise<QueueDepth[]> {

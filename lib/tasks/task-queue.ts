@@ -1,4 +1,5 @@
 import type { JsonObject } from "../../types/wire";
+import type { TaskUpdate } from "./task-events";
 
 export type TaskStatus = "pending" | "processing" | "completed" | "failed" | "cancelled";
 export type TaskType = "tool_execution" | "tool_registration" | "tool_discovery" | "tool_validation";
@@ -61,6 +62,8 @@ export const queueOf = (type: TaskType, tenantId: string): string =>
  * - A claim is a lease: the worker extends it while running and must present its token to finish;
  *   a lease that expires (worker killed) puts the task back, so it runs again elsewhere.
  * - Every status change is a compare-and-set, so a redelivered task never completes twice.
+ * - Every status change after submission records its notification frame (the orchestrator's WebSocket frame) in the
+ *   outbox in the same atomic step: a task that ends `completed` or `failed` is always announced.
  */
 export interface TaskQueue {
 	/** Stores and enqueues a new task; a known `task_id` resolves the stored task, `created: false`. */
@@ -70,13 +73,21 @@ export interface TaskQueue {
 	claim(leaseMs: number): Promise<Lease | null>;
 	/** Renews a lease; false when it was lost (expired and redelivered, or the task ended). */
 	extend(lease: Lease, leaseMs: number): Promise<boolean>;
-	/** Ends a leased task; null when the lease was lost, so another delivery owns the outcome. */
-	finish(lease: Lease, outcome: TaskOutcome): Promise<TaskMessage | null>;
-	/** Puts a leased task back after `delayMs` (retry with backoff); false when the lease was lost. */
+	/**
+	 * Ends a leased task and records its `task_completed`/`task_failed` frame with it; null when the
+	 * lease was lost, so another delivery owns the outcome.
+	 */
+	finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number): Promise<TaskMessage | null>;
+	/**
+	 * Puts a leased task back after `delayMs` (retry with backoff) and records a "retrying" update; false
+	 * when the lease was lost.
+	 */
 	retry(lease: Lease, delayMs: number, error: JsonObject): Promise<boolean>;
-	/** Cancels a pending task (`cancelled: true`); otherwise resolves it unchanged, or null when unknown. */
+	/** Cancels a pending task (`cancelled: true`, update recorded); otherwise resolves it unchanged, or null when unknown. */
 	cancel(taskId: string): Promise<{ task: TaskMessage; cancelled: boolean } | null>;
-	/** Redelivers expired leases, dead-letters tasks past `maxAttempts`, promotes due retries. */
+	/** Records an update that changes no stored status (a run starting) in the outbox. */
+	record(update: TaskUpdate): Promise<void>;
+	/** Redelivers expired leases, dead-letters tasks past `maxAttempts` (with their frame), promotes due retries. */
 	reap(maxAttempts: number): Promise<ReapResult>;
 	depths(): Promise<QueueDepth[]>;
 }

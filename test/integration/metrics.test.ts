@@ -1,7 +1,6 @@
 import { randomUUID } from "crypto";
 import { ServiceBroker, type BrokerOptions, type Context, type ServiceSchema } from "moleculer";
 import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
-import ExecutorService from "../../services/executor.service";
 import { describeWithNats } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
@@ -91,7 +90,7 @@ describe("metrics at /metrics", () => {
 		const idle = await startNode({
 			services: ["api", "registry", "validator", "executor"],
 			broker: { ...metricsBroker, nodeID: `idle-${randomUUID()}` },
-			settings: { tasks: { ...ExecutorService.settings!.tasks, concurrency: 0 } }
+			settings: { tasks: { concurrency: 0 } }
 		});
 		try {
 			for (let i = 0; i < 3; i++)

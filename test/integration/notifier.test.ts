@@ -1,78 +1,12 @@
 import { randomUUID } from "crypto";
-import type { AddressInfo } from "net";
-import { WebSocketServer, type WebSocket } from "ws";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import type { TaskUpdate } from "../../lib/tasks/task-events";
 import type { NotifierState } from "../../services/notifier.service";
 import { BACKENDS, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
+import { OrchestratorStandIn } from "../support/orchestrator";
+import { recordUpdate } from "../support/tasks";
 import { SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
-
-/** One connection the stand-in accepted: every JSON frame it received, the handshake first. */
-interface Connection {
-	at: number;
-	socket: WebSocket;
-	messages: Record<string, any>[];
-	authenticated: boolean;
-}
-
-/** The orchestrator's side of the notification protocol: checks the handshake and records frames and pings. */
-class OrchestratorStandIn {
-	readonly connections: Connection[] = [];
-	readonly pings: number[] = [];
-	/** The token it accepts; anything else gets `{"status": "error"}` and a close. */
-	token = SERVICE_TOKEN;
-	open = 0;
-	maxOpen = 0;
-	/** Kept after stop, to start the next stand-in on the same port. */
-	readonly port: number;
-
-	private constructor(private readonly server: WebSocketServer) {
-		this.port = (server.address() as AddressInfo).port;
-		server.on("connection", socket => {
-			const connection: Connection = { at: Date.now(), socket, messages: [], authenticated: false };
-			this.connections.push(connection);
-			this.maxOpen = Math.max(this.maxOpen, ++this.open);
-			socket.on("close", () => this.open--);
-			socket.on("ping", () => this.pings.push(Date.now()));
-			socket.on("message", data => {
-				connection.messages.push(JSON.parse(data.toString()));
-				if (connection.messages.length > 1) return;
-				const hello = connection.messages[0];
-				if (hello.service_token === this.token && hello.service_name === "tool-registry") {
-					connection.authenticated = true;
-					socket.send(JSON.stringify({ status: "authenticated" }));
-				} else {
-					socket.send(JSON.stringify({ status: "error" }));
-					socket.close(1008, "authentication failed");
-				}
-			});
-		});
-	}
-
-	static start(port = 0): Promise<OrchestratorStandIn> {
-		return new Promise((resolve, reject) => {
-			const server = new WebSocketServer({ host: "127.0.0.1", port });
-			server.once("error", reject);
-			server.once("listening", () => resolve(new OrchestratorStandIn(server)));
-		});
-	}
-
-	get url(): string {
-		return `ws://127.0.0.1:${this.port}/ws/task_updates`;
-	}
-
-	/** Frames after the handshake, in arrival order. */
-	get events(): Record<string, any>[] {
-		return this.connections.flatMap(connection => connection.messages.slice(1));
-	}
-
-	/** Goes away like a crashed orchestrator: connections dropped, port released. */
-	stop(): Promise<void> {
-		for (const client of this.server.clients) client.terminate();
-		return new Promise(resolve => this.server.close(() => resolve()));
-	}
-}
 
 const FAST = {
 	initialBackoffMs: 100,
@@ -176,7 +110,7 @@ describe("notifier", () => {
 				{ event: "task_completed", task: completed, execution_time_ms: 12 },
 				{ event: "task_failed", task: failed }
 			];
-			for (const update of updates) await node.broker.emit("task.updated", update);
+			for (const update of updates) await recordUpdate(node, update);
 
 			await eventually(async () => expect(orchestrator.events).toHaveLength(3));
 			const envelope = (task: TaskMessage, globalTaskId: string | null) => ({
@@ -222,7 +156,7 @@ describe("notifier", () => {
 			await eventually(async () => expect(await stateOf(node)).toMatchObject({ connected: false }));
 
 			const updates = Array.from({ length: 20 }, (_, i) => statusUpdate(`update ${i}`));
-			for (const update of updates) await node.broker.emit("task.updated", update);
+			for (const update of updates) await recordUpdate(node, update);
 			expect(await stateOf(node)).toMatchObject({ outbox_size: 20, authenticated: false });
 
 			const after = await standIn(before.port);
@@ -239,7 +173,7 @@ describe("notifier", () => {
 
 		it("does not connect without a URL and keeps every update in the outbox", async () => {
 			const node = await startNotifier({}, redisUrl, prefix());
-			for (let i = 0; i < 3; i++) await node.broker.emit("task.updated", statusUpdate(`update ${i}`));
+			for (let i = 0; i < 3; i++) await recordUpdate(node, statusUpdate(`update ${i}`));
 			await sleep(300);
 			expect(await stateOf(node)).toEqual({
 				connected: false,
@@ -260,7 +194,7 @@ describe("notifier", () => {
 		await orchestrator.stop();
 		const node = await startNotifier({ wsUrl: `ws://127.0.0.1:${port}`, outboxMax: 5 });
 		const updates = Array.from({ length: 8 }, (_, i) => statusUpdate(`update ${i}`));
-		for (const update of updates) await node.broker.emit("task.updated", update);
+		for (const update of updates) await recordUpdate(node, update);
 		expect(await stateOf(node)).toMatchObject({ outbox_size: 5, outbox_dropped: 3 });
 
 		const back = await standIn(port);
@@ -280,7 +214,7 @@ describe("notifier", () => {
 			maxBackoffMs: 600
 		};
 		const node = await startNotifier(settings);
-		await node.broker.emit("task.updated", statusUpdate("while refused"));
+		await recordUpdate(node, statusUpdate("while refused"));
 
 		await eventually(async () => expect(orchestrator.connections.length).toBeGreaterThanOrEqual(6), 8000);
 		const attempts = orchestrator.connections.map(connection => connection.at);
@@ -338,7 +272,7 @@ describe("notifier", () => {
 
 			const first = await startNotifier({ wsUrl }, redisUrl, redisPrefix);
 			const updates = Array.from({ length: 5 }, (_, i) => statusUpdate(`update ${i}`));
-			for (const update of updates) await first.broker.emit("task.updated", update);
+			for (const update of updates) await recordUpdate(first, update);
 			expect(await stateOf(first)).toMatchObject({ outbox_size: 5, authenticated: false });
 			await stopNode(first);
 
@@ -367,7 +301,7 @@ describe("notifier", () => {
 				for (let i = 0; i < count; i++) {
 					const update = statusUpdate(`update ${emitted.length}`);
 					emitted.push(update.task.task_id);
-					await node.broker.emit("task.updated", update);
+					await recordUpdate(node, update);
 				}
 			};
 			// The follower wakes the leader up: no need to wait for its next renewal.

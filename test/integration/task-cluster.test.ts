@@ -1,15 +1,13 @@
-import { spawn, type ChildProcess } from "child_process";
 import { randomUUID } from "crypto";
-import path from "path";
 import type { Context, ServiceSchema } from "moleculer";
-import type { TaskEventName, TaskUpdate } from "../../lib/tasks/task-events";
+import type { TaskEventName } from "../../lib/tasks/task-events";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
+import { ExecutorProcess } from "../support/executor-process";
+import { OrchestratorStandIn } from "../support/orchestrator";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
-const ROOT = path.resolve(__dirname, "../..");
-const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
 /** TASK_CONCURRENCY of every executor process. */
 const CONCURRENCY = 4;
 /** The executor's lease (settings.tasks.leaseMs): a dead worker's task is redelivered after it. */
@@ -32,72 +30,6 @@ async function until(
 	while (!(await check())) {
 		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 		await delay(20);
-	}
-}
-
-interface Exit {
-	code: number | null;
-	signal: NodeJS.Signals | null;
-}
-
-/** One executor node: the project's own runner, in its own process, with only the executor service. */
-class ExecutorProcess {
-	readonly child: ChildProcess;
-	readonly exited: Promise<Exit>;
-	exit: Exit | null = null;
-	private output = "";
-
-	constructor(
-		readonly nodeID: string,
-		env: NodeJS.ProcessEnv
-	) {
-		const tsNode = require.resolve("ts-node/register/transpile-only");
-		const runner = [RUNNER, "--config", "moleculer.config.ts", "services/executor.service.ts"];
-		const args = ["-r", tsNode, ...runner];
-		this.child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-		// Only the tail is kept: it is printed when the process misbehaves.
-		const keep = (chunk: Buffer) => {
-			this.output = (this.output + chunk.toString()).slice(-6000);
-		};
-		this.child.stdout!.on("data", keep);
-		this.child.stderr!.on("data", keep);
-		this.exited = new Promise(resolve =>
-			this.child.once("exit", (code, signal) => {
-				this.exit = { code, signal };
-				resolve(this.exit);
-			})
-		);
-	}
-
-	get alive(): boolean {
-		return this.exit === null;
-	}
-
-	get log(): string {
-		return this.output;
-	}
-
-	signal(signal: NodeJS.Signals): void {
-		if (this.alive) this.child.kill(signal);
-	}
-
-	/** Exit status, or null when the process is still running after `timeoutMs`. */
-	async waitExit(timeoutMs: number): Promise<Exit | null> {
-		let timer: NodeJS.Timeout | undefined;
-		const timedOut = new Promise<null>(resolve => (timer = setTimeout(resolve, timeoutMs, null)));
-		try {
-			return await Promise.race([this.exited, timedOut]);
-		} finally {
-			// A pending timer would keep Jest from exiting.
-			clearTimeout(timer);
-		}
-	}
-
-	/** Graceful stop, then SIGKILL: a stuck child must never outlive the suite. */
-	async stop(): Promise<void> {
-		this.signal("SIGTERM");
-		if (!(await this.waitExit(10000))) this.signal("SIGKILL");
-		await this.exited;
 	}
 }
 
@@ -142,12 +74,11 @@ interface Invocation {
 	ended: number | null;
 }
 
-/** One `task.updated` event received by the `notifier` group. */
+/** One task frame the orchestrator received. */
 interface Received {
 	event: TaskEventName;
 	status: TaskMessage["status"];
-	attempts: number;
-	/** The executor node that emitted it. */
+	/** The executor node that ran it (for a completion). */
 	node: string;
 	at: number;
 	/** Arrival order across all events (timestamps tie). */
@@ -172,6 +103,7 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 	const nOfTask = new Map<string, number>();
 	const tenantOfTask = new Map<string, string>();
 	let gateway: TestNode;
+	let orchestrator: OrchestratorStandIn;
 	let nextN = 0;
 	let seq = 0;
 	let spawned = 0;
@@ -197,25 +129,24 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 		}
 	} as unknown as ServiceSchema;
 
-	/** Named `notifier` so the executor's emit to that group reaches it once per update. */
-	const ListenerService = {
-		name: "notifier",
-		events: {
-			"task.updated"(ctx: Context<TaskUpdate>) {
-				const { event, task } = ctx.params;
-				const list = updates.get(task.task_id) ?? [];
-				list.push({
-					event,
-					status: task.status,
-					attempts: task.attempts,
-					node: ctx.nodeID ?? "?",
-					at: Date.now(),
-					seq: seq++
-				});
-				updates.set(task.task_id, list);
-			}
-		}
-	} as unknown as ServiceSchema;
+	/**
+	 * The orchestrator: the gateway node's notifier sends it every task frame. A frame does not name the
+	 * executor node, so a completion is attributed to the node whose run of the task ended last.
+	 */
+	const recordFrame = (frame: Record<string, any>) => {
+		const n = nOfTask.get(frame.task_id);
+		const runs = invocations.filter(call => call.n === n && call.ended !== null);
+		const last = runs.sort((a, b) => b.ended! - a.ended!)[0];
+		const list = updates.get(frame.task_id) ?? [];
+		list.push({
+			event: frame.event,
+			status: frame.data.status ?? (frame.event === "task_completed" ? "completed" : "failed"),
+			node: last?.node ?? "?",
+			at: Date.now(),
+			seq: seq++
+		});
+		updates.set(frame.task_id, list);
+	};
 
 	const live = () => executors.filter(executor => executor.alive);
 	const inFlightFrom = (node: string) =>
@@ -357,8 +288,11 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 
 	beforeAll(async () => {
 		process.once("exit", killChildren);
+		orchestrator = await OrchestratorStandIn.start();
+		orchestrator.onFrame = recordFrame;
 		gateway = await startNode({
-			services: ["api", "registry", "validator"],
+			services: ["api", "registry", "validator", "notifier"],
+			settings: { wsUrl: orchestrator.url },
 			transporter,
 			redisUrl,
 			redisPrefix: prefix,
@@ -367,8 +301,7 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 			broker: { namespace, heartbeatInterval: 1, heartbeatTimeout: 5 }
 		});
 		gateway.broker.createService(SlowService);
-		gateway.broker.createService(ListenerService);
-		await gateway.broker.waitForServices(["slow", "notifier"], 10000);
+		await gateway.broker.waitForServices(["slow"], 10000);
 		// Both start together: the second one's start-up overlaps the first one's.
 		await Promise.all([startExecutor(), startExecutor()]);
 		await eventually(async () => {
@@ -387,6 +320,7 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 			report(`${executor.nodeID} (${JSON.stringify(executor.exit)}) logged`, [executor.log.trim()]);
 		process.removeListener("exit", killChildren);
 		await gateway?.stop();
+		await orchestrator?.stop();
 		await dropPrefix(redisUrl, prefix);
 	}, 60000);
 

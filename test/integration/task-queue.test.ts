@@ -1,7 +1,7 @@
 import Redis from "ioredis";
 import { randomUUID } from "crypto";
-import { MemoryTaskQueue } from "../../lib/tasks/memory-task-queue";
-import { RedisTaskQueue } from "../../lib/tasks/redis-task-queue";
+import type { Outbox } from "../../lib/outbox/outbox";
+import { outboxFor, taskQueueFor } from "../../lib/tasks/backend";
 import type { TaskQueue } from "../../lib/tasks/task-queue";
 import { pendingTask } from "../support/tasks";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
@@ -12,13 +12,18 @@ const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 	let queue: TaskQueue;
+	let outbox: Outbox;
 	let redis: Redis | undefined;
 	let prefix: string;
 
 	beforeEach(() => {
 		prefix = uniquePrefix();
 		redis = redisUrl ? new Redis(redisUrl) : undefined;
-		queue = redis ? new RedisTaskQueue(redis, prefix, 60) : new MemoryTaskQueue();
+		// A new owner per test: the memory backends are shared per owner (a broker in the services).
+		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60 };
+		const owner = {};
+		queue = taskQueueFor(owner, backend);
+		outbox = outboxFor(owner, backend);
 	});
 
 	afterEach(async () => {
@@ -186,5 +191,60 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		);
 		expect(seen).toHaveLength(200);
 		expect(new Set(seen)).toEqual(ids);
+	});
+
+	describe("records each status change and its notification frame together", () => {
+		const frames = async () => (await outbox.peek(1000)).map(frame => JSON.parse(frame));
+
+		it("records task_completed with the result when it finishes, nothing when the lease was lost", async () => {
+			const t = task("acme", { metadata: { global_task_id: "g-1", execution_id: "e-1" } });
+			await queue.submit(t);
+			const lease = (await queue.claim(5000))!;
+			await queue.finish(lease, { status: "completed", result: { answer: 42 } }, 12);
+			expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
+			expect(await frames()).toEqual([
+				{
+					event: "task_completed",
+					service: "tool-registry",
+					task_id: t.task_id,
+					global_task_id: "g-1",
+					tenant_id: "acme",
+					timestamp: (await queue.get(t.task_id))!.updated_at,
+					data: { tool_id: null, execution_id: "e-1", result: { answer: 42 }, execution_time_ms: 12 }
+				}
+			]);
+		});
+
+		it("records a retry, a cancellation and a dead letter, each once", async () => {
+			const retried = task("acme");
+			const cancelled = task("acme");
+			const dead = task("acme", { payload: { tool_id: "tool-9" } });
+			for (const t of [retried, dead, cancelled]) await queue.submit(t);
+			const first = (await queue.claim(5000))!;
+			await queue.retry(first, 60000, { type: "upstream_error", message: "503" });
+			await queue.claim(1);
+			await sleep(20);
+			await queue.reap(1);
+			await queue.cancel(cancelled.task_id);
+			await queue.cancel(cancelled.task_id);
+			const recorded = await frames();
+			expect(
+				recorded.map(frame => [frame.task_id, frame.event, frame.data.status ?? frame.data.error_type])
+			).toEqual([
+				[retried.task_id, "task_status_update", "pending"],
+				[dead.task_id, "task_failed", "dead_letter"],
+				[cancelled.task_id, "task_status_update", "cancelled"]
+			]);
+			expect(recorded[0].data.details.message).toBe("retrying in 60000 ms");
+			expect(recorded[1]).toMatchObject({ global_task_id: null, data: { tool_id: "tool-9" } });
+		});
+
+		it("drops the oldest frames past its bound and counts them", async () => {
+			for (let i = 0; i < 1005; i++)
+				await queue.record({ event: "task_status_update", task: task("acme"), message: `n${i}` });
+			expect(await outbox.size()).toBe(1000);
+			expect(await outbox.dropped()).toBe(5);
+			expect((await frames())[0].data.details.message).toBe("n5");
+		});
 	});
 });

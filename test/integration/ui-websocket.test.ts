@@ -6,9 +6,10 @@ import { taskFrame, type TaskUpdate } from "../../lib/tasks/task-events";
 import type { UiSockets } from "../../lib/ui-sockets";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
+import { recordUpdate } from "../support/tasks";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
-// The executor is left out: these suites drive `task.updated` themselves.
+// The executor is left out: these suites record task updates in the outbox themselves.
 const SERVICES = ["api", "registry", "validator"];
 
 let counter = 0;
@@ -272,7 +273,7 @@ describe.each(BACKENDS)("UI WebSocket GET /ws on the $name store", ({ redisUrl }
 				})
 			};
 			for (const update of [progress, completed, failed]) {
-				await node.broker.broadcast("task.updated", update);
+				await recordUpdate(node, update);
 				const frame = await clientA.frame(f => f.task_id === update.task.task_id);
 				expect(frame).toEqual({ ...taskFrame(update), timestamp: expect.any(String) });
 				expect(Date.parse(frame.timestamp)).not.toBeNaN();
@@ -282,7 +283,7 @@ describe.each(BACKENDS)("UI WebSocket GET /ws on the $name store", ({ redisUrl }
 
 			// B's own task after A's: once B has it, any frame of A sent to B would have arrived.
 			const own: TaskUpdate = { event: "task_completed", task: task(tenantB) };
-			await node.broker.broadcast("task.updated", own);
+			await recordUpdate(node, own);
 			await clientB.frame(frame => frame.task_id === own.task.task_id);
 			expect(clientB.frames.filter(frame => frame.tenant_id === tenantA)).toEqual([]);
 		});
@@ -297,7 +298,7 @@ describe.each(BACKENDS)("UI WebSocket GET /ws on the $name store", ({ redisUrl }
 			expect((await flooder.closed).code).toBe(1009);
 
 			const update: TaskUpdate = { event: "task_completed", task: task(tenant) };
-			await node.broker.broadcast("task.updated", update);
+			await recordUpdate(node, update);
 			await bystander.frame(frame => frame.task_id === update.task.task_id);
 			await expectConnected(node, 1);
 			const newcomer = await serviceClient(tenant);
@@ -314,7 +315,7 @@ describe.each(BACKENDS)("UI WebSocket GET /ws on the $name store", ({ redisUrl }
 			await eventually(async () => expect(replies()).toEqual(Array(3).fill({ error: "read-only" })));
 
 			const update: TaskUpdate = { event: "task_completed", task: task(tenant) };
-			await node.broker.broadcast("task.updated", update);
+			await recordUpdate(node, update);
 			await client.frame(frame => frame.task_id === update.task.task_id);
 			expect(client.socket.readyState).toBe(WebSocket.OPEN);
 			expect((await http(node.url, "GET", "/health", { token: null })).status).toBe(200);

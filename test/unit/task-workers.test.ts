@@ -1,3 +1,4 @@
+import { MemoryOutbox } from "../../lib/outbox/memory-outbox";
 import { MemoryTaskQueue } from "../../lib/tasks/memory-task-queue";
 import { TaskWorkers } from "../../lib/tasks/task-workers";
 import type { Lease } from "../../lib/tasks/task-queue";
@@ -28,7 +29,7 @@ function recordingWorkers(
 
 describe("TaskWorkers", () => {
 	it("handles submitted tasks and stops taking work when the node stops", async () => {
-		const queue = new MemoryTaskQueue();
+		const queue = new MemoryTaskQueue(new MemoryOutbox(1000));
 		let claiming = true;
 		const { workers, handled } = recordingWorkers(queue, OPTIONS, () => claiming);
 		workers.start();
@@ -46,7 +47,7 @@ describe("TaskWorkers", () => {
 	});
 
 	it("wakes as many idle workers as asked: one task is claimed once, not by every worker", async () => {
-		const queue = new MemoryTaskQueue();
+		const queue = new MemoryTaskQueue(new MemoryOutbox(1000));
 		const claim = jest.spyOn(queue, "claim");
 		// Idle workers never poll during the test: only a wake-up makes them claim.
 		const { workers, handled } = recordingWorkers(queue, {
@@ -70,7 +71,7 @@ describe("TaskWorkers", () => {
 	});
 
 	it("never starts after it was stopped (a late start must not leave loops running)", async () => {
-		const queue = new MemoryTaskQueue();
+		const queue = new MemoryTaskQueue(new MemoryOutbox(1000));
 		const handle = jest.fn();
 		const workers = new TaskWorkers(queue, OPTIONS, {
 			canClaim: () => true,

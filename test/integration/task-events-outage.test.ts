@@ -1,0 +1,160 @@
+import { randomUUID } from "crypto";
+import type { TaskMessage } from "../../lib/tasks/task-queue";
+import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
+import { ExecutorProcess } from "../support/executor-process";
+import { OwnNatsServer } from "../support/nats-server";
+import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { OrchestratorStandIn } from "../support/orchestrator";
+
+/**
+ * The promises of a queued task under faults, on a cluster of real processes over a NATS server of the
+ * test's own (so it can be killed) and the shared Redis: submission needs no executor, and every task
+ * that completes is announced to the orchestrator although the transporter went down and the notifier
+ * node restarted meanwhile.
+ */
+describeWithRedis("queued tasks through a NATS outage and a notifier restart", () => {
+	const redisUrl = process.env.TEST_REDIS_URL!;
+	const prefix = uniquePrefix();
+	const namespace = `outage-${randomUUID()}`;
+	const tenant = "outage";
+	/** Events the orchestrator received, per task. */
+	const received = new Map<string, string[]>();
+	let nats: OwnNatsServer;
+	let orchestrator: OrchestratorStandIn;
+	let gateway: TestNode;
+	let notifier: TestNode | null = null;
+	let executor: ExecutorProcess | null = null;
+	let notifiers = 0;
+
+	const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
+	const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number) => {
+		const deadline = Date.now() + timeoutMs;
+		while (!(await check())) {
+			if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+			await delay(50);
+		}
+	};
+	const completions = (taskId: string) =>
+		(received.get(taskId) ?? []).filter(e => e === "task_completed").length;
+
+	const startNotifier = () =>
+		startNode({
+			services: ["notifier"],
+			transporter: nats.url,
+			redisUrl,
+			redisPrefix: prefix,
+			nodeID: `notifier-${++notifiers}`,
+			settings: { wsUrl: orchestrator.url, leaderTtlMs: 1500, initialBackoffMs: 100, maxBackoffMs: 1000 },
+			broker: { namespace }
+		});
+
+	const startExecutor = () => {
+		const env: NodeJS.ProcessEnv = {
+			...process.env,
+			TRANSPORTER: nats.url,
+			REDIS_URL: redisUrl,
+			REDIS_PREFIX: prefix,
+			NAMESPACE: namespace,
+			NODE_ID: "executor-1",
+			LOG_LEVEL: "warn",
+			TASK_CONCURRENCY: "4",
+			SERVICE_TOKEN,
+			MOL_HEARTBEAT_INTERVAL: "1",
+			MOL_HEARTBEAT_TIMEOUT: "5"
+		};
+		delete env.SERVICES;
+		delete env.SERVICEDIR;
+		delete env.MOLECULER_CONFIG;
+		return new ExecutorProcess("executor-1", env);
+	};
+
+	const submit = async () => {
+		const res = await http(gateway.url, "POST", "/api/v1/internal/tasks", {
+			tenant,
+			body: { payload: { tool_name: "datetime", parameters: { operation: "now" } } }
+		});
+		if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${JSON.stringify(res.body)}`);
+		return res.body.task_id as string;
+	};
+	const read = async (taskId: string) =>
+		(await http(gateway.url, "GET", `/api/v1/internal/tasks/${taskId}`, { tenant })).body as TaskMessage;
+
+	beforeAll(async () => {
+		nats = await OwnNatsServer.start();
+		orchestrator = await OrchestratorStandIn.start();
+		orchestrator.onFrame = frame => {
+			const events = received.get(frame.task_id) ?? [];
+			events.push(frame.event);
+			received.set(frame.task_id, events);
+		};
+		gateway = await startNode({
+			services: ["api", "registry", "validator"],
+			transporter: nats.url,
+			redisUrl,
+			redisPrefix: prefix,
+			nodeID: "gateway",
+			broker: { namespace, heartbeatInterval: 1, heartbeatTimeout: 5 }
+		});
+		notifier = await startNotifier();
+	}, 60000);
+
+	afterAll(async () => {
+		await executor?.stop();
+		if (executor?.log.trim()) console.log(`[outage] executor logged:\n${executor.log}`);
+		await notifier?.stop();
+		await gateway?.stop();
+		await orchestrator?.stop();
+		await nats?.kill();
+		await dropPrefix(redisUrl, prefix);
+	}, 60000);
+
+	it("accepts a task while no executor runs (202, pending) and runs it once one starts", async () => {
+		const taskId = await submit();
+		expect((await read(taskId)).status).toBe("pending");
+		executor = startExecutor();
+		await until("the task to complete", async () => (await read(taskId)).status === "completed", 60000);
+		await until("its task_completed frame", () => completions(taskId) === 1, 10000);
+	}, 90000);
+
+	it("announces every completed task although NATS was killed and the notifier node restarted", async () => {
+		const ids: string[] = [];
+		let submitting = true;
+		const submissions = (async () => {
+			while (submitting) {
+				ids.push(await submit());
+				await delay(20);
+			}
+		})();
+		await until("some tasks", () => ids.length >= 20, 20000);
+		await nats.kill();
+		await delay(4000);
+		await nats.resume();
+		await until("more tasks", () => ids.length >= 60, 20000);
+		const restartFrom = ids.length;
+		await notifier!.stop();
+		notifier = null;
+		await delay(3000);
+		notifier = await startNotifier();
+		await until("tasks after the restart", () => ids.length >= restartFrom + 20, 20000);
+		submitting = false;
+		await submissions;
+
+		await until(
+			"every task to be stored completed",
+			async () => {
+				for (let i = 0; i < ids.length; i += 20) {
+					const tasks = await Promise.all(ids.slice(i, i + 20).map(read));
+					if (tasks.some(task => task.status !== "completed")) return false;
+				}
+				return true;
+			},
+			60000
+		);
+		await until("a task_completed frame of every task", () => ids.every(id => completions(id) >= 1), 30000);
+		const duplicated = ids.filter(id => completions(id) > 1).length;
+		console.log(
+			`[outage] ${ids.length} tasks submitted, all completed, ${ids.length} announced, 0 lost, ${duplicated} announced twice`
+		);
+		expect(ids.filter(id => completions(id) === 0)).toEqual([]);
+	}, 180000);
+});

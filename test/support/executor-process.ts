@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from "child_process";
+import path from "path";
+
+const ROOT = path.resolve(__dirname, "../..");
+const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
+
+export interface Exit {
+	code: number | null;
+	signal: NodeJS.Signals | null;
+}
+
+/** One executor node: the project's own runner, in its own process, with only the executor service. */
+export class ExecutorProcess {
+	readonly child: ChildProcess;
+	readonly exited: Promise<Exit>;
+	exit: Exit | null = null;
+	private output = "";
+
+	constructor(
+		readonly nodeID: string,
+		env: NodeJS.ProcessEnv
+	) {
+		const tsNode = require.resolve("ts-node/register/transpile-only");
+		const runner = [RUNNER, "--config", "moleculer.config.ts", "services/executor.service.ts"];
+		const args = ["-r", tsNode, ...runner];
+		this.child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+		// Only the tail is kept: it is printed when the process misbehaves.
+		const keep = (chunk: Buffer) => {
+			this.output = (this.output + chunk.toString()).slice(-6000);
+		};
+		this.child.stdout!.on("data", keep);
+		this.child.stderr!.on("data", keep);
+		this.exited = new Promise(resolve =>
+			this.child.once("exit", (code, signal) => {
+				this.exit = { code, signal };
+				resolve(this.exit);
+			})
+		);
+	}
+
+	get alive(): boolean {
+		return this.exit === null;
+	}
+
+	get log(): string {
+		return this.output;
+	}
+
+	signal(signal: NodeJS.Signals): void {
+		if (this.alive) this.child.kill(signal);
+	}
+
+	/** Exit status, or null when the process is still running after `timeoutMs`. */
+	async waitExit(timeoutMs: number): Promise<Exit | null> {
+		let timer: NodeJS.Timeout | undefined;
+		const timedOut = new Promise<null>(resolve => (timer = setTimeout(resolve, timeoutMs, null)));
+		try {
+			return await Promise.race([this.exited, timedOut]);
+		} finally {
+			// A pending timer would keep Jest from exiting.
+			clearTimeout(timer);
+		}
+	}
+
+	/** Graceful stop, then SIGKILL: a stuck child must never outlive the suite. */
+	async stop(): Promise<void> {
+		this.signal("SIGTERM");
+		if (!(await this.waitExit(10000))) this.signal("SIGKILL");
+		await this.exited;
+	}
+}
