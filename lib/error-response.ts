@@ -120,6 +120,7 @@ interface ValidatorEntry {
 	message?: unknown;
 	type?: unknown;
 	expected?: unknown;
+	actual?: unknown;
 }
 
 /**
@@ -134,6 +135,12 @@ function toProblems(data: unknown[]): unknown[] {
 	for (const entry of data as ValidatorEntry[]) {
 		if (!entry || typeof entry !== "object" || typeof entry.message !== "string") continue;
 		const field = typeof entry.field === "string" ? entry.field : "";
+		// `$$strict` names every unknown key of an object in one entry: one problem each, named by its path.
+		if (entry.type === "objectStrict" && typeof entry.actual === "string") {
+			for (const key of entry.actual.split(", "))
+				problems.set(field ? `${field}.${key}` : key, "is not allowed");
+			continue;
+		}
 		if (problems.has(field)) continue;
 		const message =
 			typeof entry.type === "string" && entry.type.startsWith("enum") && entry.expected !== undefined
