@@ -116,5 +116,10 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	}),
 	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
 	"GET /audit": route("audit.list", "keys:admin", "The tenant's audit trail, newest first"),
+	"GET /keys": route(
+		"api.keys.list",
+		"keys:admin",
+		"The tenant's API keys and when each was last used (never a secret)"
+	),
 	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

@@ -60,6 +60,7 @@ interface ApiMethods extends AuditMethods {
 	admit(tenantId: string): Promise<void>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: unknown, req: GatewayRequest): void;
 	identify(req: Pick<IncomingMessage, "headers">): Promise<CallerMeta>;
+	noteKeyUse(record: ApiKeyRecord): void;
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
@@ -67,6 +68,8 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
+	/** When this node last wrote each key's `last_used_at`. */
+	keyUseWritten: Map<string, number>;
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
@@ -90,6 +93,9 @@ interface GatewayRequest extends IncomingMessage {
 }
 
 const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
+
+/** `last_used_at` is exact to this much: writing it on every request would cost a Redis write each. */
+const KEY_USE_RESOLUTION_MS = 60000;
 
 /** Every scope: what the service token grants. Shared, so no request copies it. */
 const ALL_SCOPES: readonly Scope[] = Object.freeze([...SCOPES]);
@@ -334,6 +340,12 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					const missing = scopes.filter(scope => !ctx.meta.scopes?.includes(scope));
 					if (missing.length)
 						throw forbidden("A key cannot grant scopes it does not have", { scopes: missing });
+					// A key bound to an agent mints keys of that agent only: never a wider one.
+					const caller = ctx.meta.key_id ? await this.keyStore.get(ctx.meta.key_id) : null;
+					if (caller?.agent_id && agent_id !== caller.agent_id)
+						throw forbidden("A key bound to an agent may only create keys bound to the same agent", {
+							agent_id: caller.agent_id
+						});
 				}
 				const secret = newSecret();
 				const record: ApiKeyRecord = {
@@ -354,6 +366,16 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				);
 				const { secret_hash: _hidden, ...shown } = record;
 				return { ...shown, api_key: formatApiKey(record.key_id, secret) };
+			}
+		},
+
+		"keys.list": {
+			params: {},
+			async handler(this: ApiThis, ctx: Context<object, CallerMeta>) {
+				const records = await this.keyStore.list(ctx.meta.tenant_id!);
+				return {
+					items: records.map(({ secret_hash: _hidden, ...shown }) => shown)
+				};
 			}
 		},
 
@@ -435,6 +457,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				throw forbidden("This key does not act for the requested tenant");
 			if (record.agent_id && agentHeader && agentHeader !== record.agent_id)
 				throw forbidden("This key is bound to another agent");
+			this.noteKeyUse(record);
 			return {
 				tenant_id: record.tenant_id,
 				agent_id: record.agent_id ?? agentHeader,
@@ -442,6 +465,17 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				auth: "api_key",
 				key_id: record.key_id
 			};
+		},
+
+		/** Records a key's last use, at most once a minute per key and node: a request never waits for it. */
+		noteKeyUse(this: ApiThis, record: ApiKeyRecord) {
+			const now = Date.now();
+			if (now - (this.keyUseWritten.get(record.key_id) ?? 0) < KEY_USE_RESOLUTION_MS) return;
+			if (this.keyUseWritten.size >= 10000) this.keyUseWritten.clear();
+			this.keyUseWritten.set(record.key_id, now);
+			this.keyStore
+				.touch(record.tenant_id, record.key_id, new Date(now).toISOString())
+				.catch((err: unknown) => this.logger.warn("Recording an API key's use failed", err));
 		},
 
 		/** `GET /ws`: authenticated at upgrade, so a refused client never gets a socket. */
@@ -472,6 +506,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		const { redis, settings } = this;
 		this.serviceTokenDigest = settings.serviceToken ? sha256(settings.serviceToken) : null;
 		this.keyStore = redis ? new RedisKeyStore(redis, settings.redisPrefix) : new MemoryKeyStore();
+		this.keyUseWritten = new Map();
 		this.rateLimiter =
 			settings.tenantRateLimit > 0
 				? redis

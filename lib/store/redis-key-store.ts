@@ -15,7 +15,10 @@ end
 return json
 `;
 
-/** Layout under the prefix: `key:{key_id}` → JSON record. */
+/**
+ * Layout under the prefix: `key:{key_id}` → JSON record; `keys:{tenant}` → sorted set of the
+ * tenant's key ids by creation; `keys-used:{tenant}` → hash key id → last use.
+ */
 export class RedisKeyStore implements KeyStore {
 	constructor(
 		private readonly redis: Redis,
@@ -24,8 +27,31 @@ export class RedisKeyStore implements KeyStore {
 
 	private keyKey = (keyId: string) => `${this.prefix}key:${keyId}`;
 
+	private tenantKeys = (tenantId: string) => `${this.prefix}keys:{${tenantId}}`;
+	private tenantLastUsed = (tenantId: string) => `${this.prefix}keys-used:{${tenantId}}`;
+
 	async create(record: ApiKeyRecord): Promise<void> {
-		await this.redis.set(this.keyKey(record.key_id), JSON.stringify(record));
+		await this.redis
+			.multi()
+			.set(this.keyKey(record.key_id), JSON.stringify(record))
+			.zadd(this.tenantKeys(record.tenant_id), Date.parse(record.created_at), record.key_id)
+			.exec();
+	}
+
+	async list(tenantId: string) {
+		const ids = await this.redis.zrange(this.tenantKeys(tenantId), 0, -1);
+		if (ids.length === 0) return [];
+		const [records, used] = await Promise.all([
+			this.redis.mget(ids.map(this.keyKey)),
+			this.redis.hmget(this.tenantLastUsed(tenantId), ...ids)
+		]);
+		return records.flatMap((json, i) =>
+			json ? [{ ...(JSON.parse(json) as ApiKeyRecord), last_used_at: used[i] ?? null }] : []
+		);
+	}
+
+	async touch(tenantId: string, keyId: string, at: string): Promise<void> {
+		await this.redis.hset(this.tenantLastUsed(tenantId), keyId, at);
 	}
 
 	async get(keyId: string): Promise<ApiKeyRecord | null> {
