@@ -20,6 +20,13 @@ const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
  * one holds a short string, and its deadline bounds the wait.
  */
 const MAX_ADMITTED = THREADS * 64;
+/** One tenant's share of MAX_ADMITTED: a tenant filling the queue leaves room for others. */
+const MAX_ADMITTED_PER_TENANT = (MAX_ADMITTED * 7) / 8;
+/**
+ * A thread beyond THREADS, taken only by a tenant with nothing running: one tenant's slow expressions
+ * can hold every regular thread, never another tenant's quick ones.
+ */
+const SPARE_THREADS = 1;
 const MAX_BATCH = 64;
 /** A batch still running after this long gives back the expressions it has not started. */
 const STEAL_AFTER_MS = 50;
@@ -32,6 +39,7 @@ const START_UP_ALLOWANCE_MS = 15_000;
 const MAX_ERROR_CHARS = 300;
 
 interface Job {
+	tenant: string;
 	expression: string;
 	/** Longest the evaluation itself may run. */
 	limitMs: number;
@@ -68,6 +76,7 @@ export class CalculatorPool {
 	private readonly waiting: Job[] = [];
 	private readonly running = new Set<Batch>();
 	private admitted = 0;
+	private readonly admittedPerTenant = new Map<string, number>();
 	private flushScheduled = false;
 	private sweepTimer?: NodeJS.Timeout;
 	/** Set when a worker answers, cleared when one dies: deadlines need no start-up allowance while set. */
@@ -75,13 +84,17 @@ export class CalculatorPool {
 
 	constructor(private readonly workerFile: string) {}
 
-	evaluate(expression: string, limitMs: number): Promise<number | string> {
-		if (this.admitted >= MAX_ADMITTED)
+	/** Evaluates `expression` for `tenant`, whose share of threads and queue is bounded. */
+	evaluate(expression: string, limitMs: number, tenant: string): Promise<number | string> {
+		const own = this.admittedPerTenant.get(tenant) ?? 0;
+		if (this.admitted >= MAX_ADMITTED || own >= MAX_ADMITTED_PER_TENANT)
 			return Promise.reject(new ToolFailure("tool_error", "calculator busy, try again later"));
 		this.admitted++;
+		this.admittedPerTenant.set(tenant, own + 1);
 		return new Promise((resolve, reject) => {
 			const allowance = this.warm ? 0 : START_UP_ALLOWANCE_MS;
 			this.waiting.push({
+				tenant,
 				expression,
 				limitMs,
 				deadline: Date.now() + limitMs + allowance,
@@ -114,8 +127,9 @@ export class CalculatorPool {
 			const source = path.extname(this.workerFile) === ".ts";
 			this.pool = new Piscina({
 				filename: this.workerFile,
-				minThreads: 2,
-				maxThreads: THREADS,
+				// The spare starts with the others: a tenant that needs it should not wait for mathjs to load.
+				minThreads: THREADS + SPARE_THREADS,
+				maxThreads: THREADS + SPARE_THREADS,
 				idleTimeout: 30_000,
 				// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
 				resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
@@ -127,7 +141,7 @@ export class CalculatorPool {
 
 	/** After the current I/O phase, so that the requests read in it leave as one batch. */
 	private scheduleFlush(): void {
-		if (!this.flushScheduled && this.running.size < THREADS) {
+		if (!this.flushScheduled && this.running.size < THREADS + SPARE_THREADS) {
 			this.flushScheduled = true;
 			setImmediate(() => {
 				this.flushScheduled = false;
@@ -139,12 +153,27 @@ export class CalculatorPool {
 		}
 	}
 
-	/** Splits what waits evenly over the free workers. */
+	/**
+	 * Splits what waits evenly over the free regular workers. When none is free, a tenant with nothing
+	 * running takes the spare worker, so its expressions do not wait behind another tenant's.
+	 */
 	private flush(): void {
 		this.dropExpired();
 		for (let free = THREADS - this.running.size; free > 0 && this.waiting.length > 0; free--) {
 			this.dispatch(this.waiting.splice(0, Math.min(MAX_BATCH, Math.ceil(this.waiting.length / free))));
 		}
+		if (this.waiting.length === 0 || this.running.size >= THREADS + SPARE_THREADS) return;
+		const busy = new Set([...this.running].flatMap(batch => batch.jobs.map(job => job.tenant)));
+		const newcomer = this.waiting.find(job => !busy.has(job.tenant))?.tenant;
+		if (newcomer === undefined) return;
+		const taken: Job[] = [];
+		let kept = 0;
+		for (const job of this.waiting) {
+			if (job.tenant === newcomer && taken.length < MAX_BATCH) taken.push(job);
+			else this.waiting[kept++] = job;
+		}
+		this.waiting.length = kept;
+		this.dispatch(taken);
 	}
 
 	private sweep(): void {
@@ -218,7 +247,7 @@ export class CalculatorPool {
 			const outcome = outcomes[i];
 			if (outcome === null) return; // taken back: it is waiting or runs elsewhere
 			if ("value" in outcome) {
-				this.admitted--;
+				this.release(job);
 				job.resolve(outcome.value);
 			} else if ("error" in outcome) {
 				this.fail(job, new ToolFailure("tool_error", outcome.error.slice(0, MAX_ERROR_CHARS)));
@@ -257,8 +286,15 @@ export class CalculatorPool {
 	}
 
 	private fail(job: Job, failure: ToolFailure): void {
-		this.admitted--;
+		this.release(job);
 		job.reject(failure);
+	}
+
+	private release(job: Job): void {
+		this.admitted--;
+		const left = this.admittedPerTenant.get(job.tenant)! - 1;
+		if (left > 0) this.admittedPerTenant.set(job.tenant, left);
+		else this.admittedPerTenant.delete(job.tenant);
 	}
 }
 

@@ -38,12 +38,12 @@ export const calculatorTool: BaseTool = {
 		}
 		// The execution's signal fires at its timeout, never before this limit: the pool's deadline covers it.
 		const limitMs = Math.max(1, Math.min(context.timeout_ms, MAX_EVALUATION_MS));
-		return { value: await pool.evaluate(expression, limitMs) };
+		return { value: await pool.evaluate(expression, limitMs, context.tenant_id) };
 	},
 
 	/** Starts the pool and loads mathjs in a worker, so the first caller does not pay for it. */
 	async start(): Promise<void> {
-		await pool.evaluate("1", MAX_EVALUATION_MS).catch(() => undefined);
+		await pool.evaluate("1", MAX_EVALUATION_MS, "").catch(() => undefined);
 	},
 
 	close(): Promise<void> {

@@ -82,6 +82,21 @@ describe("execution of local tools over HTTP", () => {
 	describe("the calculator", () => {
 		// First of the calculator tests: a timed-out evaluation costs its worker thread, and the
 		// replacement takes a moment to start, which this test must not measure.
+		it("answers a tenant's quick expression while another tenant's slow ones hold every regular worker", async () => {
+			const hog = newTenant();
+			const other = newTenant();
+			// Four: at least as many as the pool's regular threads on any machine.
+			const slow = Promise.all([1, 2, 3, 4].map(() => calculate(hog, SLOW)));
+			await new Promise(resolve => setTimeout(resolve, 300));
+			const started = Date.now();
+			const quick = await calculate(other, "1+1");
+			expect(quick.body).toMatchObject({ status: "completed", result: { value: 2 } });
+			// Well within the 2 s the slow ones take to be stopped.
+			expect(Date.now() - started).toBeLessThan(1500);
+			const results = await slow;
+			expect(results.map(res => res.body.status)).toEqual(["failed", "failed", "failed", "failed"]);
+		});
+
 		it("keeps serving other requests while a slow expression runs (the event loop stays free)", async () => {
 			const tenant = newTenant();
 			const issued = Date.now();
