@@ -27,6 +27,12 @@ try {
 	refuse(err instanceof ConfigError ? err.message : String(err));
 }
 
+// Tool and source secrets are encrypted at rest with SECRETS_KEY: production never falls back to a made-up key.
+if (!replOnly && settings.nodeEnv === "production" && !settings.secretsKey && !settings.secretsKeyFile)
+	refuse(
+		"SECRETS_KEY is not set; NODE_ENV=production requires it or SECRETS_KEY_FILE (tool and source secrets are encrypted with it)"
+	);
+
 /** Nodes with the gateway serve metrics at its `/metrics`; others listen on their own PORT and HOST. */
 const runsGateway = runsService(settings, "api");
 
@@ -45,7 +51,9 @@ const brokerOptions: BrokerOptions = {
 		formatter: settings.logFormat === "json" ? "json" : "short",
 		colors: settings.logFormat !== "json",
 		moduleColors: false,
-		secrets: [settings.serviceToken, settings.callbackSecret].filter(secret => secret !== undefined)
+		secrets: [settings.serviceToken, settings.callbackSecret, settings.secretsKey].filter(
+			secret => secret !== undefined
+		)
 	}),
 	logLevel: settings.logLevel,
 	serializer: "JSON",

@@ -5,6 +5,7 @@
  */
 
 import { parseDescriptionPolicies } from "./description-policy";
+import { parseSecretsKey } from "./secret-box";
 
 /** One environment variable: how it is documented and how its raw text becomes a setting. */
 export interface Variable<T> {
@@ -132,7 +133,7 @@ export const CONFIG_VARIABLES = {
 	),
 	services: list(
 		"SERVICES",
-		"comma list of services this node runs: `api,registry,validator,executor,notifier,sources`",
+		"comma list of services this node runs: `api,registry,validator,executor,notifier,sources,audit`",
 		"all"
 	),
 	serviceToken: secret(
@@ -215,6 +216,58 @@ export const CONFIG_VARIABLES = {
 		}
 	),
 	callbackSecret: secret("CALLBACK_SECRET", "HMAC key of task callbacks", "`SERVICE_TOKEN`"),
+	secretsKey: {
+		...secret(
+			"SECRETS_KEY",
+			"32-byte key (64 hex digits or base64) that encrypts tool and source secrets stored in Redis (AES-256-GCM); unset in development, one is made up and kept in `.tool-registry-secrets.key` (with a warning); `NODE_ENV=production` refuses to start without it or `SECRETS_KEY_FILE`",
+			"made up (development)"
+		),
+		parse: (raw: string | undefined) => {
+			if (blank(raw)) return undefined;
+			parseSecretsKey(raw);
+			return raw.trim();
+		}
+	},
+	secretsKeyFile: optionalText("SECRETS_KEY_FILE", "a file holding `SECRETS_KEY` (e.g. a mounted secret)"),
+	secretsKeyPrevious: {
+		...custom(
+			"SECRETS_KEY_PREVIOUS",
+			"comma list of earlier keys, still read while a rotation re-encrypts every stored secret under `SECRETS_KEY` in the background (docs/governance.md)",
+			"unset",
+			raw => {
+				const keys = blank(raw)
+					? []
+					: raw
+							.split(",")
+							.map(key => key.trim())
+							.filter(Boolean);
+				keys.forEach(parseSecretsKey);
+				return keys;
+			}
+		),
+		secret: true
+	},
+	auditRetentionDays: integer("AUDIT_RETENTION_DAYS", "audit entries older than this are dropped", 30, 1),
+	auditMaxEntries: integer(
+		"AUDIT_MAX_ENTRIES",
+		"audit entries kept per tenant, oldest dropped first (Redis trims approximately)",
+		100000,
+		1
+	),
+	auditExecutions: custom(
+		"AUDIT_EXECUTIONS",
+		"which executions the audit trail records: `all`, `off`, or a sampled share such as `0.1`",
+		"`all`",
+		raw => {
+			const value = blank(raw) ? "all" : raw.trim();
+			if (value === "all") return 1;
+			if (value === "off") return 0;
+			const rate = Number(value);
+			if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(value) || !(rate >= 0 && rate <= 1))
+				throw new Error("must be all, off or a share from 0 to 1");
+			return rate;
+		}
+	),
 	redisPrefix: text("REDIS_PREFIX", "key namespace in a shared Redis", "tool-registry:"),
 	namespace: text("NAMESPACE", "Moleculer namespace (separates clusters sharing one NATS)", "", "empty"),
 	nodeId: optionalText("NODE_ID", "Moleculer node id", "host-pid"),
@@ -235,7 +288,7 @@ export const CONFIG_VARIABLES = {
 		["local", "orchestrator", "off"] as const,
 		"local"
 	),
-	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN`")
+	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN` and `SECRETS_KEY`")
 };
 
 type Variables = typeof CONFIG_VARIABLES;

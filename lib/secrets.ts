@@ -6,7 +6,7 @@ export const MASK = "********";
 const SECRET_KEY = /(token|secret|password|passwd|api[-_]?key|authorization|credential|cookie)/i;
 
 /** Header values are always secret; elsewhere a key's name decides. */
-const isSecret = (key: string, parentKey: string | undefined) =>
+export const isSecret = (key: string, parentKey: string | undefined) =>
 	parentKey === "headers" || SECRET_KEY.test(key);
 
 /** A copy of `config` with every secret string replaced by MASK. */

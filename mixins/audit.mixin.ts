@@ -4,6 +4,7 @@ import { sharedMemoryAuditLog } from "../lib/audit/memory-audit-log";
 import { RedisAuditLog } from "../lib/audit/redis-audit-log";
 import type { CallerMeta, JsonObject } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
+import { config } from "../lib/config";
 
 export interface AuditSettings {
 	audit: AuditRetention & {
@@ -32,15 +33,6 @@ export interface AuditLocals {
 
 const DAY_MS = 24 * 3600 * 1000;
 
-function sampleRate(value: string | undefined): number {
-	if (value === undefined || value === "" || value === "all") return 1;
-	if (value === "off") return 0;
-	const rate = Number(value);
-	if (!(rate >= 0 && rate <= 1))
-		throw new Error(`AUDIT_EXECUTIONS must be all, off or a rate in 0..1, not '${value}'`);
-	return rate;
-}
-
 export const actorOf = (meta: CallerMeta): AuditActor => {
 	const actor: AuditActor = { kind: meta.auth === "api_key" ? "key" : "service" };
 	if (meta.key_id) actor.key_id = meta.key_id;
@@ -59,11 +51,11 @@ export function AuditMixin(): Partial<ServiceSchema> {
 		settings: {
 			audit: {
 				// 30 days by default.
-				maxAgeMs: Number(process.env.AUDIT_RETENTION_DAYS ?? 30) * DAY_MS,
-				// Per tenant; Redis trims approximately (whole stream nodes), so a few more may stay.
-				maxEntries: Number(process.env.AUDIT_MAX_ENTRIES ?? 100000),
-				// `all` (default), `off`, or a share such as 0.1.
-				executionSampleRate: sampleRate(process.env.AUDIT_EXECUTIONS)
+				maxAgeMs: config().auditRetentionDays * DAY_MS,
+				// Per tenant, 100000 by default; Redis trims approximately (whole stream nodes), so a few more may stay.
+				maxEntries: config().auditMaxEntries,
+				// `all` (1) by default, `off` (0), or a share such as 0.1.
+				executionSampleRate: config().auditExecutions
 			}
 		} as RedisSettings & AuditSettings,
 		methods: {

@@ -18,6 +18,7 @@ import { maskSecrets, restoreSecrets, secretsNotGiven, upstreamOf } from "../lib
 import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
+import { secretBoxOf } from "../lib/secret-box";
 import type { AuditHook, ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
@@ -85,6 +86,8 @@ interface RegistryMethods extends TenantScopeMethods, AuditMethods {
 }
 
 interface RegistryLocals extends RedisLocals, DiscoveryLocals, AuditLocals {
+	/** The background re-encryption started with the service. */
+	resealing: Promise<void>;
 	store: ToolStore;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
@@ -856,11 +859,13 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 
 	created(this: RegistryThis) {
 		const trail = this.auditLog;
+		// Secrets are encrypted where they rest: in Redis. The embedded default keeps nothing on disk.
 		this.store = this.redis
 			? new RedisToolStore(
 					this.redis,
 					this.settings.redisPrefix,
-					trail instanceof RedisAuditLog ? trail : undefined
+					trail instanceof RedisAuditLog ? trail : undefined,
+					secretBoxOf(config(), message => this.logger.warn(message))
 				)
 			: new MemoryToolStore(trail instanceof MemoryAuditLog ? trail : undefined);
 		this.probeSchedule = this.redis
@@ -874,6 +879,18 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.syncAgain = false;
 		await this.seedBuiltins();
 		this.scheduleActionToolSync();
+		// A rotated SECRETS_KEY: secrets sealed under an earlier key are sealed again, in the background.
+		this.resealing =
+			this.store instanceof RedisToolStore
+				? this.store.reseal().then(
+						count =>
+							void (
+								count && this.logger.info(`Sealed ${count} stored tool records under the current SECRETS_KEY`)
+							),
+						err =>
+							this.logger.warn("Re-encrypting stored secrets failed; it runs again on the next start", err)
+					)
+				: Promise.resolve();
 		this.healthTimer = setInterval(
 			() => void this.probeDue().catch(err => this.logger.warn("Queueing due probes failed", err)),
 			this.settings.health.sweepMs
@@ -881,6 +898,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	async stopped(this: RegistryThis) {
+		await this.resealing;
 		if (this.healthTimer) clearInterval(this.healthTimer);
 		if (this.syncTimer) clearTimeout(this.syncTimer);
 		await this.syncing;

@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
+import { secretBoxOf } from "../lib/secret-box";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { config } from "../lib/config";
@@ -531,7 +532,11 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 
 	created(this: SourcesThis) {
 		this.store = this.redis
-			? new RedisSourceStore(this.redis, this.settings.redisPrefix)
+			? new RedisSourceStore(
+					this.redis,
+					this.settings.redisPrefix,
+					secretBoxOf(config(), message => this.logger.warn(message))
+				)
 			: new MemorySourceStore();
 		this.connections = new Map();
 		this.guards = new ToolGuards(this.settings.guards);

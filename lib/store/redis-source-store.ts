@@ -1,6 +1,7 @@
 import type Redis from "ioredis";
 import type { ToolSource } from "../../types/wire";
 import { conflict } from "../errors";
+import type { SecretBox } from "../secret-box";
 import { sourceNameTaken, type SourceStore } from "./source-store";
 
 /** Writes ARGV[2] only if the record still is ARGV[1]: 1 written, 0 changed meanwhile or gone. */
@@ -15,10 +16,29 @@ return 1
  * `source-ids` → set of every id. Updates are optimistic: a lost race is retried on the new state.
  */
 export class RedisSourceStore implements SourceStore {
+	/** With a secret box, header values are stored sealed (AES-256-GCM) and opened on read. */
 	constructor(
 		private readonly redis: Redis,
-		private readonly prefix: string
+		private readonly prefix: string,
+		private readonly secretBox?: SecretBox
 	) {}
+
+	private serialize(source: ToolSource): string {
+		const box = this.secretBox;
+		return JSON.stringify(
+			box ? { ...source, headers: box.sealConfig({ headers: source.headers }).headers } : source
+		);
+	}
+
+	private parse = (json: string): ToolSource => {
+		const source = JSON.parse(json) as ToolSource;
+		if (this.secretBox)
+			source.headers = this.secretBox.openConfig({ headers: source.headers }).headers as Record<
+				string,
+				string
+			>;
+		return source;
+	};
 
 	private recordKey = (id: string) => `${this.prefix}source:${id}`;
 	private namesKey = (tenantId: string) => `${this.prefix}source-names:{${tenantId}}`;
@@ -29,7 +49,7 @@ export class RedisSourceStore implements SourceStore {
 		if (!claimed) throw conflict(sourceNameTaken(source.name), { name: source.name });
 		await this.redis
 			.multi()
-			.set(this.recordKey(source.id), JSON.stringify(source))
+			.set(this.recordKey(source.id), this.serialize(source))
 			.sadd(this.idsKey(), source.id)
 			.exec();
 		return source;
@@ -37,7 +57,7 @@ export class RedisSourceStore implements SourceStore {
 
 	async get(id: string): Promise<ToolSource | null> {
 		const json = await this.redis.get(this.recordKey(id));
-		return json ? (JSON.parse(json) as ToolSource) : null;
+		return json ? this.parse(json) : null;
 	}
 
 	async list(tenantId: string): Promise<ToolSource[]> {
@@ -46,7 +66,7 @@ export class RedisSourceStore implements SourceStore {
 		const records = await this.redis.mget(ids.map(this.recordKey));
 		return records
 			.filter((json): json is string => json !== null)
-			.map(json => JSON.parse(json) as ToolSource)
+			.map(this.parse)
 			.sort((a, b) => a.name.localeCompare(b.name));
 	}
 
@@ -58,13 +78,13 @@ export class RedisSourceStore implements SourceStore {
 		for (;;) {
 			const json = await this.redis.get(this.recordKey(id));
 			if (!json) return null;
-			const next = change(JSON.parse(json) as ToolSource);
+			const next = change(this.parse(json));
 			const written = await this.redis.eval(
 				COMPARE_AND_SET,
 				1,
 				this.recordKey(id),
 				json,
-				JSON.stringify(next)
+				this.serialize(next)
 			);
 			if (written === 1) return next;
 		}

@@ -4,6 +4,7 @@ import type { StoredTool } from "../../types/wire";
 import { conflict, nameTaken, staleVersion } from "../errors";
 import { listMerged } from "./tool-page";
 import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
+import type { SecretBox } from "../secret-box";
 import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
@@ -27,11 +28,15 @@ const MAX_TRANSACTION_RETRIES = 20;
  * `tenant:{t}:names` (hash name → id), `tenant:{t}:ids` (sorted set of ids, lexicographic order).
  */
 export class RedisToolStore implements ToolStore {
-	/** With an audit log, every audited write appends its entry in the same script or MULTI. */
+	/**
+	 * With an audit log, every audited write appends its entry in the same script or MULTI. With a
+	 * secret box, the secrets of every tool's config are stored sealed (AES-256-GCM) and opened on read.
+	 */
 	constructor(
 		private readonly redis: Redis,
 		private readonly prefix: string,
-		private readonly auditLog?: RedisAuditLog
+		private readonly auditLog?: RedisAuditLog,
+		private readonly secretBox?: SecretBox
 	) {}
 
 	private toolKey = (id: string) => `${this.prefix}tool:${id}`;
@@ -41,7 +46,7 @@ export class RedisToolStore implements ToolStore {
 	private revisionKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:revision`;
 
 	async create(tool: StoredTool, audit?: AuditHook): Promise<StoredTool> {
-		const json = JSON.stringify(tool);
+		const json = this.serialize(tool);
 		const draft = audit && this.auditLog ? audit(tool) : null;
 		const entry = draft && this.auditLog!.scriptArgs(draft);
 		const created = await this.redis.eval(
@@ -64,16 +69,16 @@ export class RedisToolStore implements ToolStore {
 	}
 
 	async get(id: string): Promise<StoredTool | null> {
-		return parse(await this.redis.get(this.toolKey(id)));
+		return this.parse(await this.redis.get(this.toolKey(id)));
 	}
 
 	async getVersion(id: string, version: number): Promise<StoredTool | null> {
-		return parse(await this.redis.hget(this.versionsKey(id), String(version)));
+		return this.parse(await this.redis.hget(this.versionsKey(id), String(version)));
 	}
 
 	async versions(id: string): Promise<StoredTool[]> {
 		const stored = await this.redis.hvals(this.versionsKey(id));
-		return stored.map(json => JSON.parse(json) as StoredTool).sort((a, b) => b.version - a.version);
+		return stored.map(json => this.parse(json)!).sort((a, b) => b.version - a.version);
 	}
 
 	async findByName(tenantId: string, name: string): Promise<StoredTool | null> {
@@ -93,7 +98,8 @@ export class RedisToolStore implements ToolStore {
 						0,
 						count
 					),
-				getMany: async ids => (ids.length ? (await this.redis.mget(ids.map(this.toolKey))).map(parse) : [])
+				getMany: async ids =>
+					ids.length ? (await this.redis.mget(ids.map(this.toolKey))).map(this.parse) : []
 			},
 			tenantIds,
 			filter,
@@ -121,7 +127,7 @@ export class RedisToolStore implements ToolStore {
 			}
 			const tx = conn.multi();
 			if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
-			const json = JSON.stringify(next);
+			const json = this.serialize(next);
 			tx.set(this.toolKey(id), json)
 				.hset(this.versionsKey(id), String(next.version), json)
 				.incr(this.revisionKey(next.tenant_id));
@@ -143,6 +149,71 @@ export class RedisToolStore implements ToolStore {
 		});
 	}
 
+	/** The JSON stored for a tool: its config's secrets sealed when a box is configured. */
+	private serialize(tool: StoredTool): string {
+		return JSON.stringify(
+			this.secretBox ? { ...tool, config: this.secretBox.sealConfig(tool.config) } : tool
+		);
+	}
+
+	private parse = (json: string | null): StoredTool | null => {
+		if (!json) return null;
+		const tool = JSON.parse(json) as StoredTool;
+		if (this.secretBox) tool.config = this.secretBox.openConfig(tool.config);
+		return tool;
+	};
+
+	/**
+	 * Seals again, under the box's current key, every stored secret (current tools and their history)
+	 * sealed under an earlier key. Each key is rewritten under WATCH, so a
+	 * concurrent change wins and is already sealed under the current key. Resolves how many keys changed.
+	 */
+	async reseal(): Promise<number> {
+		const box = this.secretBox;
+		if (!box) return 0;
+		let changed = 0;
+		const conn = this.redis.duplicate();
+		try {
+			let cursor = "0";
+			do {
+				const [next, keys] = await this.redis.scan(cursor, "MATCH", `${this.prefix}tool:*`, "COUNT", 200);
+				cursor = next;
+				for (const key of keys) if (await this.resealKey(conn, key)) changed++;
+			} while (cursor !== "0");
+		} finally {
+			conn.disconnect();
+		}
+		return changed;
+	}
+
+	private async resealKey(conn: Redis, key: string): Promise<boolean> {
+		const box = this.secretBox!;
+		const redo = (json: string) => {
+			const tool = JSON.parse(json) as StoredTool;
+			const resealed = JSON.stringify({ ...tool, config: box.resealConfig(tool.config) });
+			return resealed === json ? null : resealed;
+		};
+		await conn.watch(key);
+		const tx = conn.multi();
+		let writes = 0;
+		if (key.endsWith(":versions")) {
+			for (const [version, json] of Object.entries(await conn.hgetall(key))) {
+				const resealed = redo(json);
+				if (resealed) (tx.hset(key, version, resealed), writes++);
+			}
+		} else {
+			const json = await conn.get(key);
+			const resealed = json ? redo(json) : null;
+			if (resealed) (tx.set(key, resealed), writes++);
+		}
+		if (writes === 0) {
+			tx.discard();
+			await conn.unwatch();
+			return false;
+		}
+		return (await tx.exec()) !== null;
+	}
+
 	private appendAudit(tx: ChainableCommander, audit: AuditHook | undefined, tool: StoredTool) {
 		const draft = audit && this.auditLog ? audit(tool) : null;
 		if (draft) this.auditLog!.appendIn(tx, draft);
@@ -161,7 +232,7 @@ export class RedisToolStore implements ToolStore {
 		try {
 			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
 				await conn.watch(this.toolKey(id));
-				const current = parse(await conn.get(this.toolKey(id)));
+				const current = this.parse(await conn.get(this.toolKey(id)));
 				if (!current) return null;
 				const done = await attempt(conn, current);
 				if (done !== undefined) return done;
@@ -198,9 +269,7 @@ export class RedisToolStore implements ToolStore {
 			cursor = next;
 			const current = keys.filter(k => !k.endsWith(":versions"));
 			if (current.length === 0) continue;
-			for (const tool of (await this.redis.mget(current)).map(parse)) if (tool) yield tool;
+			for (const tool of (await this.redis.mget(current)).map(this.parse)) if (tool) yield tool;
 		} while (cursor !== "0");
 	}
 }
-
-const parse = (json: string | null): StoredTool | null => (json ? (JSON.parse(json) as StoredTool) : null);

@@ -1,0 +1,149 @@
+import http, { type IncomingHttpHeaders } from "http";
+import type { AddressInfo } from "net";
+import { randomBytes } from "crypto";
+import Redis from "ioredis";
+import { RedisToolStore } from "../../lib/store/redis-tool-store";
+import { SecretBox } from "../../lib/secret-box";
+import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
+import { http as rest, startNode, type TestNode } from "../support/node";
+
+const REDIS_URL = process.env.TEST_REDIS_URL!;
+
+/** Every value of every key under `prefix`, read by type, as text. */
+async function everyValue(redis: Redis, prefix: string): Promise<string[]> {
+	const values: string[] = [];
+	let cursor = "0";
+	do {
+		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
+		cursor = next;
+		for (const key of keys) {
+			const type = await redis.type(key);
+			if (type === "string") values.push((await redis.get(key)) ?? "");
+			else if (type === "hash") values.push(JSON.stringify(await redis.hgetall(key)));
+			else if (type === "list") values.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+			else if (type === "set") values.push(JSON.stringify(await redis.smembers(key)));
+			else if (type === "zset") values.push(JSON.stringify(await redis.zrange(key, 0, -1, "WITHSCORES")));
+			else if (type === "stream") values.push(JSON.stringify(await redis.xrange(key, "-", "+")));
+			else values.push(`unreadable ${type} ${key}`);
+			values.push(key);
+		}
+	} while (cursor !== "0");
+	return values;
+}
+
+describeWithRedis("secrets at rest in Redis", () => {
+	let node: TestNode;
+	let upstream: http.Server;
+	let upstreamUrl: string;
+	let redis: Redis;
+	const seen: IncomingHttpHeaders[] = [];
+	const prefix = uniquePrefix();
+	const call = (method: string, path: string, tenant: string, body?: unknown) =>
+		rest(node.url, method, `/api/v1${path}`, { tenant, body });
+
+	beforeAll(async () => {
+		upstream = http.createServer((req, res) => {
+			seen.push(req.headers);
+			res.setHeader("Content-Type", "application/json");
+			res.end(JSON.stringify({ ok: true }));
+		});
+		upstream.listen(0, "127.0.0.1");
+		await new Promise(resolve => upstream.once("listening", resolve));
+		upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+		redis = new Redis(REDIS_URL);
+		node = await startNode({
+			redisUrl: REDIS_URL,
+			redisPrefix: prefix,
+			settings: { outboundAllowHosts: ["127.0.0.1"] }
+		});
+	});
+
+	afterAll(async () => {
+		await node.stop();
+		await redis.quit();
+		upstream.closeAllConnections();
+		await new Promise(resolve => upstream.close(resolve));
+		await dropPrefix(REDIS_URL, prefix);
+	});
+
+	it("keeps no registered secret in clear in any key, while tools still run with them", async () => {
+		const tenant = `secrets-${process.pid}`;
+		const secrets = [1, 2, 3, 4].map(n => `s3cret-${n}-${randomBytes(6).toString("hex")}`);
+		const created = await call("POST", "/tools", tenant, {
+			name: "weather",
+			description: "Weather",
+			type: "external_api",
+			config: { url: `${upstreamUrl}/weather`, method: "GET", headers: { "X-Api-Key": secrets[0] } }
+		});
+		expect(created.status).toBe(201);
+		expect(JSON.stringify(created.body)).not.toContain(secrets[0]);
+		const updated = await call("PATCH", `/tools/${created.body.id}`, tenant, {
+			config: { headers: { "X-Api-Key": secrets[1] }, query: { api_token: secrets[2] } }
+		});
+		expect(updated.status).toBe(200);
+		expect((await call("POST", `/tools/${created.body.id}/rollback`, tenant, { version: 1 })).status).toBe(
+			200
+		);
+		const source = await call("POST", "/sources", tenant, {
+			type: "openapi",
+			name: "pets",
+			spec: {
+				openapi: "3.1.0",
+				info: { title: "Pets", version: "1" },
+				paths: { "/pets": { get: { operationId: "listPets", summary: "List pets", responses: {} } } }
+			},
+			base_url: upstreamUrl,
+			headers: { Authorization: `Bearer ${secrets[3]}` }
+		});
+		expect(source.status).toBe(201);
+
+		// The tool is active once its probe answered; then it runs with the secret it was given back.
+		for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
+			const ran = await call("POST", "/internal/execute", tenant, {
+				tool_id: created.body.id,
+				parameters: {}
+			});
+			if (ran.status === 200 && ran.body.status === "completed") break;
+			await new Promise(resolve => setTimeout(resolve, 50));
+		}
+		expect(seen.some(headers => headers["x-api-key"] === secrets[0])).toBe(true);
+
+		const values = await everyValue(redis, prefix);
+		expect(values.length).toBeGreaterThan(10);
+		for (const secret of secrets) expect(values.filter(value => value.includes(secret))).toEqual([]);
+	});
+
+	it("re-encrypts under a rotated key in the background, old key still read meanwhile", async () => {
+		const rotationPrefix = uniquePrefix();
+		const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+		const before = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(oldKey));
+		const tool = {
+			id: "01a2f000-0000-7000-8000-000000000001",
+			tenant_id: "rotation",
+			name: "t",
+			description: "",
+			type: "external_api",
+			parameters: { type: "object", properties: {} },
+			config: { url: "https://example.com", headers: { "X-Api-Key": "rotated-secret" } },
+			metadata: {},
+			permissions: { agents: ["*"] },
+			timeout_ms: 5000,
+			version: 1,
+			definition_hash: "sha256:x",
+			status: "active" as const,
+			health: { state: "unknown" as const },
+			created_at: new Date().toISOString(),
+			updated_at: new Date().toISOString()
+		};
+		await before.create(tool);
+		await before.update(tool.id, current => ({ ...current, version: 2, description: "v2" }));
+		const rotated = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(newKey, [oldKey]));
+		expect((await rotated.get(tool.id))!.config).toEqual(tool.config);
+		expect(await rotated.reseal()).toBe(2);
+		expect(await rotated.reseal()).toBe(0);
+		const onlyNew = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(newKey));
+		expect((await onlyNew.get(tool.id))!.config).toEqual(tool.config);
+		expect((await onlyNew.getVersion(tool.id, 1))!.config).toEqual(tool.config);
+		await dropPrefix(REDIS_URL, rotationPrefix);
+	});
+});
