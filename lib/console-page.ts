@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, readdirSync } from "fs";
+import { createReadStream, readdirSync, statSync } from "fs";
 import type { ServerResponse } from "http";
 import path from "path";
 
@@ -41,25 +41,30 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 interface Bundle {
-	/** URL path below `/ui/` → file on disk: the only files served, listed once from the build. */
+	/** URL path below `/ui/` → file on disk: the only files served, listed from the build. */
 	files: Map<string, string>;
 	index: string;
+	/** When index.html was written: a new build (new asset names) is listed again. */
+	builtAt: number;
 }
 
 let bundle: Bundle | null = null;
 
+const builtAt = (index: string) => statSync(index, { throwIfNoEntry: false })?.mtimeMs;
+
 /** Lists the built bundle; null while it is not built (checked again on the next request). */
 function loadBundle(): Bundle | null {
-	if (bundle) return bundle;
-	const dir = BUNDLE_DIRS.find(candidate => existsSync(path.join(candidate, "index.html")));
-	if (!dir) return null;
+	if (bundle && builtAt(bundle.index) === bundle.builtAt) return bundle;
+	const dir = BUNDLE_DIRS.find(candidate => builtAt(path.join(candidate, "index.html")) !== undefined);
+	if (!dir) return (bundle = null);
+	const index = path.join(dir, "index.html");
 	const files = new Map<string, string>();
 	for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true }))
 		if (entry.isFile()) {
 			const file = path.join(entry.parentPath, entry.name);
 			files.set(path.relative(dir, file).split(path.sep).join("/"), file);
 		}
-	return (bundle = { files, index: path.join(dir, "index.html") });
+	return (bundle = { files, index, builtAt: builtAt(index)! });
 }
 
 const NOT_BUILT = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Tool Registry console</title>

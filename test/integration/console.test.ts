@@ -481,6 +481,24 @@ describeWithChromium("the console in headless Chromium", () => {
 		expect(await page.evaluate("sessionStorage.length")).toBe(0);
 	});
 
+	it("lets a key that only manages keys sign in, without a catalog or a live feed", async () => {
+		const admin = await http(node.url, "POST", "/api/v1/keys", {
+			tenant: TENANT,
+			body: { tenant_id: TENANT, scopes: ["keys:admin"], name: "key admin" }
+		});
+		await page.getByLabel("API key or service token").fill(admin.body.api_key);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page.getByRole("alert").getByText("This credential lacks the 'tools:read' scope").waitFor();
+		await page.getByText("No live feed (needs tools:read)").waitFor();
+		await nav(page, "Keys");
+		await page.getByLabel("Tenant").fill(TENANT);
+		await page.getByLabel("tools:read").uncheck();
+		await page.getByLabel("keys:admin").check();
+		await page.getByRole("button", { name: "Create key" }).click();
+		expect(await page.getByTestId("new-key-secret").textContent()).toMatch(/^trk_/);
+		await page.getByRole("button", { name: "Sign out" }).click();
+	});
+
 	it("saw no console error, no request leaving the host and no alert", () => {
 		expect(problems).toEqual([]);
 	});

@@ -3,6 +3,8 @@ export interface Session {
 	credential: string;
 	/** Required with the service token; optional with an API key (which knows its tenant). */
 	tenant: string | null;
+	/** False for a key without `tools:read`: it may manage keys, but gets no catalog nor live feed. */
+	reads?: boolean;
 }
 
 const SESSION_KEY = "tool-registry.console.session";
@@ -25,7 +27,9 @@ export class ApiError extends Error {
 		readonly status: number,
 		readonly type: string,
 		message: string,
-		readonly data?: unknown
+		readonly data?: unknown,
+		/** The API's error name, e.g. `LacksScopeError`. */
+		readonly errorName?: string
 	) {
 		super(message);
 	}
@@ -74,12 +78,13 @@ export async function api<T = unknown>(
 		json = null;
 	}
 	if (!res.ok) {
-		const error = (json ?? {}) as { type?: string; message?: string; data?: unknown };
+		const error = (json ?? {}) as { name?: string; type?: string; message?: string; data?: unknown };
 		throw new ApiError(
 			res.status,
 			error.type ?? `HTTP_${res.status}`,
 			error.message ?? `${res.status} ${res.statusText}`,
-			error.data
+			error.data,
+			error.name
 		);
 	}
 	return json as T;

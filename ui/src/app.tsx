@@ -67,7 +67,8 @@ function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
 			onSignedIn(session);
 		} catch (err) {
 			// A key without tools:read is still a valid key (e.g. one that only manages keys).
-			if (err instanceof ApiError && err.status === 403 && err.message.includes("scope")) onSignedIn(session);
+			if (err instanceof ApiError && err.errorName === "LacksScopeError")
+				onSignedIn({ ...session, reads: false });
 			else setError(err);
 		} finally {
 			setBusy(false);
@@ -179,7 +180,12 @@ function skipToContent(event: Event) {
 
 function LiveIndicator() {
 	const live = useLive();
-	const label = { connecting: "Connecting…", open: "Live", closed: "Offline, retrying" }[live.state];
+	const label = {
+		connecting: "Connecting…",
+		open: "Live",
+		closed: "Offline, retrying",
+		off: "No live feed (needs tools:read)"
+	}[live.state];
 	return (
 		<span class={`live live-${live.state}`} role="status" aria-live="polite">
 			{label}

@@ -1,7 +1,8 @@
 import type { Session } from "./api";
 import type { LiveFrame } from "./types";
 
-export type LiveState = "connecting" | "open" | "closed";
+/** `off`: the credential may not read the feed (no `tools:read`), so no connection is tried. */
+export type LiveState = "connecting" | "open" | "closed" | "off";
 
 const base64url = (text: string) =>
 	btoa(String.fromCharCode(...new TextEncoder().encode(text)))
@@ -30,7 +31,8 @@ export class LiveFeed {
 	private stopped = false;
 
 	constructor(private readonly session: Session) {
-		this.connect();
+		if (session.reads === false) this.state = "off";
+		else this.connect();
 	}
 
 	/** Called on every state change and frame; answers the unsubscribe function. */

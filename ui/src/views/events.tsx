@@ -40,11 +40,14 @@ export function EventsView() {
 				</div>
 			</div>
 			<p class="muted">
-				{live.state === "open"
-					? "Connected: events appear here as they happen (the last 200 are kept)."
-					: live.state === "connecting"
-						? "Connecting to the live feed…"
-						: "The live feed is disconnected; reconnecting."}
+				{
+					{
+						open: "Connected: events appear here as they happen (the last 200 are kept).",
+						connecting: "Connecting to the live feed…",
+						closed: "The live feed is disconnected; reconnecting.",
+						off: "This credential cannot read the live feed: it needs the tools:read scope."
+					}[live.state]
+				}
 			</p>
 			{frames.length === 0 ? (
 				<Empty>No events yet. Register or change a tool, or run a task, and it shows up here.</Empty>
