@@ -66,7 +66,13 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		const rolledBack = await call("POST", `/tools/${created.body.id}/rollback`, tenant, { version: 1 }, key);
 		expect(rolledBack.status).toBe(200);
 		expect(rolledBack.body).toMatchObject({ version: 3, definition_hash: created.body.definition_hash });
-		const other = await call("POST", "/keys", tenant, { tenant_id: tenant, scopes: ["tools:read"] }, key);
+		const other = await call(
+			"POST",
+			"/keys",
+			tenant,
+			{ tenant_id: tenant, scopes: ["tools:read"], agent_id: "agent-1" },
+			key
+		);
 		expect(other.status).toBe(201);
 		expect((await call("DELETE", `/keys/${other.body.key_id}`, tenant, undefined, key)).status).toBe(204);
 		return {
