@@ -187,6 +187,8 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 			NAMESPACE: namespace,
 			NODE_ID: nodeID,
 			LOG_LEVEL: "warn",
+			// Several executors on one host: each its own free port for /health and /metrics.
+			PORT: "0",
 			TASK_CONCURRENCY: String(CONCURRENCY),
 			SERVICE_TOKEN,
 			// The runner's MOL_* options: peers notice a SIGKILLed node within seconds, not 30 s.

@@ -57,6 +57,8 @@ describeWithRedis("queued tasks through a NATS outage and a notifier restart", (
 			NAMESPACE: namespace,
 			NODE_ID: "executor-1",
 			LOG_LEVEL: "warn",
+			// Its own free port for /health and /metrics, whatever else runs on this host.
+			PORT: "0",
 			TASK_CONCURRENCY: "4",
 			SERVICE_TOKEN,
 			MOL_HEARTBEAT_INTERVAL: "1",

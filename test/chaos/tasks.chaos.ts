@@ -1,0 +1,197 @@
+import { randomUUID } from "crypto";
+import { monitorEventLoopDelay } from "perf_hooks";
+import type { TaskMessage } from "../../lib/tasks/task-queue";
+import { dropPrefix, uniquePrefix } from "../support/backends";
+import { ExecutorProcess } from "../support/executor-process";
+import { OwnNatsServer } from "../support/nats-server";
+import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { OrchestratorStandIn } from "../support/orchestrator";
+
+/**
+ * Chaos: a live cluster (an in-process gateway and notifier, two executor processes, a nats-server of
+ * its own, the shared Redis) takes a steady stream of tasks while faults repeat: NATS killed and
+ * restarted, the notifier node restarted, an executor killed with SIGKILL and replaced. At the end
+ * every task must be stored completed and announced to the orchestrator; the counts are printed.
+ */
+const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 2);
+const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+
+describe("chaos: tasks under repeated faults", () => {
+	const prefix = uniquePrefix();
+	const namespace = `chaos-${randomUUID()}`;
+	const tenant = "chaos";
+	const announced = new Map<string, number>();
+	const executors: ExecutorProcess[] = [];
+	const loop = monitorEventLoopDelay({ resolution: 10 });
+	let nats: OwnNatsServer;
+	let orchestrator: OrchestratorStandIn;
+	let gateway: TestNode;
+	let notifier: TestNode | null = null;
+	let spawned = 0;
+	let notifiers = 0;
+	let answered5xx = 0;
+
+	const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
+	const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number) => {
+		const deadline = Date.now() + timeoutMs;
+		while (!(await check())) {
+			if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+			await delay(100);
+		}
+	};
+
+	const startNotifier = () =>
+		startNode({
+			services: ["notifier"],
+			transporter: nats.url,
+			redisUrl,
+			redisPrefix: prefix,
+			nodeID: `notifier-${++notifiers}`,
+			settings: { wsUrl: orchestrator.url, leaderTtlMs: 1500, initialBackoffMs: 100, maxBackoffMs: 1000 },
+			broker: { namespace }
+		});
+
+	const startExecutor = () => {
+		const nodeID = `executor-${++spawned}`;
+		const env: NodeJS.ProcessEnv = {
+			...process.env,
+			TRANSPORTER: nats.url,
+			REDIS_URL: redisUrl,
+			REDIS_PREFIX: prefix,
+			NAMESPACE: namespace,
+			NODE_ID: nodeID,
+			LOG_LEVEL: "error",
+			// Several executors on one host: each its own free port for /health and /metrics.
+			PORT: "0",
+			TASK_CONCURRENCY: "4",
+			SERVICE_TOKEN,
+			MOL_HEARTBEAT_INTERVAL: "1",
+			MOL_HEARTBEAT_TIMEOUT: "5"
+		};
+		delete env.SERVICES;
+		delete env.SERVICEDIR;
+		delete env.MOLECULER_CONFIG;
+		const executor = new ExecutorProcess(nodeID, env);
+		executors.push(executor);
+		return executor;
+	};
+
+	const call = async (method: string, path: string, body?: unknown) => {
+		try {
+			const res = await http(gateway.url, method, path, { tenant, body });
+			if (res.status >= 500) answered5xx++;
+			return res;
+		} catch {
+			// No answer at all counts like a 5xx: the client got nothing usable.
+			answered5xx++;
+			return null;
+		}
+	};
+
+	beforeAll(async () => {
+		loop.enable();
+		nats = await OwnNatsServer.start();
+		orchestrator = await OrchestratorStandIn.start();
+		orchestrator.onFrame = frame => {
+			if (frame.event === "task_completed")
+				announced.set(frame.task_id, (announced.get(frame.task_id) ?? 0) + 1);
+		};
+		gateway = await startNode({
+			services: ["api", "registry", "validator"],
+			transporter: nats.url,
+			redisUrl,
+			redisPrefix: prefix,
+			nodeID: "gateway",
+			broker: { namespace, heartbeatInterval: 1, heartbeatTimeout: 5 }
+		});
+		notifier = await startNotifier();
+		startExecutor();
+		startExecutor();
+	}, 60000);
+
+	afterAll(async () => {
+		loop.disable();
+		await Promise.all(executors.map(executor => executor.stop()));
+		await notifier?.stop();
+		await gateway?.stop();
+		await orchestrator?.stop();
+		await nats?.kill();
+		await dropPrefix(redisUrl, prefix);
+	}, 60000);
+
+	it("completes and announces every task, answers no 5xx", async () => {
+		const ids: string[] = [];
+		let submitting = true;
+		const lane = async () => {
+			while (submitting) {
+				const res = await call("POST", "/api/v1/internal/tasks", {
+					payload: { tool_name: "datetime", parameters: { operation: "now" } }
+				});
+				if (res?.status === 202) ids.push(res.body.task_id);
+				await delay(25);
+			}
+		};
+		const lanes = Promise.all([lane(), lane()]);
+
+		for (let round = 1; round <= ROUNDS; round++) {
+			await delay(2000);
+			await nats.kill();
+			await delay(3000);
+			await nats.resume();
+			await delay(2000);
+			await notifier!.stop();
+			notifier = null;
+			await delay(2000);
+			notifier = await startNotifier();
+			await delay(2000);
+			const victim = executors.find(executor => executor.alive);
+			if (!victim) throw new Error(`no executor alive: ${executors.map(e => e.log).join("\n")}`);
+			victim.signal("SIGKILL");
+			startExecutor();
+		}
+		await delay(2000);
+		submitting = false;
+		await lanes;
+
+		const stored = new Map<string, string>();
+		await until(
+			"every task to be stored completed",
+			async () => {
+				const open = ids.filter(id => stored.get(id) !== "completed");
+				for (let i = 0; i < open.length; i += 20)
+					for (const task of await Promise.all(open.slice(i, i + 20).map(read)))
+						if (task) stored.set(task.task_id, task.status);
+				return ids.every(id => stored.get(id) === "completed");
+			},
+			90000
+		).catch(() => undefined);
+		await until(
+			"every completed task to be announced",
+			() => ids.every(id => announced.has(id)),
+			30000
+		).catch(() => undefined);
+
+		const completed = ids.filter(id => stored.get(id) === "completed").length;
+		const lost = ids.filter(id => !announced.has(id)).length;
+		const duplicated = ids.filter(id => (announced.get(id) ?? 0) > 1).length;
+		const stallMs = Math.round(loop.max / 1e6);
+		console.log(
+			[
+				`[chaos] ${ROUNDS} rounds of: NATS killed 3 s, notifier node restarted, an executor SIGKILLed and replaced`,
+				`  tasks submitted:   ${ids.length}`,
+				`  tasks completed:   ${completed}`,
+				`  tasks announced:   ${ids.length - lost}`,
+				`  tasks lost:        ${lost}`,
+				`  tasks duplicated:  ${duplicated} (announced more than once; at-least-once)`,
+				`  max event-loop stall (test process: gateway and notifier): ${stallMs} ms`,
+				`  requests answered 5xx: ${answered5xx}`
+			].join("\n")
+		);
+		expect({ completed, lost, answered5xx }).toEqual({ completed: ids.length, lost: 0, answered5xx: 0 });
+
+		async function read(id: string) {
+			const res = await call("GET", `/api/v1/internal/tasks/${id}`);
+			return res?.status === 200 ? (res.body as TaskMessage) : null;
+		}
+	}, 240000);
+});
