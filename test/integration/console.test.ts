@@ -445,20 +445,24 @@ describeWithChromium("the console in headless Chromium", () => {
 		await phone.setViewportSize({ width: 390, height: 844 });
 		const pageBefore = page;
 		page = phone;
-		await signIn(phone, SERVICE_TOKEN, TENANT);
-		for (const view of ["catalog", "tasks", "keys", "register"]) {
-			await phone.goto(`${node.url}/ui#/${view}`);
-			await phone.locator("main h1").waitFor();
-			expect([view, await phone.evaluate("document.documentElement.scrollWidth")]).toEqual([view, 390]);
-			await shot(`phone-${view}`);
+		try {
+			await signIn(phone, SERVICE_TOKEN, TENANT);
+			for (const view of ["catalog", "tasks", "keys", "register"]) {
+				await phone.goto(`${node.url}/ui#/${view}`);
+				await phone.locator("main h1").waitFor();
+				expect([view, await phone.evaluate("document.documentElement.scrollWidth")]).toEqual([view, 390]);
+				await shot(`phone-${view}`);
+			}
+			await nav(phone, "Catalog");
+			await phone.getByRole("link", { name: "calculator", exact: true }).click();
+			await phone.getByRole("heading", { name: "calculator", level: 1 }).waitFor();
+			expect(await phone.evaluate("document.documentElement.scrollWidth")).toBe(390);
+			await shot("phone-tool");
+		} finally {
+			// The steps after this one use the desktop page, whatever happened here.
+			page = pageBefore;
+			await phone.close();
 		}
-		await nav(phone, "Catalog");
-		await phone.getByRole("link", { name: "calculator", exact: true }).click();
-		await phone.getByRole("heading", { name: "calculator", level: 1 }).waitFor();
-		expect(await phone.evaluate("document.documentElement.scrollWidth")).toBe(390);
-		await shot("phone-tool");
-		page = pageBefore;
-		await phone.close();
 	});
 
 	it("signs out, forgetting everything, and signs in with an API key, which needs no tenant", async () => {
