@@ -70,6 +70,8 @@ interface SourcesLocals extends RedisLocals, AuditLocals {
 	refreshAgain: Set<string>;
 	ticker: NodeJS.Timeout | null;
 	ticking: Promise<void> | null;
+	/** Set when the service stops: a registry that appears afterwards starts nothing here. */
+	closed: boolean;
 }
 
 type SourcesThis = Service<SourcesSettings> & SourcesMethods & SourcesLocals;
@@ -544,12 +546,14 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 		this.refreshAgain = new Set();
 		this.ticker = null;
 		this.ticking = null;
+		this.closed = false;
 	},
 
 	started(this: SourcesThis) {
 		// Tools are written through the registry: refreshes wait for it.
 		this.broker.waitForServices(["registry"]).then(
 			() => {
+				if (this.closed) return;
 				const tick = () => {
 					if (this.ticking) return;
 					this.ticking = this.refreshDue()
@@ -559,13 +563,17 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 				this.ticker = setInterval(tick, this.settings.tickMs).unref();
 				tick();
 				// Every node listens to its MCP sources' list_changed: a refresh connects and subscribes.
-				void this.store.ids().then(ids => ids.forEach(id => this.scheduleRefresh(id)));
+				this.store
+					.ids()
+					.then(ids => ids.forEach(id => this.scheduleRefresh(id)))
+					.catch(err => this.logger.warn("Listing the sources to refresh failed", err));
 			},
 			err => this.logger.error("The registry never appeared; sources are not refreshed here", err)
 		);
 	},
 
 	async stopped(this: SourcesThis) {
+		this.closed = true;
 		if (this.ticker) clearInterval(this.ticker);
 		await this.ticking;
 		await Promise.allSettled(this.refreshing.values());
