@@ -1,3 +1,4 @@
+import { eventually } from "../support/eventually";
 import { spawn, type ChildProcess } from "child_process";
 import net, { type AddressInfo } from "net";
 import { redactSecrets } from "../../lib/redacting-logger";
@@ -69,12 +70,16 @@ describe("no secret in the logs", () => {
 			"x-tenant-id": "acme",
 			"content-type": "application/json"
 		};
-		const created = await fetch(`${url}/api/v1/keys`, {
-			method: "POST",
-			headers,
-			body: JSON.stringify({ tenant_id: "acme", scopes: ["tools:read"] })
+		// The gateway listens before every local service has started; until then it answers 503.
+		const created = await eventually(async () => {
+			const res = await fetch(`${url}/api/v1/keys`, {
+				method: "POST",
+				headers,
+				body: JSON.stringify({ tenant_id: "acme", scopes: ["tools:read"] })
+			});
+			expect(res.status).toBe(201);
+			return res;
 		});
-		expect(created.status).toBe(201);
 		const apiKey = ((await created.json()) as { api_key: string }).api_key;
 		const keySecret = apiKey.split(".")[1];
 		// Logged at debug by the gateway's request lines, query included.
