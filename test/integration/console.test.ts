@@ -201,7 +201,8 @@ describeWithChromium("the console in headless Chromium", () => {
 		if (tenant) await target.getByLabel("Tenant").fill(tenant);
 		await target.getByRole("button", { name: "Sign in" }).click();
 		await target.getByRole("heading", { name: "Catalog" }).waitFor();
-		await target.getByText("Live", { exact: true }).waitFor();
+		// A first socket refused while the node is busy is retried after 1 s, 2 s, 4 s…: leave room for that.
+		await target.getByText("Live", { exact: true }).waitFor({ timeout: 60000 });
 	};
 
 	beforeAll(async () => {

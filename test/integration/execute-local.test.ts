@@ -103,6 +103,12 @@ describe("execution of local tools over HTTP", () => {
 
 		it("keeps serving other requests while a slow expression runs (the event loop stays free)", async () => {
 			const tenant = newTenant();
+			// The test before stopped every regular worker: wait until the pool answers quickly again.
+			await eventually(async () => {
+				const started = Date.now();
+				expect((await calculate(tenant, "1+1")).body.result).toEqual({ value: 2 });
+				expect(Date.now() - started).toBeLessThan(200);
+			}, 20000);
 			const issued = Date.now();
 			let slowDoneAt = 0;
 			const slow = calculate(tenant, SLOW).then(res => {
