@@ -5,6 +5,7 @@ import ApiGateway from "moleculer-web";
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
+import { McpServerMixin, type McpServerLocals, type McpServerSettings } from "../mixins/mcp-server.mixin";
 import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
 import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
@@ -13,8 +14,6 @@ import { formatApiKey, matchesDigest, parseApiKey, sha256 } from "../lib/credent
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
 import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
-import { McpGateway } from "../lib/mcp-gateway";
-import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
 import { sendConsole } from "../lib/console-page";
@@ -33,15 +32,13 @@ import { UiSockets } from "../lib/ui-sockets";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
 
-export interface ApiSettings extends RedisSettings, AuditSettings {
+export interface ApiSettings extends RedisSettings, AuditSettings, McpServerSettings {
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
 	serviceToken?: string;
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
 	tenantRateLimit: number;
-	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
-	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	tenantRateWindowMs: number;
 	/** UI WebSocket (`GET /ws`): ping interval, and bytes queued per client before it is dropped. */
 	uiHeartbeatMs: number;
@@ -64,7 +61,7 @@ interface ApiMethods extends AuditMethods {
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
-interface ApiLocals extends RedisLocals, AuditLocals {
+interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	keyStore: KeyStore;
@@ -73,8 +70,6 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 	/** SHA-256 of SERVICE_TOKEN, computed once: every request compares against it. */
 	serviceTokenDigest: Buffer | null;
 	rateLimiter: RateLimiter | null;
-	/** The Model Context Protocol server at /mcp. */
-	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
 	uiServer: WebSocketServer;
@@ -197,6 +192,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	// Tasks are queued here, not by an executor: a submission is durable even when no executor is up.
 	mixins: [
 		ApiGateway as unknown as Partial<ServiceSchema>,
+		McpServerMixin(),
 		TaskSubmissionMixin({ actionPrefix: "tasks." }),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
@@ -210,11 +206,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: config().rateLimit,
-		mcpSessions: {
-			maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
-			maxSessions: config().mcpMaxSessions,
-			evictIdleAfterMs: 60_000
-		},
 		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
@@ -518,26 +509,6 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 						)
 					: new MemoryRateLimiter(settings.tenantRateLimit, settings.tenantRateWindowMs)
 				: null;
-		this.mcp = new McpGateway(
-			{
-				identify: async req => {
-					const meta = await this.identify(req);
-					await this.admit(meta.tenant_id!);
-					return meta;
-				},
-				listTools: (meta, offset, limit) =>
-					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-				searchTools: (meta, query) =>
-					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-				execute: (meta, name, parameters, expectedHash) =>
-					this.broker.call(
-						"executor.execute",
-						{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-						{ meta }
-					)
-			},
-			{ loopbackOnly: isLoopbackAddress(settings.ip), ...settings.mcpSessions }
-		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,
