@@ -11,6 +11,7 @@ import ApiGateway, {
 import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditSettings } from "../mixins/audit.mixin";
+import { McpServerMixin, type McpServerLocals, type McpServerSettings } from "../mixins/mcp-server.mixin";
 import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
 import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
@@ -18,8 +19,6 @@ import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-respo
 import { GatewayAuth } from "../lib/gateway-auth";
 import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
-import { McpGateway } from "../lib/mcp-gateway";
-import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
 import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
 import { sendConsole } from "../lib/console-page";
@@ -48,15 +47,13 @@ interface GatewaySettings extends Pick<
 	/** Requests per tenant per window across all gateway nodes; 0 disables the limit. */
 	tenantRateLimit: number;
 	tenantRateWindowMs: number;
-	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
-	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	/** UI WebSocket (`GET /ws`): ping interval, and bytes queued per client before it is dropped. */
 	uiHeartbeatMs: number;
 	uiMaxBufferedBytes: number;
 	$secureSettings: string[];
 }
 
-export type ApiSettings = GatewaySettings & RedisSettings & AuditSettings;
+export type ApiSettings = GatewaySettings & RedisSettings & AuditSettings & McpServerSettings;
 
 interface ApiMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: Route, req: ApiRequest): Promise<null>;
@@ -64,13 +61,11 @@ interface ApiMethods {
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
-interface ApiLocals extends RedisLocals, AuditLocals {
+interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	/** Every alias moleculer-web registered, over all routes. */
 	aliases: { method: string; fullPath: string; scope?: string }[];
 	/** identify → rate limit → scope, for REST, `/mcp` and `/ws` alike. */
 	auth: GatewayAuth;
-	/** The Model Context Protocol server at /mcp. */
-	mcp: McpGateway;
 	/** moleculer-web's HTTP server. */
 	server: Server;
 	uiServer: WebSocketServer;
@@ -151,6 +146,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 	// Tasks are queued here, not by an executor: a submission is durable even when no executor is up.
 	mixins: [
 		ApiGateway,
+		McpServerMixin(),
 		TaskSubmissionMixin({ actionPrefix: "tasks." }),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
@@ -164,11 +160,6 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		serviceToken: config().serviceToken,
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: config().rateLimit,
-		mcpSessions: {
-			maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
-			maxSessions: config().mcpMaxSessions,
-			evictIdleAfterMs: 60_000
-		},
 		tenantRateWindowMs: config().rateLimitWindowMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
@@ -333,22 +324,6 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			rateLimiter,
 			onKeyUseError: err => this.logger.warn("Recording an API key's use failed", err)
 		});
-		this.mcp = new McpGateway(
-			{
-				identify: req => this.auth.admit(req.headers, "tools:read"),
-				listTools: (meta, offset, limit) =>
-					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-				searchTools: (meta, query) =>
-					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
-				execute: (meta, name, parameters, expectedHash) =>
-					this.broker.call(
-						"executor.execute",
-						{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-						{ meta }
-					)
-			},
-			{ loopbackOnly: isLoopbackAddress(settings.ip), ...settings.mcpSessions }
-		);
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,
