@@ -260,16 +260,4 @@ export class RedisToolStore implements ToolStore {
 		} while (cursor !== "0");
 		return counts;
 	}
-
-	async *all(): AsyncIterable<StoredTool> {
-		const match = `${this.prefix}tool:*`;
-		let cursor = "0";
-		do {
-			const [next, keys] = await this.redis.scan(cursor, "MATCH", match, "COUNT", 500);
-			cursor = next;
-			const current = keys.filter(k => !k.endsWith(":versions"));
-			if (current.length === 0) continue;
-			for (const tool of (await this.redis.mget(current)).map(this.parse)) if (tool) yield tool;
-		} while (cursor !== "0");
-	}
 }
