@@ -35,6 +35,7 @@ import {
 	type ToolDefinition,
 	type ToolHealth,
 	type ToolStatus,
+	type ValidationProblem,
 	type ValidationReport
 } from "../types/wire";
 import { config } from "../lib/config";
@@ -63,8 +64,17 @@ export interface HealthSettings extends BackoffSettings {
 interface RegistryMethods extends TenantScopeMethods, AuditMethods {
 	audited(ctx: Context, action: AuditAction, outcome?: string): AuditHook;
 	present(tool: StoredTool): StoredTool;
-	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
-	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
+	checkDefinition(
+		caller: Context | ServiceBroker,
+		body: JsonObject,
+		current?: StoredTool
+	): Promise<ValidationReport>;
+	admitDefinition(
+		ctx: Context,
+		tenantId: string,
+		body: JsonObject,
+		current?: StoredTool
+	): Promise<ValidationReport>;
 	offeredActionTools(): Map<string, OfferedTool>;
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
@@ -138,14 +148,13 @@ const definitionOf = (tool: StoredTool): ToolDefinition => ({
 });
 
 /**
- * A blank description is refused when it is given; a tool registered without one (stored as "")
- * may still be changed and revalidated without having to supply one.
+ * A tool stored before descriptions were required holds "": it may still be revalidated and changed
+ * without giving one, so a blank description it already had is not held against it.
  */
-const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObject => {
-	if (body.description !== "" || current.description !== "") return body;
-	const { description: _blank, ...rest } = body;
-	return rest;
-};
+const toleratedProblems = (problems: ValidationProblem[], body: JsonObject, current?: StoredTool) =>
+	current?.description === "" && body.description === ""
+		? problems.filter(problem => problem.field !== "description")
+		: problems;
 
 /** Health of a tool no probe has looked at (and of types that call no upstream). */
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
@@ -347,7 +356,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				const current = await this.findWritable(tenantId, ctx.params.id);
-				const report = await this.checkDefinition(ctx, unchangedBlankOmitted({ ...current }, current));
+				const report = await this.checkDefinition(ctx, { ...current }, current);
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
@@ -534,24 +543,29 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
 		},
 
-		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
-			const { valid, errors, warnings } = await caller.call<
-				Pick<ValidationReport, "valid" | "errors" | "warnings">,
-				JsonObject
-			>("validator.validate", body);
+		async checkDefinition(
+			caller: Context | ServiceBroker,
+			body: JsonObject,
+			current?: StoredTool
+		): Promise<ValidationReport> {
+			const answer = await caller.call<Pick<ValidationReport, "valid" | "errors" | "warnings">, JsonObject>(
+				"validator.validate",
+				body
+			);
+			const errors = toleratedProblems(answer.errors, body, current);
 			const report: ValidationReport = {
-				valid,
+				valid: errors.length === 0,
 				errors,
 				kind: "definition",
 				checked_at: new Date().toISOString()
 			};
-			if (warnings?.length) report.warnings = warnings;
+			if (answer.warnings?.length) report.warnings = answer.warnings;
 			return report;
 		},
 
 		/** The report of a definition about to be stored; throws when it is invalid or its tenant refuses its findings. */
-		async admitDefinition(this: RegistryThis, ctx: Context, tenantId: string, body: JsonObject) {
-			const report = await this.checkDefinition(ctx, body);
+		async admitDefinition(this: RegistryThis, ctx, tenantId, body, current) {
+			const report = await this.checkDefinition(ctx, body, current);
 			if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
 			if (report.warnings && this.broker.isMetricsEnabled())
 				for (const { rule } of report.warnings)
@@ -583,11 +597,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			for (let attempt = 0; ; attempt++) {
 				const current = await this.findWritable(tenantId, id);
 				const merged = next(current);
-				const report = await this.admitDefinition(
-					ctx,
-					tenantId,
-					unchangedBlankOmitted({ ...ctx.params, ...merged }, current)
-				);
+				const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged }, current);
 				try {
 					// A changed endpoint must prove itself again before it runs.
 					const reprobe =
@@ -666,7 +676,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash"> {
 			const complete = {
 				name: definition.name,
-				description: definition.description ?? "",
+				description: definition.description,
 				type: definition.type,
 				parameters: definition.parameters ?? toolFor(definition.type)!.parameters,
 				config: definition.config ?? {},
@@ -721,7 +731,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					definition: {
 						name,
 						type: "moleculer_action",
-						description: declared.description ?? "",
+						// The declaration should describe the tool; without one agents still get what it calls.
+						description: declared.description?.trim() || `Calls the Moleculer action ${item.name}`,
 						parameters: declared.parameters ?? paramsToJsonSchema(action.params),
 						config: { action: item.name },
 						metadata: { tags: declared.tags ?? [], auto_registered: true },

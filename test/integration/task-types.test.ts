@@ -67,6 +67,14 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 		);
 	});
 
+	it("refuses a registration task whose definition has no description, and queues nothing", async () => {
+		const { description: _omitted, ...undescribed } = definition("undescribed");
+		const res = await submit(keys.write, { type: "tool_registration", payload: undescribed });
+		expect(res.status).toBe(422);
+		expect(res.body).toMatchObject({ type: "VALIDATION_ERROR", data: [{ field: "description" }] });
+		expect(await toolNames()).not.toContain("undescribed");
+	});
+
 	it("registers the definition of a registration task; the result is the stored tool", async () => {
 		const res = await submit(keys.write, { type: "tool_registration", payload: definition("queued_adder") });
 		expect(res.status).toBe(202);
