@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
+import { ResealMixin } from "../mixins/reseal.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import type { AuditAction } from "../lib/audit/audit-log";
@@ -18,7 +19,7 @@ import { maskSecrets, restoreSecrets, secretsNotGiven, upstreamOf } from "../lib
 import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
-import { secretBoxOf } from "../lib/secret-box";
+import { secretBoxOf, secretsKeySettings, type SecretsKeySettings } from "../lib/secret-box";
 import type { AuditHook, ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
@@ -42,6 +43,9 @@ import { config } from "../lib/config";
 import { ANY_AGENT } from "../lib/tenancy";
 
 export interface RegistrySettings extends RedisSettings, DiscoverySettings, AuditSettings {
+	/** SECRETS_KEY and the earlier keys: tool secrets are sealed with them in Redis. */
+	secrets: SecretsKeySettings;
+	$secureSettings: string[];
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -97,7 +101,6 @@ interface RegistryMethods extends TenantScopeMethods, AuditMethods {
 
 interface RegistryLocals extends RedisLocals, DiscoveryLocals, AuditLocals {
 	/** The background re-encryption started with the service. */
-	resealing: Promise<void>;
 	store: ToolStore;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
@@ -165,6 +168,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	// Moleculer runs the last mixin's `created` first: discovery and audit come first so that they run after RedisMixin's.
 	mixins: [
 		DiscoveryMixin(),
+		ResealMixin("tools"),
 		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
@@ -175,6 +179,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	],
 
 	settings: {
+		secrets: secretsKeySettings(config()),
+		$secureSettings: ["secrets"],
 		defaultPageSize: 50,
 		maxPageSize: 200,
 		updateRetries: 5,
@@ -876,7 +882,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					this.redis,
 					this.settings.redisPrefix,
 					trail instanceof RedisAuditLog ? trail : undefined,
-					secretBoxOf(config(), message => this.logger.warn(message))
+					secretBoxOf(this.settings.secrets, message => this.logger.warn(message))
 				)
 			: new MemoryToolStore(trail instanceof MemoryAuditLog ? trail : undefined);
 		this.probeSchedule = this.redis
@@ -890,18 +896,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.syncAgain = false;
 		await this.seedBuiltins();
 		this.scheduleActionToolSync();
-		// A rotated SECRETS_KEY: secrets sealed under an earlier key are sealed again, in the background.
-		this.resealing =
-			this.store instanceof RedisToolStore
-				? this.store.reseal().then(
-						count =>
-							void (
-								count && this.logger.info(`Sealed ${count} stored tool records under the current SECRETS_KEY`)
-							),
-						err =>
-							this.logger.warn("Re-encrypting stored secrets failed; it runs again on the next start", err)
-					)
-				: Promise.resolve();
 		this.healthTimer = setInterval(
 			() => void this.probeDue().catch(err => this.logger.warn("Queueing due probes failed", err)),
 			this.settings.health.sweepMs
@@ -909,7 +903,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	async stopped(this: RegistryThis) {
-		await this.resealing;
 		if (this.healthTimer) clearInterval(this.healthTimer);
 		if (this.syncTimer) clearTimeout(this.syncTimer);
 		await this.syncing;
