@@ -3,6 +3,7 @@ import { MemoryOutbox } from "../outbox/memory-outbox";
 import type { Outbox } from "../outbox/outbox";
 import { framesChannel, RedisOutbox } from "../outbox/redis-outbox";
 import { MemoryTaskQueue } from "./memory-task-queue";
+import type { SecretBox } from "../secret-box";
 import { RedisTaskQueue } from "./redis-task-queue";
 import type { TaskQueue } from "./task-queue";
 
@@ -32,11 +33,21 @@ export function outboxFor(broker: object, options: TaskBackendOptions): Outbox {
  */
 export function taskQueueFor(
 	broker: object,
-	options: TaskBackendOptions & { retentionS: number }
+	options: TaskBackendOptions & {
+		retentionS: number;
+		/** Seals the secrets of queued registrations in Redis. */
+		secretBox?: SecretBox;
+	}
 ): TaskQueue {
 	const outbox = outboxFor(broker, options);
 	if (outbox instanceof RedisOutbox)
-		return new RedisTaskQueue(options.redis!, options.redisPrefix, outbox, options.retentionS);
+		return new RedisTaskQueue(
+			options.redis!,
+			options.redisPrefix,
+			outbox,
+			options.retentionS,
+			options.secretBox
+		);
 	let queue = memoryQueues.get(broker);
 	if (!queue)
 		memoryQueues.set(
