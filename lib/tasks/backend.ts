@@ -1,4 +1,5 @@
 import type Redis from "ioredis";
+import type { Clock } from "../clock";
 import { MemoryOutbox } from "../outbox/memory-outbox";
 import type { Outbox } from "../outbox/outbox";
 import { framesChannel, RedisOutbox } from "../outbox/redis-outbox";
@@ -35,6 +36,7 @@ export function taskQueueFor(
 	broker: object,
 	options: TaskBackendOptions & {
 		retentionS: number;
+		clock?: Clock;
 		/** Seals the secrets of queued registrations in Redis. */
 		secretBox?: SecretBox;
 	}
@@ -46,13 +48,14 @@ export function taskQueueFor(
 			options.redisPrefix,
 			outbox,
 			options.retentionS,
+			options.clock,
 			options.secretBox
 		);
 	let queue = memoryQueues.get(broker);
 	if (!queue)
 		memoryQueues.set(
 			broker,
-			(queue = new MemoryTaskQueue(outbox as MemoryOutbox, options.retentionS * 1000))
+			(queue = new MemoryTaskQueue(outbox as MemoryOutbox, options.retentionS * 1000, options.clock))
 		);
 	return queue;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "crypto";
 import type Redis from "ioredis";
 import type { JsonObject } from "../../types/wire";
+import { isoNow, systemClock, type Clock } from "../clock";
 import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
@@ -174,6 +175,7 @@ export class RedisTaskQueue implements TaskQueue {
 		private readonly prefix: string,
 		private readonly outbox: RedisOutbox,
 		private readonly retentionS = 24 * 3600,
+		private readonly clock: Clock = systemClock,
 		private readonly secretBox?: SecretBox
 	) {}
 
@@ -221,10 +223,10 @@ export class RedisTaskQueue implements TaskQueue {
 			this.key("leases"),
 			this.key("turn"),
 			this.prefix,
-			String(Date.now()),
+			String(this.clock.now()),
 			String(leaseMs),
 			token,
-			new Date().toISOString()
+			isoNow(this.clock)
 		)) as string[] | null;
 		return fields ? { task: this.opened(stored(hashOf(fields))), token } : null;
 	}
@@ -236,14 +238,14 @@ export class RedisTaskQueue implements TaskQueue {
 			this.taskKey(lease.task.task_id),
 			this.key("leases"),
 			lease.token,
-			String(Date.now() + leaseMs),
+			String(this.clock.now() + leaseMs),
 			lease.task.task_id
 		);
 		return extended === 1;
 	}
 
 	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...running } = lease.task;
 		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
@@ -270,7 +272,7 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const frame = this.frame(
 			{
 				event: "task_status_update",
@@ -288,7 +290,7 @@ export class RedisTaskQueue implements TaskQueue {
 			this.outbox.key,
 			this.outbox.droppedKey,
 			lease.token,
-			String(Date.now() + delayMs),
+			String(this.clock.now() + delayMs),
 			JSON.stringify(error),
 			updatedAt,
 			lease.task.task_id,
@@ -303,7 +305,7 @@ export class RedisTaskQueue implements TaskQueue {
 		// The frame is built from the message as read now; the script records it only if it cancels.
 		const current = await this.get(taskId);
 		if (!current) return null;
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...task } = current;
 		const frame = this.frame(
 			{
@@ -343,9 +345,9 @@ export class RedisTaskQueue implements TaskQueue {
 			this.outbox.key,
 			this.outbox.droppedKey,
 			this.prefix,
-			String(Date.now()),
+			String(this.clock.now()),
 			String(maxAttempts),
-			new Date().toISOString(),
+			isoNow(this.clock),
 			String(this.retentionS),
 			this.outbox.max,
 			this.outbox.channel
@@ -357,16 +359,16 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async record(update: TaskUpdate) {
-		await this.outbox.push(this.frame(update));
+		await this.outbox.push(this.frame(update, isoNow(this.clock)));
 	}
 
-	private frame(update: TaskUpdate, timestamp?: string): string {
+	private frame(update: TaskUpdate, timestamp: string): string {
 		return JSON.stringify(taskFrame(update, timestamp));
 	}
 
 	async depths(): Promise<QueueDepth[]> {
 		const queues = await this.redis.zrange(this.key("ready"), 0, -1);
-		const now = Date.now();
+		const now = this.clock.now();
 		return Promise.all(
 			queues.map(async queue => {
 				const qkey = this.key(`queue:${queue}`);
