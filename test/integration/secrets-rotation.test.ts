@@ -106,5 +106,6 @@ describeWithRedis("rotating SECRETS_KEY", () => {
 			{ meta: { tenant_id: TENANT } }
 		);
 		expect(resolved.config.headers["X-Api-Key"]).toBe("tool-secret");
-	});
+		// Three node starts: minutes on a loaded machine, seconds on an idle one.
+	}, 120000);
 });
