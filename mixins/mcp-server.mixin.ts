@@ -1,6 +1,6 @@
-import type { IncomingMessage } from "http";
 import type { Service, ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
+import type { GatewayAuth } from "../lib/gateway-auth";
 import { McpGateway } from "../lib/mcp/gateway";
 import { MemorySessionLogs } from "../lib/mcp/memory-event-log";
 import { MemoryMcpTaskIndex } from "../lib/mcp/memory-task-index";
@@ -28,15 +28,12 @@ export interface McpServerLocals extends RedisLocals {
 }
 
 type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks">> &
-	McpServerLocals & {
-		identify(req: Pick<IncomingMessage, "headers">): Promise<CallerMeta>;
-		admit(tenantId: string): Promise<void>;
-	};
+	McpServerLocals & { auth: GatewayAuth };
 
 /**
  * The gateway's MCP server (`this.mcp`), reaching the cluster through the service's own calls: a
  * tool call runs on an executor, a task-augmented one is queued with `tasks.submit` like a REST task.
- * Needs the host's `identify` and `admit` methods and the TaskSubmissionMixin's `tasks.*` actions;
+ * Needs the host's `auth` (set in its own `created`) and the TaskSubmissionMixin's `tasks.*` actions;
  * list it before RedisMixin (whose `created` must run first).
  */
 export function McpServerMixin(): Partial<ServiceSchema> {
@@ -68,11 +65,7 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, { meta });
 			this.mcp = new McpGateway(
 				{
-					identify: async req => {
-						const meta = await this.identify(req);
-						await this.admit(meta.tenant_id!);
-						return meta;
-					},
+					identify: req => this.auth.admit(req.headers, "tools:read"),
 					listTools: (meta, offset, limit) =>
 						broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
 					searchTools: (meta, query) =>

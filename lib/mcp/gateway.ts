@@ -17,7 +17,10 @@ import { GLOBAL_TENANT } from "../tenancy";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
 export interface McpBackend extends McpTaskBackend {
-	/** Resolves the request's credential, or throws the same errors as REST authentication. */
+	/**
+	 * Resolves the request's credential, counts it against the rate limit and checks `tools:read`;
+	 * throws the same errors as REST authentication.
+	 */
 	identify(req: IncomingMessage): Promise<CallerMeta>;
 	/** A page of the tools the caller may use, in MCP `tools/list` shape, by name. */
 	listTools(meta: CallerMeta, offset: number, limit: number): Promise<{ tools: McpToolShape[] }>;
@@ -181,7 +184,6 @@ export class McpGateway {
 		let meta: CallerMeta;
 		try {
 			meta = await this.backend.identify(req);
-			if (!meta.scopes?.includes("tools:read")) throw lacksScope("tools:read");
 		} catch (err) {
 			return void sendError(res, err);
 		}

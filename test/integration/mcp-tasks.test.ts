@@ -57,7 +57,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		orchestrator = await OrchestratorStandIn.start();
 		// No executor here: every task must be run by the executor node.
 		gateway = await startNode({
-			services: ["api", "registry", "validator", "notifier", "audit"],
+			services: ["api", "keys", "registry", "validator", "notifier", "audit"],
 			settings: { wsUrl: orchestrator.url, mcpTasks: { pollIntervalMs: 100, pageSize: 2, maxPerOwner: 100 } },
 			transporter,
 			redisUrl,
