@@ -1,3 +1,4 @@
+import Redis from "ioredis";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
@@ -57,6 +58,8 @@ describeWithRedis("MCP streams resumed on another gateway node sharing Redis", (
 	const tenant = `mcp-resume-${process.pid}`;
 	let nodeA: TestNode;
 	let nodeB: TestNode;
+	let stoppedA = false;
+	let redis: Redis;
 
 	const headers = (session?: string, extra: Record<string, string> = {}) => ({
 		authorization: `Bearer ${SERVICE_TOKEN}`,
@@ -76,6 +79,7 @@ describeWithRedis("MCP streams resumed on another gateway node sharing Redis", (
 		});
 
 	beforeAll(async () => {
+		redis = new Redis(redisUrl);
 		// Two gateways with no transporter between them: they share nothing but Redis.
 		const options = { services: ["api", "registry", "validator", "executor"], redisUrl, redisPrefix: prefix };
 		[nodeA, nodeB] = await Promise.all([
@@ -85,11 +89,27 @@ describeWithRedis("MCP streams resumed on another gateway node sharing Redis", (
 	});
 
 	afterAll(async () => {
-		await Promise.all([nodeA?.stop(), nodeB?.stop()]);
+		await Promise.all([stoppedA ? undefined : nodeA?.stop(), nodeB?.stop(), redis?.quit()]);
 		await dropPrefix(redisUrl, prefix);
 	});
 
-	it("replays a lost response on another node, which then carries the session on", async () => {
+	it("resumes no session of another tenant, and no id it never issued", async () => {
+		const opened = await post(nodeA, INITIALIZE);
+		const session = opened.headers.get("mcp-session-id")!;
+		await opened.text();
+		const asOther = await fetch(`${nodeB.url}/mcp`, {
+			method: "POST",
+			headers: { ...headers(session), "x-tenant-id": `${tenant}-other` },
+			body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" })
+		});
+		expect(asOther.status).toBe(404);
+		for (const unknown of ["00000000-0000-4000-8000-000000000000", "not-a-session"])
+			expect((await post(nodeB, { jsonrpc: "2.0", id: 3, method: "ping" }, unknown)).status).toBe(404);
+		// Its own caller still reaches it on B.
+		expect((await post(nodeB, { jsonrpc: "2.0", id: 4, method: "ping" }, session)).status).toBe(200);
+	});
+
+	it("replays a lost response on another node after the first one stopped; that node carries the session on", async () => {
 		const opened = await post(nodeA, INITIALIZE);
 		expect(opened.status).toBe(200);
 		const session = opened.headers.get("mcp-session-id")!;
@@ -111,24 +131,28 @@ describeWithRedis("MCP streams resumed on another gateway node sharing Redis", (
 		const [primingEvent] = await readEvents(streamed, lost, events => events.length >= 1, 10000);
 		expect(primingEvent.id).toMatch(/^\d+$/);
 
+		// Node A stores the answer in the session's log, then goes away.
+		const events = `${prefix}mcp-events:{${session}}`;
+		await eventually(async () => expect(await redis.zcard(events)).toBeGreaterThanOrEqual(2), 15000);
+		await nodeA.stop();
+		stoppedA = true;
+
 		// The client reconnects with Last-Event-ID and reaches node B, which never saw the session.
-		const replayed = await eventually(async () => {
-			const reconnect = new AbortController();
-			const res = await fetch(`${nodeB.url}/mcp`, {
-				method: "GET",
-				headers: headers(session, { "last-event-id": primingEvent.id! }),
-				signal: reconnect.signal
-			});
-			expect(res.status).toBe(200);
-			const events = await readEvents(res, reconnect, found => found.some(answerTo(2)), 1000);
-			const answer = events.find(answerTo(2));
-			expect(answer).toBeDefined();
-			return { answer: answer!, id: answer!.id };
-		}, 15000);
-		const answer = JSON.parse(replayed.answer.data);
+		const reconnect = new AbortController();
+		const res = await fetch(`${nodeB.url}/mcp`, {
+			method: "GET",
+			headers: headers(session, { "last-event-id": primingEvent.id! }),
+			signal: reconnect.signal
+		});
+		expect(res.status).toBe(200);
+		const replayed = (await readEvents(res, reconnect, found => found.some(answerTo(2)), 5000)).find(
+			answerTo(2)
+		);
+		expect(replayed).toBeDefined();
+		const answer = JSON.parse(replayed!.data);
 		expect(answer).toMatchObject({ id: 2, result: { structuredContent: expect.any(Object) } });
 		expect(answer.result.isError).toBeUndefined();
-		expect(Number(replayed.id)).toBeGreaterThan(Number(primingEvent.id));
+		expect(Number(replayed!.id)).toBeGreaterThan(Number(primingEvent.id));
 
 		// Node B now serves the session: a request answers, to its own caller only.
 		const listed = await post(nodeB, { jsonrpc: "2.0", id: 3, method: "tools/list" }, session);
@@ -146,21 +170,5 @@ describeWithRedis("MCP streams resumed on another gateway node sharing Redis", (
 		expect(ended.status).toBe(200);
 		const afterwards = await post(nodeB, { jsonrpc: "2.0", id: 5, method: "ping" }, session);
 		expect(afterwards.status).toBe(404);
-	});
-
-	it("resumes no session of another tenant, and no id it never issued", async () => {
-		const opened = await post(nodeA, INITIALIZE);
-		const session = opened.headers.get("mcp-session-id")!;
-		await opened.text();
-		const asOther = await fetch(`${nodeB.url}/mcp`, {
-			method: "POST",
-			headers: { ...headers(session), "x-tenant-id": `${tenant}-other` },
-			body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" })
-		});
-		expect(asOther.status).toBe(404);
-		for (const unknown of ["00000000-0000-4000-8000-000000000000", "not-a-session"])
-			expect((await post(nodeB, { jsonrpc: "2.0", id: 3, method: "ping" }, unknown)).status).toBe(404);
-		// Its own caller still reaches it on B.
-		expect((await post(nodeB, { jsonrpc: "2.0", id: 4, method: "ping" }, session)).status).toBe(200);
 	});
 });
