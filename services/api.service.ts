@@ -6,6 +6,7 @@ import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
+import { ExecutionFailoverMixin } from "../mixins/execution-failover.mixin";
 import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
 import { GLOBAL_TENANT, TENANT_ID_PATTERN } from "../lib/tenancy";
@@ -30,6 +31,7 @@ import { RedisKeyStore } from "../lib/store/redis-key-store";
 import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
 import { subscribeFrames } from "../lib/tasks/backend";
 import { UiSockets } from "../lib/ui-sockets";
+import { DependencyWatch } from "../lib/dependency-watch";
 import { SCOPES, type ApiKeyRecord, type CallerMeta, type Scope, type StoredTool } from "../types/wire";
 import { config } from "../lib/config";
 
@@ -79,6 +81,8 @@ interface ApiLocals extends RedisLocals, AuditLocals {
 	server: Server;
 	uiServer: WebSocketServer;
 	uiSockets: UiSockets;
+	/** Redis and the transporter as this node sees them: what readiness reports and requests need. */
+	reachable: DependencyWatch;
 	/** Stops the feed of recorded task frames to UI clients. */
 	stopTaskFrames: () => Promise<void>;
 }
@@ -198,6 +202,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	mixins: [
 		ApiGateway as unknown as Partial<ServiceSchema>,
 		TaskSubmissionMixin({ actionPrefix: "tasks." }),
+		ExecutionFailoverMixin(),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
 		AuditMixin(),
@@ -305,14 +310,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 		},
 
 		ready: {
-			async handler(this: ApiThis, ctx: Context) {
-				const checks: Record<string, "ok" | "down"> = {};
-				if (this.broker.transit) checks.transporter = this.broker.transit.connected ? "ok" : "down";
-				if (this.redis)
-					checks.redis = await this.redis.ping().then(
-						() => "ok" as const,
-						() => "down" as const
-					);
+			handler(this: ApiThis, ctx: Context) {
+				const checks = this.reachable.checks();
 				const failed = Object.keys(checks).filter(name => checks[name] !== "ok");
 				if (failed.length) (ctx.meta as Record<string, unknown>).$statusCode = 503;
 				return { status: failed.length ? "unavailable" : "ready", checks, failed };
@@ -409,6 +408,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	methods: {
 		async authenticate(this: ApiThis, ctx, _route, req) {
 			Object.assign(ctx.meta, await this.identify(req));
+			this.reachable.require(req.$alias?.action);
 			await this.admit(ctx.meta.tenant_id!);
 			return null;
 		},
@@ -428,6 +428,8 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 		/** Resolves the credential to an identity: service token + headers, or an API key. */
 		async identify(this: ApiThis, req): Promise<CallerMeta> {
+			// Every credential is checked against Redis (keys, rate limit): without it, 503 at once.
+			this.reachable.require();
 			const authorization = header(req, "authorization") ?? "";
 			const credential = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
 			if (!credential) throw unauthorized("Missing Bearer credential");
@@ -496,8 +498,9 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
 				const body = refuseUpgrade(socket, err);
-				// The path only: `?token=` carries the credential.
-				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
+				// The path only: `?token=` carries the credential. A dependency's outage is logged once by its watch.
+				if (body.type === "INTERNAL_ERROR")
+					this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
 			}
 		}
 	},
@@ -505,6 +508,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	created(this: ApiThis) {
 		const { redis, settings } = this;
 		this.serviceTokenDigest = settings.serviceToken ? sha256(settings.serviceToken) : null;
+		this.reachable = new DependencyWatch(this.broker, redis, this.logger);
 		this.keyStore = redis ? new RedisKeyStore(redis, settings.redisPrefix) : new MemoryKeyStore();
 		this.keyUseWritten = new Map();
 		this.rateLimiter =
@@ -525,15 +529,20 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 					await this.admit(meta.tenant_id!);
 					return meta;
 				},
-				listTools: (meta, offset, limit) =>
-					this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-				searchTools: (meta, query) =>
-					this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+				listTools: (meta, offset, limit) => {
+					this.reachable.require("registry.discover");
+					return this.broker.call("registry.discover", { format: "mcp", limit, offset }, { meta });
+				},
+				searchTools: (meta, query) => {
+					this.reachable.require("registry.discover");
+					return this.broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta });
+				},
+				// This gateway's own `tools.execute`, which fails over when an executor node is lost.
 				execute: (meta, name, parameters, expectedHash) =>
 					this.broker.call(
-						"executor.execute",
+						"api.tools.execute",
 						{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-						{ meta }
+						{ meta, nodeID: this.broker.nodeID }
 					)
 			},
 			{ loopbackOnly: isLoopbackAddress(settings.ip), ...settings.mcpSessions }
@@ -554,6 +563,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 	},
 
 	async started(this: ApiThis) {
+		this.reachable.start();
 		// Upgrades never reach moleculer-web's routes: every upgrade request is answered here.
 		this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
 			void this.acceptUiSocket(req, socket, head);
@@ -574,6 +584,7 @@ const ApiService: ServiceSchema<ApiSettings, ApiMethods, ApiLocals, ApiThis> = {
 
 	// Runs before moleculer-web's `stopped`, whose server.close() would wait for open sockets.
 	async stopped(this: ApiThis) {
+		this.reachable.stop();
 		await this.stopTaskFrames?.();
 		this.uiServer.close();
 		await Promise.all([this.uiSockets.close(), this.mcp.close()]);

@@ -173,6 +173,8 @@ export class RedisToolStore implements ToolStore {
 		if (!box) return 0;
 		let changed = 0;
 		const conn = this.redis.duplicate();
+		// Its commands reject when Redis is down; the outage is logged by the main connection.
+		conn.on("error", () => undefined);
 		try {
 			let cursor = "0";
 			do {
@@ -229,6 +231,8 @@ export class RedisToolStore implements ToolStore {
 		attempt: (conn: Redis, current: StoredTool) => Promise<T | undefined>
 	): Promise<T | null> {
 		const conn = this.redis.duplicate();
+		// Its commands reject when Redis is down; the outage is logged by the main connection.
+		conn.on("error", () => undefined);
 		try {
 			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
 				await conn.watch(this.toolKey(id));
