@@ -1,5 +1,6 @@
 import { randomUUID } from "crypto";
 import type { JsonObject } from "../../types/wire";
+import { isoNow, systemClock, type Clock } from "../clock";
 import type { MemoryOutbox } from "../outbox/memory-outbox";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
@@ -40,7 +41,8 @@ export class MemoryTaskQueue implements TaskQueue {
 
 	constructor(
 		private readonly outbox: MemoryOutbox,
-		private readonly retentionMs = 24 * 3600 * 1000
+		private readonly retentionMs = 24 * 3600 * 1000,
+		private readonly clock: Clock = systemClock
 	) {}
 
 	async submit(task: TaskMessage) {
@@ -76,15 +78,19 @@ export class MemoryTaskQueue implements TaskQueue {
 		else this.queues.delete(queue);
 		const entry = this.entries.get(id)!;
 		entry.token = randomUUID();
-		entry.leaseUntil = Date.now() + leaseMs;
+		entry.leaseUntil = this.clock.now() + leaseMs;
 		this.leased.add(id);
-		Object.assign(entry.task, { status: "processing", attempts: entry.task.attempts + 1, updated_at: now() });
+		Object.assign(entry.task, {
+			status: "processing",
+			attempts: entry.task.attempts + 1,
+			updated_at: isoNow(this.clock)
+		});
 		return { task: copy(entry.task), token: entry.token };
 	}
 
 	async extend(lease: Lease, leaseMs: number) {
 		const entry = this.owned(lease);
-		if (entry) entry.leaseUntil = Date.now() + leaseMs;
+		if (entry) entry.leaseUntil = this.clock.now() + leaseMs;
 		return Boolean(entry);
 	}
 
@@ -102,8 +108,8 @@ export class MemoryTaskQueue implements TaskQueue {
 		if (!entry) return false;
 		this.leased.delete(entry.task.task_id);
 		entry.token = "";
-		entry.dueAt = Date.now() + delayMs;
-		Object.assign(entry.task, { status: "pending", error, updated_at: now() });
+		entry.dueAt = this.clock.now() + delayMs;
+		Object.assign(entry.task, { status: "pending", error, updated_at: isoNow(this.clock) });
 		this.delayed.add(entry.task.task_id);
 		this.announce({ event: "task_status_update", task: entry.task, message: `retrying in ${delayMs} ms` });
 		return true;
@@ -129,7 +135,7 @@ export class MemoryTaskQueue implements TaskQueue {
 	}
 
 	async reap(maxAttempts: number): Promise<ReapResult> {
-		const at = Date.now();
+		const at = this.clock.now();
 		const result: ReapResult = { redelivered: 0, dead_lettered: [], promoted: 0 };
 		for (const id of [...this.leased]) {
 			const entry = this.entries.get(id)!;
@@ -144,7 +150,7 @@ export class MemoryTaskQueue implements TaskQueue {
 			} else {
 				this.leased.delete(id);
 				entry.token = "";
-				Object.assign(entry.task, { status: "pending", updated_at: now() });
+				Object.assign(entry.task, { status: "pending", updated_at: isoNow(this.clock) });
 				this.enqueue(entry);
 				result.redelivered++;
 			}
@@ -162,11 +168,11 @@ export class MemoryTaskQueue implements TaskQueue {
 	}
 
 	async record(update: TaskUpdate) {
-		this.announce(update);
+		this.announce(update, isoNow(this.clock));
 	}
 
 	async depths(): Promise<QueueDepth[]> {
-		const at = Date.now();
+		const at = this.clock.now();
 		return [...this.queues].map(([queue, items]) => {
 			const oldest = Math.min(...items.map(item => Date.parse(this.entries.get(item.id)!.task.created_at)));
 			return {
@@ -178,8 +184,9 @@ export class MemoryTaskQueue implements TaskQueue {
 		});
 	}
 
-	private announce(update: TaskUpdate) {
-		this.outbox.append(JSON.stringify(taskFrame(update)));
+	/** A status change's frame carries the time the task was updated, as the Redis queue's does. */
+	private announce(update: TaskUpdate, timestamp = update.task.updated_at) {
+		this.outbox.append(JSON.stringify(taskFrame(update, timestamp)));
 	}
 
 	private enqueue(entry: Entry) {
@@ -204,13 +211,12 @@ export class MemoryTaskQueue implements TaskQueue {
 	private end(entry: Entry, outcome: TaskOutcome) {
 		this.leased.delete(entry.task.task_id);
 		entry.token = "";
-		entry.endedAt = Date.now();
+		entry.endedAt = this.clock.now();
 		// A failed attempt before a retry left an `error`; the final outcome replaces it.
 		const { result: _result, error: _error, ...task } = entry.task;
-		entry.task = Object.assign(task, outcome, { updated_at: now() });
+		entry.task = Object.assign(task, outcome, { updated_at: isoNow(this.clock) });
 		this.ended.push(entry.task.task_id);
 	}
 }
 
-const now = () => new Date().toISOString();
 const copy = (task: TaskMessage): TaskMessage => structuredClone(task);

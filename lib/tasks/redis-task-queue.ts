@@ -1,6 +1,7 @@
 import { randomUUID } from "crypto";
 import type Redis from "ioredis";
 import type { JsonObject } from "../../types/wire";
+import { isoNow, systemClock, type Clock } from "../clock";
 import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
@@ -167,7 +168,8 @@ export class RedisTaskQueue implements TaskQueue {
 		private readonly redis: Redis,
 		private readonly prefix: string,
 		private readonly outbox: RedisOutbox,
-		private readonly retentionS = 24 * 3600
+		private readonly retentionS = 24 * 3600,
+		private readonly clock: Clock = systemClock
 	) {}
 
 	private key = (name: string) => `${this.prefix}${name}`;
@@ -208,10 +210,10 @@ export class RedisTaskQueue implements TaskQueue {
 			this.key("leases"),
 			this.key("turn"),
 			this.prefix,
-			String(Date.now()),
+			String(this.clock.now()),
 			String(leaseMs),
 			token,
-			new Date().toISOString()
+			isoNow(this.clock)
 		)) as string[] | null;
 		const task = fields ? fromPairs(fields) : null;
 		return task ? { task, token } : null;
@@ -224,14 +226,14 @@ export class RedisTaskQueue implements TaskQueue {
 			this.taskKey(lease.task.task_id),
 			this.key("leases"),
 			lease.token,
-			String(Date.now() + leaseMs),
+			String(this.clock.now() + leaseMs),
 			lease.task.task_id
 		);
 		return extended === 1;
 	}
 
 	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...running } = lease.task;
 		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
@@ -258,7 +260,7 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const frame = this.frame(
 			{
 				event: "task_status_update",
@@ -276,7 +278,7 @@ export class RedisTaskQueue implements TaskQueue {
 			this.outbox.key,
 			this.outbox.droppedKey,
 			lease.token,
-			String(Date.now() + delayMs),
+			String(this.clock.now() + delayMs),
 			JSON.stringify(error),
 			updatedAt,
 			lease.task.task_id,
@@ -291,7 +293,7 @@ export class RedisTaskQueue implements TaskQueue {
 		// The frame is built from the message as read now; the script records it only if it cancels.
 		const current = await this.get(taskId);
 		if (!current) return null;
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...task } = current;
 		const frame = this.frame(
 			{
@@ -331,9 +333,9 @@ export class RedisTaskQueue implements TaskQueue {
 			this.outbox.key,
 			this.outbox.droppedKey,
 			this.prefix,
-			String(Date.now()),
+			String(this.clock.now()),
 			String(maxAttempts),
-			new Date().toISOString(),
+			isoNow(this.clock),
 			String(this.retentionS),
 			this.outbox.max,
 			this.outbox.channel
@@ -345,16 +347,16 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async record(update: TaskUpdate) {
-		await this.outbox.push(this.frame(update));
+		await this.outbox.push(this.frame(update, isoNow(this.clock)));
 	}
 
-	private frame(update: TaskUpdate, timestamp?: string): string {
+	private frame(update: TaskUpdate, timestamp: string): string {
 		return JSON.stringify(taskFrame(update, timestamp));
 	}
 
 	async depths(): Promise<QueueDepth[]> {
 		const queues = await this.redis.zrange(this.key("ready"), 0, -1);
-		const now = Date.now();
+		const now = this.clock.now();
 		return Promise.all(
 			queues.map(async queue => {
 				const qkey = this.key(`queue:${queue}`);

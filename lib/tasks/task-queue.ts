@@ -1,8 +1,15 @@
 import type { JsonObject } from "../../types/wire";
 import type { TaskUpdate } from "./task-events";
 
-export type TaskStatus = "pending" | "processing" | "completed" | "failed" | "cancelled";
-export type TaskType = "tool_execution" | "tool_registration" | "tool_discovery" | "tool_validation";
+export const TASK_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const TASK_TYPES = [
+	"tool_execution",
+	"tool_registration",
+	"tool_discovery",
+	"tool_validation"
+] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
 
 /** The standard queue message, as stored and as `GET` returns it. */
 export interface TaskMessage {
