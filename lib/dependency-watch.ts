@@ -1,7 +1,7 @@
 import type Redis from "ioredis";
 import type { ServiceBroker } from "moleculer";
 import type { NatsConnection } from "nats";
-import { dependencyDown } from "./errors";
+import { dependencyDown, stopping } from "./errors";
 
 /** Where a dependency's outage is told: one line when it begins, one when it ends. */
 export interface OutageLog {
@@ -58,10 +58,12 @@ export class DependencyWatch {
 	}
 
 	/**
-	 * Throws a 503 naming the dependency when Redis is down, or when `action` is served only by other
-	 * nodes and the transporter is down.
+	 * Throws a 503 when this node is stopping, naming the dependency when Redis is down, or when
+	 * `action` is served only by other nodes and the transporter is down.
 	 */
 	require(action?: string): void {
+		// A stopping node drains what it took; new work goes to another node.
+		if (this.broker.stopping) throw stopping();
 		if (this.redis && this.redis.status !== "ready") throw dependencyDown("Redis");
 		if (!action || !this.broker.transit || this.transporterUp) return;
 		const endpoints = this.broker.registry.actions.get(action) as { hasLocal(): boolean } | undefined;

@@ -112,6 +112,12 @@ export const dependencyDown = (dependency: string, retryAfterSeconds = DEPENDENC
 		})
 	);
 
+/** This node is stopping: it finishes what it took and takes nothing new. */
+export const stopping = () =>
+	new MoleculerRetryableError("This node is stopping; try again (another node)", 503, "SERVICE_UNAVAILABLE", {
+		retry_after: 1
+	});
+
 /**
  * The node running a call was lost before it answered. Whether the tool ran is unknown, so a tool
  * that is neither idempotent nor read-only is not run again: the caller decides.

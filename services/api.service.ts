@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "http";
 import type { Duplex } from "stream";
-import type { Context, Service, ServiceSchema } from "moleculer";
+import type { CallingOptions, Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway, {
 	type Alias,
 	type ApiSettingsSchema,
@@ -42,6 +42,8 @@ interface GatewaySettings extends Pick<
 	ApiSettingsSchema,
 	"routes" | "log4XXResponses" | "logRequest" | "logResponse" | "onError"
 > {
+	/** moleculer-web calls it for every request's root call (its types know only the object form). */
+	rootCallOptions: typeof rootCallOptions;
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
@@ -143,6 +145,17 @@ function serveDocs(this: ApiThis, req: IncomingRequest, res: GatewayResponse) {
 	if (!sendDocsAsset(file, res)) sendError(res, notFound("File", file));
 }
 
+/**
+ * The options of each request's root call. A standalone MCP stream (`GET /mcp`) lives until the
+ * client or the gateway closes it: tracked, it would hold a graceful stop for the whole shutdown
+ * timeout, while in-flight requests stay tracked and are drained. While the node stops, every answer
+ * closes its connection, so keep-alive clients move to another gateway.
+ */
+function rootCallOptions(this: ApiThis, options: CallingOptions, req: IncomingMessage, res: ServerResponse) {
+	if (req.method === "GET" && pathOf(req.url) === "/mcp") options.tracking = false;
+	if (this.broker.stopping) res.setHeader("Connection", "close");
+}
+
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
@@ -170,6 +183,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
 		log4XXResponses: false,
+		rootCallOptions,
 		// moleculer-web builds (and colours) these lines on every request even when their level is off.
 		logRequest: DEBUG_LOGGING ? "debug" : null,
 		logResponse: DEBUG_LOGGING ? "debug" : null,
@@ -369,6 +383,8 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		await this.stopTaskFrames?.();
 		this.uiServer.close();
 		await Promise.all([this.uiSockets.close(), this.mcp.close()]);
+		// Keep-alive connections left idle by the drain would hold moleculer-web's server.close() open.
+		this.server.closeIdleConnections();
 	}
 };
 
