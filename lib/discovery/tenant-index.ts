@@ -100,10 +100,6 @@ export class TenantIndex {
 		private readonly needsVector: (tool: StoredTool) => void = () => undefined
 	) {}
 
-	get size(): number {
-		return this.entries.size;
-	}
-
 	upsert(tool: StoredTool, vector?: QuantizedVector): void {
 		this.rankings.clear();
 		const previous = this.entries.get(tool.id);

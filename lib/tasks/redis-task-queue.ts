@@ -1,7 +1,11 @@
 import { randomUUID } from "crypto";
 import type Redis from "ioredis";
 import type { JsonObject } from "../../types/wire";
+import { isoNow, systemClock, type Clock } from "../clock";
 import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
+import type { SecretBox } from "../secret-box";
+import { maskSecrets } from "../secrets";
+import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
@@ -161,14 +165,23 @@ end
 return { redelivered, promoted, dead }
 `;
 
-/** Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). */
+/**
+ * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
+ * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
+ */
 export class RedisTaskQueue implements TaskQueue {
 	constructor(
 		private readonly redis: Redis,
 		private readonly prefix: string,
 		private readonly outbox: RedisOutbox,
-		private readonly retentionS = 24 * 3600
+		private readonly retentionS = 24 * 3600,
+		private readonly clock: Clock = systemClock,
+		private readonly secretBox?: SecretBox
 	) {}
+
+	/** The message as the worker needs it: its secrets opened. */
+	private opened = (task: TaskMessage) =>
+		this.secretBox ? mapPayloadConfig(task, config => this.secretBox!.openConfig(config)) : task;
 
 	private key = (name: string) => `${this.prefix}${name}`;
 	private taskKey = (id: string) => this.key(`task:${id}`);
@@ -184,7 +197,9 @@ export class RedisTaskQueue implements TaskQueue {
 			this.key("ready"),
 			this.key("seq"),
 			this.key("turn"),
-			JSON.stringify(doc),
+			JSON.stringify(
+				this.secretBox ? mapPayloadConfig(doc, config => this.secretBox!.sealConfig(config)) : doc
+			),
 			task.task_id,
 			queue,
 			String(task.priority),
@@ -208,13 +223,12 @@ export class RedisTaskQueue implements TaskQueue {
 			this.key("leases"),
 			this.key("turn"),
 			this.prefix,
-			String(Date.now()),
+			String(this.clock.now()),
 			String(leaseMs),
 			token,
-			new Date().toISOString()
+			isoNow(this.clock)
 		)) as string[] | null;
-		const task = fields ? fromPairs(fields) : null;
-		return task ? { task, token } : null;
+		return fields ? { task: this.opened(stored(hashOf(fields))), token } : null;
 	}
 
 	async extend(lease: Lease, leaseMs: number) {
@@ -224,14 +238,14 @@ export class RedisTaskQueue implements TaskQueue {
 			this.taskKey(lease.task.task_id),
 			this.key("leases"),
 			lease.token,
-			String(Date.now() + leaseMs),
+			String(this.clock.now() + leaseMs),
 			lease.task.task_id
 		);
 		return extended === 1;
 	}
 
 	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...running } = lease.task;
 		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
@@ -258,7 +272,7 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const frame = this.frame(
 			{
 				event: "task_status_update",
@@ -276,7 +290,7 @@ export class RedisTaskQueue implements TaskQueue {
 			this.outbox.key,
 			this.outbox.droppedKey,
 			lease.token,
-			String(Date.now() + delayMs),
+			String(this.clock.now() + delayMs),
 			JSON.stringify(error),
 			updatedAt,
 			lease.task.task_id,
@@ -291,7 +305,7 @@ export class RedisTaskQueue implements TaskQueue {
 		// The frame is built from the message as read now; the script records it only if it cancels.
 		const current = await this.get(taskId);
 		if (!current) return null;
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...task } = current;
 		const frame = this.frame(
 			{
@@ -331,9 +345,9 @@ export class RedisTaskQueue implements TaskQueue {
 			this.outbox.key,
 			this.outbox.droppedKey,
 			this.prefix,
-			String(Date.now()),
+			String(this.clock.now()),
 			String(maxAttempts),
-			new Date().toISOString(),
+			isoNow(this.clock),
 			String(this.retentionS),
 			this.outbox.max,
 			this.outbox.channel
@@ -345,16 +359,16 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async record(update: TaskUpdate) {
-		await this.outbox.push(this.frame(update));
+		await this.outbox.push(this.frame(update, isoNow(this.clock)));
 	}
 
-	private frame(update: TaskUpdate, timestamp?: string): string {
+	private frame(update: TaskUpdate, timestamp: string): string {
 		return JSON.stringify(taskFrame(update, timestamp));
 	}
 
 	async depths(): Promise<QueueDepth[]> {
 		const queues = await this.redis.zrange(this.key("ready"), 0, -1);
-		const now = Date.now();
+		const now = this.clock.now();
 		return Promise.all(
 			queues.map(async queue => {
 				const qkey = this.key(`queue:${queue}`);
@@ -373,14 +387,21 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 }
 
-function fromPairs(fields: string[]): TaskMessage {
+function hashOf(fields: string[]): Record<string, string> {
 	const hash: Record<string, string> = {};
 	for (let i = 0; i < fields.length; i += 2) hash[fields[i]] = fields[i + 1];
-	return fromHash(hash)!;
+	return hash;
 }
 
+const fromPairs = (fields: string[]): TaskMessage => fromHash(hashOf(fields))!;
+
+/** The stored message; a registration's secrets masked (sealed or not, they are for the worker only). */
 function fromHash(hash: Record<string, string>): TaskMessage | null {
 	if (!hash.doc) return null;
+	return mapPayloadConfig(stored(hash), maskSecrets);
+}
+
+function stored(hash: Record<string, string>): TaskMessage {
 	return {
 		...(JSON.parse(hash.doc) as Omit<TaskMessage, "status" | "attempts" | "updated_at">),
 		status: hash.status as TaskMessage["status"],
