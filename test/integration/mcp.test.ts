@@ -9,6 +9,7 @@ import {
 import { eventually } from "../support/eventually";
 import { INITIALIZE, protocolError } from "../support/mcp";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { calculatorTool } from "../support/definitions";
 
 let tenantCounter = 0;
 const newTenant = () => `mcp-${process.pid}-${++tenantCounter}`;
@@ -53,7 +54,7 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 		http(node.url, method, `/api/v1${path}`, { tenant, body });
 
 	const register = async (tenant: string, definition: Record<string, unknown>) => {
-		const res = await rest("POST", "/tools", tenant, { type: "calculator", ...definition });
+		const res = await rest("POST", "/tools", tenant, calculatorTool(String(definition.name), definition));
 		expect(res.status).toBe(201);
 		expect(res.body.status).toBe("active");
 		return res.body as { id: string; name: string };
