@@ -194,6 +194,8 @@ export class RedisToolStore implements ToolStore, Resealable {
 		attempt: (conn: Redis, current: StoredTool) => Promise<T | undefined>
 	): Promise<T | null> {
 		const conn = this.redis.duplicate();
+		// Its commands reject when Redis is down; the outage is logged by the main connection.
+		conn.on("error", () => undefined);
 		try {
 			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
 				await conn.watch(this.toolKey(id));
@@ -224,17 +226,5 @@ export class RedisToolStore implements ToolStore, Resealable {
 			keys.forEach((key, i) => (counts[key.slice(head.length, -tail.length)] = sizes[i]));
 		} while (cursor !== "0");
 		return counts;
-	}
-
-	async *all(): AsyncIterable<StoredTool> {
-		const match = `${this.prefix}tool:*`;
-		let cursor = "0";
-		do {
-			const [next, keys] = await this.redis.scan(cursor, "MATCH", match, "COUNT", 500);
-			cursor = next;
-			const current = keys.filter(k => !k.endsWith(":versions"));
-			if (current.length === 0) continue;
-			for (const tool of (await this.redis.mget(current)).map(this.parse)) if (tool) yield tool;
-		} while (cursor !== "0");
 	}
 }

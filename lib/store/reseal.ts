@@ -36,6 +36,8 @@ export async function resealRecords(
 ): Promise<Map<string, number>> {
 	const counts = new Map<string, number>();
 	const conn = redis.duplicate();
+	// Its commands reject when Redis is down; the outage is logged by the main connection.
+	conn.on("error", () => undefined);
 	try {
 		let cursor = "0";
 		do {
