@@ -1,5 +1,6 @@
 import type { Service, ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
+import type { DependencyWatch } from "../lib/dependency-watch";
 import type { GatewayAuth } from "../lib/gateway-auth";
 import { McpGateway } from "../lib/mcp/gateway";
 import { MemorySessionLogs } from "../lib/mcp/memory-event-log";
@@ -28,12 +29,12 @@ export interface McpServerLocals extends RedisLocals {
 }
 
 type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks">> &
-	McpServerLocals & { auth: GatewayAuth };
+	McpServerLocals & { auth: GatewayAuth; reachable: DependencyWatch };
 
 /**
  * The gateway's MCP server (`this.mcp`), reaching the cluster through the service's own calls: a
  * tool call runs on an executor, a task-augmented one is queued with `tasks.submit` like a REST task.
- * Needs the host's `auth` (set in its own `created`) and the TaskSubmissionMixin's `tasks.*` actions;
+ * Needs the host's `auth` and `reachable` (set in its own `created`) and the TaskSubmissionMixin's `tasks.*` actions;
  * list it before RedisMixin (whose `created` must run first).
  */
 export function McpServerMixin(): Partial<ServiceSchema> {
@@ -68,15 +69,20 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 			this.mcp = new McpGateway(
 				{
 					identify: req => this.auth.admit(req.headers, "tools:read"),
-					listTools: (meta, offset, limit) =>
-						broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-					searchTools: (meta, query) =>
-						broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+					listTools: (meta, offset, limit) => {
+						this.reachable.require("registry.discover");
+						return broker.call("registry.discover", { format: "mcp", limit, offset }, { meta });
+					},
+					searchTools: (meta, query) => {
+						this.reachable.require("registry.discover");
+						return broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta });
+					},
+					// This gateway's own `tools.execute`, which fails over when an executor node is lost.
 					execute: (meta, name, parameters, expectedHash) =>
 						broker.call(
-							"executor.execute",
+							"api.tools.execute",
 							{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-							{ meta }
+							{ meta, nodeID: broker.nodeID }
 						),
 					submitTask: async (meta, { name, parameters, expectedHash, sessionId }) => {
 						const { task_id } = await broker.call<{ task_id: string }, object>(
