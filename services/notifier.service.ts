@@ -363,6 +363,8 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 		if (!this.redis || !this.settings.wsUrl) return;
 		const frames = framesChannel(this.settings.redisPrefix);
 		this.subscriber = this.redis.duplicate();
+		// Reported by the service's own connection; a subscriber only resubscribes when Redis is back.
+		this.subscriber.on("error", () => undefined);
 		this.subscriber.on("message", (channel: string, message: string) => {
 			if (channel === frames) {
 				if (this.leader) this.drain();

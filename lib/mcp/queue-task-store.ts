@@ -1,6 +1,7 @@
 import type { TaskStore } from "@modelcontextprotocol/sdk/experimental/tasks/interfaces.js";
 import {
 	ErrorCode,
+	McpError,
 	type CallToolRequest,
 	type Request,
 	type Result,
@@ -10,7 +11,8 @@ import { isConflict, isNotFound } from "../errors";
 import type { TaskMessage } from "../tasks/task-queue";
 import type { CallerMeta, JsonObject } from "../../types/wire";
 import { errorResult, protocolError, rpcError, successResult } from "./results";
-import { taskOwner, type McpTaskIndex } from "./task-index";
+import { callerKey } from "./caller-key";
+import type { McpTaskIndex } from "./task-index";
 
 /** The queue operations MCP Tasks need, acting for the caller as REST does. */
 export interface McpTaskBackend {
@@ -69,10 +71,6 @@ export class QueueTaskStore implements TaskStore {
 		private readonly options: McpTaskOptions
 	) {}
 
-	private owner(meta: CallerMeta): string {
-		return taskOwner(meta.tenant_id!, meta.agent_id);
-	}
-
 	async createTask(
 		_params: unknown,
 		_requestId: unknown,
@@ -87,7 +85,7 @@ export class QueueTaskStore implements TaskStore {
 			.catch(err => {
 				throw protocolError(err);
 			});
-		await this.index.add(this.owner(meta), task.task_id);
+		await this.index.add(callerKey(meta), task.task_id);
 		return this.toTask(task);
 	}
 
@@ -108,16 +106,22 @@ export class QueueTaskStore implements TaskStore {
 		throw new Error("A task's result is stored by the executor that runs it");
 	}
 
-	/** Only cancellation reaches here (the SDK's `tasks/cancel`): the queue cancels a task that has not started. */
+	/**
+	 * Only cancellation reaches here (the SDK's `tasks/cancel`): the queue cancels a task that has not
+	 * started. The SDK passes on an McpError as it is and turns anything else into -32600.
+	 */
 	async updateTaskStatus(taskId: string, status: Task["status"]): Promise<void> {
 		if (status !== "cancelled") throw new Error(`A task does not move to ${status} over MCP`);
 		try {
 			await this.backend.cancelTask(this.metaOf(), taskId);
 		} catch (err) {
-			if (isNotFound(err)) throw rpcError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
-			if (!isConflict(err)) throw protocolError(err);
+			if (isNotFound(err)) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
+			if (!isConflict(err)) {
+				const { code, message } = protocolError(err) as Error & { code: number };
+				throw new McpError(code, message);
+			}
 			const current = (err as { data?: { status?: string } }).data?.status;
-			throw rpcError(
+			throw new McpError(
 				ErrorCode.InvalidParams,
 				current && TERMINAL.has(current)
 					? `Cannot cancel task: already in terminal status '${current}'`
@@ -127,7 +131,7 @@ export class QueueTaskStore implements TaskStore {
 	}
 
 	async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
-		const owner = this.owner(this.metaOf());
+		const owner = callerKey(this.metaOf());
 		const { ids, last } = await this.index.page(owner, decodeCursor(cursor), this.options.pageSize);
 		const tasks = await Promise.all(ids.map(id => this.load(id, false)));
 		return {
@@ -139,7 +143,7 @@ export class QueueTaskStore implements TaskStore {
 	/** The caller's task from the queue, or null; an expired one is dropped from the index. */
 	private async load(taskId: string, checkIndex = true): Promise<TaskMessage | null> {
 		const meta = this.metaOf();
-		const owner = this.owner(meta);
+		const owner = callerKey(meta);
 		if (checkIndex && !(await this.index.has(owner, taskId))) return null;
 		const task = await this.backend.getTask(meta, taskId).catch(err => {
 			if (isNotFound(err)) return null;

@@ -5,6 +5,7 @@ import { conflict, nameTaken, staleVersion } from "../errors";
 import { listMerged } from "./tool-page";
 import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
 import type { SecretBox } from "../secret-box";
+import { resealRecords, type Resealable, type ResealResult } from "./reseal";
 import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
@@ -27,7 +28,7 @@ const MAX_TRANSACTION_RETRIES = 20;
  * Layout under the prefix: `tool:{id}` (current JSON), `tool:{id}:versions` (hash version → JSON),
  * `tenant:{t}:names` (hash name → id), `tenant:{t}:ids` (sorted set of ids, lexicographic order).
  */
-export class RedisToolStore implements ToolStore {
+export class RedisToolStore implements ToolStore, Resealable {
 	/**
 	 * With an audit log, every audited write appends its entry in the same script or MULTI. With a
 	 * secret box, the secrets of every tool's config are stored sealed (AES-256-GCM) and opened on read.
@@ -165,53 +166,17 @@ export class RedisToolStore implements ToolStore {
 
 	/**
 	 * Seals again, under the box's current key, every stored secret (current tools and their history)
-	 * sealed under an earlier key. Each key is rewritten under WATCH, so a
-	 * concurrent change wins and is already sealed under the current key. Resolves how many keys changed.
+	 * sealed under an earlier key or stored in clear. Resolves how many records changed, per tenant.
 	 */
-	async reseal(): Promise<number> {
+	async reseal(): Promise<ResealResult> {
 		const box = this.secretBox;
-		if (!box) return 0;
-		let changed = 0;
-		const conn = this.redis.duplicate();
-		try {
-			let cursor = "0";
-			do {
-				const [next, keys] = await this.redis.scan(cursor, "MATCH", `${this.prefix}tool:*`, "COUNT", 200);
-				cursor = next;
-				for (const key of keys) if (await this.resealKey(conn, key)) changed++;
-			} while (cursor !== "0");
-		} finally {
-			conn.disconnect();
-		}
-		return changed;
-	}
-
-	private async resealKey(conn: Redis, key: string): Promise<boolean> {
-		const box = this.secretBox!;
-		const redo = (json: string) => {
+		if (!box) return { key_id: "", resealed: new Map() };
+		const resealed = await resealRecords(this.redis, `${this.prefix}tool:*`, json => {
 			const tool = JSON.parse(json) as StoredTool;
 			const resealed = JSON.stringify({ ...tool, config: box.resealConfig(tool.config) });
-			return resealed === json ? null : resealed;
-		};
-		await conn.watch(key);
-		const tx = conn.multi();
-		let writes = 0;
-		if (key.endsWith(":versions")) {
-			for (const [version, json] of Object.entries(await conn.hgetall(key))) {
-				const resealed = redo(json);
-				if (resealed) (tx.hset(key, version, resealed), writes++);
-			}
-		} else {
-			const json = await conn.get(key);
-			const resealed = json ? redo(json) : null;
-			if (resealed) (tx.set(key, resealed), writes++);
-		}
-		if (writes === 0) {
-			tx.discard();
-			await conn.unwatch();
-			return false;
-		}
-		return (await tx.exec()) !== null;
+			return resealed === json ? null : { json: resealed, tenantId: tool.tenant_id };
+		});
+		return { key_id: box.keyId, resealed };
 	}
 
 	private appendAudit(tx: ChainableCommander, audit: AuditHook | undefined, tool: StoredTool) {
@@ -229,6 +194,8 @@ export class RedisToolStore implements ToolStore {
 		attempt: (conn: Redis, current: StoredTool) => Promise<T | undefined>
 	): Promise<T | null> {
 		const conn = this.redis.duplicate();
+		// Its commands reject when Redis is down; the outage is logged by the main connection.
+		conn.on("error", () => undefined);
 		try {
 			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
 				await conn.watch(this.toolKey(id));
@@ -259,17 +226,5 @@ export class RedisToolStore implements ToolStore {
 			keys.forEach((key, i) => (counts[key.slice(head.length, -tail.length)] = sizes[i]));
 		} while (cursor !== "0");
 		return counts;
-	}
-
-	async *all(): AsyncIterable<StoredTool> {
-		const match = `${this.prefix}tool:*`;
-		let cursor = "0";
-		do {
-			const [next, keys] = await this.redis.scan(cursor, "MATCH", match, "COUNT", 500);
-			cursor = next;
-			const current = keys.filter(k => !k.endsWith(":versions"));
-			if (current.length === 0) continue;
-			for (const tool of (await this.redis.mget(current)).map(this.parse)) if (tool) yield tool;
-		} while (cursor !== "0");
 	}
 }

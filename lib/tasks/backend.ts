@@ -4,6 +4,7 @@ import { MemoryOutbox } from "../outbox/memory-outbox";
 import type { Outbox } from "../outbox/outbox";
 import { framesChannel, RedisOutbox } from "../outbox/redis-outbox";
 import { MemoryTaskQueue } from "./memory-task-queue";
+import type { SecretBox } from "../secret-box";
 import { RedisTaskQueue } from "./redis-task-queue";
 import type { TaskQueue } from "./task-queue";
 
@@ -33,11 +34,23 @@ export function outboxFor(broker: object, options: TaskBackendOptions): Outbox {
  */
 export function taskQueueFor(
 	broker: object,
-	options: TaskBackendOptions & { retentionS: number; clock?: Clock }
+	options: TaskBackendOptions & {
+		retentionS: number;
+		clock?: Clock;
+		/** Seals the secrets of queued registrations in Redis. */
+		secretBox?: SecretBox;
+	}
 ): TaskQueue {
 	const outbox = outboxFor(broker, options);
 	if (outbox instanceof RedisOutbox)
-		return new RedisTaskQueue(options.redis!, options.redisPrefix, outbox, options.retentionS, options.clock);
+		return new RedisTaskQueue(
+			options.redis!,
+			options.redisPrefix,
+			outbox,
+			options.retentionS,
+			options.clock,
+			options.secretBox
+		);
 	let queue = memoryQueues.get(broker);
 	if (!queue)
 		memoryQueues.set(

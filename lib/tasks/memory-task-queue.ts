@@ -2,6 +2,8 @@ import { randomUUID } from "crypto";
 import type { JsonObject } from "../../types/wire";
 import { isoNow, systemClock, type Clock } from "../clock";
 import type { MemoryOutbox } from "../outbox/memory-outbox";
+import { maskSecrets } from "../secrets";
+import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
@@ -47,7 +49,7 @@ export class MemoryTaskQueue implements TaskQueue {
 
 	async submit(task: TaskMessage) {
 		const existing = this.entries.get(task.task_id);
-		if (existing) return { task: copy(existing.task), created: false };
+		if (existing) return { task: shown(existing.task), created: false };
 		const entry: Entry = {
 			task: copy(task),
 			queue: queueOf(task.type, task.tenant_id),
@@ -65,7 +67,7 @@ export class MemoryTaskQueue implements TaskQueue {
 
 	async get(taskId: string) {
 		const entry = this.entries.get(taskId);
-		return entry ? copy(entry.task) : null;
+		return entry ? shown(entry.task) : null;
 	}
 
 	async claim(leaseMs: number): Promise<Lease | null> {
@@ -100,7 +102,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		this.end(entry, outcome);
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		this.announce({ event, task: entry.task, execution_time_ms: executionTimeMs });
-		return copy(entry.task);
+		return shown(entry.task);
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
@@ -118,7 +120,7 @@ export class MemoryTaskQueue implements TaskQueue {
 	async cancel(taskId: string) {
 		const entry = this.entries.get(taskId);
 		if (!entry) return null;
-		if (entry.task.status !== "pending") return { task: copy(entry.task), cancelled: false };
+		if (entry.task.status !== "pending") return { task: shown(entry.task), cancelled: false };
 		const items = this.queues.get(entry.queue);
 		const at = items?.findIndex(item => item.id === taskId) ?? -1;
 		if (at >= 0) {
@@ -131,7 +133,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		this.delayed.delete(taskId);
 		this.end(entry, { status: "cancelled" });
 		this.announce({ event: "task_status_update", task: entry.task, message: "cancelled" });
-		return { task: copy(entry.task), cancelled: true };
+		return { task: shown(entry.task), cancelled: true };
 	}
 
 	async reap(maxAttempts: number): Promise<ReapResult> {
@@ -146,7 +148,7 @@ export class MemoryTaskQueue implements TaskQueue {
 					error: { type: "dead_letter", message: `worker lost ${entry.task.attempts} times; giving up` }
 				});
 				this.announce({ event: "task_failed", task: entry.task });
-				result.dead_lettered.push(copy(entry.task));
+				result.dead_lettered.push(shown(entry.task));
 			} else {
 				this.leased.delete(id);
 				entry.token = "";
@@ -220,3 +222,5 @@ export class MemoryTaskQueue implements TaskQueue {
 }
 
 const copy = (task: TaskMessage): TaskMessage => structuredClone(task);
+/** A copy for anyone but the worker: a registration's secrets masked. */
+const shown = (task: TaskMessage): TaskMessage => mapPayloadConfig(copy(task), maskSecrets);

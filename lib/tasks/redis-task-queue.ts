@@ -3,6 +3,10 @@ import type Redis from "ioredis";
 import type { JsonObject } from "../../types/wire";
 import { isoNow, systemClock, type Clock } from "../clock";
 import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
+import type { SecretBox } from "../secret-box";
+import { maskSecrets } from "../secrets";
+import { resealRecords, type Resealable, type ResealResult } from "../store/reseal";
+import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
@@ -162,15 +166,39 @@ end
 return { redelivered, promoted, dead }
 `;
 
-/** Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). */
-export class RedisTaskQueue implements TaskQueue {
+/**
+ * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
+ * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
+ */
+export class RedisTaskQueue implements TaskQueue, Resealable {
 	constructor(
 		private readonly redis: Redis,
 		private readonly prefix: string,
 		private readonly outbox: RedisOutbox,
 		private readonly retentionS = 24 * 3600,
-		private readonly clock: Clock = systemClock
+		private readonly clock: Clock = systemClock,
+		private readonly secretBox?: SecretBox
 	) {}
+
+	/**
+	 * Seals again, under the box's current key, the secrets of every stored registration (queued, or
+	 * finished and kept) sealed under an earlier key or stored in clear. Resolves how many changed, per tenant.
+	 */
+	async reseal(): Promise<ResealResult> {
+		const box = this.secretBox;
+		if (!box) return { key_id: "", resealed: new Map() };
+		const resealed = await resealRecords(this.redis, this.taskKey("*"), (value, field) => {
+			if (field !== "doc") return null;
+			const doc = JSON.parse(value) as TaskMessage;
+			const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
+			return json === value ? null : { json, tenantId: doc.tenant_id };
+		});
+		return { key_id: box.keyId, resealed };
+	}
+
+	/** The message as the worker needs it: its secrets opened. */
+	private opened = (task: TaskMessage) =>
+		this.secretBox ? mapPayloadConfig(task, config => this.secretBox!.openConfig(config)) : task;
 
 	private key = (name: string) => `${this.prefix}${name}`;
 	private taskKey = (id: string) => this.key(`task:${id}`);
@@ -186,7 +214,9 @@ export class RedisTaskQueue implements TaskQueue {
 			this.key("ready"),
 			this.key("seq"),
 			this.key("turn"),
-			JSON.stringify(doc),
+			JSON.stringify(
+				this.secretBox ? mapPayloadConfig(doc, config => this.secretBox!.sealConfig(config)) : doc
+			),
 			task.task_id,
 			queue,
 			String(task.priority),
@@ -215,8 +245,7 @@ export class RedisTaskQueue implements TaskQueue {
 			token,
 			isoNow(this.clock)
 		)) as string[] | null;
-		const task = fields ? fromPairs(fields) : null;
-		return task ? { task, token } : null;
+		return fields ? { task: this.opened(stored(hashOf(fields))), token } : null;
 	}
 
 	async extend(lease: Lease, leaseMs: number) {
@@ -375,14 +404,21 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 }
 
-function fromPairs(fields: string[]): TaskMessage {
+function hashOf(fields: string[]): Record<string, string> {
 	const hash: Record<string, string> = {};
 	for (let i = 0; i < fields.length; i += 2) hash[fields[i]] = fields[i + 1];
-	return fromHash(hash)!;
+	return hash;
 }
 
+const fromPairs = (fields: string[]): TaskMessage => fromHash(hashOf(fields))!;
+
+/** The stored message; a registration's secrets masked (sealed or not, they are for the worker only). */
 function fromHash(hash: Record<string, string>): TaskMessage | null {
 	if (!hash.doc) return null;
+	return mapPayloadConfig(stored(hash), maskSecrets);
+}
+
+function stored(hash: Record<string, string>): TaskMessage {
 	return {
 		...(JSON.parse(hash.doc) as Omit<TaskMessage, "status" | "attempts" | "updated_at">),
 		status: hash.status as TaskMessage["status"],

@@ -71,6 +71,9 @@ export const queueOf = (type: TaskType, tenantId: string): string =>
  * - Every status change is a compare-and-set, so a redelivered task never completes twice.
  * - Every status change after submission records its notification frame (the orchestrator's WebSocket frame) in the
  *   outbox in the same atomic step: a task that ends `completed` or `failed` is always announced.
+ * - The secrets of a registration task's definition (its `config`) reach only the worker: `claim` hands
+ *   them over; every other read (`get`, `finish`, `cancel`, `reap`) shows them masked. A durable queue
+ *   keeps them sealed at rest.
  */
 export interface TaskQueue {
 	/** Stores and enqueues a new task; a known `task_id` resolves the stored task, `created: false`. */

@@ -1,6 +1,7 @@
 import { randomUUID } from "crypto";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
+import { calculatorTool, clockTool } from "../support/definitions";
 
 describeWithRedis("two gateway nodes sharing one Redis", () => {
 	const redisUrl = process.env.TEST_REDIS_URL!;
@@ -24,7 +25,7 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 			Array.from({ length: 16 }, (_, i) =>
 				http((i % 2 ? a : b).url, "POST", "/api/v1/tools", {
 					tenant: "race",
-					body: { name: "contested", type: "calculator" }
+					body: calculatorTool("contested")
 				})
 			)
 		);
@@ -36,7 +37,7 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 	it("lets exactly one of concurrent updates with the same expected_version win across both nodes", async () => {
 		const { body } = await http(a.url, "POST", "/api/v1/tools", {
 			tenant: "race-update",
-			body: { name: "shared", type: "calculator" }
+			body: calculatorTool("shared")
 		});
 		const results = await Promise.all(
 			Array.from({ length: 10 }, (_, i) =>
@@ -60,7 +61,7 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 		});
 		const tool = await http(b.url, "POST", "/api/v1/tools", {
 			token: key.body.api_key,
-			body: { name: "seen_everywhere", type: "datetime" }
+			body: clockTool("seen_everywhere")
 		});
 		expect(tool.status).toBe(201);
 		const read = await http(a.url, "GET", `/api/v1/tools/${tool.body.id}`, { token: key.body.api_key });
@@ -110,7 +111,7 @@ describeWithNats("services split over NATS (SERVICES per node)", () => {
 	it("serves the catalog from a gateway node whose registry runs on another node", async () => {
 		const created = await http(gateway.url, "POST", "/api/v1/tools", {
 			tenant: "remote",
-			body: { name: "remote_tool", type: "calculator" }
+			body: calculatorTool("remote_tool")
 		});
 		expect(created.status).toBe(201);
 		expect(gateway.broker.getLocalService("registry")).toBeUndefined();
@@ -136,5 +137,58 @@ describeWithNats("services split over NATS (SERVICES per node)", () => {
 			nodeID: "backend",
 			broker: { namespace }
 		});
+	});
+});
+
+/** Needs the transporter and the shared store both. */
+const describeWithNatsAndRedis = process.env.TEST_NATS_URL ? describeWithRedis : describe.skip;
+
+describeWithNatsAndRedis("API keys managed on another node", () => {
+	const redisUrl = process.env.TEST_REDIS_URL!;
+	const transporter = process.env.TEST_NATS_URL!;
+	const prefix = uniquePrefix();
+	const namespace = `test-${randomUUID()}`;
+	const shared = { transporter, redisUrl, redisPrefix: prefix, broker: { namespace } };
+	let gateway: TestNode;
+	let keys: TestNode | undefined;
+
+	beforeAll(async () => {
+		keys = await startNode({ ...shared, services: ["keys"], nodeID: "keys" });
+		gateway = await startNode({ ...shared, services: ["api", "registry", "validator"], nodeID: "gateway" });
+		await gateway.broker.waitForServices(["keys"], 10000);
+	});
+
+	afterAll(async () => {
+		await gateway.stop();
+		await keys?.stop();
+		await dropPrefix(redisUrl, prefix);
+	});
+
+	it("mints and revokes through keys.* on the other node; the gateway authenticates without it", async () => {
+		const created = await http(gateway.url, "POST", "/api/v1/keys", {
+			tenant: "ops",
+			body: { tenant_id: "split", scopes: ["tools:read"] }
+		});
+		expect(created.status).toBe(201);
+		expect(gateway.broker.getLocalService("keys")).toBeUndefined();
+		const asKey = { token: created.body.api_key as string };
+		expect((await http(gateway.url, "GET", "/api/v1/tools", asKey)).status).toBe(200);
+
+		await keys!.stop();
+		keys = undefined;
+		expect((await http(gateway.url, "GET", "/api/v1/tools", asKey)).status).toBe(200);
+		const refused = await http(gateway.url, "POST", "/api/v1/keys", {
+			tenant: "ops",
+			body: { tenant_id: "split", scopes: ["tools:read"] }
+		});
+		expect([refused.status, refused.body.type]).toEqual([503, "SERVICE_UNAVAILABLE"]);
+
+		keys = await startNode({ ...shared, services: ["keys"], nodeID: "keys" });
+		await gateway.broker.waitForServices(["keys"], 10000);
+		const revoked = await http(gateway.url, "DELETE", `/api/v1/keys/${created.body.key_id}`, {
+			tenant: "ops"
+		});
+		expect(revoked.status).toBe(204);
+		expect((await http(gateway.url, "GET", "/api/v1/tools", asKey)).status).toBe(401);
 	});
 });

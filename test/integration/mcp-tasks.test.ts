@@ -1,15 +1,16 @@
 import { randomUUID } from "crypto";
+import type { Context, ServiceSchema } from "moleculer";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
 	CallToolResultSchema,
 	CreateTaskResultSchema,
 	ErrorCode,
-	McpError,
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
+import { protocolError } from "../support/mcp";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { OrchestratorStandIn } from "../support/orchestrator";
 
@@ -18,18 +19,6 @@ jest.setTimeout(60000);
 // The queue lives in Redis and the executor is another node on NATS: the suite needs both.
 const describeWithCluster =
 	describeWithRedis === describe && describeWithNats === describe ? describe : describe.skip;
-
-/** The rejection of `promise`, which must be a JSON-RPC error answer. */
-async function rpcError(promise: Promise<unknown>): Promise<McpError> {
-	const outcome = await promise.then(
-		value => ({ value }),
-		(error: unknown) => ({ error })
-	);
-	if (!("error" in outcome))
-		throw new Error(`expected a protocol error, got ${JSON.stringify(outcome.value)}`);
-	expect(outcome.error).toBeInstanceOf(McpError);
-	return outcome.error as McpError;
-}
 
 describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor on another node", () => {
 	const transporter = process.env.TEST_NATS_URL!;
@@ -61,6 +50,36 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 				CreateTaskResultSchema
 			)
 			.then(answer => answer.task);
+
+	/** Holds `held.work` until released: a task that stays running while the test looks at it. */
+	let release: () => void = () => undefined;
+	const HeldService = {
+		name: "held",
+		actions: {
+			work: {
+				tool: { description: "Work that waits until the test lets it finish" },
+				params: { n: "number" },
+				async handler(ctx: Context<{ n: number }>) {
+					await new Promise<void>(resolve => (release = resolve));
+					return { n: ctx.params.n };
+				}
+			}
+		}
+	} as unknown as ServiceSchema;
+
+	/** The executor node, started once: until then tasks wait in their queue. */
+	const ensureExecutor = async () => {
+		if (executor) return;
+		executor = await startNode({
+			services: ["executor"],
+			transporter,
+			redisUrl,
+			redisPrefix: prefix,
+			nodeID: "mcp-executor",
+			broker: { namespace }
+		});
+		executor.broker.createService(HeldService);
+	};
 
 	const restTask = (id: string, as = tenant) =>
 		http(gateway.url, "GET", `/api/v1/internal/tasks/${id}`, { tenant: as });
@@ -125,7 +144,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		expect(cancelled).toMatchObject({ taskId: task.taskId, status: "cancelled" });
 		expect(cancelled.ttl).toEqual(expect.any(Number));
 		expect((await restTask(task.taskId)).body.status).toBe("cancelled");
-		const again = await rpcError(client.experimental.tasks.cancelTask(task.taskId));
+		const again = await protocolError(client.experimental.tasks.cancelTask(task.taskId));
 		expect(again.code).toBe(ErrorCode.InvalidParams);
 		expect(again.message).toMatch(/terminal status.*cancelled/);
 		const result = await client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema);
@@ -139,14 +158,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		const client = await connect({ "x-tenant-id": tenant, "x-agent-id": "agent-1" });
 		const task = await callAsTask(client, "calculator", { expression: "2 km to m" });
 		// Queued before any executor exists: durable, and picked up once one joins.
-		executor ??= await startNode({
-			services: ["executor"],
-			transporter,
-			redisUrl,
-			redisPrefix: prefix,
-			nodeID: "mcp-executor",
-			broker: { namespace }
-		});
+		await ensureExecutor();
 
 		const result = (await client.experimental.tasks.getTaskResult(
 			task.taskId,
@@ -181,6 +193,28 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		});
 	});
 
+	it("refuses to cancel a task that is already running, and lets it finish", async () => {
+		await ensureExecutor();
+		await eventually(async () => {
+			const found = await http(gateway.url, "GET", "/api/v1/tools?type=moleculer_action", { tenant });
+			expect(found.body.items.map((tool: { name: string }) => tool.name)).toContain("held_work");
+		}, 20000);
+		const client = await connect({ "x-tenant-id": tenant });
+		const task = await callAsTask(client, "held_work", { n: 7 });
+		await eventually(async () => expect((await restTask(task.taskId)).body.status).toBe("processing"), 15000);
+		expect(await client.experimental.tasks.getTask(task.taskId)).toMatchObject({
+			status: "working",
+			statusMessage: "running (attempt 1)"
+		});
+
+		const refused = await protocolError(client.experimental.tasks.cancelTask(task.taskId));
+		expect(refused.code).toBe(ErrorCode.InvalidParams);
+		expect(refused.message).toContain("already running");
+		release();
+		const result = await client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema);
+		expect(result.structuredContent).toEqual({ n: 7 });
+	});
+
 	it("binds every task to its tenant and agent: another caller is told it does not exist", async () => {
 		const owner = await connect({ "x-tenant-id": tenant, "x-agent-id": "agent-owner" });
 		const task = await callAsTask(owner, "calculator", { expression: "1 + 1" });
@@ -194,7 +228,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 				stranger.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema),
 				stranger.experimental.tasks.cancelTask(task.taskId)
 			]) {
-				const refused = await rpcError(attempt);
+				const refused = await protocolError(attempt);
 				expect(refused.code).toBe(ErrorCode.InvalidParams);
 				expect(refused.message).toMatch(/not found/i);
 			}
@@ -219,21 +253,21 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		expect(second.tasks.map(task => task.taskId)).toEqual([created[0]]);
 		expect(second.nextCursor).toBeUndefined();
 
-		const badCursor = await rpcError(client.experimental.tasks.listTasks("not-a-cursor"));
+		const badCursor = await protocolError(client.experimental.tasks.listTasks("not-a-cursor"));
 		expect(badCursor.code).toBe(ErrorCode.InvalidParams);
 	});
 
 	it("refuses what cannot become a task with the spec's codes", async () => {
 		const client = await connect({ "x-tenant-id": tenant });
 		// search_tools declares taskSupport "forbidden": -32601, as the spec says.
-		const forbidden = await rpcError(callAsTask(client, "search_tools", { query: "math" }));
+		const forbidden = await protocolError(callAsTask(client, "search_tools", { query: "math" }));
 		expect(forbidden.code).toBe(ErrorCode.MethodNotFound);
-		const unknown = await rpcError(callAsTask(client, "no_such_tool", {}));
+		const unknown = await protocolError(callAsTask(client, "no_such_tool", {}));
 		expect(unknown.code).toBe(ErrorCode.InvalidParams);
-		const badArguments = await rpcError(callAsTask(client, "calculator", { expression: 42 }));
+		const badArguments = await protocolError(callAsTask(client, "calculator", { expression: 42 }));
 		expect(badArguments.code).toBe(ErrorCode.InvalidParams);
 		expect(badArguments.message).toContain("expression");
-		const missing = await rpcError(client.experimental.tasks.getTask("no-such-task"));
+		const missing = await protocolError(client.experimental.tasks.getTask("no-such-task"));
 		expect(missing.code).toBe(ErrorCode.InvalidParams);
 	});
 
@@ -249,7 +283,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 				requestInit: { headers: { authorization: `Bearer ${res.body.api_key}` } }
 			})
 		);
-		const refused = await rpcError(callAsTask(client, "calculator", { expression: "1" }));
+		const refused = await protocolError(callAsTask(client, "calculator", { expression: "1" }));
 		expect(refused.code).toBe(ErrorCode.InvalidRequest);
 	});
 });

@@ -3,6 +3,7 @@ import { API_ROUTES } from "../../lib/api-routes";
 import { createAjv } from "../../lib/json-schema";
 import { eventually } from "../support/eventually";
 import { http, startNode, type HttpResult, type TestNode } from "../support/node";
+import { clockTool } from "../support/definitions";
 
 /**
  * Every REST route's real answers, checked against the schemas `/openapi.json` publishes. The
@@ -222,7 +223,7 @@ describe("REST responses against the published OpenAPI schemas", () => {
 			["GET", tools, tools, { token: null }, 401],
 			["GET", tools, tools, { token: "trk_nope" }, 401],
 			["GET", "/api/v1/tools/:id", `${tools}/no-such-tool`, {}, 404],
-			["POST", tools, tools, { body: { name: "calculator", type: "datetime" }, tenant: "*" }, 409],
+			["POST", tools, tools, { body: clockTool("calculator"), tenant: "*" }, 409],
 			["POST", tools, tools, { body: { name: "x".repeat(2 * 1024 * 1024) } }, 413],
 			["POST", tools, tools, { body: "name=x", headers: { "content-type": "text/plain" } }, 415],
 			["POST", tools, tools, { body: { name: "9bad", type: "nope" } }, 422],
@@ -238,7 +239,7 @@ describe("REST responses against the published OpenAPI schemas", () => {
 		const refused = await call("POST", tools, tools, {
 			token: reader.body.api_key,
 			tenant: undefined,
-			body: { name: "nope", type: "datetime" }
+			body: clockTool("nope")
 		});
 		expect(refused.status).toBe(403);
 	});

@@ -1,5 +1,7 @@
 import Redis from "ioredis";
-import { randomUUID } from "crypto";
+import { randomBytes, randomUUID } from "crypto";
+import { SecretBox } from "../../lib/secret-box";
+import type { RedisTaskQueue } from "../../lib/tasks/redis-task-queue";
 import type { Outbox } from "../../lib/outbox/outbox";
 import { outboxFor, taskQueueFor } from "../../lib/tasks/backend";
 import type { TaskQueue } from "../../lib/tasks/task-queue";
@@ -24,7 +26,7 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 		// A new owner per test: the memory backends are shared per owner (a broker in the services).
 		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
 		const owner = {};
-		queue = taskQueueFor(owner, backend);
+		queue = taskQueueFor(owner, { ...backend, secretBox: new SecretBox(randomBytes(32)) });
 		outbox = outboxFor(owner, backend);
 	});
 
@@ -45,6 +47,49 @@ describe.each(BACKENDS)("TaskQueue on $name", ({ redisUrl }) => {
 			metadata: { agent_id: "a1" }
 		});
 		expect(await queue.get(randomUUID())).toBeNull();
+	});
+
+	it("hands a registration's secrets to the worker only, sealed at rest and masked in every other read", async () => {
+		const headers = { "X-Api-Key": "queued-secret" };
+		const definition = {
+			name: "keyed",
+			description: "Keyed",
+			type: "external_api",
+			config: { url: "https://x.example", headers }
+		};
+		const t = task("acme", { type: "tool_registration", payload: definition });
+		await queue.submit(t);
+		const masked = { ...definition, config: { ...definition.config, headers: { "X-Api-Key": "********" } } };
+		expect((await queue.get(t.task_id))!.payload).toEqual(masked);
+		expect((await queue.submit(t)).task.payload).toEqual(masked);
+		if (redis) {
+			const doc = await redis.hget(`${prefix}task:${t.task_id}`, "doc");
+			expect(doc).toMatch(/"X-Api-Key":"enc:v1:[0-9a-f]{8}:/);
+			expect(doc).not.toContain("queued-secret");
+		}
+		const lease = (await queue.claim(1000))!;
+		expect(lease.task.payload).toEqual(definition);
+		const finished = await queue.finish(lease, { status: "completed", result: {} });
+		expect(finished!.payload).toEqual(masked);
+	});
+
+	it("seals a queued registration again under a rotated key, so the old key can go before it runs", async () => {
+		if (!redis) return;
+		const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+		const backend = { redis, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
+		const queueUnder = (box: SecretBox) => taskQueueFor({}, { ...backend, secretBox: box }) as RedisTaskQueue;
+		const definition = {
+			name: "keyed",
+			type: "external_api",
+			config: { headers: { "X-Api-Key": "queued" } }
+		};
+		const t = task("acme", { type: "tool_registration", payload: definition });
+		await queueUnder(new SecretBox(oldKey)).submit(t);
+		const rotated = queueUnder(new SecretBox(newKey, [oldKey]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map([["acme", 1]]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map());
+		const lease = await queueUnder(new SecretBox(newKey)).claim(1000);
+		expect(lease!.task.payload).toEqual(definition);
 	});
 
 	it("serves higher priority first and submission order within a priority", async () => {
