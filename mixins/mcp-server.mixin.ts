@@ -64,8 +64,10 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 			const logs = redis
 				? new RedisSessionLogs(redis, settings.redisPrefix, replay)
 				: new MemorySessionLogs(replay);
+			// This node's own task actions: the index and the queue it writes are the ones this node reads.
+			const local = (meta: CallerMeta) => ({ meta, nodeID: broker.nodeID });
 			const taskStatus = (meta: CallerMeta, taskId: string) =>
-				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, { meta });
+				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, local(meta));
 			this.mcp = new McpGateway(
 				{
 					identify: req => this.auth.admit(req.headers, "tools:read"),
@@ -96,13 +98,17 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 								},
 								metadata: { source: "agent_execution", ...(sessionId ? { session_id: sessionId } : {}) }
 							},
-							{ meta }
+							local(meta)
 						);
 						return taskStatus(meta, task_id);
 					},
 					getTask: taskStatus,
 					cancelTask: (meta, taskId) =>
-						broker.call<TaskMessage, { task_id: string }>("api.tasks.cancel", { task_id: taskId }, { meta })
+						broker.call<TaskMessage, { task_id: string }>(
+							"api.tasks.cancel",
+							{ task_id: taskId },
+							local(meta)
+						)
 				},
 				{
 					loopbackOnly: isLoopbackAddress(settings.ip),
