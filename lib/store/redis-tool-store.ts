@@ -194,6 +194,8 @@ export class RedisToolStore implements ToolStore, Resealable {
 		attempt: (conn: Redis, current: StoredTool) => Promise<T | undefined>
 	): Promise<T | null> {
 		const conn = this.redis.duplicate();
+		// Its commands reject when Redis is down; the outage is logged by the main connection.
+		conn.on("error", () => undefined);
 		try {
 			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
 				await conn.watch(this.toolKey(id));
