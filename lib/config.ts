@@ -291,7 +291,12 @@ export const CONFIG_VARIABLES = {
 		["text", "json"] as const,
 		"text"
 	),
-	metrics: oneOf("METRICS", "`off` disables Moleculer metrics", ["on", "off"] as const, "on"),
+	metrics: oneOf(
+		"METRICS",
+		"`off` disables metrics (Moleculer's and the service's own; `/metrics` answers 404)",
+		["on", "off"] as const,
+		"on"
+	),
 	tracingExporter: optionalText(
 		"TRACING_EXPORTER",
 		"Moleculer tracing exporter (`Console`, `Zipkin`, `Jaeger`, `Datadog`, …); unset = no spans"

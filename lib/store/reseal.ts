@@ -1,9 +1,5 @@
 import type Redis from "ioredis";
 
-/**
- * How one record is sealed again: its JSON with every secret under the current key (null when nothing
- * changes), and the tenant it belongs to.
- */
 /** What one pass of a store's reseal did: the current key's id, and how many records it rewrote per tenant. */
 export interface ResealResult {
 	key_id: string;
@@ -18,12 +14,20 @@ export interface Resealable {
 export const isResealable = (store: unknown): store is Resealable =>
 	typeof (store as Partial<Resealable> | null)?.reseal === "function";
 
-export type Resealer = (json: string) => { json: string; tenantId: string } | null;
+/**
+ * How one record is sealed again: its JSON with every secret under the current key (null when nothing
+ * changes), and the tenant it belongs to. `field` names the hash field the record is in, if any.
+ */
+export type Resealer = (json: string, field?: string) => { json: string; tenantId: string } | null;
+
+/** A record that keeps changing under the pass is left for the next start. */
+const MAX_TRIES = 10;
 
 /**
  * Rewrites every record under `pattern` (string keys, and every field of hash keys) that `reseal`
- * changes. Each key is rewritten under WATCH on its own connection, so a concurrent change wins (and
- * is already sealed under the current key). Resolves how many records were rewritten, per tenant.
+ * changes. Each key is rewritten under WATCH on its own connection: a concurrent change aborts the
+ * rewrite, which is tried again on the new state (already current, it is left as it is). Resolves how
+ * many records were rewritten, per tenant.
  */
 export async function resealRecords(
 	redis: Redis,
@@ -39,9 +43,12 @@ export async function resealRecords(
 		do {
 			const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 200);
 			cursor = next;
-			for (const key of keys)
-				for (const tenantId of await resealKey(conn, key, reseal))
-					counts.set(tenantId, (counts.get(tenantId) ?? 0) + 1);
+			for (const key of keys) {
+				let tenants: string[] | null = null;
+				for (let tries = 0; tenants === null && tries < MAX_TRIES; tries++)
+					tenants = await resealKey(conn, key, reseal);
+				for (const tenantId of tenants ?? []) counts.set(tenantId, (counts.get(tenantId) ?? 0) + 1);
+			}
 		} while (cursor !== "0");
 	} finally {
 		conn.disconnect();
@@ -49,15 +56,15 @@ export async function resealRecords(
 	return counts;
 }
 
-/** The tenants of the records rewritten under `key` (one entry per record); none when a writer won. */
-async function resealKey(conn: Redis, key: string, reseal: Resealer): Promise<string[]> {
+/** The tenants of the records rewritten under `key` (one entry per record); null when a writer came between. */
+async function resealKey(conn: Redis, key: string, reseal: Resealer): Promise<string[] | null> {
 	await conn.watch(key);
 	const tx = conn.multi();
 	const tenants: string[] = [];
 	const type = await conn.type(key);
 	if (type === "hash") {
 		for (const [field, json] of Object.entries(await conn.hgetall(key))) {
-			const resealed = reseal(json);
+			const resealed = reseal(json, field);
 			if (resealed) (tx.hset(key, field, resealed.json), tenants.push(resealed.tenantId));
 		}
 	} else if (type === "string") {
@@ -70,5 +77,5 @@ async function resealKey(conn: Redis, key: string, reseal: Resealer): Promise<st
 		await conn.unwatch();
 		return [];
 	}
-	return (await tx.exec()) ? tenants : [];
+	return (await tx.exec()) ? tenants : null;
 }

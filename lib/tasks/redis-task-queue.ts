@@ -5,6 +5,7 @@ import { isoNow, systemClock, type Clock } from "../clock";
 import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
+import { resealRecords, type Resealable, type ResealResult } from "../store/reseal";
 import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
@@ -169,7 +170,7 @@ return { redelivered, promoted, dead }
  * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
  * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
  */
-export class RedisTaskQueue implements TaskQueue {
+export class RedisTaskQueue implements TaskQueue, Resealable {
 	constructor(
 		private readonly redis: Redis,
 		private readonly prefix: string,
@@ -178,6 +179,22 @@ export class RedisTaskQueue implements TaskQueue {
 		private readonly clock: Clock = systemClock,
 		private readonly secretBox?: SecretBox
 	) {}
+
+	/**
+	 * Seals again, under the box's current key, the secrets of every stored registration (queued, or
+	 * finished and kept) sealed under an earlier key or stored in clear. Resolves how many changed, per tenant.
+	 */
+	async reseal(): Promise<ResealResult> {
+		const box = this.secretBox;
+		if (!box) return { key_id: "", resealed: new Map() };
+		const resealed = await resealRecords(this.redis, this.taskKey("*"), (value, field) => {
+			if (field !== "doc") return null;
+			const doc = JSON.parse(value) as TaskMessage;
+			const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
+			return json === value ? null : { json, tenantId: doc.tenant_id };
+		});
+		return { key_id: box.keyId, resealed };
+	}
 
 	/** The message as the worker needs it: its secrets opened. */
 	private opened = (task: TaskMessage) =>
