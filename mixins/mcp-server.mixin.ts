@@ -13,8 +13,8 @@ import type { CallerMeta } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
 import type { TaskSubmissionSettings } from "./task-submission.mixin";
 
-export interface McpServerSettings extends RedisSettings {
-	ip: string;
+/** What the mixin sets; McpServerSettings adds what the host (`ip`) and RedisMixin bring. */
+interface McpOwnSettings {
 	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
 	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	/** SSE events kept per MCP session for clients that reconnect with `Last-Event-ID`; shared in Redis for this long after a session's last activity. */
@@ -22,6 +22,8 @@ export interface McpServerSettings extends RedisSettings {
 	/** MCP Tasks: the `pollInterval` suggested, tasks per `tasks/list` page, tasks listed per tenant and agent. */
 	mcpTasks: { pollIntervalMs: number; pageSize: number; maxPerOwner: number };
 }
+
+export type McpServerSettings = McpOwnSettings & RedisSettings & { ip: string };
 
 export interface McpServerLocals extends RedisLocals {
 	/** The Model Context Protocol server at /mcp. */
@@ -38,7 +40,7 @@ type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks">
  * list it before RedisMixin (whose `created` must run first).
  */
 export function McpServerMixin(): Partial<ServiceSchema> {
-	const mixin: Partial<ServiceSchema<McpServerSettings, object, McpServerLocals, McpThis>> = {
+	const mixin: Partial<ServiceSchema<McpOwnSettings, object, McpServerLocals, McpThis>> = {
 		settings: {
 			mcpSessions: {
 				maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
@@ -47,7 +49,7 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 			},
 			mcpReplay: { eventsPerSession: 256, ttlMs: 30 * 60 * 1000 },
 			mcpTasks: { pollIntervalMs: 1000, pageSize: 50, maxPerOwner: 1000 }
-		} as Partial<McpServerSettings> as McpServerSettings,
+		},
 
 		created(this: McpThis) {
 			const { settings, redis, broker } = this;
