@@ -1,6 +1,7 @@
 import type { BrokerOptions } from "moleculer";
 import { GatewayPrometheusReporter } from "./lib/metrics/gateway-prometheus-reporter";
 import { NodeMetricsListener } from "./lib/metrics/node-metrics-listener";
+import { brokerMiddlewares } from "./lib/metrics/broker-middlewares";
 import { RedactingConsoleLogger } from "./lib/redacting-logger";
 import { replCommands } from "./lib/repl-commands";
 import { ensureServiceToken } from "./lib/service-token";
@@ -36,6 +37,8 @@ if (!replOnly && settings.nodeEnv === "production" && !settings.secretsKey && !s
 /** Nodes with the gateway serve metrics at its `/metrics`; others listen on their own PORT and HOST. */
 const runsGateway = runsService(settings, "api");
 
+const metricsOn = settings.metrics === "on";
+
 /**
  * Broker options from the environment (lib/config.ts). With no TRANSPORTER every service runs in
  * this one process; with `nats://...` nodes form one cluster.
@@ -68,7 +71,7 @@ const brokerOptions: BrokerOptions = {
 	// Operator commands of `npm run repl` (lib/repl-commands.ts).
 	replOptions: { customCommands: replCommands },
 	metrics: {
-		enabled: settings.metrics === "on",
+		enabled: metricsOn,
 		reporter: (runsGateway
 			? new GatewayPrometheusReporter({})
 			: new NodeMetricsListener({
@@ -83,6 +86,9 @@ const brokerOptions: BrokerOptions = {
 		enabled: Boolean(settings.tracingExporter),
 		exporter: (settings.tracingExporter ? [settings.tracingExporter] : []) as TracingOptions["exporter"]
 	},
+	// Moleculer's own list with our cheap request metrics in place of its `Metrics` (lib/metrics).
+	internalMiddlewares: false,
+	middlewares: brokerMiddlewares(metricsOn, process.argv.includes("--hot")),
 	skipProcessEventRegistration: false
 };
 

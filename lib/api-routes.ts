@@ -96,7 +96,7 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"DELETE /internal/tasks/:task_id": route("api.tasks.cancel", "tools:execute", "Cancel a pending task", {
 		response: "Task"
 	}),
-	"POST /keys": route("api.keys.create", "keys:admin", "Create an API key (its secret is shown once)", {
+	"POST /keys": route("keys.create", "keys:admin", "Create an API key (its secret is shown once)", {
 		status: 201,
 		location: key => `/api/v1/keys/${key.key_id}`
 	}),
@@ -117,9 +117,9 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 	"POST /sources/:id/refresh": route("sources.refresh", "tools:write", "Read a source's tools again now"),
 	"GET /audit": route("audit.list", "keys:admin", "The tenant's audit trail, newest first"),
 	"GET /keys": route(
-		"api.keys.list",
+		"keys.list",
 		"keys:admin",
 		"The tenant's API keys and when each was last used (never a secret)"
 	),
-	"DELETE /keys/:key_id": route("api.keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
+	"DELETE /keys/:key_id": route("keys.revoke", "keys:admin", "Revoke an API key", { status: 204 })
 };

@@ -142,7 +142,7 @@ export const CONFIG_VARIABLES = {
 	),
 	services: list(
 		"SERVICES",
-		"comma list of services this node runs: `api,registry,validator,executor,notifier,sources,audit`",
+		"comma list of services this node runs: `api,keys,registry,validator,executor,notifier,sources,audit`",
 		"all"
 	),
 	serviceToken: secret(

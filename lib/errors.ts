@@ -120,6 +120,9 @@ export const isStaleVersion = (err: unknown) => hasName(err, NAMES.STALE_VERSION
 export const isDefinitionChanged = (err: unknown) => hasName(err, NAMES.DEFINITION_CHANGED);
 export const isDependencyDown = (err: unknown) => hasName(err, NAMES.DEPENDENCY_DOWN);
 
+/** Any 404: the thing asked for does not exist for this caller. */
+export const isNotFound = (err: unknown) => fieldsOf(err).code === 404;
+
 /** Any 409, including the named conflicts above. */
 export const isConflict = (err: unknown) => fieldsOf(err).code === 409;
 

@@ -10,7 +10,7 @@ import {
 	type ToolAccessMethods,
 	type ToolAccessSettings
 } from "../mixins/tool-access.mixin";
-import { METRICS } from "../lib/metrics/names";
+import { executionMetrics, type ExecutionRecorder } from "../lib/metrics/execution-metrics";
 import { EXECUTION_PARAMS, type ExecutionRequest, type ExecutionResult } from "../lib/execution";
 import { newId } from "../lib/ids";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
@@ -47,6 +47,8 @@ interface ExecutorLocals extends TaskSubmissionLocals, AuditLocals {
 	usage: UsageStats;
 	env: ToolEnvironment;
 	workers: TaskWorkers;
+	/** Counts and times executions into /metrics; null with METRICS=off. */
+	recordExecution: ExecutionRecorder | null;
 	/** Tool warm-ups started with the service (calculator worker pool). */
 	toolsStarting: Promise<unknown>;
 }
@@ -59,7 +61,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	// Moleculer runs mixins' `created` from the last listed to the first, and `stopped` the other way
 	// round: each mixin is listed before those it builds on (Redis last, so it closes last).
 	mixins: [
-		MetricsSamplerMixin({ metrics: ["executions", "executionDuration", "queueDepth", "queueOldestAge"] }),
+		MetricsSamplerMixin({ metrics: ["queueDepth", "queueOldestAge"] }),
 		TaskWorkersMixin(),
 		TaskSubmissionMixin(),
 		ToolAccessMixin(),
@@ -124,16 +126,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			const elapsedMs = performance.now() - started;
 			const status = error ? "failed" : "completed";
 			const tenantId = this.tenantOf(ctx);
-			if (this.broker.isMetricsEnabled()) {
-				const outcome = error?.type ?? status;
-				this.broker.metrics.increment(METRICS.executions, {
-					tenant: tenantId,
-					tool: tool.name,
-					type: tool.type,
-					outcome
-				});
-				this.broker.metrics.observe(METRICS.executionDuration, elapsedMs, { type: tool.type });
-			}
+			this.recordExecution?.(tenantId, tool.name, tool.type, error?.type ?? status, elapsedMs);
 			this.usage.record({
 				tenant_id: tenantId,
 				tool_id: tool.id,
@@ -247,6 +240,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 		const { settings } = this;
 		this.guards = new ToolGuards(settings.guards);
 		this.usage = new UsageStats(this.redis, settings.redisPrefix);
+		this.recordExecution = this.broker.isMetricsEnabled() ? executionMetrics(this.broker) : null;
 		this.env = {
 			orchestrator_url: settings.orchestratorUrl,
 			service_token: settings.serviceToken,

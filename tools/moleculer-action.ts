@@ -9,6 +9,7 @@ import { ToolFailure, type BaseTool } from "./base";
 const RESERVED_SERVICES = [
 	"$node",
 	"api",
+	"keys",
 	"registry",
 	"validator",
 	"executor",

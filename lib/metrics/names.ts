@@ -1,9 +1,10 @@
 import type { ServiceBroker } from "moleculer";
 
-/** The service's own metrics (beside Moleculer's), as Prometheus shows them with `.` → `_`. */
+/**
+ * The service's gauges and rare counters (beside Moleculer's), as Prometheus shows them with `.` → `_`;
+ * per-execution metrics are in ./execution-metrics.ts.
+ */
 export const METRICS = {
-	executions: "tool_registry.executions.total",
-	executionDuration: "tool_registry.execution.duration",
 	queueDepth: "tool_registry.queue.depth",
 	queueOldestAge: "tool_registry.queue.oldest_age",
 	outboxSize: "tool_registry.outbox.size",
@@ -26,19 +27,6 @@ interface Definition {
 }
 
 const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
-	executions: {
-		type: "counter",
-		labelNames: ["tenant", "tool", "type", "outcome"],
-		description:
-			"Tool executions by tenant, tool, type and outcome (completed, timeout, tool_error, upstream_error)"
-	},
-	executionDuration: {
-		type: "histogram",
-		labelNames: ["type"],
-		unit: "milliseconds",
-		buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
-		description: "Execution time of tools by type"
-	},
 	queueDepth: {
 		type: "gauge",
 		labelNames: ["queue", "tenant"],

@@ -157,7 +157,7 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 		expect(refused.body).toMatchObject({ status: "failed", error: { type: "tool_error" } });
 		expect(refused.body.error.message).toContain("does not declare 'tool'");
 
-		for (const action of ["api.keys.create", "registry.remove", "$node.list", "executor.execute"]) {
+		for (const action of ["keys.create", "api.health", "registry.remove", "$node.list", "executor.execute"]) {
 			const reserved = await http(registryNode.url, "POST", "/api/v1/tools", {
 				tenant: "acme",
 				body: { name: "sneaky", type: "moleculer_action", config: { action } }

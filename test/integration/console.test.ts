@@ -54,7 +54,7 @@ describe("the /ui page", () => {
 	let node: TestNode;
 
 	beforeAll(async () => {
-		node = await startNode({ services: ["api", "registry", "validator"] });
+		node = await startNode({ services: ["api", "keys", "registry", "validator"] });
 	});
 
 	afterAll(() => node.stop());

@@ -7,7 +7,7 @@ describe("errors a client can act on", () => {
 	const headers = { authorization: `Bearer ${SERVICE_TOKEN}`, "x-tenant-id": tenant };
 
 	beforeAll(async () => {
-		node = await startNode({ services: ["api", "registry", "validator", "executor"] });
+		node = await startNode({ services: ["api", "keys", "registry", "validator", "executor"] });
 	});
 	afterAll(() => node.stop());
 

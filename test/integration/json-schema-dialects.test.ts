@@ -1,4 +1,4 @@
-import { SessionEventLog } from "../../lib/mcp-event-log";
+import { SessionEventLog } from "../../lib/mcp/memory-event-log";
 import { http, startNode, type TestNode } from "../support/node";
 
 const TENANT = `dialects-${process.pid}`;

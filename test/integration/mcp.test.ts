@@ -199,8 +199,10 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 				name: "loan_math",
 				description: "Monthly payment of a loan",
 				inputSchema: expressionSchema,
-				_meta: { definition_hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }
+				_meta: { definition_hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) },
+				execution: { taskSupport: "optional" }
 			});
+			expect(byName.search_tools.execution).toEqual({ taskSupport: "forbidden" });
 		});
 
 		it("pages through more than 50 tools with nextCursor, listing every tool exactly once", async () => {

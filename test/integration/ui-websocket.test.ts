@@ -10,7 +10,7 @@ import { recordUpdate } from "../support/tasks";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
 // The executor is left out: these suites record task updates in the outbox themselves.
-const SERVICES = ["api", "registry", "validator"];
+const SERVICES = ["api", "keys", "registry", "validator"];
 
 let counter = 0;
 const newTenant = () => `ui-${process.pid}-${++counter}`;

@@ -41,7 +41,7 @@ describe("docker-compose.yml", () => {
 
 	it("runs one gateway node and two executor nodes wired by the documented variables", () => {
 		const { gateway, "executor-1": first, "executor-2": second } = compose.services;
-		expect(gateway.environment.SERVICES).toBe("api,registry,validator,notifier");
+		expect(gateway.environment.SERVICES).toBe("api,keys,registry,validator,notifier");
 		expect(gateway.ports).toEqual(["3000:3000"]);
 		for (const node of [gateway, first, second]) {
 			expect(node.build).toBe(".");

@@ -53,7 +53,12 @@ export const bindApi =
 export function useLive(): LiveFeed {
 	const { live } = useConsole();
 	const [, setTick] = useState(0);
-	useEffect(() => live.onChange(() => setTick(t => t + 1)), [live]);
+	useEffect(() => {
+		const unsubscribe = live.onChange(() => setTick(t => t + 1));
+		// The feed connects as soon as it exists: a change before this subscription is caught up here.
+		setTick(t => t + 1);
+		return unsubscribe;
+	}, [live]);
 	return live;
 }
 

@@ -23,7 +23,10 @@ export function KeysView() {
 	const [revokeError, setRevokeError] = useState<unknown>(null);
 	const [, setTick] = useState(0);
 
-	const tenantOfKeys = tenant || listed.data?.[0]?.tenant_id || "";
+	// An API key acts for one tenant, which its list of keys shows: offered as a placeholder, never
+	// written into the field, so a list that arrives while the user types cannot change what they typed.
+	const listedTenant = listed.data?.[0]?.tenant_id ?? "";
+	const tenantOfKeys = tenant || listedTenant;
 
 	const create = async (event: Event) => {
 		event.preventDefault();
@@ -59,8 +62,11 @@ export function KeysView() {
 		}
 	};
 
+	// From the latest state: two clicks before a re-render must both count.
 	const toggle = (scope: string) =>
-		setScopes(scopes.includes(scope) ? scopes.filter(item => item !== scope) : [...scopes, scope]);
+		setScopes(current =>
+			current.includes(scope) ? current.filter(item => item !== scope) : [...current, scope]
+		);
 
 	// The server's list when it has one, else the keys made in this tab; keys revoked here stay visible.
 	const current = (listed.data ?? createdHere).map(key => revokedHere.get(key.key_id) ?? key);
@@ -106,8 +112,9 @@ export function KeysView() {
 						<input
 							id="key-tenant"
 							type="text"
-							required
-							value={tenantOfKeys}
+							required={!listedTenant}
+							placeholder={listedTenant}
+							value={tenant}
 							onInput={event => setTenant((event.currentTarget as HTMLInputElement).value)}
 						/>
 					</div>

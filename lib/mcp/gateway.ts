@@ -2,22 +2,23 @@ import { createHash, randomUUID } from "crypto";
 import type { IncomingMessage, ServerResponse } from "http";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import {
-	CallToolRequestSchema,
-	ErrorCode,
-	ListToolsRequestSchema,
-	type CallToolResult
-} from "@modelcontextprotocol/sdk/types.js";
-import { sendError, toErrorBody } from "./error-response";
-import { forbidden, invalid, lacksScope, notFound, rateLimited } from "./errors";
-import { createAjv, toProblems } from "./json-schema";
-import { SessionEventLog } from "./mcp-event-log";
-import type { CallerMeta, JsonObject, ValidationProblem } from "../types/wire";
-import { GLOBAL_TENANT } from "./tenancy";
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { sendError } from "../error-response";
+import { forbidden, invalid, lacksScope, notFound, rateLimited } from "../errors";
+import { createAjv, toProblems } from "../json-schema";
+import { SessionEventLog } from "./memory-event-log";
+import { QueueTaskStore, type McpTaskBackend, type McpTaskOptions } from "./queue-task-store";
+import { errorResult, protocolError, rpcError, successResult } from "./results";
+import type { McpTaskIndex } from "./task-index";
+import type { CallerMeta, JsonObject, ValidationProblem } from "../../types/wire";
+import { GLOBAL_TENANT } from "../tenancy";
 
 /** What the MCP server needs from the cluster; the gateway implements it with its own calls. */
-export interface McpBackend {
-	/** Resolves the request's credential, or throws the same errors as REST authentication. */
+export interface McpBackend extends McpTaskBackend {
+	/**
+	 * Resolves the request's credential, counts it against the rate limit and checks `tools:read`;
+	 * throws the same errors as REST authentication.
+	 */
 	identify(req: IncomingMessage): Promise<CallerMeta>;
 	/** A page of the tools the caller may use, in MCP `tools/list` shape, by name. */
 	listTools(meta: CallerMeta, offset: number, limit: number): Promise<{ tools: McpToolShape[] }>;
@@ -35,6 +36,8 @@ export interface McpToolShape {
 	description: string;
 	inputSchema: JsonObject;
 	_meta?: { definition_hash?: string };
+	/** MCP Tasks: whether a call may (`optional`) or must not (`forbidden`) run as a queued task. */
+	execution?: { taskSupport: "forbidden" | "optional" | "required" };
 }
 
 export interface McpGatewayOptions {
@@ -55,6 +58,8 @@ export interface McpGatewayOptions {
 	 * so a web page whose domain was re-bound to 127.0.0.1 cannot reach the server (DNS rebinding).
 	 */
 	loopbackOnly?: boolean;
+	/** MCP Tasks: which tasks each caller created, and how tasks are reported. */
+	tasks: McpTaskOptions & { index: McpTaskIndex };
 }
 
 interface Session {
@@ -101,33 +106,21 @@ export const SEARCH_TOOLS: McpToolShape = {
 		},
 		required: ["query"],
 		additionalProperties: false
-	}
+	},
+	// A search answers at once from the catalog: there is nothing to queue.
+	execution: { taskSupport: "forbidden" }
 };
+
+/** Every registry tool may run as a task of the tenant's queue. */
+const QUEUEABLE = { taskSupport: "optional" } as const;
 
 const encodeCursor = (offset: number) => Buffer.from(String(offset)).toString("base64url");
 const decodeCursor = (cursor: string | undefined) => {
 	if (!cursor) return 0;
 	const offset = Number(Buffer.from(cursor, "base64url").toString());
-	if (!Number.isInteger(offset) || offset < 0)
-		throw Object.assign(new Error("invalid cursor"), { code: ErrorCode.InvalidParams });
+	if (!Number.isInteger(offset) || offset < 0) throw rpcError(ErrorCode.InvalidParams, "invalid cursor");
 	return offset;
 };
-
-/**
- * A caller's mistake from the cluster (404 tool, 422 arguments) becomes an MCP protocol error. The
- * SDK sends any error with a numeric `code` as it is; McpError would prefix "MCP error" to the text,
- * which clients prefix again. The offending fields go into the text, which is what LLM clients show.
- */
-function protocolError(err: unknown): Error {
-	const body = toErrorBody(err);
-	const fields = Array.isArray(body.data)
-		? (body.data as { field?: string; message?: string }[]).map(p => `${p.field} ${p.message}`).join("; ")
-		: "";
-	return Object.assign(new Error(fields ? `${body.message}: ${fields}` : body.message), {
-		code: body.code < 500 ? ErrorCode.InvalidParams : ErrorCode.InternalError,
-		data: body.data
-	});
-}
 
 const checkSearchArguments = createAjv().compile(SEARCH_TOOLS.inputSchema);
 
@@ -157,7 +150,7 @@ export class McpGateway {
 
 	constructor(
 		private readonly backend: McpBackend,
-		private readonly options: McpGatewayOptions = {}
+		private readonly options: McpGatewayOptions
 	) {
 		this.idleSessionMs = options.idleSessionMs ?? 30 * 60 * 1000;
 		this.limits = {
@@ -182,7 +175,6 @@ export class McpGateway {
 		let meta: CallerMeta;
 		try {
 			meta = await this.backend.identify(req);
-			if (!meta.scopes?.includes("tools:read")) throw lacksScope("tools:read");
 		} catch (err) {
 			return void sendError(res, err);
 		}
@@ -267,10 +259,21 @@ export class McpGateway {
 	}
 
 	private createServer(metaOf: () => CallerMeta): Server {
+		const { index, ...taskOptions } = this.options.tasks;
+		const taskStore = new QueueTaskStore(this.backend, index, metaOf, taskOptions);
 		const server = new Server(
 			{ name: "tool-registry", version: "1.0.0" },
-			// `logging`: the client picks a level; tool failures of its session are sent as log messages.
-			{ capabilities: { tools: { listChanged: true }, logging: {} } }
+			{
+				capabilities: {
+					tools: { listChanged: true },
+					// The client picks a level; tool failures of its session are sent as log messages.
+					logging: {},
+					tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } }
+				},
+				// The SDK answers tasks/get, tasks/result, tasks/list and tasks/cancel from the store.
+				taskStore,
+				defaultTaskPollInterval: taskOptions.pollIntervalMs
+			}
 		);
 		server.setRequestHandler(ListToolsRequestSchema, async request => {
 			const offset = decodeCursor(request.params?.cursor);
@@ -279,18 +282,25 @@ export class McpGateway {
 				throw protocolError(err);
 			});
 			// A registry tool named like the meta-tool could never be called here: it is left out.
-			const registryTools = page.tools.filter(tool => tool.name !== SEARCH_TOOLS.name);
+			const registryTools = page.tools
+				.filter(tool => tool.name !== SEARCH_TOOLS.name)
+				.map(tool => ({ ...tool, execution: QUEUEABLE }));
 			const tools = offset === 0 ? [SEARCH_TOOLS, ...registryTools] : registryTools;
 			return {
 				tools,
 				...(page.tools.length === PAGE_SIZE ? { nextCursor: encodeCursor(offset + PAGE_SIZE) } : {})
 			};
 		});
-		server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+		server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
 			const meta = metaOf();
-			const { name } = request.params;
+			const { name, task } = request.params;
 			const args = (request.params.arguments ?? {}) as JsonObject;
 			if (name === SEARCH_TOOLS.name) {
+				if (task)
+					throw rpcError(
+						ErrorCode.MethodNotFound,
+						"search_tools does not run as a task (its execution.taskSupport is forbidden)"
+					);
 				if (!checkSearchArguments(args))
 					throw protocolError(
 						invalid("Invalid search_tools arguments", toProblems(checkSearchArguments.errors, "arguments"))
@@ -298,12 +308,12 @@ export class McpGateway {
 				const found = await this.backend.searchTools(meta, args).catch(err => {
 					throw protocolError(err);
 				});
-				return { content: [{ type: "text", text: JSON.stringify(found) }], structuredContent: found };
+				return successResult(found);
 			}
 			if (!meta.scopes?.includes("tools:execute"))
-				throw Object.assign(new Error(lacksScope("tools:execute").message), {
-					code: ErrorCode.InvalidRequest
-				});
+				throw rpcError(ErrorCode.InvalidRequest, lacksScope("tools:execute").message);
+			// Queued in the tenant's queue and answered at once; tasks/result brings the CallToolResult.
+			if (task) return { task: await taskStore.createTask(task, extra.requestId, request, extra.sessionId) };
 			const expectedHash = request.params._meta?.definition_hash;
 			const execution = await this.backend
 				.execute(meta, name, args, typeof expectedHash === "string" ? expectedHash : undefined)
@@ -311,10 +321,8 @@ export class McpGateway {
 					throw protocolError(err);
 				});
 			const outputProblems = execution.output_problems as ValidationProblem[] | undefined;
-			if (execution.status === "completed" && !outputProblems) {
-				const result = (execution.result ?? {}) as JsonObject;
-				return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
-			}
+			if (execution.status === "completed" && !outputProblems)
+				return successResult((execution.result ?? {}) as JsonObject);
 			// MCP clients check structuredContent against outputSchema, so a result that misses it
 			// (passed through by a `warn` tool) is reported as an error rather than sent.
 			const error = outputProblems
@@ -333,11 +341,7 @@ export class McpGateway {
 					extra.sessionId
 				)
 				.catch(() => undefined);
-			return {
-				// No structuredContent: it is the tool's result, which a client checks against its outputSchema.
-				content: [{ type: "text", text: `${error.type}: ${error.message}` }],
-				isError: true
-			};
+			return errorResult(error);
 		});
 		return server;
 	}

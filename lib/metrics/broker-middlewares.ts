@@ -1,0 +1,28 @@
+import type { BrokerOptions } from "moleculer";
+import { RequestMetricsMiddleware } from "./request-metrics.middleware";
+
+/**
+ * Moleculer's internal middlewares in its own order (the broker runs with `internalMiddlewares:
+ * false`), with its `Metrics` replaced by ours (./request-metrics.middleware.ts): the built-in one
+ * cost ~60% of the gateway's throughput. With metrics off nothing meters requests at all; `hot` adds
+ * what `moleculer-runner --hot` would have added to the internal ones.
+ */
+export function brokerMiddlewares(metrics: boolean, hot = false): NonNullable<BrokerOptions["middlewares"]> {
+	return [
+		"ActionHook",
+		"Validator",
+		"Bulkhead",
+		"Cacher",
+		"ContextTracker",
+		"CircuitBreaker",
+		"Timeout",
+		"Retry",
+		"Fallback",
+		"ErrorHandler",
+		"Tracing",
+		...(metrics ? [RequestMetricsMiddleware()] : []),
+		"Debounce",
+		"Throttle",
+		...(hot ? ["HotReload"] : [])
+	];
+}

@@ -1,0 +1,99 @@
+import type { Service, ServiceSchema } from "moleculer";
+import { config } from "../lib/config";
+import type { GatewayAuth } from "../lib/gateway-auth";
+import { McpGateway } from "../lib/mcp/gateway";
+import { MemoryMcpTaskIndex } from "../lib/mcp/memory-task-index";
+import { RedisMcpTaskIndex } from "../lib/mcp/redis-task-index";
+import { isLoopbackAddress } from "../lib/outbound/address-guard";
+import type { TaskMessage } from "../lib/tasks/task-queue";
+import type { CallerMeta } from "../types/wire";
+import type { RedisLocals, RedisSettings } from "./redis.mixin";
+import type { TaskSubmissionSettings } from "./task-submission.mixin";
+
+export interface McpServerSettings extends RedisSettings {
+	ip: string;
+	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
+	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
+	/** MCP Tasks: the `pollInterval` suggested, tasks per `tasks/list` page, tasks listed per tenant and agent. */
+	mcpTasks: { pollIntervalMs: number; pageSize: number; maxPerOwner: number };
+}
+
+export interface McpServerLocals extends RedisLocals {
+	/** The Model Context Protocol server at /mcp. */
+	mcp: McpGateway;
+}
+
+type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks">> &
+	McpServerLocals & { auth: GatewayAuth };
+
+/**
+ * The gateway's MCP server (`this.mcp`), reaching the cluster through the service's own calls: a
+ * tool call runs on an executor, a task-augmented one is queued with `tasks.submit` like a REST task.
+ * Needs the host's `auth` (set in its own `created`) and the TaskSubmissionMixin's `tasks.*` actions;
+ * list it before RedisMixin (whose `created` must run first).
+ */
+export function McpServerMixin(): Partial<ServiceSchema> {
+	const mixin: Partial<ServiceSchema<McpServerSettings, object, McpServerLocals, McpThis>> = {
+		settings: {
+			mcpSessions: {
+				maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
+				maxSessions: config().mcpMaxSessions,
+				evictIdleAfterMs: 60_000
+			},
+			mcpTasks: { pollIntervalMs: 1000, pageSize: 50, maxPerOwner: 1000 }
+		} as Partial<McpServerSettings> as McpServerSettings,
+
+		created(this: McpThis) {
+			const { settings, redis, broker } = this;
+			const retentionMs = settings.tasks.retentionS * 1000;
+			const { pollIntervalMs, pageSize, maxPerOwner } = settings.mcpTasks;
+			// An owner's index outlives its newest task: that task may wait in its queue before it ends.
+			const indexOptions = { maxPerOwner, ttlMs: 2 * retentionMs };
+			const index = redis
+				? new RedisMcpTaskIndex(redis, settings.redisPrefix, indexOptions)
+				: new MemoryMcpTaskIndex(indexOptions);
+			const taskStatus = (meta: CallerMeta, taskId: string) =>
+				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, { meta });
+			this.mcp = new McpGateway(
+				{
+					identify: req => this.auth.admit(req.headers, "tools:read"),
+					listTools: (meta, offset, limit) =>
+						broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
+					searchTools: (meta, query) =>
+						broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+					execute: (meta, name, parameters, expectedHash) =>
+						broker.call(
+							"executor.execute",
+							{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
+							{ meta }
+						),
+					submitTask: async (meta, { name, parameters, expectedHash, sessionId }) => {
+						const { task_id } = await broker.call<{ task_id: string }, object>(
+							"api.tasks.submit",
+							{
+								type: "tool_execution",
+								payload: {
+									tool_name: name,
+									parameters,
+									...(expectedHash ? { expected_hash: expectedHash } : {})
+								},
+								metadata: { source: "agent_execution", ...(sessionId ? { session_id: sessionId } : {}) }
+							},
+							{ meta }
+						);
+						return taskStatus(meta, task_id);
+					},
+					getTask: taskStatus,
+					cancelTask: (meta, taskId) =>
+						broker.call<TaskMessage, { task_id: string }>("api.tasks.cancel", { task_id: taskId }, { meta })
+				},
+				{
+					loopbackOnly: isLoopbackAddress(settings.ip),
+					...settings.mcpSessions,
+					tasks: { index, pollIntervalMs, pageSize, retentionMs }
+				}
+			);
+		}
+	};
+	return mixin as Partial<ServiceSchema>;
+}
