@@ -11,6 +11,7 @@ COPY mixins ./mixins
 COPY tools ./tools
 COPY lib ./lib
 COPY types ./types
+COPY scripts/healthcheck.ts ./scripts/
 COPY ui ./ui
 RUN npm run build
 
@@ -26,7 +27,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 3000
-HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["node", "dist/lib/healthcheck.js"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["node", "dist/scripts/healthcheck.js"]
 # moleculer-runner is PID 1 and stops the broker gracefully on SIGTERM (tasks in hand finish first).
 STOPSIGNAL SIGTERM
 CMD ["node", "node_modules/moleculer/bin/moleculer-runner.js", "--config", "dist/moleculer.config.js"]

@@ -95,7 +95,7 @@ export const DEFINITION_SCHEMA = {
 		...Object.fromEntries(SERVER_OWNED_FIELDS.map(field => [field, {}])),
 		expected_version: {}
 	},
-	required: ["name", "type"],
+	required: ["name", "description", "type"],
 	additionalProperties: false
 } as const;
 

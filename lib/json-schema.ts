@@ -2,6 +2,7 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020"
 import type { RegExpEngine } from "ajv/dist/types";
 import addFormats from "ajv-formats";
 import canonicalize from "canonicalize";
+import { LRUCache } from "lru-cache";
 import { RE2JS } from "re2js";
 import type { JsonObject, ValidationProblem } from "../types/wire";
 
@@ -143,12 +144,14 @@ export function checkParametersSchema(
  * per version, and the cache is bounded so thousands of tools cannot grow it without limit.
  */
 export class SchemaCache {
-	private readonly compiled = new Map<string, ValidateFunction>();
+	private readonly compiled: LRUCache<string, ValidateFunction>;
 
 	constructor(
 		private readonly ajv: Ajv2020,
-		private readonly capacity = 5000
-	) {}
+		capacity = 5000
+	) {
+		this.compiled = new LRUCache({ max: capacity });
+	}
 
 	has(key: string): boolean {
 		return this.compiled.has(key);
@@ -156,16 +159,10 @@ export class SchemaCache {
 
 	get(key: string, schema: JsonObject): ValidateFunction {
 		let validate = this.compiled.get(key);
-		if (validate) {
-			// Refresh recency: Map iteration order makes the first key the least recently used.
-			this.compiled.delete(key);
-			this.compiled.set(key, validate);
-			return validate;
-		}
+		if (validate) return validate;
 		const compilable = forAjv(schema);
 		validate = this.ajv.compile(compilable);
 		this.ajv.removeSchema(compilable);
-		if (this.compiled.size >= this.capacity) this.compiled.delete(this.compiled.keys().next().value!);
 		this.compiled.set(key, validate);
 		return validate;
 	}

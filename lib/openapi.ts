@@ -1,7 +1,6 @@
-import { SERVER_OWNED_FIELDS, DEFINITION_SCHEMA } from "./definition";
 import { paramsToJsonSchema } from "./params-schema";
 import type { RouteAlias } from "./api-routes";
-import { FAILURE_TYPES, TOOL_STATUSES } from "../types/wire";
+import { RESPONSE_SCHEMAS, type ResponseSchemaName } from "./openapi-schemas";
 
 /** An alias the gateway serves, as moleculer-web registered it. */
 export interface ServedRoute {
@@ -19,13 +18,16 @@ export interface GatewayRouteDoc {
 	/** Not behind the API credential (health, docs). */
 	public?: boolean;
 	contentType?: string;
+	/** Schema of the JSON answer (a `#/components/schemas` name). */
+	response?: ResponseSchemaName;
 }
 
 export const GATEWAY_ROUTE_DOCS: Record<string, GatewayRouteDoc> = {
-	"GET /health": { summary: "Liveness: 200 while the process is alive", public: true },
+	"GET /health": { summary: "Liveness: 200 while the process is alive", public: true, response: "Health" },
 	"GET /health/ready": {
 		summary: "Readiness: 200 when the transporter and Redis answer, else 503",
-		public: true
+		public: true,
+		response: "Readiness"
 	},
 	"GET /metrics": {
 		summary: "Prometheus metrics of this node",
@@ -63,116 +65,22 @@ const ERROR_STATUSES: Record<string, string> = {
 	"404": "Not found (another tenant's resources included)",
 	"409": "Conflict",
 	"413": "Body over 1 MiB",
+	"415": "The body is not JSON (Content-Type)",
 	"422": "Validation failed; `data` lists the fields",
 	"429": "Rate limited; see Retry-After",
 	"503": "A needed service is unavailable"
 };
 
+const jsonContent = (schema: ResponseSchemaName) => ({
+	content: { "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } }
+});
+
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, "{$1}");
 const pathParams = (path: string) => [...path.matchAll(/:([A-Za-z_]+)/g)].map(m => m[1]);
 
-const STORED_TOOL = {
-	type: "object",
-	properties: {
-		...Object.fromEntries(
-			Object.entries(DEFINITION_SCHEMA.properties).filter(
-				([name]) => !(SERVER_OWNED_FIELDS as readonly string[]).includes(name) && name !== "expected_version"
-			)
-		),
-		id: { type: "string" },
-		tenant_id: { type: "string", description: "`*` for global tools" },
-		version: { type: "integer", minimum: 1 },
-		definition_hash: { type: "string", pattern: "^sha256:[0-9a-f]{64}$" },
-		status: { enum: [...TOOL_STATUSES] },
-		validation: { $ref: "#/components/schemas/ValidationReport" },
-		created_at: { type: "string", format: "date-time" },
-		updated_at: { type: "string", format: "date-time" }
-	},
-	required: ["id", "tenant_id", "name", "type", "parameters", "version", "status", "created_at", "updated_at"]
-};
-
 const COMPONENTS = {
 	securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Service token or API key" } },
-	schemas: {
-		Error: {
-			type: "object",
-			properties: {
-				name: { type: "string" },
-				message: { type: "string" },
-				code: { type: "integer" },
-				type: { type: "string", examples: ["VALIDATION_ERROR", "NOT_FOUND"] },
-				data: {}
-			},
-			required: ["name", "message", "code", "type"]
-		},
-		StoredTool: STORED_TOOL,
-		ToolPage: {
-			type: "object",
-			properties: {
-				items: { type: "array", items: { $ref: "#/components/schemas/StoredTool" } },
-				next_cursor: { type: ["string", "null"] }
-			}
-		},
-		ValidationReport: {
-			type: "object",
-			properties: {
-				valid: { type: "boolean" },
-				errors: {
-					type: "array",
-					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
-				},
-				warnings: {
-					type: "array",
-					items: {
-						type: "object",
-						properties: { field: { type: "string" }, rule: { type: "string" }, message: { type: "string" } }
-					}
-				},
-				kind: { enum: ["definition", "functional"] },
-				checked_at: { type: "string", format: "date-time" }
-			}
-		},
-		ExecutionResult: {
-			type: "object",
-			properties: {
-				execution_id: { type: "string" },
-				tool_id: { type: "string" },
-				tool_name: { type: "string" },
-				status: { enum: ["completed", "failed"] },
-				result: { type: "object" },
-				error: {
-					type: "object",
-					properties: {
-						type: { enum: [...FAILURE_TYPES] },
-						message: { type: "string" }
-					}
-				},
-				execution_time_ms: { type: "number" },
-				output_problems: {
-					description: "How the result misses the tool's output_schema (tools with output_validation warn)",
-					type: "array",
-					items: { type: "object", properties: { field: { type: "string" }, message: { type: "string" } } }
-				}
-			}
-		},
-		Task: {
-			type: "object",
-			description: "The standard queue message with the current status",
-			properties: {
-				task_id: { type: "string" },
-				tenant_id: { type: "string" },
-				created_at: { type: "string", format: "date-time" },
-				status: { enum: ["pending", "processing", "completed", "failed", "cancelled"] },
-				type: { enum: ["tool_execution", "tool_registration", "tool_discovery", "tool_validation"] },
-				priority: { type: "integer", minimum: 0, maximum: 9 },
-				metadata: { type: "object" },
-				payload: { type: "object" },
-				callback_url: { type: "string" },
-				result: { type: "object" },
-				error: { type: "object" }
-			}
-		}
-	}
+	schemas: RESPONSE_SCHEMAS
 };
 
 const IDENTITY_HEADERS = [
@@ -240,25 +148,17 @@ export function buildOpenApi(
 				};
 			const status = String(alias.status ?? 200);
 			operation.responses = {
-				[status]: {
-					description: alias.summary,
-					...(status === "204" || !alias.response
-						? status === "204"
-							? {}
-							: { content: { "application/json": { schema: { type: "object" } } } }
-						: {
-								content: {
-									"application/json": { schema: { $ref: `#/components/schemas/${alias.response}` } }
-								}
-							})
-				},
+				[status]: { description: alias.summary, ...(alias.response ? jsonContent(alias.response) : {}) },
+				...Object.fromEntries(
+					Object.entries(alias.otherResponses ?? {}).map(([code, { description, response }]) => [
+						code,
+						{ description, ...jsonContent(response) }
+					])
+				),
 				...Object.fromEntries(
 					Object.entries(ERROR_STATUSES).map(([code, description]) => [
 						code,
-						{
-							description,
-							content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } }
-						}
+						{ description, ...jsonContent("Error") }
 					])
 				)
 			};
@@ -267,7 +167,9 @@ export function buildOpenApi(
 			operation.responses = {
 				"200": {
 					description: gatewayDoc!.summary,
-					content: { [gatewayDoc!.contentType ?? "application/json"]: {} }
+					...(gatewayDoc!.response
+						? jsonContent(gatewayDoc!.response)
+						: { content: { [gatewayDoc!.contentType ?? "application/json"]: {} } })
 				}
 			};
 		}

@@ -32,6 +32,11 @@ export class SecretBox {
 		for (const key of [current, ...previous]) this.keys.set(keyId(key), key);
 	}
 
+	/** The id of the key new secrets are sealed under (the first 8 hex digits of its SHA-256). */
+	get keyId(): string {
+		return this.current.id;
+	}
+
 	seal(plain: string): string {
 		const iv = randomBytes(12);
 		const cipher = createCipheriv("aes-256-gcm", this.current.key, iv);
@@ -136,11 +141,23 @@ export function loadSecretBox(options: SecretsKeyOptions): SecretBox {
 	return fromFile(DEV_KEY_FILE);
 }
 
-/** The box of this node's configuration (lib/config.ts settings). */
-export const secretBoxOf = (
-	settings: { secretsKey?: string; secretsKeyFile?: string; secretsKeyPrevious: string[]; nodeEnv?: string },
-	warn: (message: string) => void
-): SecretBox =>
+/** The key settings of a service that seals secrets (lib/config.ts names); never published to other nodes. */
+export interface SecretsKeySettings {
+	secretsKey?: string;
+	secretsKeyFile?: string;
+	secretsKeyPrevious: string[];
+	nodeEnv?: string;
+}
+
+export const secretsKeySettings = ({
+	secretsKey,
+	secretsKeyFile,
+	secretsKeyPrevious,
+	nodeEnv
+}: SecretsKeySettings): SecretsKeySettings => ({ secretsKey, secretsKeyFile, secretsKeyPrevious, nodeEnv });
+
+/** The box of a service's key settings. */
+export const secretBoxOf = (settings: SecretsKeySettings, warn: (message: string) => void): SecretBox =>
 	loadSecretBox({
 		key: settings.secretsKey,
 		keyFile: settings.secretsKeyFile,

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import CircuitBreaker from "opossum";
 import { ToolFailure } from "./tool-contract";
 
@@ -26,9 +27,12 @@ const isUpstreamFailure = (err: unknown) =>
  * instead of holding sockets and workers, and one tenant's flood cannot take the tool from others.
  */
 export class ToolGuards {
-	private readonly guards = new Map<string, CircuitBreaker<[Run], unknown>>();
+	/** An evicted guard is shut down: its rolling-window timers stop with it. */
+	private readonly guards: LRUCache<string, CircuitBreaker<[Run], unknown>>;
 
-	constructor(private readonly options: ToolGuardOptions) {}
+	constructor(private readonly options: ToolGuardOptions) {
+		this.guards = new LRUCache({ max: options.maxGuards, dispose: guard => guard.shutdown() });
+	}
 
 	async run<T>(key: string, run: () => Promise<T>): Promise<T> {
 		try {
@@ -46,27 +50,17 @@ export class ToolGuards {
 	}
 
 	shutdown(): void {
-		for (const guard of this.guards.values()) guard.shutdown();
 		this.guards.clear();
 	}
 
 	private guardFor(key: string) {
 		let guard = this.guards.get(key);
-		if (guard) {
-			this.guards.delete(key);
-			this.guards.set(key, guard);
-			return guard;
-		}
+		if (guard) return guard;
 		guard = new CircuitBreaker((run: Run) => run(), {
 			...this.options,
 			timeout: false,
 			errorFilter: (err: unknown) => !isUpstreamFailure(err)
 		});
-		if (this.guards.size >= this.options.maxGuards) {
-			const [oldestKey, oldest] = this.guards.entries().next().value!;
-			oldest.shutdown();
-			this.guards.delete(oldestKey);
-		}
 		this.guards.set(key, guard);
 		return guard;
 	}

@@ -2,7 +2,9 @@ import type { Service, ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
 import type { GatewayAuth } from "../lib/gateway-auth";
 import { McpGateway } from "../lib/mcp/gateway";
+import { MemorySessionLogs } from "../lib/mcp/memory-event-log";
 import { MemoryMcpTaskIndex } from "../lib/mcp/memory-task-index";
+import { RedisSessionLogs } from "../lib/mcp/redis-event-log";
 import { RedisMcpTaskIndex } from "../lib/mcp/redis-task-index";
 import { isLoopbackAddress } from "../lib/outbound/address-guard";
 import type { TaskMessage } from "../lib/tasks/task-queue";
@@ -14,6 +16,8 @@ export interface McpServerSettings extends RedisSettings {
 	ip: string;
 	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
 	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
+	/** SSE events kept per MCP session for clients that reconnect with `Last-Event-ID`; shared in Redis for this long after a session's last activity. */
+	mcpReplay: { eventsPerSession: number; ttlMs: number };
 	/** MCP Tasks: the `pollInterval` suggested, tasks per `tasks/list` page, tasks listed per tenant and agent. */
 	mcpTasks: { pollIntervalMs: number; pageSize: number; maxPerOwner: number };
 }
@@ -40,6 +44,7 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 				maxSessions: config().mcpMaxSessions,
 				evictIdleAfterMs: 60_000
 			},
+			mcpReplay: { eventsPerSession: 256, ttlMs: 30 * 60 * 1000 },
 			mcpTasks: { pollIntervalMs: 1000, pageSize: 50, maxPerOwner: 1000 }
 		} as Partial<McpServerSettings> as McpServerSettings,
 
@@ -52,6 +57,10 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 			const index = redis
 				? new RedisMcpTaskIndex(redis, settings.redisPrefix, indexOptions)
 				: new MemoryMcpTaskIndex(indexOptions);
+			const replay = { capacity: settings.mcpReplay.eventsPerSession, ttlMs: settings.mcpReplay.ttlMs };
+			const logs = redis
+				? new RedisSessionLogs(redis, settings.redisPrefix, replay)
+				: new MemorySessionLogs(replay);
 			const taskStatus = (meta: CallerMeta, taskId: string) =>
 				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, { meta });
 			this.mcp = new McpGateway(
@@ -89,6 +98,9 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 				},
 				{
 					loopbackOnly: isLoopbackAddress(settings.ip),
+					// A session's shared record and log live as long as a silent session on a node.
+					idleSessionMs: settings.mcpReplay.ttlMs,
+					logs,
 					...settings.mcpSessions,
 					tasks: { index, pollIntervalMs, pageSize, retentionMs }
 				}

@@ -4,6 +4,7 @@ import { conflict, forbidden, invalid, lacksScope, notFound } from "../lib/error
 import type { ExecutionRequest } from "../lib/execution";
 import { newId } from "../lib/ids";
 import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
+import { secretBoxOf, secretsKeySettings, type SecretsKeySettings } from "../lib/secret-box";
 import { taskQueueFor } from "../lib/tasks/backend";
 import { deliverCallback } from "../lib/tasks/callbacks";
 import {
@@ -21,6 +22,8 @@ import type { ToolAccessMethods } from "./tool-access.mixin";
 import type { AuditMethods } from "./audit.mixin";
 
 export interface TaskSubmissionSettings extends RedisSettings {
+	/** SECRETS_KEY and the earlier keys: queued registrations' secrets are sealed with them in Redis. */
+	secrets: SecretsKeySettings;
 	serviceToken?: string;
 	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs callbacks may reach although private. */
 	outboundAllowHosts: string[];
@@ -72,6 +75,7 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 	> = {
 		settings: {
 			serviceToken: config().serviceToken,
+			secrets: secretsKeySettings(config()),
 			outboundAllowHosts: config().outboundAllowHosts,
 			tasks: { retentionS: 24 * 3600 },
 			outboxMax: DEFAULT_OUTBOX_MAX,
@@ -81,7 +85,7 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				baseDelayMs: 1000,
 				timeoutMs: 10000
 			},
-			$secureSettings: ["serviceToken", "callbacks"]
+			$secureSettings: ["serviceToken", "callbacks", "secrets"]
 		} as Partial<TaskSubmissionSettings> as TaskSubmissionSettings,
 
 		actions: {
@@ -239,7 +243,11 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				redis: this.redis,
 				redisPrefix: settings.redisPrefix,
 				outboxMax: settings.outboxMax,
-				retentionS: settings.tasks.retentionS
+				retentionS: settings.tasks.retentionS,
+				// Queued registrations rest in Redis for up to a day: their secrets are sealed like a stored tool's.
+				secretBox: this.redis
+					? secretBoxOf(settings.secrets, message => this.logger.warn(message))
+					: undefined
 			});
 			this.lastWorkSignal = 0;
 			this.checkExecutionPayload = this.broker.validator!.compile(

@@ -1,6 +1,7 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { DiscoveryMixin, type DiscoveryLocals, type DiscoverySettings } from "../mixins/discovery.mixin";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
+import { ResealMixin } from "../mixins/reseal.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import type { AuditAction } from "../lib/audit/audit-log";
@@ -18,7 +19,7 @@ import { maskSecrets, restoreSecrets, secretsNotGiven, upstreamOf } from "../lib
 import { mergePatch } from "../lib/merge-patch";
 import { MemoryToolStore } from "../lib/store/memory-tool-store";
 import { RedisToolStore } from "../lib/store/redis-tool-store";
-import { secretBoxOf } from "../lib/secret-box";
+import { secretBoxOf, secretsKeySettings, type SecretsKeySettings } from "../lib/secret-box";
 import type { AuditHook, ToolStore } from "../lib/store/tool-store";
 import { toolFor } from "../tools";
 import { isReservedAction } from "../tools/moleculer-action";
@@ -35,12 +36,16 @@ import {
 	type ToolDefinition,
 	type ToolHealth,
 	type ToolStatus,
+	type ValidationProblem,
 	type ValidationReport
 } from "../types/wire";
 import { config } from "../lib/config";
 import { ANY_AGENT } from "../lib/tenancy";
 
 export interface RegistrySettings extends RedisSettings, DiscoverySettings, AuditSettings {
+	/** SECRETS_KEY and the earlier keys: tool secrets are sealed with them in Redis. */
+	secrets: SecretsKeySettings;
+	$secureSettings: string[];
 	/** Page size of `registry.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
@@ -63,8 +68,17 @@ export interface HealthSettings extends BackoffSettings {
 interface RegistryMethods extends TenantScopeMethods, AuditMethods {
 	audited(ctx: Context, action: AuditAction, outcome?: string): AuditHook;
 	present(tool: StoredTool): StoredTool;
-	checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport>;
-	admitDefinition(ctx: Context, tenantId: string, body: JsonObject): Promise<ValidationReport>;
+	checkDefinition(
+		caller: Context | ServiceBroker,
+		body: JsonObject,
+		current?: StoredTool
+	): Promise<ValidationReport>;
+	admitDefinition(
+		ctx: Context,
+		tenantId: string,
+		body: JsonObject,
+		current?: StoredTool
+	): Promise<ValidationReport>;
 	offeredActionTools(): Map<string, OfferedTool>;
 	syncActionTools(): Promise<void>;
 	scheduleActionToolSync(): void;
@@ -87,7 +101,6 @@ interface RegistryMethods extends TenantScopeMethods, AuditMethods {
 
 interface RegistryLocals extends RedisLocals, DiscoveryLocals, AuditLocals {
 	/** The background re-encryption started with the service. */
-	resealing: Promise<void>;
 	store: ToolStore;
 	probeSchedule: ProbeSchedule;
 	healthTimer: NodeJS.Timeout | null;
@@ -138,14 +151,13 @@ const definitionOf = (tool: StoredTool): ToolDefinition => ({
 });
 
 /**
- * A blank description is refused when it is given; a tool registered without one (stored as "")
- * may still be changed and revalidated without having to supply one.
+ * A tool stored before descriptions were required holds "": it may still be revalidated and changed
+ * without giving one, so a blank description it already had is not held against it.
  */
-const unchangedBlankOmitted = (body: JsonObject, current: StoredTool): JsonObject => {
-	if (body.description !== "" || current.description !== "") return body;
-	const { description: _blank, ...rest } = body;
-	return rest;
-};
+const toleratedProblems = (problems: ValidationProblem[], body: JsonObject, current?: StoredTool) =>
+	current?.description === "" && body.description === ""
+		? problems.filter(problem => problem.field !== "description")
+		: problems;
 
 /** Health of a tool no probe has looked at (and of types that call no upstream). */
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
@@ -156,6 +168,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	// Moleculer runs the last mixin's `created` first: discovery and audit come first so that they run after RedisMixin's.
 	mixins: [
 		DiscoveryMixin(),
+		ResealMixin("tools"),
 		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
@@ -166,6 +179,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	],
 
 	settings: {
+		secrets: secretsKeySettings(config()),
+		$secureSettings: ["secrets"],
 		defaultPageSize: 50,
 		maxPageSize: 200,
 		updateRetries: 5,
@@ -347,7 +362,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			async handler(this: RegistryThis, ctx: Ctx<{ id: string }>) {
 				const tenantId = this.tenantOf(ctx);
 				const current = await this.findWritable(tenantId, ctx.params.id);
-				const report = await this.checkDefinition(ctx, unchangedBlankOmitted({ ...current }, current));
+				const report = await this.checkDefinition(ctx, { ...current }, current);
 				const probe = report.valid && needsProbe(current.type);
 				const status: ToolStatus = !report.valid ? "invalid" : probe ? "pending_validation" : "active";
 				// Validation is not a change of the definition: the version stays.
@@ -534,24 +549,29 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
 		},
 
-		async checkDefinition(caller: Context | ServiceBroker, body: JsonObject): Promise<ValidationReport> {
-			const { valid, errors, warnings } = await caller.call<
-				Pick<ValidationReport, "valid" | "errors" | "warnings">,
-				JsonObject
-			>("validator.validate", body);
+		async checkDefinition(
+			caller: Context | ServiceBroker,
+			body: JsonObject,
+			current?: StoredTool
+		): Promise<ValidationReport> {
+			const answer = await caller.call<Pick<ValidationReport, "valid" | "errors" | "warnings">, JsonObject>(
+				"validator.validate",
+				body
+			);
+			const errors = toleratedProblems(answer.errors, body, current);
 			const report: ValidationReport = {
-				valid,
+				valid: errors.length === 0,
 				errors,
 				kind: "definition",
 				checked_at: new Date().toISOString()
 			};
-			if (warnings?.length) report.warnings = warnings;
+			if (answer.warnings?.length) report.warnings = answer.warnings;
 			return report;
 		},
 
 		/** The report of a definition about to be stored; throws when it is invalid or its tenant refuses its findings. */
-		async admitDefinition(this: RegistryThis, ctx: Context, tenantId: string, body: JsonObject) {
-			const report = await this.checkDefinition(ctx, body);
+		async admitDefinition(this: RegistryThis, ctx, tenantId, body, current) {
+			const report = await this.checkDefinition(ctx, body, current);
 			if (!report.valid) throw invalid("Tool definition is invalid", report.errors);
 			if (report.warnings && this.broker.isMetricsEnabled())
 				for (const { rule } of report.warnings)
@@ -583,11 +603,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			for (let attempt = 0; ; attempt++) {
 				const current = await this.findWritable(tenantId, id);
 				const merged = next(current);
-				const report = await this.admitDefinition(
-					ctx,
-					tenantId,
-					unchangedBlankOmitted({ ...ctx.params, ...merged }, current)
-				);
+				const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged }, current);
 				try {
 					// A changed endpoint must prove itself again before it runs.
 					const reprobe =
@@ -666,7 +682,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash"> {
 			const complete = {
 				name: definition.name,
-				description: definition.description ?? "",
+				description: definition.description,
 				type: definition.type,
 				parameters: definition.parameters ?? toolFor(definition.type)!.parameters,
 				config: definition.config ?? {},
@@ -721,7 +737,8 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					definition: {
 						name,
 						type: "moleculer_action",
-						description: declared.description ?? "",
+						// The declaration should describe the tool; without one agents still get what it calls.
+						description: declared.description?.trim() || `Calls the Moleculer action ${item.name}`,
 						parameters: declared.parameters ?? paramsToJsonSchema(action.params),
 						config: { action: item.name },
 						metadata: { tags: declared.tags ?? [], auto_registered: true },
@@ -865,7 +882,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 					this.redis,
 					this.settings.redisPrefix,
 					trail instanceof RedisAuditLog ? trail : undefined,
-					secretBoxOf(config(), message => this.logger.warn(message))
+					secretBoxOf(this.settings.secrets, message => this.logger.warn(message))
 				)
 			: new MemoryToolStore(trail instanceof MemoryAuditLog ? trail : undefined);
 		this.probeSchedule = this.redis
@@ -879,18 +896,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 		this.syncAgain = false;
 		await this.seedBuiltins();
 		this.scheduleActionToolSync();
-		// A rotated SECRETS_KEY: secrets sealed under an earlier key are sealed again, in the background.
-		this.resealing =
-			this.store instanceof RedisToolStore
-				? this.store.reseal().then(
-						count =>
-							void (
-								count && this.logger.info(`Sealed ${count} stored tool records under the current SECRETS_KEY`)
-							),
-						err =>
-							this.logger.warn("Re-encrypting stored secrets failed; it runs again on the next start", err)
-					)
-				: Promise.resolve();
 		this.healthTimer = setInterval(
 			() => void this.probeDue().catch(err => this.logger.warn("Queueing due probes failed", err)),
 			this.settings.health.sweepMs
@@ -898,7 +903,6 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 	},
 
 	async stopped(this: RegistryThis) {
-		await this.resealing;
 		if (this.healthTimer) clearInterval(this.healthTimer);
 		if (this.syncTimer) clearTimeout(this.syncTimer);
 		await this.syncing;

@@ -1,7 +1,8 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
-import { secretBoxOf } from "../lib/secret-box";
+import { secretBoxOf, secretsKeySettings, type SecretsKeySettings } from "../lib/secret-box";
+import { ResealMixin } from "../mixins/reseal.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { config } from "../lib/config";
@@ -26,6 +27,9 @@ import { ToolFailure } from "../tools/base";
 import type { CallerMeta, JsonObject, SourceType, StoredTool, ToolSource } from "../types/wire";
 
 export interface SourcesSettings extends RedisSettings, AuditSettings {
+	/** SECRETS_KEY and the earlier keys: header values are sealed with them in Redis. */
+	secrets: SecretsKeySettings;
+	$secureSettings: string[];
 	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs sources may reach although private. */
 	outboundAllowHosts: string[];
 	/** How often a healthy source's tool list is read again (besides `tools/list_changed`). */
@@ -102,6 +106,7 @@ const backoff = (failures: number, baseMs: number, maxMs: number) =>
 const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLocals, SourcesThis> = {
 	name: "sources",
 	mixins: [
+		ResealMixin("sources"),
 		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
@@ -109,6 +114,8 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 	],
 
 	settings: {
+		secrets: secretsKeySettings(config()),
+		$secureSettings: ["secrets"],
 		outboundAllowHosts: config().outboundAllowHosts,
 		// Ten minutes: list_changed notifications carry most changes at once.
 		refreshIntervalMs: 10 * 60 * 1000,
@@ -537,7 +544,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 			? new RedisSourceStore(
 					this.redis,
 					this.settings.redisPrefix,
-					secretBoxOf(config(), message => this.logger.warn(message))
+					secretBoxOf(this.settings.secrets, message => this.logger.warn(message))
 				)
 			: new MemorySourceStore();
 		this.connections = new Map();

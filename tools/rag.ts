@@ -1,3 +1,4 @@
+import { OutboundTooLarge, readCapped } from "../lib/outbound/guarded-fetch";
 import type { JsonObject } from "../types/wire";
 import { type BaseTool, type ToolContext, ToolFailure } from "./base";
 
@@ -71,27 +72,14 @@ function requestBody(params: JsonObject, config: JsonObject, tenantId: string): 
 	return body;
 }
 
-async function readCapped(response: Response): Promise<string> {
-	const tooLarge = `orchestrator response exceeds ${MAX_RESPONSE_BYTES} bytes`;
-	if (Number(response.headers.get("content-length")) > MAX_RESPONSE_BYTES) {
-		await response.body?.cancel();
-		throw upstream(tooLarge);
+async function readBody(response: Response): Promise<string> {
+	try {
+		return (await readCapped(response.body, MAX_RESPONSE_BYTES)).toString("utf8");
+	} catch (err) {
+		if (err instanceof OutboundTooLarge)
+			throw upstream(`orchestrator response exceeds ${MAX_RESPONSE_BYTES} bytes`);
+		throw err;
 	}
-	if (!response.body) return "";
-	const reader = response.body.getReader();
-	const chunks: Uint8Array[] = [];
-	let size = 0;
-	for (;;) {
-		const { done, value } = await reader.read();
-		if (done) break;
-		size += value.byteLength;
-		if (size > MAX_RESPONSE_BYTES) {
-			await reader.cancel();
-			throw upstream(tooLarge);
-		}
-		chunks.push(value);
-	}
-	return Buffer.concat(chunks).toString("utf8");
 }
 
 /** The socket-level reason (`connect ECONNREFUSED ...`) rather than undici's bare "fetch failed". */
@@ -121,7 +109,7 @@ async function callOrchestrator(url: string, body: JsonObject, context: ToolCont
 			await response.body?.cancel();
 			throw upstream(`orchestrator answered ${response.status}`);
 		}
-		const text = await readCapped(response);
+		const text = await readBody(response);
 		let data: unknown;
 		try {
 			data = JSON.parse(text);

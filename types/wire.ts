@@ -49,7 +49,7 @@ export interface ToolHealth {
 /** What a caller may send when registering or updating a tool. */
 export interface ToolDefinition {
 	name: string;
-	description?: string;
+	description: string;
 	type: string;
 	parameters?: JsonObject;
 	config?: JsonObject;

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { StoredTool } from "../../types/wire";
 import { TenantIndex, type DiscoverQuery, type RankedTool } from "./tenant-index";
 import { GLOBAL_TENANT } from "../tenancy";
@@ -24,16 +25,18 @@ interface Entry {
  * recently used), so memory follows the active tenants.
  */
 export class DiscoveryIndex {
-	private readonly entries = new Map<string, Entry>();
+	private readonly entries: LRUCache<string, Entry>;
 	/** Changes seen while a tenant's index was loading; applied once it is built. */
 	private readonly pendingChanges = new Map<string, Map<string, StoredTool | null>>();
 
 	/** @param needsVector told of each indexed tool whose vector is not known yet */
 	constructor(
 		private readonly source: IndexSource,
-		private readonly maxTenants = 1000,
+		maxTenants = 1000,
 		private readonly needsVector: (tool: StoredTool) => void = () => undefined
-	) {}
+	) {
+		this.entries = new LRUCache({ max: maxTenants });
+	}
 
 	async query(tenantId: string, q: DiscoverQuery): Promise<RankedTool[]> {
 		const revisions = await this.source.revisions(tenantId);
@@ -42,9 +45,6 @@ export class DiscoveryIndex {
 		if (entry) {
 			// An event counted for a write the build already read would hide a later missed event.
 			entry.seen = [Math.min(entry.seen[0], revisions[0]), Math.min(entry.seen[1], revisions[1])];
-			// Most recently used last.
-			this.entries.delete(tenantId);
-			this.entries.set(tenantId, entry);
 		} else entry = this.build(tenantId, revisions);
 		return (await entry.index).query(q);
 	}
@@ -55,7 +55,7 @@ export class DiscoveryIndex {
 	 */
 	apply(tenantId: string, id: string, current: StoredTool | null): void {
 		const global = tenantId === GLOBAL_TENANT;
-		for (const [target, entry] of this.entries) {
+		for (const [target, entry] of this.entries.entries()) {
 			if (!global && target !== tenantId) continue;
 			entry.seen[global && target !== GLOBAL_TENANT ? 1 : 0]++;
 			this.pendingChanges.get(target)?.set(id, current);
@@ -88,7 +88,6 @@ export class DiscoveryIndex {
 		this.pendingChanges.set(tenantId, pending);
 		const entry: Entry = { seen: [...revisions], index: this.load(tenantId, pending) };
 		this.entries.set(tenantId, entry);
-		if (this.entries.size > this.maxTenants) this.entries.delete(this.entries.keys().next().value!);
 		return entry;
 	}
 

@@ -90,10 +90,6 @@ export class TenantIndex {
 		private readonly needsVector: (tool: StoredTool) => void = () => undefined
 	) {}
 
-	get size(): number {
-		return this.entries.size;
-	}
-
 	upsert(tool: StoredTool, vector?: QuantizedVector): void {
 		const previous = this.entries.get(tool.id);
 		if (previous) this.remove(tool.id);

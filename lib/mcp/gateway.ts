@@ -6,9 +6,11 @@ import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from "@model
 import { sendError } from "../error-response";
 import { forbidden, invalid, lacksScope, notFound, rateLimited } from "../errors";
 import { createAjv, toProblems } from "../json-schema";
-import { SessionEventLog } from "./memory-event-log";
+import { callerKey } from "./caller-key";
+import type { McpSessionLogs } from "./event-log";
 import { QueueTaskStore, type McpTaskBackend, type McpTaskOptions } from "./queue-task-store";
 import { errorResult, protocolError, rpcError, successResult } from "./results";
+import { resumeTransport } from "./resumed-transport";
 import type { McpTaskIndex } from "./task-index";
 import type { CallerMeta, JsonObject, ValidationProblem } from "../../types/wire";
 import { GLOBAL_TENANT } from "../tenancy";
@@ -49,8 +51,8 @@ export interface McpGatewayOptions {
 	maxSessions?: number;
 	/** A session silent this long may be closed to make room for a new one at a cap. */
 	evictIdleAfterMs?: number;
-	/** SSE events kept per session for clients that reconnect with `Last-Event-ID`. */
-	replayEventsPerSession?: number;
+	/** SSE events of each session, for clients that reconnect with `Last-Event-ID` (to any node when shared). */
+	logs: McpSessionLogs;
 	/** The `retry` hint of every SSE stream: how long a client waits before reconnecting. */
 	sseRetryMs?: number;
 	/**
@@ -69,6 +71,8 @@ interface Session {
 	/** Whose session it is, for the per-credential cap (a digest, never the credential). */
 	credential: string;
 	lastSeen: number;
+	/** When the session's shared record was last renewed. */
+	claimedAt: number;
 }
 
 /** Each session holds about 45 KiB (server, transport, replay log): the caps bound that memory. */
@@ -90,6 +94,9 @@ function credentialOf(req: IncomingMessage, meta: CallerMeta): string {
 }
 
 const PAGE_SIZE = 50;
+
+/** The form of the session ids this server issues: anything else is not looked up. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The meta-tool that lets an agent ask for the right tools instead of loading them all. */
 export const SEARCH_TOOLS: McpToolShape = {
@@ -145,6 +152,8 @@ export class McpGateway {
 
 	private readonly idleSessionMs: number;
 	private readonly limits: typeof DEFAULT_SESSION_LIMITS;
+	/** Sessions of other nodes being taken on here, by id. */
+	private readonly resuming = new Map<string, Promise<Session | null>>();
 	/** Sessions being opened (initialize in flight) per credential, so concurrent opens cannot pass a cap. */
 	private readonly opening = new Map<string, number>();
 
@@ -180,40 +189,89 @@ export class McpGateway {
 		}
 		const header = req.headers["mcp-session-id"];
 		const sessionId = Array.isArray(header) ? header[0] : header;
-		if (sessionId) {
-			const session = this.sessions.get(sessionId);
-			// Another tenant's (or agent's) session is reported exactly like an unknown one.
-			if (!session || session.meta.tenant_id !== meta.tenant_id || session.meta.agent_id !== meta.agent_id)
-				return void sendError(res, notFound("MCP session"));
-			session.meta = meta;
-			session.lastSeen = Date.now();
-			return session.transport.handleRequest(req, res);
-		}
-		const credential = credentialOf(req, meta);
-		if (!this.makeRoom(credential)) return void sendError(res, rateLimited(1));
-		this.opening.set(credential, (this.opening.get(credential) ?? 0) + 1);
-		const transport = new StreamableHTTPServerTransport({
-			sessionIdGenerator: () => randomUUID(),
-			eventStore: new SessionEventLog(this.options.replayEventsPerSession),
-			retryInterval: this.options.sseRetryMs ?? 2000,
-			onsessioninitialized: id => {
-				this.sessions.set(id, { transport, server, meta, credential, lastSeen: Date.now() });
-			}
-		});
-		transport.onclose = () => {
-			if (transport.sessionId) this.sessions.delete(transport.sessionId);
-		};
-		const server = this.createServer(
-			() => (transport.sessionId && this.sessions.get(transport.sessionId)?.meta) || meta
-		);
 		try {
-			await server.connect(transport);
+			if (sessionId) await this.continueSession(sessionId, meta, req, res);
+			else await this.openSession(meta, req, res);
+		} catch (err) {
+			// A refusal (unknown session, no room, Redis down); once the SDK has answered, its own.
+			if (!res.headersSent) sendError(res, err);
+		}
+	}
+
+	private async continueSession(
+		sessionId: string,
+		meta: CallerMeta,
+		req: IncomingMessage,
+		res: ServerResponse
+	) {
+		const session = this.sessions.get(sessionId) ?? (await this.resumeSession(sessionId, meta, req));
+		// Another tenant's (or agent's) session is reported exactly like an unknown one.
+		if (!session || callerKey(session.meta) !== callerKey(meta)) throw notFound("MCP session");
+		session.meta = meta;
+		session.lastSeen = Date.now();
+		if (session.lastSeen - session.claimedAt > this.idleSessionMs / 4) {
+			session.claimedAt = session.lastSeen;
+			this.options.logs.claim(sessionId, callerKey(meta)).catch(() => undefined);
+		}
+		await session.transport.handleRequest(req, res);
+		if (req.method === "DELETE") await this.options.logs.forget(sessionId);
+	}
+
+	private async openSession(meta: CallerMeta, req: IncomingMessage, res: ServerResponse) {
+		const credential = credentialOf(req, meta);
+		if (!this.makeRoom(credential)) throw rateLimited(1);
+		this.opening.set(credential, (this.opening.get(credential) ?? 0) + 1);
+		try {
+			const { transport } = await this.newSession(randomUUID(), meta, credential);
 			await transport.handleRequest(req, res);
 		} finally {
 			const left = this.opening.get(credential)! - 1;
 			if (left > 0) this.opening.set(credential, left);
 			else this.opening.delete(credential);
 		}
+	}
+
+	/**
+	 * A session this node does not hold, opened on another node for the same caller (its record and
+	 * events are shared in Redis): this node takes it on, so a reconnect with `Last-Event-ID` may land
+	 * anywhere. Concurrent requests for it share one resumption.
+	 */
+	private resumeSession(sessionId: string, meta: CallerMeta, req: IncomingMessage): Promise<Session | null> {
+		let pending = this.resuming.get(sessionId);
+		if (!pending) {
+			pending = (async () => {
+				if (!UUID.test(sessionId) || (await this.options.logs.ownerOf(sessionId)) !== callerKey(meta))
+					return null;
+				const credential = credentialOf(req, meta);
+				if (!this.makeRoom(credential)) throw rateLimited(1);
+				const { transport, register } = await this.newSession(sessionId, meta, credential);
+				resumeTransport(transport, sessionId);
+				await register();
+				return this.sessions.get(sessionId) ?? null;
+			})().finally(() => this.resuming.delete(sessionId));
+			this.resuming.set(sessionId, pending);
+		}
+		return pending;
+	}
+
+	/** A transport and server for session `id`; registered once initialized (or resumed). */
+	private async newSession(id: string, meta: CallerMeta, credential: string) {
+		const register = async () => {
+			const now = Date.now();
+			this.sessions.set(id, { transport, server, meta, credential, lastSeen: now, claimedAt: now });
+			await this.options.logs.claim(id, callerKey(meta));
+		};
+		const transport = new StreamableHTTPServerTransport({
+			sessionIdGenerator: () => id,
+			eventStore: this.options.logs.eventStore(id),
+			retryInterval: this.options.sseRetryMs ?? 2000,
+			onsessioninitialized: register
+		});
+		// Closed here (idle, evicted, shut down): the shared record stays, so another node may resume it.
+		transport.onclose = () => void this.sessions.delete(id);
+		const server = this.createServer(() => this.sessions.get(id)?.meta ?? meta);
+		await server.connect(transport);
+		return { transport, register };
 	}
 
 	/**

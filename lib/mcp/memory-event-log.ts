@@ -1,12 +1,8 @@
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { isReplayable, sequenceOf, type McpSessionLogOptions, type McpSessionLogs } from "./event-log";
 
-/**
- * The recent events of one MCP session's SSE streams, so a client that lost a stream can
- * reconnect with `Last-Event-ID` and get what it missed. One log per session: the SDK names the
- * standalone GET stream alike in every session, and a replay must never cross sessions. Bounded:
- * past `capacity` events the oldest go first, and a client that was away longer misses them.
- */
+/** One session's log in this process: it lives with the session's transport. */
 export class SessionEventLog implements EventStore {
 	private readonly events = new Map<EventId, { streamId: StreamId; message: JSONRPCMessage }>();
 	private sequence = 0;
@@ -31,11 +27,27 @@ export class SessionEventLog implements EventStore {
 	): Promise<StreamId> {
 		const last = this.events.get(lastEventId);
 		if (!last) throw new Error("That event is no longer kept");
-		const after = Number(lastEventId);
+		const after = sequenceOf(lastEventId)!;
 		for (const [eventId, event] of this.events)
-			// The priming event ({}) only carried an id: there is nothing in it to replay.
-			if (Number(eventId) > after && event.streamId === last.streamId && "jsonrpc" in event.message)
+			if (Number(eventId) > after && event.streamId === last.streamId && isReplayable(event.message))
 				await send(eventId, event.message);
 		return last.streamId;
 	}
+}
+
+/** Logs of a single gateway without Redis: each session's log is its own, and nothing is shared. */
+export class MemorySessionLogs implements McpSessionLogs {
+	constructor(private readonly options: Pick<McpSessionLogOptions, "capacity">) {}
+
+	eventStore(): EventStore {
+		return new SessionEventLog(this.options.capacity);
+	}
+
+	async claim(): Promise<void> {}
+
+	async ownerOf(): Promise<string | null> {
+		return null;
+	}
+
+	async forget(): Promise<void> {}
 }

@@ -10,7 +10,8 @@ import { isConflict, isNotFound } from "../errors";
 import type { TaskMessage } from "../tasks/task-queue";
 import type { CallerMeta, JsonObject } from "../../types/wire";
 import { errorResult, protocolError, rpcError, successResult } from "./results";
-import { taskOwner, type McpTaskIndex } from "./task-index";
+import { callerKey } from "./caller-key";
+import type { McpTaskIndex } from "./task-index";
 
 /** The queue operations MCP Tasks need, acting for the caller as REST does. */
 export interface McpTaskBackend {
@@ -69,10 +70,6 @@ export class QueueTaskStore implements TaskStore {
 		private readonly options: McpTaskOptions
 	) {}
 
-	private owner(meta: CallerMeta): string {
-		return taskOwner(meta.tenant_id!, meta.agent_id);
-	}
-
 	async createTask(
 		_params: unknown,
 		_requestId: unknown,
@@ -87,7 +84,7 @@ export class QueueTaskStore implements TaskStore {
 			.catch(err => {
 				throw protocolError(err);
 			});
-		await this.index.add(this.owner(meta), task.task_id);
+		await this.index.add(callerKey(meta), task.task_id);
 		return this.toTask(task);
 	}
 
@@ -127,7 +124,7 @@ export class QueueTaskStore implements TaskStore {
 	}
 
 	async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
-		const owner = this.owner(this.metaOf());
+		const owner = callerKey(this.metaOf());
 		const { ids, last } = await this.index.page(owner, decodeCursor(cursor), this.options.pageSize);
 		const tasks = await Promise.all(ids.map(id => this.load(id, false)));
 		return {
@@ -139,7 +136,7 @@ export class QueueTaskStore implements TaskStore {
 	/** The caller's task from the queue, or null; an expired one is dropped from the index. */
 	private async load(taskId: string, checkIndex = true): Promise<TaskMessage | null> {
 		const meta = this.metaOf();
-		const owner = this.owner(meta);
+		const owner = callerKey(meta);
 		if (checkIndex && !(await this.index.has(owner, taskId))) return null;
 		const task = await this.backend.getTask(meta, taskId).catch(err => {
 			if (isNotFound(err)) return null;

@@ -18,7 +18,3 @@ export interface McpTaskIndexOptions {
 	maxPerOwner: number;
 	ttlMs: number;
 }
-
-/** The owner of a caller's tasks: tenant and agent (null for a credential bound to no agent). */
-export const taskOwner = (tenantId: string, agentId: string | null | undefined): string =>
-	`${tenantId}:${Buffer.from(agentId ?? "").toString("base64url")}`;

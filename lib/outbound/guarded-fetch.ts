@@ -124,12 +124,15 @@ export function guardedConnector(guard: AddressGuard, timeoutMs: number): buildC
 	};
 }
 
-async function readCapped(body: Dispatcher.ResponseData["body"], limit: number): Promise<Buffer> {
-	const chunks: Buffer[] = [];
+/**
+ * Reads a body (undici's, or a WHATWG `Response.body`) up to `limit` bytes, and throws
+ * OutboundTooLarge past it: leaving the loop cancels the stream, so nothing more is read from the upstream.
+ */
+export async function readCapped(body: AsyncIterable<Uint8Array> | null, limit: number): Promise<Buffer> {
+	const chunks: Uint8Array[] = [];
 	let size = 0;
-	// Leaving the loop by throwing destroys the stream, so nothing more is read from the upstream.
-	for await (const chunk of body as AsyncIterable<Buffer>) {
-		size += chunk.length;
+	for await (const chunk of body ?? []) {
+		size += chunk.byteLength;
 		if (size > limit) throw new OutboundTooLarge(limit);
 		chunks.push(chunk);
 	}

@@ -33,7 +33,12 @@ function withoutDialect(schema: object): JsonObject {
 function mcpDefinition(source: Pick<ToolSource, "id" | "name">, tool: Tool): ToolDefinition {
 	return {
 		name: sourceToolName(source.name, tool.name),
-		description: (tool.description ?? tool.title ?? "").slice(0, MAX_DESCRIPTION),
+		// A description is required (agents choose tools by it): a remote that gives none gets one that says what the tool is.
+		description: (
+			tool.description?.trim() ||
+			tool.title?.trim() ||
+			`${tool.name} (a tool of the MCP server ${source.name})`
+		).slice(0, MAX_DESCRIPTION),
 		type: "mcp",
 		parameters: withoutDialect(tool.inputSchema),
 		config: { source_id: source.id, remote_name: tool.name },

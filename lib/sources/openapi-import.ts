@@ -153,7 +153,7 @@ function toolOf(
 		properties.body = body;
 		if (operation.requestBody?.required) required.push("body");
 	}
-	const text = [operation.summary, operation.description].filter(Boolean).join("\n\n");
+	const text = [operation.summary?.trim(), operation.description?.trim()].filter(Boolean).join("\n\n");
 	const tags = (operation.tags ?? []).filter(tag => tag.length > 0 && tag.length <= 64).slice(0, 31);
 	return {
 		name: sourceToolName(options.sourceName, operation.operationId ?? `${method}_${path}`),

@@ -38,7 +38,7 @@ type Owned = Pick<
 const owned = (tool: Owned) =>
 	canonicalize({
 		name: tool.name,
-		description: tool.description ?? "",
+		description: tool.description,
 		parameters: tool.parameters,
 		config: tool.config,
 		output_schema: tool.output_schema,

@@ -111,10 +111,6 @@ export class MemoryToolStore implements ToolStore {
 		return Object.fromEntries([...this.tenantIds].map(([tenantId, ids]) => [tenantId, ids.length]));
 	}
 
-	async *all(): AsyncIterable<StoredTool> {
-		yield* this.tools.values();
-	}
-
 	private appendAudit(audit: AuditHook | undefined, tool: StoredTool) {
 		const draft = audit && this.auditLog ? audit(tool) : null;
 		if (draft) this.auditLog!.appendNow(draft);

@@ -2,6 +2,7 @@ import { getMany, type RedisClient } from "../redis";
 import type { ToolSource } from "../../types/wire";
 import { conflict } from "../errors";
 import type { SecretBox } from "../secret-box";
+import { resealRecords, type Resealable, type ResealResult } from "./reseal";
 import { sourceNameTaken, type SourceStore } from "./source-store";
 
 /** Writes ARGV[2] only if the record still is ARGV[1]: 1 written, 0 changed meanwhile or gone. */
@@ -16,7 +17,7 @@ return 1
  * `source-ids` → set of every id. Each command touches one key, so keys may live in any cluster
  * slot. Updates are optimistic: a lost race is retried on the new state.
  */
-export class RedisSourceStore implements SourceStore {
+export class RedisSourceStore implements SourceStore, Resealable {
 	/** With a secret box, header values are stored sealed (AES-256-GCM) and opened on read. */
 	constructor(
 		private readonly redis: RedisClient,
@@ -40,6 +41,22 @@ export class RedisSourceStore implements SourceStore {
 			>;
 		return source;
 	};
+
+	/**
+	 * Seals again, under the box's current key, every source's header values sealed under an earlier
+	 * key or stored in clear. Resolves how many sources changed, per tenant.
+	 */
+	async reseal(): Promise<ResealResult> {
+		const box = this.secretBox;
+		if (!box) return { key_id: "", resealed: new Map() };
+		const resealed = await resealRecords(this.redis, this.recordKey("*"), json => {
+			const source = JSON.parse(json) as ToolSource;
+			const headers = box.resealConfig({ headers: source.headers }).headers as Record<string, string>;
+			const resealed = JSON.stringify({ ...source, headers });
+			return resealed === json ? null : { json: resealed, tenantId: source.tenant_id };
+		});
+		return { key_id: box.keyId, resealed };
+	}
 
 	private recordKey = (id: string) => `${this.prefix}source:${id}`;
 	private namesKey = (tenantId: string) => `${this.prefix}source-names:{${tenantId}}`;

@@ -4,6 +4,7 @@ import { listMerged } from "./tool-page";
 import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
 import { getMany, isCluster, scanKeys, slotTag, type RedisClient } from "../redis";
 import type { SecretBox } from "../secret-box";
+import { resealRecords, type Resealable, type ResealResult } from "./reseal";
 import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** The audit entry, when the write has one, appended to KEYS[k] (ARGV[a..a+2], see RedisAuditLog.scriptArgs). */
@@ -54,15 +55,6 @@ redis.call('INCR', KEYS[5])`,
 	4
 );
 
-/** Writes ARGV[2] over ARGV[1] (a string, or the hash field ARGV[3]) only if unchanged: 1 written. */
-const RESEAL = `
-local current
-if ARGV[3] then current = redis.call('HGET', KEYS[1], ARGV[3]) else current = redis.call('GET', KEYS[1]) end
-if current ~= ARGV[1] then return 0 end
-if ARGV[3] then redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2]) end
-return 1
-`;
-
 const MAX_TRANSACTION_RETRIES = 20;
 
 /**
@@ -73,7 +65,7 @@ const MAX_TRANSACTION_RETRIES = 20;
  * script in one slot, and `tool-home:{id}` names the tenant of a tool id for reads by id.
  * Writes are scripts that compare the JSON read before, so no connection holds a WATCH.
  */
-export class RedisToolStore implements ToolStore {
+export class RedisToolStore implements ToolStore, Resealable {
 	private readonly clustered: boolean;
 
 	/**
@@ -258,34 +250,17 @@ export class RedisToolStore implements ToolStore {
 
 	/**
 	 * Seals again, under the box's current key, every stored secret (current tools and their history)
-	 * sealed under an earlier key. Each value is rewritten only if unchanged since read, so a
-	 * concurrent change wins and is already sealed under the current key. Resolves how many keys changed.
+	 * sealed under an earlier key or stored in clear. Resolves how many records changed, per tenant.
 	 */
-	async reseal(): Promise<number> {
-		if (!this.secretBox) return 0;
-		let changed = 0;
-		for await (const keys of scanKeys(this.redis, `${this.prefix}tool:*`, 200))
-			for (const key of keys) if (await this.resealKey(key)) changed++;
-		return changed;
-	}
-
-	private async resealKey(key: string): Promise<boolean> {
-		const box = this.secretBox!;
-		const redo = (json: string) => {
+	async reseal(): Promise<ResealResult> {
+		const box = this.secretBox;
+		if (!box) return { key_id: "", resealed: new Map() };
+		const resealed = await resealRecords(this.redis, `${this.prefix}tool:*`, json => {
 			const tool = JSON.parse(json) as StoredTool;
 			const resealed = JSON.stringify({ ...tool, config: box.resealConfig(tool.config) });
-			return resealed === json ? null : resealed;
-		};
-		const values: [json: string | null, field?: string][] = key.endsWith(":versions")
-			? Object.entries(await this.redis.hgetall(key)).map(([version, json]) => [json, version])
-			: [[await this.redis.get(key)]];
-		let writes = 0;
-		for (const [json, field] of values) {
-			const resealed = json && redo(json);
-			if (resealed)
-				writes += Number(await this.redis.eval(RESEAL, 1, key, json, resealed, ...(field ? [field] : [])));
-		}
-		return writes > 0;
+			return resealed === json ? null : { json: resealed, tenantId: tool.tenant_id };
+		});
+		return { key_id: box.keyId, resealed };
 	}
 
 	/**
@@ -324,12 +299,5 @@ export class RedisToolStore implements ToolStore {
 			});
 		}
 		return counts;
-	}
-
-	async *all(): AsyncIterable<StoredTool> {
-		for await (const keys of scanKeys(this.redis, `${this.prefix}tool:*`)) {
-			const current = keys.filter(k => !k.endsWith(":versions"));
-			for (const tool of (await getMany(this.redis, current)).map(this.parse)) if (tool) yield tool;
-		}
 	}
 }

@@ -56,6 +56,4 @@ export interface ToolStore {
 	revisions(tenantIds: string[]): Promise<number[]>;
 	/** Number of tools per tenant, for metrics. */
 	countByTenant(): Promise<Record<string, number>>;
-	/** Every stored tool, for rebuilding indexes on start. */
-	all(): AsyncIterable<StoredTool>;
 }

@@ -1,7 +1,9 @@
+import type { Clock } from "../clock";
 import { MemoryOutbox } from "../outbox/memory-outbox";
 import type { Outbox } from "../outbox/outbox";
 import { framesChannel, RedisOutbox } from "../outbox/redis-outbox";
 import { MemoryTaskQueue } from "./memory-task-queue";
+import type { SecretBox } from "../secret-box";
 import { RedisTaskQueue } from "./redis-task-queue";
 import type { RedisClient } from "../redis";
 import type { TaskQueue } from "./task-queue";
@@ -32,16 +34,28 @@ export function outboxFor(broker: object, options: TaskBackendOptions): Outbox {
  */
 export function taskQueueFor(
 	broker: object,
-	options: TaskBackendOptions & { retentionS: number }
+	options: TaskBackendOptions & {
+		retentionS: number;
+		clock?: Clock;
+		/** Seals the secrets of queued registrations in Redis. */
+		secretBox?: SecretBox;
+	}
 ): TaskQueue {
 	const outbox = outboxFor(broker, options);
 	if (outbox instanceof RedisOutbox)
-		return new RedisTaskQueue(options.redis!, options.redisPrefix, outbox, options.retentionS);
+		return new RedisTaskQueue(
+			options.redis!,
+			options.redisPrefix,
+			outbox,
+			options.retentionS,
+			options.clock,
+			options.secretBox
+		);
 	let queue = memoryQueues.get(broker);
 	if (!queue)
 		memoryQueues.set(
 			broker,
-			(queue = new MemoryTaskQueue(outbox as MemoryOutbox, options.retentionS * 1000))
+			(queue = new MemoryTaskQueue(outbox as MemoryOutbox, options.retentionS * 1000, options.clock))
 		);
 	return queue;
 }

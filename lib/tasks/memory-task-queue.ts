@@ -1,6 +1,9 @@
 import { randomUUID } from "crypto";
 import type { JsonObject } from "../../types/wire";
+import { isoNow, systemClock, type Clock } from "../clock";
 import type { MemoryOutbox } from "../outbox/memory-outbox";
+import { maskSecrets } from "../secrets";
+import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
@@ -40,12 +43,13 @@ export class MemoryTaskQueue implements TaskQueue {
 
 	constructor(
 		private readonly outbox: MemoryOutbox,
-		private readonly retentionMs = 24 * 3600 * 1000
+		private readonly retentionMs = 24 * 3600 * 1000,
+		private readonly clock: Clock = systemClock
 	) {}
 
 	async submit(task: TaskMessage) {
 		const existing = this.entries.get(task.task_id);
-		if (existing) return { task: copy(existing.task), created: false };
+		if (existing) return { task: shown(existing.task), created: false };
 		const entry: Entry = {
 			task: copy(task),
 			queue: queueOf(task.type, task.tenant_id),
@@ -63,7 +67,7 @@ export class MemoryTaskQueue implements TaskQueue {
 
 	async get(taskId: string) {
 		const entry = this.entries.get(taskId);
-		return entry ? copy(entry.task) : null;
+		return entry ? shown(entry.task) : null;
 	}
 
 	async claim(leaseMs: number): Promise<Lease | null> {
@@ -76,15 +80,19 @@ export class MemoryTaskQueue implements TaskQueue {
 		else this.queues.delete(queue);
 		const entry = this.entries.get(id)!;
 		entry.token = randomUUID();
-		entry.leaseUntil = Date.now() + leaseMs;
+		entry.leaseUntil = this.clock.now() + leaseMs;
 		this.leased.add(id);
-		Object.assign(entry.task, { status: "processing", attempts: entry.task.attempts + 1, updated_at: now() });
+		Object.assign(entry.task, {
+			status: "processing",
+			attempts: entry.task.attempts + 1,
+			updated_at: isoNow(this.clock)
+		});
 		return { task: copy(entry.task), token: entry.token };
 	}
 
 	async extend(lease: Lease, leaseMs: number) {
 		const entry = this.owned(lease);
-		if (entry) entry.leaseUntil = Date.now() + leaseMs;
+		if (entry) entry.leaseUntil = this.clock.now() + leaseMs;
 		return Boolean(entry);
 	}
 
@@ -94,7 +102,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		this.end(entry, outcome);
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		this.announce({ event, task: entry.task, execution_time_ms: executionTimeMs });
-		return copy(entry.task);
+		return shown(entry.task);
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
@@ -102,8 +110,8 @@ export class MemoryTaskQueue implements TaskQueue {
 		if (!entry) return false;
 		this.leased.delete(entry.task.task_id);
 		entry.token = "";
-		entry.dueAt = Date.now() + delayMs;
-		Object.assign(entry.task, { status: "pending", error, updated_at: now() });
+		entry.dueAt = this.clock.now() + delayMs;
+		Object.assign(entry.task, { status: "pending", error, updated_at: isoNow(this.clock) });
 		this.delayed.add(entry.task.task_id);
 		this.announce({ event: "task_status_update", task: entry.task, message: `retrying in ${delayMs} ms` });
 		return true;
@@ -112,7 +120,7 @@ export class MemoryTaskQueue implements TaskQueue {
 	async cancel(taskId: string) {
 		const entry = this.entries.get(taskId);
 		if (!entry) return null;
-		if (entry.task.status !== "pending") return { task: copy(entry.task), cancelled: false };
+		if (entry.task.status !== "pending") return { task: shown(entry.task), cancelled: false };
 		const items = this.queues.get(entry.queue);
 		const at = items?.findIndex(item => item.id === taskId) ?? -1;
 		if (at >= 0) {
@@ -125,11 +133,11 @@ export class MemoryTaskQueue implements TaskQueue {
 		this.delayed.delete(taskId);
 		this.end(entry, { status: "cancelled" });
 		this.announce({ event: "task_status_update", task: entry.task, message: "cancelled" });
-		return { task: copy(entry.task), cancelled: true };
+		return { task: shown(entry.task), cancelled: true };
 	}
 
 	async reap(maxAttempts: number): Promise<ReapResult> {
-		const at = Date.now();
+		const at = this.clock.now();
 		const result: ReapResult = { redelivered: 0, dead_lettered: [], promoted: 0 };
 		for (const id of [...this.leased]) {
 			const entry = this.entries.get(id)!;
@@ -140,11 +148,11 @@ export class MemoryTaskQueue implements TaskQueue {
 					error: { type: "dead_letter", message: `worker lost ${entry.task.attempts} times; giving up` }
 				});
 				this.announce({ event: "task_failed", task: entry.task });
-				result.dead_lettered.push(copy(entry.task));
+				result.dead_lettered.push(shown(entry.task));
 			} else {
 				this.leased.delete(id);
 				entry.token = "";
-				Object.assign(entry.task, { status: "pending", updated_at: now() });
+				Object.assign(entry.task, { status: "pending", updated_at: isoNow(this.clock) });
 				this.enqueue(entry);
 				result.redelivered++;
 			}
@@ -162,11 +170,11 @@ export class MemoryTaskQueue implements TaskQueue {
 	}
 
 	async record(update: TaskUpdate) {
-		this.announce(update);
+		this.announce(update, isoNow(this.clock));
 	}
 
 	async depths(): Promise<QueueDepth[]> {
-		const at = Date.now();
+		const at = this.clock.now();
 		return [...this.queues].map(([queue, items]) => {
 			const oldest = Math.min(...items.map(item => Date.parse(this.entries.get(item.id)!.task.created_at)));
 			return {
@@ -178,8 +186,9 @@ export class MemoryTaskQueue implements TaskQueue {
 		});
 	}
 
-	private announce(update: TaskUpdate) {
-		this.outbox.append(JSON.stringify(taskFrame(update)));
+	/** A status change's frame carries the time the task was updated, as the Redis queue's does. */
+	private announce(update: TaskUpdate, timestamp = update.task.updated_at) {
+		this.outbox.append(JSON.stringify(taskFrame(update, timestamp)));
 	}
 
 	private enqueue(entry: Entry) {
@@ -204,13 +213,14 @@ export class MemoryTaskQueue implements TaskQueue {
 	private end(entry: Entry, outcome: TaskOutcome) {
 		this.leased.delete(entry.task.task_id);
 		entry.token = "";
-		entry.endedAt = Date.now();
+		entry.endedAt = this.clock.now();
 		// A failed attempt before a retry left an `error`; the final outcome replaces it.
 		const { result: _result, error: _error, ...task } = entry.task;
-		entry.task = Object.assign(task, outcome, { updated_at: now() });
+		entry.task = Object.assign(task, outcome, { updated_at: isoNow(this.clock) });
 		this.ended.push(entry.task.task_id);
 	}
 }
 
-const now = () => new Date().toISOString();
 const copy = (task: TaskMessage): TaskMessage => structuredClone(task);
+/** A copy for anyone but the worker: a registration's secrets masked. */
+const shown = (task: TaskMessage): TaskMessage => mapPayloadConfig(copy(task), maskSecrets);

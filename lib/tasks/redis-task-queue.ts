@@ -1,7 +1,11 @@
 import { randomUUID } from "crypto";
 import type { JsonObject } from "../../types/wire";
+import { isoNow, systemClock, type Clock } from "../clock";
 import { RECORD_FRAME_LUA, shardPrefix, type RedisOutbox } from "../outbox/redis-outbox";
 import { shardOf, type RedisClient } from "../redis";
+import type { SecretBox } from "../secret-box";
+import { maskSecrets } from "../secrets";
+import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
 	queueOf,
@@ -189,7 +193,10 @@ class ShardKeys {
 	queue = (name: string) => `${this.base}queue:${name}`;
 }
 
-/** Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). */
+/**
+ * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
+ * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
+ */
 export class RedisTaskQueue implements TaskQueue {
 	private readonly shards: ShardKeys[];
 	/** The shard the next claim tries first; claims rotate over the shards. */
@@ -199,7 +206,9 @@ export class RedisTaskQueue implements TaskQueue {
 		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly outbox: RedisOutbox,
-		private readonly retentionS = 24 * 3600
+		private readonly retentionS = 24 * 3600,
+		private readonly clock: Clock = systemClock,
+		private readonly secretBox?: SecretBox
 	) {
 		this.shards = Array.from(
 			{ length: outbox.shards },
@@ -207,6 +216,10 @@ export class RedisTaskQueue implements TaskQueue {
 		);
 		this.cursor = Math.floor(Math.random() * this.shards.length);
 	}
+
+	/** The message as the worker needs it: its secrets opened. */
+	private opened = (task: TaskMessage) =>
+		this.secretBox ? mapPayloadConfig(task, config => this.secretBox!.openConfig(config)) : task;
 
 	private shardOf = (tenantId: string) => shardOf(tenantId, this.shards.length);
 	private keysOf = (task: { tenant_id: string }) => this.shards[this.shardOf(task.tenant_id)];
@@ -242,7 +255,9 @@ export class RedisTaskQueue implements TaskQueue {
 			keys.ready,
 			keys.seq,
 			keys.turn,
-			JSON.stringify(doc),
+			JSON.stringify(
+				this.secretBox ? mapPayloadConfig(doc, config => this.secretBox!.sealConfig(config)) : doc
+			),
 			task.task_id,
 			queue,
 			String(task.priority),
@@ -270,14 +285,14 @@ export class RedisTaskQueue implements TaskQueue {
 				keys.leases,
 				keys.turn,
 				keys.base,
-				String(Date.now()),
+				String(this.clock.now()),
 				String(leaseMs),
 				token,
-				new Date().toISOString()
+				isoNow(this.clock)
 			)) as string[] | null;
 			if (fields) {
 				this.cursor = (shard + 1) % this.shards.length;
-				return { task: fromPairs(fields), token };
+				return { task: this.opened(stored(hashOf(fields))), token };
 			}
 		}
 		return null;
@@ -291,14 +306,14 @@ export class RedisTaskQueue implements TaskQueue {
 			keys.task(lease.task.task_id),
 			keys.leases,
 			lease.token,
-			String(Date.now() + leaseMs),
+			String(this.clock.now() + leaseMs),
 			lease.task.task_id
 		);
 		return extended === 1;
 	}
 
 	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...running } = lease.task;
 		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
@@ -327,7 +342,7 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const frame = this.frame(
 			{
 				event: "task_status_update",
@@ -345,7 +360,7 @@ export class RedisTaskQueue implements TaskQueue {
 			keys.delayed,
 			...keys.outbox,
 			lease.token,
-			String(Date.now() + delayMs),
+			String(this.clock.now() + delayMs),
 			JSON.stringify(error),
 			updatedAt,
 			lease.task.task_id,
@@ -360,7 +375,7 @@ export class RedisTaskQueue implements TaskQueue {
 		// The frame is built from the message as read now; the script records it only if it cancels.
 		const current = await this.get(taskId);
 		if (!current) return null;
-		const updatedAt = new Date().toISOString();
+		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...task } = current;
 		const frame = this.frame(
 			{
@@ -402,9 +417,9 @@ export class RedisTaskQueue implements TaskQueue {
 				keys.turn,
 				...keys.outbox,
 				keys.base,
-				String(Date.now()),
+				String(this.clock.now()),
 				String(maxAttempts),
-				new Date().toISOString(),
+				isoNow(this.clock),
 				String(this.retentionS),
 				this.outbox.max,
 				this.outbox.channel
@@ -422,15 +437,15 @@ export class RedisTaskQueue implements TaskQueue {
 
 	async record(update: TaskUpdate) {
 		// In the task's shard, behind its earlier frames.
-		await this.outbox.push(this.frame(update), this.shardOf(update.task.tenant_id));
+		await this.outbox.push(this.frame(update, isoNow(this.clock)), this.shardOf(update.task.tenant_id));
 	}
 
-	private frame(update: TaskUpdate, timestamp?: string): string {
+	private frame(update: TaskUpdate, timestamp: string): string {
 		return JSON.stringify(taskFrame(update, timestamp));
 	}
 
 	async depths(): Promise<QueueDepth[]> {
-		const now = Date.now();
+		const now = this.clock.now();
 		const perShard = await Promise.all(
 			this.shards.map(async keys => {
 				const queues = await this.redis.zrange(keys.ready, 0, -1);
@@ -458,14 +473,21 @@ export class RedisTaskQueue implements TaskQueue {
 	}
 }
 
-function fromPairs(fields: string[]): TaskMessage {
+function hashOf(fields: string[]): Record<string, string> {
 	const hash: Record<string, string> = {};
 	for (let i = 0; i < fields.length; i += 2) hash[fields[i]] = fields[i + 1];
-	return fromHash(hash)!;
+	return hash;
 }
 
+const fromPairs = (fields: string[]): TaskMessage => fromHash(hashOf(fields))!;
+
+/** The stored message; a registration's secrets masked (sealed or not, they are for the worker only). */
 function fromHash(hash: Record<string, string>): TaskMessage | null {
 	if (!hash.doc) return null;
+	return mapPayloadConfig(stored(hash), maskSecrets);
+}
+
+function stored(hash: Record<string, string>): TaskMessage {
 	return {
 		...(JSON.parse(hash.doc) as Omit<TaskMessage, "status" | "attempts" | "updated_at">),
 		status: hash.status as TaskMessage["status"],

@@ -1,8 +1,15 @@
 import type { JsonObject } from "../../types/wire";
 import type { TaskUpdate } from "./task-events";
 
-export type TaskStatus = "pending" | "processing" | "completed" | "failed" | "cancelled";
-export type TaskType = "tool_execution" | "tool_registration" | "tool_discovery" | "tool_validation";
+export const TASK_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const TASK_TYPES = [
+	"tool_execution",
+	"tool_registration",
+	"tool_discovery",
+	"tool_validation"
+] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
 
 /** The standard queue message, as stored and as `GET` returns it. */
 export interface TaskMessage {
@@ -64,6 +71,9 @@ export const queueOf = (type: TaskType, tenantId: string): string =>
  * - Every status change is a compare-and-set, so a redelivered task never completes twice.
  * - Every status change after submission records its notification frame (the orchestrator's WebSocket frame) in the
  *   outbox in the same atomic step: a task that ends `completed` or `failed` is always announced.
+ * - The secrets of a registration task's definition (its `config`) reach only the worker: `claim` hands
+ *   them over; every other read (`get`, `finish`, `cancel`, `reap`) shows them masked. A durable queue
+ *   keeps them sealed at rest.
  */
 export interface TaskQueue {
 	/** Stores and enqueues a new task; a known `task_id` resolves the stored task, `created: false`. */

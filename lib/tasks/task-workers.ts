@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type ClockTimer } from "../clock";
 import type { Lease, ReapResult, TaskQueue } from "./task-queue";
 
 export interface TaskWorkerOptions {
@@ -31,20 +32,21 @@ export class TaskWorkers {
 	/** Once stopped, a late `start` (the node waited for the registry) must not start loops again. */
 	private stopped = false;
 	private loops: Promise<void>[] = [];
-	private reaper: NodeJS.Timeout | null = null;
+	private reaper: ClockTimer | null = null;
 	private sleepers = new Set<() => void>();
 
 	constructor(
 		private readonly queue: TaskQueue,
 		private readonly options: TaskWorkerOptions,
-		private readonly hooks: TaskWorkerHooks
+		private readonly hooks: TaskWorkerHooks,
+		private readonly clock: Clock = systemClock
 	) {}
 
 	start(): void {
 		if (this.running || this.stopped) return;
 		this.running = true;
 		this.loops = Array.from({ length: this.options.concurrency }, () => this.loop());
-		this.reaper = setInterval(() => void this.reap(), this.options.reapIntervalMs);
+		this.reaper = this.clock.setInterval(() => void this.reap(), this.options.reapIntervalMs);
 	}
 
 	/**
@@ -62,7 +64,7 @@ export class TaskWorkers {
 	async stop(): Promise<void> {
 		this.stopped = true;
 		this.running = false;
-		if (this.reaper) clearInterval(this.reaper);
+		if (this.reaper) this.clock.clear(this.reaper);
 		this.wake();
 		await Promise.all(this.loops);
 	}
@@ -81,7 +83,7 @@ export class TaskWorkers {
 	}
 
 	private async run(lease: Lease): Promise<void> {
-		const renew = setInterval(
+		const renew = this.clock.setInterval(
 			() => {
 				this.queue
 					.extend(lease, this.options.leaseMs)
@@ -94,18 +96,18 @@ export class TaskWorkers {
 		} catch (err) {
 			this.hooks.onError(`task ${lease.task.task_id} failed to be handled`, err);
 		} finally {
-			clearInterval(renew);
+			this.clock.clear(renew);
 		}
 	}
 
 	private idle(): Promise<void> {
 		return new Promise(resolve => {
 			const done = () => {
-				clearTimeout(timer);
+				this.clock.clear(timer);
 				this.sleepers.delete(done);
 				resolve();
 			};
-			const timer = setTimeout(done, this.options.pollIntervalMs);
+			const timer = this.clock.setTimeout(done, this.options.pollIntervalMs);
 			this.sleepers.add(done);
 		});
 	}

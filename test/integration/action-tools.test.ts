@@ -143,7 +143,12 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 	it("lets tenant tools call only actions that declare `tool`, and never the registry's own", async () => {
 		const optedIn = await http(registryNode.url, "POST", "/api/v1/tools", {
 			tenant: "acme",
-			body: { name: "my_invoice", type: "moleculer_action", config: { action: "billing.invoice" } }
+			body: {
+				name: "my_invoice",
+				description: "Runs a billing action",
+				type: "moleculer_action",
+				config: { action: "billing.invoice" }
+			}
 		});
 		expect(optedIn.status).toBe(201);
 		const ok = await execute("acme", { tool_id: optedIn.body.id, parameters: { amount: 1, customer: "x" } });
@@ -151,7 +156,12 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 
 		const internal = await http(registryNode.url, "POST", "/api/v1/tools", {
 			tenant: "acme",
-			body: { name: "peek", type: "moleculer_action", config: { action: "billing.internalReport" } }
+			body: {
+				name: "peek",
+				description: "Runs a billing action",
+				type: "moleculer_action",
+				config: { action: "billing.internalReport" }
+			}
 		});
 		const refused = await execute("acme", { tool_id: internal.body.id, parameters: {} });
 		expect(refused.body).toMatchObject({ status: "failed", error: { type: "tool_error" } });
@@ -160,7 +170,12 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 		for (const action of ["keys.create", "api.health", "registry.remove", "$node.list", "executor.execute"]) {
 			const reserved = await http(registryNode.url, "POST", "/api/v1/tools", {
 				tenant: "acme",
-				body: { name: "sneaky", type: "moleculer_action", config: { action } }
+				body: {
+					name: "sneaky",
+					description: "Runs a billing action",
+					type: "moleculer_action",
+					config: { action }
+				}
 			});
 			expect([action, reserved.status]).toEqual([action, 422]);
 		}
@@ -169,7 +184,12 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 	it("lets an operator's global tool call an action that does not declare `tool`", async () => {
 		const global = await http(registryNode.url, "POST", "/api/v1/tools", {
 			tenant: "*",
-			body: { name: "ops_report", type: "moleculer_action", config: { action: "billing.internalReport" } }
+			body: {
+				name: "ops_report",
+				description: "Runs a billing action",
+				type: "moleculer_action",
+				config: { action: "billing.internalReport" }
+			}
 		});
 		expect(global.status).toBe(201);
 		const res = await execute("acme", { tool_name: "ops_report", parameters: {} });

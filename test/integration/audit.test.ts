@@ -1,6 +1,7 @@
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
+import { clockTool } from "../support/definitions";
 
 let tenantCounter = 0;
 const newTenant = () => `trail-${process.pid}-${++tenantCounter}`;
@@ -49,7 +50,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 			"POST",
 			"/tools",
 			tenant,
-			{ name: "clock", type: "datetime", description: "The time" },
+			clockTool("clock", { description: "The time" }),
 			key
 		);
 		expect(created.status).toBe(201);
@@ -165,8 +166,8 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 
 	it("records nothing for a write that did not happen", async () => {
 		const tenant = newTenant();
-		const created = await call("POST", "/tools", tenant, { name: "clock", type: "datetime" });
-		expect((await call("POST", "/tools", tenant, { name: "clock", type: "datetime" })).status).toBe(409);
+		const created = await call("POST", "/tools", tenant, clockTool("clock"));
+		expect((await call("POST", "/tools", tenant, clockTool("clock"))).status).toBe(409);
 		const stale = await call("PATCH", `/tools/${created.body.id}`, tenant, {
 			description: "x",
 			expected_version: 7
@@ -177,7 +178,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 
 	it("records deletion, disabling and validation outcomes", async () => {
 		const tenant = newTenant();
-		const created = await call("POST", "/tools", tenant, { name: "clock", type: "datetime" });
+		const created = await call("POST", "/tools", tenant, clockTool("clock"));
 		await node.broker.call(
 			"registry.setStatus",
 			{ id: created.body.id, status: "disabled" },
@@ -237,6 +238,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		const secret = `audit-secret-${Date.now()}`;
 		const created = await call("POST", "/tools", tenant, {
 			name: "weather",
+			description: "Current weather for a city",
 			type: "external_api",
 			config: {
 				url: "https://api.example.com/weather",

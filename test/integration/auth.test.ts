@@ -1,5 +1,6 @@
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { calculatorTool, clockTool } from "../support/definitions";
 
 let counter = 0;
 const newTenant = () => `auth-${process.pid}-${++counter}`;
@@ -79,7 +80,7 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			expect(res.body).not.toHaveProperty("secret_hash");
 			const created = await http(node.url, "POST", "/api/v1/tools", {
 				token: res.body.api_key,
-				body: { name: "c", type: "calculator" }
+				body: calculatorTool("c")
 			});
 			expect(created.status).toBe(201);
 			expect(created.body.tenant_id).toBe(tenant);
@@ -104,7 +105,7 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			expect((await http(node.url, "GET", "/api/v1/tools", { token: api_key })).status).toBe(200);
 			const write = await http(node.url, "POST", "/api/v1/tools", {
 				token: api_key,
-				body: { name: "c", type: "calculator" }
+				body: calculatorTool("c")
 			});
 			expect(write.status).toBe(403);
 			expect(write.body).toMatchObject({ code: 403, type: "FORBIDDEN" });
@@ -134,7 +135,7 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			expect(same.status).toBe(200);
 			const created = await http(node.url, "POST", "/api/v1/tools", {
 				token: api_key,
-				body: { name: "agent_tool", type: "calculator" }
+				body: calculatorTool("agent_tool")
 			});
 			expect(created.status).toBe(201);
 			expect(created.body.tenant_id).toBe(tenant);
@@ -195,7 +196,7 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			const intruder = await keyFor(newTenant(), ["tools:read", "tools:write"]);
 			const tool = await http(node.url, "POST", "/api/v1/tools", {
 				token: owner.api_key,
-				body: { name: "private_tool", type: "datetime" }
+				body: clockTool("private_tool")
 			});
 			for (const method of ["GET", "PATCH", "DELETE"]) {
 				const res = await http(node.url, method, `/api/v1/tools/${tool.body.id}`, {

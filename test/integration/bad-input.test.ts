@@ -1,6 +1,7 @@
 import { request } from "http";
 import zlib from "zlib";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { calculatorTool } from "../support/definitions";
 
 /** Sends raw bytes, for inputs fetch would refuse to produce. */
 function rawRequest(
@@ -81,6 +82,7 @@ describe("bad input over HTTP", () => {
 	it("treats constructor and prototype keys as plain data", async () => {
 		const res = await post("/tools", {
 			name: "proto_words",
+			description: "Words that name prototypes",
 			type: "calculator",
 			metadata: { constructor: "x", prototype: { a: 1 } }
 		});
@@ -90,15 +92,15 @@ describe("bad input over HTTP", () => {
 
 	it("answers 422 for wrong types in every field, never 500", async () => {
 		for (const body of [
-			{ name: 12, type: "calculator" },
-			{ name: ["a"], type: "calculator" },
+			calculatorTool("x", { name: 12 }),
+			calculatorTool("x", { name: ["a"] }),
 			{ name: null, type: null },
-			{ name: "x", type: "calculator", parameters: "not-an-object" },
-			{ name: "x", type: "calculator", parameters: [] },
-			{ name: "x", type: "calculator", metadata: { tags: "a" } },
-			{ name: "x", type: "calculator", timeout_ms: "5000" },
-			{ name: "x", type: "calculator", permissions: { agents: "*" } },
-			{ name: "x", type: "calculator", config: { nested: true } },
+			calculatorTool("x", { parameters: "not-an-object" }),
+			calculatorTool("x", { parameters: [] }),
+			calculatorTool("x", { metadata: { tags: "a" } }),
+			calculatorTool("x", { timeout_ms: "5000" }),
+			calculatorTool("x", { permissions: { agents: "*" } }),
+			calculatorTool("x", { config: { nested: true } }),
 			[],
 			{}
 		]) {
@@ -111,22 +113,22 @@ describe("bad input over HTTP", () => {
 	it("answers 422 for a deeply nested or oversized parameters schema", async () => {
 		let deep: Record<string, unknown> = { type: "string" };
 		for (let i = 0; i < 20; i++) deep = { type: "object", properties: { a: deep } };
-		expect((await post("/tools", { name: "deep", type: "calculator", parameters: deep })).status).toBe(422);
+		expect((await post("/tools", calculatorTool("deep", { parameters: deep }))).status).toBe(422);
 		const wide = {
 			type: "object",
 			properties: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: "string" }]))
 		};
-		expect((await post("/tools", { name: "wide", type: "calculator", parameters: wide })).status).toBe(422);
+		expect((await post("/tools", calculatorTool("wide", { parameters: wide }))).status).toBe(422);
 	});
 
 	it("answers 10,000-character strings in any field with 4xx", async () => {
 		const long = "z".repeat(10000);
 		for (const body of [
-			{ name: long, type: "calculator" },
+			calculatorTool(long),
 			{ name: "x", type: long },
-			{ name: "x", type: "calculator", description: long },
-			{ name: "x", type: "calculator", metadata: { tags: [long] } },
-			{ name: "x", type: "calculator", permissions: { agents: [long] } }
+			calculatorTool("x", { description: long }),
+			calculatorTool("x", { metadata: { tags: [long] } }),
+			calculatorTool("x", { permissions: { agents: [long] } })
 		]) {
 			const res = await post("/tools", body);
 			expect(res.status).toBe(422);
@@ -214,7 +216,7 @@ describe("bad input over HTTP", () => {
 			"content-type": "application/json",
 			"content-encoding": "br"
 		};
-		const body = zlib.brotliCompressSync(JSON.stringify({ name: "compressed", type: "calculator" }));
+		const body = zlib.brotliCompressSync(JSON.stringify(calculatorTool("compressed")));
 		const res = await rawRequest(node.url, "/api/v1/tools", "POST", headers, body);
 		expect(res.status).toBe(201);
 	});

@@ -1,6 +1,7 @@
 import type { Context } from "moleculer";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
+import { calculatorTool, clockTool } from "../support/definitions";
 
 let tenantCounter = 0;
 const newTenant = () => `tenant-${process.pid}-${++tenantCounter}`;
@@ -77,10 +78,10 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 		});
 
 		it("fills defaults: the type's parameters, all agents, 5000 ms", async () => {
-			const res = await call("POST", "/tools", newTenant(), { name: "calc", type: "calculator" });
+			const res = await call("POST", "/tools", newTenant(), calculatorTool("calc"));
 			expect(res.status).toBe(201);
 			expect(res.body.parameters).toMatchObject({ type: "object", required: ["expression"] });
-			expect(res.body).toMatchObject({ permissions: { agents: ["*"] }, timeout_ms: 5000, description: "" });
+			expect(res.body).toMatchObject({ permissions: { agents: ["*"] }, timeout_ms: 5000 });
 		});
 
 		it("answers 409 for a name already used in the tenant, and allows it in another tenant", async () => {
@@ -205,6 +206,7 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			await call("POST", "/tools", tenant, weather());
 			await call("POST", "/tools", tenant, {
 				name: "clock",
+				description: "Wall clock",
 				type: "datetime",
 				metadata: { tags: ["wall-clock"] }
 			});
@@ -222,7 +224,7 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 
 		it("pages with an opaque cursor, clamping limit to 200", async () => {
 			const tenant = newTenant();
-			for (let i = 0; i < 5; i++) await call("POST", "/tools", tenant, { name: `t${i}`, type: "calculator" });
+			for (let i = 0; i < 5; i++) await call("POST", "/tools", tenant, calculatorTool(`t${i}`));
 			const first = await call("GET", "/tools?type=calculator&limit=2", tenant);
 			expect(first.body.items).toHaveLength(2);
 			expect(typeof first.body.next_cursor).toBe("string");
@@ -319,14 +321,37 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 			expect(stored.config.headers).toEqual({ "X-Api-Key": "secret-header-value", "X-Trace": "on" });
 		});
 
-		it("refuses an empty description: agents choose tools by it", async () => {
+		it("refuses a missing or empty description: agents choose tools by it", async () => {
 			const tenant = newTenant();
+			const { description: _omitted, ...undescribed } = weather();
+			const missing = await call("POST", "/tools", tenant, undescribed);
+			expect(missing.status).toBe(422);
+			expect(missing.body).toMatchObject({ type: "VALIDATION_ERROR" });
+			expect(missing.body.data).toEqual([
+				{ field: "description", message: "must have required property 'description'" }
+			]);
 			const blank = await call("POST", "/tools", tenant, weather({ description: "  " }));
 			expect(blank.status).toBe(422);
 			expect(blank.body.data).toEqual([{ field: "description", message: expect.stringContaining("empty") }]);
 			const created = await call("POST", "/tools", tenant, weather());
 			const patched = await call("PATCH", `/tools/${created.body.id}`, tenant, { description: "" });
 			expect(patched.status).toBe(422);
+			const removed = await call("PATCH", `/tools/${created.body.id}`, tenant, { description: null });
+			expect(removed.status).toBe(422);
+			expect(removed.body.data).toEqual([{ field: "description", message: expect.any(String) }]);
+		});
+
+		it("lets a tool stored before descriptions were required be changed and revalidated without one", async () => {
+			const tenant = newTenant();
+			const { body } = await call("POST", "/tools", tenant, calculatorTool("legacy"));
+			const registry = node.broker.getLocalService("registry") as unknown as {
+				store: { update(id: string, change: (tool: object) => object): Promise<unknown> };
+			};
+			await registry.store.update(body.id, tool => ({ ...tool, description: "" }));
+			const patched = await call("PATCH", `/tools/${body.id}`, tenant, { timeout_ms: 1000 });
+			expect(patched).toMatchObject({ status: 200, body: { description: "", timeout_ms: 1000 } });
+			const revalidated = await call("POST", `/tools/${body.id}/validate`, tenant);
+			expect(revalidated).toMatchObject({ status: 200, body: { valid: true } });
 		});
 
 		it("answers 409 for a stale expected_version and applies a current one", async () => {
@@ -348,8 +373,8 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 
 		it("answers 409 when renaming onto a taken name and 422 for an invalid change", async () => {
 			const tenant = newTenant();
-			const a = await call("POST", "/tools", tenant, { name: "a", type: "calculator" });
-			await call("POST", "/tools", tenant, { name: "b", type: "calculator" });
+			const a = await call("POST", "/tools", tenant, calculatorTool("a"));
+			await call("POST", "/tools", tenant, calculatorTool("b"));
 			expect((await call("PATCH", `/tools/${a.body.id}`, tenant, { name: "b" })).status).toBe(409);
 			expect((await call("PATCH", `/tools/${a.body.id}`, tenant, { timeout_ms: -1 })).status).toBe(422);
 			expect((await call("GET", `/tools/${a.body.id}`, tenant)).body.version).toBe(1);
@@ -383,7 +408,7 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 
 		it("re-runs definition validation on demand, answering the report", async () => {
 			const tenant = newTenant();
-			const { body } = await call("POST", "/tools", tenant, { name: "clock", type: "datetime" });
+			const { body } = await call("POST", "/tools", tenant, clockTool("clock"));
 			const report = await call("POST", `/tools/${body.id}/validate`, tenant);
 			expect(report.status).toBe(200);
 			expect(report.body).toMatchObject({ valid: true, errors: [], kind: "definition" });
@@ -414,7 +439,7 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 
 		it("lets the service token manage global tools that tenants can read but never write", async () => {
 			const name = `global_${process.pid}_${++tenantCounter}`;
-			const created = await call("POST", "/tools", "*", { name, type: "datetime" });
+			const created = await call("POST", "/tools", "*", clockTool(name));
 			expect(created.status).toBe(201);
 			expect(created.body.tenant_id).toBe("*");
 			const tenant = newTenant();
@@ -441,11 +466,7 @@ describe.each(BACKENDS)("catalog over HTTP on the $name store", ({ redisUrl }) =
 				}
 			});
 			const meta = { meta: { tenant_id: tenant } };
-			const tool = await node.broker.call<any, any>(
-				"registry.register",
-				{ name: "x", type: "calculator" },
-				meta
-			);
+			const tool = await node.broker.call<any, any>("registry.register", calculatorTool("x"), meta);
 			await node.broker.call("registry.update", { id: tool.id, description: "y" }, meta);
 			expect(await node.broker.call("registry.get", { id: tool.id }, meta)).toMatchObject({ version: 2 });
 			await node.broker.call("registry.remove", { id: tool.id }, meta);

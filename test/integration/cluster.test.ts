@@ -1,6 +1,7 @@
 import { randomUUID } from "crypto";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
+import { calculatorTool, clockTool } from "../support/definitions";
 
 describeWithRedis("two gateway nodes sharing one Redis", () => {
 	const redisUrl = process.env.TEST_REDIS_URL!;
@@ -24,7 +25,7 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 			Array.from({ length: 16 }, (_, i) =>
 				http((i % 2 ? a : b).url, "POST", "/api/v1/tools", {
 					tenant: "race",
-					body: { name: "contested", type: "calculator" }
+					body: calculatorTool("contested")
 				})
 			)
 		);
@@ -36,7 +37,7 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 	it("lets exactly one of concurrent updates with the same expected_version win across both nodes", async () => {
 		const { body } = await http(a.url, "POST", "/api/v1/tools", {
 			tenant: "race-update",
-			body: { name: "shared", type: "calculator" }
+			body: calculatorTool("shared")
 		});
 		const results = await Promise.all(
 			Array.from({ length: 10 }, (_, i) =>
@@ -60,7 +61,7 @@ describeWithRedis("two gateway nodes sharing one Redis", () => {
 		});
 		const tool = await http(b.url, "POST", "/api/v1/tools", {
 			token: key.body.api_key,
-			body: { name: "seen_everywhere", type: "datetime" }
+			body: clockTool("seen_everywhere")
 		});
 		expect(tool.status).toBe(201);
 		const read = await http(a.url, "GET", `/api/v1/tools/${tool.body.id}`, { token: key.body.api_key });
@@ -110,7 +111,7 @@ describeWithNats("services split over NATS (SERVICES per node)", () => {
 	it("serves the catalog from a gateway node whose registry runs on another node", async () => {
 		const created = await http(gateway.url, "POST", "/api/v1/tools", {
 			tenant: "remote",
-			body: { name: "remote_tool", type: "calculator" }
+			body: calculatorTool("remote_tool")
 		});
 		expect(created.status).toBe(201);
 		expect(gateway.broker.getLocalService("registry")).toBeUndefined();

@@ -5,6 +5,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import WebSocket from "ws";
 import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { calculatorTool } from "../support/definitions";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 /** Locally a missing browser skips the browser tests loudly; CI installs Debian's chromium and requires it. */
@@ -99,7 +100,7 @@ describe("the /ui page", () => {
 	it("disables and enables a tool of the tenant, never a global one", async () => {
 		const created = await http(node.url, "POST", "/api/v1/tools", {
 			tenant: TENANT,
-			body: { name: "switched", type: "calculator" }
+			body: calculatorTool("switched")
 		});
 		const path = `/api/v1/tools/${created.body.id}/status`;
 		const off = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "disabled" } });
@@ -112,7 +113,12 @@ describe("the /ui page", () => {
 		expect([on.status, on.body.status]).toEqual([200, "active"]);
 		const pending = await http(node.url, "POST", "/api/v1/tools", {
 			tenant: TENANT,
-			body: { name: "unprobed", type: "external_api", config: { url: "https://unprobed.example.com/x" } }
+			body: {
+				name: "unprobed",
+				description: "Not probed yet",
+				type: "external_api",
+				config: { url: "https://unprobed.example.com/x" }
+			}
 		});
 		// No executor on this node: the probe waits in the queue, so the tool stays unvalidated.
 		expect(pending.body.status).toBe("pending_validation");

@@ -82,6 +82,7 @@ describe.each(BACKENDS)("poisoned descriptions on the $name store", ({ redisUrl 
 		});
 		const clean = await call("POST", "/tools", "strict", {
 			name: `clean_${tenantCounter}`,
+			description: "Evaluates an arithmetic expression",
 			type: "calculator"
 		});
 		expect(clean.status).toBe(201);

@@ -1,6 +1,7 @@
 import type { Context } from "moleculer";
 import { eventually } from "../support/eventually";
 import { http, startNode, type HttpResult, type TestNode } from "../support/node";
+import { calculatorTool } from "../support/definitions";
 
 let tenantCounter = 0;
 const newTenant = () => `exec-${process.pid}-${++tenantCounter}`;
@@ -313,7 +314,7 @@ describe("execution of local tools over HTTP", () => {
 	describe("resolving the tool", () => {
 		it("runs a tool by tool_id and by tool_name", async () => {
 			const tenant = newTenant();
-			const tool = await register(tenant, { name: "my_calc", type: "calculator" });
+			const tool = await register(tenant, calculatorTool("my_calc"));
 			const byId = await execute(tenant, { tool_id: tool.id, parameters: { expression: "3*3" } });
 			expect(byId.status).toBe(200);
 			expectEnvelope(byId.body, "completed");
@@ -330,7 +331,7 @@ describe("execution of local tools over HTTP", () => {
 		it("lets a tenant tool shadow a global one of the same name for that tenant only", async () => {
 			const owner = newTenant();
 			const other = newTenant();
-			const mine = await register(owner, { name: "calculator", type: "calculator", description: "Mine" });
+			const mine = await register(owner, calculatorTool("calculator", { description: "Mine" }));
 			expect(mine.id).not.toBe(globalCalculatorId);
 			const shadowed = await calculate(owner, "2+3");
 			expect(shadowed.status).toBe(200);
@@ -393,7 +394,7 @@ describe("execution of local tools over HTTP", () => {
 	});
 
 	describe("agent permissions", () => {
-		const restricted = { name: "for_agent_a", type: "calculator", permissions: { agents: ["agent-a"] } };
+		const restricted = calculatorTool("for_agent_a", { permissions: { agents: ["agent-a"] } });
 		const run = (id: string) => ({ tool_id: id, parameters: { expression: "6*7" } });
 
 		it("runs a restricted tool for a permitted agent and reports it as missing to any other", async () => {
@@ -455,7 +456,7 @@ describe("execution of local tools over HTTP", () => {
 
 		it("answers 404 for another tenant's tool, by id and by name", async () => {
 			const owner = newTenant();
-			const tool = await register(owner, { name: "owners_calc", type: "calculator" });
+			const tool = await register(owner, calculatorTool("owners_calc"));
 			const intruder = newTenant();
 			const byId = await execute(intruder, { tool_id: tool.id, parameters: { expression: "1" } });
 			expect(byId.status).toBe(404);
@@ -480,7 +481,7 @@ describe("execution of local tools over HTTP", () => {
 
 		it("never extends beyond the tool's own timeout_ms", async () => {
 			const tenant = newTenant();
-			const tool = await register(tenant, { name: "quick_calc", type: "calculator", timeout_ms: 200 });
+			const tool = await register(tenant, calculatorTool("quick_calc", { timeout_ms: 200 }));
 			const started = Date.now();
 			const res = await execute(tenant, {
 				tool_id: tool.id,
@@ -500,7 +501,7 @@ describe("execution of local tools over HTTP", () => {
 	describe("usage stats", () => {
 		it("counts completed and failed executions by failure type, with latencies", async () => {
 			const tenant = newTenant();
-			const tool = await register(tenant, { name: "counted", type: "calculator" });
+			const tool = await register(tenant, calculatorTool("counted"));
 			const run = (expression: string, timeout_ms?: number) =>
 				execute(tenant, { tool_id: tool.id, parameters: { expression }, timeout_ms });
 			const outcomes = [];
@@ -538,7 +539,7 @@ describe("execution of local tools over HTTP", () => {
 
 		it("answers 404 to another tenant asking for a tenant tool's stats", async () => {
 			const owner = newTenant();
-			const tool = await register(owner, { name: "private_calc", type: "calculator" });
+			const tool = await register(owner, calculatorTool("private_calc"));
 			await execute(owner, { tool_id: tool.id, parameters: { expression: "1" } });
 			const res = await stats(newTenant(), tool.id);
 			expect(res.status).toBe(404);
@@ -607,6 +608,7 @@ describe("execution of local tools over HTTP", () => {
 			const tenant = newTenant();
 			const tool = await register(tenant, {
 				name: "meta_calc",
+				description: "Evaluates an arithmetic expression",
 				type: "calculator",
 				permissions: { agents: ["agent-a"] }
 			});

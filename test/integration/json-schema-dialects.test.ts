@@ -1,4 +1,3 @@
-import { SessionEventLog } from "../../lib/mcp/memory-event-log";
 import { http, startNode, type TestNode } from "../support/node";
 
 const TENANT = `dialects-${process.pid}`;
@@ -85,34 +84,5 @@ describe("JSON Schema 2020-12 keywords in tool parameters", () => {
 		expect(res.body.data).toEqual([
 			{ field: "parameters.properties.city.$ref", message: expect.stringContaining("remote references") }
 		]);
-	});
-});
-
-describe("SessionEventLog", () => {
-	const message = (id: number) => ({ jsonrpc: "2.0" as const, id, result: {} });
-	const replay = async (log: SessionEventLog, after: string) => {
-		const sent: [string, unknown][] = [];
-		const streamId = await log.replayEventsAfter(after, {
-			send: async (id, msg) => void sent.push([id, msg])
-		});
-		return { streamId, sent };
-	};
-
-	it("replays what came after the last event id, on that stream only", async () => {
-		const log = new SessionEventLog();
-		const priming = await log.storeEvent("post-1", {} as never);
-		await log.storeEvent("_GET_stream", message(1));
-		const answer = await log.storeEvent("post-1", message(2));
-		const { streamId, sent } = await replay(log, priming);
-		expect(streamId).toBe("post-1");
-		expect(sent).toEqual([[answer, message(2)]]);
-	});
-
-	it("keeps at most its capacity and refuses a replay from a forgotten event", async () => {
-		const log = new SessionEventLog(2);
-		const first = await log.storeEvent("s", message(1));
-		await log.storeEvent("s", message(2));
-		await log.storeEvent("s", message(3));
-		await expect(replay(log, first)).rejects.toThrow("no longer kept");
 	});
 });

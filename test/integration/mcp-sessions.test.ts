@@ -1,20 +1,11 @@
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { INITIALIZE } from "../support/mcp";
 import { http, startNode, type TestNode } from "../support/node";
 
 jest.setTimeout(60000);
 
 describe("MCP session caps", () => {
 	let node: TestNode;
-	const initialize = {
-		jsonrpc: "2.0",
-		id: 1,
-		method: "initialize",
-		params: {
-			protocolVersion: LATEST_PROTOCOL_VERSION,
-			capabilities: {},
-			clientInfo: { name: "raw", version: "0" }
-		}
-	};
 	const post = (token: string, message: unknown, session?: string) =>
 		fetch(`${node.url}/mcp`, {
 			method: "POST",
@@ -31,7 +22,7 @@ describe("MCP session caps", () => {
 	const open = async (
 		token: string
 	): Promise<{ status: number; session: string | null; retryAfter: string | null }> => {
-		const res = await post(token, initialize);
+		const res = await post(token, INITIALIZE);
 		await res.text();
 		return {
 			status: res.status,

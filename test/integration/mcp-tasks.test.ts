@@ -5,11 +5,11 @@ import {
 	CallToolResultSchema,
 	CreateTaskResultSchema,
 	ErrorCode,
-	McpError,
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
+import { protocolError } from "../support/mcp";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { OrchestratorStandIn } from "../support/orchestrator";
 
@@ -18,18 +18,6 @@ jest.setTimeout(60000);
 // The queue lives in Redis and the executor is another node on NATS: the suite needs both.
 const describeWithCluster =
 	describeWithRedis === describe && describeWithNats === describe ? describe : describe.skip;
-
-/** The rejection of `promise`, which must be a JSON-RPC error answer. */
-async function rpcError(promise: Promise<unknown>): Promise<McpError> {
-	const outcome = await promise.then(
-		value => ({ value }),
-		(error: unknown) => ({ error })
-	);
-	if (!("error" in outcome))
-		throw new Error(`expected a protocol error, got ${JSON.stringify(outcome.value)}`);
-	expect(outcome.error).toBeInstanceOf(McpError);
-	return outcome.error as McpError;
-}
 
 describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor on another node", () => {
 	const transporter = process.env.TEST_NATS_URL!;
@@ -125,7 +113,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		expect(cancelled).toMatchObject({ taskId: task.taskId, status: "cancelled" });
 		expect(cancelled.ttl).toEqual(expect.any(Number));
 		expect((await restTask(task.taskId)).body.status).toBe("cancelled");
-		const again = await rpcError(client.experimental.tasks.cancelTask(task.taskId));
+		const again = await protocolError(client.experimental.tasks.cancelTask(task.taskId));
 		expect(again.code).toBe(ErrorCode.InvalidParams);
 		expect(again.message).toMatch(/terminal status.*cancelled/);
 		const result = await client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema);
@@ -194,7 +182,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 				stranger.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema),
 				stranger.experimental.tasks.cancelTask(task.taskId)
 			]) {
-				const refused = await rpcError(attempt);
+				const refused = await protocolError(attempt);
 				expect(refused.code).toBe(ErrorCode.InvalidParams);
 				expect(refused.message).toMatch(/not found/i);
 			}
@@ -219,21 +207,21 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		expect(second.tasks.map(task => task.taskId)).toEqual([created[0]]);
 		expect(second.nextCursor).toBeUndefined();
 
-		const badCursor = await rpcError(client.experimental.tasks.listTasks("not-a-cursor"));
+		const badCursor = await protocolError(client.experimental.tasks.listTasks("not-a-cursor"));
 		expect(badCursor.code).toBe(ErrorCode.InvalidParams);
 	});
 
 	it("refuses what cannot become a task with the spec's codes", async () => {
 		const client = await connect({ "x-tenant-id": tenant });
 		// search_tools declares taskSupport "forbidden": -32601, as the spec says.
-		const forbidden = await rpcError(callAsTask(client, "search_tools", { query: "math" }));
+		const forbidden = await protocolError(callAsTask(client, "search_tools", { query: "math" }));
 		expect(forbidden.code).toBe(ErrorCode.MethodNotFound);
-		const unknown = await rpcError(callAsTask(client, "no_such_tool", {}));
+		const unknown = await protocolError(callAsTask(client, "no_such_tool", {}));
 		expect(unknown.code).toBe(ErrorCode.InvalidParams);
-		const badArguments = await rpcError(callAsTask(client, "calculator", { expression: 42 }));
+		const badArguments = await protocolError(callAsTask(client, "calculator", { expression: 42 }));
 		expect(badArguments.code).toBe(ErrorCode.InvalidParams);
 		expect(badArguments.message).toContain("expression");
-		const missing = await rpcError(client.experimental.tasks.getTask("no-such-task"));
+		const missing = await protocolError(client.experimental.tasks.getTask("no-such-task"));
 		expect(missing.code).toBe(ErrorCode.InvalidParams);
 	});
 
@@ -249,7 +237,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 				requestInit: { headers: { authorization: `Bearer ${res.body.api_key}` } }
 			})
 		);
-		const refused = await rpcError(callAsTask(client, "calculator", { expression: "1" }));
+		const refused = await protocolError(callAsTask(client, "calculator", { expression: "1" }));
 		expect(refused.code).toBe(ErrorCode.InvalidRequest);
 	});
 });

@@ -3,12 +3,13 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import {
 	ErrorCode,
 	LATEST_PROTOCOL_VERSION,
-	McpError,
 	ToolListChangedNotificationSchema,
 	type CallToolResult
 } from "@modelcontextprotocol/sdk/types.js";
 import { eventually } from "../support/eventually";
+import { INITIALIZE, protocolError } from "../support/mcp";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { calculatorTool } from "../support/definitions";
 
 let tenantCounter = 0;
 const newTenant = () => `mcp-${process.pid}-${++tenantCounter}`;
@@ -43,18 +44,6 @@ const textOf = (result: CallToolResult) => {
 	return item && item.type === "text" ? item.text : undefined;
 };
 
-/** The rejection of `promise`, which must be an MCP protocol error (a JSON-RPC error answer). */
-async function protocolError(promise: Promise<unknown>): Promise<McpError> {
-	const outcome = await promise.then(
-		value => ({ value }),
-		(error: unknown) => ({ error })
-	);
-	if (!("error" in outcome))
-		throw new Error(`expected a protocol error, got ${JSON.stringify(outcome.value)}`);
-	expect(outcome.error).toBeInstanceOf(McpError);
-	return outcome.error as McpError;
-}
-
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 describe("MCP server at /mcp driven by the official SDK client", () => {
@@ -65,7 +54,7 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 		http(node.url, method, `/api/v1${path}`, { tenant, body });
 
 	const register = async (tenant: string, definition: Record<string, unknown>) => {
-		const res = await rest("POST", "/tools", tenant, { type: "calculator", ...definition });
+		const res = await rest("POST", "/tools", tenant, calculatorTool(String(definition.name), definition));
 		expect(res.status).toBe(201);
 		expect(res.body.status).toBe("active");
 		return res.body as { id: string; name: string };
@@ -140,16 +129,6 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 		type: "object",
 		properties: { expression: { type: "string" } },
 		required: ["expression"]
-	};
-
-	const initialize = {
-		id: 1,
-		method: "initialize",
-		params: {
-			protocolVersion: LATEST_PROTOCOL_VERSION,
-			capabilities: {},
-			clientInfo: { name: "raw", version: "0" }
-		}
 	};
 
 	beforeAll(async () => {
@@ -395,14 +374,14 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 
 	describe("authentication and scopes", () => {
 		it("answers 401 with an UNAUTHORIZED JSON body when no credential is sent", async () => {
-			const res = await rawPost({}, initialize);
+			const res = await rawPost({}, INITIALIZE);
 			expect(res.status).toBe(401);
 			expect(res.headers.get("content-type")).toMatch(/application\/json/);
 			expect(await res.json()).toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 		});
 
 		it("answers 401 to a wrong token, raw and through the SDK client", async () => {
-			const res = await rawPost(headersFor({ tenant: newTenant(), token: "wrong-token" }), initialize);
+			const res = await rawPost(headersFor({ tenant: newTenant(), token: "wrong-token" }), INITIALIZE);
 			expect(res.status).toBe(401);
 			expect(await res.json()).toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 
@@ -443,7 +422,7 @@ describe("MCP server at /mcp driven by the official SDK client", () => {
 			const tenant = newTenant();
 			const key = await createKey(tenant, ["tools:execute", "tools:write"]);
 
-			const res = await rawPost(headersFor({ token: key }), initialize);
+			const res = await rawPost(headersFor({ token: key }), INITIALIZE);
 			expect(res.status).toBe(403);
 			expect(await res.json()).toMatchObject({ code: 403, type: "FORBIDDEN" });
 

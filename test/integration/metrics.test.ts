@@ -5,6 +5,7 @@ import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-
 import { describeWithNats } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
+import { clockTool } from "../support/definitions";
 
 // Test brokers keep metrics off by default; these use the reporter and middlewares the real config uses.
 const metricsBroker = {
@@ -112,7 +113,7 @@ describe("metrics at /metrics", () => {
 	it("reports registered tools per tenant, the outbox and the notifier", async () => {
 		await http(node.url, "POST", "/api/v1/tools", {
 			tenant: "metrics-b",
-			body: { name: "clock", type: "datetime" }
+			body: clockTool("clock")
 		});
 		await http(node.url, "POST", "/api/v1/internal/tasks", {
 			tenant: "metrics-b",

@@ -3,6 +3,7 @@ import { ServiceBroker, type BrokerOptions } from "moleculer";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { describeWithNats } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
+import { clockTool } from "../support/definitions";
 
 const command = (name: string) => OPS_COMMANDS.find(c => c.command.split(" ")[0] === name)!;
 
@@ -33,7 +34,7 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 	it("lists a tenant's tools with the global ones", async () => {
 		await http(service.url, "POST", "/api/v1/tools", {
 			tenant: "ops-a",
-			body: { name: "clock_a", type: "datetime" }
+			body: clockTool("clock_a")
 		});
 		const out = await command("tools").run(repl, { tenant: "ops-a" });
 		const lines = out.split("\n");
@@ -70,7 +71,7 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 	it("disables a tool so it is neither run nor discovered, and enables it again", async () => {
 		const tool = await http(service.url, "POST", "/api/v1/tools", {
 			tenant: "ops-c",
-			body: { name: "clock_c", type: "datetime" }
+			body: clockTool("clock_c")
 		});
 		expect(await command("disable").run(repl, { tenant: "ops-c", toolId: tool.body.id })).toBe(
 			`clock_c (${tool.body.id}) is disabled`

@@ -2,34 +2,14 @@ import http, { type IncomingHttpHeaders } from "http";
 import type { AddressInfo } from "net";
 import { randomBytes } from "crypto";
 import Redis from "ioredis";
+import { RedisSourceStore } from "../../lib/store/redis-source-store";
 import { RedisToolStore } from "../../lib/store/redis-tool-store";
 import { SecretBox } from "../../lib/secret-box";
 import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { http as rest, startNode, type TestNode } from "../support/node";
+import { everyValue } from "../support/redis-keys";
 
 const REDIS_URL = process.env.TEST_REDIS_URL!;
-
-/** Every value of every key under `prefix`, read by type, as text. */
-async function everyValue(redis: Redis, prefix: string): Promise<string[]> {
-	const values: string[] = [];
-	let cursor = "0";
-	do {
-		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-		cursor = next;
-		for (const key of keys) {
-			const type = await redis.type(key);
-			if (type === "string") values.push((await redis.get(key)) ?? "");
-			else if (type === "hash") values.push(JSON.stringify(await redis.hgetall(key)));
-			else if (type === "list") values.push(JSON.stringify(await redis.lrange(key, 0, -1)));
-			else if (type === "set") values.push(JSON.stringify(await redis.smembers(key)));
-			else if (type === "zset") values.push(JSON.stringify(await redis.zrange(key, 0, -1, "WITHSCORES")));
-			else if (type === "stream") values.push(JSON.stringify(await redis.xrange(key, "-", "+")));
-			else values.push(`unreadable ${type} ${key}`);
-			values.push(key);
-		}
-	} while (cursor !== "0");
-	return values;
-}
 
 describeWithRedis("secrets at rest in Redis", () => {
 	let node: TestNode;
@@ -139,11 +119,40 @@ describeWithRedis("secrets at rest in Redis", () => {
 		await before.update(tool.id, current => ({ ...current, version: 2, description: "v2" }));
 		const rotated = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(newKey, [oldKey]));
 		expect((await rotated.get(tool.id))!.config).toEqual(tool.config);
-		expect(await rotated.reseal()).toBe(2);
-		expect(await rotated.reseal()).toBe(0);
+		// The current record and both versions in the history.
+		expect((await rotated.reseal()).resealed).toEqual(new Map([["rotation", 3]]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map());
 		const onlyNew = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(newKey));
 		expect((await onlyNew.get(tool.id))!.config).toEqual(tool.config);
 		expect((await onlyNew.getVersion(tool.id, 1))!.config).toEqual(tool.config);
+		await dropPrefix(REDIS_URL, rotationPrefix);
+	});
+
+	it("re-encrypts a source's headers under a rotated key too", async () => {
+		const rotationPrefix = uniquePrefix();
+		const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+		const source = {
+			id: "01a2f000-0000-7000-8000-000000000002",
+			tenant_id: "rotation",
+			type: "mcp" as const,
+			name: "remote",
+			url: "https://mcp.example.com/mcp",
+			headers: { Authorization: "Bearer source-secret" },
+			tools: {},
+			removed: [] as string[],
+			tool_count: 0,
+			health: { state: "healthy" as const, failures: 0 },
+			last_refresh_at: null,
+			next_refresh_at: new Date().toISOString(),
+			created_at: new Date().toISOString(),
+			updated_at: new Date().toISOString()
+		};
+		await new RedisSourceStore(redis, rotationPrefix, new SecretBox(oldKey)).create(source);
+		const rotated = new RedisSourceStore(redis, rotationPrefix, new SecretBox(newKey, [oldKey]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map([["rotation", 1]]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map());
+		const onlyNew = new RedisSourceStore(redis, rotationPrefix, new SecretBox(newKey));
+		expect((await onlyNew.get(source.id))!.headers).toEqual(source.headers);
 		await dropPrefix(REDIS_URL, rotationPrefix);
 	});
 });

@@ -368,6 +368,26 @@ describe("other MCP sources", () => {
 		}
 	});
 
+	it("describes a remote tool that comes without a description by its title, else its name", async () => {
+		const terse = new McpUpstream();
+		const empty = () => ({ content: [] });
+		terse.define({ name: "mute", inputSchema: { type: "object", properties: {} } }, empty);
+		terse.define(
+			{ name: "titled", title: "Titled tool", inputSchema: { type: "object", properties: {} } },
+			empty
+		);
+		await terse.start();
+		try {
+			const created = await api("POST", "/api/v1/sources", { type: "mcp", name: "terse", url: terse.url });
+			expect(created.body).toMatchObject({ tool_count: 2 });
+			expect((await toolNamed("terse__mute")).description).toBe("mute (a tool of the MCP server terse)");
+			expect((await toolNamed("terse__titled")).description).toBe("Titled tool");
+			expect((await api("DELETE", `/api/v1/sources/${created.body.id}`)).status).toBe(204);
+		} finally {
+			await terse.stop();
+		}
+	});
+
 	it("registered globally with the service token, gives every tenant read-only tools", async () => {
 		const created = await api(
 			"POST",

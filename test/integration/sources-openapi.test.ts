@@ -271,7 +271,7 @@ describe("OpenAPI documents that cannot be imported", () => {
 		expect(both.status).toBe(422);
 	});
 
-	it("accepts a YAML document", async () => {
+	it("accepts a YAML document; an operation without summary or description is described by its method and path", async () => {
 		const yaml = `openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /ping:\n    get:\n      operationId: ping\n      responses: {"200": {description: ok}}\n`;
 		const answer = await call("POST", "/api/v1/sources?dry_run=true", {
 			type: "openapi",
@@ -281,7 +281,7 @@ describe("OpenAPI documents that cannot be imported", () => {
 		});
 		expect(answer.status).toBe(200);
 		expect(answer.body.tools).toEqual([
-			expect.objectContaining({ name: "yamlapi__ping", type: "external_api" })
+			expect.objectContaining({ name: "yamlapi__ping", type: "external_api", description: "GET /ping" })
 		]);
 	});
 });

@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
+import Redis from "ioredis";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
+import { everyValue } from "../support/redis-keys";
 
 /**
  * The three task types of `POST /api/v1/internal/tasks`: the type decides the scope a submission needs
@@ -67,6 +69,14 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 		);
 	});
 
+	it("refuses a registration task whose definition has no description, and queues nothing", async () => {
+		const { description: _omitted, ...undescribed } = definition("undescribed");
+		const res = await submit(keys.write, { type: "tool_registration", payload: undescribed });
+		expect(res.status).toBe(422);
+		expect(res.body).toMatchObject({ type: "VALIDATION_ERROR", data: [{ field: "description" }] });
+		expect(await toolNames()).not.toContain("undescribed");
+	});
+
 	it("registers the definition of a registration task; the result is the stored tool", async () => {
 		const res = await submit(keys.write, { type: "tool_registration", payload: definition("queued_adder") });
 		expect(res.status).toBe(202);
@@ -74,6 +84,34 @@ describe.each(BACKENDS)("task types on the $name backend", ({ redisUrl }) => {
 		expect(task.status).toBe("completed");
 		expect(task.result).toMatchObject({ name: "queued_adder", tenant_id: tenant, version: 1 });
 		expect(await toolNames()).toContain("queued_adder");
+	});
+
+	it("keeps a registration's secrets out of the task record: sealed in Redis, masked in reads", async () => {
+		const keyed = {
+			...definition("keyed_adder"),
+			type: "external_api",
+			parameters: { type: "object", properties: {} },
+			config: { url: "https://api.example.com/add", headers: { "X-Api-Key": "task-secret" } }
+		};
+		const res = await submit(keys.write, { type: "tool_registration", payload: keyed });
+		expect(res.status).toBe(202);
+		const task = await finished(res.body.task_id);
+		expect(task.status).toBe("completed");
+		expect(task.payload.config.headers).toEqual({ "X-Api-Key": "********" });
+		expect(task.result.config.headers).toEqual({ "X-Api-Key": "********" });
+		const stored = await node.broker.call<any, any>(
+			"registry.resolve",
+			{ tool_id: task.result.id },
+			{ meta: { tenant_id: tenant } }
+		);
+		expect(stored.config.headers).toEqual({ "X-Api-Key": "task-secret" });
+		if (!redisUrl) return;
+		const redis = new Redis(redisUrl);
+		try {
+			expect((await everyValue(redis, prefix)).filter(value => value.includes("task-secret"))).toEqual([]);
+		} finally {
+			redis.disconnect();
+		}
 	});
 
 	it("answers a discovery task with the discovery response, for a read-only key", async () => {

@@ -211,6 +211,7 @@ describe.each(BACKENDS)("UI WebSocket GET /ws on the $name store", ({ redisUrl }
 
 			const created = await call("POST", "/tools", tenantA, {
 				name: "weather_lookup",
+				description: "Current weather for a city",
 				type: "external_api",
 				config: { url: "https://api.example.com/weather", method: "GET", headers: { "X-Api-Key": "s3cret" } }
 			});
@@ -238,7 +239,11 @@ describe.each(BACKENDS)("UI WebSocket GET /ws on the $name store", ({ redisUrl }
 			expect(JSON.stringify(clientA.frames)).not.toContain("s3cret");
 
 			// A global tool's event after tenant A's: once B has it, any frame of A sent to B would have arrived.
-			const global = await call("POST", "/tools", "*", { name: `ui_global_${++counter}`, type: "datetime" });
+			const global = await call("POST", "/tools", "*", {
+				name: `ui_global_${++counter}`,
+				description: "Wall clock",
+				type: "datetime"
+			});
 			expect(global.status).toBe(201);
 			const ofGlobal = (frame: Frame) =>
 				frame.event === "tool_registered" && frame.data.tool.id === global.body.id;

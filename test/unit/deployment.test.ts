@@ -78,9 +78,9 @@ describe("Dockerfile", () => {
 
 	it("runs as a non-root user with a health check and a graceful stop signal", () => {
 		expect(dockerfile).toMatch(/^USER node$/m);
-		expect(dockerfile).toMatch(/^HEALTHCHECK .*dist\/lib\/healthcheck\.js/m);
+		expect(dockerfile).toMatch(/^HEALTHCHECK .*dist\/scripts\/healthcheck\.js/m);
 		expect(dockerfile).toMatch(/^STOPSIGNAL SIGTERM$/m);
-		expect(existsSync(path.join(root, "lib/healthcheck.ts"))).toBe(true);
+		expect(existsSync(path.join(root, "scripts/healthcheck.ts"))).toBe(true);
 	});
 
 	it("copies every source folder the build compiles", () => {

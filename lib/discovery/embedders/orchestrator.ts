@@ -1,3 +1,4 @@
+import { readCapped } from "../../outbound/guarded-fetch";
 import { normalize } from "../vectors";
 import type { Embedder } from "./embedder";
 
@@ -53,8 +54,7 @@ export class OrchestratorEmbedder implements Embedder {
 			await response.body?.cancel();
 			throw new Error(`embedding service answered ${response.status}`);
 		}
-		const text = await response.text();
-		if (text.length > MAX_RESPONSE_BYTES) throw new Error("embedding service answer too large");
+		const text = (await readCapped(response.body, MAX_RESPONSE_BYTES)).toString("utf8");
 		const embeddings = (JSON.parse(text) as { embeddings?: unknown }).embeddings;
 		const valid =
 			Array.isArray(embeddings) &&

@@ -1,14 +1,14 @@
-import { randomUUID } from "crypto";
+import { randomBytes, randomUUID } from "crypto";
+import { SecretBox } from "../../../lib/secret-box";
 import type { Outbox } from "../../../lib/outbox/outbox";
 import { outboxFor, taskQueueFor } from "../../../lib/tasks/backend";
 import type { TaskQueue } from "../../../lib/tasks/task-queue";
+import { ManualClock } from "../manual-clock";
 import { pendingTask } from "../tasks";
-import { connectRedis, type RedisClient } from "../../../lib/redis";
+import { connectRedis, scanKeys, type RedisClient } from "../../../lib/redis";
 import { dropPrefix, uniquePrefix } from "../backends";
 
 const task = pendingTask;
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 /**
  * The conformance suite of the task queue and its outbox: memory when `redisUrl()` is undefined, else the Redis (or
@@ -19,14 +19,17 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	let outbox: Outbox;
 	let redis: RedisClient | undefined;
 	let prefix: string;
+	// Leases, backoffs and ages are read from this clock: a test moves time instead of sleeping.
+	let clock: ManualClock;
 
 	beforeEach(() => {
+		clock = new ManualClock();
 		prefix = uniquePrefix();
 		redis = redisUrl() ? connectRedis(redisUrl()!) : undefined;
 		// A new owner per test: the memory backends are shared per owner (a broker in the services).
-		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60 };
+		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
 		const owner = {};
-		queue = taskQueueFor(owner, backend);
+		queue = taskQueueFor(owner, { ...backend, secretBox: new SecretBox(randomBytes(32)) });
 		outbox = outboxFor(owner, backend);
 	});
 
@@ -47,6 +50,33 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			metadata: { agent_id: "a1" }
 		});
 		expect(await queue.get(randomUUID())).toBeNull();
+	});
+
+	it("hands a registration's secrets to the worker only, sealed at rest and masked in every other read", async () => {
+		const headers = { "X-Api-Key": "queued-secret" };
+		const definition = {
+			name: "keyed",
+			description: "Keyed",
+			type: "external_api",
+			config: { url: "https://x.example", headers }
+		};
+		const t = task("acme", { type: "tool_registration", payload: definition });
+		await queue.submit(t);
+		const masked = { ...definition, config: { ...definition.config, headers: { "X-Api-Key": "********" } } };
+		expect((await queue.get(t.task_id))!.payload).toEqual(masked);
+		expect((await queue.submit(t)).task.payload).toEqual(masked);
+		if (redis) {
+			// On a cluster the task sits under its shard's hash tag.
+			let key = `${prefix}task:${t.task_id}`;
+			for await (const keys of scanKeys(redis, `${prefix}*task:${t.task_id}`)) key = keys[0];
+			const doc = await redis.hget(key, "doc");
+			expect(doc).toMatch(/"X-Api-Key":"enc:v1:[0-9a-f]{8}:/);
+			expect(doc).not.toContain("queued-secret");
+		}
+		const lease = (await queue.claim(1000))!;
+		expect(lease.task.payload).toEqual(definition);
+		const finished = await queue.finish(lease, { status: "completed", result: {} });
+		expect(finished!.payload).toEqual(masked);
 	});
 
 	it("serves higher priority first and submission order within a priority", async () => {
@@ -90,7 +120,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const t = task("acme");
 		await queue.submit(t);
 		const lost = (await queue.claim(50))!;
-		await sleep(80);
+		await clock.advance(80);
 		expect(await queue.reap(3)).toMatchObject({ redelivered: 1, dead_lettered: [] });
 		const second = (await queue.claim(1000))!;
 		expect(second.task).toMatchObject({ task_id: t.task_id, attempts: 2 });
@@ -105,7 +135,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		await queue.submit(task("acme"));
 		const lease = (await queue.claim(60))!;
 		for (let i = 0; i < 4; i++) {
-			await sleep(30);
+			await clock.advance(30);
 			expect(await queue.extend(lease, 60)).toBe(true);
 			expect((await queue.reap(3)).redelivered).toBe(0);
 		}
@@ -116,7 +146,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		await queue.submit(t);
 		for (let attempt = 1; attempt <= 2; attempt++) {
 			await queue.claim(10);
-			await sleep(25);
+			await clock.advance(25);
 			await queue.reap(2);
 		}
 		const task2 = await queue.get(t.task_id);
@@ -128,7 +158,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const t = task("acme");
 		await queue.submit(t);
 		await queue.claim(10);
-		await sleep(25);
+		await clock.advance(25);
 		const reaped = await queue.reap(1);
 		expect(reaped.dead_lettered.map(d => d.task_id)).toEqual([t.task_id]);
 	});
@@ -144,7 +174,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		});
 		await queue.reap(3);
 		expect(await queue.claim(1000)).toBeNull();
-		await sleep(80);
+		await clock.advance(80);
 		expect((await queue.reap(3)).promoted).toBe(1);
 		const again = (await queue.claim(1000))!;
 		expect(again.task.attempts).toBe(2);
@@ -167,13 +197,13 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	});
 
 	it("reports depth and oldest age per tenant queue", async () => {
-		await queue.submit(task("acme", { created_at: new Date(Date.now() - 5000).toISOString() }));
+		await queue.submit(task("acme", { created_at: new Date(clock.now() - 5000).toISOString() }));
 		await queue.submit(task("acme"));
 		await queue.submit(task("beta", { type: "tool_validation" }));
 		const depths = await queue.depths();
 		const acme = depths.find(d => d.queue === "tool_execution:acme")!;
 		expect(acme).toMatchObject({ tenant_id: "acme", pending: 2 });
-		expect(acme.oldest_age_ms).toBeGreaterThanOrEqual(4900);
+		expect(acme.oldest_age_ms).toBe(5000);
 		expect(depths.find(d => d.queue === "tool_validation:beta")).toMatchObject({ pending: 1 });
 	});
 
@@ -227,7 +257,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			const first = (await queue.claim(5000))!;
 			await queue.retry(first, 60000, { type: "upstream_error", message: "503" });
 			await queue.claim(1);
-			await sleep(20);
+			await clock.advance(20);
 			await queue.reap(1);
 			await queue.cancel(cancelled.task_id);
 			await queue.cancel(cancelled.task_id);
