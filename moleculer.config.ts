@@ -62,6 +62,9 @@ const brokerOptions: BrokerOptions = {
 	serializer: "JSON",
 	// Executions bring their own timeouts; this bounds everything else.
 	requestTimeout: 30 * 1000,
+	// A crashed node sends no goodbye: the silence of its heartbeats is what ends the calls it held.
+	heartbeatInterval: settings.heartbeatIntervalS,
+	heartbeatTimeout: settings.heartbeatTimeoutS,
 	retryPolicy: { enabled: false },
 	registry: { strategy: "RoundRobin", preferLocal: true },
 	circuitBreaker: { enabled: false },

@@ -1,5 +1,5 @@
 import { ServiceBroker, type Context } from "moleculer";
-import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
+import { http, SERVICE_TOKEN } from "../test/support/node";
 import {
 	CONNECTIONS,
 	describe,
@@ -9,9 +9,11 @@ import {
 	runScenario,
 	startBareGateway,
 	serveInChild,
+	serveProduct,
 	type LoadStats,
 	type Result,
-	type Served
+	type Served,
+	type Server
 } from "./harness";
 
 const SCENARIO = "catalog";
@@ -28,11 +30,6 @@ const definition = (name: string) => ({
 	description: "bench tool",
 	metadata: { tags: ["bench"] }
 });
-
-/** Our node as embedded: one process, no transporter, memory store, rate limit off. */
-export function startOurs(): Promise<Served> {
-	return startNode({ settings: { tenantRateLimit: 0 } });
-}
 
 /** The floor: moleculer-web alone, same paths and JSON body parser, actions that do nothing. */
 export async function startBare(): Promise<Served> {
@@ -51,53 +48,86 @@ export async function startBare(): Promise<Served> {
 // Shared by warm-up and measurement of both servers: a name is never registered twice.
 let registered = 0;
 
-async function measure(label: string, factory: "startOurs" | "startBare") {
-	progress(`${label}: starting server`);
-	const server = await serveInChild(__filename, factory);
-	try {
-		const created = await http<{ id: string }>(server.url, "POST", "/api/v1/tools", {
-			tenant: TENANT,
-			body: definition("bench_get")
-		});
-		if (created.status >= 300) throw new Error(`${label}: registering a tool answered ${created.status}`);
-		const get = await load({
-			title: `${label} GET`,
-			server,
-			path: `/api/v1/tools/${created.body.id}`,
-			headers: HEADERS
-		});
-		const post = await load({
-			title: `${label} POST`,
-			server,
-			path: "/api/v1/tools",
-			method: "POST",
-			headers: HEADERS,
-			setupRequest: request => ({ ...request, body: JSON.stringify(definition(`bench_${++registered}`)) })
-		});
-		return { get, post };
-	} finally {
-		await server.stop();
-	}
+/** Alternating rounds; odd, so that one round holds the median. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+interface Contender {
+	label: string;
+	server: Server;
+	/** A registered tool to GET. */
+	id: string;
 }
 
-const row = (metric: string, baseline: string, ours: LoadStats, bare: LoadStats): Result => ({
-	scenario: SCENARIO,
-	metric,
-	value: ours.rps,
-	unit: "req/s",
-	baseline,
-	baseline_value: bare.rps,
-	ratio: ratio(ours.rps, bare.rps),
-	notes: `${describe("ours", ours)}; ${describe("bare", bare)}; ${CONNECTIONS} connections`
-});
+async function serve(label: string, factory: "product" | "startBare"): Promise<Contender> {
+	progress(`${label}: starting server`);
+	const server = factory === "product" ? await serveProduct() : await serveInChild(__filename, factory);
+	const created = await http<{ id: string }>(server.url, "POST", "/api/v1/tools", {
+		tenant: TENANT,
+		body: definition("bench_get")
+	});
+	if (created.status >= 300) throw new Error(`${label}: registering a tool answered ${created.status}`);
+	return { label, server, id: created.body.id };
+}
+
+async function measure({ label, server, id }: Contender) {
+	const get = await load({ title: `${label} GET`, server, path: `/api/v1/tools/${id}`, headers: HEADERS });
+	const post = await load({
+		title: `${label} POST`,
+		server,
+		path: "/api/v1/tools",
+		method: "POST",
+		headers: HEADERS,
+		setupRequest: request => ({ ...request, body: JSON.stringify(definition(`bench_${++registered}`)) })
+	});
+	return { get, post };
+}
+
+type Measured = Awaited<ReturnType<typeof measure>>;
+
+const row = (
+	metric: string,
+	baseline: string,
+	pick: (m: Measured) => LoadStats,
+	rounds: { ours: Measured; bare: Measured }[]
+): Result => {
+	// The round whose ratio is the median, its own figures together.
+	const sorted = [...rounds].sort(
+		(a, b) => pick(a.ours).rps / pick(a.bare).rps - pick(b.ours).rps / pick(b.bare).rps
+	);
+	const { ours, bare } = sorted[Math.floor(sorted.length / 2)];
+	const perRound = rounds.map(r => `${pick(r.ours).rps}/${pick(r.bare).rps}`).join(", ");
+	return {
+		scenario: SCENARIO,
+		metric,
+		value: pick(ours).rps,
+		unit: "req/s",
+		baseline,
+		baseline_value: pick(bare).rps,
+		ratio: ratio(pick(ours).rps, pick(bare).rps),
+		notes:
+			`median of ${rounds.length} alternating rounds (ours/bare: ${perRound}); ` +
+			`${describe("ours", pick(ours))}; ${describe("bare", pick(bare))}; ${CONNECTIONS} connections; ` +
+			"ours is `npm start` (moleculer-runner, moleculer.config, metrics on) in its own process"
+	};
+};
 
 export async function run(): Promise<Result[]> {
-	// One server at a time: the load generator needs the other core.
-	const bare = await measure("bare", "startBare");
-	const ours = await measure("ours", "startOurs");
+	// Both servers stay up, idle while the other is loaded; rounds alternate which goes first.
+	const contenders = { bare: await serve("bare", "startBare"), ours: await serve("ours", "product") };
+	const rounds: { ours: Measured; bare: Measured }[] = [];
+	try {
+		for (let round = 0; round < ROUNDS; round++) {
+			const order = round % 2 === 0 ? (["bare", "ours"] as const) : (["ours", "bare"] as const);
+			const measured: Partial<Record<"bare" | "ours", Measured>> = {};
+			for (const name of order) measured[name] = await measure(contenders[name]);
+			rounds.push(measured as { ours: Measured; bare: Measured });
+		}
+	} finally {
+		await Promise.all([contenders.bare.server.stop(), contenders.ours.server.stop()]);
+	}
 	return [
-		row("registrations/s (POST /api/v1/tools)", "bare moleculer-web POST", ours.post, bare.post),
-		row("GET /api/v1/tools/{id} req/s", "bare moleculer-web GET", ours.get, bare.get)
+		row("registrations/s (POST /api/v1/tools)", "bare moleculer-web POST", m => m.post, rounds),
+		row("GET /api/v1/tools/{id} req/s", "bare moleculer-web GET", m => m.get, rounds)
 	];
 }
 

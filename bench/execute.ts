@@ -1,5 +1,5 @@
 import { ServiceBroker, type Context } from "moleculer";
-import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
+import { http, SERVICE_TOKEN } from "../test/support/node";
 import {
 	CONNECTIONS,
 	describe,
@@ -9,6 +9,7 @@ import {
 	runScenario,
 	startBareGateway,
 	serveInChild,
+	serveProduct,
 	type LoadStats,
 	type Result,
 	type Served,
@@ -29,11 +30,6 @@ const HEADERS = {
 	"x-tenant-id": TENANT,
 	"content-type": "application/json"
 };
-
-/** Our node as embedded: one process, no transporter, memory store, per-tenant rate limit off. */
-export function startOurs(): Promise<Served> {
-	return startNode({ settings: { tenantRateLimit: 0 } });
-}
 
 /** The floor: moleculer-web alone, same path and JSON body parser, plain mathjs on the event loop. */
 export async function startBare(): Promise<Served> {
@@ -110,9 +106,9 @@ interface Contender {
 	toolId?: string;
 }
 
-async function serve(label: string, factory: "startOurs" | "startBare"): Promise<Contender> {
+async function serve(label: string, factory: "product" | "startBare"): Promise<Contender> {
 	progress(`${label}: starting server`);
-	const server = await serveInChild(__filename, factory);
+	const server = factory === "product" ? await serveProduct() : await serveInChild(__filename, factory);
 	const { tool_id: toolId } = await sample(label, server);
 	return { label, server, toolId };
 }
@@ -190,7 +186,7 @@ export async function run(): Promise<Result[]> {
 	// Both servers stay up, idle while the other is loaded (the load generator needs the other core).
 	// Rounds alternate which goes first, so a drift of the machine's speed during the run (this is a
 	// shared 2-core VM) does not favour either; the row is the round with the median ratio.
-	const contenders = { bare: await serve("bare", "startBare"), ours: await serve("ours", "startOurs") };
+	const contenders = { bare: await serve("bare", "startBare"), ours: await serve("ours", "product") };
 	const rounds: { bare: Measured; ours: Measured }[] = [];
 	try {
 		for (let round = 0; round < ROUNDS; round++) {

@@ -1,4 +1,4 @@
-import { fork } from "child_process";
+import { fork, spawn } from "child_process";
 import fs from "fs";
 import os from "os";
 import path from "path";
@@ -145,8 +145,13 @@ export function describe(label: string, stats: LoadStats): string {
 	const failures = stats.errors || stats.non2xx ? `, ${stats.errors} errors/${stats.non2xx} non-2xx` : "";
 	return (
 		`${label} p50/p99 ${stats.p50}/${stats.p99} ms, ${stats.bytesPerReq} B/resp, ` +
-		`server ${stats.serverCores} cores${failures}`
+		`server ${stats.serverCores} cores = ${cpuPerRequest(stats)} µs CPU/req${failures}`
 	);
+}
+
+/** Server CPU (all threads) per answered request, in µs. */
+export function cpuPerRequest(stats: LoadStats): number {
+	return stats.rps ? Math.round((stats.serverCores / stats.rps) * 1e6) : 0;
 }
 
 export function ratio(ours: number, baseline: number): number | null {
@@ -181,14 +186,94 @@ export async function serveInChild(file: string, factory: string): Promise<Serve
 	};
 }
 
+const ROOT = path.resolve(__dirname, "..");
+const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
+/** The token every bench request carries (test/support/node.ts uses the same). */
+const BENCH_TOKEN = "test-service-token-0123456789";
+
+/** User + system CPU seconds of a process and all its threads, from /proc (Linux). */
+export function processCpuSeconds(pid: number): number {
+	const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+	// utime and stime (fields 14 and 15) in clock ticks, counted after the parenthesised name.
+	const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+	return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * The product as `npm start` runs it: moleculer-runner with `moleculer.config` and every service of
+ * the services directory (compiled `dist/` under `npm run bench`, the TypeScript sources with ts-node
+ * otherwise), metrics on, in a process of its own. `env` adds to a minimal environment: the service
+ * token, a free port on loopback and no per-tenant rate limit (the bench is one tenant at full speed).
+ * Resolves once the gateway listens and the process has gone quiet (startup work such as the builtin
+ * tools' vectors must not be counted as serving).
+ */
+export async function serveProduct(env: Record<string, string> = {}): Promise<Server & { pid: number }> {
+	const compiled = process.env.BENCH_COMPILED === "1";
+	const args = compiled
+		? [RUNNER, "--config", "dist/moleculer.config.js"]
+		: [
+				"-r",
+				require.resolve("ts-node/register/transpile-only"),
+				RUNNER,
+				"--config",
+				"moleculer.config.ts",
+				"--mask",
+				"**/*.service.ts"
+			];
+	const child = spawn(process.execPath, args, {
+		cwd: ROOT,
+		env: {
+			PATH: process.env.PATH,
+			HOME: process.env.HOME,
+			SERVICEDIR: compiled ? "dist/services" : "services",
+			SERVICE_TOKEN: BENCH_TOKEN,
+			PORT: "0",
+			HOST: "127.0.0.1",
+			RATE_LIMIT: "0",
+			...env
+		},
+		stdio: ["ignore", "pipe", "pipe"]
+	});
+	let output = "";
+	const exited = new Promise<number | null>(resolve => child.once("exit", code => resolve(code)));
+	const url = await new Promise<string>((resolve, reject) => {
+		const onData = (chunk: Buffer) => {
+			output = (output + chunk.toString()).slice(-8000);
+			const listening = /API Gateway listening on (http:\/\/[^\s]+)/.exec(output);
+			if (listening) resolve(listening[1]);
+		};
+		child.stdout!.on("data", onData);
+		child.stderr!.on("data", onData);
+		void exited.then(code => reject(new Error(`npm start exited with code ${code}: ${output.slice(-2000)}`)));
+	});
+	const pid = child.pid!;
+	// Quiet: under 5% of a core over a second, or 60 s at most.
+	for (let i = 0; i < 60; i++) {
+		const before = processCpuSeconds(pid);
+		await new Promise(resolve => setTimeout(resolve, 1000));
+		if (processCpuSeconds(pid) - before < 0.05) break;
+	}
+	return {
+		url,
+		pid,
+		cpuSeconds: async () => processCpuSeconds(pid),
+		stop: async () => {
+			child.kill("SIGTERM");
+			const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
+			await exited;
+			clearTimeout(timer);
+		}
+	};
+}
+
 async function serveAsChild(file: string, factory: string): Promise<void> {
 	const start = (require(file) as Record<string, () => Promise<Served>>)[factory];
 	const server = await start();
 	process.send!({ url: server.url });
 	process.on("message", async message => {
 		if (message === "cpu") {
-			const { user, system } = process.cpuUsage();
-			process.send!((user + system) / 1e6);
+			// Read from /proc as for the product, so that both sides are counted alike (all threads).
+			process.send!(processCpuSeconds(process.pid));
 			return;
 		}
 		await server.stop();

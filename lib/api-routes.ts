@@ -91,7 +91,7 @@ export const API_ROUTES: Record<string, RouteAlias> = {
 		"Ranked tools the calling agent may use",
 		{ response: "Discovery" }
 	),
-	"POST /internal/execute": route("executor.execute", "tools:execute", "Run a tool now", {
+	"POST /internal/execute": route("api.tools.execute", "tools:execute", "Run a tool now", {
 		response: "ExecutionResult"
 	}),
 	"POST /internal/tasks": route("api.tasks.submit", "tools:execute", "Queue a task", {

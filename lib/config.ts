@@ -278,6 +278,20 @@ export const CONFIG_VARIABLES = {
 		}
 	),
 	redisPrefix: text("REDIS_PREFIX", "key namespace in a shared Redis", "tool-registry:"),
+	heartbeatIntervalS: integer(
+		"HEARTBEAT_INTERVAL_S",
+		"seconds between a node's heartbeats on the transporter",
+		1,
+		1,
+		60
+	),
+	heartbeatTimeoutS: integer(
+		"HEARTBEAT_TIMEOUT_S",
+		"a node silent this long is taken as gone, found within twice this: calls it held fail over to a live node when the tool is idempotent or read-only, else answer 503 `EXECUTOR_LOST` with `Retry-After`",
+		3,
+		2,
+		600
+	),
 	namespace: text("NAMESPACE", "Moleculer namespace (separates clusters sharing one NATS)", "", "empty"),
 	nodeId: optionalText("NODE_ID", "Moleculer node id", "host-pid"),
 	logFormat: oneOf(
@@ -286,7 +300,12 @@ export const CONFIG_VARIABLES = {
 		["text", "json"] as const,
 		"text"
 	),
-	metrics: oneOf("METRICS", "`off` disables Moleculer metrics", ["on", "off"] as const, "on"),
+	metrics: oneOf(
+		"METRICS",
+		"`off` disables metrics (Moleculer's and the service's own; `/metrics` answers 404)",
+		["on", "off"] as const,
+		"on"
+	),
 	tracingExporter: optionalText(
 		"TRACING_EXPORTER",
 		"Moleculer tracing exporter (`Console`, `Zipkin`, `Jaeger`, `Datadog`, …); unset = no spans"

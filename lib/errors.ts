@@ -34,6 +34,7 @@ const NAMES = {
 	STALE_VERSION: "StaleVersionError",
 	DEFINITION_CHANGED: "DefinitionChangedError",
 	DEPENDENCY_DOWN: "DependencyDownError",
+	EXECUTOR_LOST: "ExecutorLostError",
 	LACKS_SCOPE: "LacksScopeError"
 } as const;
 
@@ -111,6 +112,27 @@ export const dependencyDown = (dependency: string, retryAfterSeconds = DEPENDENC
 		})
 	);
 
+/** This node is stopping: it finishes what it took and takes nothing new. */
+export const stopping = () =>
+	new MoleculerRetryableError("This node is stopping; try again (another node)", 503, "SERVICE_UNAVAILABLE", {
+		retry_after: 1
+	});
+
+/**
+ * The node running a call was lost before it answered. Whether the tool ran is unknown, so a tool
+ * that is neither idempotent nor read-only is not run again: the caller decides.
+ */
+export const executorLost = (retryAfterSeconds = 1) =>
+	named(
+		NAMES.EXECUTOR_LOST,
+		new MoleculerRetryableError(
+			"The executor node running the call was lost; the tool may or may not have run",
+			503,
+			"EXECUTOR_LOST",
+			{ retry_after: retryAfterSeconds }
+		)
+	);
+
 // Predicates.
 
 const hasName = (err: unknown, name: string) => fieldsOf(err).name === name;
@@ -134,6 +156,9 @@ export const isNoNode = (err: unknown) => {
 
 /** No node offers the action called, or a dependency is down: a later try may pass. */
 export const isUnavailable = (err: unknown) => isNoNode(err) || isDependencyDown(err);
+
+/** The node a call went to disconnected (or was found dead) before answering (Moleculer's own error). */
+export const isNodeLost = (err: unknown) => hasName(err, "RequestRejectedError");
 
 /** A call between nodes that got no answer in time. */
 export const isRequestTimeout = (err: unknown) => hasName(err, "RequestTimeoutError");

@@ -13,6 +13,8 @@ export interface GatewayAuthOptions {
 	serviceToken?: string;
 	/** Per-tenant request limit; null admits every request. */
 	rateLimiter: RateLimiter | null;
+	/** Throws a 503 when a dependency of the checks (Redis) is down, so none waits on it. */
+	reachable?: { require(): void };
 	/** Told when recording a key's last use fails (the request is not held up by it). */
 	onKeyUseError(err: unknown): void;
 }
@@ -45,6 +47,7 @@ export class GatewayAuth {
 
 	/** Identifies the caller, counts the request against its tenant's limit and, given one, checks `scope`. */
 	async admit(headers: IncomingHttpHeaders, scope?: Scope): Promise<CallerMeta> {
+		this.options.reachable?.require();
 		const identity = await this.identify(headers);
 		if (this.options.rateLimiter) {
 			const decision = await this.options.rateLimiter.hit(identity.tenant_id!);

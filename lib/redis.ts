@@ -1,4 +1,5 @@
 import Redis, { Cluster } from "ioredis";
+import type { OutageLog } from "./dependency-watch";
 
 /** A connection to one Redis or to a Redis Cluster; every store takes either. */
 export type RedisClient = Redis | Cluster;
@@ -33,20 +34,65 @@ export function clusterNodes(
 	};
 }
 
+/** This process's clients that are out of reach, per Redis server (or cluster). */
+const unreachable = new Map<string, Set<RedisClient>>();
+
+/** How a single client's server is named in the log: `host:port/db`. */
+function serverOf(client: Redis): string {
+	const { host, port, db } = client.options;
+	return `${host ?? "localhost"}:${port ?? 6379}/${db ?? 0}`;
+}
+
+/**
+ * Tells an outage of the client's Redis once: one line when the first of this process's clients of
+ * that server loses it, one when the last is connected again. Without an `error` listener ioredis
+ * would print an "Unhandled error event" stack on every reconnect attempt.
+ */
+export function watchRedis<T extends RedisClient>(
+	client: T,
+	log: OutageLog,
+	server = client instanceof Redis ? serverOf(client) : "cluster"
+): T {
+	client.on("error", (err: Error) => {
+		const down = unreachable.get(server) ?? new Set<RedisClient>();
+		if (down.size === 0)
+			log.warn(`Redis ${server} is unreachable (${err.message}); requests that need it answer 503`);
+		down.add(client);
+		unreachable.set(server, down);
+	});
+	client.on("ready", () => {
+		const down = unreachable.get(server);
+		if (!down?.delete(client) || down.size > 0) return;
+		unreachable.delete(server);
+		log.info(`Redis ${server} is reachable again`);
+	});
+	// A client closed on purpose leaves the outage to the others.
+	client.on("end", () => unreachable.get(server)?.delete(client));
+	return client;
+}
+
+/** For clients whose outages the caller reports itself (tests, tools). */
+const QUIET: OutageLog = { warn: () => undefined, info: () => undefined };
+
 /**
  * One ioredis client per owner: a `Cluster` for a `redis+cluster://` URL, else a single connection.
  * Commands fail fast while Redis is down instead of queueing forever, so a request gets an error
  * (and /health/ready reports it) rather than hanging. Auto-pipelining batches the commands issued
  * in one tick (per node in a cluster), so stores may issue one command per key instead of MGET.
  */
-export function connectRedis(url: string): RedisClient {
+export function connectRedis(url: string, log: OutageLog = QUIET): RedisClient {
 	const cluster = clusterNodes(url);
-	if (!cluster) return new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+	if (!cluster)
+		return watchRedis(new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true }), log);
 	const { nodes, username, password, tls } = cluster;
-	return new Cluster(nodes, {
-		enableAutoPipelining: true,
-		redisOptions: { maxRetriesPerRequest: 2, username, password, ...(tls ? { tls: {} } : {}) }
-	});
+	return watchRedis(
+		new Cluster(nodes, {
+			enableAutoPipelining: true,
+			redisOptions: { maxRetriesPerRequest: 2, username, password, ...(tls ? { tls: {} } : {}) }
+		}),
+		log,
+		`cluster ${nodes.map(({ host, port }) => `${host}:${port}`).join(",")}`
+	);
 }
 
 export const isCluster = (redis: RedisClient): redis is Cluster => redis instanceof Cluster;

@@ -47,7 +47,7 @@ export const actorOf = (meta: CallerMeta): AuditActor => {
  */
 export function AuditMixin(): Partial<ServiceSchema> {
 	type This = Service<RedisSettings & AuditSettings> & RedisLocals & AuditLocals & AuditMethods;
-	const mixin: Partial<ServiceSchema<RedisSettings & AuditSettings, AuditMethods, AuditLocals, This>> = {
+	const mixin: Partial<ServiceSchema<AuditSettings, AuditMethods, AuditLocals, This>> = {
 		settings: {
 			audit: {
 				// 30 days by default.
@@ -57,7 +57,7 @@ export function AuditMixin(): Partial<ServiceSchema> {
 				// `all` (1) by default, `off` (0), or a share such as 0.1.
 				executionSampleRate: config().auditExecutions
 			}
-		} as RedisSettings & AuditSettings,
+		},
 		methods: {
 			auditDraft(ctx, tenantId, action, target, outcome, extra = {}) {
 				const draft: AuditDraft = {

@@ -32,6 +32,8 @@ export interface DiscoverySettings {
 	semanticWaitMs: number;
 	/** Timeout of one request to the orchestrator's Embedding Service. */
 	embeddingRequestTimeoutMs: number;
+	/** Moleculer keeps these out of the service's published settings (merged with the host's). */
+	$secureSettings: string[];
 }
 
 /** What the service using this mixin provides: its tool store (built in `created`) and its reads. */
@@ -87,9 +89,7 @@ function createEmbedder(settings: DiscoverySettings): Embedder | null {
  * and whenever embeddings are off, loading or failing, ranking is lexical, so discovery always answers.
  */
 export function DiscoveryMixin(): Partial<ServiceSchema> {
-	const mixin: Partial<
-		ServiceSchema<DiscoverySettings & RedisSettings, object, DiscoveryLocals, DiscoveryThis>
-	> = {
+	const mixin: Partial<ServiceSchema<DiscoverySettings, object, DiscoveryLocals, DiscoveryThis>> = {
 		settings: {
 			embeddings: config().embeddings,
 			orchestratorUrl: config().orchestratorUrl,
@@ -99,7 +99,7 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 			semanticWaitMs: 1000,
 			embeddingRequestTimeoutMs: 10_000,
 			$secureSettings: ["serviceToken"]
-		} as DiscoverySettings as DiscoverySettings & RedisSettings,
+		},
 
 		actions: {
 			discover: {

@@ -1,5 +1,6 @@
 import type { Service, ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
+import type { DependencyWatch } from "../lib/dependency-watch";
 import type { GatewayAuth } from "../lib/gateway-auth";
 import { McpGateway } from "../lib/mcp/gateway";
 import { MemorySessionLogs } from "../lib/mcp/memory-event-log";
@@ -12,8 +13,8 @@ import type { CallerMeta } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
 import type { TaskSubmissionSettings } from "./task-submission.mixin";
 
-export interface McpServerSettings extends RedisSettings {
-	ip: string;
+/** What the mixin sets; McpServerSettings adds what the host (`ip`) and RedisMixin bring. */
+interface McpOwnSettings {
 	/** MCP sessions: caps per credential and in all, and how long a session must be silent to be closed for room. */
 	mcpSessions: { maxSessionsPerCredential: number; maxSessions: number; evictIdleAfterMs: number };
 	/** SSE events kept per MCP session for clients that reconnect with `Last-Event-ID`; shared in Redis for this long after a session's last activity. */
@@ -22,22 +23,24 @@ export interface McpServerSettings extends RedisSettings {
 	mcpTasks: { pollIntervalMs: number; pageSize: number; maxPerOwner: number };
 }
 
+export type McpServerSettings = McpOwnSettings & RedisSettings & { ip: string };
+
 export interface McpServerLocals extends RedisLocals {
 	/** The Model Context Protocol server at /mcp. */
 	mcp: McpGateway;
 }
 
 type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks">> &
-	McpServerLocals & { auth: GatewayAuth };
+	McpServerLocals & { auth: GatewayAuth; reachable: DependencyWatch };
 
 /**
  * The gateway's MCP server (`this.mcp`), reaching the cluster through the service's own calls: a
  * tool call runs on an executor, a task-augmented one is queued with `tasks.submit` like a REST task.
- * Needs the host's `auth` (set in its own `created`) and the TaskSubmissionMixin's `tasks.*` actions;
+ * Needs the host's `auth` and `reachable` (set in its own `created`) and the TaskSubmissionMixin's `tasks.*` actions;
  * list it before RedisMixin (whose `created` must run first).
  */
 export function McpServerMixin(): Partial<ServiceSchema> {
-	const mixin: Partial<ServiceSchema<McpServerSettings, object, McpServerLocals, McpThis>> = {
+	const mixin: Partial<ServiceSchema<McpOwnSettings, object, McpServerLocals, McpThis>> = {
 		settings: {
 			mcpSessions: {
 				maxSessionsPerCredential: config().mcpMaxSessionsPerCredential,
@@ -46,7 +49,7 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 			},
 			mcpReplay: { eventsPerSession: 256, ttlMs: 30 * 60 * 1000 },
 			mcpTasks: { pollIntervalMs: 1000, pageSize: 50, maxPerOwner: 1000 }
-		} as Partial<McpServerSettings> as McpServerSettings,
+		},
 
 		created(this: McpThis) {
 			const { settings, redis, broker } = this;
@@ -61,20 +64,27 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 			const logs = redis
 				? new RedisSessionLogs(redis, settings.redisPrefix, replay)
 				: new MemorySessionLogs(replay);
+			// This node's own task actions: the index and the queue it writes are the ones this node reads.
+			const local = (meta: CallerMeta) => ({ meta, nodeID: broker.nodeID });
 			const taskStatus = (meta: CallerMeta, taskId: string) =>
-				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, { meta });
+				broker.call<TaskMessage, { task_id: string }>("api.tasks.status", { task_id: taskId }, local(meta));
 			this.mcp = new McpGateway(
 				{
 					identify: req => this.auth.admit(req.headers, "tools:read"),
-					listTools: (meta, offset, limit) =>
-						broker.call("registry.discover", { format: "mcp", limit, offset }, { meta }),
-					searchTools: (meta, query) =>
-						broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta }),
+					listTools: (meta, offset, limit) => {
+						this.reachable.require("registry.discover");
+						return broker.call("registry.discover", { format: "mcp", limit, offset }, { meta });
+					},
+					searchTools: (meta, query) => {
+						this.reachable.require("registry.discover");
+						return broker.call("registry.discover", { limit: 5, ...query, format: "mcp" }, { meta });
+					},
+					// This gateway's own `tools.execute`, which fails over when an executor node is lost.
 					execute: (meta, name, parameters, expectedHash) =>
 						broker.call(
-							"executor.execute",
+							"api.tools.execute",
 							{ tool_name: name, parameters, ...(expectedHash ? { expected_hash: expectedHash } : {}) },
-							{ meta }
+							{ meta, nodeID: broker.nodeID }
 						),
 					submitTask: async (meta, { name, parameters, expectedHash, sessionId }) => {
 						const { task_id } = await broker.call<{ task_id: string }, object>(
@@ -88,13 +98,17 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 								},
 								metadata: { source: "agent_execution", ...(sessionId ? { session_id: sessionId } : {}) }
 							},
-							{ meta }
+							local(meta)
 						);
 						return taskStatus(meta, task_id);
 					},
 					getTask: taskStatus,
 					cancelTask: (meta, taskId) =>
-						broker.call<TaskMessage, { task_id: string }>("api.tasks.cancel", { task_id: taskId }, { meta })
+						broker.call<TaskMessage, { task_id: string }>(
+							"api.tasks.cancel",
+							{ task_id: taskId },
+							local(meta)
+						)
 				},
 				{
 					loopbackOnly: isLoopbackAddress(settings.ip),

@@ -25,7 +25,7 @@ export function RedisMixin(): Partial<ServiceSchema> {
 			redisPrefix: config().redisPrefix
 		},
 		created(this: Service<RedisSettings> & RedisLocals) {
-			this.redis = this.settings.redisUrl ? connectRedis(this.settings.redisUrl) : null;
+			this.redis = this.settings.redisUrl ? connectRedis(this.settings.redisUrl, this.logger) : null;
 		},
 		async stopped(this: Service<RedisSettings> & RedisLocals) {
 			await this.redis?.quit().catch(() => undefined);

@@ -3,21 +3,20 @@ import { isResealable } from "../lib/store/reseal";
 import type { AuditMethods } from "./audit.mixin";
 
 interface ResealLocals {
-	/** The store of the host service; a Redis store can seal its secrets again. */
-	store: unknown;
 	resealing: Promise<void>;
 }
 
 /**
- * After a rotation of SECRETS_KEY, seals again in the background what the host's `store` keeps sealed
- * under an earlier key (or in clear), and records it as `key.rotate` in the trail of each tenant whose
- * records changed. `records` names them in the entry (`tools`, `sources`). Needs AuditMixin.
+ * After a rotation of SECRETS_KEY, seals again in the background what the host keeps sealed under an
+ * earlier key (or in clear) in its `local` (a store or a queue; the Redis ones can do it), and records
+ * it as `key.rotate` in the trail of each tenant whose records changed. `records` names them in the
+ * entry (`tools`, `sources`, `tasks`). Needs AuditMixin.
  */
-export function ResealMixin(records: string): Partial<ServiceSchema> {
+export function ResealMixin(records: string, local = "store"): Partial<ServiceSchema> {
 	type This = Service & ResealLocals & AuditMethods;
 	const mixin: Partial<ServiceSchema<object, object, ResealLocals, This>> = {
 		started(this: This) {
-			const store = this.store;
+			const store = (this as unknown as Record<string, unknown>)[local];
 			this.resealing = isResealable(store)
 				? store.reseal().then(
 						async ({ key_id, resealed }) => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "http";
 import type { Duplex } from "stream";
-import type { Context, Service, ServiceSchema } from "moleculer";
+import type { CallingOptions, Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway, {
 	type Alias,
 	type ApiSettingsSchema,
@@ -13,6 +13,7 @@ import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redi
 import { AuditMixin, type AuditLocals, type AuditSettings } from "../mixins/audit.mixin";
 import { McpServerMixin, type McpServerLocals, type McpServerSettings } from "../mixins/mcp-server.mixin";
 import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
+import { ExecutionFailoverMixin } from "../mixins/execution-failover.mixin";
 import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
 import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
@@ -31,6 +32,7 @@ import { keyStoreFor } from "../lib/store/key-backend";
 import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
 import { subscribeFrames } from "../lib/tasks/backend";
 import { UiSockets } from "../lib/ui-sockets";
+import { DependencyWatch } from "../lib/dependency-watch";
 import { UI_PROTOCOL, uiSocketHeaders } from "../lib/ui-upgrade";
 import type { CallerMeta, StoredTool } from "../types/wire";
 import { config } from "../lib/config";
@@ -40,6 +42,8 @@ interface GatewaySettings extends Pick<
 	ApiSettingsSchema,
 	"routes" | "log4XXResponses" | "logRequest" | "logResponse" | "onError"
 > {
+	/** moleculer-web calls it for every request's root call (its types know only the object form). */
+	rootCallOptions: typeof rootCallOptions;
 	port: number;
 	ip: string;
 	/** Shared secret of trusted services; unset disables service-token authentication. */
@@ -70,6 +74,8 @@ interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	server: Server;
 	uiServer: WebSocketServer;
 	uiSockets: UiSockets;
+	/** Redis and the transporter as this node sees them: what readiness reports and requests need. */
+	reachable: DependencyWatch;
 	/** Stops the feed of recorded task frames to UI clients. */
 	stopTaskFrames: () => Promise<void>;
 }
@@ -139,6 +145,17 @@ function serveDocs(this: ApiThis, req: IncomingRequest, res: GatewayResponse) {
 	if (!sendDocsAsset(file, res)) sendError(res, notFound("File", file));
 }
 
+/**
+ * The options of each request's root call. A standalone MCP stream (`GET /mcp`) lives until the
+ * client or the gateway closes it: tracked, it would hold a graceful stop for the whole shutdown
+ * timeout, while in-flight requests stay tracked and are drained. While the node stops, every answer
+ * closes its connection, so keep-alive clients move to another gateway.
+ */
+function rootCallOptions(this: ApiThis, options: CallingOptions, req: IncomingMessage, res: ServerResponse) {
+	if (req.method === "GET" && pathOf(req.url) === "/mcp") options.tracking = false;
+	if (this.broker.stopping) res.setHeader("Connection", "close");
+}
+
 /** The REST gateway: authenticates, maps routes to actions and renders errors. No business logic. */
 const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis> = {
 	name: "api",
@@ -148,6 +165,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		ApiGateway,
 		McpServerMixin(),
 		TaskSubmissionMixin({ actionPrefix: "tasks." }),
+		ExecutionFailoverMixin(),
 		ToolAccessMixin(),
 		TenantScopeMixin(),
 		AuditMixin(),
@@ -165,6 +183,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
 		log4XXResponses: false,
+		rootCallOptions,
 		// moleculer-web builds (and colours) these lines on every request even when their level is off.
 		logRequest: DEBUG_LOGGING ? "debug" : null,
 		logResponse: DEBUG_LOGGING ? "debug" : null,
@@ -250,14 +269,8 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		},
 
 		ready: {
-			async handler(this: ApiThis, ctx: Context) {
-				const checks: Record<string, "ok" | "down"> = {};
-				if (this.broker.transit) checks.transporter = this.broker.transit.connected ? "ok" : "down";
-				if (this.redis)
-					checks.redis = await this.redis.ping().then(
-						() => "ok" as const,
-						() => "down" as const
-					);
+			handler(this: ApiThis, ctx: Context) {
+				const checks = this.reachable.checks();
 				const failed = Object.keys(checks).filter(name => checks[name] !== "ok");
 				if (failed.length) (ctx.meta as Record<string, unknown>).$statusCode = 503;
 				return { status: failed.length ? "unavailable" : "ready", checks, failed };
@@ -280,6 +293,8 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 	methods: {
 		async authenticate(this: ApiThis, ctx, _route, req) {
 			Object.assign(ctx.meta, await this.auth.admit(req.headers));
+			// With the transporter down, an action only other nodes serve answers 503 at once.
+			this.reachable.require(req.$alias?.action);
 			return null;
 		},
 
@@ -304,14 +319,16 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
 				const body = refuseUpgrade(socket, err);
-				// The path only: `?token=` carries the credential.
-				if (body.code >= 500) this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
+				// The path only: `?token=` carries the credential. A dependency's outage is logged once by its watch.
+				if (body.type === "INTERNAL_ERROR")
+					this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);
 			}
 		}
 	},
 
 	created(this: ApiThis) {
 		const { redis, settings } = this;
+		this.reachable = new DependencyWatch(this.broker, redis, this.logger);
 		const limit = settings.tenantRateLimit;
 		const rateLimiter: RateLimiter | null = !limit
 			? null
@@ -322,6 +339,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			keyStore: keyStoreFor(this.broker, redis, settings.redisPrefix),
 			serviceToken: settings.serviceToken,
 			rateLimiter,
+			reachable: this.reachable,
 			onKeyUseError: err => this.logger.warn("Recording an API key's use failed", err)
 		});
 		this.uiSockets = new UiSockets({
@@ -340,6 +358,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 	},
 
 	async started(this: ApiThis) {
+		this.reachable.start();
 		// Upgrades never reach moleculer-web's routes: every upgrade request is answered here.
 		this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
 			void this.acceptUiSocket(req, socket, head);
@@ -360,9 +379,12 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 
 	// Runs before moleculer-web's `stopped`, whose server.close() would wait for open sockets.
 	async stopped(this: ApiThis) {
+		this.reachable.stop();
 		await this.stopTaskFrames?.();
 		this.uiServer.close();
 		await Promise.all([this.uiSockets.close(), this.mcp.close()]);
+		// Keep-alive connections left idle by the drain would hold moleculer-web's server.close() open.
+		this.server.closeIdleConnections();
 	}
 };
 

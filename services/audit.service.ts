@@ -6,12 +6,14 @@ import { AUDIT_ID_PATTERN, type AuditPage } from "../lib/audit/audit-log";
 import { badRequest } from "../lib/errors";
 import type { CallerMeta } from "../types/wire";
 
-export interface AuditServiceSettings extends RedisSettings, AuditSettings {
+interface AuditListSettings {
 	/** Page size of `audit.list` when the caller gives none. */
 	defaultPageSize: number;
 	/** Larger page sizes are clamped to this. */
 	maxPageSize: number;
 }
+
+export type AuditServiceSettings = AuditListSettings & RedisSettings & AuditSettings;
 
 type AuditThis = Service<AuditServiceSettings> &
 	TenantScopeMethods &
@@ -32,7 +34,7 @@ interface ListParams {
  * AuditMixin), never through an action: no API can add, alter or remove one.
  */
 const AuditService: ServiceSchema<
-	AuditServiceSettings,
+	AuditListSettings,
 	TenantScopeMethods & AuditMethods,
 	AuditLocals & RedisLocals,
 	AuditThis
@@ -43,7 +45,7 @@ const AuditService: ServiceSchema<
 	settings: {
 		defaultPageSize: 50,
 		maxPageSize: 200
-	} as AuditServiceSettings,
+	},
 
 	actions: {
 		/** The caller's tenant's entries, newest first. */

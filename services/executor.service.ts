@@ -1,5 +1,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
+import { ResealMixin } from "../mixins/reseal.mixin";
 import { RedisMixin } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { TaskSubmissionMixin, type TaskSubmissionLocals } from "../mixins/task-submission.mixin";
@@ -63,6 +64,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 	mixins: [
 		MetricsSamplerMixin({ metrics: ["queueDepth", "queueOldestAge"] }),
 		TaskWorkersMixin(),
+		ResealMixin("tasks", "taskQueue"),
 		TaskSubmissionMixin(),
 		ToolAccessMixin(),
 		TenantScopeMixin(),

@@ -11,7 +11,8 @@ import { framesChannel } from "../lib/outbox/redis-outbox";
 import { outboxFor } from "../lib/tasks/backend";
 import { config } from "../lib/config";
 
-export interface NotifierSettings extends RedisSettings {
+/** The notifier's own settings; RedisMixin brings the rest of NotifierSettings. */
+interface NotifierOwnSettings {
 	/** ORCHESTRATOR_WS_URL; unset = no connection, frames wait in the outbox. */
 	wsUrl?: string;
 	serviceToken?: string;
@@ -30,6 +31,8 @@ export interface NotifierSettings extends RedisSettings {
 	leaderTtlMs: number;
 	$secureSettings: string[];
 }
+
+export type NotifierSettings = NotifierOwnSettings & RedisSettings;
 
 /** What `notifier.state` answers, for operators (REPL, metrics). */
 export interface NotifierState {
@@ -116,7 +119,7 @@ const send = (ws: WebSocket, frame: string) =>
  * Redis the outbox is shared and only the node holding the leader lock connects and drains; recorded
  * frames are published on a Redis channel that wakes it, and it drains on every lock renewal too.
  */
-const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, NotifierLocals, NotifierThis> = {
+const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, NotifierLocals, NotifierThis> = {
 	name: "notifier",
 	mixins: [
 		RedisMixin(),
@@ -136,7 +139,7 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 		drainBatchSize: 100,
 		leaderTtlMs: 10000,
 		$secureSettings: ["serviceToken"]
-	} as NotifierSettings,
+	},
 
 	actions: {
 		state: {
@@ -363,6 +366,8 @@ const NotifierService: ServiceSchema<NotifierSettings, NotifierMethods, Notifier
 		if (!this.redis || !this.settings.wsUrl) return;
 		const frames = framesChannel(this.settings.redisPrefix);
 		this.subscriber = this.redis.duplicate();
+		// Reported by the service's own connection; a subscriber only resubscribes when Redis is back.
+		this.subscriber.on("error", () => undefined);
 		this.subscriber.on("message", (channel: string, message: string) => {
 			if (channel === frames) {
 				if (this.leader) this.drain();

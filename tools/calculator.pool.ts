@@ -135,6 +135,11 @@ export class CalculatorPool {
 				resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
 				execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
 			});
+			// piscina replaces a worker that dies holding none of its tasks (out of memory just after its
+			// batch was aborted) and reports the death as a pool 'error': unheard, that event ends the process.
+			this.pool.on("error", () => {
+				this.warm = false;
+			});
 		}
 		return this.pool;
 	}

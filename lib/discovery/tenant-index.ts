@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import MiniSearch from "minisearch";
 import type { StoredTool } from "../../types/wire";
 import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
@@ -38,6 +39,9 @@ export interface RankedTool {
 export const MIN_COSINE = 0.2;
 /** Candidates each ranking hands to fusion beyond the requested page. */
 const FUSION_DEPTH = 50;
+/** Rankings remembered per tenant (until its tools change), and the most places each keeps. */
+const CACHED_RANKINGS = 512;
+const CACHED_PLACES = 200;
 /**
  * Lexical share of weighted fusion, chosen on the relevance corpus's keyword requests and everyday
  * questions (never on their held-out sets); `npm run bench` (quality) compares it with RRF.
@@ -66,6 +70,12 @@ export class TenantIndex {
 	private readonly byHash = new Map<string, Set<string>>();
 	/** Names of the tenant's own tools: a global tool of the same name is shadowed by it. */
 	private readonly ownNames = new Map<string, string>();
+	/**
+	 * Finished rankings by query, mode and filters. Agents repeat their questions, and ranking is the
+	 * whole cost of a discovery (BM25 over every tool that shares a word with the query, plus a cosine
+	 * per tool): any change to the tenant's tools or vectors empties it.
+	 */
+	private readonly rankings = new LRUCache<string, Fused[]>({ max: CACHED_RANKINGS });
 	private readonly search = new MiniSearch<StoredTool>({
 		fields: ["name", "description", "tags", "parameters"],
 		extractField: (tool, field) =>
@@ -91,6 +101,7 @@ export class TenantIndex {
 	) {}
 
 	upsert(tool: StoredTool, vector?: QuantizedVector): void {
+		this.rankings.clear();
 		const previous = this.entries.get(tool.id);
 		if (previous) this.remove(tool.id);
 		const known = previous?.tool.definition_hash === tool.definition_hash ? previous.vector : undefined;
@@ -106,6 +117,7 @@ export class TenantIndex {
 	remove(id: string): void {
 		const previous = this.entries.get(id)?.tool;
 		if (!previous) return;
+		this.rankings.clear();
 		this.search.discard(id);
 		this.entries.delete(id);
 		const ids = this.byHash.get(previous.definition_hash);
@@ -117,6 +129,7 @@ export class TenantIndex {
 
 	/** Gives the tools of one definition hash their vector. */
 	attachVector(hash: string, vector: QuantizedVector): void {
+		this.rankings.clear();
 		for (const id of this.byHash.get(hash) ?? []) this.entries.get(id)!.vector = vector;
 	}
 
@@ -153,6 +166,29 @@ export class TenantIndex {
 		}
 		const depth = start + q.limit + FUSION_DEPTH;
 		const mode = q.vector ? (q.mode ?? "hybrid") : "lexical";
+		const key =
+			start + q.limit <= CACHED_PLACES
+				? JSON.stringify([text, mode, q.fusion, q.agentId, q.types, q.tags, q.healthyOnly])
+				: undefined;
+		let ranked = key === undefined ? undefined : this.rankings.get(key);
+		if (!ranked) {
+			ranked = this.rank(text, mode, q, usable, depth);
+			if (key !== undefined) this.rankings.set(key, ranked.slice(0, CACHED_PLACES));
+		}
+		return ranked.slice(start, start + q.limit).map(({ id, score, match }) => ({
+			tool: this.entries.get(id)!.tool,
+			score: Math.round(score * 10000) / 10000,
+			match
+		}));
+	}
+
+	private rank(
+		text: string,
+		mode: DiscoverMode,
+		q: DiscoverQuery,
+		usable: (tool: StoredTool | undefined) => tool is StoredTool,
+		depth: number
+	): Fused[] {
 		const lexical: Ranked[] =
 			mode === "semantic"
 				? []
@@ -160,19 +196,13 @@ export class TenantIndex {
 						.search(text, { filter: result => usable(this.entries.get(result.id as string)?.tool) })
 						.map(result => ({ id: result.id as string, score: result.score }));
 		const semantic = mode === "lexical" ? [] : this.semanticRanking(q.vector!, usable, depth);
-		const ranked: Fused[] =
-			mode === "lexical"
-				? lexical.map(({ id, score }) => ({ id, score, match: "lexical" }))
-				: mode === "semantic"
-					? semantic.map(({ id, score }) => ({ id, score, match: "semantic" }))
-					: q.fusion === "rrf"
-						? reciprocalRankFusion(lexical.slice(0, depth), semantic)
-						: weightedFusion(lexical.slice(0, depth), semantic, LEXICAL_WEIGHT, MIN_COSINE);
-		return ranked.slice(start, start + q.limit).map(({ id, score, match }) => ({
-			tool: this.entries.get(id)!.tool,
-			score: Math.round(score * 10000) / 10000,
-			match
-		}));
+		return mode === "lexical"
+			? lexical.map(({ id, score }) => ({ id, score, match: "lexical" }))
+			: mode === "semantic"
+				? semantic.map(({ id, score }) => ({ id, score, match: "semantic" }))
+				: q.fusion === "rrf"
+					? reciprocalRankFusion(lexical.slice(0, depth), semantic)
+					: weightedFusion(lexical.slice(0, depth), semantic, LEXICAL_WEIGHT, MIN_COSINE);
 	}
 
 	/** The `depth` usable tools closest in meaning to the query, above MIN_COSINE. */

@@ -1,6 +1,7 @@
 import type { TaskStore } from "@modelcontextprotocol/sdk/experimental/tasks/interfaces.js";
 import {
 	ErrorCode,
+	McpError,
 	type CallToolRequest,
 	type Request,
 	type Result,
@@ -105,16 +106,22 @@ export class QueueTaskStore implements TaskStore {
 		throw new Error("A task's result is stored by the executor that runs it");
 	}
 
-	/** Only cancellation reaches here (the SDK's `tasks/cancel`): the queue cancels a task that has not started. */
+	/**
+	 * Only cancellation reaches here (the SDK's `tasks/cancel`): the queue cancels a task that has not
+	 * started. The SDK passes on an McpError as it is and turns anything else into -32600.
+	 */
 	async updateTaskStatus(taskId: string, status: Task["status"]): Promise<void> {
 		if (status !== "cancelled") throw new Error(`A task does not move to ${status} over MCP`);
 		try {
 			await this.backend.cancelTask(this.metaOf(), taskId);
 		} catch (err) {
-			if (isNotFound(err)) throw rpcError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
-			if (!isConflict(err)) throw protocolError(err);
+			if (isNotFound(err)) throw new McpError(ErrorCode.InvalidParams, `Task not found: ${taskId}`);
+			if (!isConflict(err)) {
+				const { code, message } = protocolError(err) as Error & { code: number };
+				throw new McpError(code, message);
+			}
 			const current = (err as { data?: { status?: string } }).data?.status;
-			throw rpcError(
+			throw new McpError(
 				ErrorCode.InvalidParams,
 				current && TERMINAL.has(current)
 					? `Cannot cancel task: already in terminal status '${current}'`

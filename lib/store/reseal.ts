@@ -1,9 +1,5 @@
 import { scanKeys, type RedisClient } from "../redis";
 
-/**
- * How one record is sealed again: its JSON with every secret under the current key (null when nothing
- * changes), and the tenant it belongs to.
- */
 /** What one pass of a store's reseal did: the current key's id, and how many records it rewrote per tenant. */
 export interface ResealResult {
 	key_id: string;
@@ -18,7 +14,14 @@ export interface Resealable {
 export const isResealable = (store: unknown): store is Resealable =>
 	typeof (store as Partial<Resealable> | null)?.reseal === "function";
 
-export type Resealer = (json: string) => { json: string; tenantId: string } | null;
+/**
+ * How one record is sealed again: its JSON with every secret under the current key (null when nothing
+ * changes), and the tenant it belongs to. `field` names the hash field the record is in, if any.
+ */
+export type Resealer = (json: string, field?: string) => { json: string; tenantId: string } | null;
+
+/** A record that keeps changing under the pass is left for the next start. */
+const MAX_TRIES = 10;
 
 /** Writes ARGV[2] over ARGV[1] (a string, or the hash field ARGV[3]) only if unchanged: 1 written. */
 const COMPARE_AND_SET = `
@@ -31,9 +34,9 @@ return 1
 
 /**
  * Rewrites every record under `pattern` (string keys, and every field of hash keys) that `reseal`
- * changes, on every master of a cluster. Each record is rewritten only if unchanged since read (one
- * script on its key), so a concurrent change wins (and is already sealed under the current key).
- * Resolves how many records were rewritten, per tenant.
+ * changes, on every master of a cluster. Each record is rewritten by a script only if unchanged since
+ * read: a concurrent change makes it read again and retry on the new state (already current, it is
+ * left as it is). Resolves how many records were rewritten, per tenant.
  */
 export async function resealRecords(
 	redis: RedisClient,
@@ -42,34 +45,30 @@ export async function resealRecords(
 ): Promise<Map<string, number>> {
 	const counts = new Map<string, number>();
 	for await (const keys of scanKeys(redis, pattern, 200))
-		for (const key of keys)
-			for (const tenantId of await resealKey(redis, key, reseal))
-				counts.set(tenantId, (counts.get(tenantId) ?? 0) + 1);
+		for (const key of keys) {
+			const type = await redis.type(key);
+			const fields = type === "hash" ? await redis.hkeys(key) : type === "string" ? [undefined] : [];
+			for (const field of fields) {
+				const tenantId = await resealRecord(redis, key, field, reseal);
+				if (tenantId !== null) counts.set(tenantId, (counts.get(tenantId) ?? 0) + 1);
+			}
+		}
 	return counts;
 }
 
-/** The tenants of the records rewritten under `key` (one entry per record); none where a writer won. */
-async function resealKey(redis: RedisClient, key: string, reseal: Resealer): Promise<string[]> {
-	const type = await redis.type(key);
-	const records: [json: string | null, field?: string][] =
-		type === "hash"
-			? Object.entries(await redis.hgetall(key)).map(([field, json]) => [json, field])
-			: type === "string"
-				? [[await redis.get(key)]]
-				: [];
-	const tenants: string[] = [];
-	for (const [json, field] of records) {
-		const resealed = json ? reseal(json) : null;
-		if (!resealed) continue;
-		const written = await redis.eval(
-			COMPARE_AND_SET,
-			1,
-			key,
-			json!,
-			resealed.json,
-			...(field ? [field] : [])
-		);
-		if (written === 1) tenants.push(resealed.tenantId);
+/** The tenant of the record when it was rewritten; null when it needed nothing (or kept changing). */
+async function resealRecord(
+	redis: RedisClient,
+	key: string,
+	field: string | undefined,
+	reseal: Resealer
+): Promise<string | null> {
+	for (let tries = 0; tries < MAX_TRIES; tries++) {
+		const json = field === undefined ? await redis.get(key) : await redis.hget(key, field);
+		const resealed = json ? reseal(json, field) : null;
+		if (!resealed) return null;
+		const args = [json!, resealed.json, ...(field === undefined ? [] : [field])];
+		if ((await redis.eval(COMPARE_AND_SET, 1, key, ...args)) === 1) return resealed.tenantId;
 	}
-	return tenants;
+	return null;
 }

@@ -5,6 +5,7 @@ import { RECORD_FRAME_LUA, shardPrefix, type RedisOutbox } from "../outbox/redis
 import { shardOf, type RedisClient } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
+import { resealRecords, type Resealable, type ResealResult } from "../store/reseal";
 import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
@@ -197,7 +198,7 @@ class ShardKeys {
  * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
  * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
  */
-export class RedisTaskQueue implements TaskQueue {
+export class RedisTaskQueue implements TaskQueue, Resealable {
 	private readonly shards: ShardKeys[];
 	/** The shard the next claim tries first; claims rotate over the shards. */
 	private cursor: number;
@@ -215,6 +216,26 @@ export class RedisTaskQueue implements TaskQueue {
 			(_, shard) => new ShardKeys(shardPrefix(redis, prefix, shard), outbox.keys(shard))
 		);
 		this.cursor = Math.floor(Math.random() * this.shards.length);
+	}
+
+	/**
+	 * Seals again, under the box's current key, the secrets of every stored registration (queued, or
+	 * finished and kept) sealed under an earlier key or stored in clear. Resolves how many changed, per tenant.
+	 */
+	async reseal(): Promise<ResealResult> {
+		const box = this.secretBox;
+		if (!box) return { key_id: "", resealed: new Map() };
+		const resealed = new Map<string, number>();
+		for (const keys of this.shards) {
+			const counts = await resealRecords(this.redis, keys.task("*"), (value, field) => {
+				if (field !== "doc") return null;
+				const doc = JSON.parse(value) as TaskMessage;
+				const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
+				return json === value ? null : { json, tenantId: doc.tenant_id };
+			});
+			for (const [tenantId, n] of counts) resealed.set(tenantId, (resealed.get(tenantId) ?? 0) + n);
+		}
+		return { key_id: box.keyId, resealed };
 	}
 
 	/** The message as the worker needs it: its secrets opened. */

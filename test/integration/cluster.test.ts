@@ -139,3 +139,56 @@ describeWithNats("services split over NATS (SERVICES per node)", () => {
 		});
 	});
 });
+
+/** Needs the transporter and the shared store both. */
+const describeWithNatsAndRedis = process.env.TEST_NATS_URL ? describeWithRedis : describe.skip;
+
+describeWithNatsAndRedis("API keys managed on another node", () => {
+	const redisUrl = process.env.TEST_REDIS_URL!;
+	const transporter = process.env.TEST_NATS_URL!;
+	const prefix = uniquePrefix();
+	const namespace = `test-${randomUUID()}`;
+	const shared = { transporter, redisUrl, redisPrefix: prefix, broker: { namespace } };
+	let gateway: TestNode;
+	let keys: TestNode | undefined;
+
+	beforeAll(async () => {
+		keys = await startNode({ ...shared, services: ["keys"], nodeID: "keys" });
+		gateway = await startNode({ ...shared, services: ["api", "registry", "validator"], nodeID: "gateway" });
+		await gateway.broker.waitForServices(["keys"], 10000);
+	});
+
+	afterAll(async () => {
+		await gateway.stop();
+		await keys?.stop();
+		await dropPrefix(redisUrl, prefix);
+	});
+
+	it("mints and revokes through keys.* on the other node; the gateway authenticates without it", async () => {
+		const created = await http(gateway.url, "POST", "/api/v1/keys", {
+			tenant: "ops",
+			body: { tenant_id: "split", scopes: ["tools:read"] }
+		});
+		expect(created.status).toBe(201);
+		expect(gateway.broker.getLocalService("keys")).toBeUndefined();
+		const asKey = { token: created.body.api_key as string };
+		expect((await http(gateway.url, "GET", "/api/v1/tools", asKey)).status).toBe(200);
+
+		await keys!.stop();
+		keys = undefined;
+		expect((await http(gateway.url, "GET", "/api/v1/tools", asKey)).status).toBe(200);
+		const refused = await http(gateway.url, "POST", "/api/v1/keys", {
+			tenant: "ops",
+			body: { tenant_id: "split", scopes: ["tools:read"] }
+		});
+		expect([refused.status, refused.body.type]).toEqual([503, "SERVICE_UNAVAILABLE"]);
+
+		keys = await startNode({ ...shared, services: ["keys"], nodeID: "keys" });
+		await gateway.broker.waitForServices(["keys"], 10000);
+		const revoked = await http(gateway.url, "DELETE", `/api/v1/keys/${created.body.key_id}`, {
+			tenant: "ops"
+		});
+		expect(revoked.status).toBe(204);
+		expect((await http(gateway.url, "GET", "/api/v1/tools", asKey)).status).toBe(401);
+	});
+});

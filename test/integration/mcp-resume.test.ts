@@ -133,7 +133,10 @@ describeWithRedis("MCP streams resumed on another gateway node sharing Redis", (
 
 		// Node A stores the answer in the session's log, then goes away.
 		const events = `${prefix}mcp-events:{${session}}`;
-		await eventually(async () => expect(await redis.zcard(events)).toBeGreaterThanOrEqual(2), 15000);
+		// The response carries the request's id; a log message on the same stream would not.
+		const stored = async () =>
+			(await redis.zrange(events, 0, -1)).some(m => m.includes('"jsonrpc":"2.0","id":2'));
+		await eventually(async () => expect(await stored()).toBe(true), 15000);
 		await nodeA.stop();
 		stoppedA = true;
 

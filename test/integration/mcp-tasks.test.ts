@@ -1,4 +1,5 @@
 import { randomUUID } from "crypto";
+import type { Context, ServiceSchema } from "moleculer";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
@@ -49,6 +50,36 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 				CreateTaskResultSchema
 			)
 			.then(answer => answer.task);
+
+	/** Holds `held.work` until released: a task that stays running while the test looks at it. */
+	let release: () => void = () => undefined;
+	const HeldService = {
+		name: "held",
+		actions: {
+			work: {
+				tool: { description: "Work that waits until the test lets it finish" },
+				params: { n: "number" },
+				async handler(ctx: Context<{ n: number }>) {
+					await new Promise<void>(resolve => (release = resolve));
+					return { n: ctx.params.n };
+				}
+			}
+		}
+	} as unknown as ServiceSchema;
+
+	/** The executor node, started once: until then tasks wait in their queue. */
+	const ensureExecutor = async () => {
+		if (executor) return;
+		executor = await startNode({
+			services: ["executor"],
+			transporter,
+			redisUrl,
+			redisPrefix: prefix,
+			nodeID: "mcp-executor",
+			broker: { namespace }
+		});
+		executor.broker.createService(HeldService);
+	};
 
 	const restTask = (id: string, as = tenant) =>
 		http(gateway.url, "GET", `/api/v1/internal/tasks/${id}`, { tenant: as });
@@ -127,14 +158,7 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 		const client = await connect({ "x-tenant-id": tenant, "x-agent-id": "agent-1" });
 		const task = await callAsTask(client, "calculator", { expression: "2 km to m" });
 		// Queued before any executor exists: durable, and picked up once one joins.
-		executor ??= await startNode({
-			services: ["executor"],
-			transporter,
-			redisUrl,
-			redisPrefix: prefix,
-			nodeID: "mcp-executor",
-			broker: { namespace }
-		});
+		await ensureExecutor();
 
 		const result = (await client.experimental.tasks.getTaskResult(
 			task.taskId,
@@ -167,6 +191,28 @@ describeWithCluster("MCP Tasks on the tenant's durable queue, run by an executor
 			status: "failed",
 			statusMessage: expect.stringMatching(/^tool_error: /)
 		});
+	});
+
+	it("refuses to cancel a task that is already running, and lets it finish", async () => {
+		await ensureExecutor();
+		await eventually(async () => {
+			const found = await http(gateway.url, "GET", "/api/v1/tools?type=moleculer_action", { tenant });
+			expect(found.body.items.map((tool: { name: string }) => tool.name)).toContain("held_work");
+		}, 20000);
+		const client = await connect({ "x-tenant-id": tenant });
+		const task = await callAsTask(client, "held_work", { n: 7 });
+		await eventually(async () => expect((await restTask(task.taskId)).body.status).toBe("processing"), 15000);
+		expect(await client.experimental.tasks.getTask(task.taskId)).toMatchObject({
+			status: "working",
+			statusMessage: "running (attempt 1)"
+		});
+
+		const refused = await protocolError(client.experimental.tasks.cancelTask(task.taskId));
+		expect(refused.code).toBe(ErrorCode.InvalidParams);
+		expect(refused.message).toContain("already running");
+		release();
+		const result = await client.experimental.tasks.getTaskResult(task.taskId, CallToolResultSchema);
+		expect(result.structuredContent).toEqual({ n: 7 });
 	});
 
 	it("binds every task to its tenant and agent: another caller is told it does not exist", async () => {

@@ -77,3 +77,32 @@ describe("metrics of nodes without a gateway", () => {
 		}
 	});
 });
+
+describe("metrics of the gateway as npm start runs it", () => {
+	const nodes: ServiceProcess[] = [];
+	afterAll(() => Promise.all(nodes.map(node => node.stop())));
+	const start = (env: NodeJS.ProcessEnv) => {
+		const node = new ServiceProcess({ SERVICE_TOKEN: TOKEN, EMBEDDINGS: "off", ...env });
+		nodes.push(node);
+		return node.url();
+	};
+	const scrape = (url: string) => fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+
+	it("serves the per-request families once each, from the service's own counters", async () => {
+		const url = await start({});
+		await fetch(`${url}/api/v1/tools`, { headers: { authorization: `Bearer ${TOKEN}`, "x-tenant-id": "m" } });
+		const res = await scrape(url);
+		expect(res.status).toBe(200);
+		const text = await res.text();
+		for (const family of ["moleculer_request_total", "moleculer_request_time", "moleculer_request_levels"])
+			expect([family, text.match(new RegExp(`^# TYPE ${family} `, "gm"))?.length]).toEqual([family, 1]);
+		expect(text).toMatch(/^moleculer_request_total\{.*action="registry\.list".*\} [1-9]/m);
+		expect(text).toMatch(/^process_memory_rss/m);
+		expect(text).not.toMatch(/quantile=/);
+	});
+
+	it("METRICS=off leaves no metrics at all", async () => {
+		const url = await start({ METRICS: "off" });
+		expect((await scrape(url)).status).toBe(404);
+	});
+});

@@ -21,12 +21,22 @@ export class ServiceProcess {
 	stdout = "";
 	stderr = "";
 
-	constructor(env: NodeJS.ProcessEnv) {
+	/** `services`: names of the services to run (the runner's SERVICES finds only compiled files). */
+	constructor(env: NodeJS.ProcessEnv, services?: string[]) {
 		const tsNode = require.resolve("ts-node/register/transpile-only");
-		const args = ["-r", tsNode, RUNNER, "--config", "moleculer.config.ts", "--mask", "**/*.service.ts"];
+		const load = services
+			? services.map(name => `services/${name}.service.ts`)
+			: ["--mask", "**/*.service.ts"];
+		const args = ["-r", tsNode, RUNNER, "--config", "moleculer.config.ts", ...load];
 		this.child = spawn(process.execPath, args, {
 			cwd: ROOT,
-			env: { SERVICEDIR: "services", HOST: "127.0.0.1", PORT: "0", PATH: process.env.PATH, ...env },
+			env: {
+				...(services ? {} : { SERVICEDIR: "services" }),
+				HOST: "127.0.0.1",
+				PORT: "0",
+				PATH: process.env.PATH,
+				...env
+			},
 			stdio: ["ignore", "pipe", "pipe"]
 		});
 		this.child.stdout!.on("data", (chunk: Buffer) => (this.stdout += chunk.toString()));

@@ -1,11 +1,16 @@
 import net from "node:net";
 import type { ServerResponse } from "node:http";
-import { setTimeout as delay } from "node:timers/promises";
-import { once } from "node:events";
 
 import { eventually } from "./eventually";
 import { http, startNode, type HttpResult, type TestNode } from "./node";
-import { closedPort as freePort, json as sendJson, redirect, Upstream } from "./upstream";
+import {
+	closedPort as freePort,
+	json as sendJson,
+	redirect,
+	streamPaced,
+	Upstream,
+	type PacedStream
+} from "./upstream";
 
 export { redirect };
 
@@ -41,7 +46,7 @@ export let node: TestNode;
 /** Paths of /flip/... upstreams that answer 200 instead of 500. */
 export const healthy = new Set<string>();
 /** What the upstream saw of the last /big response. */
-export let big: { written: number; completed: boolean; closed: Promise<unknown> } | undefined;
+export let big: PacedStream | undefined;
 /** Every status the gateways answered in a suite: none may be 5xx. */
 const statuses: number[] = [];
 
@@ -92,23 +97,6 @@ export function answerOrchestratorWith(reply: Reply): void {
 	orchestrator.reply = (_req, res) => reply(res);
 }
 
-async function streamBig(res: ServerResponse): Promise<void> {
-	res.writeHead(200, { "Content-Type": "application/json" });
-	const state = { written: 0, completed: false, closed: once(res, "close") };
-	big = state;
-	const chunk = Buffer.alloc(64 * 1024, "x");
-	// Paced, so the test can see that the client hung up long before the end.
-	while (state.written < BIG_BYTES && !res.destroyed) {
-		res.write(chunk);
-		state.written += chunk.length;
-		await delay(2);
-	}
-	if (!res.destroyed) {
-		state.completed = true;
-		res.end();
-	}
-}
-
 function routeUpstream(path: string, res: ServerResponse): void {
 	if (path.startsWith("/echo")) {
 		json(200, { data: { forecast: { summary: "sunny", high: 28 } }, other: "ignored" })(res);
@@ -125,7 +113,7 @@ function routeUpstream(path: string, res: ServerResponse): void {
 	} else if (path.startsWith("/delay/")) {
 		const timer = setTimeout(() => json(200, { waited: true })(res), Number(path.split("/")[2]));
 		res.on("close", () => clearTimeout(timer));
-	} else if (path === "/big") void streamBig(res);
+	} else if (path === "/big") big = streamPaced(res, BIG_BYTES, "application/json", 2);
 	else if (path === "/declared-big") {
 		res.writeHead(200, { "Content-Type": "application/json", "Content-Length": String(BIG_BYTES) });
 		res.write("[");

@@ -114,3 +114,37 @@ export class Upstream {
 		return shut(this.server);
 	}
 }
+
+/** What a paced stream got to send before the client hung up. */
+export interface PacedStream {
+	written: number;
+	completed: boolean;
+	closed: Promise<unknown>;
+}
+
+/**
+ * Streams `bytes` in 64 KiB chunks, pausing `pauseMs` between them, so a test can see that the
+ * client hung up long before the end.
+ */
+export function streamPaced(
+	res: ServerResponse,
+	bytes: number,
+	contentType: string,
+	pauseMs: number
+): PacedStream {
+	res.writeHead(200, { "Content-Type": contentType });
+	const state: PacedStream = { written: 0, completed: false, closed: once(res, "close") };
+	const chunk = Buffer.alloc(64 * 1024, "x");
+	void (async () => {
+		while (state.written < bytes && !res.destroyed) {
+			res.write(chunk);
+			state.written += chunk.length;
+			await new Promise(resolve => setTimeout(resolve, pauseMs));
+		}
+		if (!res.destroyed) {
+			state.completed = true;
+			res.end();
+		}
+	})();
+	return state;
+}

@@ -134,6 +134,23 @@ describe("TenantIndex", () => {
 		expect(late.pendingVectors).toBe(0);
 		expect(late.query(q).map(r => r.match)).toEqual(["both"]);
 	});
+
+	it("answers a repeated query from its cache, which any change to the tenant's tools empties", () => {
+		const cached = new TenantIndex("t");
+		cached.upsert(tool("hail_report", "Hail reports"));
+		const q = { query: "hail", limit: 5, agentId: null, mode: "lexical" as const };
+		const first = cached.query(q);
+		expect(cached.query(q)).toEqual(first);
+		const storm = tool("hail_storm_map", "Map of hail storms", { permissions: { agents: ["meteo"] } });
+		cached.upsert(storm);
+		expect(cached.query(q).map(r => r.tool.name)).toEqual(["hail_report"]);
+		// The agent is part of what a ranking is remembered by.
+		expect(cached.query({ ...q, agentId: "meteo" }).map(r => r.tool.name)).toContain("hail_storm_map");
+		cached.upsert({ ...storm, permissions: { agents: ["*"] } });
+		expect(cached.query(q).map(r => r.tool.name)).toContain("hail_storm_map");
+		cached.remove(storm.id);
+		expect(cached.query(q).map(r => r.tool.name)).toEqual(["hail_report"]);
+	});
 });
 
 describe("summary view", () => {

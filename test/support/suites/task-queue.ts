@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "crypto";
 import { SecretBox } from "../../../lib/secret-box";
+import type { RedisTaskQueue } from "../../../lib/tasks/redis-task-queue";
 import type { Outbox } from "../../../lib/outbox/outbox";
 import { outboxFor, taskQueueFor } from "../../../lib/tasks/backend";
 import type { TaskQueue } from "../../../lib/tasks/task-queue";
@@ -77,6 +78,25 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		expect(lease.task.payload).toEqual(definition);
 		const finished = await queue.finish(lease, { status: "completed", result: {} });
 		expect(finished!.payload).toEqual(masked);
+	});
+
+	it("seals a queued registration again under a rotated key, so the old key can go before it runs", async () => {
+		if (!redis) return;
+		const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+		const backend = { redis, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
+		const queueUnder = (box: SecretBox) => taskQueueFor({}, { ...backend, secretBox: box }) as RedisTaskQueue;
+		const definition = {
+			name: "keyed",
+			type: "external_api",
+			config: { headers: { "X-Api-Key": "queued" } }
+		};
+		const t = task("acme", { type: "tool_registration", payload: definition });
+		await queueUnder(new SecretBox(oldKey)).submit(t);
+		const rotated = queueUnder(new SecretBox(newKey, [oldKey]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map([["acme", 1]]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map());
+		const lease = await queueUnder(new SecretBox(newKey)).claim(1000);
+		expect(lease!.task.payload).toEqual(definition);
 	});
 
 	it("serves higher priority first and submission order within a priority", async () => {
