@@ -30,6 +30,8 @@ export interface Machine {
 export interface ResultFile {
 	scenario: string;
 	date: string;
+	/** 1-minute load average when the scenario ended: other work on the machine shows here. */
+	load?: number;
 	machine: Machine;
 	rows: Result[];
 }
@@ -293,7 +295,8 @@ export function writeResults(scenario: string, rows: Result[]): string {
 		rows.every(row => row.metric !== old.metric)
 	);
 	const date = new Date().toISOString();
-	const data: ResultFile = { scenario, date, machine: machine(), rows: [...kept, ...rows] };
+	const load = Math.round(os.loadavg()[0] * 10) / 10;
+	const data: ResultFile = { scenario, date, load, machine: machine(), rows: [...kept, ...rows] };
 	fs.mkdirSync(RESULTS_DIR, { recursive: true });
 	const file = path.join(RESULTS_DIR, `${scenario}.json`);
 	fs.writeFileSync(file, JSON.stringify(data, null, "\t") + "\n");
