@@ -30,6 +30,8 @@ export interface Machine {
 export interface ResultFile {
 	scenario: string;
 	date: string;
+	/** 1-minute load average when the scenario ended: other work on the machine shows here. */
+	load?: number;
 	machine: Machine;
 	rows: Result[];
 }
@@ -293,7 +295,8 @@ export function writeResults(scenario: string, rows: Result[]): string {
 		rows.every(row => row.metric !== old.metric)
 	);
 	const date = new Date().toISOString();
-	const data: ResultFile = { scenario, date, machine: machine(), rows: [...kept, ...rows] };
+	const load = Math.round(os.loadavg()[0] * 10) / 10;
+	const data: ResultFile = { scenario, date, load, machine: machine(), rows: [...kept, ...rows] };
 	fs.mkdirSync(RESULTS_DIR, { recursive: true });
 	const file = path.join(RESULTS_DIR, `${scenario}.json`);
 	fs.writeFileSync(file, JSON.stringify(data, null, "\t") + "\n");
@@ -320,6 +323,32 @@ export async function startBareGateway(
 	await broker.start();
 	const gateway = broker.getLocalService("gateway") as unknown as { server: { address(): AddressInfo } };
 	return { url: `http://127.0.0.1:${gateway.server.address().port}`, stop: () => broker.stop() };
+}
+
+/**
+ * Measures ours and bare in `rounds` alternating rounds (bare first in odd rounds, ours first in even
+ * ones), so that a drift of the machine's speed during the run (a shared VM) favours neither. Both
+ * servers stay up, idle while the other is loaded; `stop` runs whatever happens.
+ */
+export async function alternate<C, M>(
+	contenders: { bare: C; ours: C },
+	rounds: number,
+	measure: (contender: C) => Promise<M>,
+	stop: () => Promise<unknown>
+): Promise<{ bare: M; ours: M }[]> {
+	const measured: { bare: M; ours: M }[] = [];
+	try {
+		for (let round = 0; round < rounds; round++) {
+			const order = round % 2 === 0 ? (["bare", "ours"] as const) : (["ours", "bare"] as const);
+			const one: Partial<Record<"bare" | "ours", M>> = {};
+			for (const name of order) one[name] = await measure(contenders[name]);
+			measured.push(one as { bare: M; ours: M });
+			progress(`round ${round + 1}/${rounds} done`);
+		}
+	} finally {
+		await stop();
+	}
+	return measured;
 }
 
 /** Runs a scenario on its own (`ts-node bench/<name>.ts`) and records its rows. */

@@ -1,5 +1,6 @@
 import { execSync } from "child_process";
 import fs from "fs";
+import os from "os";
 import path from "path";
 import { machine, progress, readResults, writeResults, type Result, type ResultFile } from "./harness";
 
@@ -20,11 +21,24 @@ function markdown(files: ResultFile[]): string {
 	return [
 		"# Tool Registry benchmarks",
 		"",
-		`Generated ${new Date().toISOString()} by \`npm run bench\`.`,
+		`Generated ${new Date().toISOString()} by \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\`` +
+			` (load average ${os
+				.loadavg()
+				.map(l => l.toFixed(1))
+				.join(", ")} at the end).`,
 		"",
 		`Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB RAM, Node ${m.node}, ${m.os}.`,
 		"",
-		...files.map(file => `- \`${file.scenario}\` measured ${file.date}`),
+		"How: ours is the product as `npm start` runs it (moleculer-runner + `moleculer.config`, metrics on) in " +
+			"a process of its own, each baseline in another, the load generator (autocannon, 50 connections) in " +
+			"a third; rows with a baseline alternate rounds and report the median round; server CPU is read " +
+			"from /proc for every thread. Rows measured otherwise say so in their notes. Scenarios not run this " +
+			"time keep their last figures, dated below.",
+		"",
+		...files.map(
+			file =>
+				`- \`${file.scenario}\` measured ${file.date}${file.load === undefined ? "" : ` (load average ${file.load})`}`
+		),
 		"",
 		tableRow(["scenario", "metric", "ours", "baseline", "baseline value", "ratio", "notes"]),
 		"| --- | --- | ---: | --- | ---: | ---: | --- |",

@@ -5,6 +5,7 @@
  */
 
 import { parseDescriptionPolicies } from "./description-policy";
+import { clusterNodes } from "./redis";
 import { parseSecretsKey } from "./secret-box";
 
 /** One environment variable: how it is documented and how its raw text becomes a setting. */
@@ -110,6 +111,13 @@ function custom<T>(
 	return { name, doc, shown, parse };
 }
 
+/** A `redis://`/`rediss://` URL, or a `redis+cluster://` list of seed nodes. */
+function parseRedisUrl(raw: string | undefined): string | undefined {
+	if (blank(raw)) return undefined;
+	if (clusterNodes(raw.trim())) return raw.trim();
+	return url("REDIS_URL", "", ["redis:", "rediss:", "redis+cluster:", "rediss+cluster:"]).parse(raw);
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Every variable the service reads, in the order the docs list them. */
@@ -126,10 +134,11 @@ export const CONFIG_VARIABLES = {
 		"TRANSPORTER",
 		"unset = one process; `nats://host:4222` = cluster over NATS (a node that cannot reach it at start says so and exits)"
 	),
-	redisUrl: url(
+	redisUrl: custom(
 		"REDIS_URL",
-		"unset = memory; set = tools, keys, tasks, usage and the outbox live in Redis, and the queues are durable there (a node that cannot reach it at start says so and exits)",
-		["redis:", "rediss:"]
+		"unset = memory; set = tools, keys, tasks, usage and the outbox live in Redis, and the queues are durable there (a node that cannot reach it at start says so and exits); `redis+cluster://h1:port,h2:port` = Redis Cluster (docs/scaling.md)",
+		"unset",
+		parseRedisUrl
 	),
 	services: list(
 		"SERVICES",

@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import type { RedisClient } from "./redis";
 import type { ServiceBroker } from "moleculer";
 import type { NatsConnection } from "nats";
 import { dependencyDown, stopping } from "./errors";
@@ -24,7 +24,7 @@ export class DependencyWatch {
 
 	constructor(
 		private readonly broker: ServiceBroker,
-		private readonly redis: Redis | null,
+		private readonly redis: RedisClient | null,
 		private readonly log: OutageLog
 	) {}
 
@@ -48,9 +48,10 @@ export class DependencyWatch {
 		this.statusIterator?.stop?.();
 	}
 
-	/** Each dependency this node has, by name, as readiness reports it. */
+	/** This node's own services and each dependency it has, by name, as readiness reports them. */
 	checks(): Record<string, DependencyState> {
-		const checks: Record<string, DependencyState> = {};
+		// The gateway listens while the node's other services still start; they answer 503 until then.
+		const checks: Record<string, DependencyState> = { services: this.broker.started ? "ok" : "down" };
 		const transit = this.broker.transit;
 		if (transit) checks.transporter = transit.connected && this.transporterUp ? "ok" : "down";
 		if (this.redis) checks.redis = this.redis.status === "ready" ? "ok" : "down";

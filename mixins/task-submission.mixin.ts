@@ -21,7 +21,8 @@ import type { TenantScopeMethods } from "./tenant-scope.mixin";
 import type { ToolAccessMethods } from "./tool-access.mixin";
 import type { AuditMethods } from "./audit.mixin";
 
-export interface TaskSubmissionSettings extends RedisSettings {
+/** What this mixin sets; RedisMixin brings the rest of TaskSubmissionSettings. */
+interface SubmissionOwnSettings {
 	/** SECRETS_KEY and the earlier keys: queued registrations' secrets are sealed with them in Redis. */
 	secrets: SecretsKeySettings;
 	serviceToken?: string;
@@ -35,7 +36,10 @@ export interface TaskSubmissionSettings extends RedisSettings {
 	outboxMax: number;
 	/** POST of a finished task to its `callback_url`: HMAC secret, tries, first backoff, timeout per try. */
 	callbacks: { secret?: string; attempts: number; baseDelayMs: number; timeoutMs: number };
+	$secureSettings: string[];
 }
+
+export type TaskSubmissionSettings = SubmissionOwnSettings & RedisSettings;
 
 export interface TaskSubmissionMethods {
 	settle(task: TaskMessage): void;
@@ -71,7 +75,7 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Partial<ServiceSchema> {
 	const prefix = options.actionPrefix ?? "";
 	const mixin: Partial<
-		ServiceSchema<TaskSubmissionSettings, TaskSubmissionMethods, TaskSubmissionLocals, SubmissionThis>
+		ServiceSchema<SubmissionOwnSettings, TaskSubmissionMethods, TaskSubmissionLocals, SubmissionThis>
 	> = {
 		settings: {
 			serviceToken: config().serviceToken,
@@ -86,7 +90,7 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				timeoutMs: 10000
 			},
 			$secureSettings: ["serviceToken", "callbacks", "secrets"]
-		} as Partial<TaskSubmissionSettings> as TaskSubmissionSettings,
+		},
 
 		actions: {
 			[`${prefix}submit`]: {

@@ -25,11 +25,13 @@ import { config } from "../lib/config";
 
 export type { ExecutionRequest, ExecutionResult };
 
-export interface ExecutorSettings extends TaskWorkerSettings, ToolAccessSettings, AuditSettings {
+interface ExecutorOwnSettings {
 	orchestratorUrl?: string;
 	guards: ToolGuardOptions;
-	$secureSettings: string[];
 }
+
+/** Besides its own, the service reads what its task, tool-access and audit mixins set. */
+export type ExecutorSettings = ExecutorOwnSettings & TaskWorkerSettings & ToolAccessSettings & AuditSettings;
 
 interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods, AuditMethods {
 	refusesTenantCalls(action: string): boolean;
@@ -57,7 +59,7 @@ interface ExecutorLocals extends TaskSubmissionLocals, AuditLocals {
 type ExecutorThis = Service<ExecutorSettings> & ExecutorMethods & ExecutorLocals;
 
 /** Runs tools safely: resolve, check permission and parameters, run guarded with a timeout, record usage. */
-const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, ExecutorLocals, ExecutorThis> = {
+const ExecutorService: ServiceSchema<ExecutorOwnSettings, ExecutorMethods, ExecutorLocals, ExecutorThis> = {
 	name: "executor",
 	// Moleculer runs mixins' `created` from the last listed to the first, and `stopped` the other way
 	// round: each mixin is listed before those it builds on (Redis last, so it closes last).
@@ -82,7 +84,7 @@ const ExecutorService: ServiceSchema<ExecutorSettings, ExecutorMethods, Executor
 			capacity: 64,
 			maxGuards: 10000
 		}
-	} as ExecutorSettings,
+	},
 
 	actions: {
 		execute: {

@@ -42,7 +42,7 @@ import {
 import { config } from "../lib/config";
 import { ANY_AGENT } from "../lib/tenancy";
 
-export interface RegistrySettings extends RedisSettings, DiscoverySettings, AuditSettings {
+interface RegistryOwnSettings {
 	/** SECRETS_KEY and the earlier keys: tool secrets are sealed with them in Redis. */
 	secrets: SecretsKeySettings;
 	$secureSettings: string[];
@@ -56,6 +56,9 @@ export interface RegistrySettings extends RedisSettings, DiscoverySettings, Audi
 	descriptionPolicies: DescriptionPolicies;
 	health: HealthSettings;
 }
+
+/** Besides its own, the service reads what RedisMixin, DiscoveryMixin and AuditMixin set. */
+export type RegistrySettings = RegistryOwnSettings & RedisSettings & DiscoverySettings & AuditSettings;
 
 /** Re-probing of tools whose upstream does not answer. */
 export interface HealthSettings extends BackoffSettings {
@@ -163,7 +166,7 @@ const toleratedProblems = (problems: ValidationProblem[], body: JsonObject, curr
 const UNKNOWN_HEALTH: ToolHealth = Object.freeze({ state: "unknown" }) as ToolHealth;
 
 /** The catalog: tools per tenant plus global ones, versioned, with secrets masked in every read. */
-const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, RegistryLocals, RegistryThis> = {
+const RegistryService: ServiceSchema<RegistryOwnSettings, RegistryMethods, RegistryLocals, RegistryThis> = {
 	name: "registry",
 	// Moleculer runs the last mixin's `created` first: discovery and audit come first so that they run after RedisMixin's.
 	mixins: [
@@ -193,7 +196,7 @@ const RegistryService: ServiceSchema<RegistrySettings, RegistryMethods, Registry
 			sweepMs: 5000,
 			claimMs: 5 * 60000
 		}
-	} as RegistrySettings,
+	},
 
 	actions: {
 		register: {

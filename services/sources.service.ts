@@ -26,7 +26,7 @@ import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { ToolFailure } from "../tools/base";
 import type { CallerMeta, JsonObject, SourceType, StoredTool, ToolSource } from "../types/wire";
 
-export interface SourcesSettings extends RedisSettings, AuditSettings {
+interface SourcesOwnSettings {
 	/** SECRETS_KEY and the earlier keys: header values are sealed with them in Redis. */
 	secrets: SecretsKeySettings;
 	$secureSettings: string[];
@@ -47,6 +47,9 @@ export interface SourcesSettings extends RedisSettings, AuditSettings {
 	/** Circuit breaker and concurrency bound of each MCP source's pooled client. */
 	guards: ToolGuardOptions;
 }
+
+/** Besides its own, the service reads what RedisMixin and AuditMixin set. */
+export type SourcesSettings = SourcesOwnSettings & RedisSettings & AuditSettings;
 
 interface SourcesMethods extends TenantScopeMethods, AuditMethods {
 	present(source: ToolSource): JsonObject;
@@ -103,7 +106,7 @@ const backoff = (failures: number, baseMs: number, maxMs: number) =>
  * demand, on `tools/list_changed`, periodically; unreachable sources probed with backoff) and holds
  * the pooled client through which `mcp` tools call their server.
  */
-const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLocals, SourcesThis> = {
+const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesLocals, SourcesThis> = {
 	name: "sources",
 	mixins: [
 		ResealMixin("sources"),
@@ -134,7 +137,7 @@ const SourcesService: ServiceSchema<SourcesSettings, SourcesMethods, SourcesLoca
 			capacity: 32,
 			maxGuards: 10000
 		}
-	} as SourcesSettings,
+	},
 
 	actions: {
 		create: {

@@ -43,15 +43,13 @@ describe("no secret in the logs", () => {
 			"content-type": "application/json"
 		};
 		// The gateway listens before every local service has started; until then it answers 503.
-		const created = await eventually(async () => {
-			const res = await fetch(`${url}/api/v1/keys`, {
-				method: "POST",
-				headers,
-				body: JSON.stringify({ tenant_id: "acme", scopes: ["tools:read"] })
-			});
-			expect(res.status).toBe(201);
-			return res;
+		await eventually(async () => expect((await fetch(`${url}/health/ready`)).status).toBe(200));
+		const created = await fetch(`${url}/api/v1/keys`, {
+			method: "POST",
+			headers,
+			body: JSON.stringify({ tenant_id: "acme", scopes: ["tools:read"] })
 		});
+		expect(created.status).toBe(201);
 		const apiKey = ((await created.json()) as { api_key: string }).api_key;
 		const keySecret = apiKey.split(".")[1];
 		// Logged at debug by the gateway's request lines, query included.
