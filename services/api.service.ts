@@ -21,8 +21,8 @@ import { GatewayAuth } from "../lib/gateway-auth";
 import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
-import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
-import { sendConsole } from "../lib/console-page";
+import { serveDocs } from "../lib/docs-page";
+import { serveConsole } from "../lib/console-page";
 import { buildOpenApi, UPGRADE_ROUTES, type ServedRoute } from "../lib/openapi";
 import { version as PACKAGE_VERSION } from "../package.json";
 import { GatewayPrometheusReporter } from "../lib/metrics/gateway-prometheus-reporter";
@@ -130,19 +130,6 @@ function serveOpenApi(this: ApiThis, _req: IncomingRequest, res: GatewayResponse
 	);
 	res.writeHead(200, { "Content-Type": "application/json; charset=utf-8" });
 	res.end(JSON.stringify(document));
-}
-
-/** `GET /ui`: the web console, a static bundle under a strict Content-Security-Policy. */
-function serveConsole(this: ApiThis, req: IncomingRequest, res: GatewayResponse) {
-	const { file, asset } = (req.$params ?? {}) as { file?: string; asset?: string };
-	if (!sendConsole(asset !== undefined ? `assets/${asset}` : file, res))
-		sendError(res, notFound("File", file ?? asset));
-}
-
-function serveDocs(this: ApiThis, req: IncomingRequest, res: GatewayResponse) {
-	const file = (req.$params as { file?: string } | undefined)?.file;
-	if (file === undefined) return sendDocsPage(res);
-	if (!sendDocsAsset(file, res)) sendError(res, notFound("File", file));
 }
 
 /**
