@@ -316,6 +316,12 @@ export const CONFIG_VARIABLES = {
 		["local", "orchestrator", "off"] as const,
 		"local"
 	),
+	discoverySharding: oneOf(
+		"DISCOVERY_SHARDING",
+		"`tenant`: each registry node holds the discovery indexes of the tenants it owns (Moleculer `Shard` on the tenant), about 1/N each; `off`: any node may hold any tenant's (docs/scaling.md)",
+		["off", "tenant"] as const,
+		"off"
+	),
 	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN` and `SECRETS_KEY`")
 };
 
