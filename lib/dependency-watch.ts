@@ -11,6 +11,12 @@ export interface OutageLog {
 
 export type DependencyState = "ok" | "down";
 
+/** The part of Moleculer's (untyped) endpoint list this reads. */
+interface RemoteEndpoints {
+	hasLocal(): boolean;
+	endpoints: { node: { lastHeartbeatTime: number } }[];
+}
+
 /**
  * What a gateway knows right now of the dependencies its requests need, so a request that needs one
  * that is down answers 503 at once instead of waiting on it, and readiness names it. Redis: the
@@ -19,6 +25,11 @@ export type DependencyState = "ok" | "down";
  */
 export class DependencyWatch {
 	private transporterUp = true;
+	/**
+	 * `process.uptime()` seconds when the transporter came back: a remote node not heard from since may
+	 * not have resubscribed yet, and NATS drops a request nobody is subscribed to (a 30 s hang).
+	 */
+	private backAtUptime = -1;
 	private stopped = false;
 	private statusIterator: { stop?(): void } | null = null;
 
@@ -66,14 +77,22 @@ export class DependencyWatch {
 		// A stopping node drains what it took; new work goes to another node.
 		if (this.broker.stopping) throw stopping();
 		if (this.redis && this.redis.status !== "ready") throw dependencyDown("Redis");
-		if (!action || !this.broker.transit || this.transporterUp) return;
-		const endpoints = this.broker.registry.actions.get(action) as { hasLocal(): boolean } | undefined;
-		if (!endpoints?.hasLocal()) throw dependencyDown("transporter");
+		if (!action || !this.broker.transit) return;
+		const endpoints = this.broker.registry.actions.get(action) as RemoteEndpoints | undefined;
+		if (!endpoints || endpoints.hasLocal()) return;
+		if (!this.transporterUp) throw dependencyDown("transporter");
+		// Moleculer keeps heartbeat times in whole seconds: "since" means a later second.
+		if (
+			this.backAtUptime >= 0 &&
+			!endpoints.endpoints.some(ep => ep.node.lastHeartbeatTime > this.backAtUptime)
+		)
+			throw dependencyDown("transporter", 1);
 	}
 
 	private transporterChanged(up: boolean): void {
 		if (up === this.transporterUp) return;
 		this.transporterUp = up;
+		if (up) this.backAtUptime = Math.round(process.uptime());
 		if (up) this.log.info("Transporter connection is back");
 		else this.log.warn("Transporter connection lost: calls to other nodes answer 503 until it is back");
 	}
