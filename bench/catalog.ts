@@ -1,6 +1,7 @@
 import { ServiceBroker, type Context } from "moleculer";
 import { http, SERVICE_TOKEN } from "../test/support/node";
 import {
+	alternate,
 	CONNECTIONS,
 	describe,
 	load,
@@ -114,17 +115,9 @@ const row = (
 export async function run(): Promise<Result[]> {
 	// Both servers stay up, idle while the other is loaded; rounds alternate which goes first.
 	const contenders = { bare: await serve("bare", "startBare"), ours: await serve("ours", "product") };
-	const rounds: { ours: Measured; bare: Measured }[] = [];
-	try {
-		for (let round = 0; round < ROUNDS; round++) {
-			const order = round % 2 === 0 ? (["bare", "ours"] as const) : (["ours", "bare"] as const);
-			const measured: Partial<Record<"bare" | "ours", Measured>> = {};
-			for (const name of order) measured[name] = await measure(contenders[name]);
-			rounds.push(measured as { ours: Measured; bare: Measured });
-		}
-	} finally {
-		await Promise.all([contenders.bare.server.stop(), contenders.ours.server.stop()]);
-	}
+	const rounds = await alternate(contenders, ROUNDS, measure, () =>
+		Promise.all([contenders.bare.server.stop(), contenders.ours.server.stop()])
+	);
 	return [
 		row("registrations/s (POST /api/v1/tools)", "bare moleculer-web POST", m => m.post, rounds),
 		row("GET /api/v1/tools/{id} req/s", "bare moleculer-web GET", m => m.get, rounds)

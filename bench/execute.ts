@@ -1,6 +1,7 @@
 import { ServiceBroker, type Context } from "moleculer";
 import { http, SERVICE_TOKEN } from "../test/support/node";
 import {
+	alternate,
 	CONNECTIONS,
 	describe,
 	load,
@@ -183,26 +184,12 @@ const failuresNote = ({ usage }: Measured) => {
 const ALL_RESPONSES = "over all responses: failed executions, answered at once, included";
 
 export async function run(): Promise<Result[]> {
-	// Both servers stay up, idle while the other is loaded (the load generator needs the other core).
-	// Rounds alternate which goes first, so a drift of the machine's speed during the run (this is a
-	// shared 2-core VM) does not favour either; the row is the round with the median ratio.
+	// The load generator needs the other core: one server is loaded at a time, in alternating
+	// rounds; the row is the round with the median ratio.
 	const contenders = { bare: await serve("bare", "startBare"), ours: await serve("ours", "product") };
-	const rounds: { bare: Measured; ours: Measured }[] = [];
-	try {
-		for (let round = 0; round < ROUNDS; round++) {
-			const order = round % 2 === 0 ? (["bare", "ours"] as const) : (["ours", "bare"] as const);
-			const measured: Partial<Record<"bare" | "ours", Measured>> = {};
-			for (const name of order) measured[name] = await measure(contenders[name]);
-			const { bare, ours } = measured as { bare: Measured; ours: Measured };
-			progress(
-				`round ${round + 1}/${ROUNDS}: ours ${ours.completedPerS} vs bare ${bare.completedPerS} ` +
-					`= ${ratio(ours.completedPerS, bare.completedPerS)}`
-			);
-			rounds.push({ bare, ours });
-		}
-	} finally {
-		await Promise.all([contenders.bare.server.stop(), contenders.ours.server.stop()]);
-	}
+	const rounds = await alternate(contenders, ROUNDS, measure, () =>
+		Promise.all([contenders.bare.server.stop(), contenders.ours.server.stop()])
+	);
 	const { bare, ours } = medianRound(rounds);
 	const perRound = rounds.map(r => `${r.ours.completedPerS}/${r.bare.completedPerS}`).join(", ");
 	const row = (metric: string, unit: string, pick: (m: Measured) => number, notes: string): Result => ({

@@ -325,6 +325,32 @@ export async function startBareGateway(
 	return { url: `http://127.0.0.1:${gateway.server.address().port}`, stop: () => broker.stop() };
 }
 
+/**
+ * Measures ours and bare in `rounds` alternating rounds (bare first in odd rounds, ours first in even
+ * ones), so that a drift of the machine's speed during the run (a shared VM) favours neither. Both
+ * servers stay up, idle while the other is loaded; `stop` runs whatever happens.
+ */
+export async function alternate<C, M>(
+	contenders: { bare: C; ours: C },
+	rounds: number,
+	measure: (contender: C) => Promise<M>,
+	stop: () => Promise<unknown>
+): Promise<{ bare: M; ours: M }[]> {
+	const measured: { bare: M; ours: M }[] = [];
+	try {
+		for (let round = 0; round < rounds; round++) {
+			const order = round % 2 === 0 ? (["bare", "ours"] as const) : (["ours", "bare"] as const);
+			const one: Partial<Record<"bare" | "ours", M>> = {};
+			for (const name of order) one[name] = await measure(contenders[name]);
+			measured.push(one as { bare: M; ours: M });
+			progress(`round ${round + 1}/${rounds} done`);
+		}
+	} finally {
+		await stop();
+	}
+	return measured;
+}
+
 /** Runs a scenario on its own (`ts-node bench/<name>.ts`) and records its rows. */
 export function runScenario(scenario: string, run: () => Promise<Result[]>): void {
 	run()

@@ -6,15 +6,19 @@ import os from "os";
 import path from "path";
 import autocannon from "autocannon";
 import Redis from "ioredis";
-import type { Context, ServiceSchema } from "moleculer";
-import type { TaskUpdate } from "../lib/tasks/task-events";
+import type { ActionSchema, Context, Middleware } from "moleculer";
+import { loadConfig } from "../lib/config";
+import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
+import type { subscribeFrames as SubscribeFrames } from "../lib/tasks/backend";
+import type { TaskEventName } from "../lib/tasks/task-events";
 import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
 import { deleteKeysWithPrefix } from "../test/support/redis-keys";
 import { DURATION_S, progress, ratio, runScenario, type Result } from "./harness";
 
 /*
  * End-to-end queued tasks: HTTP submit (POST /api/v1/internal/tasks) → executor worker → the
- * `task_completed` update received by a listener named `notifier` on the gateway node.
+ * `task_completed` frame, recorded with the task's status (transactional outbox) and received by a
+ * listener on the gateway node the way its UI feed receives frames.
  *
  * Processes: this one only generates load (autocannon) and spawns; the gateway node is a forked child
  * (so it never shares an event loop with the load generator); executors are the project's runner with
@@ -42,10 +46,14 @@ const TENANTS = 8;
 const SUBMIT_CONNECTIONS = 32;
 /** TASK_CONCURRENCY of every executor (the product's default is 32). */
 const CONCURRENCY = Number(process.env.BENCH_TASK_CONCURRENCY ?? 32);
-const SCALE: { tenants: number; perTenant: number }[] = [
-	{ tenants: 1000, perTenant: 2 },
-	{ tenants: 5000, perTenant: 1 }
-];
+/** The many-tenant checks; `BENCH_TASK_SCALE=off` leaves them out (a quick run). */
+const SCALE: { tenants: number; perTenant: number }[] =
+	process.env.BENCH_TASK_SCALE === "off"
+		? []
+		: [
+				{ tenants: 1000, perTenant: 2 },
+				{ tenants: 5000, perTenant: 1 }
+			];
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const NATS_URL = process.env.BENCH_NATS_URL ?? process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
 /** A batch whose completions stop advancing this long has failed. */
@@ -105,7 +113,7 @@ interface BatchCount {
 }
 
 interface BatchSummary extends BatchCount {
-	/** From the task's created_at (set on submit) to its update's arrival at the listener. */
+	/** From the submission's answer to the task's final frame at the listener. */
 	latencyP50: number;
 	latencyP99: number;
 	failures: Record<string, number>;
@@ -131,6 +139,18 @@ const emptyTally = (): Tally => ({
 async function serveGateway(options: GatewayOptions): Promise<void> {
 	// The IPC channel is this child's lifeline: without the parent it must not linger.
 	process.on("disconnect", () => process.exit(1));
+	/** When each task was accepted (Date.now()), so a frame's arrival gives its end-to-end latency. */
+	const accepted = new Map<string, number>();
+	const noteSubmission: Middleware = {
+		localAction(next: (ctx: Context) => Promise<unknown>, action: ActionSchema) {
+			if (action.name !== "api.tasks.submit") return next;
+			return async (ctx: Context) => {
+				const answer = (await next(ctx)) as { task_id?: string };
+				if (answer?.task_id) accepted.set(answer.task_id, Date.now());
+				return answer;
+			};
+		}
+	};
 	const node = await startNode({
 		services: options.services,
 		transporter: options.transporter,
@@ -138,33 +158,46 @@ async function serveGateway(options: GatewayOptions): Promise<void> {
 		redisPrefix: options.redisPrefix,
 		nodeID: options.nodeID,
 		settings: { tenantRateLimit: 0 },
-		broker: options.namespace ? { namespace: options.namespace } : {}
+		broker: {
+			...(options.namespace ? { namespace: options.namespace } : {}),
+			// The executors' (moleculer.config.ts): a node expecting beats every second drops one that beats every ten.
+			heartbeatInterval: loadConfig(process.env).heartbeatIntervalS,
+			heartbeatTimeout: loadConfig(process.env).heartbeatTimeoutS,
+			middlewares: [noteSubmission]
+		}
 	});
 	const tallies = new Map<string, Tally>();
-	// Named `notifier` so the executor's emit to that group reaches it once per update.
-	const listener = {
-		name: "notifier",
-		events: {
-			"task.updated"(ctx: Context<TaskUpdate>) {
-				const { event, task } = ctx.params;
-				if (event === "task_status_update") return;
-				const batch = task.tenant_id.slice(0, task.tenant_id.indexOf("-"));
-				let tally = tallies.get(batch);
-				if (!tally) tallies.set(batch, (tally = emptyTally()));
-				tally.last = Date.now();
-				tally.latencies.push(tally.last - Date.parse(task.created_at));
-				if (event === "task_completed") tally.completed++;
-				else {
-					tally.failed++;
-					const type = String(task.error?.type ?? "unknown");
-					tally.failures[type] = (tally.failures[type] ?? 0) + 1;
-					tally.examples[type] ??= String(task.error?.message ?? "");
-				}
-			}
+	// Every task frame as the queue records it with the status (the transactional outbox), as the
+	// gateway's UI feed receives them: the end of each task, wherever it ran.
+	const redis = options.redisUrl ? new Redis(options.redisUrl) : null;
+	const backend = { redis, redisPrefix: options.redisPrefix ?? "test:", outboxMax: DEFAULT_OUTBOX_MAX };
+	// The services' own module (dist/ when compiled): the in-memory outbox is kept per broker in it.
+	const { subscribeFrames } = require(
+		path.join(ROOT, process.env.BENCH_COMPILED === "1" ? "dist/lib/tasks/backend" : "lib/tasks/backend")
+	) as { subscribeFrames: typeof SubscribeFrames };
+	const stopFrames = await subscribeFrames(node.broker, backend, text => {
+		const frame = JSON.parse(text) as {
+			event: TaskEventName;
+			task_id: string;
+			tenant_id: string;
+			data: { error?: string; error_type?: string };
+		};
+		if (frame.event === "task_status_update") return;
+		const batch = frame.tenant_id.slice(0, frame.tenant_id.indexOf("-"));
+		let tally = tallies.get(batch);
+		if (!tally) tallies.set(batch, (tally = emptyTally()));
+		tally.last = Date.now();
+		const submitted = accepted.get(frame.task_id);
+		accepted.delete(frame.task_id);
+		if (submitted !== undefined) tally.latencies.push(tally.last - submitted);
+		if (frame.event === "task_completed") tally.completed++;
+		else {
+			tally.failed++;
+			const type = frame.data.error_type ?? "unknown";
+			tally.failures[type] = (tally.failures[type] ?? 0) + 1;
+			tally.examples[type] ??= frame.data.error ?? "";
 		}
-	} as unknown as ServiceSchema;
-	node.broker.createService(listener);
-	await node.broker.waitForServices(["notifier"], 10000);
+	});
 
 	const handle = async ({ op, arg }: Ask): Promise<unknown> => {
 		const tally = tallies.get(arg ?? "") ?? emptyTally();
@@ -190,7 +223,7 @@ async function serveGateway(options: GatewayOptions): Promise<void> {
 			}
 			case "executors": {
 				// Ready: the gateway routes to the node, and the node sees everything a task needs
-				// (registry to resolve the tool, notifier and api to announce its updates to).
+				// (registry to resolve the tool, api whose queue it shares).
 				const services = node.broker.registry.getServiceList({ onlyAvailable: true }) as {
 					name: string;
 					nodeID: string;
@@ -202,7 +235,7 @@ async function serveGateway(options: GatewayOptions): Promise<void> {
 						{ onlyAvailable: true },
 						{ nodeID }
 					);
-					if (["registry", "notifier", "api"].every(name => seen.some(service => service.name === name)))
+					if (["registry", "api"].every(name => seen.some(service => service.name === name)))
 						ready.push(nodeID);
 				}
 				return ready;
@@ -210,6 +243,8 @@ async function serveGateway(options: GatewayOptions): Promise<void> {
 			case "memory":
 				return process.memoryUsage().rss;
 			case "stop":
+				await stopFrames();
+				redis?.disconnect();
 				await node.stop();
 				process.exit(0);
 		}

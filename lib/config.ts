@@ -5,6 +5,7 @@
  */
 
 import { parseDescriptionPolicies } from "./description-policy";
+import { clusterNodes } from "./redis";
 import { parseSecretsKey } from "./secret-box";
 
 /** One environment variable: how it is documented and how its raw text becomes a setting. */
@@ -110,6 +111,13 @@ function custom<T>(
 	return { name, doc, shown, parse };
 }
 
+/** A `redis://`/`rediss://` URL, or a `redis+cluster://` list of seed nodes. */
+function parseRedisUrl(raw: string | undefined): string | undefined {
+	if (blank(raw)) return undefined;
+	if (clusterNodes(raw.trim())) return raw.trim();
+	return url("REDIS_URL", "", ["redis:", "rediss:", "redis+cluster:", "rediss+cluster:"]).parse(raw);
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Every variable the service reads, in the order the docs list them. */
@@ -126,10 +134,11 @@ export const CONFIG_VARIABLES = {
 		"TRANSPORTER",
 		"unset = one process; `nats://host:4222` = cluster over NATS (a node that cannot reach it at start says so and exits)"
 	),
-	redisUrl: url(
+	redisUrl: custom(
 		"REDIS_URL",
-		"unset = memory; set = tools, keys, tasks, usage and the outbox live in Redis, and the queues are durable there (a node that cannot reach it at start says so and exits)",
-		["redis:", "rediss:"]
+		"unset = memory; set = tools, keys, tasks, usage and the outbox live in Redis, and the queues are durable there (a node that cannot reach it at start says so and exits); `redis+cluster://h1:port,h2:port` = Redis Cluster (docs/scaling.md)",
+		"unset",
+		parseRedisUrl
 	),
 	services: list(
 		"SERVICES",
@@ -306,6 +315,12 @@ export const CONFIG_VARIABLES = {
 		"how discovery embeds text for semantic ranking: `local` (a model shipped in an npm package, run off the event loop), `orchestrator` (POST to `{ORCHESTRATOR_URL}/api/v1/embeddings`), `off` (lexical only)",
 		["local", "orchestrator", "off"] as const,
 		"local"
+	),
+	discoverySharding: oneOf(
+		"DISCOVERY_SHARDING",
+		"`tenant`: each registry node holds the discovery indexes of the tenants it owns (Moleculer `Shard` on the tenant), about 1/N each; `off`: any node may hold any tenant's (docs/scaling.md)",
+		["off", "tenant"] as const,
+		"off"
 	),
 	nodeEnv: optionalText("NODE_ENV", "`production` refuses to start without `SERVICE_TOKEN` and `SECRETS_KEY`")
 };

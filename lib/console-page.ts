@@ -1,6 +1,8 @@
 import { createReadStream, readdirSync, statSync } from "fs";
-import type { ServerResponse } from "http";
+import type { IncomingMessage, ServerResponse } from "http";
 import path from "path";
+import { sendError } from "./error-response";
+import { notFound } from "./errors";
 
 /**
  * The web console at `/ui`: a static bundle that `npm run build` makes from `ui/` with Vite into
@@ -74,7 +76,7 @@ const NOT_BUILT = `<!doctype html><html lang="en"><meta charset="utf-8"><title>T
  * Answers `GET /ui` (the page) and `GET /ui/<file>` (its assets); false when `file` is not part of
  * the bundle. No path from the request reaches the file system: only listed files are served.
  */
-export function sendConsole(file: string | undefined, res: ServerResponse): boolean {
+function sendConsole(file: string | undefined, res: ServerResponse): boolean {
 	const built = loadBundle();
 	if (!built) {
 		res.writeHead(503, {
@@ -96,4 +98,14 @@ export function sendConsole(file: string | undefined, res: ServerResponse): bool
 	});
 	createReadStream(target).pipe(res);
 	return true;
+}
+
+/** moleculer-web alias of `GET /ui`, `GET /ui/:file` and `GET /ui/assets/:asset`. */
+export function serveConsole(
+	req: IncomingMessage & { $params?: { file?: string; asset?: string } },
+	res: ServerResponse
+): void {
+	const { file, asset } = req.$params ?? {};
+	if (!sendConsole(asset !== undefined ? `assets/${asset}` : file, res))
+		sendError(res, notFound("File", file ?? asset));
 }

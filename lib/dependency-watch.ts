@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import type { RedisClient } from "./redis";
 import type { ServiceBroker } from "moleculer";
 import type { NatsConnection } from "nats";
 import { dependencyDown, stopping } from "./errors";
@@ -24,7 +24,7 @@ export class DependencyWatch {
 
 	constructor(
 		private readonly broker: ServiceBroker,
-		private readonly redis: Redis | null,
+		private readonly redis: RedisClient | null,
 		private readonly log: OutageLog
 	) {}
 

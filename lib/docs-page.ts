@@ -1,6 +1,8 @@
 import { createReadStream } from "fs";
-import type { ServerResponse } from "http";
+import type { IncomingMessage, ServerResponse } from "http";
 import path from "path";
+import { sendError } from "./error-response";
+import { notFound } from "./errors";
 
 /** Swagger UI from the swagger-ui-dist package: served by the gateway itself, so /docs needs no CDN. */
 const SWAGGER_DIR = path.dirname(require.resolve("swagger-ui-dist/package.json"));
@@ -29,13 +31,13 @@ const ASSETS: Record<string, { type: string; body?: string }> = {
 	"init.js": { type: "application/javascript", body: INIT }
 };
 
-export function sendDocsPage(res: ServerResponse): void {
+function sendDocsPage(res: ServerResponse): void {
 	res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
 	res.end(PAGE);
 }
 
 /** Answers false when `file` is not one of the page's assets. */
-export function sendDocsAsset(file: string, res: ServerResponse): boolean {
+function sendDocsAsset(file: string, res: ServerResponse): boolean {
 	const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
 	if (!asset) return false;
 	res.writeHead(200, {
@@ -45,4 +47,11 @@ export function sendDocsAsset(file: string, res: ServerResponse): boolean {
 	if (asset.body !== undefined) res.end(asset.body);
 	else createReadStream(path.join(SWAGGER_DIR, file)).pipe(res);
 	return true;
+}
+
+/** moleculer-web alias of `GET /docs` and `GET /docs/:file`. */
+export function serveDocs(req: IncomingMessage & { $params?: { file?: string } }, res: ServerResponse): void {
+	const file = req.$params?.file;
+	if (file === undefined) return sendDocsPage(res);
+	if (!sendDocsAsset(file, res)) sendError(res, notFound("File", file));
 }

@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import { slotTag, type RedisClient } from "./redis";
 
 export interface RateDecision {
 	allowed: boolean;
@@ -46,7 +46,7 @@ return {count, redis.call('PTTL', KEYS[1])}
 
 export class RedisRateLimiter implements RateLimiter {
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly limit: number,
 		private readonly windowMs: number
@@ -56,7 +56,7 @@ export class RedisRateLimiter implements RateLimiter {
 		const [count, ttl] = (await this.redis.eval(
 			HIT_SCRIPT,
 			1,
-			`${this.prefix}rate:${key}`,
+			`${this.prefix}rate:${slotTag(this.redis, key)}`,
 			String(this.windowMs)
 		)) as [number, number];
 		return { allowed: count <= this.limit, retryAfter: Math.max(1, Math.ceil(ttl / 1000)) };

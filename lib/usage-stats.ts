@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import { slotTag, type RedisClient } from "./redis";
 import { FAILURE_TYPES, type FailureType } from "../types/wire";
 
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is everything slower. */
@@ -38,7 +38,7 @@ export class UsageStats {
 	private timer: NodeJS.Timeout | null = null;
 
 	constructor(
-		private readonly redis: Redis | null,
+		private readonly redis: RedisClient | null,
 		private readonly prefix: string,
 		flushIntervalMs = 1000
 	) {
@@ -78,21 +78,25 @@ export class UsageStats {
 	/** Moves the pending counters to Redis; a no-op on the embedded default. */
 	async flush(): Promise<void> {
 		if (!this.redis || this.pending.size === 0) return;
-		const batch = this.redis.pipeline();
+		// One command per write, auto-pipelined (per node on a cluster, where the hashes are in many slots).
+		const redis = this.redis;
+		const writes: Promise<unknown>[] = [];
 		for (const [key, counters] of this.pending) {
 			const [tenantId, toolId] = key.split("\u0000");
 			const hash = this.redisKey(tenantId, toolId);
-			for (const [field, value] of counters) batch.hincrby(hash, field, value);
-			batch.eval(
-				"if tonumber(redis.call('HGET', KEYS[1], 'latency_max') or '0') < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'latency_max', ARGV[1]) end",
-				1,
-				hash,
-				String(this.maxMs.get(key) ?? 0)
+			for (const [field, value] of counters) writes.push(redis.hincrby(hash, field, value));
+			writes.push(
+				redis.eval(
+					"if tonumber(redis.call('HGET', KEYS[1], 'latency_max') or '0') < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'latency_max', ARGV[1]) end",
+					1,
+					hash,
+					String(this.maxMs.get(key) ?? 0)
+				)
 			);
 		}
 		this.pending.clear();
 		this.maxMs.clear();
-		await batch.exec();
+		await Promise.all(writes);
 	}
 
 	async close(): Promise<void> {
@@ -101,7 +105,7 @@ export class UsageStats {
 	}
 
 	private redisKey(tenantId: string, toolId: string) {
-		return `${this.prefix}usage:${tenantId}:${toolId}`;
+		return `${this.prefix}usage:${slotTag(this.redis!, tenantId)}:${toolId}`;
 	}
 }
 

@@ -6,6 +6,7 @@ import { LocalEmbedder } from "../lib/discovery/embedders/local";
 import { OrchestratorEmbedder } from "../lib/discovery/embedders/orchestrator";
 import { QueryVectors } from "../lib/discovery/query-vectors";
 import type { DiscoverMode } from "../lib/discovery/tenant-index";
+import { TENANT_SHARD_STRATEGY, TenantOwners } from "../lib/discovery/tenant-owners";
 import { ToolVectors } from "../lib/discovery/tool-vectors";
 import { FORMATS, formatTools, type DiscoveryFormat, type DiscoveryView } from "../lib/formats";
 import { MemoryVectorStore } from "../lib/store/memory-vector-store";
@@ -34,6 +35,8 @@ export interface DiscoverySettings {
 	embeddingRequestTimeoutMs: number;
 	/** Moleculer keeps these out of the service's published settings (merged with the host's). */
 	$secureSettings: string[];
+	/** `tenant`: this node answers (and indexes) only the tenants it owns, forwarding the others. */
+	discoverySharding: "off" | "tenant";
 }
 
 /** What the service using this mixin provides: its tool store (built in `created`) and its reads. */
@@ -47,6 +50,8 @@ export interface DiscoveryLocals {
 	embedder: Embedder | null;
 	queryVectors: QueryVectors | null;
 	toolVectors: ToolVectors | null;
+	/** With sharding: which registry node owns each tenant. */
+	tenantOwners: TenantOwners | null;
 }
 
 type DiscoveryThis = Service<DiscoverySettings & RedisSettings> & HostService & DiscoveryLocals;
@@ -98,11 +103,14 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 			queryVectorCacheSize: 10_000,
 			semanticWaitMs: 1000,
 			embeddingRequestTimeoutMs: 10_000,
+			discoverySharding: config().discoverySharding,
 			$secureSettings: ["serviceToken"]
 		},
 
 		actions: {
 			discover: {
+				// Callers route a tenant to its owner directly; the handler forwards whatever comes elsewhere.
+				...(config().discoverySharding === "tenant" ? TENANT_SHARD_STRATEGY : {}),
 				params: {
 					query: { type: "string", max: 500, optional: true },
 					types: { type: "array", items: { type: "string", max: 64 }, max: 20, optional: true },
@@ -116,6 +124,10 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 					healthy_only: { type: "boolean", convert: true, optional: true }
 				},
 				async handler(this: DiscoveryThis, ctx: Context<DiscoverParams, CallerMeta>) {
+					const owner = this.tenantOwners?.ownerOf(this.tenantOf(ctx));
+					// Forwarded once at most: a call from another registry node is answered here.
+					if (owner && owner !== this.broker.nodeID && ctx.caller !== this.fullName)
+						return ctx.call(`${this.fullName}.discover`, ctx.params, { nodeID: owner });
 					const { query, types, tags, limit, offset, format, mode, view, healthy_only } = ctx.params;
 					const vector =
 						query?.trim() && mode !== "lexical" && this.queryVectors
@@ -147,15 +159,29 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 			"tool.*": {
 				async handler(this: DiscoveryThis, ctx: Context<{ tenant_id: string; tool: StoredTool }>) {
 					const { tenant_id, tool } = ctx.params;
+					// A node holding none of the indexes the change shows has nothing to update.
+					if (ctx.nodeID !== this.broker.nodeID && !this.discovery.shows(tenant_id)) return;
 					const current = await this.store.get(tool.id);
 					this.discovery.apply(tenant_id, tool.id, current);
 					if (current && ctx.nodeID === this.broker.nodeID) this.toolVectors?.request(current);
 				}
+			},
+			/** Registry nodes came or went: indexes of tenants now owned elsewhere are dropped. */
+			"$services.changed"(this: DiscoveryThis) {
+				if (!this.tenantOwners) return;
+				this.tenantOwners.membershipChanged();
+				this.discovery.retain(tenantId => this.tenantOwners!.owns(tenantId));
 			}
 		},
 
 		created(this: DiscoveryThis) {
 			const settings = this.settings;
+			if (!["off", "tenant"].includes(settings.discoverySharding))
+				throw new Error(`DISCOVERY_SHARDING must be off or tenant, not '${settings.discoverySharding}'`);
+			this.tenantOwners =
+				settings.discoverySharding === "tenant"
+					? new TenantOwners(this.broker, `${this.fullName}.discover`)
+					: null;
 			if (!["local", "orchestrator", "off"].includes(settings.embeddings))
 				throw new Error(`EMBEDDINGS must be local, orchestrator or off, not '${settings.embeddings}'`);
 			this.embedder = createEmbedder(settings);

@@ -1,10 +1,9 @@
-import type Redis from "ioredis";
 import type { Service, ServiceSchema } from "moleculer";
-import { connectRedis } from "../lib/redis";
+import { connectRedis, type RedisClient } from "../lib/redis";
 import { config } from "../lib/config";
 
 export interface RedisSettings {
-	/** Redis connection URL; unset = the service keeps its state in memory (embedded default). */
+	/** Redis connection URL (`redis+cluster://` for a cluster); unset = the service keeps its state in memory (embedded default). */
 	redisUrl?: string;
 	/** Key namespace of this deployment. */
 	redisPrefix: string;
@@ -12,7 +11,7 @@ export interface RedisSettings {
 
 export interface RedisLocals {
 	/** The service's own connection, or null on the embedded default. */
-	redis: Redis | null;
+	redis: RedisClient | null;
 }
 
 /**

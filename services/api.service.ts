@@ -21,8 +21,8 @@ import { GatewayAuth } from "../lib/gateway-auth";
 import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
 import { API_ROUTES, type RouteAlias } from "../lib/api-routes";
-import { sendDocsAsset, sendDocsPage } from "../lib/docs-page";
-import { sendConsole } from "../lib/console-page";
+import { serveDocs } from "../lib/docs-page";
+import { serveConsole } from "../lib/console-page";
 import { buildOpenApi, UPGRADE_ROUTES, type ServedRoute } from "../lib/openapi";
 import { version as PACKAGE_VERSION } from "../package.json";
 import { GatewayPrometheusReporter } from "../lib/metrics/gateway-prometheus-reporter";
@@ -67,7 +67,7 @@ interface ApiMethods {
 
 interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	/** Every alias moleculer-web registered, over all routes. */
-	aliases: { method: string; fullPath: string; scope?: string }[];
+	aliases: (Pick<Alias, "method"> & { fullPath: string } & Partial<RouteAlias>)[];
 	/** identify → rate limit → scope, for REST, `/mcp` and `/ws` alike. */
 	auth: GatewayAuth;
 	/** moleculer-web's HTTP server. */
@@ -115,12 +115,15 @@ function serveMetrics(this: ApiThis, req: IncomingRequest, res: GatewayResponse)
 	reporter.serve(req, res, this.auth.serviceTokenDigest);
 }
 
+/** Aliases of `/api/v1` carry their route table entry: a scope is what every entry has. */
+const fromRouteTable = (alias: Partial<RouteAlias>): alias is RouteAlias => alias.scope !== undefined;
+
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
 function serveOpenApi(this: ApiThis, _req: IncomingRequest, res: GatewayResponse) {
 	const served: ServedRoute[] = this.aliases.map(a => ({
 		method: a.method,
 		fullPath: a.fullPath,
-		alias: a.scope ? (a as unknown as RouteAlias) : undefined
+		alias: fromRouteTable(a) ? a : undefined
 	}));
 	const actions = new Map(this.broker.registry.getActionList({}).map(item => [item.name, item.action]));
 	const document = buildOpenApi(
@@ -130,19 +133,6 @@ function serveOpenApi(this: ApiThis, _req: IncomingRequest, res: GatewayResponse
 	);
 	res.writeHead(200, { "Content-Type": "application/json; charset=utf-8" });
 	res.end(JSON.stringify(document));
-}
-
-/** `GET /ui`: the web console, a static bundle under a strict Content-Security-Policy. */
-function serveConsole(this: ApiThis, req: IncomingRequest, res: GatewayResponse) {
-	const { file, asset } = (req.$params ?? {}) as { file?: string; asset?: string };
-	if (!sendConsole(asset !== undefined ? `assets/${asset}` : file, res))
-		sendError(res, notFound("File", file ?? asset));
-}
-
-function serveDocs(this: ApiThis, req: IncomingRequest, res: GatewayResponse) {
-	const file = (req.$params as { file?: string } | undefined)?.file;
-	if (file === undefined) return sendDocsPage(res);
-	if (!sendDocsAsset(file, res)) sendError(res, notFound("File", file));
 }
 
 /**

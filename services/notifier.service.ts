@@ -1,5 +1,5 @@
 import { randomUUID } from "crypto";
-import type Redis from "ioredis";
+import type { RedisClient } from "../lib/redis";
 import type { Service, ServiceSchema } from "moleculer";
 import WebSocket from "ws";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
@@ -73,7 +73,7 @@ interface NotifierLocals extends RedisLocals {
 	/** Value of the leader lock while this instance holds it. */
 	lockToken: string;
 	/** Receives recorded frames and leader wake-ups (Redis only). */
-	subscriber: Redis | null;
+	subscriber: RedisClient | null;
 	backoffMs: number;
 	attempts: number;
 	retryAt: number | null;

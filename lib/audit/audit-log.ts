@@ -77,7 +77,7 @@ export interface AuditRetention {
  * - no method alters or removes an entry except trimming by `AuditRetention`;
  * - `list` sees only the named tenant's entries.
  * Stores that change data (tools) may append in the same atomic step as the change, through the
- * backend's own hook (RedisAuditLog.appendIn, MemoryAuditLog.appendNow).
+ * backend's own hook (RedisAuditLog.scriptArgs, MemoryAuditLog.appendNow).
  */
 export interface AuditLog {
 	append(draft: AuditDraft): Promise<AuditEntry>;

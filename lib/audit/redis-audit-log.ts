@@ -1,5 +1,3 @@
-import type Redis from "ioredis";
-import type { ChainableCommander } from "ioredis";
 import {
 	AUDIT_ID_PATTERN,
 	MAX_SCANNED_PER_PAGE,
@@ -12,6 +10,7 @@ import {
 	type AuditQuery,
 	type AuditRetention
 } from "./audit-log";
+import { slotTag, type RedisClient } from "../redis";
 
 /** XADD bounded by length, then trimmed by age: one script, one round trip. */
 const APPEND_SCRIPT = `
@@ -24,13 +23,14 @@ return id
 const BATCH = 200;
 
 /**
- * One Redis Stream per tenant, `audit:{tenant}` under the prefix. Stream ids are Redis-assigned
+ * One Redis Stream per tenant, `audit:{tenant}` under the prefix (the tenant as a hash tag on a
+ * cluster, in the slot of the tenant's tools). Stream ids are Redis-assigned
  * and increasing, which gives the order and the cursor; nothing but XADD and trimming writes the
  * stream. The entry is one JSON field so it reads back exactly as written.
  */
 export class RedisAuditLog implements AuditLog {
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly retention: AuditRetention,
 		private readonly now: () => number = Date.now
@@ -38,14 +38,7 @@ export class RedisAuditLog implements AuditLog {
 
 	/** The stream of a tenant; stores that append inside their own transaction pass it among their keys. */
 	key(tenantId: string): string {
-		return `${this.prefix}audit:${tenantId}`;
-	}
-
-	/** Queues the append of `draft` in the caller's MULTI, so it commits or aborts with the change. */
-	appendIn(tx: ChainableCommander, draft: AuditDraft): void {
-		const key = this.key(draft.tenant_id);
-		tx.xadd(key, "MAXLEN", "~", this.retention.maxEntries, "*", "e", JSON.stringify(draft));
-		tx.xtrim(key, "MINID", "~", this.minId());
+		return `${this.prefix}audit:${slotTag(this.redis, tenantId)}`;
 	}
 
 	/** KEYS and ARGV for the append inside a caller's Lua script (see `luaAppend`). */

@@ -63,6 +63,21 @@ export class DiscoveryIndex {
 		}
 	}
 
+	/** Whether a loaded index shows the tenant's tools (a global tool shows in every index). */
+	shows(tenantId: string): boolean {
+		return tenantId === GLOBAL_TENANT ? this.entries.size > 0 : this.entries.has(tenantId);
+	}
+
+	/** The tenants whose index is loaded here. */
+	tenants(): string[] {
+		return [...this.entries.keys()];
+	}
+
+	/** Drops the indexes of the tenants `keep` refuses (now owned by another node). */
+	retain(keep: (tenantId: string) => boolean): void {
+		for (const tenantId of this.tenants()) if (!keep(tenantId)) this.entries.delete(tenantId);
+	}
+
 	/** Gives the tools of one definition hash, in every loaded index, their vector. */
 	attachVector(hash: string, vector: QuantizedVector): void {
 		for (const entry of this.entries.values())

@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import type { RedisClient } from "../redis";
 import type { ProbeSchedule } from "./probe-schedule";
 
 /** Reads and moves the due entries in one step, so two nodes never claim the same tool. */
@@ -13,7 +13,7 @@ export class RedisProbeSchedule implements ProbeSchedule {
 	private readonly key: string;
 
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		prefix: string
 	) {
 		this.key = `${prefix}probe-schedule`;

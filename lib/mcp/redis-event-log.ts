@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import type { RedisClient } from "../redis";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { isReplayable, sequenceOf, type McpSessionLogOptions, type McpSessionLogs } from "./event-log";
@@ -33,7 +33,7 @@ const parse = (member: string): Entry => {
 /** One session's log in Redis, written and read by whichever gateway node holds the session. */
 class RedisEventStore implements EventStore {
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly keys: { events: string; sequence: string },
 		private readonly options: McpSessionLogOptions
 	) {}
@@ -85,7 +85,7 @@ class RedisEventStore implements EventStore {
  */
 export class RedisSessionLogs implements McpSessionLogs {
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly options: McpSessionLogOptions
 	) {}

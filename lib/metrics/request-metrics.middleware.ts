@@ -188,6 +188,18 @@ function counting(counted: Counted) {
 	};
 }
 
+/** Counts a transporter's packets and their bytes (the packet is the second argument). */
+function packets(count: "sent" | "received", bytes: "sentBytes" | "receivedBytes") {
+	return function (this: { broker: ServiceBroker }, next: Forward): Forward {
+		const { transport } = stateOf(this.broker);
+		return function (this: unknown, ...args: unknown[]) {
+			transport[count].value++;
+			transport[bytes].value += (args[1] as Buffer | undefined)?.length ?? 0;
+			return next.apply(this, args);
+		};
+	};
+}
+
 interface Transit {
 	broker: ServiceBroker;
 	pendingRequests: Map<unknown, unknown>;
@@ -241,21 +253,7 @@ export function RequestMetricsMiddleware(): Middleware {
 				return next.apply(this, args);
 			};
 		},
-		transporterSend(this: { broker: ServiceBroker }, next: Forward) {
-			const { transport } = stateOf(this.broker);
-			return function (this: unknown, ...args: unknown[]) {
-				transport.sent.value++;
-				transport.sentBytes.value += (args[1] as Buffer | undefined)?.length ?? 0;
-				return next.apply(this, args);
-			};
-		},
-		transporterReceive(this: { broker: ServiceBroker }, next: Forward) {
-			const { transport } = stateOf(this.broker);
-			return function (this: unknown, ...args: unknown[]) {
-				transport.received.value++;
-				transport.receivedBytes.value += (args[1] as Buffer | undefined)?.length ?? 0;
-				return next.apply(this, args);
-			};
-		}
+		transporterSend: packets("sent", "sentBytes"),
+		transporterReceive: packets("received", "receivedBytes")
 	} as unknown as Middleware;
 }

@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import { schedulingShards, slotTag, type RedisClient } from "../redis";
 import type { Outbox } from "./outbox";
 
 /**
@@ -26,43 +26,72 @@ return record_frame(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[1])
 export const framesChannel = (prefix: string): string => `${prefix}task-frames`;
 
 /**
- * Layout under the prefix: `outbox` → list of frames, oldest at the head; `outbox:dropped` → count of
- * frames dropped by the bound. Survives a notifier restart.
+ * The key prefix of one scheduling shard: the task queue keeps a shard's tenant queues, tasks,
+ * rotation, leases and outbox under it, so each of its scripts touches one cluster slot. On a single
+ * Redis there is one shard and the prefix is the deployment's own.
+ */
+export const shardPrefix = (redis: RedisClient, prefix: string, shard: number): string =>
+	schedulingShards(redis) === 1 ? prefix : `${prefix}${slotTag(redis, `q${shard}`)}:`;
+
+/**
+ * Layout under each shard's prefix: `outbox` → list of frames, oldest at the head; `outbox:dropped` →
+ * count of frames dropped by the bound. Survives a notifier restart. On a cluster there is one such
+ * list per scheduling shard (frames of one task always in its tenant's shard, so in order); `peek`
+ * serves the shards in turn, and the bound applies per shard.
  */
 export class RedisOutbox implements Outbox {
-	readonly key: string;
-	readonly droppedKey: string;
+	readonly shards: number;
 	readonly channel: string;
+	/** The shard the last `peek` read, which the next `ack` trims. */
+	private peeked = 0;
 
 	constructor(
-		private readonly redis: Redis,
-		prefix: string,
+		private readonly redis: RedisClient,
+		private readonly prefix: string,
 		readonly max: number
 	) {
-		this.key = `${prefix}outbox`;
-		this.droppedKey = `${prefix}outbox:dropped`;
+		this.shards = schedulingShards(redis);
 		this.channel = framesChannel(prefix);
 	}
 
-	async push(frame: string): Promise<number> {
-		return Number(
-			await this.redis.eval(PUSH_SCRIPT, 2, this.key, this.droppedKey, frame, this.channel, this.max)
-		);
+	/** The list and drop counter of a shard; the task queue's scripts record frames there. */
+	keys(shard: number): [list: string, dropped: string] {
+		const base = shardPrefix(this.redis, this.prefix, shard);
+		return [`${base}outbox`, `${base}outbox:dropped`];
+	}
+
+	/** Frames without a task's shard go to the first. */
+	push(frame: string, shard = 0): Promise<number> {
+		return this.redis.eval(PUSH_SCRIPT, 2, ...this.keys(shard), frame, this.channel, this.max).then(Number);
 	}
 
 	async peek(n: number): Promise<string[]> {
-		return this.redis.lrange(this.key, 0, n - 1);
+		for (let i = 0; i < this.shards; i++) {
+			const shard = (this.peeked + i) % this.shards;
+			const frames = await this.redis.lrange(this.keys(shard)[0], 0, n - 1);
+			if (frames.length) {
+				this.peeked = shard;
+				return frames;
+			}
+		}
+		return [];
 	}
 
 	async ack(n: number): Promise<void> {
-		await this.redis.ltrim(this.key, n, -1);
+		await this.redis.ltrim(this.keys(this.peeked)[0], n, -1);
+		// The next peek starts at the following shard, so a busy shard cannot hold the others back.
+		this.peeked = (this.peeked + 1) % this.shards;
 	}
 
 	async size(): Promise<number> {
-		return this.redis.llen(this.key);
+		const sizes = await Promise.all(this.shardList().map(shard => this.redis.llen(this.keys(shard)[0])));
+		return sizes.reduce((a, b) => a + b, 0);
 	}
 
 	async dropped(): Promise<number> {
-		return Number((await this.redis.get(this.droppedKey)) ?? 0);
+		const counts = await Promise.all(this.shardList().map(shard => this.redis.get(this.keys(shard)[1])));
+		return counts.reduce((sum, count) => sum + Number(count ?? 0), 0);
 	}
+
+	private shardList = () => Array.from({ length: this.shards }, (_, shard) => shard);
 }

@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import { getMany, type RedisClient } from "../redis";
 import type { ApiKeyRecord } from "../../types/wire";
 import type { KeyStore } from "./key-store";
 
@@ -17,11 +17,12 @@ return json
 
 /**
  * Layout under the prefix: `key:{key_id}` → JSON record; `keys:{tenant}` → sorted set of the
- * tenant's key ids by creation; `keys-used:{tenant}` → hash key id → last use.
+ * tenant's key ids by creation; `keys-used:{tenant}` → hash key id → last use. The record is keyed
+ * by its id alone (authentication knows no tenant yet), so it may sit in another cluster slot.
  */
 export class RedisKeyStore implements KeyStore {
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string
 	) {}
 
@@ -31,18 +32,17 @@ export class RedisKeyStore implements KeyStore {
 	private tenantLastUsed = (tenantId: string) => `${this.prefix}keys-used:{${tenantId}}`;
 
 	async create(record: ApiKeyRecord): Promise<void> {
-		await this.redis
-			.multi()
-			.set(this.keyKey(record.key_id), JSON.stringify(record))
-			.zadd(this.tenantKeys(record.tenant_id), Date.parse(record.created_at), record.key_id)
-			.exec();
+		// Two slots on a cluster, so two writes: listed first, so a key that works is always listed (a
+		// listed id without a record is skipped by `list`).
+		await this.redis.zadd(this.tenantKeys(record.tenant_id), Date.parse(record.created_at), record.key_id);
+		await this.redis.set(this.keyKey(record.key_id), JSON.stringify(record));
 	}
 
 	async list(tenantId: string) {
 		const ids = await this.redis.zrange(this.tenantKeys(tenantId), 0, -1);
 		if (ids.length === 0) return [];
 		const [records, used] = await Promise.all([
-			this.redis.mget(ids.map(this.keyKey)),
+			getMany(this.redis, ids.map(this.keyKey)),
 			this.redis.hmget(this.tenantLastUsed(tenantId), ...ids)
 		]);
 		return records.flatMap((json, i) =>

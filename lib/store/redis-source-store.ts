@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import { getMany, type RedisClient } from "../redis";
 import type { ToolSource } from "../../types/wire";
 import { conflict } from "../errors";
 import type { SecretBox } from "../secret-box";
@@ -14,12 +14,13 @@ return 1
 
 /**
  * Layout under the prefix: `source:{id}` → JSON record, `source-names:{tenant}` → hash name → id,
- * `source-ids` → set of every id. Updates are optimistic: a lost race is retried on the new state.
+ * `source-ids` → set of every id. Each command touches one key, so keys may live in any cluster
+ * slot. Updates are optimistic: a lost race is retried on the new state.
  */
 export class RedisSourceStore implements SourceStore, Resealable {
 	/** With a secret box, header values are stored sealed (AES-256-GCM) and opened on read. */
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly secretBox?: SecretBox
 	) {}
@@ -64,11 +65,9 @@ export class RedisSourceStore implements SourceStore, Resealable {
 	async create(source: ToolSource): Promise<ToolSource> {
 		const claimed = await this.redis.hsetnx(this.namesKey(source.tenant_id), source.name, source.id);
 		if (!claimed) throw conflict(sourceNameTaken(source.name), { name: source.name });
-		await this.redis
-			.multi()
-			.set(this.recordKey(source.id), this.serialize(source))
-			.sadd(this.idsKey(), source.id)
-			.exec();
+		// The name decided the race; the record and the id set are in other cluster slots.
+		await this.redis.set(this.recordKey(source.id), this.serialize(source));
+		await this.redis.sadd(this.idsKey(), source.id);
 		return source;
 	}
 
@@ -80,7 +79,7 @@ export class RedisSourceStore implements SourceStore, Resealable {
 	async list(tenantId: string): Promise<ToolSource[]> {
 		const ids = Object.values(await this.redis.hgetall(this.namesKey(tenantId)));
 		if (ids.length === 0) return [];
-		const records = await this.redis.mget(ids.map(this.recordKey));
+		const records = await getMany(this.redis, ids.map(this.recordKey));
 		return records
 			.filter((json): json is string => json !== null)
 			.map(this.parse)
@@ -110,12 +109,10 @@ export class RedisSourceStore implements SourceStore, Resealable {
 	async remove(id: string): Promise<ToolSource | null> {
 		const source = await this.get(id);
 		if (!source) return null;
-		await this.redis
-			.multi()
-			.del(this.recordKey(id))
-			.hdel(this.namesKey(source.tenant_id), source.name)
-			.srem(this.idsKey(), id)
-			.exec();
+		// Unlisted first, so a refresh never meets an id whose record is gone.
+		await this.redis.srem(this.idsKey(), id);
+		await this.redis.hdel(this.namesKey(source.tenant_id), source.name);
+		await this.redis.del(this.recordKey(id));
 		return source;
 	}
 }

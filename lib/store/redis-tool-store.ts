@@ -1,63 +1,117 @@
-import type Redis from "ioredis";
-import type { ChainableCommander } from "ioredis";
 import type { StoredTool } from "../../types/wire";
 import { conflict, nameTaken, staleVersion } from "../errors";
 import { listMerged } from "./tool-page";
 import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
+import { getMany, isCluster, scanKeys, slotTag, type RedisClient } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { resealRecords, type Resealable, type ResealResult } from "./reseal";
 import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
+/** The audit entry, when the write has one, appended to KEYS[k] (ARGV[a..a+2], see RedisAuditLog.scriptArgs). */
+const audited = (script: string, keyIndex: number, argIndex: number) => ({
+	plain: `${script}\nreturn 1`,
+	audited: `${script}\n${luaAppend(keyIndex, argIndex)}\nreturn 1`
+});
+
 /** HSETNX on the tenant's name index decides the race; the rest is written only by the winner. */
-const createScript = (audited: boolean) => `
+const CREATE = audited(
+	`
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[4], ARGV[3])
-redis.call('INCR', KEYS[5])
-${audited ? luaAppend(6, 5) : ""}
-return 1
-`;
-const CREATE_SCRIPT = createScript(false);
-/** The same with the audit entry appended to KEYS[6] (ARGV[5..7], see RedisAuditLog.scriptArgs). */
-const CREATE_AUDITED_SCRIPT = createScript(true);
+redis.call('INCR', KEYS[5])`,
+	6,
+	5
+);
+
+/**
+ * Replaces the tool if it is still the JSON read (else -1: read again), taking the new name in the
+ * tenant's index when it changes (-2 when taken). KEYS tool, versions, names, revision.
+ */
+const UPDATE = audited(
+	`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if ARGV[4] ~= ARGV[5] then
+  if redis.call('HSETNX', KEYS[3], ARGV[5], ARGV[6]) == 0 then return -2 end
+  redis.call('HDEL', KEYS[3], ARGV[4])
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
+redis.call('INCR', KEYS[4])`,
+	5,
+	7
+);
+
+/** Deletes the tool if it is still the JSON read (else -1). KEYS tool, versions, names, ids, revision. */
+const REMOVE = audited(
+	`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('INCR', KEYS[5])`,
+	6,
+	4
+);
 
 const MAX_TRANSACTION_RETRIES = 20;
 
 /**
  * Layout under the prefix: `tool:{id}` (current JSON), `tool:{id}:versions` (hash version → JSON),
- * `tenant:{t}:names` (hash name → id), `tenant:{t}:ids` (sorted set of ids, lexicographic order).
+ * `tenant:{t}:names` (hash name → id), `tenant:{t}:ids` (sorted set of ids, lexicographic order),
+ * `tenant:{t}:revision` (write counter). On a cluster every key of a tenant carries its hash tag
+ * (`tool:{tenant}:{id}`, `tenant:{tenant}:names`, … and its audit stream), so each write is one
+ * script in one slot, and `tool-home:{id}` names the tenant of a tool id for reads by id.
+ * Writes are scripts that compare the JSON read before, so no connection holds a WATCH.
  */
 export class RedisToolStore implements ToolStore, Resealable {
+	private readonly clustered: boolean;
+
 	/**
-	 * With an audit log, every audited write appends its entry in the same script or MULTI. With a
-	 * secret box, the secrets of every tool's config are stored sealed (AES-256-GCM) and opened on read.
+	 * With an audit log, every audited write appends its entry in the same script. With a secret box,
+	 * the secrets of every tool's config are stored sealed (AES-256-GCM) and opened on read.
 	 */
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly auditLog?: RedisAuditLog,
 		private readonly secretBox?: SecretBox
-	) {}
+	) {
+		this.clustered = isCluster(redis);
+	}
 
-	private toolKey = (id: string) => `${this.prefix}tool:${id}`;
-	private versionsKey = (id: string) => `${this.prefix}tool:${id}:versions`;
-	private namesKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:names`;
-	private idsKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:ids`;
-	private revisionKey = (tenantId: string) => `${this.prefix}tenant:${tenantId}:revision`;
+	private toolKey = (tenantId: string, id: string) =>
+		`${this.prefix}tool:${this.clustered ? `${slotTag(this.redis, tenantId)}:` : ""}${id}`;
+	private versionsKey = (tenantId: string, id: string) => `${this.toolKey(tenantId, id)}:versions`;
+	private tenantKey = (tenantId: string, name: string) =>
+		`${this.prefix}tenant:${slotTag(this.redis, tenantId)}:${name}`;
+	private homeKey = (id: string) => `${this.prefix}tool-home:${id}`;
+
+	/** The key of a tool by id alone (on a cluster through its home entry), or null when unknown. */
+	private async locate(id: string): Promise<string | null> {
+		if (!this.clustered) return this.toolKey("", id);
+		const tenantId = await this.redis.get(this.homeKey(id));
+		return tenantId === null ? null : this.toolKey(tenantId, id);
+	}
+
+	private auditArgs(audit: AuditHook | undefined, tool: StoredTool) {
+		const draft = audit && this.auditLog ? audit(tool) : null;
+		return draft ? this.auditLog!.scriptArgs(draft) : null;
+	}
 
 	async create(tool: StoredTool, audit?: AuditHook): Promise<StoredTool> {
 		const json = this.serialize(tool);
-		const draft = audit && this.auditLog ? audit(tool) : null;
-		const entry = draft && this.auditLog!.scriptArgs(draft);
+		const entry = this.auditArgs(audit, tool);
+		if (this.clustered) await this.redis.set(this.homeKey(tool.id), tool.tenant_id);
 		const created = await this.redis.eval(
-			entry ? CREATE_AUDITED_SCRIPT : CREATE_SCRIPT,
+			entry ? CREATE.audited : CREATE.plain,
 			entry ? 6 : 5,
-			this.namesKey(tool.tenant_id),
-			this.toolKey(tool.id),
-			this.idsKey(tool.tenant_id),
-			this.versionsKey(tool.id),
-			this.revisionKey(tool.tenant_id),
+			this.tenantKey(tool.tenant_id, "names"),
+			this.toolKey(tool.tenant_id, tool.id),
+			this.tenantKey(tool.tenant_id, "ids"),
+			this.versionsKey(tool.tenant_id, tool.id),
+			this.tenantKey(tool.tenant_id, "revision"),
 			...(entry ? [entry.key] : []),
 			tool.name,
 			tool.id,
@@ -65,42 +119,57 @@ export class RedisToolStore implements ToolStore, Resealable {
 			String(tool.version),
 			...(entry ? entry.args : [])
 		);
-		if (created !== 1) throw nameTaken(tool.name);
+		if (created !== 1) {
+			if (this.clustered) await this.redis.del(this.homeKey(tool.id));
+			throw nameTaken(tool.name);
+		}
 		return tool;
 	}
 
 	async get(id: string): Promise<StoredTool | null> {
-		return this.parse(await this.redis.get(this.toolKey(id)));
+		const key = await this.locate(id);
+		return key ? this.parse(await this.redis.get(key)) : null;
 	}
 
 	async getVersion(id: string, version: number): Promise<StoredTool | null> {
-		return this.parse(await this.redis.hget(this.versionsKey(id), String(version)));
+		const key = await this.locate(id);
+		return key ? this.parse(await this.redis.hget(`${key}:versions`, String(version))) : null;
 	}
 
 	async versions(id: string): Promise<StoredTool[]> {
-		const stored = await this.redis.hvals(this.versionsKey(id));
+		const key = await this.locate(id);
+		const stored = key ? await this.redis.hvals(`${key}:versions`) : [];
 		return stored.map(json => this.parse(json)!).sort((a, b) => b.version - a.version);
 	}
 
 	async findByName(tenantId: string, name: string): Promise<StoredTool | null> {
-		const id = await this.redis.hget(this.namesKey(tenantId), name);
-		return id ? this.get(id) : null;
+		const id = await this.redis.hget(this.tenantKey(tenantId, "names"), name);
+		return id ? this.parse(await this.redis.get(this.toolKey(tenantId, id))) : null;
 	}
 
 	list(tenantIds: string[], filter: ToolFilter, limit: number, afterId?: string): Promise<ToolPage> {
+		const tenantOf = new Map<string, string>();
 		return listMerged(
 			{
-				idsAfter: (tenantId, after, count) =>
-					this.redis.zrangebylex(
-						this.idsKey(tenantId),
+				idsAfter: async (tenantId, after, count) => {
+					const ids = await this.redis.zrangebylex(
+						this.tenantKey(tenantId, "ids"),
 						after === undefined ? "-" : `(${after}`,
 						"+",
 						"LIMIT",
 						0,
 						count
-					),
+					);
+					for (const id of ids) tenantOf.set(id, tenantId);
+					return ids;
+				},
 				getMany: async ids =>
-					ids.length ? (await this.redis.mget(ids.map(this.toolKey))).map(this.parse) : []
+					(
+						await getMany(
+							this.redis,
+							ids.map(id => this.toolKey(tenantOf.get(id)!, id))
+						)
+					).map(this.parse)
 			},
 			tenantIds,
 			filter,
@@ -115,39 +184,54 @@ export class RedisToolStore implements ToolStore, Resealable {
 		expectedVersion?: number,
 		audit?: AuditHook
 	): Promise<StoredTool | null> {
-		return this.transaction(id, async (conn, current) => {
+		return this.compareAndSet(id, async (key, json, current) => {
 			if (expectedVersion !== undefined && expectedVersion !== current.version)
 				throw staleVersion(current.version);
 			const next = change(current);
 			if (next === current) return current;
-			const names = this.namesKey(next.tenant_id);
-			const renamed = next.name !== current.name;
-			if (renamed) {
-				await conn.watch(names);
-				if (await conn.hexists(names, next.name)) throw nameTaken(next.name);
-			}
-			const tx = conn.multi();
-			if (renamed) tx.hdel(names, current.name).hset(names, next.name, id);
-			const json = this.serialize(next);
-			tx.set(this.toolKey(id), json)
-				.hset(this.versionsKey(id), String(next.version), json)
-				.incr(this.revisionKey(next.tenant_id));
-			this.appendAudit(tx, audit, next);
-			return (await tx.exec()) ? next : undefined;
+			const entry = this.auditArgs(audit, next);
+			const written = await this.redis.eval(
+				entry ? UPDATE.audited : UPDATE.plain,
+				entry ? 5 : 4,
+				key,
+				`${key}:versions`,
+				this.tenantKey(next.tenant_id, "names"),
+				this.tenantKey(next.tenant_id, "revision"),
+				...(entry ? [entry.key] : []),
+				json,
+				this.serialize(next),
+				String(next.version),
+				current.name,
+				next.name,
+				id,
+				...(entry ? entry.args : [])
+			);
+			if (written === -2) throw nameTaken(next.name);
+			return written === 1 ? next : undefined;
 		});
 	}
 
 	async remove(id: string, audit?: AuditHook): Promise<StoredTool | null> {
-		return this.transaction(id, async (conn, current) => {
-			const tx = conn
-				.multi()
-				.del(this.toolKey(id), this.versionsKey(id))
-				.hdel(this.namesKey(current.tenant_id), current.name)
-				.zrem(this.idsKey(current.tenant_id), id)
-				.incr(this.revisionKey(current.tenant_id));
-			this.appendAudit(tx, audit, current);
-			return (await tx.exec()) ? current : undefined;
+		const removed = await this.compareAndSet(id, async (key, json, current) => {
+			const entry = this.auditArgs(audit, current);
+			const done = await this.redis.eval(
+				entry ? REMOVE.audited : REMOVE.plain,
+				entry ? 6 : 5,
+				key,
+				`${key}:versions`,
+				this.tenantKey(current.tenant_id, "names"),
+				this.tenantKey(current.tenant_id, "ids"),
+				this.tenantKey(current.tenant_id, "revision"),
+				...(entry ? [entry.key] : []),
+				json,
+				current.name,
+				id,
+				...(entry ? entry.args : [])
+			);
+			return done === 1 ? current : undefined;
 		});
+		if (removed && this.clustered) await this.redis.del(this.homeKey(id));
+		return removed;
 	}
 
 	/** The JSON stored for a tool: its config's secrets sealed when a box is configured. */
@@ -179,52 +263,41 @@ export class RedisToolStore implements ToolStore, Resealable {
 		return { key_id: box.keyId, resealed };
 	}
 
-	private appendAudit(tx: ChainableCommander, audit: AuditHook | undefined, tool: StoredTool) {
-		const draft = audit && this.auditLog ? audit(tool) : null;
-		if (draft) this.auditLog!.appendIn(tx, draft);
-	}
-
 	/**
-	 * Optimistic transaction on one tool: WATCH its key on a dedicated connection, read it, and let
-	 * `attempt` EXEC its writes. A concurrent writer aborts the EXEC (`attempt` resolves undefined)
-	 * and the attempt runs again on the new state, so version checks and name indexes stay atomic.
+	 * Optimistic write of one tool: read its JSON and let `attempt` write only if it is still that
+	 * JSON. A concurrent writer makes the attempt resolve undefined and it runs again on the new
+	 * state, so version checks and name indexes stay atomic.
 	 */
-	private async transaction<T>(
+	private async compareAndSet<T>(
 		id: string,
-		attempt: (conn: Redis, current: StoredTool) => Promise<T | undefined>
+		attempt: (key: string, json: string, current: StoredTool) => Promise<T | undefined>
 	): Promise<T | null> {
-		const conn = this.redis.duplicate();
-		// Its commands reject when Redis is down; the outage is logged by the main connection.
-		conn.on("error", () => undefined);
-		try {
-			for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
-				await conn.watch(this.toolKey(id));
-				const current = this.parse(await conn.get(this.toolKey(id)));
-				if (!current) return null;
-				const done = await attempt(conn, current);
-				if (done !== undefined) return done;
-			}
-			throw conflict("The tool is being changed concurrently; try again");
-		} finally {
-			// Closing the connection also drops any WATCH an early return or a throw left behind.
-			conn.disconnect();
+		const key = await this.locate(id);
+		if (!key) return null;
+		for (let tries = 0; tries < MAX_TRANSACTION_RETRIES; tries++) {
+			const json = await this.redis.get(key);
+			if (!json) return null;
+			const done = await attempt(key, json, this.parse(json)!);
+			if (done !== undefined) return done;
 		}
+		throw conflict("The tool is being changed concurrently; try again");
 	}
 
 	async revisions(tenantIds: string[]): Promise<number[]> {
-		return (await this.redis.mget(tenantIds.map(this.revisionKey))).map(value => Number(value ?? 0));
+		const keys = tenantIds.map(tenantId => this.tenantKey(tenantId, "revision"));
+		return (await getMany(this.redis, keys)).map(value => Number(value ?? 0));
 	}
 
 	async countByTenant(): Promise<Record<string, number>> {
 		const counts: Record<string, number> = {};
 		const [head, tail] = [`${this.prefix}tenant:`, ":ids"];
-		let cursor = "0";
-		do {
-			const [next, keys] = await this.redis.scan(cursor, "MATCH", `${head}*${tail}`, "COUNT", 500);
-			cursor = next;
+		for await (const keys of scanKeys(this.redis, `${head}*${tail}`)) {
 			const sizes = await Promise.all(keys.map(key => this.redis.zcard(key)));
-			keys.forEach((key, i) => (counts[key.slice(head.length, -tail.length)] = sizes[i]));
-		} while (cursor !== "0");
+			keys.forEach((key, i) => {
+				const tag = key.slice(head.length, -tail.length);
+				counts[this.clustered ? tag.slice(1, -1) : tag] = sizes[i];
+			});
+		}
 		return counts;
 	}
 }

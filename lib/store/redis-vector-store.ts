@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import type { RedisClient } from "../redis";
 import type { VectorStore } from "./vector-store";
 
 /** Takes a free or expired claim, or renews the owner's own. */
@@ -20,19 +20,14 @@ const TTL_S = 30 * 24 * 3600;
  */
 export class RedisVectorStore implements VectorStore {
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string
 	) {}
 
 	async get(keys: string[]): Promise<(Buffer | null)[]> {
 		if (!keys.length) return [];
-		const pipeline = this.redis.pipeline();
-		for (const key of keys) pipeline.getexBuffer(`${this.prefix}vector:${key}`, "EX", TTL_S);
-		const replies = (await pipeline.exec()) ?? [];
-		return replies.map(([err, value]) => {
-			if (err) throw err;
-			return (value as Buffer | null) ?? null;
-		});
+		// One command per key (auto-pipelined, per node on a cluster): the keys are in many slots.
+		return Promise.all(keys.map(key => this.redis.getexBuffer(`${this.prefix}vector:${key}`, "EX", TTL_S)));
 	}
 
 	async set(key: string, vector: Buffer): Promise<void> {

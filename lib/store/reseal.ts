@@ -1,4 +1,4 @@
-import type Redis from "ioredis";
+import { scanKeys, type RedisClient } from "../redis";
 
 /** What one pass of a store's reseal did: the current key's id, and how many records it rewrote per tenant. */
 export interface ResealResult {
@@ -23,59 +23,52 @@ export type Resealer = (json: string, field?: string) => { json: string; tenantI
 /** A record that keeps changing under the pass is left for the next start. */
 const MAX_TRIES = 10;
 
+/** Writes ARGV[2] over ARGV[1] (a string, or the hash field ARGV[3]) only if unchanged: 1 written. */
+const COMPARE_AND_SET = `
+local current
+if ARGV[3] then current = redis.call('HGET', KEYS[1], ARGV[3]) else current = redis.call('GET', KEYS[1]) end
+if current ~= ARGV[1] then return 0 end
+if ARGV[3] then redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2]) end
+return 1
+`;
+
 /**
  * Rewrites every record under `pattern` (string keys, and every field of hash keys) that `reseal`
- * changes. Each key is rewritten under WATCH on its own connection: a concurrent change aborts the
- * rewrite, which is tried again on the new state (already current, it is left as it is). Resolves how
- * many records were rewritten, per tenant.
+ * changes, on every master of a cluster. Each record is rewritten by a script only if unchanged since
+ * read: a concurrent change makes it read again and retry on the new state (already current, it is
+ * left as it is). Resolves how many records were rewritten, per tenant.
  */
 export async function resealRecords(
-	redis: Redis,
+	redis: RedisClient,
 	pattern: string,
 	reseal: Resealer
 ): Promise<Map<string, number>> {
 	const counts = new Map<string, number>();
-	const conn = redis.duplicate();
-	// Its commands reject when Redis is down; the outage is logged by the main connection.
-	conn.on("error", () => undefined);
-	try {
-		let cursor = "0";
-		do {
-			const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 200);
-			cursor = next;
-			for (const key of keys) {
-				let tenants: string[] | null = null;
-				for (let tries = 0; tenants === null && tries < MAX_TRIES; tries++)
-					tenants = await resealKey(conn, key, reseal);
-				for (const tenantId of tenants ?? []) counts.set(tenantId, (counts.get(tenantId) ?? 0) + 1);
+	for await (const keys of scanKeys(redis, pattern, 200))
+		for (const key of keys) {
+			const type = await redis.type(key);
+			const fields = type === "hash" ? await redis.hkeys(key) : type === "string" ? [undefined] : [];
+			for (const field of fields) {
+				const tenantId = await resealRecord(redis, key, field, reseal);
+				if (tenantId !== null) counts.set(tenantId, (counts.get(tenantId) ?? 0) + 1);
 			}
-		} while (cursor !== "0");
-	} finally {
-		conn.disconnect();
-	}
+		}
 	return counts;
 }
 
-/** The tenants of the records rewritten under `key` (one entry per record); null when a writer came between. */
-async function resealKey(conn: Redis, key: string, reseal: Resealer): Promise<string[] | null> {
-	await conn.watch(key);
-	const tx = conn.multi();
-	const tenants: string[] = [];
-	const type = await conn.type(key);
-	if (type === "hash") {
-		for (const [field, json] of Object.entries(await conn.hgetall(key))) {
-			const resealed = reseal(json, field);
-			if (resealed) (tx.hset(key, field, resealed.json), tenants.push(resealed.tenantId));
-		}
-	} else if (type === "string") {
-		const json = await conn.get(key);
-		const resealed = json ? reseal(json) : null;
-		if (resealed) (tx.set(key, resealed.json), tenants.push(resealed.tenantId));
+/** The tenant of the record when it was rewritten; null when it needed nothing (or kept changing). */
+async function resealRecord(
+	redis: RedisClient,
+	key: string,
+	field: string | undefined,
+	reseal: Resealer
+): Promise<string | null> {
+	for (let tries = 0; tries < MAX_TRIES; tries++) {
+		const json = field === undefined ? await redis.get(key) : await redis.hget(key, field);
+		const resealed = json ? reseal(json, field) : null;
+		if (!resealed) return null;
+		const args = [json!, resealed.json, ...(field === undefined ? [] : [field])];
+		if ((await redis.eval(COMPARE_AND_SET, 1, key, ...args)) === 1) return resealed.tenantId;
 	}
-	if (tenants.length === 0) {
-		tx.discard();
-		await conn.unwatch();
-		return [];
-	}
-	return (await tx.exec()) ? tenants : null;
+	return null;
 }

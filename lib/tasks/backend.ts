@@ -1,4 +1,3 @@
-import type Redis from "ioredis";
 import type { Clock } from "../clock";
 import { MemoryOutbox } from "../outbox/memory-outbox";
 import type { Outbox } from "../outbox/outbox";
@@ -6,11 +5,12 @@ import { framesChannel, RedisOutbox } from "../outbox/redis-outbox";
 import { MemoryTaskQueue } from "./memory-task-queue";
 import type { SecretBox } from "../secret-box";
 import { RedisTaskQueue } from "./redis-task-queue";
+import type { RedisClient } from "../redis";
 import type { TaskQueue } from "./task-queue";
 
 export interface TaskBackendOptions {
 	/** The service's Redis connection, or null for the embedded default. */
-	redis: Redis | null;
+	redis: RedisClient | null;
 	redisPrefix: string;
 	/** Frames the outbox keeps; beyond it the oldest are dropped. */
 	outboxMax: number;

@@ -1,8 +1,8 @@
 import { randomUUID } from "crypto";
-import type Redis from "ioredis";
 import type { JsonObject } from "../../types/wire";
 import { isoNow, systemClock, type Clock } from "../clock";
-import { RECORD_FRAME_LUA, type RedisOutbox } from "../outbox/redis-outbox";
+import { RECORD_FRAME_LUA, shardPrefix, type RedisOutbox } from "../outbox/redis-outbox";
+import { shardOf, type RedisClient } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
 import { resealRecords, type Resealable, type ResealResult } from "../store/reseal";
@@ -19,7 +19,8 @@ import {
 } from "./task-queue";
 
 /*
- * Layout under the prefix:
+ * Layout under the prefix of each scheduling shard (lib/outbox/redis-outbox.ts `shardPrefix`; one
+ * shard on a single Redis, where the prefix is the deployment's own):
  *   task:{id}            hash: doc (JSON of the immutable message), status, attempts, token, queue,
  *                        score, created_ms, updated_at, result, error
  *   queue:{type}:{tenant} sorted set of pending ids by score (priority, then submission order)
@@ -27,9 +28,15 @@ import {
  *   leases               sorted set of processing ids by lease deadline
  *   delayed              sorted set of ids waiting for a retry by due time
  *   seq, turn            counters
+ *   outbox, outbox:dropped  the shard's notification frames (RedisOutbox)
+ * A tenant's tasks all live in one shard (`shardOf`); on a cluster the shard prefix is a hash tag, so
+ * every script runs in one slot. With several shards, `task-shard:{id}` (outside any shard) names
+ * the tenant of a task id, so `get` and `cancel` find it and an id is taken once across tenants.
  * Scripts touch only scalar fields (no JSON decoding in Lua, except to build a dead letter's frame),
  * and every status change checks the current status and lease token first (compare-and-set). A
  * status change records its notification frame in the outbox within the same script (RECORD_FRAME_LUA).
+ * CLAIM and REAP also touch the queue and task keys they find in the shard's sets: keys of the same
+ * hash tag, so of the same slot.
  */
 
 const SUBMIT = `
@@ -99,18 +106,16 @@ record_frame(KEYS[4], KEYS[5], ARGV[8], ARGV[7], ARGV[6])
 return 1
 `;
 
-/** KEYS[4..5] outbox, dropped; ARGV[5..7] frame, outbox max, channel. */
+/** KEYS[4..6] outbox, dropped, the task's queue; ARGV[4..6] frame, outbox max, channel. */
 const CANCEL = `${RECORD_FRAME_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return { 0, redis.call('HGETALL', KEYS[1]) } end
-local queue = redis.call('HGET', KEYS[1], 'queue')
-local qkey = ARGV[1] .. 'queue:' .. queue
-redis.call('ZREM', qkey, ARGV[4])
-redis.call('ZREM', KEYS[3], ARGV[4])
-if redis.call('ZCARD', qkey) == 0 then redis.call('ZREM', KEYS[2], queue) end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[2], 'error', '')
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], ARGV[5])
+redis.call('ZREM', KEYS[6], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[3])
+if redis.call('ZCARD', KEYS[6]) == 0 then redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'queue')) end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[1], 'error', '')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+record_frame(KEYS[4], KEYS[5], ARGV[6], ARGV[5], ARGV[4])
 return { 1, redis.call('HGETALL', KEYS[1]) }
 `;
 
@@ -166,19 +171,52 @@ end
 return { redelivered, promoted, dead }
 `;
 
+/** The keys of one scheduling shard. */
+class ShardKeys {
+	readonly ready: string;
+	readonly leases: string;
+	readonly delayed: string;
+	readonly seq: string;
+	readonly turn: string;
+
+	constructor(
+		readonly base: string,
+		readonly outbox: [list: string, dropped: string]
+	) {
+		this.ready = `${base}ready`;
+		this.leases = `${base}leases`;
+		this.delayed = `${base}delayed`;
+		this.seq = `${base}seq`;
+		this.turn = `${base}turn`;
+	}
+
+	task = (id: string) => `${this.base}task:${id}`;
+	queue = (name: string) => `${this.base}queue:${name}`;
+}
+
 /**
  * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
  * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
  */
 export class RedisTaskQueue implements TaskQueue, Resealable {
+	private readonly shards: ShardKeys[];
+	/** The shard the next claim tries first; claims rotate over the shards. */
+	private cursor: number;
+
 	constructor(
-		private readonly redis: Redis,
+		private readonly redis: RedisClient,
 		private readonly prefix: string,
 		private readonly outbox: RedisOutbox,
 		private readonly retentionS = 24 * 3600,
 		private readonly clock: Clock = systemClock,
 		private readonly secretBox?: SecretBox
-	) {}
+	) {
+		this.shards = Array.from(
+			{ length: outbox.shards },
+			(_, shard) => new ShardKeys(shardPrefix(redis, prefix, shard), outbox.keys(shard))
+		);
+		this.cursor = Math.floor(Math.random() * this.shards.length);
+	}
 
 	/**
 	 * Seals again, under the box's current key, the secrets of every stored registration (queued, or
@@ -187,12 +225,16 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	async reseal(): Promise<ResealResult> {
 		const box = this.secretBox;
 		if (!box) return { key_id: "", resealed: new Map() };
-		const resealed = await resealRecords(this.redis, this.taskKey("*"), (value, field) => {
-			if (field !== "doc") return null;
-			const doc = JSON.parse(value) as TaskMessage;
-			const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
-			return json === value ? null : { json, tenantId: doc.tenant_id };
-		});
+		const resealed = new Map<string, number>();
+		for (const keys of this.shards) {
+			const counts = await resealRecords(this.redis, keys.task("*"), (value, field) => {
+				if (field !== "doc") return null;
+				const doc = JSON.parse(value) as TaskMessage;
+				const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
+				return json === value ? null : { json, tenantId: doc.tenant_id };
+			});
+			for (const [tenantId, n] of counts) resealed.set(tenantId, (resealed.get(tenantId) ?? 0) + n);
+		}
 		return { key_id: box.keyId, resealed };
 	}
 
@@ -200,20 +242,40 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	private opened = (task: TaskMessage) =>
 		this.secretBox ? mapPayloadConfig(task, config => this.secretBox!.openConfig(config)) : task;
 
-	private key = (name: string) => `${this.prefix}${name}`;
-	private taskKey = (id: string) => this.key(`task:${id}`);
+	private shardOf = (tenantId: string) => shardOf(tenantId, this.shards.length);
+	private keysOf = (task: { tenant_id: string }) => this.shards[this.shardOf(task.tenant_id)];
+	/** With several shards: the tenant of a task id (see the layout). */
+	private homeKey = (taskId: string) => `${this.prefix}task-shard:${taskId}`;
+
+	/** The shard holding a task id, or null when the id is unknown. */
+	private async shardOfTask(taskId: string): Promise<ShardKeys | null> {
+		if (this.shards.length === 1) return this.shards[0];
+		const tenant = await this.redis.get(this.homeKey(taskId));
+		return tenant === null ? null : this.shards[this.shardOf(tenant)];
+	}
+
+	/** Lets the id's entry expire with the task it names (several shards only). */
+	private async release(taskIds: string[]) {
+		if (this.shards.length > 1)
+			await Promise.all(taskIds.map(id => this.redis.expire(this.homeKey(id), this.retentionS)));
+	}
 
 	async submit(task: TaskMessage) {
+		if (this.shards.length > 1) {
+			const claimed = await this.redis.set(this.homeKey(task.task_id), task.tenant_id, "NX");
+			if (claimed === null) return { task: (await this.get(task.task_id))!, created: false };
+		}
 		const { status: _s, attempts: _a, updated_at, result: _r, error: _e, ...doc } = task;
 		const queue = queueOf(task.type, task.tenant_id);
+		const keys = this.keysOf(task);
 		const created = await this.redis.eval(
 			SUBMIT,
 			5,
-			this.taskKey(task.task_id),
-			this.key(`queue:${queue}`),
-			this.key("ready"),
-			this.key("seq"),
-			this.key("turn"),
+			keys.task(task.task_id),
+			keys.queue(queue),
+			keys.ready,
+			keys.seq,
+			keys.turn,
 			JSON.stringify(
 				this.secretBox ? mapPayloadConfig(doc, config => this.secretBox!.sealConfig(config)) : doc
 			),
@@ -228,32 +290,42 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	}
 
 	async get(taskId: string) {
-		return fromHash(await this.redis.hgetall(this.taskKey(taskId)));
+		const keys = await this.shardOfTask(taskId);
+		return keys && fromHash(await this.redis.hgetall(keys.task(taskId)));
 	}
 
 	async claim(leaseMs: number): Promise<Lease | null> {
 		const token = randomUUID();
-		const fields = (await this.redis.eval(
-			CLAIM,
-			3,
-			this.key("ready"),
-			this.key("leases"),
-			this.key("turn"),
-			this.prefix,
-			String(this.clock.now()),
-			String(leaseMs),
-			token,
-			isoNow(this.clock)
-		)) as string[] | null;
-		return fields ? { task: this.opened(stored(hashOf(fields))), token } : null;
+		for (let i = 0; i < this.shards.length; i++) {
+			const shard = (this.cursor + i) % this.shards.length;
+			const keys = this.shards[shard];
+			const fields = (await this.redis.eval(
+				CLAIM,
+				3,
+				keys.ready,
+				keys.leases,
+				keys.turn,
+				keys.base,
+				String(this.clock.now()),
+				String(leaseMs),
+				token,
+				isoNow(this.clock)
+			)) as string[] | null;
+			if (fields) {
+				this.cursor = (shard + 1) % this.shards.length;
+				return { task: this.opened(stored(hashOf(fields))), token };
+			}
+		}
+		return null;
 	}
 
 	async extend(lease: Lease, leaseMs: number) {
+		const keys = this.keysOf(lease.task);
 		const extended = await this.redis.eval(
 			EXTEND,
 			2,
-			this.taskKey(lease.task.task_id),
-			this.key("leases"),
+			keys.task(lease.task.task_id),
+			keys.leases,
 			lease.token,
 			String(this.clock.now() + leaseMs),
 			lease.task.task_id
@@ -267,13 +339,13 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		const frame = this.frame({ event, task: final, execution_time_ms: executionTimeMs }, updatedAt);
+		const keys = this.keysOf(lease.task);
 		const fields = (await this.redis.eval(
 			FINISH,
 			4,
-			this.taskKey(lease.task.task_id),
-			this.key("leases"),
-			this.outbox.key,
-			this.outbox.droppedKey,
+			keys.task(lease.task.task_id),
+			keys.leases,
+			...keys.outbox,
 			lease.token,
 			outcome.status,
 			outcome.result ? JSON.stringify(outcome.result) : "",
@@ -285,7 +357,9 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			this.outbox.max,
 			this.outbox.channel
 		)) as string[] | null;
-		return fields ? fromPairs(fields) : null;
+		if (!fields) return null;
+		await this.release([lease.task.task_id]);
+		return fromPairs(fields);
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
@@ -298,14 +372,14 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			},
 			updatedAt
 		);
+		const keys = this.keysOf(lease.task);
 		const retried = await this.redis.eval(
 			RETRY,
 			5,
-			this.taskKey(lease.task.task_id),
-			this.key("leases"),
-			this.key("delayed"),
-			this.outbox.key,
-			this.outbox.droppedKey,
+			keys.task(lease.task.task_id),
+			keys.leases,
+			keys.delayed,
+			...keys.outbox,
 			lease.token,
 			String(this.clock.now() + delayMs),
 			JSON.stringify(error),
@@ -332,15 +406,15 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			},
 			updatedAt
 		);
+		const keys = this.keysOf(current);
 		const answer = (await this.redis.eval(
 			CANCEL,
-			5,
-			this.taskKey(taskId),
-			this.key("ready"),
-			this.key("delayed"),
-			this.outbox.key,
-			this.outbox.droppedKey,
-			this.prefix,
+			6,
+			keys.task(taskId),
+			keys.ready,
+			keys.delayed,
+			...keys.outbox,
+			keys.queue(queueOf(current.type, current.tenant_id)),
 			updatedAt,
 			String(this.retentionS),
 			taskId,
@@ -348,35 +422,43 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			this.outbox.max,
 			this.outbox.channel
 		)) as [number, string[]] | null;
+		if (answer?.[0] === 1) await this.release([taskId]);
 		return answer ? { task: fromPairs(answer[1]), cancelled: answer[0] === 1 } : null;
 	}
 
 	async reap(maxAttempts: number): Promise<ReapResult> {
-		const [redelivered, promoted, dead] = (await this.redis.eval(
-			REAP,
-			6,
-			this.key("leases"),
-			this.key("delayed"),
-			this.key("ready"),
-			this.key("turn"),
-			this.outbox.key,
-			this.outbox.droppedKey,
-			this.prefix,
-			String(this.clock.now()),
-			String(maxAttempts),
-			isoNow(this.clock),
-			String(this.retentionS),
-			this.outbox.max,
-			this.outbox.channel
-		)) as [number, number, string[]];
-		const deadLettered = (await Promise.all(dead.map(id => this.get(id)))).filter(
-			(task): task is TaskMessage => task !== null
-		);
-		return { redelivered, promoted, dead_lettered: deadLettered };
+		const result: ReapResult = { redelivered: 0, promoted: 0, dead_lettered: [] };
+		for (const keys of this.shards) {
+			const [redelivered, promoted, dead] = (await this.redis.eval(
+				REAP,
+				6,
+				keys.leases,
+				keys.delayed,
+				keys.ready,
+				keys.turn,
+				...keys.outbox,
+				keys.base,
+				String(this.clock.now()),
+				String(maxAttempts),
+				isoNow(this.clock),
+				String(this.retentionS),
+				this.outbox.max,
+				this.outbox.channel
+			)) as [number, number, string[]];
+			result.redelivered += redelivered;
+			result.promoted += promoted;
+			const deadLettered = await Promise.all(
+				dead.map(async id => fromHash(await this.redis.hgetall(keys.task(id))))
+			);
+			result.dead_lettered.push(...deadLettered.filter((task): task is TaskMessage => task !== null));
+			await this.release(dead);
+		}
+		return result;
 	}
 
 	async record(update: TaskUpdate) {
-		await this.outbox.push(this.frame(update, isoNow(this.clock)));
+		// In the task's shard, behind its earlier frames.
+		await this.outbox.push(this.frame(update, isoNow(this.clock)), this.shardOf(update.task.tenant_id));
 	}
 
 	private frame(update: TaskUpdate, timestamp: string): string {
@@ -384,23 +466,31 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	}
 
 	async depths(): Promise<QueueDepth[]> {
-		const queues = await this.redis.zrange(this.key("ready"), 0, -1);
 		const now = this.clock.now();
-		return Promise.all(
-			queues.map(async queue => {
-				const qkey = this.key(`queue:${queue}`);
-				const [pending, next] = await Promise.all([this.redis.zcard(qkey), this.redis.zrange(qkey, 0, 49)]);
-				// Age of the oldest among the next tasks to run: exact unless priorities reorder a deep queue.
-				const created = await Promise.all(next.map(id => this.redis.hget(this.taskKey(id), "created_ms")));
-				const oldest = Math.min(...created.map(Number).filter(Number.isFinite), now);
-				return {
-					queue,
-					tenant_id: queue.slice(queue.indexOf(":") + 1),
-					pending,
-					oldest_age_ms: now - oldest
-				};
+		const perShard = await Promise.all(
+			this.shards.map(async keys => {
+				const queues = await this.redis.zrange(keys.ready, 0, -1);
+				return Promise.all(
+					queues.map(async queue => {
+						const qkey = keys.queue(queue);
+						const [pending, next] = await Promise.all([
+							this.redis.zcard(qkey),
+							this.redis.zrange(qkey, 0, 49)
+						]);
+						// Age of the oldest among the next tasks to run: exact unless priorities reorder a deep queue.
+						const created = await Promise.all(next.map(id => this.redis.hget(keys.task(id), "created_ms")));
+						const oldest = Math.min(...created.map(Number).filter(Number.isFinite), now);
+						return {
+							queue,
+							tenant_id: queue.slice(queue.indexOf(":") + 1),
+							pending,
+							oldest_age_ms: now - oldest
+						};
+					})
+				);
 			})
 		);
+		return perShard.flat();
 	}
 }
 

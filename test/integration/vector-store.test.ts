@@ -1,37 +1,4 @@
-import Redis from "ioredis";
-import { MemoryVectorStore } from "../../lib/store/memory-vector-store";
-import { RedisVectorStore } from "../../lib/store/redis-vector-store";
-import type { VectorStore } from "../../lib/store/vector-store";
-import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
+import { BACKENDS } from "../support/backends";
+import { vectorStoreSuite } from "../support/suites/vector-store";
 
-describe.each(BACKENDS)("VectorStore ($name)", ({ redisUrl }) => {
-	const prefix = uniquePrefix();
-	let redis: Redis | undefined;
-	let store: VectorStore;
-
-	beforeAll(() => {
-		redis = redisUrl ? new Redis(redisUrl) : undefined;
-		store = redis ? new RedisVectorStore(redis, prefix) : new MemoryVectorStore();
-	});
-
-	afterAll(async () => {
-		redis?.disconnect();
-		if (redisUrl) await dropPrefix(redisUrl, prefix);
-	});
-
-	it("answers stored vectors in the order asked, null where there is none", async () => {
-		await store.set("m:a", Buffer.from([1, 2, 3, 4, 5]));
-		expect(await store.get(["m:missing", "m:a"])).toEqual([null, Buffer.from([1, 2, 3, 4, 5])]);
-		expect(await store.get([])).toEqual([]);
-	});
-
-	it("grants a claim to one owner until it expires, renewing it for that owner, even after the vector is stored", async () => {
-		expect(await store.claim("m:c", "node-1", 300)).toBe(true);
-		expect(await store.claim("m:c", "node-2", 300)).toBe(false);
-		expect(await store.claim("m:c", "node-1", 300)).toBe(true);
-		await store.set("m:c", Buffer.from([9, 9, 9, 9, 9]));
-		expect(await store.claim("m:c", "node-2", 300)).toBe(false);
-		await new Promise(resolve => setTimeout(resolve, 400));
-		expect(await store.claim("m:c", "node-2", 300)).toBe(true);
-	});
-});
+describe.each(BACKENDS)("VectorStore ($name)", ({ redisUrl }) => vectorStoreSuite(() => redisUrl));

@@ -1,3 +1,4 @@
+import { connectRedis } from "../../lib/redis";
 import { deleteKeysWithPrefix } from "./redis-keys";
 import { randomUUID } from "crypto";
 
@@ -15,8 +16,7 @@ export const describeWithNats = process.env.TEST_NATS_URL ? describe : describe.
 
 /** Deletes every key a suite wrote under its prefix. */
 export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
-	const { default: Redis } = await import("ioredis");
-	const redis = new Redis(redisUrl);
+	const redis = connectRedis(redisUrl);
 	try {
 		await deleteKeysWithPrefix(redis, prefix);
 	} finally {

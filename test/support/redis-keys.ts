@@ -1,22 +1,17 @@
-import type Redis from "ioredis";
+import { isCluster, scanKeys, type RedisClient } from "../../lib/redis";
 
-/** Deletes every key under `prefix` (no Jest globals here, so benchmarks can use it too). */
-export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
-	let cursor = "0";
-	do {
-		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-		cursor = next;
-		if (keys.length) await redis.del(...keys);
-	} while (cursor !== "0");
+/** Deletes every key under `prefix`, on every master of a cluster (no Jest globals here, so benchmarks can use it too). */
+export async function deleteKeysWithPrefix(redis: RedisClient, prefix: string): Promise<void> {
+	for await (const keys of scanKeys(redis, `${prefix}*`, 1000))
+		// A cluster refuses a DEL of keys in several slots.
+		if (isCluster(redis)) await Promise.all(keys.map(key => redis.del(key)));
+		else await redis.del(...keys);
 }
 
 /** Every value of every key under `prefix`, read by type, as text. */
-export async function everyValue(redis: Redis, prefix: string): Promise<string[]> {
+export async function everyValue(redis: RedisClient, prefix: string): Promise<string[]> {
 	const values: string[] = [];
-	let cursor = "0";
-	do {
-		const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-		cursor = next;
+	for await (const keys of scanKeys(redis, `${prefix}*`))
 		for (const key of keys) {
 			const type = await redis.type(key);
 			if (type === "string") values.push((await redis.get(key)) ?? "");
@@ -28,6 +23,5 @@ export async function everyValue(redis: Redis, prefix: string): Promise<string[]
 			else values.push(`unreadable ${type} ${key}`);
 			values.push(key);
 		}
-	} while (cursor !== "0");
 	return values;
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from "fs";
 import { CONFIG_VARIABLES, ConfigError, configurationRows, loadConfig } from "../../lib/config";
 import { CONFIG_DOC, TABLE_END, TABLE_START } from "../../scripts/config-docs";
+import { clusterNodes } from "../../lib/redis";
+import { displayUrl } from "../../lib/startup-checks";
 
 describe("configuration", () => {
 	it("gives a working single-process service with nothing set", () => {
@@ -34,6 +36,21 @@ describe("configuration", () => {
 		});
 	});
 
+	it("takes a Redis Cluster as a redis+cluster:// list of seed nodes", () => {
+		const url = "redis+cluster://app:p%40ss@r1:7000,r2:7001";
+		expect(loadConfig({ REDIS_URL: url })).toMatchObject({ redisUrl: url });
+		expect(clusterNodes(url)).toEqual({
+			nodes: [
+				{ host: "r1", port: 7000 },
+				{ host: "r2", port: 7001 }
+			],
+			username: "app",
+			password: "p@ss",
+			tls: false
+		});
+		expect(displayUrl(url)).toBe("redis+cluster://r1:7000,r2:7001");
+	});
+
 	it("treats an empty variable as unset", () => {
 		expect(loadConfig({ PORT: "", REDIS_URL: "" })).toMatchObject({ port: 3000, redisUrl: undefined });
 	});
@@ -43,7 +60,16 @@ describe("configuration", () => {
 		["RATE_LIMIT", "-1", "RATE_LIMIT must be a whole number ≥ 0"],
 		["PORT", "70000", "PORT must be a whole number from 0 to 65535"],
 		["TASK_CONCURRENCY", "0", "TASK_CONCURRENCY must be a whole number ≥ 1"],
-		["REDIS_URL", "localhost:6379", "REDIS_URL must be a redis:// or rediss:// URL"],
+		[
+			"REDIS_URL",
+			"localhost:6379",
+			"REDIS_URL must be a redis:// or rediss:// or redis+cluster:// or rediss+cluster:// URL"
+		],
+		[
+			"REDIS_URL",
+			"redis+cluster://r1:7000,r2",
+			'REDIS_URL must list the cluster\'s nodes as host:port (got "r2")'
+		],
 		["ORCHESTRATOR_WS_URL", "http://o.test/ws", "ORCHESTRATOR_WS_URL must be a ws:// or wss:// URL"],
 		["LOG_LEVEL", "verbose", "LOG_LEVEL must be one of fatal, error, warn, info, debug, trace"]
 	])("refuses %s=%s, naming what it expects", (name, value, message) => {

@@ -1,0 +1,304 @@
+import { randomBytes, randomUUID } from "crypto";
+import { SecretBox } from "../../../lib/secret-box";
+import type { RedisTaskQueue } from "../../../lib/tasks/redis-task-queue";
+import type { Outbox } from "../../../lib/outbox/outbox";
+import { outboxFor, taskQueueFor } from "../../../lib/tasks/backend";
+import type { TaskQueue } from "../../../lib/tasks/task-queue";
+import { ManualClock } from "../manual-clock";
+import { pendingTask } from "../tasks";
+import { connectRedis, scanKeys, type RedisClient } from "../../../lib/redis";
+import { dropPrefix, uniquePrefix } from "../backends";
+
+const task = pendingTask;
+
+/**
+ * The conformance suite of the task queue and its outbox: memory when `redisUrl()` is undefined, else the Redis (or
+ * `redis+cluster://` cluster) it names, read when the suite runs.
+ */
+export function taskQueueSuite(redisUrl: () => string | undefined): void {
+	let queue: TaskQueue;
+	let outbox: Outbox;
+	let redis: RedisClient | undefined;
+	let prefix: string;
+	// Leases, backoffs and ages are read from this clock: a test moves time instead of sleeping.
+	let clock: ManualClock;
+
+	beforeEach(() => {
+		clock = new ManualClock();
+		prefix = uniquePrefix();
+		redis = redisUrl() ? connectRedis(redisUrl()!) : undefined;
+		// A new owner per test: the memory backends are shared per owner (a broker in the services).
+		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
+		const owner = {};
+		queue = taskQueueFor(owner, { ...backend, secretBox: new SecretBox(randomBytes(32)) });
+		outbox = outboxFor(owner, backend);
+	});
+
+	afterEach(async () => {
+		await redis?.quit();
+		if (redisUrl()) await dropPrefix(redisUrl()!, prefix);
+	});
+
+	it("stores a submitted task as pending and treats a resubmitted id as the same task", async () => {
+		const first = task("acme", { metadata: { agent_id: "a1" } });
+		expect(await queue.submit(first)).toMatchObject({ created: true });
+		const again = await queue.submit({ ...first, payload: { changed: true } });
+		expect(again.created).toBe(false);
+		expect(again.task.payload).toEqual(first.payload);
+		expect(await queue.get(first.task_id)).toMatchObject({
+			status: "pending",
+			attempts: 0,
+			metadata: { agent_id: "a1" }
+		});
+		expect(await queue.get(randomUUID())).toBeNull();
+	});
+
+	it("hands a registration's secrets to the worker only, sealed at rest and masked in every other read", async () => {
+		const headers = { "X-Api-Key": "queued-secret" };
+		const definition = {
+			name: "keyed",
+			description: "Keyed",
+			type: "external_api",
+			config: { url: "https://x.example", headers }
+		};
+		const t = task("acme", { type: "tool_registration", payload: definition });
+		await queue.submit(t);
+		const masked = { ...definition, config: { ...definition.config, headers: { "X-Api-Key": "********" } } };
+		expect((await queue.get(t.task_id))!.payload).toEqual(masked);
+		expect((await queue.submit(t)).task.payload).toEqual(masked);
+		if (redis) {
+			// On a cluster the task sits under its shard's hash tag.
+			let key = `${prefix}task:${t.task_id}`;
+			for await (const keys of scanKeys(redis, `${prefix}*task:${t.task_id}`)) key = keys[0];
+			const doc = await redis.hget(key, "doc");
+			expect(doc).toMatch(/"X-Api-Key":"enc:v1:[0-9a-f]{8}:/);
+			expect(doc).not.toContain("queued-secret");
+		}
+		const lease = (await queue.claim(1000))!;
+		expect(lease.task.payload).toEqual(definition);
+		const finished = await queue.finish(lease, { status: "completed", result: {} });
+		expect(finished!.payload).toEqual(masked);
+	});
+
+	it("seals a queued registration again under a rotated key, so the old key can go before it runs", async () => {
+		if (!redis) return;
+		const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+		const backend = { redis, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
+		const queueUnder = (box: SecretBox) => taskQueueFor({}, { ...backend, secretBox: box }) as RedisTaskQueue;
+		const definition = {
+			name: "keyed",
+			type: "external_api",
+			config: { headers: { "X-Api-Key": "queued" } }
+		};
+		const t = task("acme", { type: "tool_registration", payload: definition });
+		await queueUnder(new SecretBox(oldKey)).submit(t);
+		const rotated = queueUnder(new SecretBox(newKey, [oldKey]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map([["acme", 1]]));
+		expect((await rotated.reseal()).resealed).toEqual(new Map());
+		const lease = await queueUnder(new SecretBox(newKey)).claim(1000);
+		expect(lease!.task.payload).toEqual(definition);
+	});
+
+	it("serves higher priority first and submission order within a priority", async () => {
+		const low = task("acme", { priority: 0 });
+		const high = task("acme", { priority: 9 });
+		const mid1 = task("acme", { priority: 5 });
+		const mid2 = task("acme", { priority: 5 });
+		for (const t of [low, high, mid1, mid2]) await queue.submit(t);
+		const order: string[] = [];
+		for (let lease = await queue.claim(1000); lease; lease = await queue.claim(1000))
+			order.push(lease.task.task_id);
+		expect(order).toEqual([high.task_id, mid1.task_id, mid2.task_id, low.task_id]);
+	});
+
+	it("serves tenants round-robin so a flood does not starve a small tenant", async () => {
+		for (let i = 0; i < 50; i++) await queue.submit(task("flood"));
+		const few = [task("small"), task("small")];
+		for (const t of few) await queue.submit(t);
+		const tenants: string[] = [];
+		for (let i = 0; i < 6; i++) tenants.push((await queue.claim(1000))!.task.tenant_id);
+		expect(tenants.filter(t => t === "small")).toHaveLength(2);
+		expect(tenants.slice(0, 4).filter(t => t === "small").length).toBeGreaterThanOrEqual(1);
+	});
+
+	it("marks a claimed task processing with one more attempt and finishes it only with its token", async () => {
+		const t = task("acme");
+		await queue.submit(t);
+		const lease = (await queue.claim(1000))!;
+		expect(lease.task).toMatchObject({ task_id: t.task_id, status: "processing", attempts: 1 });
+		expect(
+			await queue.finish({ ...lease, token: "forged" }, { status: "completed", result: { v: 1 } })
+		).toBeNull();
+		const done = await queue.finish(lease, { status: "completed", result: { v: 2, list: [] } });
+		expect(done).toMatchObject({ status: "completed", result: { v: 2, list: [] } });
+		expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
+		expect(await queue.get(t.task_id)).toMatchObject({ status: "completed", result: { v: 2, list: [] } });
+		expect(await queue.claim(1000)).toBeNull();
+	});
+
+	it("redelivers a task whose lease expired, and the first worker can no longer finish it", async () => {
+		const t = task("acme");
+		await queue.submit(t);
+		const lost = (await queue.claim(50))!;
+		await clock.advance(80);
+		expect(await queue.reap(3)).toMatchObject({ redelivered: 1, dead_lettered: [] });
+		const second = (await queue.claim(1000))!;
+		expect(second.task).toMatchObject({ task_id: t.task_id, attempts: 2 });
+		expect(await queue.finish(lost, { status: "completed", result: { by: "lost" } })).toBeNull();
+		expect(await queue.extend(lost, 1000)).toBe(false);
+		expect(await queue.finish(second, { status: "completed", result: { by: "second" } })).toMatchObject({
+			result: { by: "second" }
+		});
+	});
+
+	it("keeps a lease alive while it is extended", async () => {
+		await queue.submit(task("acme"));
+		const lease = (await queue.claim(60))!;
+		for (let i = 0; i < 4; i++) {
+			await clock.advance(30);
+			expect(await queue.extend(lease, 60)).toBe(true);
+			expect((await queue.reap(3)).redelivered).toBe(0);
+		}
+	});
+
+	it("dead-letters a task that ran out of attempts as failed with a reason", async () => {
+		const t = task("acme");
+		await queue.submit(t);
+		for (let attempt = 1; attempt <= 2; attempt++) {
+			await queue.claim(10);
+			await clock.advance(25);
+			await queue.reap(2);
+		}
+		const task2 = await queue.get(t.task_id);
+		expect(task2).toMatchObject({ status: "failed", attempts: 2, error: { type: "dead_letter" } });
+		expect(await queue.claim(1000)).toBeNull();
+	});
+
+	it("returns dead-lettered tasks from reap so their failure can be announced", async () => {
+		const t = task("acme");
+		await queue.submit(t);
+		await queue.claim(10);
+		await clock.advance(25);
+		const reaped = await queue.reap(1);
+		expect(reaped.dead_lettered.map(d => d.task_id)).toEqual([t.task_id]);
+	});
+
+	it("puts a retried task back only after its backoff", async () => {
+		const t = task("acme");
+		await queue.submit(t);
+		const lease = (await queue.claim(1000))!;
+		expect(await queue.retry(lease, 60, { type: "upstream_error", message: "503" })).toBe(true);
+		expect(await queue.get(t.task_id)).toMatchObject({
+			status: "pending",
+			error: { type: "upstream_error" }
+		});
+		await queue.reap(3);
+		expect(await queue.claim(1000)).toBeNull();
+		await clock.advance(80);
+		expect((await queue.reap(3)).promoted).toBe(1);
+		const again = (await queue.claim(1000))!;
+		expect(again.task.attempts).toBe(2);
+		const done = await queue.finish(again, { status: "completed", result: {} });
+		expect(done?.error).toBeUndefined();
+	});
+
+	it("cancels a pending task, never a processing one", async () => {
+		const a = task("acme");
+		const b = task("acme");
+		await queue.submit(a);
+		await queue.submit(b);
+		const lease = (await queue.claim(1000))!;
+		expect(lease.task.task_id).toBe(a.task_id);
+		expect(await queue.cancel(a.task_id)).toMatchObject({ cancelled: false, task: { status: "processing" } });
+		expect(await queue.cancel(b.task_id)).toMatchObject({ cancelled: true, task: { status: "cancelled" } });
+		expect(await queue.cancel(b.task_id)).toMatchObject({ cancelled: false, task: { status: "cancelled" } });
+		expect(await queue.claim(1000)).toBeNull();
+		expect(await queue.cancel(randomUUID())).toBeNull();
+	});
+
+	it("reports depth and oldest age per tenant queue", async () => {
+		await queue.submit(task("acme", { created_at: new Date(clock.now() - 5000).toISOString() }));
+		await queue.submit(task("acme"));
+		await queue.submit(task("beta", { type: "tool_validation" }));
+		const depths = await queue.depths();
+		const acme = depths.find(d => d.queue === "tool_execution:acme")!;
+		expect(acme).toMatchObject({ tenant_id: "acme", pending: 2 });
+		expect(acme.oldest_age_ms).toBe(5000);
+		expect(depths.find(d => d.queue === "tool_validation:beta")).toMatchObject({ pending: 1 });
+	});
+
+	it("delivers every task exactly once to concurrent claimers", async () => {
+		const ids = new Set<string>();
+		for (let i = 0; i < 200; i++) {
+			const t = task(`tenant-${i % 7}`);
+			ids.add(t.task_id);
+			await queue.submit(t);
+		}
+		const seen: string[] = [];
+		await Promise.all(
+			Array.from({ length: 8 }, async () => {
+				for (let lease = await queue.claim(5000); lease; lease = await queue.claim(5000)) {
+					seen.push(lease.task.task_id);
+					await queue.finish(lease, { status: "completed", result: {} });
+				}
+			})
+		);
+		expect(seen).toHaveLength(200);
+		expect(new Set(seen)).toEqual(ids);
+	});
+
+	describe("records each status change and its notification frame together", () => {
+		const frames = async () => (await outbox.peek(1000)).map(frame => JSON.parse(frame));
+
+		it("records task_completed with the result when it finishes, nothing when the lease was lost", async () => {
+			const t = task("acme", { metadata: { global_task_id: "g-1", execution_id: "e-1" } });
+			await queue.submit(t);
+			const lease = (await queue.claim(5000))!;
+			await queue.finish(lease, { status: "completed", result: { answer: 42 } }, 12);
+			expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
+			expect(await frames()).toEqual([
+				{
+					event: "task_completed",
+					service: "tool-registry",
+					task_id: t.task_id,
+					global_task_id: "g-1",
+					tenant_id: "acme",
+					timestamp: (await queue.get(t.task_id))!.updated_at,
+					data: { tool_id: null, execution_id: "e-1", result: { answer: 42 }, execution_time_ms: 12 }
+				}
+			]);
+		});
+
+		it("records a retry, a cancellation and a dead letter, each once", async () => {
+			const retried = task("acme");
+			const cancelled = task("acme");
+			const dead = task("acme", { payload: { tool_id: "tool-9" } });
+			for (const t of [retried, dead, cancelled]) await queue.submit(t);
+			const first = (await queue.claim(5000))!;
+			await queue.retry(first, 60000, { type: "upstream_error", message: "503" });
+			await queue.claim(1);
+			await clock.advance(20);
+			await queue.reap(1);
+			await queue.cancel(cancelled.task_id);
+			await queue.cancel(cancelled.task_id);
+			const recorded = await frames();
+			expect(
+				recorded.map(frame => [frame.task_id, frame.event, frame.data.status ?? frame.data.error_type])
+			).toEqual([
+				[retried.task_id, "task_status_update", "pending"],
+				[dead.task_id, "task_failed", "dead_letter"],
+				[cancelled.task_id, "task_status_update", "cancelled"]
+			]);
+			expect(recorded[0].data.details.message).toBe("retrying in 60000 ms");
+			expect(recorded[1]).toMatchObject({ global_task_id: null, data: { tool_id: "tool-9" } });
+		});
+
+		it("drops the oldest frames past its bound and counts them", async () => {
+			for (let i = 0; i < 1005; i++)
+				await queue.record({ event: "task_status_update", task: task("acme"), message: `n${i}` });
+			expect(await outbox.size()).toBe(1000);
+			expect(await outbox.dropped()).toBe(5);
+			expect((await frames())[0].data.details.message).toBe("n5");
+		});
+	});
+}
