@@ -67,7 +67,7 @@ interface ApiMethods {
 
 interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	/** Every alias moleculer-web registered, over all routes. */
-	aliases: { method: string; fullPath: string; scope?: string }[];
+	aliases: (Pick<Alias, "method"> & { fullPath: string } & Partial<RouteAlias>)[];
 	/** identify → rate limit → scope, for REST, `/mcp` and `/ws` alike. */
 	auth: GatewayAuth;
 	/** moleculer-web's HTTP server. */
@@ -115,12 +115,15 @@ function serveMetrics(this: ApiThis, req: IncomingRequest, res: GatewayResponse)
 	reporter.serve(req, res, this.auth.serviceTokenDigest);
 }
 
+/** Aliases of `/api/v1` carry their route table entry: a scope is what every entry has. */
+const fromRouteTable = (alias: Partial<RouteAlias>): alias is RouteAlias => alias.scope !== undefined;
+
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
 function serveOpenApi(this: ApiThis, _req: IncomingRequest, res: GatewayResponse) {
 	const served: ServedRoute[] = this.aliases.map(a => ({
 		method: a.method,
 		fullPath: a.fullPath,
-		alias: a.scope ? (a as unknown as RouteAlias) : undefined
+		alias: fromRouteTable(a) ? a : undefined
 	}));
 	const actions = new Map(this.broker.registry.getActionList({}).map(item => [item.name, item.action]));
 	const document = buildOpenApi(
