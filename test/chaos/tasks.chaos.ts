@@ -3,9 +3,10 @@ import { monitorEventLoopDelay } from "perf_hooks";
 import { EVENT_LOOP_METRICS } from "../../lib/metrics/event-loop.middleware";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { dropPrefix, uniquePrefix } from "../support/backends";
-import { ExecutorProcess } from "../support/executor-process";
+import { until } from "../support/eventually";
+import { ExecutorProcess, executorEnv, type TestCluster } from "../support/executor-process";
 import { OwnNatsServer } from "../support/nats-server";
-import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { http, startNode, type TestNode } from "../support/node";
 import { OrchestratorStandIn } from "../support/orchestrator";
 
 /**
@@ -37,13 +38,7 @@ describe("chaos: tasks under repeated faults", () => {
 	let answered5xx = 0;
 
 	const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
-	const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number) => {
-		const deadline = Date.now() + timeoutMs;
-		while (!(await check())) {
-			if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-			await delay(100);
-		}
-	};
+	const cluster = (): TestCluster => ({ transporter: nats.url, redisUrl, prefix, namespace });
 
 	const startNotifier = () =>
 		startNode({
@@ -58,25 +53,7 @@ describe("chaos: tasks under repeated faults", () => {
 
 	const startExecutor = () => {
 		const nodeID = `executor-${++spawned}`;
-		const env: NodeJS.ProcessEnv = {
-			...process.env,
-			TRANSPORTER: nats.url,
-			REDIS_URL: redisUrl,
-			REDIS_PREFIX: prefix,
-			NAMESPACE: namespace,
-			NODE_ID: nodeID,
-			LOG_LEVEL: "error",
-			// Several executors on one host: each its own free port for /health and /metrics.
-			PORT: "0",
-			TASK_CONCURRENCY: "4",
-			SERVICE_TOKEN,
-			MOL_HEARTBEAT_INTERVAL: "1",
-			MOL_HEARTBEAT_TIMEOUT: "5"
-		};
-		delete env.SERVICES;
-		delete env.SERVICEDIR;
-		delete env.MOLECULER_CONFIG;
-		const executor = new ExecutorProcess(nodeID, env);
+		const executor = new ExecutorProcess(nodeID, executorEnv(cluster(), nodeID, { LOG_LEVEL: "error" }));
 		executors.push(executor);
 		return executor;
 	};

@@ -1,30 +1,18 @@
-import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
-import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { BACKENDS } from "../support/backends";
+import { useKeysNode } from "../support/keys";
+import { http, type TestNode } from "../support/node";
 
 let counter = 0;
 const newTenant = () => `keys-${process.pid}-${++counter}`;
 
 describe.each(BACKENDS)("API key management on the $name store", ({ redisUrl }) => {
+	const keys = useKeysNode(redisUrl);
+	const { createKey } = keys;
 	let node: TestNode;
-	const prefix = uniquePrefix();
+	beforeAll(() => ({ node } = keys));
 
-	const createKey = (body: Record<string, unknown>, token: string = SERVICE_TOKEN) =>
-		http(node.url, "POST", "/api/v1/keys", {
-			token,
-			tenant: token === SERVICE_TOKEN ? "ops" : undefined,
-			body
-		});
 	const keyFor = async (body: Record<string, unknown>) =>
 		(await createKey(body)).body as { key_id: string; api_key: string };
-
-	beforeAll(async () => {
-		node = await startNode({ redisUrl, redisPrefix: prefix });
-	});
-
-	afterAll(async () => {
-		await node.stop();
-		if (redisUrl) await dropPrefix(redisUrl, prefix);
-	});
 
 	describe("a keys:admin key bound to an agent", () => {
 		it("mints keys bound to the same agent with a subset of its scopes", async () => {

@@ -1,4 +1,5 @@
-import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
+import { BACKENDS } from "../support/backends";
+import { useKeysNode } from "../support/keys";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { calculatorTool, clockTool } from "../support/definitions";
 
@@ -6,27 +7,13 @@ let counter = 0;
 const newTenant = () => `auth-${process.pid}-${++counter}`;
 
 describe.each(BACKENDS)("authentication and API keys on the $name store", ({ redisUrl }) => {
+	const keys = useKeysNode(redisUrl);
+	const { createKey } = keys;
 	let node: TestNode;
-	const prefix = uniquePrefix();
+	beforeAll(() => ({ node } = keys));
 
-	/** With the service token the acting tenant is "ops"; an API key brings its own. */
-	const createKey = (body: Record<string, unknown>, token: string = SERVICE_TOKEN) =>
-		http(node.url, "POST", "/api/v1/keys", {
-			token,
-			tenant: token === SERVICE_TOKEN ? "ops" : undefined,
-			body
-		});
 	const keyFor = async (tenant: string, scopes: string[], extra: Record<string, unknown> = {}) =>
 		(await createKey({ tenant_id: tenant, scopes, ...extra })).body as { key_id: string; api_key: string };
-
-	beforeAll(async () => {
-		node = await startNode({ redisUrl, redisPrefix: prefix });
-	});
-
-	afterAll(async () => {
-		await node.stop();
-		if (redisUrl) await dropPrefix(redisUrl, prefix);
-	});
 
 	describe("credentials", () => {
 		it.each([
@@ -87,7 +74,7 @@ describe.each(BACKENDS)("authentication and API keys on the $name store", ({ red
 			if (redisUrl) {
 				const { default: Redis } = await import("ioredis");
 				const redis = new Redis(redisUrl);
-				const raw = await redis.get(`${prefix}key:${res.body.key_id}`);
+				const raw = await redis.get(`${keys.prefix}key:${res.body.key_id}`);
 				await redis.quit();
 				expect(raw).not.toContain(res.body.api_key.split(".")[1]);
 				expect(JSON.parse(raw!).secret_hash).toMatch(/^[0-9a-f]{64}$/);

@@ -1,170 +1,26 @@
-import { execFileSync } from "child_process";
-import { existsSync, mkdirSync } from "fs";
+import { mkdirSync } from "fs";
 import path from "path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import WebSocket from "ws";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
 import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
-import { calculatorTool } from "../support/definitions";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-/** Locally a missing browser skips the browser tests loudly; CI installs Debian's chromium and requires it. */
-const describeWithChromium = existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip;
-if (!existsSync(CHROMIUM) && !process.env.CI)
-	process.stdout.write(`\n*** ${CHROMIUM} not found: the /ui browser tests are SKIPPED ***\n`);
+import {
+	buildConsole,
+	describeWithChromium,
+	HOSTILE,
+	launchChromium,
+	ROOT,
+	TENANT
+} from "../support/console";
 
 // A browser on a shared machine: each step gets more than jest's default.
 jest.setTimeout(90000);
 
-const ROOT = path.join(__dirname, "../..");
 /** Screenshots of every view, to look at (not committed). */
 const SHOTS = process.env.CONSOLE_SCREENSHOTS ?? path.join(ROOT, "test-results/console");
-const TENANT = "acme-console";
-const HOSTILE = "<img src=x onerror=alert(1)>";
 const API_REFUSAL = /^Failed to load resource: the server responded with a status of 4\d\d/;
 
-/** Chromium as the machine runs it headless: no background traffic to Google's hosts. */
-const launchChromium = () =>
-	chromium.launch({
-		executablePath: CHROMIUM,
-		args: [
-			"--no-sandbox",
-			"--disable-gpu",
-			"--disable-quic",
-			"--no-first-run",
-			"--disable-background-networking",
-			"--disable-component-update",
-			"--disable-sync"
-		]
-	});
-
-/** The bundle the gateway serves, built from the current sources (a second or two). */
-const buildConsole = () =>
-	execFileSync(
-		process.execPath,
-		[path.join(ROOT, "node_modules/vite/bin/vite.js"), "build", "--config", "ui/vite.config.mts"],
-		{
-			cwd: ROOT,
-			stdio: "pipe"
-		}
-	);
-
 beforeAll(buildConsole, 120000);
-
-describe("the /ui page", () => {
-	let node: TestNode;
-
-	beforeAll(async () => {
-		node = await startNode({ services: ["api", "keys", "registry", "validator"] });
-	});
-
-	afterAll(() => node.stop());
-
-	it("is served with a strict Content-Security-Policy and no inline script", async () => {
-		const res = await fetch(`${node.url}/ui`);
-		expect(res.status).toBe(200);
-		const csp = res.headers.get("content-security-policy") ?? "";
-		expect(csp).toContain("default-src 'none'");
-		expect(csp).toContain("script-src 'self'");
-		expect(csp).not.toContain("unsafe-inline");
-		expect(csp).toContain("frame-ancestors 'none'");
-		expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-		const html = await res.text();
-		const scripts = html.match(/<script\b[^>]*>/g) ?? [];
-		expect(scripts.length).toBeGreaterThan(0);
-		for (const tag of scripts) expect(tag).toMatch(/\ssrc="\/ui\/assets\/[^"]+\.js"/);
-		expect(html).not.toMatch(/<script\b[^>]*>[^<]+<\/script>/);
-		expect(html).not.toMatch(/https?:\/\//);
-	});
-
-	it("serves only the bundle's own files", async () => {
-		const html = await (await fetch(`${node.url}/ui`)).text();
-		const asset = /src="(\/ui\/assets\/[^"]+)"/.exec(html)![1];
-		const res = await fetch(node.url + asset);
-		expect([res.status, res.headers.get("content-type")]).toEqual([
-			200,
-			"application/javascript; charset=utf-8"
-		]);
-		expect(res.headers.get("cache-control")).toContain("immutable");
-		for (const file of [
-			"..%2Fpackage.json",
-			"%2E%2E%2Fpackage.json",
-			"assets/..%2F..%2Fpackage.json",
-			"nope.js"
-		]) {
-			const missing = await fetch(`${node.url}/ui/${file}`);
-			expect([file, missing.status]).toEqual([file, 404]);
-		}
-	});
-
-	it("disables and enables a tool of the tenant, never a global one", async () => {
-		const created = await http(node.url, "POST", "/api/v1/tools", {
-			tenant: TENANT,
-			body: calculatorTool("switched")
-		});
-		const path = `/api/v1/tools/${created.body.id}/status`;
-		const off = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "disabled" } });
-		expect([off.status, off.body.status]).toEqual([200, "disabled"]);
-		const bad = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "invalid" } });
-		expect(bad.status).toBe(422);
-		const other = await http(node.url, "PUT", path, { tenant: "someone-else", body: { status: "active" } });
-		expect(other.status).toBe(404);
-		const on = await http(node.url, "PUT", path, { tenant: TENANT, body: { status: "active" } });
-		expect([on.status, on.body.status]).toEqual([200, "active"]);
-		const pending = await http(node.url, "POST", "/api/v1/tools", {
-			tenant: TENANT,
-			body: {
-				name: "unprobed",
-				description: "Not probed yet",
-				type: "external_api",
-				config: { url: "https://unprobed.example.com/x" }
-			}
-		});
-		// No executor on this node: the probe waits in the queue, so the tool stays unvalidated.
-		expect(pending.body.status).toBe("pending_validation");
-		const skip = await http(node.url, "PUT", `/api/v1/tools/${pending.body.id}/status`, {
-			tenant: TENANT,
-			body: { status: "active" }
-		});
-		expect([skip.status, skip.body.message]).toEqual([
-			409,
-			"Only a disabled tool can be enabled; this one is pending_validation"
-		]);
-		const calculator = (
-			await http(node.url, "GET", "/api/v1/tools?type=calculator", { tenant: TENANT })
-		).body.items.find((tool: { name: string }) => tool.name === "calculator");
-		const global = await http(node.url, "PUT", `/api/v1/tools/${calculator.id}/status`, {
-			tenant: TENANT,
-			body: { status: "disabled" }
-		});
-		expect(global.status).toBeGreaterThanOrEqual(400);
-		expect(global.status).toBeLessThan(500);
-	});
-
-	it("takes the /ws credential from subprotocols, and never echoes it", async () => {
-		const encode = (text: string) => Buffer.from(text).toString("base64url");
-		const socket = new WebSocket(`${node.url.replace("http", "ws")}/ws`, [
-			"tool-registry",
-			`tool-registry.bearer.${encode(SERVICE_TOKEN)}`,
-			`tool-registry.tenant.${encode(TENANT)}`
-		]);
-		await new Promise((resolve, reject) => {
-			socket.once("open", resolve);
-			socket.once("error", reject);
-		});
-		expect(socket.protocol).toBe("tool-registry");
-		socket.close();
-
-		const refused = new WebSocket(`${node.url.replace("http", "ws")}/ws`, [
-			"tool-registry",
-			`tool-registry.bearer.${encode("not-a-credential")}`
-		]);
-		const status = await new Promise(resolve =>
-			refused.once("unexpected-response", (_req, res) => resolve(res.statusCode))
-		);
-		expect(status).toBe(401);
-	});
-});
 
 describeWithChromium("the console in headless Chromium", () => {
 	let node: TestNode;

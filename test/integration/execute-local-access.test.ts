@@ -1,3 +1,4 @@
+import { eventually } from "../support/eventually";
 import type { Context } from "moleculer";
 import { http, type TestNode } from "../support/node";
 import { calculatorTool } from "../support/definitions";
@@ -261,17 +262,14 @@ describe("execution of local tools over HTTP", () => {
 	});
 
 	describe("disabled tools", () => {
-		/** Polls a tool until `check` passes or two seconds have gone by. */
-		async function waitForTool(tenant: string, name: string, check: (tool: any) => boolean) {
-			const deadline = Date.now() + 2000;
-			for (;;) {
+		/** Waits until the tool named `name` passes `check`, and returns it. */
+		const waitForTool = (tenant: string, name: string, check: (tool: any) => boolean) =>
+			eventually(async () => {
 				const list = await http(node.url, "GET", "/api/v1/tools?type=moleculer_action", { tenant });
 				const tool = list.body.items.find((t: { name: string }) => t.name === name);
-				if (tool && check(tool)) return tool;
-				if (Date.now() > deadline) throw new Error(`tool ${name} did not reach the expected state`);
-				await new Promise(resolve => setTimeout(resolve, 50));
-			}
-		}
+				expect(tool && check(tool)).toBe(true);
+				return tool;
+			});
 
 		it("refuses to run a tool whose action no node offers any more (status disabled)", async () => {
 			// The one public way to get a disabled tool: an action that declared `tool` goes away.

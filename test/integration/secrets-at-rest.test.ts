@@ -6,6 +6,7 @@ import { RedisSourceStore } from "../../lib/store/redis-source-store";
 import { RedisToolStore } from "../../lib/store/redis-tool-store";
 import { SecretBox } from "../../lib/secret-box";
 import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
+import { eventually } from "../support/eventually";
 import { http as rest, startNode, type TestNode } from "../support/node";
 import { everyValue } from "../support/redis-keys";
 
@@ -78,14 +79,13 @@ describeWithRedis("secrets at rest in Redis", () => {
 		expect(source.status).toBe(201);
 
 		// The tool is active once its probe answered; then it runs with the secret it was given back.
-		for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
+		await eventually(async () => {
 			const ran = await call("POST", "/internal/execute", tenant, {
 				tool_id: created.body.id,
 				parameters: {}
 			});
-			if (ran.status === 200 && ran.body.status === "completed") break;
-			await new Promise(resolve => setTimeout(resolve, 50));
-		}
+			expect([ran.status, ran.body.status]).toEqual([200, "completed"]);
+		});
 		expect(seen.some(headers => headers["x-api-key"] === secrets[0])).toBe(true);
 
 		const values = await everyValue(redis, prefix);

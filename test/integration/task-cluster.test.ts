@@ -3,10 +3,10 @@ import type { Context, ServiceSchema } from "moleculer";
 import type { TaskEventName } from "../../lib/tasks/task-events";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
-import { eventually } from "../support/eventually";
-import { ExecutorProcess } from "../support/executor-process";
+import { eventually, until } from "../support/eventually";
+import { ExecutorProcess, executorEnv } from "../support/executor-process";
 import { OrchestratorStandIn } from "../support/orchestrator";
-import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { http, startNode, type TestNode } from "../support/node";
 
 /** TASK_CONCURRENCY of every executor process. */
 const CONCURRENCY = 4;
@@ -19,19 +19,6 @@ const describeWithCluster =
 	describeWithRedis === describe && describeWithNats === describe ? describe : describe.skip;
 
 const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
-
-/** Polls `check` until it holds; the error names what never happened. */
-async function until(
-	what: string,
-	check: () => boolean | Promise<boolean>,
-	timeoutMs: number
-): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-		await delay(20);
-	}
-}
 
 /**
  * Holds the slow action while closed, so a backlog builds up whatever the machine's speed. A held
@@ -179,27 +166,12 @@ describeWithCluster("task execution across executor processes on NATS and Redis"
 
 	const startExecutor = async () => {
 		const nodeID = `executor-${++spawned}`;
-		const env: NodeJS.ProcessEnv = {
-			...process.env,
-			TRANSPORTER: transporter,
-			REDIS_URL: redisUrl,
-			REDIS_PREFIX: prefix,
-			NAMESPACE: namespace,
-			NODE_ID: nodeID,
-			LOG_LEVEL: "warn",
-			// Several executors on one host: each its own free port for /health and /metrics.
-			PORT: "0",
-			TASK_CONCURRENCY: String(CONCURRENCY),
-			SERVICE_TOKEN,
-			// The runner's MOL_* options: peers notice a SIGKILLed node within seconds, not 30 s.
-			MOL_HEARTBEAT_INTERVAL: "1",
-			MOL_HEARTBEAT_TIMEOUT: "5"
-		};
-		// The runner would load these instead of the file named on its command line.
-		delete env.SERVICES;
-		delete env.SERVICEDIR;
-		delete env.MOLECULER_CONFIG;
-		const executor = new ExecutorProcess(nodeID, env);
+		const executor = new ExecutorProcess(
+			nodeID,
+			executorEnv({ transporter, redisUrl, prefix, namespace }, nodeID, {
+				TASK_CONCURRENCY: String(CONCURRENCY)
+			})
+		);
 		executors.push(executor);
 		await until(`${nodeID} to join the cluster`, () => isReady(executor), 45000);
 		return executor;

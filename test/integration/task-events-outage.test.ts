@@ -1,9 +1,10 @@
 import { randomUUID } from "crypto";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
-import { ExecutorProcess } from "../support/executor-process";
+import { until } from "../support/eventually";
+import { ExecutorProcess, executorEnv, type TestCluster } from "../support/executor-process";
 import { OwnNatsServer } from "../support/nats-server";
-import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { http, startNode, type TestNode } from "../support/node";
 import { OrchestratorStandIn } from "../support/orchestrator";
 
 /**
@@ -25,15 +26,9 @@ describeWithRedis("queued tasks through a NATS outage and a notifier restart", (
 	let notifier: TestNode | null = null;
 	let executor: ExecutorProcess | null = null;
 	let notifiers = 0;
-
 	const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
-	const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number) => {
-		const deadline = Date.now() + timeoutMs;
-		while (!(await check())) {
-			if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-			await delay(50);
-		}
-	};
+	const cluster = (): TestCluster => ({ transporter: nats.url, redisUrl, prefix, namespace });
+
 	const completions = (taskId: string) =>
 		(received.get(taskId) ?? []).filter(e => e === "task_completed").length;
 
@@ -49,25 +44,7 @@ describeWithRedis("queued tasks through a NATS outage and a notifier restart", (
 		});
 
 	const startExecutor = () => {
-		const env: NodeJS.ProcessEnv = {
-			...process.env,
-			TRANSPORTER: nats.url,
-			REDIS_URL: redisUrl,
-			REDIS_PREFIX: prefix,
-			NAMESPACE: namespace,
-			NODE_ID: "executor-1",
-			LOG_LEVEL: "warn",
-			// Its own free port for /health and /metrics, whatever else runs on this host.
-			PORT: "0",
-			TASK_CONCURRENCY: "4",
-			SERVICE_TOKEN,
-			MOL_HEARTBEAT_INTERVAL: "1",
-			MOL_HEARTBEAT_TIMEOUT: "5"
-		};
-		delete env.SERVICES;
-		delete env.SERVICEDIR;
-		delete env.MOLECULER_CONFIG;
-		return new ExecutorProcess("executor-1", env);
+		return new ExecutorProcess("executor-1", executorEnv(cluster(), "executor-1"));
 	};
 
 	const submit = async () => {

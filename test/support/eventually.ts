@@ -14,3 +14,17 @@ export async function eventually<T>(
 		}
 	}
 }
+
+/** Polls `check` until it holds; the error names what never happened. */
+export async function until(
+	what: string,
+	check: () => boolean | Promise<boolean>,
+	timeoutMs: number,
+	intervalMs = 50
+): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await check())) {
+		if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+		await new Promise(resolve => setTimeout(resolve, intervalMs));
+	}
+}

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "child_process";
 import path from "path";
+import { SERVICE_TOKEN } from "./node";
 
 const ROOT = path.resolve(__dirname, "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
@@ -68,4 +69,42 @@ export class ExecutorProcess {
 		if (!(await this.waitExit(10000))) this.signal("SIGKILL");
 		await this.exited;
 	}
+}
+
+/** Where the nodes of a test cluster meet: its NATS, its Redis key prefix, its Moleculer namespace. */
+export interface TestCluster {
+	transporter: string;
+	redisUrl: string;
+	prefix: string;
+	namespace: string;
+}
+
+/** The environment of an executor process joining `cluster` as `nodeID`; `extra` overrides any of it. */
+export function executorEnv(
+	cluster: TestCluster,
+	nodeID: string,
+	extra: NodeJS.ProcessEnv = {}
+): NodeJS.ProcessEnv {
+	const env: NodeJS.ProcessEnv = {
+		...process.env,
+		TRANSPORTER: cluster.transporter,
+		REDIS_URL: cluster.redisUrl,
+		REDIS_PREFIX: cluster.prefix,
+		NAMESPACE: cluster.namespace,
+		NODE_ID: nodeID,
+		LOG_LEVEL: "warn",
+		// Several executors on one host: each its own free port for /health and /metrics.
+		PORT: "0",
+		TASK_CONCURRENCY: "4",
+		SERVICE_TOKEN,
+		// The runner's MOL_* options: peers notice a SIGKILLed node within seconds, not 30 s.
+		MOL_HEARTBEAT_INTERVAL: "1",
+		MOL_HEARTBEAT_TIMEOUT: "5",
+		...extra
+	};
+	// The runner would load these instead of the file named on its command line.
+	delete env.SERVICES;
+	delete env.SERVICEDIR;
+	delete env.MOLECULER_CONFIG;
+	return env;
 }

@@ -4,7 +4,7 @@ import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
 
-const SERVICE_NAMES = ["api", "keys", "registry", "validator", "executor", "notifier", "sources", "audit"];
+const SERVICE_NAMES = ["api", "registry", "validator", "executor", "notifier", "sources", "audit", "keys"];
 
 /**
  * Tests load the TypeScript sources; benchmarks set BENCH_COMPILED=1 to measure the compiled

@@ -9,7 +9,7 @@ import {
 	type Capabilities,
 	type Session
 } from "./api";
-import { ErrorNotice, Loading } from "./common";
+import { ErrorNotice, Loading, TextField } from "./common";
 import { bindApi, Console, href, newSessionMemory, useLive, useRoute, type ConsoleContext } from "./context";
 import { LiveFeed } from "./live";
 import { CatalogView } from "./views/catalog";
@@ -94,20 +94,14 @@ function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
 						onInput={event => setCredential((event.currentTarget as HTMLInputElement).value)}
 					/>
 				</div>
-				<div class="field">
-					<label for="signin-tenant">Tenant</label>
-					<input
-						id="signin-tenant"
-						type="text"
-						autoComplete="off"
-						aria-describedby="signin-tenant-hint"
-						value={tenant}
-						onInput={event => setTenant((event.currentTarget as HTMLInputElement).value)}
-					/>
-					<p class="hint" id="signin-tenant-hint">
-						Required with the service token; an API key already knows its tenant.
-					</p>
-				</div>
+				<TextField
+					id="signin-tenant"
+					label="Tenant"
+					hint="Required with the service token; an API key already knows its tenant."
+					autoComplete="off"
+					value={tenant}
+					onInput={setTenant}
+				/>
 				<ErrorNotice error={error} title="Could not sign in" />
 				<button type="submit" disabled={busy}>
 					{busy ? "Signing in…" : "Sign in"}

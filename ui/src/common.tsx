@@ -148,3 +148,58 @@ export function CopyButton({ text, label = "Copy" }: { text: string; label?: str
 		</button>
 	);
 }
+
+/** A table's header: the named columns, then one for each row's actions, named for screen readers only. */
+export function TableHead({ columns }: { columns: string[] }) {
+	return (
+		<thead>
+			<tr>
+				{columns.map(column => (
+					<th scope="col" key={column}>
+						{column}
+					</th>
+				))}
+				<th scope="col">
+					<span class="visually-hidden">Actions</span>
+				</th>
+			</tr>
+		</thead>
+	);
+}
+
+/** A one-line input with its label and the hint that describes it. */
+export function TextField({
+	id,
+	label,
+	hint,
+	type = "text",
+	value,
+	onInput,
+	autoComplete
+}: {
+	id: string;
+	label: string;
+	hint: ComponentChildren;
+	type?: "text" | "url";
+	value: string;
+	onInput: (value: string) => void;
+	autoComplete?: string;
+}) {
+	return (
+		<div class="field">
+			<label for={id}>{label}</label>
+			<input
+				id={id}
+				// Preact types each input type apart; text and url take the same attributes.
+				type={type as "text"}
+				autoComplete={autoComplete}
+				aria-describedby={`${id}-hint`}
+				value={value}
+				onInput={event => onInput((event.currentTarget as HTMLInputElement).value)}
+			/>
+			<p class="hint" id={`${id}-hint`}>
+				{hint}
+			</p>
+		</div>
+	);
+}

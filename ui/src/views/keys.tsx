@@ -1,5 +1,15 @@
 import { useState } from "preact/hooks";
-import { CopyButton, Empty, ErrorNotice, Loading, Time, Unavailable, useLoad } from "../common";
+import {
+	CopyButton,
+	Empty,
+	ErrorNotice,
+	Loading,
+	TableHead,
+	TextField,
+	Time,
+	Unavailable,
+	useLoad
+} from "../common";
 import { useConsole } from "../context";
 import { SCOPES, type ApiKey, type Page } from "../types";
 
@@ -118,19 +128,13 @@ export function KeysView() {
 							onInput={event => setTenant((event.currentTarget as HTMLInputElement).value)}
 						/>
 					</div>
-					<div class="field">
-						<label for="key-agent">Agent (optional)</label>
-						<input
-							id="key-agent"
-							type="text"
-							aria-describedby="key-agent-hint"
-							value={agent}
-							onInput={event => setAgent((event.currentTarget as HTMLInputElement).value)}
-						/>
-						<p class="hint" id="key-agent-hint">
-							A key bound to an agent acts only as that agent.
-						</p>
-					</div>
+					<TextField
+						id="key-agent"
+						label="Agent (optional)"
+						hint="A key bound to an agent acts only as that agent."
+						value={agent}
+						onInput={setAgent}
+					/>
 					<fieldset class="nested">
 						<legend>Scopes</legend>
 						{SCOPES.map(scope => (
@@ -164,19 +168,7 @@ export function KeysView() {
 			) : (
 				<div class="table-wrap">
 					<table>
-						<thead>
-							<tr>
-								<th scope="col">Name</th>
-								<th scope="col">Key id</th>
-								<th scope="col">Scopes</th>
-								<th scope="col">Agent</th>
-								<th scope="col">Created</th>
-								<th scope="col">Last used</th>
-								<th scope="col">
-									<span class="visually-hidden">Actions</span>
-								</th>
-							</tr>
-						</thead>
+						<TableHead columns={["Name", "Key id", "Scopes", "Agent", "Created", "Last used"]} />
 						<tbody>
 							{keys.map(key => (
 								<tr key={key.key_id} data-key-id={key.key_id}>

@@ -1,5 +1,15 @@
 import { useState } from "preact/hooks";
-import { Empty, ErrorNotice, HealthBadge, Loading, Time, Unavailable, useLoad } from "../common";
+import {
+	Empty,
+	ErrorNotice,
+	HealthBadge,
+	Loading,
+	TableHead,
+	TextField,
+	Time,
+	Unavailable,
+	useLoad
+} from "../common";
 import { useConsole } from "../context";
 import { invalidFields, JsonInput } from "../schema-form";
 import type { Page, Source } from "../types";
@@ -145,19 +155,14 @@ function Sources() {
 								<label for="source-spec">Or the OpenAPI document (JSON)</label>
 								<JsonInput id="source-spec" rows={6} value={spec} onChange={setSpec} />
 							</div>
-							<div class="field">
-								<label for="source-base-url">Base URL (optional)</label>
-								<input
-									id="source-base-url"
-									type="url"
-									aria-describedby="source-base-url-hint"
-									value={baseUrl}
-									onInput={event => setBaseUrl((event.currentTarget as HTMLInputElement).value)}
-								/>
-								<p class="hint" id="source-base-url-hint">
-									Where the operations are called; by default the document's first server.
-								</p>
-							</div>
+							<TextField
+								id="source-base-url"
+								label="Base URL (optional)"
+								hint="Where the operations are called; by default the document's first server."
+								type="url"
+								value={baseUrl}
+								onInput={setBaseUrl}
+							/>
 						</>
 					)}
 					<div class="field">
@@ -184,19 +189,7 @@ function Sources() {
 			) : (
 				<div class="table-wrap">
 					<table>
-						<thead>
-							<tr>
-								<th scope="col">Name</th>
-								<th scope="col">Type</th>
-								<th scope="col">Where</th>
-								<th scope="col">Health</th>
-								<th scope="col">Tools</th>
-								<th scope="col">Refreshed</th>
-								<th scope="col">
-									<span class="visually-hidden">Actions</span>
-								</th>
-							</tr>
-						</thead>
+						<TableHead columns={["Name", "Type", "Where", "Health", "Tools", "Refreshed"]} />
 						<tbody>
 							{sources.data.map(source => (
 								<tr key={source.id}>

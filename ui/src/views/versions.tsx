@@ -1,6 +1,6 @@
 import { diffLines } from "diff";
 import { useEffect, useState } from "preact/hooks";
-import { Empty, ErrorNotice, Loading, Time, Unavailable, useLoad } from "../common";
+import { Empty, ErrorNotice, Loading, TableHead, Time, Unavailable, useLoad } from "../common";
 import { useConsole } from "../context";
 import type { Tool } from "../types";
 
@@ -88,16 +88,7 @@ export function VersionsPanel({ tool, onRolledBack }: { tool: Tool; onRolledBack
 				<>
 					<div class="table-wrap">
 						<table>
-							<thead>
-								<tr>
-									<th scope="col">Version</th>
-									<th scope="col">Definition hash</th>
-									<th scope="col">Saved</th>
-									<th scope="col">
-										<span class="visually-hidden">Actions</span>
-									</th>
-								</tr>
-							</thead>
+							<TableHead columns={["Version", "Definition hash", "Saved"]} />
 							<tbody>
 								{versions.data.map(entry => (
 									<tr key={entry.version}>
