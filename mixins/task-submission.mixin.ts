@@ -54,6 +54,8 @@ export interface TaskSubmissionMethods {
 export interface TaskSubmissionLocals extends RedisLocals {
 	taskQueue: TaskQueue;
 	lastWorkSignal: number;
+	/** Aborted when the service stops: callbacks still retrying give up rather than outlive the node. */
+	callbacksStopped: AbortController;
 	checkExecutionPayload(payload: unknown): true | { field: string; message: string }[];
 }
 
@@ -214,7 +216,8 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 					...options,
 					// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
 					secret: secret ?? this.settings.serviceToken,
-					allowHosts: this.settings.outboundAllowHosts
+					allowHosts: this.settings.outboundAllowHosts,
+					signal: this.callbacksStopped.signal
 				}).then(
 					delivered => {
 						if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
@@ -254,9 +257,14 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 					: undefined
 			});
 			this.lastWorkSignal = 0;
+			this.callbacksStopped = new AbortController();
 			this.checkExecutionPayload = this.broker.validator!.compile(
 				EXECUTION_PAYLOAD_PARAMS
 			) as TaskSubmissionLocals["checkExecutionPayload"];
+		},
+
+		stopped(this: SubmissionThis) {
+			this.callbacksStopped.abort();
 		}
 	};
 	return mixin as Partial<ServiceSchema>;

@@ -8,6 +8,8 @@ export interface CallbackOptions {
 	attempts: number;
 	baseDelayMs: number;
 	timeoutMs: number;
+	/** Ends the attempts, the one under way included. */
+	signal?: AbortSignal;
 }
 
 /**
@@ -23,7 +25,16 @@ export function signCallback(
 	return `t=${timestamp},v1=${digest}`;
 }
 
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms).unref());
+const sleep = (ms: number, signal?: AbortSignal) =>
+	new Promise<void>(resolve => {
+		const timer = setTimeout(done, ms).unref();
+		signal?.addEventListener("abort", done, { once: true });
+		function done() {
+			clearTimeout(timer);
+			signal?.removeEventListener("abort", done);
+			resolve();
+		}
+	});
 
 /**
  * POSTs a finished task to its `callback_url` through the SSRF-guarded client, retrying network
@@ -36,7 +47,7 @@ export async function deliverCallback(
 	options: CallbackOptions
 ): Promise<boolean> {
 	const body = JSON.stringify(payload);
-	for (let attempt = 1; attempt <= options.attempts; attempt++) {
+	for (let attempt = 1; attempt <= options.attempts && !options.signal?.aborted; attempt++) {
 		try {
 			const response = await guardedRequest(url, {
 				method: "POST",
@@ -48,14 +59,15 @@ export async function deliverCallback(
 				allowHosts: options.allowHosts,
 				maxRedirects: 0,
 				timeoutMs: options.timeoutMs,
-				maxResponseBytes: 64 * 1024
+				maxResponseBytes: 64 * 1024,
+				signal: options.signal
 			});
 			if (response.status < 300) return true;
 			if (response.status < 500) return false;
 		} catch (err) {
 			if (err instanceof OutboundRefused) return false;
 		}
-		if (attempt < options.attempts) await sleep(options.baseDelayMs * 2 ** (attempt - 1));
+		if (attempt < options.attempts) await sleep(options.baseDelayMs * 2 ** (attempt - 1), options.signal);
 	}
 	return false;
 }

@@ -1,8 +1,9 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { BACKENDS } from "../support/backends";
 import { eventually } from "../support/eventually";
-import { type TestNode } from "../support/node";
+import { startNode, type TestNode } from "../support/node";
 import {
+	CALLBACKS,
 	TASKS,
 	newTenant,
 	newKey,
@@ -266,6 +267,27 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			expect(victim.connections - before).toBe(0);
 			expect((await read(node, tenant, taskId)).body.status).toBe("completed");
 		});
+	});
+});
+
+describe("a node that stops", () => {
+	it("stops retrying the callbacks it was delivering", async () => {
+		const hook = `/down/${newKey()}`;
+		const callbacks = { ...CALLBACKS, attempts: 5, baseDelayMs: 200 };
+		const node = await startNode({
+			settings: { outboundAllowHosts: ["127.0.0.2"], tasks: TASKS, callbacks }
+		});
+		try {
+			const tenant = newTenant();
+			await accepted(node, tenant, calculation("1+1", { callback_url: upstreamUrl(hook) }));
+			await eventually(async () => expect(callbacksTo(hook)).toHaveLength(1));
+		} finally {
+			await node.stop();
+		}
+		const afterStop = callbacksTo(hook).length;
+		// Longer than every backoff left (200 + 400 + 800 + 1600 ms): a retry would have come by now.
+		await delay(3500);
+		expect(callbacksTo(hook)).toHaveLength(afterStop);
 	});
 });
 
