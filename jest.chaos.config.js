@@ -4,5 +4,7 @@ module.exports = {
 	roots: ["<rootDir>/test/chaos"],
 	testMatch: ["**/*.chaos.ts"],
 	transform: { "^.+\\.ts$": "ts-jest" },
-	testTimeout: 240000
+	testTimeout: 240000,
+	// As in jest.config.js: leaked connections (docs/development.md) must not keep the run alive.
+	forceExit: true
 };
