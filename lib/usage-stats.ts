@@ -84,7 +84,11 @@ export class UsageStats {
 		for (const [key, counters] of this.pending) {
 			const [tenantId, toolId] = key.split("\u0000");
 			const hash = this.redisKey(tenantId, toolId);
-			for (const [field, value] of counters) writes.push(redis.hincrby(hash, field, value));
+			// Latencies are fractional milliseconds, which HINCRBY refuses; the counts are whole.
+			for (const [field, value] of counters)
+				writes.push(
+					Number.isInteger(value) ? redis.hincrby(hash, field, value) : redis.hincrbyfloat(hash, field, value)
+				);
 			writes.push(
 				redis.eval(
 					"if tonumber(redis.call('HGET', KEYS[1], 'latency_max') or '0') < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'latency_max', ARGV[1]) end",

@@ -264,7 +264,8 @@ const ExecutorService: ServiceSchema<ExecutorOwnSettings, ExecutorMethods, Execu
 		this.guards.shutdown();
 		// A warm-up still running would build a worker pool again after it is closed.
 		await this.toolsStarting;
-		await this.usage.close();
+		// A failed last flush loses counters, not the rest of the stop (timers, Redis connection).
+		await this.usage.close().catch(err => this.logger.warn("Flushing usage stats failed", err));
 		await Promise.all(Object.values(toolTypes).map(tool => tool.close?.() ?? Promise.resolve()));
 	}
 };
