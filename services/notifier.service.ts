@@ -10,6 +10,7 @@ import { DEFAULT_OUTBOX_MAX, type Outbox } from "../lib/outbox/outbox";
 import { framesChannel } from "../lib/outbox/redis-outbox";
 import { outboxFor } from "../lib/tasks/backend";
 import { config } from "../lib/config";
+import { systemClock, type Clock, type ClockTimer } from "../lib/clock";
 
 /** The notifier's own settings; RedisMixin brings the rest of NotifierSettings. */
 interface NotifierOwnSettings {
@@ -29,6 +30,8 @@ interface NotifierOwnSettings {
 	drainBatchSize: number;
 	/** Lifetime of the Redis leader lock; the holder renews it every third of it. */
 	leaderTtlMs: number;
+	/** Time of the backoff, handshake, ping and leader-lock timers: the system clock unless a test passes one. */
+	clock: Clock;
 	$secureSettings: string[];
 }
 
@@ -77,10 +80,10 @@ interface NotifierLocals extends RedisLocals {
 	backoffMs: number;
 	attempts: number;
 	retryAt: number | null;
-	retryTimer: NodeJS.Timeout | null;
-	authTimer: NodeJS.Timeout | null;
-	pingTimer: NodeJS.Timeout | null;
-	leaderTimer: NodeJS.Timeout | null;
+	retryTimer: ClockTimer | null;
+	authTimer: ClockTimer | null;
+	pingTimer: ClockTimer | null;
+	leaderTimer: ClockTimer | null;
 	draining: Promise<void> | null;
 	drainAgain: boolean;
 	/** Drop count last seen, to warn once per burst of drops. */
@@ -138,7 +141,9 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 		outboxMax: DEFAULT_OUTBOX_MAX,
 		drainBatchSize: 100,
 		leaderTtlMs: 10000,
-		$secureSettings: ["serviceToken"]
+		clock: systemClock,
+		// The clock is this process's own: not a setting to publish to other nodes.
+		$secureSettings: ["serviceToken", "clock"]
 	},
 
 	actions: {
@@ -152,7 +157,7 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 					outbox_size: await this.outbox.size(),
 					outbox_dropped: await this.outbox.dropped(),
 					reconnect_attempts: this.attempts,
-					next_retry_ms: this.retryAt === null ? null : Math.max(this.retryAt - Date.now(), 0)
+					next_retry_ms: this.retryAt === null ? null : Math.max(this.retryAt - this.settings.clock.now(), 0)
 				};
 			}
 		}
@@ -173,7 +178,7 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 			const ws = new WebSocket(settings.wsUrl);
 			this.ws = ws;
 			// Covers dialling and the handshake: a silent orchestrator must not hold the connection forever.
-			this.authTimer = setTimeout(() => {
+			this.authTimer = settings.clock.setTimeout(() => {
 				this.logger.warn(`The orchestrator did not authenticate within ${settings.authTimeoutMs} ms`);
 				ws.terminate();
 			}, settings.authTimeoutMs);
@@ -202,13 +207,13 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 				ws.terminate();
 				return;
 			}
-			clearTimeout(this.authTimer!);
+			this.settings.clock.clear(this.authTimer!);
 			this.authTimer = null;
 			this.authenticated = true;
 			this.attempts = 0;
 			this.backoffMs = this.settings.initialBackoffMs;
 			this.alive = true;
-			this.pingTimer = setInterval(() => {
+			this.pingTimer = this.settings.clock.setInterval(() => {
 				// No pong since the last ping: the connection is half-open, drop it and reconnect.
 				if (!this.alive) return ws.terminate();
 				this.alive = false;
@@ -227,8 +232,8 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 		/** Forgets the current socket and its timers; the caller decides how to end it. */
 		dropSocket(this: NotifierThis) {
 			const ws = this.ws;
-			if (this.authTimer) clearTimeout(this.authTimer);
-			if (this.pingTimer) clearInterval(this.pingTimer);
+			if (this.authTimer) this.settings.clock.clear(this.authTimer);
+			if (this.pingTimer) this.settings.clock.clear(this.pingTimer);
 			this.authTimer = this.pingTimer = null;
 			this.ws = null;
 			this.authenticated = false;
@@ -240,8 +245,8 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 			const delay = this.backoffMs;
 			this.backoffMs = Math.min(delay * this.settings.backoffFactor, this.settings.maxBackoffMs);
 			this.attempts++;
-			this.retryAt = Date.now() + delay;
-			this.retryTimer = setTimeout(() => this.connect(), delay);
+			this.retryAt = this.settings.clock.now() + delay;
+			this.retryTimer = this.settings.clock.setTimeout(() => this.connect(), delay);
 			this.logger.info(
 				`Reconnecting to the orchestrator in ${Math.round(delay)} ms (attempt ${this.attempts})`
 			);
@@ -316,7 +321,7 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 		follow(this: NotifierThis, reason: string) {
 			this.logger.warn(`This notifier is no longer the leader: ${reason}`);
 			this.leader = false;
-			if (this.retryTimer) clearTimeout(this.retryTimer);
+			if (this.retryTimer) this.settings.clock.clear(this.retryTimer);
 			this.retryTimer = this.retryAt = null;
 			this.attempts = 0;
 			this.backoffMs = this.settings.initialBackoffMs;
@@ -375,14 +380,14 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 		});
 		await this.subscriber.subscribe(wakeChannel(this.settings.redisPrefix), frames);
 		await this.lead();
-		this.leaderTimer = setInterval(() => void this.lead(), this.settings.leaderTtlMs / 3);
+		this.leaderTimer = this.settings.clock.setInterval(() => void this.lead(), this.settings.leaderTtlMs / 3);
 	},
 
 	async stopped(this: NotifierThis) {
 		this.stopping = true;
 		this.unsubscribe?.();
-		if (this.leaderTimer) clearInterval(this.leaderTimer);
-		if (this.retryTimer) clearTimeout(this.retryTimer);
+		if (this.leaderTimer) this.settings.clock.clear(this.leaderTimer);
+		if (this.retryTimer) this.settings.clock.clear(this.retryTimer);
 		this.retryTimer = this.retryAt = this.leaderTimer = null;
 		this.dropSocket()?.close(1000, "notifier stopping");
 		await this.draining;

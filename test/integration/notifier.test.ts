@@ -2,8 +2,10 @@ import { randomUUID } from "crypto";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import type { TaskUpdate } from "../../lib/tasks/task-events";
 import type { NotifierState } from "../../services/notifier.service";
+import { connectRedis } from "../../lib/redis";
 import { BACKENDS, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
-import { eventually } from "../support/eventually";
+import { eventually, until } from "../support/eventually";
+import { ManualClock } from "../support/manual-clock";
 import { OrchestratorStandIn } from "../support/orchestrator";
 import { recordUpdate } from "../support/tasks";
 import { SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
@@ -16,8 +18,6 @@ const FAST = {
 	leaderTtlMs: 1500
 };
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 const taskMessage = (extra: Partial<TaskMessage> = {}): TaskMessage => ({
 	task_id: randomUUID(),
@@ -161,20 +161,27 @@ describe("notifier", () => {
 
 			const after = await standIn(before.port);
 			await eventually(async () => expect(after.events).toHaveLength(20));
-			// A late duplicate would show up here.
-			await sleep(300);
+			// Frames go out in order on one connection: a duplicate sent late would arrive before this one.
+			const last = statusUpdate("after the outage");
+			await recordUpdate(node, last);
+			await eventually(async () => expect(after.events).toHaveLength(21));
 			expect(before.events).toEqual([]);
 			expect(after.events.map(event => event.data.details.message)).toEqual(
-				updates.map(update => update.message)
+				[...updates, last].map(update => update.message)
 			);
-			expect(after.events.map(event => event.task_id)).toEqual(updates.map(update => update.task.task_id));
+			expect(after.events.map(event => event.task_id)).toEqual(
+				[...updates, last].map(update => update.task.task_id)
+			);
 			expect(await stateOf(node)).toMatchObject({ outbox_size: 0, authenticated: true });
 		});
 
 		it("does not connect without a URL and keeps every update in the outbox", async () => {
-			const node = await startNotifier({}, redisUrl, prefix());
+			const clock = new ManualClock();
+			const node = await startNotifier({ clock }, redisUrl, prefix());
 			for (let i = 0; i < 3; i++) await recordUpdate(node, statusUpdate(`update ${i}`));
-			await sleep(300);
+			// Past every backoff and lock renewal: nothing is even scheduled.
+			await clock.advance(FAST.maxBackoffMs + FAST.leaderTtlMs);
+			expect(clock.pending).toBe(0);
 			expect(await stateOf(node)).toEqual({
 				connected: false,
 				authenticated: false,
@@ -287,8 +294,12 @@ describe("notifier", () => {
 		it("lets one of two notifiers connect, delivers through either once, and fails over", async () => {
 			const before = await standIn();
 			const redisPrefix = prefixFor(redisUrl);
-			// Lock renewals (each a drain too) every 2 s: faster delivery below comes from the wake-ups.
-			const settings = { wsUrl: before.url, leaderTtlMs: 6000 };
+			// Lock renewals (each a drain too) only when the test moves the clock: delivery below comes from
+			// the wake-ups. The lock lives a minute in Redis, so it never expires between two renewals.
+			const clock = new ManualClock();
+			const leaderTtlMs = 60000;
+			// Pings only from the real test of them: an interval of pings in one step of the clock gets no pong.
+			const settings = { wsUrl: before.url, leaderTtlMs, pingIntervalMs: 10 * leaderTtlMs, clock };
 			const first = await startNotifier(settings, redisUrl, redisPrefix);
 			const second = await startNotifier(settings, redisUrl, redisPrefix);
 			await eventually(async () =>
@@ -309,8 +320,19 @@ describe("notifier", () => {
 			await eventually(async () => expect(before.events).toHaveLength(5), 1000);
 			await emitThrough(first, 5);
 			await eventually(async () => expect(before.events).toHaveLength(10), 1000);
-			// Longer than a lock renewal, so a second connection or a duplicate would have happened.
-			await sleep(2500);
+			// One lock renewal on both nodes (the leader renews and drains, the other tries to take the lock),
+			// then one more update: a second connection or a duplicate would have come before it.
+			const redis = connectRedis(redisUrl);
+			try {
+				const key = `${redisPrefix}notifier:leader`;
+				const ttlBefore = await redis.pttl(key);
+				await clock.advance(leaderTtlMs / 3);
+				await until("the leader renewed its lock", async () => (await redis.pttl(key)) > ttlBefore, 5000);
+			} finally {
+				await redis.quit();
+			}
+			await emitThrough(second, 1);
+			await eventually(async () => expect(before.events).toHaveLength(11), 1000);
 			expect(before.events.map(event => event.task_id).sort()).toEqual([...emitted].sort());
 			expect(before.connections.length).toBe(1);
 
@@ -322,12 +344,19 @@ describe("notifier", () => {
 			await stopNode(first);
 			await eventually(async () => expect(await stateOf(second)).toMatchObject({ leader: true }), 1000);
 
+			// The new leader's first attempt found no orchestrator; its retry waits on the clock.
 			const after = await standIn(before.port);
-			await eventually(async () => expect(after.events).toHaveLength(10));
-			await sleep(300);
+			await eventually(async () => {
+				// Until it dials again; then the handshake must not meet its time limit on this clock.
+				if (after.connections.length === 0) await clock.advance(1000);
+				expect(after.events).toHaveLength(10);
+			});
+			// Sent behind the others on the one connection: a late duplicate would have come before it.
+			await emitThrough(second, 1);
+			await eventually(async () => expect(after.events).toHaveLength(11));
 			const delivered = [...before.events, ...after.events].map(event => event.task_id);
 			expect(delivered.sort()).toEqual([...emitted].sort());
-			expect(after.events.map(event => event.task_id)).toEqual(emitted.slice(10));
+			expect(after.events.map(event => event.task_id)).toEqual(emitted.slice(11));
 			expect(before.maxOpen).toBe(1);
 			expect(after.maxOpen).toBe(1);
 			expect(await stateOf(second)).toMatchObject({ authenticated: true, outbox_size: 0 });

@@ -12,29 +12,28 @@ export const settle = (): Promise<void> => new Promise(resolve => setImmediate(r
 
 /**
  * A clock that moves only when the test says so: `advance` runs the timers that fall due, in order,
- * and lets what they start settle before the next one fires.
+ * and lets what they start settle before the next one fires. Its `Clock` methods are bound to it, so
+ * the copy Moleculer makes of a service's settings (`settings: { clock }`) still reads and schedules
+ * on this clock.
  */
 export class ManualClock implements Clock {
 	private readonly timers = new Map<ClockTimer, Scheduled>();
 
 	constructor(private time = Date.now()) {}
 
-	now(): number {
-		return this.time;
-	}
+	readonly now = (): number => this.time;
 
-	setTimeout(callback: () => void, ms: number): ClockTimer {
-		return this.schedule({ due: this.time + ms, callback });
-	}
+	readonly setTimeout = (callback: () => void, ms: number): ClockTimer =>
+		this.schedule({ due: this.time + ms, callback });
 
-	setInterval(callback: () => void, ms: number): ClockTimer {
+	readonly setInterval = (callback: () => void, ms: number): ClockTimer => {
 		const every = Math.max(1, ms);
 		return this.schedule({ due: this.time + every, every, callback });
-	}
+	};
 
-	clear(timer: ClockTimer): void {
+	readonly clear = (timer: ClockTimer): void => {
 		this.timers.delete(timer);
-	}
+	};
 
 	/** Timers waiting to fire. */
 	get pending(): number {
