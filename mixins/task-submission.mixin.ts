@@ -1,4 +1,5 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
+import { systemClock, type Clock } from "../lib/clock";
 import { config } from "../lib/config";
 import { conflict, forbidden, invalid, lacksScope, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
@@ -36,6 +37,8 @@ interface SubmissionOwnSettings {
 	outboxMax: number;
 	/** POST of a finished task to its `callback_url`: HMAC secret, tries, first backoff, timeout per try. */
 	callbacks: { secret?: string; attempts: number; baseDelayMs: number; timeoutMs: number };
+	/** Time of the task queue, the worker loop and callback backoff: the system clock unless a test passes one. */
+	clock: Clock;
 	$secureSettings: string[];
 }
 
@@ -56,6 +59,8 @@ export interface TaskSubmissionLocals extends RedisLocals {
 	lastWorkSignal: number;
 	/** Aborted when the service stops: callbacks still retrying give up rather than outlive the node. */
 	callbacksStopped: AbortController;
+	/** Callback deliveries under way (attempts and backoff); the service waits for them when it stops. */
+	callbacksInFlight: Set<Promise<void>>;
 	checkExecutionPayload(payload: unknown): true | { field: string; message: string }[];
 }
 
@@ -91,7 +96,9 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				baseDelayMs: 1000,
 				timeoutMs: 10000
 			},
-			$secureSettings: ["serviceToken", "callbacks", "secrets"]
+			clock: systemClock,
+			// The clock is this process's own: not a setting to publish to other nodes.
+			$secureSettings: ["serviceToken", "callbacks", "secrets", "clock"]
 		},
 
 		actions: {
@@ -212,18 +219,22 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 			settle(this: SubmissionThis, task: TaskMessage) {
 				if (!task.callback_url) return;
 				const { secret, ...options } = this.settings.callbacks;
-				deliverCallback(task.callback_url, task, {
+				const delivery = deliverCallback(task.callback_url, task, {
 					...options,
 					// Unsigned only when no secret exists at all (a development setup without SERVICE_TOKEN).
 					secret: secret ?? this.settings.serviceToken,
 					allowHosts: this.settings.outboundAllowHosts,
-					signal: this.callbacksStopped.signal
-				}).then(
-					delivered => {
-						if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
-					},
-					(err: unknown) => this.logger.warn(`Callback of task ${task.task_id} failed`, err)
-				);
+					signal: this.callbacksStopped.signal,
+					clock: this.settings.clock
+				})
+					.then(
+						delivered => {
+							if (!delivered) this.logger.warn(`Callback of task ${task.task_id} was not delivered`);
+						},
+						(err: unknown) => this.logger.warn(`Callback of task ${task.task_id} failed`, err)
+					)
+					.finally(() => this.callbacksInFlight.delete(delivery));
+				this.callbacksInFlight.add(delivery);
 			},
 
 			async ownTask(this: SubmissionThis, ctx: Context<unknown, CallerMeta>, taskId: string) {
@@ -251,6 +262,7 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				redisPrefix: settings.redisPrefix,
 				outboxMax: settings.outboxMax,
 				retentionS: settings.tasks.retentionS,
+				clock: settings.clock,
 				// Queued registrations rest in Redis for up to a day: their secrets are sealed like a stored tool's.
 				secretBox: this.redis
 					? secretBoxOf(settings.secrets, message => this.logger.warn(message))
@@ -258,13 +270,15 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 			});
 			this.lastWorkSignal = 0;
 			this.callbacksStopped = new AbortController();
+			this.callbacksInFlight = new Set();
 			this.checkExecutionPayload = this.broker.validator!.compile(
 				EXECUTION_PAYLOAD_PARAMS
 			) as TaskSubmissionLocals["checkExecutionPayload"];
 		},
 
-		stopped(this: SubmissionThis) {
+		async stopped(this: SubmissionThis) {
 			this.callbacksStopped.abort();
+			await Promise.all(this.callbacksInFlight);
 		}
 	};
 	return mixin as Partial<ServiceSchema>;

@@ -260,15 +260,20 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 
 		created(this: WorkersThis) {
 			this.sampledQueues = new Set();
-			this.workers = new TaskWorkers(this.taskQueue, this.settings.tasks, {
-				// SIGTERM: the broker is stopping as soon as it stops accepting requests, well before
-				// services' `stopped`; from then on no task is claimed, those in hand finish.
-				canClaim: () => !this.broker.stopping,
-				handle: lease => this.handleTask(lease),
-				// Their task_failed frames were recorded by the reap itself.
-				onReaped: async ({ dead_lettered }) => dead_lettered.forEach(task => this.settle(task)),
-				onError: (message, err) => this.logger.warn(message, err)
-			});
+			this.workers = new TaskWorkers(
+				this.taskQueue,
+				this.settings.tasks,
+				{
+					// SIGTERM: the broker is stopping as soon as it stops accepting requests, well before
+					// services' `stopped`; from then on no task is claimed, those in hand finish.
+					canClaim: () => !this.broker.stopping,
+					handle: lease => this.handleTask(lease),
+					// Their task_failed frames were recorded by the reap itself.
+					onReaped: async ({ dead_lettered }) => dead_lettered.forEach(task => this.settle(task)),
+					onError: (message, err) => this.logger.warn(message, err)
+				},
+				this.settings.clock
+			);
 		},
 
 		started(this: WorkersThis) {

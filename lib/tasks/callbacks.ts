@@ -1,4 +1,5 @@
 import { createHmac } from "crypto";
+import { systemClock, type Clock } from "../clock";
 import { guardedRequest, OutboundRefused } from "../outbound/guarded-fetch";
 
 export interface CallbackOptions {
@@ -10,6 +11,8 @@ export interface CallbackOptions {
 	timeoutMs: number;
 	/** Ends the attempts, the one under way included. */
 	signal?: AbortSignal;
+	/** Times the backoff between attempts; the system clock unless given. */
+	clock?: Clock;
 }
 
 /**
@@ -25,12 +28,12 @@ export function signCallback(
 	return `t=${timestamp},v1=${digest}`;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
+const sleep = (clock: Clock, ms: number, signal?: AbortSignal) =>
 	new Promise<void>(resolve => {
-		const timer = setTimeout(done, ms).unref();
+		const timer = clock.setTimeout(done, ms);
 		signal?.addEventListener("abort", done, { once: true });
 		function done() {
-			clearTimeout(timer);
+			clock.clear(timer);
 			signal?.removeEventListener("abort", done);
 			resolve();
 		}
@@ -67,7 +70,8 @@ export async function deliverCallback(
 		} catch (err) {
 			if (err instanceof OutboundRefused) return false;
 		}
-		if (attempt < options.attempts) await sleep(options.baseDelayMs * 2 ** (attempt - 1), options.signal);
+		if (attempt < options.attempts)
+			await sleep(options.clock ?? systemClock, options.baseDelayMs * 2 ** (attempt - 1), options.signal);
 	}
 	return false;
 }

@@ -1,6 +1,6 @@
-import { setTimeout as delay } from "node:timers/promises";
 import { BACKENDS } from "../support/backends";
-import { eventually } from "../support/eventually";
+import { eventually, until } from "../support/eventually";
+import { ManualClock } from "../support/manual-clock";
 import { startNode, type TestNode } from "../support/node";
 import {
 	CALLBACKS,
@@ -22,6 +22,7 @@ import {
 	recorded,
 	occupyWorker,
 	callbacksTo,
+	callbacksUnderWay,
 	expectSigned,
 	useStandIns,
 	useTasksNode
@@ -162,7 +163,7 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			expect(task).toMatchObject({ status: "failed", attempts: 1, error: { type: "tool_error" } });
 			expect((task.error as { message: string }).message).toMatch(/import/);
 			expect(task.result).toBeUndefined();
-			await delay(300);
+			// "failed" is final: a retried attempt would have put it back to "pending" instead.
 			expect((await read(node, tenant, taskId)).body).toMatchObject({ status: "failed", attempts: 1 });
 			const stats = await call(node, "GET", `/tools/${calculatorId}/stats`, tenant);
 			expect(stats.body.calls).toBe(1);
@@ -180,7 +181,7 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 				error: { type: "upstream_error", message: "upstream answered 503" }
 			});
 			expect(task.result).toBeUndefined();
-			await delay(300);
+			// Each attempt's request came before its outcome, and "failed" is final: no attempt is left.
 			expect(hitsOn(path)).toBe(TASKS.maxRetries + 1);
 		});
 
@@ -214,7 +215,8 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			expect(JSON.parse(delivery.body)).toEqual(task);
 			expect(task).toMatchObject({ callback_url: upstreamUrl(hook), result: { value: 5 } });
 			expectSigned(delivery);
-			await delay(300);
+			// Delivered: nothing is under way that could POST it again.
+			await until("the callback delivery to end", () => callbacksUnderWay(node) === 0, 5000);
 			expect(callbacksTo(hook)).toHaveLength(1);
 		});
 
@@ -252,7 +254,7 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 				});
 				expectSigned(delivery);
 			}
-			await delay(400);
+			await until("the callback delivery to end", () => callbacksUnderWay(node) === 0, 5000);
 			expect(callbacksTo(hook)).toHaveLength(3);
 		});
 
@@ -263,7 +265,9 @@ describe.each(BACKENDS)("tasks API on the $name backend", ({ redisUrl }) => {
 			const taskId = await accepted(node, tenant, calculation("2+3", { callback_url: callbackUrl }));
 			const task = await waitFor(node, tenant, taskId);
 			expect(task).toMatchObject({ status: "completed", result: { value: 5 }, callback_url: callbackUrl });
-			await delay(500);
+			// The one worker finished that task, its callback started, before it took the next one.
+			await waitFor(node, tenant, await accepted(node, tenant, calculation("1+1")), "completed");
+			await until("the callback delivery to end", () => callbacksUnderWay(node) === 0, 5000);
 			expect(victim.connections - before).toBe(0);
 			expect((await read(node, tenant, taskId)).body.status).toBe("completed");
 		});
@@ -274,19 +278,26 @@ describe("a node that stops", () => {
 	it("stops retrying the callbacks it was delivering", async () => {
 		const hook = `/down/${newKey()}`;
 		const callbacks = { ...CALLBACKS, attempts: 5, baseDelayMs: 200 };
+		const clock = new ManualClock();
 		const node = await startNode({
-			settings: { outboundAllowHosts: ["127.0.0.2"], tasks: TASKS, callbacks }
+			settings: { outboundAllowHosts: ["127.0.0.2"], tasks: TASKS, callbacks, clock }
 		});
 		try {
 			const tenant = newTenant();
-			await accepted(node, tenant, calculation("1+1", { callback_url: upstreamUrl(hook) }));
+			// The datetime tool needs no worker threads: the node runs it at once.
+			await accepted(node, tenant, {
+				payload: { tool_name: "datetime", parameters: { operation: "now" } },
+				callback_url: upstreamUrl(hook)
+			});
 			await eventually(async () => expect(callbacksTo(hook)).toHaveLength(1));
 		} finally {
 			await node.stop();
 		}
 		const afterStop = callbacksTo(hook).length;
-		// Longer than every backoff left (200 + 400 + 800 + 1600 ms): a retry would have come by now.
-		await delay(3500);
+		// The stop waited for the delivery to give up; past every backoff left (200 + 400 + 800 + 1600 ms)
+		// nothing is left to fire.
+		await clock.advance(3000);
+		expect(clock.pending).toBe(0);
 		expect(callbacksTo(hook)).toHaveLength(afterStop);
 	});
 });

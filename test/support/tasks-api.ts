@@ -229,6 +229,14 @@ export async function occupyWorker(on: TestNode, tenant: string): Promise<string
 
 export const callbacksTo = (path: string) => upstream.received.filter(r => r.path === path);
 
+/** Callback deliveries a node still has under way (an attempt or the backoff before the next). */
+export const callbacksUnderWay = (on: TestNode): number =>
+	on.broker.services.reduce(
+		(count, service) =>
+			count + ((service as { callbacksInFlight?: Set<unknown> }).callbacksInFlight?.size ?? 0),
+		0
+	);
+
 /** Checks `x-tool-registry-signature: t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>`. */
 export function expectSigned(delivery: Received, secret = CALLBACK_SECRET): void {
 	const header = delivery.headers["x-tool-registry-signature"];
