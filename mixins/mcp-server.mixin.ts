@@ -30,7 +30,7 @@ export interface McpServerLocals extends RedisLocals {
 	mcp: McpGateway;
 }
 
-type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks">> &
+type McpThis = Service<McpServerSettings & Pick<TaskSubmissionSettings, "tasks" | "clock">> &
 	McpServerLocals & { auth: GatewayAuth; reachable: DependencyWatch };
 
 /**
@@ -116,6 +116,7 @@ export function McpServerMixin(): Partial<ServiceSchema> {
 					idleSessionMs: settings.mcpReplay.ttlMs,
 					logs,
 					...settings.mcpSessions,
+					clock: settings.clock,
 					tasks: { index, pollIntervalMs, pageSize, retentionMs }
 				}
 			);

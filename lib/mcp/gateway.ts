@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "http";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { systemClock, type Clock, type ClockTimer } from "../clock";
 import { sendError } from "../error-response";
 import { forbidden, invalid, lacksScope, notFound, rateLimited } from "../errors";
 import { createAjv, toProblems } from "../json-schema";
@@ -55,6 +56,8 @@ export interface McpGatewayOptions {
 	logs: McpSessionLogs;
 	/** The `retry` hint of every SSE stream: how long a client waits before reconnecting. */
 	sseRetryMs?: number;
+	/** Times sessions' silence and the sweep of silent ones; the system clock unless given. */
+	clock?: Clock;
 	/**
 	 * The gateway listens on loopback only: refuse a Host or Origin that is not a loopback name,
 	 * so a web page whose domain was re-bound to 127.0.0.1 cannot reach the server (DNS rebinding).
@@ -148,7 +151,8 @@ function namesLoopback(value: string, isOrigin: boolean): boolean {
  */
 export class McpGateway {
 	private readonly sessions = new Map<string, Session>();
-	private readonly sweeper: NodeJS.Timeout;
+	private readonly sweeper: ClockTimer;
+	private readonly clock: Clock;
 
 	private readonly idleSessionMs: number;
 	private readonly limits: typeof DEFAULT_SESSION_LIMITS;
@@ -168,7 +172,8 @@ export class McpGateway {
 			maxSessions: options.maxSessions ?? DEFAULT_SESSION_LIMITS.maxSessions,
 			evictIdleAfterMs: options.evictIdleAfterMs ?? DEFAULT_SESSION_LIMITS.evictIdleAfterMs
 		};
-		this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleSessionMs, 60000)).unref();
+		this.clock = options.clock ?? systemClock;
+		this.sweeper = this.clock.setInterval(() => this.sweep(), Math.min(this.idleSessionMs, 60000));
 	}
 
 	get sessionCount(): number {
@@ -208,7 +213,7 @@ export class McpGateway {
 		// Another tenant's (or agent's) session is reported exactly like an unknown one.
 		if (!session || callerKey(session.meta) !== callerKey(meta)) throw notFound("MCP session");
 		session.meta = meta;
-		session.lastSeen = Date.now();
+		session.lastSeen = this.clock.now();
 		if (session.lastSeen - session.claimedAt > this.idleSessionMs / 4) {
 			session.claimedAt = session.lastSeen;
 			this.options.logs.claim(sessionId, callerKey(meta)).catch(() => undefined);
@@ -257,7 +262,7 @@ export class McpGateway {
 	/** A transport and server for session `id`; registered once initialized (or resumed). */
 	private async newSession(id: string, meta: CallerMeta, credential: string) {
 		const register = async () => {
-			const now = Date.now();
+			const now = this.clock.now();
 			this.sessions.set(id, { transport, server, meta, credential, lastSeen: now, claimedAt: now });
 			await this.options.logs.claim(id, callerKey(meta));
 		};
@@ -295,7 +300,7 @@ export class McpGateway {
 	private evictIdlest(candidates: [string, Session][]): boolean {
 		let idlest: [string, Session] | undefined;
 		for (const entry of candidates) if (!idlest || entry[1].lastSeen < idlest[1].lastSeen) idlest = entry;
-		if (!idlest || Date.now() - idlest[1].lastSeen < this.limits.evictIdleAfterMs) return false;
+		if (!idlest || this.clock.now() - idlest[1].lastSeen < this.limits.evictIdleAfterMs) return false;
 		this.sessions.delete(idlest[0]);
 		idlest[1].transport.close().catch(() => undefined);
 		return true;
@@ -309,7 +314,7 @@ export class McpGateway {
 	}
 
 	async close(): Promise<void> {
-		clearInterval(this.sweeper);
+		this.clock.clear(this.sweeper);
 		await Promise.all(
 			[...this.sessions.values()].map(session => session.transport.close().catch(() => undefined))
 		);
@@ -413,7 +418,7 @@ export class McpGateway {
 	}
 
 	private sweep(): void {
-		const cutoff = Date.now() - this.idleSessionMs;
+		const cutoff = this.clock.now() - this.idleSessionMs;
 		for (const [id, session] of this.sessions)
 			if (session.lastSeen < cutoff) {
 				this.sessions.delete(id);

@@ -1,4 +1,5 @@
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { ManualClock } from "../support/manual-clock";
 import { INITIALIZE } from "../support/mcp";
 import { http, startNode, type TestNode } from "../support/node";
 
@@ -6,6 +7,8 @@ jest.setTimeout(60000);
 
 describe("MCP session caps", () => {
 	let node: TestNode;
+	// Sessions' silence is measured on this clock: the test moves it instead of waiting.
+	const clock = new ManualClock();
 	const post = (token: string, message: unknown, session?: string) =>
 		fetch(`${node.url}/mcp`, {
 			method: "POST",
@@ -47,7 +50,10 @@ describe("MCP session caps", () => {
 
 	beforeAll(async () => {
 		node = await startNode({
-			settings: { mcpSessions: { maxSessionsPerCredential: 3, maxSessions: 5, evictIdleAfterMs: 5000 } }
+			settings: {
+				mcpSessions: { maxSessionsPerCredential: 3, maxSessions: 5, evictIdleAfterMs: 5000 },
+				clock
+			}
 		});
 	});
 
@@ -69,7 +75,7 @@ describe("MCP session caps", () => {
 		expect(sessionCount()).toBe(5);
 
 		// Once sessions have been silent long enough, the longest-silent one of the key makes room.
-		await new Promise(resolve => setTimeout(resolve, 5100));
+		await clock.advance(5001);
 		expect(await ping(a, second)).toBe(200);
 		expect(await ping(a, third)).toBe(200);
 		const fresh = await open(a);
