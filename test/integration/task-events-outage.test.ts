@@ -97,6 +97,9 @@ describeWithRedis("queued tasks through a NATS outage and a notifier restart", (
 
 	it("announces every completed task although NATS was killed and the notifier node restarted", async () => {
 		const ids: string[] = [];
+		/** Whether 20 tasks were submitted after the first `from`, and the 20th of them is completed. */
+		const ranSince = async (from: number) =>
+			ids.length >= from + 20 && (await read(ids[from + 19])).status === "completed";
 		let submitting = true;
 		const submissions = (async () => {
 			while (submitting) {
@@ -105,16 +108,20 @@ describeWithRedis("queued tasks through a NATS outage and a notifier restart", (
 			}
 		})();
 		await until("some tasks", () => ids.length >= 20, 20000);
+		const killedAt = ids.length;
 		await nats.kill();
-		await delay(4000);
+		// The outage lasts until tasks submitted during it have run: their events had no NATS to travel on.
+		await until("tasks submitted and run while NATS is down", () => ranSince(killedAt), 30000);
 		await nats.resume();
 		await until("more tasks", () => ids.length >= 60, 20000);
 		const restartFrom = ids.length;
 		await notifier!.stop();
 		notifier = null;
-		await delay(3000);
+		// Down until tasks submitted meanwhile have run: their frames wait in the outbox for the next notifier.
+		await until("tasks submitted and run while no notifier runs", () => ranSince(restartFrom), 30000);
 		notifier = await startNotifier();
-		await until("tasks after the restart", () => ids.length >= restartFrom + 20, 20000);
+		const restartedAt = ids.length;
+		await until("tasks after the restart", () => ids.length >= restartedAt + 20, 20000);
 		submitting = false;
 		await submissions;
 
