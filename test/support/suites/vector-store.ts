@@ -19,7 +19,7 @@ export function vectorStoreSuite(redisUrl: () => string | undefined): void {
 	});
 
 	afterAll(async () => {
-		redis?.disconnect();
+		await redis?.quit();
 		if (redisUrl()) await dropPrefix(redisUrl()!, prefix);
 	});
 
