@@ -1,58 +1,37 @@
-import { once } from "node:events";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-
 import Ajv2020 from "ajv/dist/2020";
 
 import { type ToolContext, ToolFailure } from "../../tools/base";
 import { ragQueryTool, ragSearchTool } from "../../tools/rag";
+import { closedPort, json, redirect, Upstream, type Reply } from "../support/upstream";
 
-/** What the stand-in orchestrator saw of one request. */
-interface Received {
-	method: string;
-	url: string;
-	headers: http.IncomingHttpHeaders;
-	body: unknown;
-}
+/** The stand-in orchestrator's answer of `status` with `payload`. */
+const answer =
+	(status: number, payload: unknown): Reply =>
+	(_req, res) =>
+		json(res, status, payload);
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-
-const json =
-	(status: number, payload: unknown): Handler =>
-	(_req, res) => {
-		res.writeHead(status, { "Content-Type": "application/json" });
-		res.end(JSON.stringify(payload));
-	};
-
-let server: http.Server;
+let upstream: Upstream;
 let baseUrl: string;
-let received: Received[];
-let handler: Handler;
+
+/** What the stand-in orchestrator saw, JSON bodies parsed. */
+const received = () =>
+	upstream.received.map(({ method, url, headers, body }) => ({
+		method,
+		url,
+		headers,
+		body: JSON.parse(body)
+	}));
 
 beforeAll(async () => {
-	server = http.createServer((req, res) => {
-		const chunks: Buffer[] = [];
-		req.on("data", (chunk: Buffer) => chunks.push(chunk));
-		req.on("end", () => {
-			const body: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-			received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
-			handler(req, res);
-		});
-	});
-	server.listen(0, "127.0.0.1");
-	await once(server, "listening");
-	baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+	upstream = await Upstream.start(answer(200, {}));
+	baseUrl = upstream.url();
 });
 
-afterAll(async () => {
-	server.closeAllConnections();
-	server.close();
-	await once(server, "close");
-});
+afterAll(() => upstream.close());
 
 beforeEach(() => {
-	received = [];
-	handler = json(200, { answer: "42", sources: [{ id: "doc-1", score: 0.9 }] });
+	upstream.received = [];
+	upstream.reply = answer(200, { answer: "42", sources: [{ id: "doc-1", score: 0.9 }] });
 });
 
 function context(env: Partial<ToolContext["env"]> = {}, timeoutMs = 2000): ToolContext {
@@ -86,8 +65,8 @@ describe("rag tools against a stand-in orchestrator", () => {
 			context()
 		);
 		expect(result).toEqual({ answer: "42", sources: [{ id: "doc-1", score: 0.9 }] });
-		expect(received).toHaveLength(1);
-		const [request] = received;
+		expect(received()).toHaveLength(1);
+		const [request] = received();
 		expect(request.method).toBe("POST");
 		expect(request.url).toBe("/api/v1/rag/query");
 		expect(request.headers.authorization).toBe("Bearer svc-secret");
@@ -103,8 +82,13 @@ describe("rag tools against a stand-in orchestrator", () => {
 
 	it("rag_search uses the search path and fills collection_id and top_k from config", async () => {
 		await ragSearchTool.execute({ query: "invoices" }, { collection_id: "c-9", top_k: 7 }, context());
-		expect(received[0].url).toBe("/api/v1/rag/search");
-		expect(received[0].body).toEqual({ tenant_id: "t1", query: "invoices", collection_id: "c-9", top_k: 7 });
+		expect(received()[0].url).toBe("/api/v1/rag/search");
+		expect(received()[0].body).toEqual({
+			tenant_id: "t1",
+			query: "invoices",
+			collection_id: "c-9",
+			top_k: 7
+		});
 	});
 
 	it("prefers the parameters over config and never lets them change the tenant", async () => {
@@ -113,8 +97,8 @@ describe("rag tools against a stand-in orchestrator", () => {
 			{ collection_id: "default", top_k: 7 },
 			context()
 		);
-		expect(received[0].body).toEqual({ tenant_id: "t1", query: "q", collection_id: "mine", top_k: 2 });
-		expect(received[0].headers["x-tenant-id"]).toBe("t1");
+		expect(received()[0].body).toEqual({ tenant_id: "t1", query: "q", collection_id: "mine", top_k: 2 });
+		expect(received()[0].headers["x-tenant-id"]).toBe("t1");
 	});
 
 	it("uses a custom endpoint from config, under an orchestrator URL with a path and a slash", async () => {
@@ -123,12 +107,12 @@ describe("rag tools against a stand-in orchestrator", () => {
 			{ endpoint: "/v2/rag/ask" },
 			context({ orchestrator_url: `${baseUrl}/orchestrator/` })
 		);
-		expect(received[0].url).toBe("/orchestrator/v2/rag/ask");
+		expect(received()[0].url).toBe("/orchestrator/v2/rag/ask");
 	});
 
 	it("keeps an endpoint that looks like a host on the orchestrator", async () => {
 		await ragQueryTool.execute({ query: "q" }, { endpoint: "//evil.example/steal" }, context());
-		expect(received[0].url).toBe("//evil.example/steal");
+		expect(received()[0].url).toBe("//evil.example/steal");
 	});
 
 	it("refuses an endpoint that is not a path, even in a config that skipped validation", async () => {
@@ -137,7 +121,7 @@ describe("rag tools against a stand-in orchestrator", () => {
 			expect(err.type).toBe("tool_error");
 			expect(err.message).toMatch(/config.endpoint must be a path/);
 		}
-		expect(received).toHaveLength(0);
+		expect(received()).toHaveLength(0);
 	});
 
 	it("refuses an endpoint with dot segments, which could leave the orchestrator's base path", async () => {
@@ -149,29 +133,29 @@ describe("rag tools against a stand-in orchestrator", () => {
 			expect(err.type).toBe("tool_error");
 			expect(err.message).toMatch(/config.endpoint must stay under ORCHESTRATOR_URL/);
 		}
-		expect(received).toHaveLength(0);
+		expect(received()).toHaveLength(0);
 	});
 
 	it("sends no Authorization header when no service token is set", async () => {
 		await ragQueryTool.execute({ query: "q" }, {}, context({ service_token: undefined }));
-		expect(received[0].headers.authorization).toBeUndefined();
-		expect(received[0].headers["x-tenant-id"]).toBe("t1");
+		expect(received()[0].headers.authorization).toBeUndefined();
+		expect(received()[0].headers["x-tenant-id"]).toBe("t1");
 	});
 
 	it("wraps a response that is not an object", async () => {
-		handler = json(200, [{ id: "doc-1" }]);
+		upstream.reply = answer(200, [{ id: "doc-1" }]);
 		expect(await ragSearchTool.execute({ query: "q" }, {}, context())).toEqual({ data: [{ id: "doc-1" }] });
 	});
 
 	it("reports an upstream 500 as upstream_error", async () => {
-		handler = json(500, { error: "boom" });
+		upstream.reply = answer(500, { error: "boom" });
 		const err = await failure(ragQueryTool.execute({ query: "q" }, {}, context()));
 		expect(err.type).toBe("upstream_error");
 		expect(err.message).toBe("orchestrator answered 500");
 	});
 
 	it("reports invalid JSON as upstream_error", async () => {
-		handler = (_req, res) => {
+		upstream.reply = (_req, res) => {
 			res.writeHead(200, { "Content-Type": "application/json" });
 			res.end("{not json");
 		};
@@ -181,7 +165,7 @@ describe("rag tools against a stand-in orchestrator", () => {
 	});
 
 	it("refuses a response larger than 5 MiB", async () => {
-		handler = (_req, res) => {
+		upstream.reply = (_req, res) => {
 			res.writeHead(200, { "Content-Type": "application/json" });
 			// Chunked (no Content-Length), so the cap on the bytes read is what stops it.
 			const chunk = "x".repeat(1024 * 1024);
@@ -195,7 +179,7 @@ describe("rag tools against a stand-in orchestrator", () => {
 	});
 
 	it("reports a slow orchestrator as timeout", async () => {
-		handler = () => undefined; // never answers
+		upstream.reply = () => undefined; // never answers
 		const started = Date.now();
 		const err = await failure(ragQueryTool.execute({ query: "q" }, {}, context({}, 200)));
 		expect(err.type).toBe("timeout");
@@ -204,19 +188,14 @@ describe("rag tools against a stand-in orchestrator", () => {
 	});
 
 	it("times out on its own deadline even if the caller's signal never aborts", async () => {
-		handler = () => undefined;
+		upstream.reply = () => undefined;
 		const ctx = { ...context({}, 200), signal: new AbortController().signal };
 		const err = await failure(ragSearchTool.execute({ query: "q" }, {}, ctx));
 		expect(err.type).toBe("timeout");
 	});
 
 	it("reports a refused connection as upstream_error", async () => {
-		const closed = http.createServer();
-		closed.listen(0, "127.0.0.1");
-		await once(closed, "listening");
-		const port = (closed.address() as AddressInfo).port;
-		closed.close();
-		await once(closed, "close");
+		const port = await closedPort();
 		const err = await failure(
 			ragQueryTool.execute({ query: "q" }, {}, context({ orchestrator_url: `http://127.0.0.1:${port}` }))
 		);
@@ -225,13 +204,10 @@ describe("rag tools against a stand-in orchestrator", () => {
 	});
 
 	it("does not follow a redirect with the service token", async () => {
-		handler = (_req, res) => {
-			res.writeHead(307, { Location: "http://127.0.0.2:1/elsewhere" });
-			res.end();
-		};
+		upstream.reply = (_req, res) => redirect(res, 307, "http://127.0.0.2:1/elsewhere");
 		const err = await failure(ragQueryTool.execute({ query: "q" }, {}, context()));
 		expect(err.type).toBe("upstream_error");
-		expect(received).toHaveLength(1);
+		expect(received()).toHaveLength(1);
 	});
 
 	it("reports a missing ORCHESTRATOR_URL as tool_error without calling anything", async () => {
@@ -239,7 +215,7 @@ describe("rag tools against a stand-in orchestrator", () => {
 		const err = await failure(ragQueryTool.execute({ query: "q" }, {}, ctx));
 		expect(err.type).toBe("tool_error");
 		expect(err.message).toBe("ORCHESTRATOR_URL is not configured");
-		expect(received).toHaveLength(0);
+		expect(received()).toHaveLength(0);
 	});
 });
 

@@ -1,5 +1,3 @@
-import http, { type IncomingHttpHeaders } from "http";
-import type { AddressInfo } from "net";
 import { randomBytes } from "crypto";
 import Redis from "ioredis";
 import { RedisSourceStore } from "../../lib/store/redis-source-store";
@@ -9,28 +7,22 @@ import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends
 import { eventually } from "../support/eventually";
 import { http as rest, startNode, type TestNode } from "../support/node";
 import { everyValue } from "../support/redis-keys";
+import { json, Upstream } from "../support/upstream";
 
 const REDIS_URL = process.env.TEST_REDIS_URL!;
 
 describeWithRedis("secrets at rest in Redis", () => {
 	let node: TestNode;
-	let upstream: http.Server;
+	let upstream: Upstream;
 	let upstreamUrl: string;
 	let redis: Redis;
-	const seen: IncomingHttpHeaders[] = [];
 	const prefix = uniquePrefix();
 	const call = (method: string, path: string, tenant: string, body?: unknown) =>
 		rest(node.url, method, `/api/v1${path}`, { tenant, body });
 
 	beforeAll(async () => {
-		upstream = http.createServer((req, res) => {
-			seen.push(req.headers);
-			res.setHeader("Content-Type", "application/json");
-			res.end(JSON.stringify({ ok: true }));
-		});
-		upstream.listen(0, "127.0.0.1");
-		await new Promise(resolve => upstream.once("listening", resolve));
-		upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+		upstream = await Upstream.start((_req, res) => json(res, 200, { ok: true }));
+		upstreamUrl = upstream.url();
 		redis = new Redis(REDIS_URL);
 		node = await startNode({
 			redisUrl: REDIS_URL,
@@ -42,8 +34,7 @@ describeWithRedis("secrets at rest in Redis", () => {
 	afterAll(async () => {
 		await node.stop();
 		await redis.quit();
-		upstream.closeAllConnections();
-		await new Promise(resolve => upstream.close(resolve));
+		await upstream.close();
 		await dropPrefix(REDIS_URL, prefix);
 	});
 
@@ -86,7 +77,7 @@ describeWithRedis("secrets at rest in Redis", () => {
 			});
 			expect([ran.status, ran.body.status]).toEqual([200, "completed"]);
 		});
-		expect(seen.some(headers => headers["x-api-key"] === secrets[0])).toBe(true);
+		expect(upstream.received.some(req => req.headers["x-api-key"] === secrets[0])).toBe(true);
 
 		const values = await everyValue(redis, prefix);
 		expect(values.length).toBeGreaterThan(10);
