@@ -1,11 +1,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { eventually } from "../support/eventually";
+import { registryMcpClient } from "../support/mcp";
 import { countingServer } from "../support/mcp-upstream";
-import { http as rest, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { http as rest, startNode, type TestNode } from "../support/node";
 
 /**
  * A real HTTP API on 127.0.0.1 (allowed) that serves its own OpenAPI document, imported as a source;
@@ -200,12 +199,7 @@ describe("an OpenAPI document imported as a tool source", () => {
 		expect(found.body.items.map((item: { tool: { name: string } }) => item.tool.name)).toContain(
 			"pets__getPet"
 		);
-		const client = new Client({ name: "agent", version: "1.0.0" });
-		await client.connect(
-			new StreamableHTTPClientTransport(new URL(`${node.url}/mcp`), {
-				requestInit: { headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "x-tenant-id": TENANT } }
-			})
-		);
+		const client = await registryMcpClient(node.url, TENANT);
 		try {
 			const { tools } = await client.listTools();
 			expect(tools.find(tool => tool.name === "pets__getPet")).toMatchObject({ description: "Read one pet" });
