@@ -124,7 +124,7 @@ const PHRASES = [
 ];
 
 /** mulberry32: a small seeded PRNG. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
 	let state = seed >>> 0;
 	return () => {
 		state = (state + 0x6d2b79f5) >>> 0;
