@@ -25,4 +25,5 @@ export const toolFor = (type: string): BaseTool | undefined =>
 	Object.prototype.hasOwnProperty.call(toolTypes, type) ? toolTypes[type] : undefined;
 
 /** Types whose definition is not enough: their API must answer a probe before they run. */
-export const needsProbe = (type: unknown): boolean => typeof type === "string" && Boolean(toolFor(type)?.probe);
+export const needsProbe = (type: unknown): boolean =>
+	typeof type === "string" && Boolean(toolFor(type)?.probe);
