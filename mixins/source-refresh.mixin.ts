@@ -94,7 +94,8 @@ export function SourceRefreshMixin(): Partial<ServiceSchema> {
 							.then(tool => (tool.tenant_id === tenantId ? tool : null))
 							.catch(orNull),
 					register: definition => call<StoredTool>("registry.register", definition as unknown as JsonObject),
-					update: (id, definition) => call<StoredTool>("registry.update", { id, ...definition }),
+					update: (id, definition, expectedVersion) =>
+						call<StoredTool>("registry.update", { id, ...definition, expected_version: expectedVersion }),
 					setStatus: (id, status) => call<StoredTool>("registry.setStatus", { id, status }),
 					recordHealth: (id, health) => call<StoredTool>("registry.recordHealth", { id, health })
 				};
