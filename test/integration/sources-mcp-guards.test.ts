@@ -271,6 +271,14 @@ describe("keeping a source current without being told", () => {
 			after.definition_hash,
 			before.definition_hash
 		]);
+		// An agent pinned to what it was shown is refused until it looks again.
+		const pinned = await api(periodic, "POST", "/api/v1/internal/execute", {
+			tool_name: "periodic__probe",
+			parameters: {},
+			expected_hash: before.definition_hash
+		});
+		expect(pinned.status).toBe(409);
+		expect(pinned.body).toMatchObject({ type: "DEFINITION_CHANGED" });
 	});
 
 	it("probes an unreachable server with doubling waits, reports it in the metrics, and heals by itself", async () => {
