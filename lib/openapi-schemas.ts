@@ -255,11 +255,12 @@ export const RESPONSE_SCHEMAS = {
 					score: { type: "number" },
 					health: {
 						type: "object",
-						properties: { state: { enum: ["unknown", "healthy", "unreachable"] } },
+						description: "absent when the tool is healthy",
+						properties: { state: { enum: ["unknown", "unreachable"] } },
 						required: ["state"]
 					}
 				},
-				required: ["id", "name", "description", "type", "score", "health"]
+				required: ["id", "name", "description", "type", "score"]
 			}),
 			{
 				type: "object",

@@ -40,7 +40,7 @@ import { config } from "../lib/config";
 /** The gateway's own settings, and the moleculer-web settings it sets (typed by moleculer-web). */
 interface GatewaySettings extends Pick<
 	ApiSettingsSchema,
-	"routes" | "log4XXResponses" | "logRequest" | "logResponse" | "onError"
+	"routes" | "log4XXResponses" | "logRequest" | "logResponse" | "logRequestParams" | "onError"
 > {
 	/** moleculer-web calls it for every request's root call (its types know only the object form). */
 	rootCallOptions: typeof rootCallOptions;
@@ -177,6 +177,8 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		// moleculer-web builds (and colours) these lines on every request even when their level is off.
 		logRequest: DEBUG_LOGGING ? "debug" : null,
 		logResponse: DEBUG_LOGGING ? "debug" : null,
+		// moleculer-web would log every request's params at debug: tool configs and source headers hold secrets.
+		logRequestParams: null,
 
 		routes: [
 			{

@@ -3,47 +3,34 @@ import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { secretBoxOf, secretsKeySettings, type SecretsKeySettings } from "../lib/secret-box";
 import { ResealMixin } from "../mixins/reseal.mixin";
+import {
+	SourceRefreshMixin,
+	type SourceRefreshLocals,
+	type SourceRefreshMethods,
+	type SourceRefreshSettings
+} from "../mixins/source-refresh.mixin";
 import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } from "../mixins/audit.mixin";
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { config } from "../lib/config";
 import { forbidden, invalid, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { METRICS } from "../lib/metrics/names";
 import { maskSecrets } from "../lib/secrets";
 import { MemorySourceStore } from "../lib/store/memory-source-store";
 import { RedisSourceStore } from "../lib/store/redis-source-store";
-import type { SourceStore } from "../lib/store/source-store";
 import { McpConnection, type RemoteCallOutcome } from "../lib/sources/mcp-connection";
-import {
-	reconcile,
-	type OfferedTool,
-	type ReconcileSummary,
-	type SourceRegistry
-} from "../lib/sources/reconcile";
-import { offeredTools, SourceUnavailable } from "../lib/sources/offered-tools";
+import type { OfferedTool } from "../lib/sources/reconcile";
+import { SourceUnavailable } from "../lib/sources/offered-tools";
 import { SOURCE_NAME_PATTERN } from "../lib/sources/tool-names";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { ToolFailure } from "../tools/base";
-import type { CallerMeta, JsonObject, SourceType, StoredTool, ToolSource } from "../types/wire";
+import type { CallerMeta, JsonObject, SourceType, ToolSource } from "../types/wire";
 
-interface SourcesOwnSettings {
+interface SourcesOwnSettings extends SourceRefreshSettings {
 	/** SECRETS_KEY and the earlier keys: header values are sealed with them in Redis. */
 	secrets: SecretsKeySettings;
 	$secureSettings: string[];
-	/** OUTBOUND_ALLOW_HOSTS: hosts or CIDRs sources may reach although private. */
-	outboundAllowHosts: string[];
-	/** How often a healthy source's tool list is read again (besides `tools/list_changed`). */
-	refreshIntervalMs: number;
-	/** First wait before probing an unreachable source again; doubles after each failure. */
-	probeBaseMs: number;
-	/** Longest wait between probes of an unreachable source. */
-	probeMaxMs: number;
 	/** How often due refreshes and probes are looked for. */
 	tickMs: number;
-	/** Bounds connecting to a source and each listing request. */
-	connectTimeoutMs: number;
-	/** Largest OpenAPI document fetched from a URL. */
-	maxSpecBytes: number;
 	/** Circuit breaker and concurrency bound of each MCP source's pooled client. */
 	guards: ToolGuardOptions;
 }
@@ -51,30 +38,17 @@ interface SourcesOwnSettings {
 /** Besides its own, the service reads what RedisMixin and AuditMixin set. */
 export type SourcesSettings = SourcesOwnSettings & RedisSettings & AuditSettings;
 
-interface SourcesMethods extends TenantScopeMethods, AuditMethods {
+interface SourcesMethods extends TenantScopeMethods, AuditMethods, SourceRefreshMethods {
 	present(source: ToolSource): JsonObject;
 	findVisible(tenantId: string, id: string): Promise<ToolSource>;
 	findWritable(tenantId: string, id: string): Promise<ToolSource>;
 	connectionOf(source: Pick<ToolSource, "id" | "url" | "headers">): McpConnection;
 	closeConnection(id: string): Promise<void>;
-	registryFor(tenantId: string): SourceRegistry;
-	refresh(
-		id: string,
-		listed?: OfferedTool[]
-	): Promise<{ source: ToolSource; summary: ReconcileSummary | null }>;
-	scheduleRefresh(id: string): void;
-	shareHealth(source: ToolSource): Promise<void>;
-	refreshDue(): Promise<void>;
-	sampleMetrics(): Promise<void>;
 }
 
-interface SourcesLocals extends RedisLocals, AuditLocals {
-	store: SourceStore;
+interface SourcesLocals extends RedisLocals, AuditLocals, SourceRefreshLocals {
 	connections: Map<string, McpConnection>;
 	guards: ToolGuards;
-	/** Refresh in progress per source, and whether another was asked for meanwhile. */
-	refreshing: Map<string, Promise<{ source: ToolSource; summary: ReconcileSummary | null }>>;
-	refreshAgain: Set<string>;
 	ticker: NodeJS.Timeout | null;
 	ticking: Promise<void> | null;
 	/** Set when the service stops: a registry that appears afterwards starts nothing here. */
@@ -96,10 +70,6 @@ interface CreateParams {
 
 const HTTP_URL = { type: "url", max: 2048, optional: true };
 
-/** Wait before the next probe of a source that failed `failures` times in a row. */
-const backoff = (failures: number, baseMs: number, maxMs: number) =>
-	Math.min(baseMs * 2 ** Math.max(0, failures - 1), maxMs);
-
 /**
  * Tool sources: remote MCP servers and OpenAPI documents whose tools are kept in the catalog.
  * The registry stores the tools; this service decides which exist, keeps them current (refresh on
@@ -110,6 +80,7 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 	name: "sources",
 	mixins: [
 		ResealMixin("sources"),
+		SourceRefreshMixin(),
 		AuditMixin(),
 		RedisMixin(),
 		TenantScopeMixin(),
@@ -194,12 +165,7 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 				// An MCP server that does not answer yet is stored, unreachable, and probed with backoff.
 				let offered: OfferedTool[] | undefined;
 				try {
-					offered = await offeredTools(source, {
-						connection: type === "mcp" ? this.connectionOf(source) : undefined,
-						allowHosts: this.settings.outboundAllowHosts,
-						timeoutMs: this.settings.connectTimeoutMs,
-						maxSpecBytes: this.settings.maxSpecBytes
-					});
+					offered = await this.offerOf(source);
 				} catch (err) {
 					if (!(err instanceof SourceUnavailable) || dry_run || type !== "mcp") {
 						await this.closeConnection(source.id);
@@ -321,6 +287,7 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 					// The breaker counts only the server's failures; a tool's own errors are results.
 					return await this.guards.run(source.id, async () => {
 						const outcome = await connection.callTool(remote_name, args, timeout_ms);
+						if (!outcome.ok && outcome.type === "upstream_error") this.noticeUnreachable(source);
 						if (!outcome.ok && outcome.type !== "tool_error")
 							throw new ToolFailure(outcome.type, outcome.message);
 						return outcome;
@@ -386,159 +353,6 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 			const connection = this.connections.get(id);
 			this.connections.delete(id);
 			await connection?.close();
-		},
-
-		registryFor(this: SourcesThis, tenantId: string): SourceRegistry {
-			const opts = { meta: { tenant_id: tenantId } };
-			const call = <T>(action: string, params: JsonObject) =>
-				this.broker.call<T, JsonObject>(action, params, opts);
-			const orNull = (err: unknown) => {
-				if ((err as { code?: number }).code === 404) return null;
-				throw err;
-			};
-			return {
-				get: id => call<StoredTool>("registry.resolve", { tool_id: id }).catch(orNull),
-				findByName: name =>
-					call<StoredTool>("registry.resolve", { tool_name: name })
-						.then(tool => (tool.tenant_id === tenantId ? tool : null))
-						.catch(orNull),
-				register: definition => call<StoredTool>("registry.register", definition as unknown as JsonObject),
-				update: (id, definition) => call<StoredTool>("registry.update", { id, ...definition }),
-				setStatus: (id, status) => call<StoredTool>("registry.setStatus", { id, status }),
-				recordHealth: (id, health) => call<StoredTool>("registry.recordHealth", { id, health })
-			};
-		},
-
-		/**
-		 * Reads what the source offers and reconciles its tools. One refresh per source at a time on
-		 * this node; one asked for meanwhile runs once more after it.
-		 */
-		refresh(this: SourcesThis, id: string, listed?: OfferedTool[]) {
-			const running = this.refreshing.get(id);
-			if (running) {
-				this.refreshAgain.add(id);
-				return running;
-			}
-			const run = async (): Promise<{ source: ToolSource; summary: ReconcileSummary | null }> => {
-				const source = await this.store.get(id);
-				if (!source) throw notFound("Source", id);
-				const now = Date.now();
-				let offered: OfferedTool[];
-				try {
-					offered =
-						listed ??
-						(await offeredTools(source, {
-							connection: source.type === "mcp" ? this.connectionOf(source) : undefined,
-							allowHosts: this.settings.outboundAllowHosts,
-							timeoutMs: this.settings.connectTimeoutMs,
-							maxSpecBytes: this.settings.maxSpecBytes
-						}));
-				} catch (err) {
-					const failures = source.health.failures + 1;
-					const wait = backoff(failures, this.settings.probeBaseMs, this.settings.probeMaxMs);
-					const message = (err as Error).message;
-					this.logger.info(`Source '${source.name}' (${id}) is unreachable: ${message}`);
-					const updated = await this.store.update(id, current => ({
-						...current,
-						health: {
-							state: "unreachable",
-							checked_at: new Date(now).toISOString(),
-							next_check_at: new Date(now + wait).toISOString(),
-							error: message,
-							failures
-						},
-						next_refresh_at: new Date(now + wait).toISOString()
-					}));
-					if (!updated) throw notFound("Source", id);
-					await this.shareHealth(updated);
-					return { source: updated, summary: null };
-				}
-				const { summary, tools, removed } = await reconcile(
-					source,
-					offered,
-					this.registryFor(source.tenant_id)
-				);
-				const next = new Date(now + this.settings.refreshIntervalMs).toISOString();
-				const updated = await this.store.update(id, current => ({
-					...current,
-					tools,
-					removed,
-					tool_count: offered.length,
-					health: {
-						state: "healthy",
-						checked_at: new Date(now).toISOString(),
-						next_check_at: next,
-						failures: 0
-					},
-					last_refresh_at: new Date(now).toISOString(),
-					next_refresh_at: next,
-					updated_at: new Date(now).toISOString()
-				}));
-				if (!updated) throw notFound("Source", id);
-				await this.shareHealth(updated);
-				return { source: updated, summary };
-			};
-			const promise = run().finally(() => {
-				this.refreshing.delete(id);
-				if (this.refreshAgain.delete(id)) this.scheduleRefresh(id);
-			});
-			this.refreshing.set(id, promise);
-			return promise;
-		},
-
-		/** The source's tools take its health: an unreachable server leaves them `unreachable`. */
-		async shareHealth(this: SourcesThis, source: ToolSource) {
-			const { state, checked_at, next_check_at, error } = source.health;
-			const health = { state, checked_at, ...(state === "unreachable" ? { next_check_at, error } : {}) };
-			const registry = this.registryFor(source.tenant_id);
-			const removed = new Set(source.removed);
-			for (const [key, id] of Object.entries(source.tools)) {
-				if (removed.has(key)) continue;
-				const tool = await registry.get(id);
-				// A healthy tool stays as it is; an unreachable one learns when the source is probed next.
-				if (tool && (tool.health?.state !== state || state === "unreachable"))
-					await registry
-						.recordHealth(id, health)
-						.catch(err => this.logger.warn(`Health of tool ${id} not recorded`, err));
-			}
-		},
-
-		scheduleRefresh(this: SourcesThis, id: string) {
-			this.refresh(id).catch(err => this.logger.warn(`Refresh of source ${id} failed`, err));
-		},
-
-		/**
-		 * Refreshes the sources whose time has come. A node claims a refresh by moving its time
-		 * forward in the store first, so in a cluster one node does each.
-		 */
-		async refreshDue(this: SourcesThis) {
-			for (const id of await this.store.ids()) {
-				const now = Date.now();
-				const source = await this.store.get(id);
-				if (!source || Date.parse(source.next_refresh_at) > now) continue;
-				const seen = source.next_refresh_at;
-				const claim = new Date(now + this.settings.refreshIntervalMs).toISOString();
-				const claimed = await this.store.update(id, current =>
-					current.next_refresh_at === seen ? { ...current, next_refresh_at: claim } : current
-				);
-				if (claimed?.next_refresh_at === claim) this.scheduleRefresh(id);
-			}
-		},
-
-		async sampleMetrics(this: SourcesThis) {
-			for (const id of await this.store.ids()) {
-				const source = await this.store.get(id);
-				if (!source) continue;
-				const labels = { tenant: source.tenant_id, source: source.name };
-				this.broker.metrics.set(METRICS.sourceHealthy, source.health.state === "unreachable" ? 0 : 1, labels);
-				this.broker.metrics.set(METRICS.sourceTools, source.tool_count, labels);
-				if (source.last_refresh_at)
-					this.broker.metrics.set(
-						METRICS.sourceLastRefresh,
-						Date.parse(source.last_refresh_at) / 1000,
-						labels
-					);
-			}
 		}
 	},
 

@@ -23,3 +23,7 @@ export const toolTypes: Readonly<Record<string, BaseTool>> = Object.freeze(
 
 export const toolFor = (type: string): BaseTool | undefined =>
 	Object.prototype.hasOwnProperty.call(toolTypes, type) ? toolTypes[type] : undefined;
+
+/** Types whose definition is not enough: their API must answer a probe before they run. */
+export const needsProbe = (type: unknown): boolean =>
+	typeof type === "string" && Boolean(toolFor(type)?.probe);

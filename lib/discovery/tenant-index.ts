@@ -1,10 +1,11 @@
 import { LRUCache } from "lru-cache";
-import MiniSearch from "minisearch";
 import type { StoredTool } from "../../types/wire";
 import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
 import { reciprocalRankFusion, weightedFusion, type Fused, type Ranked } from "./fusion";
+import { LexicalIndex } from "./lexical-index";
 import { parameterText, processTerm, tagsOf, tokenize } from "./text";
-import { cosine, type QuantizedVector } from "./vectors";
+import { VectorMatrix } from "./vector-matrix";
+import type { QuantizedVector } from "./vectors";
 
 export type DiscoverMode = "hybrid" | "lexical" | "semantic";
 export type Match = Fused["match"];
@@ -48,51 +49,56 @@ const CACHED_PLACES = 200;
  */
 const LEXICAL_WEIGHT = 0.4;
 
+/** The order of tools listed without a query: `localeCompare`'s, with one collator for every comparison. */
+const byName = new Intl.Collator().compare;
+
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
 	tool.permissions.agents.includes(ANY_AGENT) ||
 	(agentId !== null && tool.permissions.agents.includes(agentId));
 
 interface Entry {
 	tool: StoredTool;
-	/** Absent until computed (or read from the store): the tool is ranked lexically meanwhile. */
-	vector?: QuantizedVector;
+	/** Where the tool's terms and vector are kept. */
+	slot: number;
+	/** Upsert order: ties rank the tool indexed earlier first. */
+	order: number;
 }
 
 /**
  * The tools one tenant can discover (its own plus the global ones), ranked by words (BM25 over name,
- * description, tags and parameters, stemmed, prefix and fuzzy matching: MiniSearch) and by meaning
- * (cosine of sentence embeddings), fused. Permission, status, type, tag and health filters run before
- * either ranking and before the limit, so a tool the agent may not use never takes a place in the results.
+ * description, tags and parameters, stemmed, prefix and fuzzy matching: `LexicalIndex`) and by meaning
+ * (cosine of sentence embeddings: `VectorMatrix`), fused. Permission, status, type, tag and health
+ * filters run inside both rankings, before the limit, so a tool the agent may not use never takes a
+ * place in the results.
  */
 export class TenantIndex {
 	private readonly entries = new Map<string, Entry>();
+	/** Entries by slot; freed slots are reused. */
+	private readonly slots: (Entry | undefined)[] = [];
+	private readonly freeSlots: number[] = [];
+	private upserts = 0;
 	/** Tool ids by definition hash: a vector computed for a hash serves each of them. */
 	private readonly byHash = new Map<string, Set<string>>();
 	/** Names of the tenant's own tools: a global tool of the same name is shadowed by it. */
 	private readonly ownNames = new Map<string, string>();
 	/**
 	 * Finished rankings by query, mode and filters. Agents repeat their questions, and ranking is the
-	 * whole cost of a discovery (BM25 over every tool that shares a word with the query, plus a cosine
-	 * per tool): any change to the tenant's tools or vectors empties it.
+	 * whole cost of a discovery: any change to the tenant's tools or vectors empties it.
 	 */
 	private readonly rankings = new LRUCache<string, Fused[]>({ max: CACHED_RANKINGS });
-	private readonly search = new MiniSearch<StoredTool>({
-		fields: ["name", "description", "tags", "parameters"],
-		extractField: (tool, field) =>
-			field === "tags"
-				? tagsOf(tool).join(" ")
-				: field === "parameters"
-					? parameterText(tool)
-					: String((tool as never)[field] ?? ""),
+	/** Every tool by name, for requests without a query; rebuilt after any change. */
+	private byName: StoredTool[] | null = null;
+	private readonly lexical = new LexicalIndex<StoredTool>({
+		fields: [
+			{ boost: 3, text: tool => tool.name },
+			{ boost: 1, text: tool => tool.description ?? "" },
+			{ boost: 2, text: tool => tagsOf(tool).join(" ") },
+			{ boost: 0.25, text: parameterText }
+		],
 		tokenize,
-		processTerm,
-		searchOptions: {
-			boost: { name: 3, tags: 2, description: 1, parameters: 0.25 },
-			prefix: true,
-			fuzzy: 0.2,
-			combineWith: "OR"
-		}
+		processTerm
 	});
+	private readonly vectors = new VectorMatrix();
 
 	/** @param needsVector told of every tool whose vector this index does not have */
 	constructor(
@@ -102,11 +108,17 @@ export class TenantIndex {
 
 	upsert(tool: StoredTool, vector?: QuantizedVector): void {
 		this.rankings.clear();
+		this.byName = null;
 		const previous = this.entries.get(tool.id);
+		const known =
+			previous?.tool.definition_hash === tool.definition_hash ? this.vectors.get(previous.slot) : undefined;
 		if (previous) this.remove(tool.id);
-		const known = previous?.tool.definition_hash === tool.definition_hash ? previous.vector : undefined;
-		this.entries.set(tool.id, { tool, vector: vector ?? known });
-		this.search.add(tool);
+		const slot = this.freeSlots.pop() ?? this.slots.length;
+		const entry: Entry = { tool, slot, order: ++this.upserts };
+		this.entries.set(tool.id, entry);
+		this.slots[slot] = entry;
+		this.lexical.add(slot, tool);
+		if (vector ?? known) this.vectors.set(slot, (vector ?? known)!);
 		if (tool.tenant_id !== GLOBAL_TENANT) this.ownNames.set(tool.name, tool.id);
 		let ids = this.byHash.get(tool.definition_hash);
 		if (!ids) this.byHash.set(tool.definition_hash, (ids = new Set()));
@@ -115,10 +127,15 @@ export class TenantIndex {
 	}
 
 	remove(id: string): void {
-		const previous = this.entries.get(id)?.tool;
-		if (!previous) return;
+		const entry = this.entries.get(id);
+		if (!entry) return;
+		const previous = entry.tool;
 		this.rankings.clear();
-		this.search.discard(id);
+		this.byName = null;
+		this.lexical.remove(entry.slot, previous);
+		this.vectors.delete(entry.slot);
+		this.slots[entry.slot] = undefined;
+		this.freeSlots.push(entry.slot);
 		this.entries.delete(id);
 		const ids = this.byHash.get(previous.definition_hash);
 		ids?.delete(id);
@@ -130,13 +147,13 @@ export class TenantIndex {
 	/** Gives the tools of one definition hash their vector. */
 	attachVector(hash: string, vector: QuantizedVector): void {
 		this.rankings.clear();
-		for (const id of this.byHash.get(hash) ?? []) this.entries.get(id)!.vector = vector;
+		for (const id of this.byHash.get(hash) ?? []) this.vectors.set(this.entries.get(id)!.slot, vector);
 	}
 
 	/** Tools still waiting for their vector (reported by readiness checks and tests). */
 	get pendingVectors(): number {
 		let pending = 0;
-		for (const entry of this.entries.values()) if (!entry.vector) pending++;
+		for (const entry of this.entries.values()) if (!this.vectors.has(entry.slot)) pending++;
 		return pending;
 	}
 
@@ -156,13 +173,19 @@ export class TenantIndex {
 		const start = q.offset ?? 0;
 		const text = q.query?.trim();
 		if (!text) {
-			// No query: every usable tool, by name, so the order is stable.
-			return [...this.entries.values()]
+			// No query: every usable tool, by name, so the order is stable (clients page through it).
+			this.byName ??= [...this.entries.values()]
 				.map(entry => entry.tool)
-				.filter(usable)
-				.sort((a, b) => a.name.localeCompare(b.name))
-				.slice(start, start + q.limit)
-				.map(tool => ({ tool, score: 0 }));
+				.sort((a, b) => byName(a.name, b.name));
+			const page: RankedTool[] = [];
+			let skipped = 0;
+			for (const tool of this.byName) {
+				if (page.length === q.limit) break;
+				if (!usable(tool)) continue;
+				if (skipped < start) skipped++;
+				else page.push({ tool, score: 0 });
+			}
+			return page;
 		}
 		const depth = start + q.limit + FUSION_DEPTH;
 		const mode = q.vector ? (q.mode ?? "hybrid") : "lexical";
@@ -189,35 +212,28 @@ export class TenantIndex {
 		usable: (tool: StoredTool | undefined) => tool is StoredTool,
 		depth: number
 	): Fused[] {
+		const usableSlot = (slot: number) => usable(this.slots[slot]?.tool);
+		const ranked = (found: { slot: number; score: number }[]): Ranked[] =>
+			found.map(({ slot, score }) => ({ id: this.slots[slot]!.tool.id, score }));
+		// Lexical mode keeps every place a remembered ranking may be asked for; fusion needs `depth`.
 		const lexical: Ranked[] =
 			mode === "semantic"
 				? []
-				: this.search
-						.search(text, { filter: result => usable(this.entries.get(result.id as string)?.tool) })
-						.map(result => ({ id: result.id as string, score: result.score }));
-		const semantic = mode === "lexical" ? [] : this.semanticRanking(q.vector!, usable, depth);
+				: ranked(
+						this.lexical.search(text, mode === "lexical" ? Math.max(depth, CACHED_PLACES) : depth, usableSlot)
+					);
+		const semantic =
+			mode === "lexical"
+				? []
+				: ranked(
+						this.vectors.search(q.vector!, depth, MIN_COSINE, usableSlot, slot => this.slots[slot]!.order)
+					);
 		return mode === "lexical"
 			? lexical.map(({ id, score }) => ({ id, score, match: "lexical" }))
 			: mode === "semantic"
 				? semantic.map(({ id, score }) => ({ id, score, match: "semantic" }))
 				: q.fusion === "rrf"
-					? reciprocalRankFusion(lexical.slice(0, depth), semantic)
-					: weightedFusion(lexical.slice(0, depth), semantic, LEXICAL_WEIGHT, MIN_COSINE);
-	}
-
-	/** The `depth` usable tools closest in meaning to the query, above MIN_COSINE. */
-	private semanticRanking(
-		vector: Float32Array,
-		usable: (tool: StoredTool) => boolean,
-		depth: number
-	): Ranked[] {
-		const found: Ranked[] = [];
-		for (const [id, entry] of this.entries) {
-			if (!entry.vector) continue;
-			const score = cosine(vector, entry.vector);
-			if (score >= MIN_COSINE && usable(entry.tool)) found.push({ id, score });
-		}
-		found.sort((a, b) => b.score - a.score);
-		return found.length > depth ? found.slice(0, depth) : found;
+					? reciprocalRankFusion(lexical, semantic)
+					: weightedFusion(lexical, semantic, LEXICAL_WEIGHT, MIN_COSINE);
 	}
 }

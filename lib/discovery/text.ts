@@ -15,13 +15,22 @@ const STOP_WORDS = new Set(
 	).split(" ")
 );
 
+/** Terms processed lately: tools share most of their words, and the stemmer is the cost of indexing. */
+const processed = new Map<string, string | null>();
+const PROCESSED_MAX = 50_000;
+
 /**
  * Lower-cases and stems a term (Porter2: "forecasts", "forecasting" → "forecast") and drops stop
  * words and single letters. Applied alike to documents and queries.
  */
 export const processTerm = (term: string): string | null => {
+	let result = processed.get(term);
+	if (result !== undefined) return result;
 	const word = term.toLowerCase();
-	return word.length < 2 || STOP_WORDS.has(word) ? null : stem(word);
+	result = word.length < 2 || STOP_WORDS.has(word) ? null : stem(word);
+	if (processed.size >= PROCESSED_MAX) processed.clear();
+	processed.set(term, result);
+	return result;
 };
 
 /** Splits `weatherLookup`, `weather_lookup` and `weather-lookup` alike into words. */

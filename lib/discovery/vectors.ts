@@ -30,8 +30,18 @@ export function normalize(vector: ArrayLike<number>): Float32Array {
 
 /** Cosine of a unit query and a quantized unit vector. */
 export function cosine(query: Float32Array, vector: QuantizedVector): number {
-	const v = vector.values;
-	const n = Math.min(query.length, v.length);
+	return cosineAt(query, vector.values, 0, vector.values.length, vector.scale);
+}
+
+/** Cosine of a unit query and the quantized unit vector of `length` bytes at `offset` of `values`. */
+export function cosineAt(
+	query: Float32Array,
+	values: Int8Array,
+	offset: number,
+	length: number,
+	scale: number
+): number {
+	const n = Math.min(query.length, length);
 	// Four running sums: independent additions the CPU can overlap.
 	let a = 0,
 		b = 0,
@@ -39,13 +49,13 @@ export function cosine(query: Float32Array, vector: QuantizedVector): number {
 		d = 0,
 		i = 0;
 	for (; i + 3 < n; i += 4) {
-		a += query[i] * v[i];
-		b += query[i + 1] * v[i + 1];
-		c += query[i + 2] * v[i + 2];
-		d += query[i + 3] * v[i + 3];
+		a += query[i] * values[offset + i];
+		b += query[i + 1] * values[offset + i + 1];
+		c += query[i + 2] * values[offset + i + 2];
+		d += query[i + 3] * values[offset + i + 3];
 	}
-	for (; i < n; i++) a += query[i] * v[i];
-	return (a + b + c + d) * vector.scale;
+	for (; i < n; i++) a += query[i] * values[offset + i];
+	return (a + b + c + d) * scale;
 }
 
 /** Wire and storage form: 4 bytes of Float32 scale, then the bytes. */

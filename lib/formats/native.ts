@@ -4,21 +4,35 @@ import type { RankedTool } from "../discovery/tenant-index";
 export type DiscoveryView = "full" | "summary";
 
 /** Longest description in the summary view: enough to choose a tool, not to read its manual. */
-const SUMMARY_DESCRIPTION_CHARS = 160;
+const SUMMARY_DESCRIPTION_CHARS = 120;
+/** A clause break (": ", "; ", " — ") ends the summary only after this many characters. */
+const MIN_CLAUSE_CHARS = 24;
+
+/** A sentence ends at . ! or ? followed by a capital or the end, except after "e.g", "i.e", "etc", "vs". */
+const SENTENCE = /^.*?(?<!\b(?:e\.g|i\.e|etc|vs))[.!?](?=\s+\p{Lu}|\s*$)/su;
+const CLAUSE = new RegExp(`^(.{${MIN_CLAUSE_CHARS},}?)(?::\\s|;\\s|\\s[—–]\\s)`, "su");
+
+/**
+ * What an agent chooses a tool by: the description's first sentence without its asides in
+ * parentheses, up to its first clause break ("Get the current weather for a city: temperature,
+ * humidity…" → "Get the current weather for a city"), at most SUMMARY_DESCRIPTION_CHARS characters
+ * cut at a word. The full view has the whole description.
+ */
+export function gist(description: string): string {
+	const sentence = (SENTENCE.exec(description)?.[0] ?? description).replace(/\s*\([^()]*\)/g, "");
+	const text = (CLAUSE.exec(sentence)?.[1] ?? sentence).trim().replace(/[.!?]$/, "");
+	if (text.length <= SUMMARY_DESCRIPTION_CHARS) return text;
+	const cut = text.slice(0, SUMMARY_DESCRIPTION_CHARS - 1);
+	return `${cut.slice(0, cut.lastIndexOf(" ") > 0 ? cut.lastIndexOf(" ") : cut.length)}…`;
+}
 
 /** Tools stored before health was recorded have none: their health is not known. */
 const healthOf = (tool: StoredTool) => tool.health ?? { state: "unknown" as const };
 
-/** The first SUMMARY_DESCRIPTION_CHARS characters, cut at a word. */
-function shortDescription(description: string): string {
-	if (description.length <= SUMMARY_DESCRIPTION_CHARS) return description;
-	const cut = description.slice(0, SUMMARY_DESCRIPTION_CHARS - 1);
-	return `${cut.slice(0, cut.lastIndexOf(" ") > 0 ? cut.lastIndexOf(" ") : cut.length)}…`;
-}
-
 /**
  * `native`: the stored tools with their score, which ranking found them (`match`) and their health,
- * best first. The summary view keeps what an agent needs to choose (under 250 bytes a tool).
+ * best first. The summary view keeps what an agent needs to choose: the description's gist, the score
+ * to three decimals, and `health` only when the tool is not known to be healthy.
  */
 export const toNative = (ranked: RankedTool[], view: DiscoveryView = "full") => ({
 	items:
@@ -26,10 +40,10 @@ export const toNative = (ranked: RankedTool[], view: DiscoveryView = "full") => 
 			? ranked.map(({ tool, score }) => ({
 					id: tool.id,
 					name: tool.name,
-					description: shortDescription(tool.description),
+					description: gist(tool.description),
 					type: tool.type,
-					score,
-					health: { state: healthOf(tool).state }
+					score: Math.round(score * 1000) / 1000,
+					...(healthOf(tool).state === "healthy" ? {} : { health: { state: healthOf(tool).state } })
 				}))
 			: ranked.map(({ tool, score, match }) => ({ tool, score, match, health: healthOf(tool) }))
 });

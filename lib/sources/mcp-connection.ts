@@ -42,6 +42,8 @@ export function describeConnectError(err: unknown): string {
 	if (err instanceof OutboundRefused) return err.message;
 	const cause = (err as { cause?: unknown }).cause;
 	if (cause instanceof OutboundRefused) return cause.message;
+	if (err instanceof StreamableHTTPError && typeof err.code === "number" && err.code >= 300 && err.code < 400)
+		return `the server answered ${err.code}: the SDK client follows redirects within the server's origin only`;
 	if (err instanceof StreamableHTTPError) return `the server answered ${err.code ?? "an error"}`;
 	const code = (cause as NodeJS.ErrnoException | undefined)?.code;
 	if (code) return `the server cannot be reached (${code})`;

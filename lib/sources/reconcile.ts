@@ -1,5 +1,5 @@
 import canonicalize from "canonicalize";
-import { isNameTaken } from "../errors";
+import { isNameTaken, isStaleVersion } from "../errors";
 import type { StoredTool, ToolDefinition, ToolHealth, ToolSource } from "../../types/wire";
 import { distinctNames } from "./tool-names";
 
@@ -15,7 +15,8 @@ export interface SourceRegistry {
 	get(id: string): Promise<StoredTool | null>;
 	findByName(name: string): Promise<StoredTool | null>;
 	register(definition: ToolDefinition): Promise<StoredTool>;
-	update(id: string, definition: Owned): Promise<StoredTool>;
+	/** Rejects with a stale-version error when the tool is no longer at `expectedVersion`. */
+	update(id: string, definition: Owned, expectedVersion: number): Promise<StoredTool>;
 	setStatus(id: string, status: "active" | "disabled"): Promise<StoredTool>;
 	recordHealth(id: string, health: ToolHealth): Promise<StoredTool>;
 }
@@ -44,6 +45,40 @@ const owned = (tool: Owned) =>
 		output_schema: tool.output_schema,
 		annotations: tool.annotations
 	});
+
+/**
+ * Writes the source's part of `definition` unless the tool already has it, at the version read: in a
+ * cluster every node hears the same list_changed, and the node that loses the race reads the tool
+ * again and finds the change made, so one remote change is one new version.
+ */
+async function writeOwned(
+	registry: SourceRegistry,
+	current: StoredTool,
+	definition: ToolDefinition
+): Promise<{ tool: StoredTool; written: boolean }> {
+	for (let attempt = 0; ; attempt++) {
+		if (owned(current) === owned(definition)) return { tool: current, written: false };
+		try {
+			const tool = await registry.update(
+				current.id,
+				{
+					name: definition.name,
+					description: definition.description,
+					parameters: definition.parameters,
+					config: definition.config,
+					...(definition.output_schema ? { output_schema: definition.output_schema } : {}),
+					...(definition.annotations ? { annotations: definition.annotations } : {})
+				},
+				current.version
+			);
+			return { tool, written: true };
+		} catch (err) {
+			const fresh = isStaleVersion(err) && attempt < 3 ? await registry.get(current.id) : null;
+			if (!fresh) throw err;
+			current = fresh;
+		}
+	}
+}
 
 /**
  * Makes a source's tools match what it offers: new ones registered, changed ones updated (the
@@ -89,20 +124,12 @@ export async function reconcile(
 				tools[key] = current.id;
 			}
 		}
-		if (owned(current) !== owned(definition)) {
-			try {
-				current = await registry.update(current.id, {
-					name: definition.name,
-					description: definition.description,
-					parameters: definition.parameters,
-					config: definition.config,
-					...(definition.output_schema ? { output_schema: definition.output_schema } : {}),
-					...(definition.annotations ? { annotations: definition.annotations } : {})
-				});
-				summary.updated.push(current.name);
-			} catch (err) {
-				summary.skipped.push({ name: definition.name, reason: (err as Error).message });
-			}
+		try {
+			const { tool, written } = await writeOwned(registry, current, definition);
+			if (written) summary.updated.push(tool.name);
+			current = tool;
+		} catch (err) {
+			summary.skipped.push({ name: definition.name, reason: (err as Error).message });
 		}
 		if (removed.has(key)) {
 			removed.delete(key);

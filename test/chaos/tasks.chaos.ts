@@ -58,6 +58,20 @@ describe("chaos: tasks under repeated faults", () => {
 		return executor;
 	};
 
+	/** Resolves once the gateway sees `executor` as a live node; fails when it exits first. */
+	const joined = (executor: ExecutorProcess) =>
+		until(
+			`${executor.nodeID} to join the cluster`,
+			() => {
+				if (!executor.alive) throw new Error(`${executor.nodeID} exited while starting:\n${executor.log}`);
+				return gateway.broker.registry.nodes.get(executor.nodeID)?.available === true;
+			},
+			// Loading the executor through ts-node takes seconds, more while another one loads.
+			90000
+		).catch((err: Error) => {
+			throw new Error(`${err.message}; its output:\n${executor.log}`);
+		});
+
 	const call = async (method: string, path: string, body?: unknown) => {
 		try {
 			const res = await http(gateway.url, method, path, { tenant, body });
@@ -87,9 +101,8 @@ describe("chaos: tasks under repeated faults", () => {
 			broker: { namespace, heartbeatInterval: 1, heartbeatTimeout: 5 }
 		});
 		notifier = await startNotifier();
-		startExecutor();
-		startExecutor();
-	}, 60000);
+		await Promise.all([joined(startExecutor()), joined(startExecutor())]);
+	}, 150000);
 
 	afterAll(async () => {
 		loop.disable();
@@ -155,7 +168,9 @@ describe("chaos: tasks under repeated faults", () => {
 			const victim = executors.find(executor => executor.alive);
 			if (!victim) throw new Error(`no executor alive: ${executors.map(e => e.log).join("\n")}`);
 			victim.signal("SIGKILL");
-			startExecutor();
+			// The replacement must have joined before the next round stops NATS: a node that finds its
+			// transporter down while starting exits at once (its orchestrator restarts it), by design.
+			await joined(startExecutor());
 		}
 		await delay(2000);
 		submitting = false;
@@ -209,5 +224,5 @@ describe("chaos: tasks under repeated faults", () => {
 			const res = await call("GET", `/api/v1/internal/tasks/${id}`);
 			return res?.status === 200 ? (res.body as TaskMessage) : null;
 		}
-	}, 240000);
+	}, 420000);
 });

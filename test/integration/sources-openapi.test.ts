@@ -1,6 +1,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { eventually } from "../support/eventually";
+import { registryMcpClient } from "../support/mcp";
 import { countingServer } from "../support/mcp-upstream";
 import { http as rest, startNode, type TestNode } from "../support/node";
 
@@ -16,6 +18,8 @@ let api: http.Server;
 let apiUrl: string;
 let received: { method: string; url: string; body: string; headers: http.IncomingHttpHeaders }[] = [];
 let document: Record<string, any>;
+/** Paths the API answers with a 307 to the URL given. */
+const redirects = new Map<string, string>();
 
 const call = (method: string, path: string, body?: unknown, tenant = TENANT) =>
 	rest(node.url, method, path, { body, tenant });
@@ -71,6 +75,8 @@ beforeAll(async () => {
 		req.on("data", chunk => (body += chunk));
 		req.on("end", () => {
 			received.push({ method: req.method ?? "", url: req.url ?? "", body, headers: req.headers });
+			const redirect = redirects.get(req.url ?? "");
+			if (redirect) return res.writeHead(307, { location: redirect }).end();
 			res.setHeader("Content-Type", "application/json");
 			if (req.url === "/openapi.json") return res.end(JSON.stringify(document));
 			if (req.url?.startsWith("/v1/pets/"))
@@ -102,7 +108,8 @@ describe("an OpenAPI document imported as a tool source", () => {
 			type: "openapi",
 			name: "pets",
 			spec: petstore(),
-			base_url: `${apiUrl}/v1`
+			base_url: `${apiUrl}/v1`,
+			headers: { "X-Api-Key": "preview-secret" }
 		});
 		expect(preview.status).toBe(200);
 		expect(preview.body.tools.map((t: { name: string }) => t.name).sort()).toEqual([
@@ -110,6 +117,8 @@ describe("an OpenAPI document imported as a tool source", () => {
 			"pets__delete__pets",
 			"pets__getPet"
 		]);
+		expect(preview.body.tools[0].config.headers).toEqual({ "X-Api-Key": "********" });
+		expect(JSON.stringify(preview.body)).not.toContain("preview-secret");
 		expect((await call("GET", "/api/v1/sources")).body.items).toEqual([]);
 		expect(await toolNamed("pets__getPet")).toBeUndefined();
 	});
@@ -182,6 +191,69 @@ describe("an OpenAPI document imported as a tool source", () => {
 		expect(received.find(r => r.method === "POST")?.body).toBe('{"name":"Tom"}');
 	});
 
+	it("is discovered and runs through the registry's MCP server", async () => {
+		const found = await call("POST", "/api/v1/registry/discover", {
+			query: "read one pet",
+			types: ["external_api"]
+		});
+		expect(found.body.items.map((item: { tool: { name: string } }) => item.tool.name)).toContain(
+			"pets__getPet"
+		);
+		const client = await registryMcpClient(node.url, TENANT);
+		try {
+			const { tools } = await client.listTools();
+			expect(tools.find(tool => tool.name === "pets__getPet")).toMatchObject({ description: "Read one pet" });
+			const result = (await client.callTool({
+				name: "pets__getPet",
+				arguments: { petId: 3 }
+			})) as CallToolResult;
+			expect(result.isError).toBeFalsy();
+			expect(result.structuredContent).toMatchObject({ status: 200, data: { id: 3, name: "Rex" } });
+		} finally {
+			await client.close();
+		}
+	});
+
+	it("survives its API going away and coming back: tools stay, unreachable, then healthy again", async () => {
+		const port = (api.address() as AddressInfo).port;
+		api.closeAllConnections();
+		await new Promise(resolve => api.close(resolve));
+		const down = await call("POST", `/api/v1/sources/${sourceId}/refresh`);
+		expect(down.status).toBe(200);
+		expect(down.body).toMatchObject({
+			tool_count: 3,
+			health: { state: "unreachable", error: expect.any(String) }
+		});
+		expect(await toolNamed("pets__getPet")).toMatchObject({
+			status: "active",
+			health: { state: "unreachable" }
+		});
+		const failed = await call("POST", "/api/v1/internal/execute", {
+			tool_name: "pets__getPet",
+			parameters: { petId: 1 }
+		});
+		expect(failed.body).toMatchObject({ status: "failed", error: { type: "upstream_error" } });
+
+		api.listen(port, "127.0.0.1");
+		await new Promise(resolve => api.once("listening", resolve));
+		const up = await call("POST", `/api/v1/sources/${sourceId}/refresh`);
+		expect(up.body).toMatchObject({
+			health: { state: "healthy" },
+			changes: { added: [], updated: [], disabled: [] }
+		});
+		expect((await toolNamed("pets__getPet")).health.state).toBe("healthy");
+		await eventually(async () =>
+			expect(
+				(
+					await call("POST", "/api/v1/internal/execute", {
+						tool_name: "pets__getPet",
+						parameters: { petId: 1 }
+					})
+				).body.status
+			).toBe("completed")
+		);
+	});
+
 	it("re-imported, updates changed operations as new versions, adds new ones and disables removed ones", async () => {
 		const before = await toolNamed("pets__getPet");
 		document.paths["/pets/{petId}"].get.summary = "Read one pet by its id";
@@ -209,6 +281,59 @@ describe("an OpenAPI document imported as a tool source", () => {
 	it("is deleted with its tools", async () => {
 		expect((await call("DELETE", `/api/v1/sources/${sourceId}`)).status).toBe(204);
 		expect(await toolNamed("pets__getPet")).toBeUndefined();
+	});
+});
+
+describe("the document's URL and its redirects pass the address guard", () => {
+	afterEach(() => redirects.clear());
+	const preview = (url: string, headers?: Record<string, string>) =>
+		call("POST", "/api/v1/sources?dry_run=true", { type: "openapi", name: "moved", url, headers });
+
+	it("follows a redirect to an allowed address", async () => {
+		redirects.set("/moved.json", "/openapi.json");
+		const answer = await preview(`${apiUrl}/moved.json`);
+		expect(answer.status).toBe(200);
+		expect(answer.body.tools.map((t: { name: string }) => t.name)).toContain("moved__getPet");
+	});
+
+	it("follows a redirect to another origin without the source's headers", async () => {
+		let seen: http.IncomingHttpHeaders | undefined;
+		const docs = http.createServer((req, res) => {
+			seen = req.headers;
+			res.setHeader("Content-Type", "application/json").end(JSON.stringify(document));
+		});
+		docs.listen(0, "127.0.0.1");
+		await new Promise(resolve => docs.once("listening", resolve));
+		try {
+			redirects.set("/other.json", `http://127.0.0.1:${(docs.address() as AddressInfo).port}/openapi.json`);
+			received = [];
+			const answer = await preview(`${apiUrl}/other.json`, { Authorization: "Bearer doc-secret" });
+			expect(answer.status).toBe(200);
+			expect(received.find(r => r.url === "/other.json")?.headers.authorization).toBe("Bearer doc-secret");
+			expect(seen).toBeDefined();
+			expect(seen!.authorization).toBeUndefined();
+		} finally {
+			docs.closeAllConnections();
+			await new Promise(resolve => docs.close(resolve));
+		}
+	});
+
+	it("refuses a redirect to a refused address, which never receives a request", async () => {
+		const refused = await countingServer("127.0.0.2");
+		try {
+			redirects.set("/far.json", `${refused.url}/openapi.json`);
+			const answer = await call("POST", "/api/v1/sources", {
+				type: "openapi",
+				name: "far",
+				url: `${apiUrl}/far.json`
+			});
+			expect(answer.status).toBe(422);
+			expect(answer.body.data).toEqual([{ field: "url", message: expect.stringContaining("refused") }]);
+			expect(refused.hits()).toBe(0);
+			expect((await call("GET", "/api/v1/sources")).body.items).toEqual([]);
+		} finally {
+			await refused.close();
+		}
 	});
 });
 

@@ -1,5 +1,6 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { expectedHash } from "../support/discovery";
 import { eventually } from "../support/eventually";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
@@ -107,6 +108,20 @@ describe("output schemas and annotations", () => {
 		const patched = await call("PATCH", `/tools/${created.body.id}`, { annotations: { read_only: false } });
 		expect(patched.status).toBe(200);
 		expect(patched.body.definition_hash).not.toBe(created.body.definition_hash);
+	});
+
+	it("keeps the output schema and annotations in the hash of every later version", async () => {
+		const created = await registerCounter("count_kept", { annotations: { read_only: true } });
+		const patched = await call("PATCH", `/tools/${created.body.id}`, { description: "Counts things again" });
+		expect(patched.status).toBe(200);
+		expect(patched.body).toMatchObject({ output_schema: COUNT_SCHEMA, annotations: { read_only: true } });
+		expect(patched.body.definition_hash).toBe(expectedHash(patched.body));
+		// Rolling back to version 1 restores its definition whole, output schema and annotations included.
+		await call("PATCH", `/tools/${created.body.id}`, { output_schema: { type: "object" }, annotations: {} });
+		const rolledBack = await call("POST", `/tools/${created.body.id}/rollback`, { version: 1 });
+		expect(rolledBack.status).toBe(200);
+		expect(rolledBack.body).toMatchObject({ output_schema: COUNT_SCHEMA, annotations: { read_only: true } });
+		expect(rolledBack.body.definition_hash).toBe(created.body.definition_hash);
 	});
 
 	it("lists the calculator over MCP with its title, truthful hints and output schema", async () => {

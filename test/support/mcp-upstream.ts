@@ -29,6 +29,12 @@ export interface UpstreamTool {
 export class McpUpstream {
 	readonly tools = new Map<string, UpstreamTool>();
 	readonly receivedHeaders: http.IncomingHttpHeaders[] = [];
+	/** Paths answered with a 307 to another URL (e.g. `/old` → this server's `/mcp`). */
+	readonly redirects = new Map<string, string>();
+	/** When set, every request is answered with this HTTP status, as by a failing proxy. */
+	failWith: number | null = null;
+	/** Requests received, answered or not. */
+	hits = 0;
 	private readonly sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
 	private server: http.Server | null = null;
 	port = 0;
@@ -100,6 +106,13 @@ export class McpUpstream {
 
 	private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
 		this.receivedHeaders.push(req.headers);
+		this.hits++;
+		const redirect = this.redirects.get(new URL(req.url ?? "/", "http://upstream").pathname);
+		if (redirect || this.failWith) {
+			res.writeHead(redirect ? 307 : this.failWith!, redirect ? { location: redirect } : {});
+			res.end();
+			return;
+		}
 		const sessionId = req.headers["mcp-session-id"];
 		const session = typeof sessionId === "string" ? this.sessions.get(sessionId) : undefined;
 		if (sessionId && !session) {

@@ -1,4 +1,7 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { SERVICE_TOKEN } from "./node";
 
 /** A raw client's `initialize` request (JSON-RPC id 1), for tests that speak HTTP themselves. */
 export const INITIALIZE = {
@@ -22,4 +25,15 @@ export async function protocolError(promise: Promise<unknown>): Promise<McpError
 		throw new Error(`expected a protocol error, got ${JSON.stringify(outcome.value)}`);
 	expect(outcome.error).toBeInstanceOf(McpError);
 	return outcome.error as McpError;
+}
+
+/** An MCP client of the registry's own MCP server at `${baseUrl}/mcp`, connected as `tenant` with the service token. */
+export async function registryMcpClient(baseUrl: string, tenant: string): Promise<Client> {
+	const client = new Client({ name: "agent", version: "1.0.0" });
+	await client.connect(
+		new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), {
+			requestInit: { headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "x-tenant-id": tenant } }
+		})
+	);
+	return client;
 }

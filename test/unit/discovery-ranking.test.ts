@@ -1,7 +1,9 @@
 import { reciprocalRankFusion, weightedFusion } from "../../lib/discovery/fusion";
 import { TenantIndex } from "../../lib/discovery/tenant-index";
 import { cosine, decodeVector, encodeVector, normalize, quantize } from "../../lib/discovery/vectors";
-import { toNative } from "../../lib/formats/native";
+import { gist, toNative } from "../../lib/formats/native";
+import { BUILTIN_TOOLS } from "../../lib/builtin-tools";
+import { TOOL_CORPUS } from "../fixtures/tool-corpus";
 import type { StoredTool } from "../../types/wire";
 
 let ids = 0;
@@ -135,6 +137,25 @@ describe("TenantIndex", () => {
 		expect(late.query(q).map(r => r.match)).toEqual(["both"]);
 	});
 
+	it("lists every usable tool by name without a query, page by page, and again after a change", () => {
+		const listed = new TenantIndex("t");
+		for (const name of ["delta", "Alpha", "charlie", "bravo", "echo"]) listed.upsert(tool(name, "x"));
+		listed.upsert(tool("foxtrot", "x", { permissions: { agents: ["meteo"] } }));
+		const page = (offset: number, limit: number, agentId: string | null = null) =>
+			listed.query({ limit, offset, agentId }).map(r => [r.tool.name, r.score]);
+		expect(page(0, 10)).toEqual(["Alpha", "bravo", "charlie", "delta", "echo"].map(n => [n, 0]));
+		expect(page(1, 2)).toEqual([
+			["bravo", 0],
+			["charlie", 0]
+		]);
+		expect(page(4, 2, "meteo")).toEqual([
+			["echo", 0],
+			["foxtrot", 0]
+		]);
+		listed.upsert(tool("aardvark", "x"));
+		expect(page(0, 1)).toEqual([["aardvark", 0]]);
+	});
+
 	it("answers a repeated query from its cache, which any change to the tenant's tools empties", () => {
 		const cached = new TenantIndex("t");
 		cached.upsert(tool("hail_report", "Hail reports"));
@@ -154,34 +175,77 @@ describe("TenantIndex", () => {
 });
 
 describe("summary view", () => {
-	it("keeps id, name, description, type, score and health: under 250 bytes a tool", () => {
+	const withLongParameters = (t: StoredTool): StoredTool => ({
+		...t,
+		parameters: {
+			type: "object",
+			properties: { location: { type: "string", description: "x".repeat(1500) } }
+		}
+	});
+
+	it("keeps id, name, the description's gist, type and score; health only when not known healthy", () => {
 		const tools = [
 			tool(
 				"weather_forecast",
 				"Multi-day weather forecast for a location: daily highs and lows, chance of rain or snow."
 			),
-			tool(
-				"currency_convert",
-				"Convert an amount of money between currencies using the latest exchange rate."
-			)
-		].map(t => ({
-			...t,
-			parameters: {
-				type: "object",
-				properties: { location: { type: "string", description: "x".repeat(1500) } }
-			}
-		}));
-		const ranked = tools.map(t => ({ tool: t, score: 0.5, match: "both" as const }));
+			tool("currency_convert", "Convert money between currencies (e.g. dollars to euros). Rates hourly.", {
+				health: { state: "healthy" }
+			}),
+			tool("rain_gauge", "Rainfall by gauge", { health: { state: "unreachable", error: "timeout" } })
+		].map(withLongParameters);
+		const ranked = tools.map(t => ({ tool: t, score: 0.51234, match: "both" as const }));
 		const summary = toNative(ranked, "summary");
-		for (const item of summary.items)
-			expect(Object.keys(item).sort()).toEqual(["description", "health", "id", "name", "score", "type"]);
-		const perTool = JSON.stringify(summary).length / tools.length;
-		expect(perTool).toBeLessThan(250);
+		expect(summary.items).toEqual([
+			{
+				id: tools[0].id,
+				name: "weather_forecast",
+				description: "Multi-day weather forecast for a location",
+				type: "datetime",
+				score: 0.512,
+				health: { state: "unknown" }
+			},
+			{
+				id: tools[1].id,
+				name: "currency_convert",
+				description: "Convert money between currencies",
+				type: "datetime",
+				score: 0.512
+			},
+			{
+				id: tools[2].id,
+				name: "rain_gauge",
+				description: "Rainfall by gauge",
+				type: "datetime",
+				score: 0.512,
+				health: { state: "unreachable" }
+			}
+		]);
 		expect(JSON.stringify(toNative(ranked)).length / tools.length).toBeGreaterThan(1500);
-		const long = toNative([{ tool: tool("x", "word ".repeat(100)), score: 1 }], "summary").items[0] as {
-			description: string;
-		};
-		expect(long.description.length).toBeLessThanOrEqual(160);
-		expect(long.description.endsWith("…")).toBe(true);
+	});
+
+	it("cuts the gist at a sentence (not at an abbreviation), a clause break, or a word", () => {
+		expect(gist("Search Jira tickets with JQL, e.g. open bugs. Paged.")).toBe(
+			"Search Jira tickets with JQL, e.g. open bugs"
+		);
+		expect(gist("Page the on-call engineer — now; or later")).toBe("Page the on-call engineer");
+		expect(gist("Short: cut")).toBe("Short: cut");
+		expect(gist("")).toBe("");
+		const long = gist("word ".repeat(100));
+		expect(long.length).toBeLessThanOrEqual(120);
+		expect(long.endsWith("…")).toBe(true);
+	});
+
+	it("takes under 200 bytes a tool on the relevance corpus", () => {
+		const ranked = [...TOOL_CORPUS, ...BUILTIN_TOOLS].map((definition, i) => ({
+			tool: tool(definition.name, definition.description ?? "", {
+				id: `0193a7c2-5e1f-7b2a-9c4d-${String(i).padStart(12, "0")}`,
+				type: definition.type,
+				health: { state: "healthy" }
+			}),
+			score: 0.8123
+		}));
+		const perTool = JSON.stringify(toNative(ranked, "summary")).length / ranked.length;
+		expect(perTool).toBeLessThan(200);
 	});
 });

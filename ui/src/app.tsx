@@ -162,6 +162,15 @@ function Shell({
 	);
 }
 
+/** Focuses the view's heading, if it is there and shown yet. */
+function focusHeading(main: HTMLElement): boolean {
+	const heading = main.querySelector<HTMLElement>("h1");
+	if (!heading) return false;
+	heading.tabIndex = -1;
+	heading.focus({ preventScroll: true });
+	return document.activeElement === heading;
+}
+
 /** The hash is the router's, so the skip link moves focus itself. */
 function skipToContent(event: Event) {
 	event.preventDefault();
@@ -208,23 +217,33 @@ function Navigation() {
 function Router() {
 	const [view, id, sub] = useRoute();
 	const first = useRef(true);
-	// After navigating, focus goes to the new view's heading, so keyboard and screen reader users start there.
+	// After navigating, focus goes to the new view's heading, so keyboard and screen reader users start
+	// there; a view that loads first (a tool) gets it once its heading appears.
 	useEffect(() => {
 		if (first.current) return void (first.current = false);
-		const heading = document.querySelector<HTMLElement>("main h1");
-		if (heading) {
-			heading.tabIndex = -1;
-			heading.focus({ preventScroll: true });
-		}
 		scrollTo(0, 0);
+		const main = document.getElementById("main");
+		if (!main || focusHeading(main)) return;
+		const observer = new MutationObserver(() => {
+			const active = document.activeElement;
+			// Focus the user has moved meanwhile stays where they put it.
+			const idle = !active || active === document.body || active.closest("nav, main");
+			if (!idle || focusHeading(main)) observer.disconnect();
+		});
+		// A view shown once its parts have loaded (a tool) reveals its heading by changing a class.
+		observer.observe(main, { childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
+		return () => observer.disconnect();
 	}, [view, id, sub]);
+	// Each route mounts its view afresh: Register after Edit (one component) must not keep the tool
+	// being edited, nor one tool's page the run shown on another's.
+	const key = [view, id, sub].join("/");
 	switch (view) {
 		case "tools":
-			if (id && sub === "edit") return <ToolEditorView toolId={id} />;
-			if (id) return <ToolView toolId={id} />;
+			if (id && sub === "edit") return <ToolEditorView key={key} toolId={id} />;
+			if (id) return <ToolView key={key} toolId={id} />;
 			return <CatalogView />;
 		case "register":
-			return <ToolEditorView />;
+			return <ToolEditorView key={key} />;
 		case "tasks":
 			return <TasksView />;
 		case "events":

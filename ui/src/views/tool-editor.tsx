@@ -210,7 +210,8 @@ export function ToolEditorView({ toolId }: { toolId?: string }) {
 					parameters &&
 					typeof parameters === "object" &&
 					!(parameters instanceof InvalidJson) && (
-						<fieldset class="preview">
+						// Disabled: a preview's required fields must not stop the form from being submitted.
+						<fieldset class="preview" disabled>
 							<legend>Preview of the Try it form</legend>
 							<SchemaForm schema={parameters} value={{}} onChange={() => undefined} id="preview" />
 						</fieldset>

@@ -1,0 +1,107 @@
+import { LexicalIndex } from "../../lib/discovery/lexical-index";
+import { parameterText, processTerm, tagsOf, tokenize } from "../../lib/discovery/text";
+import { TopK } from "../../lib/discovery/top-k";
+import { BUILTIN_TOOLS } from "../../lib/builtin-tools";
+import type { StoredTool } from "../../types/wire";
+import { CORPUS_QUERIES, EVERYDAY_QUERIES, TOOL_CORPUS } from "../fixtures/tool-corpus";
+import { miniSearchReference as miniSearch } from "../support/minisearch-reference";
+
+const tools = [...TOOL_CORPUS, ...BUILTIN_TOOLS].map(
+	(definition, i) =>
+		({
+			id: `tool-${i}`,
+			name: definition.name,
+			description: definition.description ?? "",
+			parameters: definition.parameters ?? {},
+			metadata: definition.metadata ?? {}
+		}) as unknown as StoredTool
+);
+
+const lexicalIndex = () =>
+	new LexicalIndex<StoredTool>({
+		fields: [
+			{ boost: 3, text: tool => tool.name },
+			{ boost: 1, text: tool => tool.description },
+			{ boost: 2, text: tool => tagsOf(tool).join(" ") },
+			{ boost: 0.25, text: parameterText }
+		],
+		tokenize,
+		processTerm
+	});
+
+const QUERIES = [
+	...CORPUS_QUERIES.map(q => q.query),
+	...EVERYDAY_QUERIES.map(q => q.query),
+	"weather weather forecast",
+	"weath",
+	"curency convrt",
+	"the a of",
+	"send email"
+];
+
+describe("LexicalIndex", () => {
+	it("ranks and scores as MiniSearch did, ties included", () => {
+		const expected = miniSearch(tools);
+		const index = lexicalIndex();
+		tools.forEach((tool, slot) => index.add(slot, tool));
+		for (const query of QUERIES) {
+			const theirs = expected.search(query).map(r => [r.id, r.score]);
+			const ours = index.search(query, 1000, () => true).map(r => [tools[r.slot].id, r.score]);
+			expect([query, ours.map(([id]) => id)]).toEqual([query, theirs.map(([id]) => id)]);
+			ours.forEach(([, score], i) => expect(score).toBeCloseTo(theirs[i][1] as number, 9));
+		}
+	});
+
+	it("after removals and re-additions, ranks as an index built from the remaining tools", () => {
+		const index = lexicalIndex();
+		tools.forEach((tool, slot) => index.add(slot, tool));
+		const removed = new Set([0, 3, 7, 20, 21, 40]);
+		for (const slot of removed) index.remove(slot, tools[slot]);
+		// A slot freed and filled again: the new tool takes the removed one's place.
+		const replacement = { ...tools[1], id: "tool-new", name: "weather_alerts" } as StoredTool;
+		index.add(0, replacement);
+		const remaining = [...tools.filter((_, slot) => !removed.has(slot) && slot !== 1), tools[1], replacement];
+		const expected = miniSearch(remaining);
+		const bySlot = (slot: number) => (slot === 0 ? replacement : tools[slot]);
+		for (const query of QUERIES) {
+			const theirs = expected.search(query).map(r => r.score);
+			const ours = index.search(query, 1000, () => true);
+			expect(ours.map(r => r.score).map(s => Math.round(s * 1e6))).toEqual(
+				theirs.map(s => Math.round(s * 1e6))
+			);
+			expect(ours.every(r => !removed.has(r.slot) || r.slot === 0)).toBe(true);
+			if (query === "weather alerts") expect(bySlot(ours[0].slot).id).toBe("tool-new");
+		}
+	});
+
+	it("keeps the k best that `accept` admits, asking only about those that would enter", () => {
+		const index = lexicalIndex();
+		tools.forEach((tool, slot) => index.add(slot, tool));
+		const all = index.search("search", 1000, () => true);
+		expect(all.length).toBeGreaterThan(5);
+		const asked: number[] = [];
+		const best = index.search("search", 2, slot => {
+			asked.push(slot);
+			return slot !== all[0].slot;
+		});
+		expect(best).toEqual([all[1], all[2]]);
+		expect(asked.length).toBeLessThan(all.length);
+		expect(index.search("", 5, () => true)).toEqual([]);
+		expect(index.search("the of", 5, () => true)).toEqual([]);
+	});
+});
+
+describe("TopK", () => {
+	it("keeps the k best, ties in the given order, as a stable sort of the whole stream would", () => {
+		const scores = Array.from({ length: 500 }, (_, i) => Math.round(Math.sin(i * 7.1) * 20) / 4);
+		for (const k of [0, 1, 5, 37, 500, 800]) {
+			const top = new TopK(k);
+			scores.forEach((score, slot) => top.push(slot, score, slot));
+			const expected = scores
+				.map((score, slot) => ({ slot, score }))
+				.sort((a, b) => b.score - a.score)
+				.slice(0, k);
+			expect(top.sorted()).toEqual(expected);
+		}
+	});
+});
