@@ -1,4 +1,6 @@
 import { mkdirSync } from "fs";
+import { createServer } from "http";
+import type { AddressInfo } from "net";
 import path from "path";
 import { type Browser, type BrowserContext, type Page } from "playwright-core";
 import { eventually } from "../support/eventually";
@@ -76,6 +78,12 @@ const A11Y_PROBLEMS = `(() => {
 	return problems;
 })()`;
 
+/** Controls reaching past the sides of the screen (in a table scrolled sideways, say): there should be none. */
+const CONTROLS_OFF_SCREEN = `[...document.querySelectorAll("main button, main a[href], main input, main select, main textarea")]
+	.filter(el => el.getClientRects().length > 0)
+	.filter(el => el.getBoundingClientRect().left < 0 || el.getBoundingClientRect().right > document.documentElement.clientWidth)
+	.map(el => el.outerHTML.slice(0, 80))`;
+
 /** The focused element, as `tag|name` (its label, aria-label or text). */
 const FOCUSED = `(() => {
 	const el = document.activeElement;
@@ -132,7 +140,8 @@ describeWithChromium("the console's views in headless Chromium", () => {
 
 	beforeAll(async () => {
 		mkdirSync(SHOTS, { recursive: true });
-		node = await startNode();
+		// Sources may reach this machine: the MCP server that does not answer is on 127.0.0.1.
+		node = await startNode({ settings: { outboundAllowHosts: ["127.0.0.1"] } });
 		const calc = { type: "calculator" };
 		await register({ ...calc, name: "hostile_views", description: HOSTILE, metadata: { tags: [HOSTILE] } });
 		await register({
@@ -246,6 +255,13 @@ describeWithChromium("the console's views in headless Chromium", () => {
 	it("filters the catalog by tag, status and health", async () => {
 		await open(page, "catalog");
 		const names = () => page.locator(".tool-name").allTextContents();
+		// Search text goes to the discovery API agents use.
+		await page.getByLabel("Search").fill("ledger");
+		const [discover] = await Promise.all([
+			page.waitForRequest(request => request.url().endsWith("/api/v1/registry/discover")),
+			page.getByRole("button", { name: "Search" }).click()
+		]);
+		expect(discover.postDataJSON()).toMatchObject({ query: "ledger" });
 		await page.getByLabel("Search").fill("");
 		await page.getByLabel("Tag").fill("finance");
 		await page.getByRole("button", { name: "Search" }).click();
@@ -388,6 +404,25 @@ describeWithChromium("the console's views in headless Chromium", () => {
 		await row.locator(`td time[datetime="${used}"]`).waitFor();
 	});
 
+	it("adds an MCP server that does not answer, and shows the source unreachable with the error", async () => {
+		const closed = createServer();
+		await new Promise<void>(resolve => closed.listen(0, "127.0.0.1", resolve));
+		const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/mcp`;
+		await new Promise(resolve => closed.close(resolve));
+		await open(page, "sources");
+		await page.getByLabel("Name").fill("later");
+		await page.getByLabel("Server URL").fill(url);
+		await page.getByRole("button", { name: "Add source" }).click();
+		await page.locator(".notice.ok", { hasText: /^later: / }).waitFor();
+		const row = page.locator("tr", { hasText: "later" });
+		await row.locator(".badge", { hasText: "unreachable" }).waitFor();
+		const listed = await http(node.url, "GET", "/api/v1/sources", { tenant: TENANT });
+		const source = listed.body.items.find((item: { name: string }) => item.name === "later");
+		expect(source.health.state).toBe("unreachable");
+		expect(await row.locator(".error-text").textContent()).toBe(source.health.error);
+		await shot("sources-unreachable");
+	});
+
 	it("fits a desktop and a phone in every view, without sideways scrolling or layout jumps", async () => {
 		const phone = await context.newPage();
 		watchPage(phone, node.url, problems);
@@ -408,6 +443,7 @@ describeWithChromium("the console's views in headless Chromium", () => {
 					view,
 					width
 				]);
+				expect([size, view, await target.evaluate(CONTROLS_OFF_SCREEN)]).toEqual([size, view, []]);
 				const shifts = (await target.evaluate("window.__shifts")) as { value: number; nodes: string }[];
 				const total = shifts.reduce((sum, shift) => sum + shift.value, 0);
 				// 0.1 is what Chromium's Web Vitals call a good cumulative layout shift; the console stays far below.

@@ -162,13 +162,13 @@ function Shell({
 	);
 }
 
-/** Focuses the view's heading, if it is there yet. */
+/** Focuses the view's heading, if it is there and shown yet. */
 function focusHeading(main: HTMLElement): boolean {
 	const heading = main.querySelector<HTMLElement>("h1");
 	if (!heading) return false;
 	heading.tabIndex = -1;
 	heading.focus({ preventScroll: true });
-	return true;
+	return document.activeElement === heading;
 }
 
 /** The hash is the router's, so the skip link moves focus itself. */
@@ -230,7 +230,8 @@ function Router() {
 			const idle = !active || active === document.body || active.closest("nav, main");
 			if (!idle || focusHeading(main)) observer.disconnect();
 		});
-		observer.observe(main, { childList: true, subtree: true });
+		// A view shown once its parts have loaded (a tool) reveals its heading by changing a class.
+		observer.observe(main, { childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
 		return () => observer.disconnect();
 	}, [view, id, sub]);
 	// Each route mounts its view afresh: Register after Edit (one component) must not keep the tool

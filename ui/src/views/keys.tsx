@@ -166,22 +166,22 @@ export function KeysView() {
 			) : keys.length === 0 ? (
 				<Empty>No keys yet.</Empty>
 			) : (
-				<div class="table-wrap">
+				<div class="table-wrap stack">
 					<table>
 						<TableHead columns={["Name", "Key id", "Scopes", "Agent", "Created", "Last used"]} />
 						<tbody>
 							{keys.map(key => (
 								<tr key={key.key_id} data-key-id={key.key_id}>
-									<td>{key.name ?? <span class="muted">unnamed</span>}</td>
-									<td>
+									<td data-label="Name">{key.name ?? <span class="muted">unnamed</span>}</td>
+									<td data-label="Key id">
 										<code>{key.key_id}</code>
 									</td>
-									<td>{key.scopes.join(", ")}</td>
-									<td>{key.agent_id ?? <span class="muted">any</span>}</td>
-									<td>
+									<td data-label="Scopes">{key.scopes.join(", ")}</td>
+									<td data-label="Agent">{key.agent_id ?? <span class="muted">any</span>}</td>
+									<td data-label="Created">
 										<Time iso={key.created_at} />
 									</td>
-									<td>
+									<td data-label="Last used">
 										{"last_used_at" in key ? (
 											<Time iso={key.last_used_at} />
 										) : (

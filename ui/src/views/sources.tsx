@@ -187,21 +187,23 @@ function Sources() {
 			) : !sources.data?.length ? (
 				<Empty>No sources yet. Add an MCP server or an OpenAPI document to import its tools.</Empty>
 			) : (
-				<div class="table-wrap">
+				<div class="table-wrap stack">
 					<table>
 						<TableHead columns={["Name", "Type", "Where", "Health", "Tools", "Refreshed"]} />
 						<tbody>
 							{sources.data.map(source => (
 								<tr key={source.id}>
-									<td>{source.name}</td>
-									<td>{source.type}</td>
-									<td class="wrap">{source.url ?? source.base_url ?? <span class="muted">inline</span>}</td>
-									<td>
+									<td data-label="Name">{source.name}</td>
+									<td data-label="Type">{source.type}</td>
+									<td data-label="Where" class="wrap">
+										{source.url ?? source.base_url ?? <span class="muted">inline</span>}
+									</td>
+									<td data-label="Health">
 										<HealthBadge health={source.health} />
 										{source.health?.error && <div class="error-text small">{source.health.error}</div>}
 									</td>
-									<td>{source.tool_count ?? "?"}</td>
-									<td>
+									<td data-label="Tools">{source.tool_count ?? "?"}</td>
+									<td data-label="Refreshed">
 										<Time iso={source.last_refresh_at} />
 									</td>
 									<td class="row-actions">

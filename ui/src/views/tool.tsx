@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import {
 	duration,
 	Empty,
@@ -23,6 +23,7 @@ export function ToolView({ toolId }: { toolId: string }) {
 	const tool = useLoad(() => call<Tool>("GET", `/tools/${encodeURIComponent(toolId)}`), [toolId]);
 	const [actionError, setActionError] = useState<unknown>(null);
 	const [runs, setRuns] = useState(0);
+	const [settling, ready] = useSettling(["usage", "versions"]);
 
 	if (tool.loading && !tool.data) return <Loading />;
 	if (!tool.data)
@@ -56,7 +57,8 @@ export function ToolView({ toolId }: { toolId: string }) {
 	};
 
 	return (
-		<article aria-labelledby="tool-title">
+		<article aria-labelledby="tool-title" aria-busy={settling} class={settling ? "settling" : undefined}>
+			{settling && <Loading />}
 			<p class="crumbs">
 				<a href={href("catalog")}>Catalog</a> /
 			</p>
@@ -106,16 +108,36 @@ export function ToolView({ toolId }: { toolId: string }) {
 				<TryPanel tool={current} onRan={() => setRuns(r => r + 1)} />
 				<div>
 					<HealthPanel tool={current} onValidated={tool.reload} />
-					<UsagePanel tool={current} runs={runs} />
+					<UsagePanel tool={current} runs={runs} onLoaded={() => ready("usage")} />
 				</div>
 			</div>
-			<VersionsPanel tool={current} onRolledBack={tool.reload} />
+			<VersionsPanel tool={current} onRolledBack={tool.reload} onLoaded={() => ready("versions")} />
 			<section class="panel" aria-labelledby="definition-title">
 				<h2 id="definition-title">Definition</h2>
 				<Json value={current} label="Tool definition" />
 			</section>
 		</article>
 	);
+}
+
+/**
+ * The page stays hidden (a "Loading…" line shown instead) until the panels that load their own data
+ * have it, so none grows and pushes the others down while the user reads; after 5 s it shows anyway.
+ */
+function useSettling(parts: string[]): [boolean, (part: string) => void] {
+	const [waiting, setWaiting] = useState(() => new Set(parts));
+	useEffect(() => {
+		const timer = setTimeout(() => setWaiting(new Set()), 5000);
+		return () => clearTimeout(timer);
+	}, []);
+	const ready = (part: string) =>
+		setWaiting(current => {
+			if (!current.has(part)) return current;
+			const next = new Set(current);
+			next.delete(part);
+			return next;
+		});
+	return [waiting.size > 0, ready];
 }
 
 /** Runs the tool now with a form generated from its `parameters` schema. */
@@ -225,7 +247,7 @@ function HealthPanel({ tool, onValidated }: { tool: Tool; onValidated: () => voi
 }
 
 /** The tenant's usage of the tool; `runs` changes after each run from this page, to read it again. */
-function UsagePanel({ tool, runs }: { tool: Tool; runs: number }) {
+function UsagePanel({ tool, runs, onLoaded }: { tool: Tool; runs: number; onLoaded: () => void }) {
 	const { call, capabilities } = useConsole();
 	const usage = useLoad(
 		() =>
@@ -234,6 +256,9 @@ function UsagePanel({ tool, runs }: { tool: Tool; runs: number }) {
 				: Promise.resolve(null),
 		[tool.id, tool.version, runs]
 	);
+	useEffect(() => {
+		if (!usage.loading) onLoaded();
+	}, [usage.loading]);
 	return (
 		<section class="panel" aria-labelledby="usage-title">
 			<h2 id="usage-title">Usage</h2>

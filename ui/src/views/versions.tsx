@@ -33,7 +33,16 @@ const definitionText = (tool: Tool) =>
 	);
 
 /** The tool's versions, a diff between any two, and rollback to one. */
-export function VersionsPanel({ tool, onRolledBack }: { tool: Tool; onRolledBack: () => void }) {
+export function VersionsPanel({
+	tool,
+	onRolledBack,
+	onLoaded
+}: {
+	tool: Tool;
+	onRolledBack: () => void;
+	/** Once the versions, and the diff shown first, have arrived (or failed). */
+	onLoaded: () => void;
+}) {
 	const { call, capabilities } = useConsole();
 	const base = `/tools/${encodeURIComponent(tool.id)}`;
 	const versions = useLoad(
@@ -57,6 +66,10 @@ export function VersionsPanel({ tool, onRolledBack }: { tool: Tool; onRolledBack
 		return diffLines(definitionText(left), definitionText(right));
 	}, [from, to, tool.id, tool.version]);
 	const [rollbackError, setRollbackError] = useState<unknown>(null);
+	const diffShown = (versions.data?.length ?? 0) > 1 && from !== to;
+	useEffect(() => {
+		if (!versions.loading && !(diffShown && diff.loading)) onLoaded();
+	}, [versions.loading, diff.loading, diffShown]);
 
 	const rollback = async (version: number) => {
 		if (!confirm(`Make version ${version}'s definition the current one (as version ${tool.version + 1})?`))
@@ -86,17 +99,17 @@ export function VersionsPanel({ tool, onRolledBack }: { tool: Tool; onRolledBack
 				<Empty>No earlier versions.</Empty>
 			) : (
 				<>
-					<div class="table-wrap">
+					<div class="table-wrap stack">
 						<table>
 							<TableHead columns={["Version", "Definition hash", "Saved"]} />
 							<tbody>
 								{versions.data.map(entry => (
 									<tr key={entry.version}>
-										<td>{entry.version}</td>
-										<td>
+										<td data-label="Version">{entry.version}</td>
+										<td data-label="Definition hash">
 											<code class="hash">{entry.definition_hash}</code>
 										</td>
-										<td>
+										<td data-label="Saved">
 											<Time iso={entry.updated_at} />
 										</td>
 										<td>
