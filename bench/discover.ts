@@ -124,7 +124,7 @@ const PHRASES = [
 ];
 
 /** mulberry32: a small seeded PRNG. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
 	let state = seed >>> 0;
 	return () => {
 		state = (state + 0x6d2b79f5) >>> 0;
@@ -212,6 +212,8 @@ interface ChildReport {
 	 * answers it: the cost of ranking itself.
 	 */
 	coldLexical: Timings;
+	/** Hybrid, every call a query never asked before: its vector from the model, then ranking (null: embeddings off). */
+	coldHybrid: Timings | null;
 	hits: { min: number; mean: number };
 }
 
@@ -347,6 +349,11 @@ export async function startLoaded(): Promise<Served> {
 		const coldLexical = await timeCalls(async query => {
 			await discover(node.broker, `${query} ${++distinct}`, "lexical");
 		});
+		const coldHybrid = registry.toolVectors
+			? await timeCalls(async query => {
+					await discover(node.broker, `${query} ${++distinct}`, "hybrid");
+				})
+			: null;
 		const counts = [...hits.values()];
 		const report: ChildReport = {
 			size,
@@ -358,6 +365,7 @@ export async function startLoaded(): Promise<Served> {
 			indexed,
 			inProcess,
 			coldLexical,
+			coldHybrid,
 			hits: { min: Math.min(...counts), mean: round(counts.reduce((a, b) => a + b, 0) / counts.length, 1) }
 		};
 		fs.writeFileSync(process.env.BENCH_DISCOVER_REPORT!, JSON.stringify(report));
@@ -514,6 +522,19 @@ function rows(m: Measured): Result[] {
 			ratio: ratio(r.coldLexical.all.p99, r.inProcess.all.p99),
 			notes: `${describeTimings("cold lexical", r.coldLexical)}, slowest "${r.coldLexical.slowestQuery}" p50 ${r.coldLexical.slowestP50} ms`
 		}),
+		...(r.coldHybrid
+			? [
+					row({
+						metric: `discover p99 latency, ${label} tools, hybrid, every query new (its vector from the model, then ranking), action in process (lower is better)`,
+						value: r.coldHybrid.all.p99,
+						unit: "ms",
+						baseline: "lexical, every query new, in process",
+						baseline_value: r.coldLexical.all.p99,
+						ratio: ratio(r.coldHybrid.all.p99, r.coldLexical.all.p99),
+						notes: `${describeTimings("cold hybrid", r.coldHybrid)}, slowest "${r.coldHybrid.slowestQuery}" p50 ${r.coldHybrid.slowestP50} ms; each call waits for its query's vector (local model, one worker thread)`
+					})
+				]
+			: []),
 		row({
 			metric: `heap used with ${label} tools loaded and indexed (after GC)`,
 			value: mb(r.indexed.heapUsed),

@@ -13,17 +13,17 @@ import { AuditMixin, type AuditLocals, type AuditMethods, type AuditSettings } f
 import { GLOBAL_TENANT, TenantScopeMixin, type TenantScopeMethods } from "../mixins/tenant-scope.mixin";
 import { config } from "../lib/config";
 import { forbidden, invalid, notFound } from "../lib/errors";
-import { newId } from "../lib/ids";
 import { maskSecrets } from "../lib/secrets";
 import { MemorySourceStore } from "../lib/store/memory-source-store";
 import { RedisSourceStore } from "../lib/store/redis-source-store";
 import { McpConnection, type RemoteCallOutcome } from "../lib/sources/mcp-connection";
 import type { OfferedTool } from "../lib/sources/reconcile";
 import { SourceUnavailable } from "../lib/sources/offered-tools";
+import { newSource, type SourceRequest } from "../lib/sources/new-source";
 import { SOURCE_NAME_PATTERN } from "../lib/sources/tool-names";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { ToolFailure } from "../tools/base";
-import type { CallerMeta, JsonObject, SourceType, ToolSource } from "../types/wire";
+import type { CallerMeta, JsonObject, ToolSource } from "../types/wire";
 
 interface SourcesOwnSettings extends SourceRefreshSettings {
 	/** SECRETS_KEY and the earlier keys: header values are sealed with them in Redis. */
@@ -58,17 +58,15 @@ interface SourcesLocals extends RedisLocals, AuditLocals, SourceRefreshLocals {
 type SourcesThis = Service<SourcesSettings> & SourcesMethods & SourcesLocals;
 type Ctx<P = JsonObject> = Context<P, CallerMeta>;
 
-interface CreateParams {
-	type: SourceType;
-	name: string;
-	url?: string;
-	spec?: JsonObject | string;
-	base_url?: string;
-	headers?: Record<string, string>;
-	dry_run?: boolean;
-}
+type CreateParams = SourceRequest & { dry_run?: boolean };
 
 const HTTP_URL = { type: "url", max: 2048, optional: true };
+/** An OpenAPI document given inline: a JSON object, or a JSON or YAML string. */
+const SPEC = {
+	type: "multi",
+	rules: [{ type: "object" }, { type: "string", max: 5 * 1024 * 1024 }],
+	optional: true
+};
 
 /**
  * Tool sources: remote MCP servers and OpenAPI documents whose tools are kept in the catalog.
@@ -117,11 +115,7 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 				type: { type: "enum", values: ["mcp", "openapi"] },
 				name: { type: "string", pattern: SOURCE_NAME_PATTERN },
 				url: HTTP_URL,
-				spec: {
-					type: "multi",
-					rules: [{ type: "object" }, { type: "string", max: 5 * 1024 * 1024 }],
-					optional: true
-				},
+				spec: SPEC,
 				base_url: HTTP_URL,
 				headers: {
 					type: "record",
@@ -133,34 +127,8 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 			},
 			async handler(this: SourcesThis, ctx: Ctx<CreateParams>) {
 				const tenantId = this.tenantOf(ctx);
-				const { type, name, url, spec, base_url, headers = {}, dry_run } = ctx.params;
-				if (type === "mcp" && !url)
-					throw invalid("An MCP source needs a url", [{ field: "url", message: "is required" }]);
-				if (type === "mcp" && spec !== undefined)
-					throw invalid("An MCP source has no spec", [{ field: "spec", message: "is not allowed" }]);
-				if (type === "openapi" && (url === undefined) === (spec === undefined))
-					throw invalid("An OpenAPI source needs either a spec or a url", [
-						{ field: "spec", message: "give exactly one of spec and url" }
-					]);
-				const now = new Date().toISOString();
-				const source: ToolSource = {
-					id: newId(),
-					tenant_id: tenantId,
-					type,
-					name,
-					...(url ? { url } : {}),
-					...(spec !== undefined ? { spec: spec as JsonObject } : {}),
-					...(base_url ? { base_url } : {}),
-					headers,
-					health: { state: "unknown", failures: 0 },
-					tools: {},
-					removed: [],
-					tool_count: 0,
-					last_refresh_at: null,
-					next_refresh_at: new Date(Date.now() + this.settings.refreshIntervalMs).toISOString(),
-					created_at: now,
-					updated_at: now
-				};
+				const { type, dry_run, ...request } = ctx.params;
+				const source = newSource(tenantId, { type, ...request }, this.settings.refreshIntervalMs);
 				// Refused addresses and broken documents are the caller's to fix: nothing is stored.
 				// An MCP server that does not answer yet is stored, unreachable, and probed with backoff.
 				let offered: OfferedTool[] | undefined;
@@ -215,10 +183,22 @@ const SourcesService: ServiceSchema<SourcesOwnSettings, SourcesMethods, SourcesL
 		},
 
 		refresh: {
-			params: { id: { type: "string", max: 64 } },
-			async handler(this: SourcesThis, ctx: Ctx<{ id: string }>) {
+			// `spec`: a new version of a document given inline, imported in place of the stored one.
+			params: { id: { type: "string", max: 64 }, spec: SPEC },
+			async handler(this: SourcesThis, ctx: Ctx<{ id: string; spec?: JsonObject | string }>) {
 				const source = await this.findWritable(this.tenantOf(ctx), ctx.params.id);
-				const { source: refreshed, summary } = await this.refresh(source.id);
+				const { spec } = ctx.params;
+				let listed: OfferedTool[] | undefined;
+				if (spec !== undefined) {
+					if (source.spec === undefined)
+						throw invalid("Only an OpenAPI source given inline takes a new spec", [
+							{ field: "spec", message: "is not allowed: the source is read from its url" }
+						]);
+					// A document that cannot be imported is refused before anything changes.
+					listed = await this.offerOf({ ...source, spec: spec as JsonObject });
+					await this.store.update(source.id, current => ({ ...current, spec: spec as JsonObject }));
+				}
+				const { source: refreshed, summary } = await this.refresh(source.id, listed);
 				await this.recordAudit(
 					this.auditDraft(
 						ctx,

@@ -49,6 +49,9 @@ const CACHED_PLACES = 200;
  */
 const LEXICAL_WEIGHT = 0.4;
 
+/** The order of tools listed without a query: `localeCompare`'s, with one collator for every comparison. */
+const byName = new Intl.Collator().compare;
+
 export const mayUse = (tool: StoredTool, agentId: string | null): boolean =>
 	tool.permissions.agents.includes(ANY_AGENT) ||
 	(agentId !== null && tool.permissions.agents.includes(agentId));
@@ -83,6 +86,8 @@ export class TenantIndex {
 	 * whole cost of a discovery: any change to the tenant's tools or vectors empties it.
 	 */
 	private readonly rankings = new LRUCache<string, Fused[]>({ max: CACHED_RANKINGS });
+	/** Every tool by name, for requests without a query; rebuilt after any change. */
+	private byName: StoredTool[] | null = null;
 	private readonly lexical = new LexicalIndex<StoredTool>({
 		fields: [
 			{ boost: 3, text: tool => tool.name },
@@ -103,6 +108,7 @@ export class TenantIndex {
 
 	upsert(tool: StoredTool, vector?: QuantizedVector): void {
 		this.rankings.clear();
+		this.byName = null;
 		const previous = this.entries.get(tool.id);
 		const known =
 			previous?.tool.definition_hash === tool.definition_hash ? this.vectors.get(previous.slot) : undefined;
@@ -125,6 +131,7 @@ export class TenantIndex {
 		if (!entry) return;
 		const previous = entry.tool;
 		this.rankings.clear();
+		this.byName = null;
 		this.lexical.remove(entry.slot, previous);
 		this.vectors.delete(entry.slot);
 		this.slots[entry.slot] = undefined;
@@ -166,13 +173,19 @@ export class TenantIndex {
 		const start = q.offset ?? 0;
 		const text = q.query?.trim();
 		if (!text) {
-			// No query: every usable tool, by name, so the order is stable.
-			return [...this.entries.values()]
+			// No query: every usable tool, by name, so the order is stable (clients page through it).
+			this.byName ??= [...this.entries.values()]
 				.map(entry => entry.tool)
-				.filter(usable)
-				.sort((a, b) => a.name.localeCompare(b.name))
-				.slice(start, start + q.limit)
-				.map(tool => ({ tool, score: 0 }));
+				.sort((a, b) => byName(a.name, b.name));
+			const page: RankedTool[] = [];
+			let skipped = 0;
+			for (const tool of this.byName) {
+				if (page.length === q.limit) break;
+				if (!usable(tool)) continue;
+				if (skipped < start) skipped++;
+				else page.push({ tool, score: 0 });
+			}
+			return page;
 		}
 		const depth = start + q.limit + FUSION_DEPTH;
 		const mode = q.vector ? (q.mode ?? "hybrid") : "lexical";

@@ -1,8 +1,10 @@
+import { readdirSync, readFileSync } from "fs";
+import path from "path";
 import WebSocket from "ws";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { calculatorTool } from "../support/definitions";
 
-import { buildConsole, TENANT } from "../support/console";
+import { buildConsole, ROOT, TENANT } from "../support/console";
 
 /** The /ui page as the gateway serves it (setup: test/support/console.ts); the browser tests are in console.test.ts. */
 
@@ -34,6 +36,26 @@ describe("the /ui page", () => {
 		for (const tag of scripts) expect(tag).toMatch(/\ssrc="\/ui\/assets\/[^"]+\.js"/);
 		expect(html).not.toMatch(/<script\b[^>]*>[^<]+<\/script>/);
 		expect(html).not.toMatch(/https?:\/\//);
+	});
+
+	it("is built by npm install and npm run build into dist/console, served as built and naming no other host", async () => {
+		const scripts = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts;
+		expect(scripts.prepare).toBe("npm run build");
+		expect(scripts.build).toMatch(/ && npm run build:console$/);
+		expect(scripts["build:console"]).toContain("--config ui/vite.config.mts");
+		// buildConsole (above) ran that config; the page /ui serves is the one it wrote.
+		const dist = path.join(ROOT, "dist/console");
+		const html = await (await fetch(`${node.url}/ui`)).text();
+		expect(html).toBe(readFileSync(path.join(dist, "index.html"), "utf8"));
+		const files = readdirSync(dist, { recursive: true, withFileTypes: true }).filter(entry => entry.isFile());
+		for (const file of files) {
+			const text = readFileSync(path.join(file.parentPath, file.name), "utf8");
+			// The only absolute URLs are XML namespace names (SVG, MathML, XHTML), never fetched.
+			const urls = (text.match(/https?:\/\/[^\s"'`)]+/g) ?? []).filter(
+				url => !url.startsWith("http://www.w3.org/")
+			);
+			expect([file.name, urls]).toEqual([file.name, []]);
+		}
 	});
 
 	it("serves only the bundle's own files", async () => {

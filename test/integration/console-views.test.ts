@@ -328,7 +328,9 @@ describeWithChromium("the console's views in headless Chromium", () => {
 			metadata: { tags: ["finance", "monthly"] }
 		});
 
-		expect(await page.locator("#versions-title ~ .table-wrap tbody tr").count()).toBe(3);
+		const versionRows = page.locator("#versions-title ~ .table-wrap tbody tr");
+		await versionRows.nth(2).waitFor();
+		expect(await versionRows.count()).toBe(3);
 		const diff = page.locator("pre.diff");
 		await diff.locator(".diff-added", { hasText: '"timeout_ms": 2500' }).waitFor();
 		await page.getByLabel("Compare version").selectOption("1");

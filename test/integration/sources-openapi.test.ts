@@ -278,6 +278,47 @@ describe("an OpenAPI document imported as a tool source", () => {
 		expect(await toolNamed("pets__delete__pets")).toMatchObject({ status: "disabled" });
 	});
 
+	it("given inline, is re-imported from a new spec sent with refresh; a spec that cannot be imported changes nothing", async () => {
+		const created = await call("POST", "/api/v1/sources", {
+			type: "openapi",
+			name: "inline",
+			spec: petstore(),
+			base_url: `${apiUrl}/v1`
+		});
+		expect(created.status).toBe(201);
+		const before = await toolNamed("inline__getPet");
+		const next = petstore();
+		next.paths["/pets/{petId}"].get.description = "Fields may be chosen.";
+		delete next.paths["/pets"].delete;
+		const refreshed = await call("POST", `/api/v1/sources/${created.body.id}/refresh`, { spec: next });
+		expect(refreshed.status).toBe(200);
+		expect(refreshed.body.changes).toMatchObject({
+			added: [],
+			updated: ["inline__getPet"],
+			disabled: ["inline__delete__pets"]
+		});
+		const after = await toolNamed("inline__getPet");
+		expect(after).toMatchObject({
+			version: before.version + 1,
+			description: "Read one pet\n\nFields may be chosen."
+		});
+		expect(after.definition_hash).not.toBe(before.definition_hash);
+		// Read again without a spec: the stored one is the new one.
+		const again = await call("POST", `/api/v1/sources/${created.body.id}/refresh`);
+		expect(again.body.changes).toMatchObject({ added: [], updated: [], disabled: [], enabled: [] });
+
+		const broken = await call("POST", `/api/v1/sources/${created.body.id}/refresh`, {
+			spec: { swagger: "2.0" }
+		});
+		expect(broken.status).toBe(422);
+		expect(broken.body.data[0]).toMatchObject({ field: "spec.openapi" });
+		expect((await toolNamed("inline__getPet")).version).toBe(after.version);
+		const fromUrl = await call("POST", `/api/v1/sources/${sourceId}/refresh`, { spec: next });
+		expect(fromUrl.status).toBe(422);
+		expect(fromUrl.body.data[0]).toMatchObject({ field: "spec" });
+		expect((await call("DELETE", `/api/v1/sources/${created.body.id}`)).status).toBe(204);
+	});
+
 	it("is deleted with its tools", async () => {
 		expect((await call("DELETE", `/api/v1/sources/${sourceId}`)).status).toBe(204);
 		expect(await toolNamed("pets__getPet")).toBeUndefined();

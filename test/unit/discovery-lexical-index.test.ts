@@ -1,10 +1,10 @@
-import MiniSearch from "minisearch";
 import { LexicalIndex } from "../../lib/discovery/lexical-index";
 import { parameterText, processTerm, tagsOf, tokenize } from "../../lib/discovery/text";
 import { TopK } from "../../lib/discovery/top-k";
 import { BUILTIN_TOOLS } from "../../lib/builtin-tools";
 import type { StoredTool } from "../../types/wire";
 import { CORPUS_QUERIES, EVERYDAY_QUERIES, TOOL_CORPUS } from "../fixtures/tool-corpus";
+import { miniSearchReference as miniSearch } from "../support/minisearch-reference";
 
 const tools = [...TOOL_CORPUS, ...BUILTIN_TOOLS].map(
 	(definition, i) =>
@@ -16,29 +16,6 @@ const tools = [...TOOL_CORPUS, ...BUILTIN_TOOLS].map(
 			metadata: definition.metadata ?? {}
 		}) as unknown as StoredTool
 );
-
-/** The MiniSearch configuration the lexical index replaces, as discovery used it. */
-function miniSearch(docs: StoredTool[]) {
-	const search = new MiniSearch<StoredTool>({
-		fields: ["name", "description", "tags", "parameters"],
-		extractField: (tool, field) =>
-			field === "tags"
-				? tagsOf(tool).join(" ")
-				: field === "parameters"
-					? parameterText(tool)
-					: String((tool as never)[field] ?? ""),
-		tokenize,
-		processTerm,
-		searchOptions: {
-			boost: { name: 3, tags: 2, description: 1, parameters: 0.25 },
-			prefix: true,
-			fuzzy: 0.2,
-			combineWith: "OR"
-		}
-	});
-	search.addAll(docs);
-	return search;
-}
 
 const lexicalIndex = () =>
 	new LexicalIndex<StoredTool>({

@@ -137,6 +137,25 @@ describe("TenantIndex", () => {
 		expect(late.query(q).map(r => r.match)).toEqual(["both"]);
 	});
 
+	it("lists every usable tool by name without a query, page by page, and again after a change", () => {
+		const listed = new TenantIndex("t");
+		for (const name of ["delta", "Alpha", "charlie", "bravo", "echo"]) listed.upsert(tool(name, "x"));
+		listed.upsert(tool("foxtrot", "x", { permissions: { agents: ["meteo"] } }));
+		const page = (offset: number, limit: number, agentId: string | null = null) =>
+			listed.query({ limit, offset, agentId }).map(r => [r.tool.name, r.score]);
+		expect(page(0, 10)).toEqual(["Alpha", "bravo", "charlie", "delta", "echo"].map(n => [n, 0]));
+		expect(page(1, 2)).toEqual([
+			["bravo", 0],
+			["charlie", 0]
+		]);
+		expect(page(4, 2, "meteo")).toEqual([
+			["echo", 0],
+			["foxtrot", 0]
+		]);
+		listed.upsert(tool("aardvark", "x"));
+		expect(page(0, 1)).toEqual([["aardvark", 0]]);
+	});
+
 	it("answers a repeated query from its cache, which any change to the tenant's tools empties", () => {
 		const cached = new TenantIndex("t");
 		cached.upsert(tool("hail_report", "Hail reports"));
