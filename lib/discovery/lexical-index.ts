@@ -47,6 +47,8 @@ export class LexicalIndex<D> {
 	/** Unique tokens of each slot's fields (MiniSearch's field length), at slot × fields + f. */
 	private lengths = new Int32Array(0);
 	private readonly totalLength: number[];
+	/** Postings each slot added: `remove` checks that it found them all. */
+	private postingCount = new Int32Array(0);
 	private documents = 0;
 	// Per-query scratch, by slot; a stamp tells whether a slot's value belongs to the current query.
 	private total = new Float64Array(0);
@@ -67,9 +69,11 @@ export class LexicalIndex<D> {
 		this.ensure(slot + 1);
 		const fields = this.options.fields.length;
 		this.documents++;
+		this.postingCount[slot] = 0;
 		this.fieldTerms(doc).forEach(({ frequencies, length }, field) => {
 			this.lengths[slot * fields + field] = length;
 			this.totalLength[field] += length;
+			this.postingCount[slot] += frequencies.size;
 			for (const [term, tf] of frequencies) {
 				let id = this.vocabulary.get(term);
 				if (id === undefined) {
@@ -83,27 +87,46 @@ export class LexicalIndex<D> {
 		});
 	}
 
-	/** Takes a slot's document out; `doc` must be the one added there. */
+	/**
+	 * Takes a slot's document out. `doc` is the one added there, whose terms say which postings to
+	 * remove; should it have changed since, every posting list is swept for the slot.
+	 */
 	remove(slot: number, doc: D): void {
 		const fields = this.options.fields.length;
 		this.documents--;
-		this.fieldTerms(doc).forEach(({ frequencies, length }, field) => {
-			this.totalLength[field] -= length;
-			this.lengths[slot * fields + field] = 0;
+		let removed = 0;
+		this.fieldTerms(doc).forEach(({ frequencies }, field) => {
 			for (const [term, tf] of frequencies) {
 				const id = this.vocabulary.get(term);
-				if (id === undefined) continue;
-				const key = id * fields + field;
-				const list = this.postings[key];
+				const list = id === undefined ? undefined : this.postings[id * fields + field];
 				const at = list?.indexOf(slot * TF_RANGE + Math.min(tf, TF_RANGE - 1)) ?? -1;
-				if (at >= 0) list!.splice(at, 1);
-				if (list?.length === 0) this.postings[key] = undefined;
-				if (this.postings.slice(id * fields, id * fields + fields).every(p => !p)) {
-					this.vocabulary.delete(term);
-					this.freeTerms.push(id);
-				}
+				if (at < 0) continue;
+				list!.splice(at, 1);
+				removed++;
+				if (!list!.length) this.dropList(id! * fields + field);
 			}
 		});
+		if (removed !== this.postingCount[slot])
+			this.postings.forEach((list, key) => {
+				const at = list?.findIndex(posting => ((posting / TF_RANGE) | 0) === slot) ?? -1;
+				if (at >= 0) list!.splice(at, 1);
+				if (list && !list.length) this.dropList(key);
+			});
+		for (let field = 0; field < fields; field++) {
+			this.totalLength[field] -= this.lengths[slot * fields + field];
+			this.lengths[slot * fields + field] = 0;
+		}
+		this.postingCount[slot] = 0;
+	}
+
+	/** Forgets an emptied posting list, and its term once no field has postings left. */
+	private dropList(key: number): void {
+		const fields = this.options.fields.length;
+		this.postings[key] = undefined;
+		const id = Math.floor(key / fields);
+		for (let field = 0; field < fields; field++) if (this.postings[id * fields + field]) return;
+		this.vocabulary.delete(this.terms[id]);
+		this.freeTerms.push(id);
 	}
 
 	/**
@@ -230,6 +253,7 @@ export class LexicalIndex<D> {
 			return next;
 		};
 		this.lengths = grown(this.lengths, capacity * this.options.fields.length);
+		this.postingCount = grown(this.postingCount, capacity);
 		this.total = grown(this.total, capacity);
 		this.part = grown(this.part, capacity);
 		this.matched = grown(this.matched, capacity);

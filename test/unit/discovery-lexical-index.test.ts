@@ -74,6 +74,21 @@ describe("LexicalIndex", () => {
 		}
 	});
 
+	it("removes every posting of a slot even when its document changed after it was added", () => {
+		const index = lexicalIndex();
+		tools.forEach((tool, slot) => index.add(slot, tool));
+		index.remove(0, { ...tools[0], name: "other", description: "Something else entirely" } as StoredTool);
+		const replacement = { ...tools[0], id: "x", name: "zzz_unrelated", description: "Nothing" } as StoredTool;
+		index.add(0, replacement);
+		const fresh = miniSearch([...tools.slice(1), replacement]);
+		for (const query of ["weather current temperature", "zzz", "nothing"]) {
+			const ours = index.search(query, 1000, () => true);
+			const theirs = fresh.search(query);
+			expect(ours.map(r => Math.round(r.score * 1e6))).toEqual(theirs.map(r => Math.round(r.score * 1e6)));
+			expect(ours.filter(r => r.slot === 0).length).toBe(theirs.filter(r => r.id === "x").length);
+		}
+	});
+
 	it("keeps the k best that `accept` admits, asking only about those that would enter", () => {
 		const index = lexicalIndex();
 		tools.forEach((tool, slot) => index.add(slot, tool));
