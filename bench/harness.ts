@@ -201,15 +201,23 @@ export function processCpuSeconds(pid: number): number {
 	return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** `SERVICES` naming `names` for `serveProduct`: compiled, the runner finds `<name>.service.js` itself. */
+export const servicesEnv = (names: string[]): string =>
+	process.env.BENCH_COMPILED === "1" ? names.join(",") : names.map(name => `${name}.service.ts`).join(",");
+
 /**
  * The product as `npm start` runs it: moleculer-runner with `moleculer.config` and every service of
  * the services directory (compiled `dist/` under `npm run bench`, the TypeScript sources with ts-node
  * otherwise), metrics on, in a process of its own. `env` adds to a minimal environment: the service
  * token, a free port on loopback and no per-tenant rate limit (the bench is one tenant at full speed).
- * Resolves once the gateway listens and the process has gone quiet (startup work such as the builtin
+ * Resolves once the node listens (`listening`) and the process has gone quiet (startup work such as the builtin
  * tools' vectors must not be counted as serving).
  */
-export async function serveProduct(env: Record<string, string> = {}): Promise<Server & { pid: number }> {
+export async function serveProduct(
+	env: Record<string, string> = {},
+	/** The log line that says the node serves; its first group is the URL. Nodes without the gateway print the metrics one. */
+	listening = /API Gateway listening on (http:\/\/[^\s]+)/
+): Promise<Server & { pid: number }> {
 	const compiled = process.env.BENCH_COMPILED === "1";
 	const args = compiled
 		? [RUNNER, "--config", "dist/moleculer.config.js"]
@@ -241,8 +249,8 @@ export async function serveProduct(env: Record<string, string> = {}): Promise<Se
 	const url = await new Promise<string>((resolve, reject) => {
 		const onData = (chunk: Buffer) => {
 			output = (output + chunk.toString()).slice(-8000);
-			const listening = /API Gateway listening on (http:\/\/[^\s]+)/.exec(output);
-			if (listening) resolve(listening[1]);
+			const url = listening.exec(output)?.[1];
+			if (url) resolve(url);
 		};
 		child.stdout!.on("data", onData);
 		child.stderr!.on("data", onData);

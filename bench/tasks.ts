@@ -1,35 +1,36 @@
-import { fork, spawn, type ChildProcess } from "child_process";
 import { randomUUID } from "crypto";
 import fs from "fs";
 import net from "net";
 import os from "os";
-import path from "path";
 import autocannon from "autocannon";
 import Redis from "ioredis";
-import type { ActionSchema, Context, Middleware } from "moleculer";
-import { loadConfig } from "../lib/config";
-import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
-import type { subscribeFrames as SubscribeFrames } from "../lib/tasks/backend";
-import type { TaskEventName } from "../lib/tasks/task-events";
-import { http, SERVICE_TOKEN, startNode } from "../test/support/node";
+import { ServiceBroker } from "moleculer";
+import { http, SERVICE_TOKEN } from "../test/support/node";
 import { deleteKeysWithPrefix } from "../test/support/redis-keys";
-import { DURATION_S, progress, ratio, runScenario, type Result } from "./harness";
+import {
+	DURATION_S,
+	processCpuSeconds,
+	progress,
+	ratio,
+	runScenario,
+	serveProduct,
+	servicesEnv,
+	type Result
+} from "./harness";
+import { TaskListener, type BatchSummary } from "./task-listener";
 
 /*
  * End-to-end queued tasks: HTTP submit (POST /api/v1/internal/tasks) → executor worker → the
- * `task_completed` frame, recorded with the task's status (transactional outbox) and received by a
- * listener on the gateway node the way its UI feed receives frames.
+ * `task_completed` frame, recorded with the task's status (transactional outbox), sent by the
+ * notifier over the orchestrator WebSocket and received by this process's stand-in orchestrator.
  *
- * Processes: this one only generates load (autocannon) and spawns; the gateway node is a forked child
- * (so it never shares an event loop with the load generator); executors are the project's runner with
- * only services/executor.service.ts, as deployed.
+ * Processes: every node is the product as `npm start` runs it (moleculer-runner + moleculer.config,
+ * metrics on), each in its own process: embedded, one node with every service; on Redis + NATS, a
+ * gateway node (api, keys, registry, validator, notifier) and executor nodes (executor only). This
+ * process only generates load (autocannon), listens, and watches the cluster through a service-less
+ * observer node.
  */
-
 const SCENARIO = "tasks";
-const ROOT = path.resolve(__dirname, "..");
-const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
-const TS_NODE = require.resolve("ts-node/register/transpile-only");
-const CHILD_FLAG = "--bench-tasks-gateway";
 
 /** Tasks of each measured batch. */
 const TASKS = Number(process.env.BENCH_TASKS ?? 3000);
@@ -74,329 +75,40 @@ const headersFor = (tenant: string) => ({
 
 const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
 const round = (value: number, digits = 0) => Math.round(value * 10 ** digits) / 10 ** digits;
-const percentile = (sorted: number[], p: number) =>
-	sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
 const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
 
 // ---------------------------------------------------------------------------------------------------
-// The gateway node, in a child process.
+// The product's nodes.
 
-interface GatewayOptions {
-	services: string[];
-	transporter?: string;
-	redisUrl?: string;
-	redisPrefix?: string;
-	namespace?: string;
-	nodeID?: string;
+type Served = Awaited<ReturnType<typeof serveProduct>>;
+
+/** A node of ours as `npm start` runs it, and the stand-in orchestrator its notifier reaches. */
+interface Gateway {
+	node: Served;
+	listener: TaskListener;
 }
 
-type Op = "cpu" | "count" | "summary" | "executors" | "memory" | "stop";
-
-interface Ask {
-	id: number;
-	op: Op;
-	arg?: string;
+/** One executor node: the product with only the executor service, as deployed. */
+interface Executor {
+	nodeID: string;
+	node: Served;
 }
 
-interface Answer {
-	id: number;
-	result?: unknown;
-	error?: string;
+/** Resident memory of a process, from /proc (Linux). */
+function rssOf(pid: number): number {
+	const kb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+	return Number(kb) * 1024;
 }
 
-/** What the listener saw of one batch; a batch is told by its tenants' prefix (`<batch>-t<n>`). */
-interface BatchCount {
-	completed: number;
-	failed: number;
-	/** Date.now() of the last completion or failure. */
-	last: number;
-}
-
-interface BatchSummary extends BatchCount {
-	/** From the submission's answer to the task's final frame at the listener. */
-	latencyP50: number;
-	latencyP99: number;
-	failures: Record<string, number>;
-	/** One error message per failure type. */
-	examples: Record<string, string>;
-}
-
-interface Tally extends BatchCount {
-	latencies: number[];
-	failures: Record<string, number>;
-	examples: Record<string, string>;
-}
-
-const emptyTally = (): Tally => ({
-	completed: 0,
-	failed: 0,
-	last: 0,
-	latencies: [],
-	failures: {},
-	examples: {}
+/** The environment of the nodes of one Redis + NATS cluster. */
+const clusterEnv = (prefix: string, namespace: string, nodeID: string) => ({
+	TRANSPORTER: NATS_URL,
+	REDIS_URL,
+	REDIS_PREFIX: prefix,
+	NAMESPACE: namespace,
+	NODE_ID: nodeID,
+	TASK_CONCURRENCY: String(CONCURRENCY)
 });
-
-async function serveGateway(options: GatewayOptions): Promise<void> {
-	// The IPC channel is this child's lifeline: without the parent it must not linger.
-	process.on("disconnect", () => process.exit(1));
-	/** When each task was accepted (Date.now()), so a frame's arrival gives its end-to-end latency. */
-	const accepted = new Map<string, number>();
-	const noteSubmission: Middleware = {
-		localAction(next: (ctx: Context) => Promise<unknown>, action: ActionSchema) {
-			if (action.name !== "api.tasks.submit") return next;
-			return async (ctx: Context) => {
-				const answer = (await next(ctx)) as { task_id?: string };
-				if (answer?.task_id) accepted.set(answer.task_id, Date.now());
-				return answer;
-			};
-		}
-	};
-	const node = await startNode({
-		services: options.services,
-		transporter: options.transporter,
-		redisUrl: options.redisUrl,
-		redisPrefix: options.redisPrefix,
-		nodeID: options.nodeID,
-		settings: { tenantRateLimit: 0 },
-		broker: {
-			...(options.namespace ? { namespace: options.namespace } : {}),
-			// The executors' (moleculer.config.ts): a node expecting beats every second drops one that beats every ten.
-			heartbeatInterval: loadConfig(process.env).heartbeatIntervalS,
-			heartbeatTimeout: loadConfig(process.env).heartbeatTimeoutS,
-			middlewares: [noteSubmission]
-		}
-	});
-	const tallies = new Map<string, Tally>();
-	// Every task frame as the queue records it with the status (the transactional outbox), as the
-	// gateway's UI feed receives them: the end of each task, wherever it ran.
-	const redis = options.redisUrl ? new Redis(options.redisUrl) : null;
-	const backend = { redis, redisPrefix: options.redisPrefix ?? "test:", outboxMax: DEFAULT_OUTBOX_MAX };
-	// The services' own module (dist/ when compiled): the in-memory outbox is kept per broker in it.
-	const { subscribeFrames } = require(
-		path.join(ROOT, process.env.BENCH_COMPILED === "1" ? "dist/lib/tasks/backend" : "lib/tasks/backend")
-	) as { subscribeFrames: typeof SubscribeFrames };
-	const stopFrames = await subscribeFrames(node.broker, backend, text => {
-		const frame = JSON.parse(text) as {
-			event: TaskEventName;
-			task_id: string;
-			tenant_id: string;
-			data: { error?: string; error_type?: string };
-		};
-		if (frame.event === "task_status_update") return;
-		const batch = frame.tenant_id.slice(0, frame.tenant_id.indexOf("-"));
-		let tally = tallies.get(batch);
-		if (!tally) tallies.set(batch, (tally = emptyTally()));
-		tally.last = Date.now();
-		const submitted = accepted.get(frame.task_id);
-		accepted.delete(frame.task_id);
-		if (submitted !== undefined) tally.latencies.push(tally.last - submitted);
-		if (frame.event === "task_completed") tally.completed++;
-		else {
-			tally.failed++;
-			const type = frame.data.error_type ?? "unknown";
-			tally.failures[type] = (tally.failures[type] ?? 0) + 1;
-			tally.examples[type] ??= frame.data.error ?? "";
-		}
-	});
-
-	const handle = async ({ op, arg }: Ask): Promise<unknown> => {
-		const tally = tallies.get(arg ?? "") ?? emptyTally();
-		switch (op) {
-			case "cpu": {
-				const { user, system } = process.cpuUsage();
-				return (user + system) / 1e6;
-			}
-			case "count":
-				return { completed: tally.completed, failed: tally.failed, last: tally.last } satisfies BatchCount;
-			case "summary": {
-				const sorted = [...tally.latencies].sort((a, b) => a - b);
-				const summary: BatchSummary = {
-					completed: tally.completed,
-					failed: tally.failed,
-					last: tally.last,
-					latencyP50: percentile(sorted, 50),
-					latencyP99: percentile(sorted, 99),
-					failures: tally.failures,
-					examples: tally.examples
-				};
-				return summary;
-			}
-			case "executors": {
-				// Ready: the gateway routes to the node, and the node sees everything a task needs
-				// (registry to resolve the tool, api whose queue it shares).
-				const services = node.broker.registry.getServiceList({ onlyAvailable: true }) as {
-					name: string;
-					nodeID: string;
-				}[];
-				const ready: string[] = [];
-				for (const { nodeID } of services.filter(service => service.name === "executor")) {
-					const seen = await node.broker.call<{ name: string }[], object>(
-						"$node.services",
-						{ onlyAvailable: true },
-						{ nodeID }
-					);
-					if (["registry", "api"].every(name => seen.some(service => service.name === name)))
-						ready.push(nodeID);
-				}
-				return ready;
-			}
-			case "memory":
-				return process.memoryUsage().rss;
-			case "stop":
-				await stopFrames();
-				redis?.disconnect();
-				await node.stop();
-				process.exit(0);
-		}
-	};
-	process.on("message", (ask: Ask) => {
-		handle(ask).then(
-			result => process.send!({ id: ask.id, result } satisfies Answer),
-			(err: Error) => process.send!({ id: ask.id, error: err.message } satisfies Answer)
-		);
-	});
-	process.send!({ id: 0, result: node.url } satisfies Answer);
-}
-
-/** Every child this scenario spawned, killed if it ends any other way than by cleaning up. */
-const children = new Set<ChildProcess>();
-const killChildren = () => children.forEach(child => child.kill("SIGKILL"));
-const onSignal = () => {
-	killChildren();
-	process.exit(130);
-};
-
-class GatewayChild {
-	readonly child: ChildProcess;
-	readonly exited: Promise<number | null>;
-	url = "";
-	private seq = 0;
-	private readonly waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
-
-	private constructor(options: GatewayOptions) {
-		this.child = fork(__filename, [CHILD_FLAG, JSON.stringify(options)], {
-			execArgv: ["-r", TS_NODE],
-			env: { ...process.env, TASK_CONCURRENCY: String(CONCURRENCY) },
-			stdio: ["ignore", "inherit", "inherit", "ipc"]
-		});
-		children.add(this.child);
-		this.child.on("message", (answer: Answer) => {
-			const waiter = this.waiting.get(answer.id);
-			this.waiting.delete(answer.id);
-			if (answer.error !== undefined) waiter?.reject(new Error(answer.error));
-			else waiter?.resolve(answer.result);
-		});
-		this.exited = new Promise(resolve =>
-			this.child.once("exit", code => {
-				children.delete(this.child);
-				const exit = new Error(`gateway exited with code ${code}`);
-				for (const waiter of this.waiting.values()) waiter.reject(exit);
-				this.waiting.clear();
-				resolve(code);
-			})
-		);
-	}
-
-	static async start(options: GatewayOptions): Promise<GatewayChild> {
-		const gateway = new GatewayChild(options);
-		gateway.url = await new Promise<string>((resolve, reject) =>
-			gateway.waiting.set(0, { resolve: url => resolve(url as string), reject })
-		);
-		return gateway;
-	}
-
-	ask<T>(op: Op, arg?: string): Promise<T> {
-		const id = ++this.seq;
-		return new Promise<T>((resolve, reject) => {
-			this.waiting.set(id, { resolve: value => resolve(value as T), reject });
-			this.child.send({ id, op, arg } satisfies Ask);
-		});
-	}
-
-	async stop(): Promise<void> {
-		if (this.child.connected) this.child.send({ id: ++this.seq, op: "stop" } satisfies Ask);
-		const timer = setTimeout(() => this.child.kill("SIGKILL"), 15000);
-		await this.exited;
-		clearTimeout(timer);
-	}
-}
-
-/** User + system CPU seconds and RSS of a process of ours, from /proc (Linux); null elsewhere. */
-function procStats(pid: number | undefined): { cpu: number; rss: number } | null {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-		const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-		// Fields 14 and 15 (utime, stime) in clock ticks; field 3 is the first after the name.
-		const cpu = (Number(fields[11]) + Number(fields[12])) / 100;
-		const rssKb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-		return { cpu, rss: Number(rssKb) * 1024 };
-	} catch {
-		return null;
-	}
-}
-
-/** One executor node: the project's runner with only the executor service, as deployed. */
-class ExecutorChild {
-	readonly child: ChildProcess;
-	readonly exited: Promise<void>;
-	alive = true;
-	private output = "";
-
-	constructor(
-		readonly nodeID: string,
-		cluster: { prefix: string; namespace: string }
-	) {
-		const env: NodeJS.ProcessEnv = {
-			...process.env,
-			TRANSPORTER: NATS_URL,
-			REDIS_URL,
-			REDIS_PREFIX: cluster.prefix,
-			NAMESPACE: cluster.namespace,
-			NODE_ID: nodeID,
-			TASK_CONCURRENCY: String(CONCURRENCY),
-			SERVICE_TOKEN,
-			RATE_LIMIT: "0",
-			LOG_LEVEL: "warn"
-		};
-		// The runner would load these instead of the file named on its command line.
-		delete env.SERVICES;
-		delete env.SERVICEDIR;
-		delete env.MOLECULER_CONFIG;
-		const args =
-			process.env.BENCH_COMPILED === "1"
-				? [RUNNER, "--config", "dist/moleculer.config.js", "dist/services/executor.service.js"]
-				: ["-r", TS_NODE, RUNNER, "--config", "moleculer.config.ts", "services/executor.service.ts"];
-		this.child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-		children.add(this.child);
-		const keep = (chunk: Buffer) => {
-			this.output = (this.output + chunk.toString()).slice(-4000);
-		};
-		this.child.stdout!.on("data", keep);
-		this.child.stderr!.on("data", keep);
-		this.exited = new Promise(resolve =>
-			this.child.once("exit", () => {
-				this.alive = false;
-				children.delete(this.child);
-				resolve();
-			})
-		);
-	}
-
-	get log(): string {
-		return this.output;
-	}
-
-	stats() {
-		return procStats(this.child.pid);
-	}
-
-	async stop(): Promise<void> {
-		if (this.alive) this.child.kill("SIGTERM");
-		const timer = setTimeout(() => this.child.kill("SIGKILL"), 10000);
-		await this.exited;
-		clearTimeout(timer);
-	}
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Measuring.
@@ -415,14 +127,14 @@ async function redisCpu(redis: Redis | null): Promise<number | null> {
 	return field("used_cpu_user") + field("used_cpu_sys");
 }
 
-async function cpuNow(gateway: GatewayChild, executors: ExecutorChild[], redis: Redis | null): Promise<Cpu> {
+function cpuNow(gateway: Gateway, executors: Executor[], redis: Redis | null): Promise<Cpu> {
 	const { user, system } = process.cpuUsage();
-	return {
-		gateway: await gateway.ask<number>("cpu"),
-		executors: executors.map(executor => executor.stats()?.cpu ?? 0),
+	return redisCpu(redis).then(redisSeconds => ({
+		gateway: processCpuSeconds(gateway.node.pid),
+		executors: executors.map(executor => processCpuSeconds(executor.node.pid)),
 		loadGenerator: (user + system) / 1e6,
-		redis: await redisCpu(redis)
-	};
+		redis: redisSeconds
+	}));
 }
 
 function describeCpu(before: Cpu, after: Cpu, seconds: number): string {
@@ -449,7 +161,7 @@ interface BatchResult {
 }
 
 /** POSTs `count` tasks round-robin over `tenants` tenants of `batch`, `SUBMIT_CONNECTIONS` at a time. */
-async function submit(url: string, batch: string, tenants: number, count: number) {
+async function submit(gateway: Gateway, batch: string, tenants: number, count: number) {
 	const statuses: Record<string, number> = {};
 	let n = 0;
 	// autocannon ends on its once-a-second tick: the last response is the end of submitting.
@@ -457,7 +169,7 @@ async function submit(url: string, batch: string, tenants: number, count: number
 	await new Promise<autocannon.Result>((resolve, reject) =>
 		autocannon(
 			{
-				url: url + TASKS_PATH,
+				url: gateway.node.url + TASKS_PATH,
 				connections: SUBMIT_CONNECTIONS,
 				pipelining: 1,
 				amount: count,
@@ -469,9 +181,11 @@ async function submit(url: string, batch: string, tenants: number, count: number
 							headers: headersFor(`${batch}-t${n++ % tenants}`),
 							body: TASK_BODY
 						}),
-						onResponse: status => {
+						onResponse: (status, body) => {
 							statuses[status] = (statuses[status] ?? 0) + 1;
 							lastResponse = Date.now();
+							if (status === 202)
+								gateway.listener.accepted((JSON.parse(body) as { task_id: string }).task_id, lastResponse);
 						}
 					}
 				]
@@ -486,16 +200,16 @@ async function submit(url: string, batch: string, tenants: number, count: number
 /** Submits a batch and waits for the listener to have seen every task end. */
 async function runBatch(
 	label: string,
-	gateway: GatewayChild,
+	gateway: Gateway,
 	batch: string,
 	tenants: number,
 	count: number,
-	cluster: { executors: ExecutorChild[]; redis: Redis | null } = { executors: [], redis: null }
+	cluster: { executors: Executor[]; redis: Redis | null } = { executors: [], redis: null }
 ): Promise<BatchResult> {
 	progress(`${label}: submitting ${count} tasks over ${tenants} tenants`);
 	const cpuBefore = await cpuNow(gateway, cluster.executors, cluster.redis);
 	const started = Date.now();
-	const { accepted, rejected, lastResponse: submitted } = await submit(gateway.url, batch, tenants, count);
+	const { accepted, rejected, lastResponse: submitted } = await submit(gateway, batch, tenants, count);
 	progress(
 		`${label}: ${accepted} accepted in ${submitted - started} ms` +
 			(Object.keys(rejected).length ? `, rejected ${JSON.stringify(rejected)}` : "")
@@ -504,12 +218,10 @@ async function runBatch(
 	let movedAt = Date.now();
 	let reportedAt = Date.now();
 	for (;;) {
-		const count = await gateway.ask<BatchCount>("count", batch);
+		const count = gateway.listener.count(batch);
 		const ended = count.completed + count.failed;
 		if (ended >= accepted) break;
 		if (ended !== seen) [seen, movedAt] = [ended, Date.now()];
-		const dead = cluster.executors.find(executor => !executor.alive);
-		if (dead) throw new Error(`${label}: ${dead.nodeID} exited:\n${dead.log}`);
 		if (Date.now() - movedAt > STALL_MS)
 			throw new Error(`${label}: stalled at ${ended}/${accepted} ended for ${STALL_MS} ms`);
 		if (Date.now() - reportedAt >= 5000) {
@@ -518,7 +230,7 @@ async function runBatch(
 		}
 		await delay(50);
 	}
-	const summary = await gateway.ask<BatchSummary>("summary", batch);
+	const summary = gateway.listener.summary(batch);
 	const seconds = (summary.last - started) / 1000;
 	const cpu = describeCpu(cpuBefore, await cpuNow(gateway, cluster.executors, cluster.redis), seconds);
 	const result: BatchResult = {
@@ -552,10 +264,10 @@ interface Repeated {
 /** `REPEATS` batches of `count` tasks (batch names `<letter><n>`); the median one is reported. */
 async function repeatBatch(
 	label: string,
-	gateway: GatewayChild,
+	gateway: Gateway,
 	letter: string,
 	count: number,
-	cluster?: { executors: ExecutorChild[]; redis: Redis | null }
+	cluster?: { executors: Executor[]; redis: Redis | null }
 ): Promise<Repeated> {
 	const results: BatchResult[] = [];
 	for (let i = 1; i <= REPEATS; i++)
@@ -640,18 +352,18 @@ function cannon(url: string, connections: number, seconds: number, onTick?: (sec
 }
 
 /** Completed synchronous executions per second; the executor's counters tell completed from failed. */
-async function syncRate(gateway: GatewayChild, toolId: string, connections: number): Promise<SyncRate> {
+async function syncRate({ node }: Gateway, toolId: string, connections: number): Promise<SyncRate> {
 	const title = `sync execute, ${connections} connections`;
 	progress(`${title}: warm-up ${WARMUP_S} s`);
-	await cannon(gateway.url, connections, WARMUP_S);
+	await cannon(node.url, connections, WARMUP_S);
 	progress(`${title}: measuring ${DURATION_S} s`);
-	const before = await usage(gateway.url, toolId);
-	const cpuBefore = await gateway.ask<number>("cpu");
-	const result = await cannon(gateway.url, connections, DURATION_S, second => {
+	const before = await usage(node.url, toolId);
+	const cpuBefore = processCpuSeconds(node.pid);
+	const result = await cannon(node.url, connections, DURATION_S, second => {
 		if (second % 5 === 0 && second < DURATION_S) progress(`${title}: ${second}/${DURATION_S} s`);
 	});
-	const cpu = (await gateway.ask<number>("cpu")) - cpuBefore;
-	const after = await usage(gateway.url, toolId);
+	const cpu = processCpuSeconds(node.pid) - cpuBefore;
+	const after = await usage(node.url, toolId);
 	const calls = after.calls - before.calls;
 	const completed = after.completed - before.completed;
 	const rate: SyncRate = {
@@ -678,16 +390,22 @@ const describeSync = (s: SyncRate) =>
 	`server ${s.serverCores} cores, load avg ${s.loadAvg}`;
 
 async function measureEmbedded() {
-	progress("embedded: starting the node (api, registry, validator, executor; memory queue)");
-	const gateway = await GatewayChild.start({ services: ["api", "registry", "validator", "executor"] });
+	progress("embedded: starting the product as npm start does (every service, memory queue)");
+	const listener = await TaskListener.start();
+	const node = await serveProduct({
+		TASK_CONCURRENCY: String(CONCURRENCY),
+		ORCHESTRATOR_WS_URL: listener.url
+	});
+	const gateway: Gateway = { node, listener };
 	try {
-		const toolId = await sampleExecution(gateway.url);
+		const toolId = await sampleExecution(node.url);
 		const sync = [await syncRate(gateway, toolId, 50), await syncRate(gateway, toolId, CONCURRENCY)];
 		await runBatch("embedded warm-up", gateway, "ew", TENANTS, WARMUP_TASKS);
 		const tasks = await repeatBatch("embedded", gateway, "em", TASKS);
 		return { tasks, sync };
 	} finally {
-		await gateway.stop();
+		await node.stop();
+		await listener.stop();
 	}
 }
 
@@ -743,13 +461,26 @@ interface ScaleResult {
 	rss: { gateway: number; executors: number[] };
 }
 
-async function waitReady(gateway: GatewayChild, executors: ExecutorChild[]): Promise<void> {
+/**
+ * Waits until every executor is up and sees what a task needs (the registry to resolve the tool, the
+ * api whose queue it shares), as a service-less observer node on the cluster's NATS sees them.
+ */
+async function waitReady(observer: ServiceBroker, executors: Executor[]): Promise<void> {
 	const deadline = Date.now() + 60000;
 	for (;;) {
-		const dead = executors.find(executor => !executor.alive);
-		if (dead) throw new Error(`${dead.nodeID} exited on start-up:\n${dead.log}`);
-		const ready = await gateway.ask<string[]>("executors");
-		if (executors.every(executor => ready.includes(executor.nodeID))) return;
+		const ready: string[] = [];
+		for (const { nodeID } of executors) {
+			const seen = await observer
+				.call<{ name: string }[], object>(
+					"$node.services",
+					{ onlyAvailable: true },
+					{ nodeID, timeout: 2000 }
+				)
+				.catch(() => []);
+			if (["executor", "registry", "api"].every(name => seen.some(service => service.name === name)))
+				ready.push(nodeID);
+		}
+		if (ready.length === executors.length) return;
 		if (Date.now() > deadline) throw new Error(`executors not ready after 60 s; ready: ${ready.join(", ")}`);
 		await delay(200);
 	}
@@ -816,26 +547,40 @@ async function measureCluster() {
 	const prefix = `bench-tasks-${id}:`;
 	const namespace = `bench-tasks-${id}`;
 	const redis = new Redis(REDIS_URL);
-	const executors: ExecutorChild[] = [];
-	let gateway: GatewayChild | null = null;
+	const executors: Executor[] = [];
+	const observer = new ServiceBroker({
+		namespace,
+		nodeID: "bench-observer",
+		transporter: { type: "NATS", options: { url: NATS_URL } },
+		logger: false
+	});
+	const listener = await TaskListener.start();
+	let gateway: Gateway | null = null;
 	const cluster = { executors, redis };
 	const spawnExecutor = async () => {
-		const executor = new ExecutorChild(`bench-executor-${executors.length + 1}`, { prefix, namespace });
-		executors.push(executor);
-		progress(`redis: starting ${executor.nodeID} (moleculer-runner, executor only)`);
-		await waitReady(gateway!, executors);
+		const nodeID = `bench-executor-${executors.length + 1}`;
+		progress(`redis: starting ${nodeID} (npm start with SERVICES=executor)`);
+		const node = await serveProduct(
+			{ ...clusterEnv(prefix, namespace, nodeID), SERVICES: servicesEnv(["executor"]) },
+			/Metrics listening on (http:\/\/\S+)/
+		);
+		executors.push({ nodeID, node });
+		await waitReady(observer, executors);
 	};
 	try {
 		const streams = [await streamsBaseline(prefix, 1, TASKS), await streamsBaseline(prefix, 2, TASKS)];
-		progress("redis: starting the gateway node (api, registry, validator, listener) on NATS + Redis");
-		gateway = await GatewayChild.start({
-			services: ["api", "registry", "validator"],
-			transporter: NATS_URL,
-			redisUrl: REDIS_URL,
-			redisPrefix: prefix,
-			namespace,
-			nodeID: "bench-gateway"
-		});
+		await observer.start();
+		progress(
+			"redis: starting the gateway node (npm start with SERVICES=api,keys,registry,validator,notifier)"
+		);
+		gateway = {
+			node: await serveProduct({
+				...clusterEnv(prefix, namespace, "bench-gateway"),
+				SERVICES: servicesEnv(["api", "keys", "registry", "validator", "notifier"]),
+				ORCHESTRATOR_WS_URL: listener.url
+			}),
+			listener
+		};
 		await spawnExecutor();
 		await runBatch("redis 1 executor warm-up", gateway, "aw", TENANTS, WARMUP_TASKS, cluster);
 		const one = await repeatBatch("redis 1 executor", gateway, "a", TASKS, cluster);
@@ -873,8 +618,8 @@ async function measureCluster() {
 				usedMemoryDelta: usedAfter - usedBefore,
 				usedMemoryAfter: usedAfter,
 				rss: {
-					gateway: await gateway.ask<number>("memory"),
-					executors: executors.map(executor => executor.stats()?.rss ?? 0)
+					gateway: rssOf(gateway.node.pid),
+					executors: executors.map(executor => rssOf(executor.node.pid))
 				}
 			});
 			progress(
@@ -884,8 +629,10 @@ async function measureCluster() {
 		}
 		return { streams, one, two, scale };
 	} finally {
-		await Promise.all(executors.map(executor => executor.stop()));
-		await gateway?.stop();
+		await Promise.all(executors.map(executor => executor.node.stop()));
+		await gateway?.node.stop();
+		await listener.stop();
+		await observer.stop();
 		await deleteKeysWithPrefix(redis, prefix).catch(err => progress(`dropping ${prefix}* failed: ${err}`));
 		redis.disconnect();
 	}
@@ -894,20 +641,6 @@ async function measureCluster() {
 // ---------------------------------------------------------------------------------------------------
 
 export async function run(): Promise<Result[]> {
-	process.once("exit", killChildren);
-	process.once("SIGINT", onSignal);
-	process.once("SIGTERM", onSignal);
-	try {
-		return await measure();
-	} finally {
-		killChildren();
-		process.removeListener("exit", killChildren);
-		process.removeListener("SIGINT", onSignal);
-		process.removeListener("SIGTERM", onSignal);
-	}
-}
-
-async function measure(): Promise<Result[]> {
 	const embedded = await measureEmbedded();
 	const embeddedRate = embedded.tasks.median.tasksPerS;
 	const row = (fields: Omit<Result, "scenario">): Result => ({ scenario: SCENARIO, ...fields });
@@ -940,8 +673,9 @@ async function measure(): Promise<Result[]> {
 	}
 	const cluster = await measureCluster();
 	const setup =
-		`gateway node (api, registry, validator, listener) + executor process(es) of ` +
-		`moleculer-runner, NATS transporter, Redis queue, ${CONCURRENCY} workers each`;
+		`npm start: a gateway node (api, keys, registry, validator, notifier) + executor node(s) ` +
+		`(SERVICES=executor), NATS transporter, Redis queue, ${CONCURRENCY} workers each; ` +
+		"frames counted at a stand-in orchestrator";
 	const streamsNote = (s: { consumers: number; perS: number; xaddPerS: number }) =>
 		`raw Streams: ${s.consumers} consumer(s) ${s.perS} msgs/s end to end, XADD ${s.xaddPerS}/s ` +
 		`(${SUBMIT_CONNECTIONS} in flight, consumers in the load generator process)`;
@@ -1000,11 +734,4 @@ async function measure(): Promise<Result[]> {
 	return rows;
 }
 
-if (require.main === module) {
-	if (process.argv[2] === CHILD_FLAG)
-		serveGateway(JSON.parse(process.argv[3]) as GatewayOptions).catch(err => {
-			console.error(err);
-			process.exit(1);
-		});
-	else runScenario(SCENARIO, run);
-}
+if (require.main === module) runScenario(SCENARIO, run);

@@ -255,12 +255,11 @@ export const RESPONSE_SCHEMAS = {
 					score: { type: "number" },
 					health: {
 						type: "object",
-						description: "absent when the tool is healthy",
-						properties: { state: { enum: ["unknown", "unreachable"] } },
+						properties: { state: { enum: ["unknown", "healthy", "unreachable"] } },
 						required: ["state"]
 					}
 				},
-				required: ["id", "name", "description", "type", "score"]
+				required: ["id", "name", "description", "type", "score", "health"]
 			}),
 			{
 				type: "object",

@@ -32,7 +32,7 @@ const healthOf = (tool: StoredTool) => tool.health ?? { state: "unknown" as cons
 /**
  * `native`: the stored tools with their score, which ranking found them (`match`) and their health,
  * best first. The summary view keeps what an agent needs to choose: the description's gist, the score
- * to three decimals, and `health` only when the tool is not known to be healthy.
+ * to three decimals, and the health state (the contract's summary fields).
  */
 export const toNative = (ranked: RankedTool[], view: DiscoveryView = "full") => ({
 	items:
@@ -43,7 +43,7 @@ export const toNative = (ranked: RankedTool[], view: DiscoveryView = "full") => 
 					description: gist(tool.description),
 					type: tool.type,
 					score: Math.round(score * 1000) / 1000,
-					...(healthOf(tool).state === "healthy" ? {} : { health: { state: healthOf(tool).state } })
+					health: { state: healthOf(tool).state }
 				}))
 			: ranked.map(({ tool, score, match }) => ({ tool, score, match, health: healthOf(tool) }))
 });

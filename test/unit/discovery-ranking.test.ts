@@ -183,7 +183,7 @@ describe("summary view", () => {
 		}
 	});
 
-	it("keeps id, name, the description's gist, type and score; health only when not known healthy", () => {
+	it("keeps the contract's fields only: id, name, the description's gist, type, score and health state", () => {
 		const tools = [
 			tool(
 				"weather_forecast",
@@ -210,7 +210,8 @@ describe("summary view", () => {
 				name: "currency_convert",
 				description: "Convert money between currencies",
 				type: "datetime",
-				score: 0.512
+				score: 0.512,
+				health: { state: "healthy" }
 			},
 			{
 				id: tools[2].id,
@@ -236,7 +237,7 @@ describe("summary view", () => {
 		expect(long.endsWith("…")).toBe(true);
 	});
 
-	it("takes under 200 bytes a tool on the relevance corpus", () => {
+	it("takes under 225 bytes a tool on the relevance corpus", () => {
 		const ranked = [...TOOL_CORPUS, ...BUILTIN_TOOLS].map((definition, i) => ({
 			tool: tool(definition.name, definition.description ?? "", {
 				id: `0193a7c2-5e1f-7b2a-9c4d-${String(i).padStart(12, "0")}`,
@@ -246,6 +247,6 @@ describe("summary view", () => {
 			score: 0.8123
 		}));
 		const perTool = JSON.stringify(toNative(ranked, "summary")).length / ranked.length;
-		expect(perTool).toBeLessThan(200);
+		expect(perTool).toBeLessThan(225);
 	});
 });
