@@ -39,9 +39,11 @@ async function failureOf(expression: unknown, timeoutMs?: number): Promise<ToolF
  * Tests before may have killed a worker, and its replacement takes seconds to start under ts-node: with
  * a new pool both threads start together, so the quick expressions of a test have a second thread.
  */
+/** A new pool whose workers have started: a worker still loading mathjs is not the behaviour under test. */
 async function freshPool(): Promise<void> {
 	await calculatorTool.close?.();
 	await calculatorTool.start?.();
+	await Promise.all(Array.from({ length: 8 }, () => calculate("1 + 1")));
 }
 
 // Worker start-up (ts-node compiling the worker, mathjs loading) is slow under jest; pay it once.
