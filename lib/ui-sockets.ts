@@ -1,4 +1,5 @@
 import WebSocket from "ws";
+import type { Clock, ClockTimer } from "./clock";
 import { GLOBAL_TENANT } from "./tenancy";
 
 export interface UiSocketsOptions {
@@ -8,6 +9,8 @@ export interface UiSocketsOptions {
 	heartbeatMs: number;
 	/** How long `close()` waits for clients to answer the close handshake before cutting them off. */
 	closeGraceMs: number;
+	/** Time of the heartbeat: the system clock unless a test passes one. */
+	clock: Clock;
 }
 
 interface Client {
@@ -30,7 +33,7 @@ export class UiSockets {
 	private readonly clients = new Map<WebSocket, Client>();
 	private readonly byTenant = new Map<string, Set<WebSocket>>();
 	/** Runs only while clients are connected, so an idle gateway holds no timer. */
-	private heartbeat: NodeJS.Timeout | null = null;
+	private heartbeat: ClockTimer | null = null;
 
 	constructor(private readonly options: UiSocketsOptions) {}
 
@@ -53,10 +56,7 @@ export class UiSockets {
 		socket.on("error", () => undefined);
 		socket.on("close", () => this.remove(socket));
 
-		if (!this.heartbeat) {
-			this.heartbeat = setInterval(() => this.sweep(), this.options.heartbeatMs);
-			this.heartbeat.unref();
-		}
+		this.heartbeat ??= this.options.clock.setInterval(() => this.sweep(), this.options.heartbeatMs);
 	}
 
 	remove(socket: WebSocket): void {
@@ -67,7 +67,7 @@ export class UiSockets {
 		tenantSockets?.delete(socket);
 		if (tenantSockets?.size === 0) this.byTenant.delete(client.tenantId);
 		if (this.clients.size === 0 && this.heartbeat) {
-			clearInterval(this.heartbeat);
+			this.options.clock.clear(this.heartbeat);
 			this.heartbeat = null;
 		}
 	}

@@ -31,6 +31,8 @@ export interface CatalogHost {
 	withDefaults(definition: ToolDefinition): Pick<StoredTool, keyof ToolDefinition | "definition_hash">;
 	/** The tool as callers see it: secrets masked. */
 	present(tool: StoredTool): StoredTool;
+	/** Tells every node a tool changed (`tool.updated`, the tool as callers see it) and returns what it told. */
+	announceUpdated(caller: Pick<Context, "broadcast">, tool: StoredTool): StoredTool;
 	/** The audit entry of a write to one tool, appended by the store in the same step. */
 	audited(ctx: Context, action: AuditAction, outcome?: string): AuditHook;
 }

@@ -114,11 +114,7 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 				const offered = this.offeredActionTools();
 				const changed = async (id: string, next: (current: StoredTool) => StoredTool) => {
 					const updated = await this.store.update(id, next);
-					if (updated)
-						void this.broker.broadcast("tool.updated", {
-							tenant_id: GLOBAL_TENANT,
-							tool: this.present(updated)
-						});
+					if (updated) this.announceUpdated(this.broker, updated);
 				};
 				for (const { definition, available } of offered.values()) {
 					const status: ToolStatus = available ? "active" : "disabled";

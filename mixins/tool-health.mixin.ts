@@ -85,9 +85,7 @@ export function ToolHealthMixin(): Partial<ServiceSchema> {
 						health: ctx.params.health
 					}));
 					if (!updated) throw notFound("Tool", ctx.params.id);
-					const shown = this.present(updated);
-					void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
-					return shown;
+					return this.announceUpdated(ctx, updated);
 				}
 			},
 

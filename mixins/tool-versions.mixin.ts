@@ -165,8 +165,7 @@ export function ToolVersionsMixin(): Partial<ServiceSchema> {
 							this.audited(ctx, action)
 						);
 						if (!updated) throw notFound("Tool", id);
-						const shown = this.present(updated);
-						void ctx.broadcast("tool.updated", { tenant_id: tenantId, tool: shown });
+						const shown = this.announceUpdated(ctx, updated);
 						if (updated.status === "pending_validation") await this.queueProbe(ctx, updated);
 						return shown;
 					} catch (err) {

@@ -12,7 +12,7 @@ import { WebSocketServer } from "ws";
 import { RedisMixin, type RedisLocals, type RedisSettings } from "../mixins/redis.mixin";
 import { AuditMixin, type AuditLocals, type AuditSettings } from "../mixins/audit.mixin";
 import { McpServerMixin, type McpServerLocals, type McpServerSettings } from "../mixins/mcp-server.mixin";
-import { TaskSubmissionMixin } from "../mixins/task-submission.mixin";
+import { TaskSubmissionMixin, type TaskSubmissionSettings } from "../mixins/task-submission.mixin";
 import { ExecutionFailoverMixin } from "../mixins/execution-failover.mixin";
 import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
@@ -57,7 +57,12 @@ interface GatewaySettings extends Pick<
 	$secureSettings: string[];
 }
 
-export type ApiSettings = GatewaySettings & RedisSettings & AuditSettings & McpServerSettings;
+/** `clock` (the task submission mixin's) also times the UI WebSocket heartbeat. */
+export type ApiSettings = GatewaySettings &
+	RedisSettings &
+	AuditSettings &
+	McpServerSettings &
+	Pick<TaskSubmissionSettings, "clock">;
 
 interface ApiMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: Route, req: ApiRequest): Promise<null>;
@@ -337,7 +342,8 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		this.uiSockets = new UiSockets({
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,
-			closeGraceMs: 1000
+			closeGraceMs: 1000,
+			clock: settings.clock
 		});
 		// UiSockets tracks the clients, so ws need not keep its own set.
 		this.uiServer = new WebSocketServer({

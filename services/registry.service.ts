@@ -255,9 +255,7 @@ const RegistryService: ServiceSchema<RegistryOwnSettings, RegistryMethods, Regis
 					this.audited(ctx, ctx.params.status === "disabled" ? "tool.disable" : "tool.enable")
 				);
 				if (!updated) throw notFound("Tool", ctx.params.id);
-				const shown = this.present(updated);
-				void ctx.broadcast("tool.updated", { tenant_id: updated.tenant_id, tool: shown });
-				return shown;
+				return this.announceUpdated(ctx, updated);
 			}
 		},
 
@@ -294,6 +292,12 @@ const RegistryService: ServiceSchema<RegistryOwnSettings, RegistryMethods, Regis
 
 		present(tool: StoredTool): StoredTool {
 			return { ...tool, config: maskSecrets(tool.config), health: tool.health ?? UNKNOWN_HEALTH };
+		},
+
+		announceUpdated(this: RegistryThis, caller: Pick<Context, "broadcast">, tool: StoredTool): StoredTool {
+			const shown = this.present(tool);
+			void caller.broadcast("tool.updated", { tenant_id: tool.tenant_id, tool: shown });
+			return shown;
 		},
 
 		async checkDefinition(

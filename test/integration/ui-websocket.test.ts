@@ -1,11 +1,13 @@
 import { randomUUID } from "crypto";
+import { once } from "events";
 import type { IncomingMessage } from "http";
 import WebSocket, { type ClientOptions } from "ws";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { taskFrame, type TaskUpdate } from "../../lib/tasks/task-events";
 import type { UiSockets } from "../../lib/ui-sockets";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
-import { eventually } from "../support/eventually";
+import { eventually, until } from "../support/eventually";
+import { ManualClock } from "../support/manual-clock";
 import { recordUpdate } from "../support/tasks";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
@@ -405,7 +407,9 @@ describe("UI WebSocket rate limit and backpressure", () => {
 });
 
 describe("UI WebSocket heartbeat", () => {
-	const gateway = tunedGateway({ uiHeartbeatMs: 250 });
+	// The heartbeat runs on this clock: the test moves it instead of waiting for pings.
+	const clock = new ManualClock();
+	const gateway = tunedGateway({ uiHeartbeatMs: 250, clock });
 
 	it("drops a client that stops answering pings and keeps one that answers", async () => {
 		const connectTo = async (options: ClientOptions) => {
@@ -413,12 +417,24 @@ describe("UI WebSocket heartbeat", () => {
 			gateway.open.push(client);
 			return client;
 		};
+		/** A heartbeat: both pinged, then `alive` answered (its pong precedes the reply to a later frame). */
+		const heartbeat = async (...pinged: UiClient[]) => {
+			const pings = Promise.all(pinged.map(client => once(client.socket, "ping")));
+			await clock.advance(250);
+			await pings;
+			const replies = alive.frames.length;
+			alive.socket.send("after the pong");
+			await until("the reply to a frame sent after the pong", () => alive.frames.length > replies, 2000, 10);
+		};
 		const dead = await connectTo({ autoPong: false });
 		const alive = await connectTo({});
-		// Terminated, not closed: a peer that does not answer pings would not answer a close either.
+		await heartbeat(dead, alive);
+		// The next ping finds `dead`'s unanswered: terminated, not closed, since a peer that does not
+		// answer pings would not answer a close either.
+		await heartbeat(alive);
 		expect((await dead.closed).code).toBe(1006);
 		// Several heartbeats later the responsive client is still there.
-		await new Promise(resolve => setTimeout(resolve, 1000));
+		for (let i = 0; i < 3; i++) await heartbeat(alive);
 		expect(alive.socket.readyState).toBe(WebSocket.OPEN);
 		await expectConnected(gateway.node, 1);
 	});
