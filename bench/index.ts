@@ -5,7 +5,7 @@ import path from "path";
 import { machine, progress, readResults, writeResults, type Result, type ResultFile } from "./harness";
 
 /** Scenario modules of `bench/`, in table order; each exports `run(): Promise<Result[]>`. */
-const SCENARIOS = ["catalog", "execute", "tasks", "discover", "ranking", "quality"];
+const SCENARIOS = ["catalog", "execute", "tasks", "transport", "discover", "ranking", "quality"];
 
 const exists = (name: string) => [".ts", ".js"].some(ext => fs.existsSync(path.join(__dirname, name + ext)));
 

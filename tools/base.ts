@@ -40,7 +40,7 @@ export interface BaseTool {
 	probe?(config: JsonObject, options: ProbeOptions): Promise<ProbeResult>;
 	/** Runs the tool; resolves the result object of the execution envelope. */
 	execute(params: JsonObject, config: JsonObject, context: ToolContext): Promise<JsonObject>;
-	/** Prepares costly resources (worker pools) when the executor starts, in the background. */
+	/** Prepares costly resources (worker pools, ICU data) as the executor starts, so no task pays for them. */
 	start?(): Promise<void>;
 	/** Releases resources (worker pools, connection pools) when the executor stops. */
 	close?(): Promise<void>;

@@ -167,5 +167,10 @@ export const datetimeTool: BaseTool = {
 	configSchema: { type: "object", properties: {}, additionalProperties: false },
 	async execute(params) {
 		return run(params);
+	},
+
+	/** Loads ICU's time-zone data (20 ms on an idle core, 200 ms on a busy one) before a task needs it. */
+	async start() {
+		run({ operation: "now" });
 	}
 };

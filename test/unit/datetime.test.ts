@@ -42,6 +42,10 @@ describe("datetime tool", () => {
 		expect(params({ operation: "now", extra: true })).toBe(false);
 	});
 
+	it("loads the time-zone data when the executor starts (its start step), not in the first call", async () => {
+		await expect(datetimeTool.start!()).resolves.toBeUndefined();
+	});
+
 	describe("now", () => {
 		it("defaults to UTC and agrees with the clock", async () => {
 			const before = Date.now();
