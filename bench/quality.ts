@@ -1,8 +1,8 @@
 import { BUILTIN_TOOLS } from "../lib/builtin-tools";
 import { definitionHash } from "../lib/definition-hash";
 import { LocalEmbedder } from "../lib/discovery/embedders/local";
-import { MIN_COSINE, TenantIndex, type DiscoverQuery } from "../lib/discovery/tenant-index";
-import { embeddingText } from "../lib/discovery/text";
+import { MIN_COSINE, TenantIndex, type DiscoverQuery, type RankedTool } from "../lib/discovery/tenant-index";
+import { embeddingText, processTerm, tokenize } from "../lib/discovery/text";
 import { quantize } from "../lib/discovery/vectors";
 import {
 	CORPUS_QUERIES,
@@ -12,7 +12,7 @@ import {
 	TOOL_CORPUS,
 	type CorpusQuery
 } from "../test/fixtures/tool-corpus";
-import { describeMisses, relevance, type Relevance } from "../test/support/relevance";
+import { relevance, type Relevance } from "../test/support/relevance";
 import type { StoredTool, ToolDefinition } from "../types/wire";
 import { toolFor } from "../tools";
 import { progress, runScenario, type Result } from "./harness";
@@ -100,11 +100,19 @@ export async function run(): Promise<Result[]> {
 		await embedder.embed(questions, "query");
 		const batchMs = Number(process.hrtime.bigint() - batchStarted) / 1e6;
 
+		const cosines = (question: string) => {
+			const vector = queryVectors.get(question)!;
+			return tools.map((tool, i) => ({
+				tool,
+				score: toolVectors[i].reduce((sum, x, k) => sum + x * vector[k], 0)
+			}));
+		};
+		/** Each served ranking's answer to each question, with scores, for explaining the misses. */
+		const answers = new Map<string, RankedTool[]>();
 		const rank = (variant: Variant) => async (question: string) => {
 			const vector = queryVectors.get(question)!;
 			if (variant === "semantic float32")
-				return tools
-					.map((tool, i) => ({ tool, score: toolVectors[i].reduce((sum, x, k) => sum + x * vector[k], 0) }))
+				return cosines(question)
 					.filter(({ score }) => score >= MIN_COSINE)
 					.sort((a, b) => b.score - a.score)
 					.slice(0, DEPTH)
@@ -117,8 +125,45 @@ export async function run(): Promise<Result[]> {
 				mode: variant === "lexical" ? "lexical" : variant === "semantic" ? "semantic" : "hybrid",
 				fusion: variant === "hybrid rrf" ? "rrf" : "weighted"
 			};
-			return index.query(query).map(({ tool }) => tool.name);
+			const answer = index.query(query);
+			answers.set(JSON.stringify([variant, question]), answer);
+			return answer.map(({ tool }) => tool.name);
 		};
+
+		/** Where a tool came in each served ranking, its lexical score part by part, its cosine. */
+		const account = (question: string, name: string) => {
+			const tool = tools.find(t => t.name === name)!;
+			const place = (variant: Variant) => {
+				const answer = answers.get(JSON.stringify([variant, question]))!;
+				const at = answer.findIndex(r => r.tool.name === name);
+				return at < 0 ? `${variant} —` : `${variant} #${at + 1} ${round(answer[at].score)}`;
+			};
+			const lexical = index.explainLexical(question, tool.id)!;
+			const parts = lexical.parts
+				.map(p => `${p.query}${p.term === p.query ? "" : `→${p.term}`} ${p.field} ${round(p.score, 2)}`)
+				.join(", ");
+			const cosine = cosines(question).find(c => c.tool === tool)!.score;
+			return (
+				`${name}: ${["lexical", "semantic", "hybrid"].map(v => place(v as Variant)).join(", ")}; ` +
+				`cosine ${round(cosine)}; lexical ${round(lexical.score, 2)} = ` +
+				`(${parts || "no match"}) × ${lexical.matched} terms matched`
+			);
+		};
+		/** The misses of a set's own metric (first place, or the first five), explained. */
+		const explainMisses = (r: Relevance, variant: Variant, places: number) =>
+			r.misses
+				.filter(m => {
+					const at = answers
+						.get(JSON.stringify([variant, m.query]))!
+						.findIndex(a => a.tool.name === m.expected);
+					return at < 0 || at >= places;
+				})
+				.map(
+					m =>
+						`  MISS "${m.query}" (${variant}; terms ${tokenize(m.query).map(processTerm).filter(Boolean).join(" ")})\n` +
+						`    expected ${account(m.query, m.expected)}\n` +
+						(m.got[0] ? `    first    ${account(m.query, m.got[0])}` : "    nothing found")
+				);
 
 		const rows: Result[] = [];
 		const table: string[] = ["set | ranking | recall@1 | recall@5 | MRR"];
@@ -145,7 +190,12 @@ export async function run(): Promise<Result[]> {
 					ratio: lexical[metric] ? round(r[metric] / lexical[metric], 2) : null,
 					notes: `recall@1 ${r.recall1}, recall@5 ${r.recall5}, MRR ${r.mrr}${goal}`
 				});
-				if (variant === "hybrid" && r.misses.length) progress(`${set.name}, hybrid:\n${describeMisses(r)}`);
+				// Every miss of what the service serves; of lexical ranking too where the goal is the first place.
+				const explained =
+					variant === "hybrid" || (variant === "lexical" && metric === "recall1")
+						? explainMisses(r, variant, metric === "recall1" ? 1 : 5)
+						: [];
+				if (explained.length) progress(`${set.name}, ${variant}, ${label} misses:\n${explained.join("\n")}`);
 			}
 		}
 		progress(`relevance on ${tools.length} tools:\n${table.join("\n")}`);

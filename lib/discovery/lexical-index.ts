@@ -5,6 +5,8 @@ import { TopK } from "./top-k";
 const SearchableMap: typeof SearchableMapOf = require("minisearch/SearchableMap");
 
 export interface LexicalField<D> {
+	/** How `explain` names the field. */
+	name: string;
 	boost: number;
 	text: (doc: D) => string;
 }
@@ -14,6 +16,16 @@ export interface LexicalOptions<D> {
 	tokenize: (text: string) => string[];
 	/** The term indexed or searched for a token, or null to drop it. */
 	processTerm: (token: string) => string | null;
+}
+
+/** How one document's score for a query came about (`LexicalIndex.explain`). */
+export interface LexicalExplanation {
+	/** As `search` gives it: the sum of the parts times `matched`. */
+	score: number;
+	/** Query terms that matched in any field. */
+	matched: number;
+	/** One per query term, indexed term it matched (itself, an extension or a near spelling) and field. */
+	parts: { query: string; term: string; field: string; score: number }[];
 }
 
 /** MiniSearch's defaults, so that scores and order are those MiniSearch gave (see `search`). */
@@ -27,6 +39,12 @@ const MAX_FUZZY = 6;
 const TF_RANGE = 1024;
 /** Slots must stay below this for a posting to be a small integer. */
 export const MAX_SLOTS = 2 ** 21;
+
+/** BM25+ of one term in one field of one document, without the field's boost. */
+function bm25(idf: number, tf: number, length: number, average: number): number {
+	const { k, b, d } = BM25;
+	return idf * (d + (tf * (k + 1)) / (tf + k * (1 - b + (b * length) / average)));
+}
 
 /**
  * BM25 over a few weighted fields of documents kept in numbered slots, with prefix and fuzzy matching
@@ -134,11 +152,7 @@ export class LexicalIndex<D> {
 	 * MiniSearch gives them (the document first met in the postings first).
 	 */
 	search(text: string, k: number, accept: (slot: number) => boolean): { slot: number; score: number }[] {
-		const queryTerms = new Map<string, number>();
-		for (const token of this.options.tokenize(text)) {
-			const term = this.options.processTerm(token);
-			if (term) queryTerms.set(term, (queryTerms.get(term) ?? 0) + 1);
-		}
+		const queryTerms = this.queryTerms(text);
 		if (!queryTerms.size || !this.documents || k <= 0) return [];
 		const query = this.nextStamp();
 		let touched = 0;
@@ -184,13 +198,11 @@ export class LexicalIndex<D> {
 		const fields = this.options.fields.length;
 		const average = this.totalLength[field] / this.documents;
 		const idf = this.idf(list.length);
-		const { k, b, d } = BM25;
 		for (let i = 0; i < list.length; i++) {
 			const posting = list[i];
 			const slot = (posting / TF_RANGE) | 0;
 			const tf = posting - slot * TF_RANGE;
-			const length = this.lengths[slot * fields + field];
-			const value = factor * (idf * (d + (tf * (k + 1)) / (tf + k * (1 - b + (b * length) / average))));
+			const value = factor * bm25(idf, tf, this.lengths[slot * fields + field], average);
 			if (this.termStamp[slot] !== current) {
 				this.termStamp[slot] = current;
 				this.part[slot] = value;
@@ -198,6 +210,44 @@ export class LexicalIndex<D> {
 			} else this.part[slot] += value;
 		}
 		return termTouched;
+	}
+
+	/**
+	 * How `search` scored `slot` for `text`, part by part: for reading a ranking (the quality
+	 * benchmark prints it for each miss). Scans the posting lists of every matched term.
+	 */
+	explain(text: string, slot: number): LexicalExplanation {
+		const fields = this.options.fields;
+		const parts: LexicalExplanation["parts"] = [];
+		let sum = 0;
+		let matched = 0;
+		for (const [query, repeats] of this.queryTerms(text)) {
+			const before = parts.length;
+			for (const [id, weight] of this.expand(query))
+				fields.forEach(({ name, boost }, field) => {
+					const list = this.postings[id * fields.length + field];
+					const posting = list?.find(p => ((p / TF_RANGE) | 0) === slot);
+					if (posting === undefined) return;
+					const average = this.totalLength[field] / this.documents;
+					const tf = posting - slot * TF_RANGE;
+					const length = this.lengths[slot * fields.length + field];
+					const score = repeats * weight * boost * bm25(this.idf(list!.length), tf, length, average);
+					parts.push({ query, term: this.terms[id], field: name, score });
+					sum += score;
+				});
+			if (parts.length > before) matched++;
+		}
+		return { score: sum * matched, matched, parts };
+	}
+
+	/** The processed terms of a query, each with how often it was asked. */
+	private queryTerms(text: string): Map<string, number> {
+		const terms = new Map<string, number>();
+		for (const token of this.options.tokenize(text)) {
+			const term = this.options.processTerm(token);
+			if (term) terms.set(term, (terms.get(term) ?? 0) + 1);
+		}
+		return terms;
 	}
 
 	private idf(matching: number): number {

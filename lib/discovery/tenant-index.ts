@@ -2,7 +2,7 @@ import { LRUCache } from "lru-cache";
 import type { StoredTool } from "../../types/wire";
 import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
 import { reciprocalRankFusion, weightedFusion, type Fused, type Ranked } from "./fusion";
-import { LexicalIndex } from "./lexical-index";
+import { LexicalIndex, type LexicalExplanation, type LexicalField } from "./lexical-index";
 import { parameterText, processTerm, tagsOf, tokenize } from "./text";
 import { VectorMatrix } from "./vector-matrix";
 import type { QuantizedVector } from "./vectors";
@@ -49,6 +49,14 @@ const CACHED_PLACES = 200;
  */
 const LEXICAL_WEIGHT = 0.4;
 
+/** What lexical ranking reads of a tool, and how much a match in each counts. */
+export const TOOL_FIELDS: LexicalField<StoredTool>[] = [
+	{ name: "name", boost: 3, text: tool => tool.name },
+	{ name: "description", boost: 1, text: tool => tool.description ?? "" },
+	{ name: "tags", boost: 2, text: tool => tagsOf(tool).join(" ") },
+	{ name: "parameters", boost: 0.25, text: parameterText }
+];
+
 /** The order of tools listed without a query: `localeCompare`'s, with one collator for every comparison. */
 const byName = new Intl.Collator().compare;
 
@@ -88,16 +96,7 @@ export class TenantIndex {
 	private readonly rankings = new LRUCache<string, Fused[]>({ max: CACHED_RANKINGS });
 	/** Every tool by name, for requests without a query; rebuilt after any change. */
 	private byName: StoredTool[] | null = null;
-	private readonly lexical = new LexicalIndex<StoredTool>({
-		fields: [
-			{ boost: 3, text: tool => tool.name },
-			{ boost: 1, text: tool => tool.description ?? "" },
-			{ boost: 2, text: tool => tagsOf(tool).join(" ") },
-			{ boost: 0.25, text: parameterText }
-		],
-		tokenize,
-		processTerm
-	});
+	private readonly lexical = new LexicalIndex<StoredTool>({ fields: TOOL_FIELDS, tokenize, processTerm });
 	private readonly vectors = new VectorMatrix();
 
 	/** @param needsVector told of every tool whose vector this index does not have */
@@ -155,6 +154,12 @@ export class TenantIndex {
 		let pending = 0;
 		for (const entry of this.entries.values()) if (!this.vectors.has(entry.slot)) pending++;
 		return pending;
+	}
+
+	/** How lexical ranking scored one tool for `text` (see `LexicalIndex.explain`); null for an unknown id. */
+	explainLexical(text: string, id: string): LexicalExplanation | null {
+		const entry = this.entries.get(id);
+		return entry ? this.lexical.explain(text, entry.slot) : null;
 	}
 
 	query(q: DiscoverQuery): RankedTool[] {

@@ -1,5 +1,6 @@
 import { LexicalIndex } from "../../lib/discovery/lexical-index";
-import { parameterText, processTerm, tagsOf, tokenize } from "../../lib/discovery/text";
+import { TOOL_FIELDS } from "../../lib/discovery/tenant-index";
+import { processTerm, tokenize } from "../../lib/discovery/text";
 import { TopK } from "../../lib/discovery/top-k";
 import { BUILTIN_TOOLS } from "../../lib/builtin-tools";
 import type { StoredTool } from "../../types/wire";
@@ -17,17 +18,7 @@ const tools = [...TOOL_CORPUS, ...BUILTIN_TOOLS].map(
 		}) as unknown as StoredTool
 );
 
-const lexicalIndex = () =>
-	new LexicalIndex<StoredTool>({
-		fields: [
-			{ boost: 3, text: tool => tool.name },
-			{ boost: 1, text: tool => tool.description },
-			{ boost: 2, text: tool => tagsOf(tool).join(" ") },
-			{ boost: 0.25, text: parameterText }
-		],
-		tokenize,
-		processTerm
-	});
+const lexicalIndex = () => new LexicalIndex<StoredTool>({ fields: TOOL_FIELDS, tokenize, processTerm });
 
 const QUERIES = [
 	...CORPUS_QUERIES.map(q => q.query),
@@ -87,6 +78,37 @@ describe("LexicalIndex", () => {
 			expect(ours.map(r => Math.round(r.score * 1e6))).toEqual(theirs.map(r => Math.round(r.score * 1e6)));
 			expect(ours.filter(r => r.slot === 0).length).toBe(theirs.filter(r => r.id === "x").length);
 		}
+	});
+
+	it("explains each score part by part, as search computed it", () => {
+		const index = lexicalIndex();
+		tools.forEach((tool, slot) => index.add(slot, tool));
+		for (const query of QUERIES)
+			for (const { slot, score } of index.search(query, 1000, () => true)) {
+				const explained = index.explain(query, slot);
+				expect(explained.score).toBeCloseTo(score, 9);
+				expect(new Set(explained.parts.map(part => part.query)).size).toBe(explained.matched);
+			}
+		const weather = index.explain(
+			"weath forecasts",
+			tools.findIndex(tool => tool.name === "weather_forecast")
+		);
+		expect(weather.parts).toContainEqual(
+			expect.objectContaining({ query: "weath", term: "weather", field: "name" })
+		);
+		expect(weather.parts).toContainEqual(
+			expect.objectContaining({ query: "forecast", term: "forecast", field: "tags" })
+		);
+		expect(
+			index.explain(
+				"weath",
+				tools.findIndex(tool => tool.name === "calculator")
+			)
+		).toEqual({
+			score: 0,
+			matched: 0,
+			parts: []
+		});
 	});
 
 	it("keeps the k best that `accept` admits, asking only about those that would enter", () => {
