@@ -1,4 +1,4 @@
-import { slotTag, type RedisClient } from "./redis";
+import { slotTag, type RedisClient, runScript } from "./redis";
 
 export interface RateDecision {
 	allowed: boolean;
@@ -53,7 +53,8 @@ export class RedisRateLimiter implements RateLimiter {
 	) {}
 
 	async hit(key: string): Promise<RateDecision> {
-		const [count, ttl] = (await this.redis.eval(
+		const [count, ttl] = (await runScript(
+			this.redis,
 			HIT_SCRIPT,
 			1,
 			`${this.prefix}rate:${slotTag(this.redis, key)}`,

@@ -1,8 +1,39 @@
+import { createHash } from "node:crypto";
 import Redis, { Cluster } from "ioredis";
 import type { OutageLog } from "./dependency-watch";
 
 /** A connection to one Redis or to a Redis Cluster; every store takes either. */
 export type RedisClient = Redis | Cluster;
+
+type ScriptArgument = string | number | Buffer;
+/** SHA1 per script source, as Redis names scripts in its cache. */
+const scriptShas = new Map<string, string>();
+
+/**
+ * `redis.eval(lua, numberOfKeys, ...keysAndArgs)`, sending the source only when Redis does not have
+ * it: EVALSHA first, and EVAL (which also caches the script) when Redis answers NOSCRIPT: once per
+ * Redis server and again after it restarts. With plain `eval` every call carries the whole source (up
+ * to a few KB), which the client encodes and Redis hashes each time. A normal command either way, so
+ * ioredis auto-pipelining and Cluster routing (by the first key) apply as they do to `eval`.
+ */
+export async function runScript(
+	redis: RedisClient,
+	lua: string,
+	numberOfKeys: number,
+	...keysAndArgs: ScriptArgument[]
+): Promise<unknown> {
+	let sha = scriptShas.get(lua);
+	if (!sha) {
+		sha = createHash("sha1").update(lua).digest("hex");
+		scriptShas.set(lua, sha);
+	}
+	try {
+		return await redis.evalsha(sha, numberOfKeys, ...keysAndArgs);
+	} catch (err) {
+		if (!(err instanceof Error && err.message.startsWith("NOSCRIPT"))) throw err;
+		return redis.eval(lua, numberOfKeys, ...keysAndArgs);
+	}
+}
 
 const CLUSTER_SCHEMES = ["redis+cluster:", "rediss+cluster:"];
 

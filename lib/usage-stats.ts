@@ -1,4 +1,4 @@
-import { slotTag, type RedisClient } from "./redis";
+import { slotTag, type RedisClient, runScript } from "./redis";
 import { FAILURE_TYPES, type FailureType } from "../types/wire";
 
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is everything slower. */
@@ -90,7 +90,8 @@ export class UsageStats {
 					Number.isInteger(value) ? redis.hincrby(hash, field, value) : redis.hincrbyfloat(hash, field, value)
 				);
 			writes.push(
-				redis.eval(
+				runScript(
+					redis,
 					"if tonumber(redis.call('HGET', KEYS[1], 'latency_max') or '0') < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'latency_max', ARGV[1]) end",
 					1,
 					hash,

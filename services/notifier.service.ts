@@ -1,5 +1,6 @@
 import { randomUUID } from "crypto";
 import type { RedisClient } from "../lib/redis";
+import { runScript } from "../lib/redis";
 import type { Service, ServiceSchema } from "moleculer";
 import WebSocket from "ws";
 import { MetricsSamplerMixin } from "../mixins/metrics-sampler.mixin";
@@ -304,7 +305,7 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 			const ttl = this.settings.leaderTtlMs;
 			try {
 				if (this.leader) {
-					const renewed = await this.redis!.eval(RENEW_SCRIPT, 1, key, this.lockToken, ttl);
+					const renewed = await runScript(this.redis!, RENEW_SCRIPT, 1, key, this.lockToken, ttl);
 					if (renewed === 1) this.drain();
 					else this.follow("the leader lock was lost");
 				} else if (!this.stopping && (await this.redis!.set(key, this.lockToken, "PX", ttl, "NX")) === "OK") {
@@ -398,7 +399,8 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 			// Released even when not known to be held: a lock taken by an election still in flight was
 			// requested earlier on this connection, so Redis applies it first and this deletes it.
 			const key = leaderKey(this.settings.redisPrefix);
-			if ((await this.redis.eval(RELEASE_SCRIPT, 1, key, this.lockToken)) === 1) await this.wake("released");
+			if ((await runScript(this.redis, RELEASE_SCRIPT, 1, key, this.lockToken)) === 1)
+				await this.wake("released");
 		} catch (err) {
 			this.logger.warn(`Leader lock not released (it expires by itself): ${(err as Error).message}`);
 		}

@@ -4,6 +4,7 @@ import { Piscina } from "piscina";
 import { ToolFailure } from "./base";
 import {
 	batchViews,
+	isWorkerLoaded,
 	QUEUED,
 	sharedBatchMemory,
 	STOLEN,
@@ -14,7 +15,7 @@ import {
 } from "./calculator.protocol";
 
 /** At least two threads, so one slow expression never stalls the next; at most four, to bound memory. */
-const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
+export const THREADS = Math.min(4, Math.max(2, os.availableParallelism() - 1));
 /**
  * Expressions waiting or running; more are refused at once rather than piling up in memory. A waiting
  * one holds a short string, and its deadline bounds the wait.
@@ -81,6 +82,8 @@ export class CalculatorPool {
 	private sweepTimer?: NodeJS.Timeout;
 	/** Set when a worker answers, cleared when one dies: deadlines need no start-up allowance while set. */
 	private warm = false;
+	/** Threads (by id) that have loaded mathjs and not been stopped since. */
+	private readonly loaded = new Set<number>();
 
 	constructor(private readonly workerFile: string) {}
 
@@ -106,11 +109,33 @@ export class CalculatorPool {
 		});
 	}
 
+	/**
+	 * Expressions of `tenant` (of anyone when left out) that a worker is evaluating right now: what a
+	 * test waits for before it asserts what happens while they run.
+	 */
+	evaluating(tenant?: string): number {
+		let count = 0;
+		for (const { jobs, states } of this.running)
+			jobs.forEach((job, i) => {
+				if (Atomics.load(states, i) === TAKEN && (tenant === undefined || job.tenant === tenant)) count++;
+			});
+		return count;
+	}
+
+	/**
+	 * Whether every thread has loaded mathjs, the replacements of stopped ones included: a batch given
+	 * to the pool now waits for no thread to start.
+	 */
+	allLoaded(): boolean {
+		return this.loaded.size === THREADS + SPARE_THREADS;
+	}
+
 	/** Fails everything waiting or running and stops the threads; the next evaluation starts a new pool. */
 	async close(): Promise<void> {
 		const pool = this.pool;
 		this.pool = undefined;
 		this.warm = false;
+		this.loaded.clear();
 		clearTimeout(this.sweepTimer);
 		this.sweepTimer = undefined;
 		for (const job of this.waiting.splice(0)) this.fail(job, shuttingDown());
@@ -122,26 +147,30 @@ export class CalculatorPool {
 	}
 
 	private getPool(): Piscina<CalculatorBatch, CalculatorOutcome[]> {
-		if (!this.pool) {
-			// Under ts-jest the worker is .ts source, which a worker thread can only load through ts-node.
-			const source = path.extname(this.workerFile) === ".ts";
-			this.pool = new Piscina({
-				filename: this.workerFile,
-				// The spare starts with the others: a tenant that needs it should not wait for mathjs to load.
-				minThreads: THREADS + SPARE_THREADS,
-				maxThreads: THREADS + SPARE_THREADS,
-				idleTimeout: 30_000,
-				// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
-				resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
-				execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
-			});
-			// piscina replaces a worker that dies holding none of its tasks (out of memory just after its
-			// batch was aborted) and reports the death as a pool 'error': unheard, that event ends the process.
-			this.pool.on("error", () => {
-				this.warm = false;
-			});
-		}
-		return this.pool;
+		if (this.pool) return this.pool;
+		// Under ts-jest the worker is .ts source, which a worker thread can only load through ts-node.
+		const source = path.extname(this.workerFile) === ".ts";
+		const pool = new Piscina<CalculatorBatch, CalculatorOutcome[]>({
+			filename: this.workerFile,
+			// The spare starts with the others: a tenant that needs it should not wait for mathjs to load.
+			minThreads: THREADS + SPARE_THREADS,
+			maxThreads: THREADS + SPARE_THREADS,
+			idleTimeout: 30_000,
+			// mathjs itself takes about 40 MB; a huge matrix kills only its own worker.
+			resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+			execArgv: source ? ["-r", require.resolve("ts-node/register/transpile-only")] : undefined
+		});
+		// piscina replaces a worker that dies holding none of its tasks (out of memory just after its
+		// batch was aborted) and reports the death as a pool 'error': unheard, that event ends the process.
+		pool.on("error", () => {
+			this.warm = false;
+		});
+		// A closed pool's threads no longer count.
+		pool.on("message", (message: unknown) => {
+			if (this.pool === pool && isWorkerLoaded(message)) this.loaded.add(message.calculatorWorkerLoaded);
+		});
+		pool.on("workerDestroy", (worker: { id: number }) => this.loaded.delete(worker.id));
+		return (this.pool = pool);
 	}
 
 	/** After the current I/O phase, so that the requests read in it leave as one batch. */

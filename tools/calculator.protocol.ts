@@ -39,3 +39,11 @@ export function batchViews(shared: SharedArrayBuffer, count: number): BatchViews
 
 /** Per expression: its value, its error, or why it was not evaluated (`null`: taken back by the main thread). */
 export type CalculatorOutcome = { value: number | string } | { error: string } | { expired: true } | null;
+
+/** What a worker thread posts once it has loaded mathjs: from then on a batch given to it starts at once. */
+export interface WorkerLoaded {
+	calculatorWorkerLoaded: number;
+}
+
+export const isWorkerLoaded = (message: unknown): message is WorkerLoaded =>
+	typeof message === "object" && message !== null && "calculatorWorkerLoaded" in message;

@@ -7,7 +7,10 @@ const MAX_EXPRESSION_LENGTH = 1000;
 /** Longest any one evaluation may run, whatever the tool's own timeout. */
 const MAX_EVALUATION_MS = 2000;
 
-const pool = new CalculatorPool(path.join(__dirname, `calculator.worker${path.extname(__filename)}`));
+/** The calculator's worker threads: one pool per process, whichever executor runs it. */
+export const calculatorPool = new CalculatorPool(
+	path.join(__dirname, `calculator.worker${path.extname(__filename)}`)
+);
 
 export const calculatorTool: BaseTool = {
 	type: "calculator",
@@ -38,15 +41,15 @@ export const calculatorTool: BaseTool = {
 		}
 		// The execution's signal fires at its timeout, never before this limit: the pool's deadline covers it.
 		const limitMs = Math.max(1, Math.min(context.timeout_ms, MAX_EVALUATION_MS));
-		return { value: await pool.evaluate(expression, limitMs, context.tenant_id) };
+		return { value: await calculatorPool.evaluate(expression, limitMs, context.tenant_id) };
 	},
 
 	/** Starts the pool and loads mathjs in a worker, so the first caller does not pay for it. */
 	async start(): Promise<void> {
-		await pool.evaluate("1", MAX_EVALUATION_MS, "").catch(() => undefined);
+		await calculatorPool.evaluate("1", MAX_EVALUATION_MS, "").catch(() => undefined);
 	},
 
 	close(): Promise<void> {
-		return pool.close();
+		return calculatorPool.close();
 	}
 };

@@ -4,13 +4,15 @@
  * thread can terminate it when it overruns its time or memory budget.
  */
 import { all, create, type MathNode } from "mathjs";
+import { parentPort, threadId } from "node:worker_threads";
 import {
 	batchViews,
 	DONE,
 	QUEUED,
 	TAKEN,
 	type CalculatorBatch,
-	type CalculatorOutcome
+	type CalculatorOutcome,
+	type WorkerLoaded
 } from "./calculator.protocol";
 
 const MAX_NESTING = 32;
@@ -384,3 +386,5 @@ function toValue(result: unknown): number | string {
 	}
 	return text;
 }
+
+parentPort?.postMessage({ calculatorWorkerLoaded: threadId } satisfies WorkerLoaded);

@@ -10,7 +10,7 @@ import {
 	type AuditQuery,
 	type AuditRetention
 } from "./audit-log";
-import { slotTag, type RedisClient } from "../redis";
+import { slotTag, type RedisClient, runScript } from "../redis";
 
 /** XADD bounded by length, then trimmed by age: one script, one round trip. */
 const APPEND_SCRIPT = `
@@ -51,7 +51,7 @@ export class RedisAuditLog implements AuditLog {
 
 	async append(draft: AuditDraft): Promise<AuditEntry> {
 		const { key, args } = this.scriptArgs(draft);
-		const id = (await this.redis.eval(APPEND_SCRIPT, 1, key, ...args)) as string;
+		const id = (await runScript(this.redis, APPEND_SCRIPT, 1, key, ...args)) as string;
 		return recorded(id, draft);
 	}
 

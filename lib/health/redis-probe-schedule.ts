@@ -1,4 +1,5 @@
 import type { RedisClient } from "../redis";
+import { runScript } from "../redis";
 import type { ProbeSchedule } from "./probe-schedule";
 
 /** Reads and moves the due entries in one step, so two nodes never claim the same tool. */
@@ -28,7 +29,8 @@ export class RedisProbeSchedule implements ProbeSchedule {
 	}
 
 	async claimDue(now: number, claimMs: number, limit: number): Promise<string[]> {
-		return (await this.redis.eval(
+		return (await runScript(
+			this.redis,
 			CLAIM_SCRIPT,
 			1,
 			this.key,

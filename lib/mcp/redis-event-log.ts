@@ -1,4 +1,5 @@
 import type { RedisClient } from "../redis";
+import { runScript } from "../redis";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { isReplayable, sequenceOf, type McpSessionLogOptions, type McpSessionLogs } from "./event-log";
@@ -40,7 +41,8 @@ class RedisEventStore implements EventStore {
 
 	async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
 		const { events, sequence } = this.keys;
-		const id = await this.redis.eval(
+		const id = await runScript(
+			this.redis,
 			STORE,
 			2,
 			events,

@@ -1,4 +1,5 @@
 import type { RedisClient } from "../redis";
+import { runScript } from "../redis";
 import type { McpTaskIndex, McpTaskIndexOptions } from "./task-index";
 
 /**
@@ -33,7 +34,8 @@ export class RedisMcpTaskIndex implements McpTaskIndex {
 	private key = (owner: string) => `${this.prefix}mcp-tasks:{${owner}}`;
 
 	async add(owner: string, taskId: string): Promise<void> {
-		await this.redis.eval(
+		await runScript(
+			this.redis,
 			ADD,
 			2,
 			this.key(owner),

@@ -1,4 +1,4 @@
-import { schedulingShards, slotTag, type RedisClient } from "../redis";
+import { schedulingShards, slotTag, type RedisClient, runScript } from "../redis";
 import type { Outbox } from "./outbox";
 
 /**
@@ -62,7 +62,9 @@ export class RedisOutbox implements Outbox {
 
 	/** Frames without a task's shard go to the first. */
 	push(frame: string, shard = 0): Promise<number> {
-		return this.redis.eval(PUSH_SCRIPT, 2, ...this.keys(shard), frame, this.channel, this.max).then(Number);
+		return runScript(this.redis, PUSH_SCRIPT, 2, ...this.keys(shard), frame, this.channel, this.max).then(
+			Number
+		);
 	}
 
 	async peek(n: number): Promise<string[]> {

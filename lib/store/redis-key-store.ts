@@ -1,4 +1,4 @@
-import { getMany, type RedisClient } from "../redis";
+import { getMany, type RedisClient, runScript } from "../redis";
 import type { ApiKeyRecord } from "../../types/wire";
 import type { KeyStore } from "./key-store";
 
@@ -60,7 +60,7 @@ export class RedisKeyStore implements KeyStore {
 	}
 
 	async revoke(keyId: string, at: string): Promise<ApiKeyRecord | null> {
-		const json = (await this.redis.eval(REVOKE_SCRIPT, 1, this.keyKey(keyId), at)) as string | null;
+		const json = (await runScript(this.redis, REVOKE_SCRIPT, 1, this.keyKey(keyId), at)) as string | null;
 		return json ? (JSON.parse(json) as ApiKeyRecord) : null;
 	}
 }

@@ -1,4 +1,4 @@
-import { getMany, type RedisClient } from "../redis";
+import { getMany, type RedisClient, runScript } from "../redis";
 import type { ToolSource } from "../../types/wire";
 import { conflict } from "../errors";
 import type { SecretBox } from "../secret-box";
@@ -95,7 +95,8 @@ export class RedisSourceStore implements SourceStore, Resealable {
 			const json = await this.redis.get(this.recordKey(id));
 			if (!json) return null;
 			const next = change(this.parse(json));
-			const written = await this.redis.eval(
+			const written = await runScript(
+				this.redis,
 				COMPARE_AND_SET,
 				1,
 				this.recordKey(id),

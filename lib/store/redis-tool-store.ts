@@ -2,7 +2,7 @@ import type { StoredTool } from "../../types/wire";
 import { conflict, nameTaken, staleVersion } from "../errors";
 import { listMerged } from "./tool-page";
 import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
-import { getMany, isCluster, scanKeys, slotTag, type RedisClient } from "../redis";
+import { getMany, isCluster, scanKeys, slotTag, type RedisClient, runScript } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { resealRecords, type Resealable, type ResealResult } from "./reseal";
 import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
@@ -104,7 +104,8 @@ export class RedisToolStore implements ToolStore, Resealable {
 		const json = this.serialize(tool);
 		const entry = this.auditArgs(audit, tool);
 		if (this.clustered) await this.redis.set(this.homeKey(tool.id), tool.tenant_id);
-		const created = await this.redis.eval(
+		const created = await runScript(
+			this.redis,
 			entry ? CREATE.audited : CREATE.plain,
 			entry ? 6 : 5,
 			this.tenantKey(tool.tenant_id, "names"),
@@ -190,7 +191,8 @@ export class RedisToolStore implements ToolStore, Resealable {
 			const next = change(current);
 			if (next === current) return current;
 			const entry = this.auditArgs(audit, next);
-			const written = await this.redis.eval(
+			const written = await runScript(
+				this.redis,
 				entry ? UPDATE.audited : UPDATE.plain,
 				entry ? 5 : 4,
 				key,
@@ -214,7 +216,8 @@ export class RedisToolStore implements ToolStore, Resealable {
 	async remove(id: string, audit?: AuditHook): Promise<StoredTool | null> {
 		const removed = await this.compareAndSet(id, async (key, json, current) => {
 			const entry = this.auditArgs(audit, current);
-			const done = await this.redis.eval(
+			const done = await runScript(
+				this.redis,
 				entry ? REMOVE.audited : REMOVE.plain,
 				entry ? 6 : 5,
 				key,

@@ -1,4 +1,5 @@
 import type { RedisClient } from "../redis";
+import { runScript } from "../redis";
 import type { VectorStore } from "./vector-store";
 
 /** Takes a free or expired claim, or renews the owner's own. */
@@ -35,6 +36,8 @@ export class RedisVectorStore implements VectorStore {
 	}
 
 	async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
-		return (await this.redis.eval(CLAIM_SCRIPT, 1, `${this.prefix}vector-claim:${key}`, owner, ttlMs)) === 1;
+		return (
+			(await runScript(this.redis, CLAIM_SCRIPT, 1, `${this.prefix}vector-claim:${key}`, owner, ttlMs)) === 1
+		);
 	}
 }

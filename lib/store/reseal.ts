@@ -1,4 +1,4 @@
-import { scanKeys, type RedisClient } from "../redis";
+import { scanKeys, type RedisClient, runScript } from "../redis";
 
 /** What one pass of a store's reseal did: the current key's id, and how many records it rewrote per tenant. */
 export interface ResealResult {
@@ -68,7 +68,7 @@ async function resealRecord(
 		const resealed = json ? reseal(json, field) : null;
 		if (!resealed) return null;
 		const args = [json!, resealed.json, ...(field === undefined ? [] : [field])];
-		if ((await redis.eval(COMPARE_AND_SET, 1, key, ...args)) === 1) return resealed.tenantId;
+		if ((await runScript(redis, COMPARE_AND_SET, 1, key, ...args)) === 1) return resealed.tenantId;
 	}
 	return null;
 }

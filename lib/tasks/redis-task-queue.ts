@@ -3,7 +3,7 @@ import type { JsonObject } from "../../types/wire";
 import { isoNow, systemClock, type Clock } from "../clock";
 import { shardPrefix, type RedisOutbox } from "../outbox/redis-outbox";
 import { CANCEL, CLAIM, EXTEND, FINISH, REAP, RETRY, ShardKeys, SUBMIT } from "./redis-task-scripts";
-import { shardOf, type RedisClient } from "../redis";
+import { shardOf, type RedisClient, runScript } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
 import { resealRecords, type Resealable, type ResealResult } from "../store/reseal";
@@ -93,7 +93,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		const { status: _s, attempts: _a, updated_at, result: _r, error: _e, ...doc } = task;
 		const queue = queueOf(task.type, task.tenant_id);
 		const keys = this.keysOf(task);
-		const created = await this.redis.eval(
+		const created = await runScript(
+			this.redis,
 			SUBMIT,
 			5,
 			keys.task(task.task_id),
@@ -124,7 +125,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		for (let i = 0; i < this.shards.length; i++) {
 			const shard = (this.cursor + i) % this.shards.length;
 			const keys = this.shards[shard];
-			const fields = (await this.redis.eval(
+			const fields = (await runScript(
+				this.redis,
 				CLAIM,
 				3,
 				keys.ready,
@@ -146,7 +148,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 
 	async extend(lease: Lease, leaseMs: number) {
 		const keys = this.keysOf(lease.task);
-		const extended = await this.redis.eval(
+		const extended = await runScript(
+			this.redis,
 			EXTEND,
 			2,
 			keys.task(lease.task.task_id),
@@ -165,7 +168,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		const frame = this.frame({ event, task: final, execution_time_ms: executionTimeMs }, updatedAt);
 		const keys = this.keysOf(lease.task);
-		const fields = (await this.redis.eval(
+		const fields = (await runScript(
+			this.redis,
 			FINISH,
 			4,
 			keys.task(lease.task.task_id),
@@ -198,7 +202,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			updatedAt
 		);
 		const keys = this.keysOf(lease.task);
-		const retried = await this.redis.eval(
+		const retried = await runScript(
+			this.redis,
 			RETRY,
 			5,
 			keys.task(lease.task.task_id),
@@ -232,7 +237,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			updatedAt
 		);
 		const keys = this.keysOf(current);
-		const answer = (await this.redis.eval(
+		const answer = (await runScript(
+			this.redis,
 			CANCEL,
 			6,
 			keys.task(taskId),
@@ -254,7 +260,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	async reap(maxAttempts: number): Promise<ReapResult> {
 		const result: ReapResult = { redelivered: 0, promoted: 0, dead_lettered: [] };
 		for (const keys of this.shards) {
-			const [redelivered, promoted, dead] = (await this.redis.eval(
+			const [redelivered, promoted, dead] = (await runScript(
+				this.redis,
 				REAP,
 				6,
 				keys.leases,

@@ -1,10 +1,13 @@
+import { spawn, type ChildProcess } from "child_process";
 import { randomUUID } from "crypto";
-import { monitorEventLoopDelay } from "perf_hooks";
-import { EVENT_LOOP_METRICS } from "../../lib/metrics/event-loop.middleware";
+import { mkdtempSync, rmSync } from "fs";
+import { tmpdir } from "os";
+import path from "path";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { dropPrefix, uniquePrefix } from "../support/backends";
 import { until } from "../support/eventually";
 import { ExecutorProcess, executorEnv, type TestCluster } from "../support/executor-process";
+import { readStalls, RECORDER, watchLoop, worst, type Stall } from "../support/loop-stalls";
 import { OwnNatsServer } from "../support/nats-server";
 import { http, startNode, type TestNode } from "../support/node";
 import { OrchestratorStandIn } from "../support/orchestrator";
@@ -14,8 +17,14 @@ import { OrchestratorStandIn } from "../support/orchestrator";
  * its own, the shared Redis) takes a steady stream of tasks while faults repeat: NATS killed and
  * restarted, the notifier node restarted, an executor killed with SIGKILL and replaced. At the end
  * every task must be stored completed and announced to the orchestrator; the counts are printed.
+ *
+ * No process may block its event loop longer than 100 ms while the faults run (issue #11). A stall is
+ * measured wall-clock and, separately, as the CPU time the thread itself used in it: on a loaded host
+ * the OS leaves a process unscheduled for hundreds of ms (an idle process started alongside shows how
+ * long), which no code of ours causes. The bound applies to the process's own part.
  */
 const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 2);
+const MAX_OWN_STALL_MS = 100;
 const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
 
 describe("chaos: tasks under repeated faults", () => {
@@ -24,11 +33,13 @@ describe("chaos: tasks under repeated faults", () => {
 	const tenant = "chaos";
 	const announced = new Map<string, number>();
 	const executors: ExecutorProcess[] = [];
-	/** This process's loop: the runner and the in-process gateway and notifier, while starting and then. */
-	const startupLoop = monitorEventLoopDelay({ resolution: 10 });
-	const loop = monitorEventLoopDelay({ resolution: 10 });
-	/** Each executor process's own figure (its EventLoopMiddleware), the highest it reported. */
-	const executorStalls = new Map<string, number>();
+	/** Each executor records its loop's stalls in a file of its own here; so does the idle process. */
+	const stallDir = mkdtempSync(path.join(tmpdir(), "chaos-stalls-"));
+	const stallFile = (name: string) => path.join(stallDir, `${name}.jsonl`);
+	/** When each executor had joined: its start-up (loading modules, warming up) is no stall a request meets. */
+	const joinedAt = new Map<string, number>();
+	/** An idle node process on the same host: how long the OS leaves a process unscheduled, meanwhile. */
+	let idle: ChildProcess | null = null;
 	let nats: OwnNatsServer;
 	let orchestrator: OrchestratorStandIn;
 	let gateway: TestNode;
@@ -53,7 +64,10 @@ describe("chaos: tasks under repeated faults", () => {
 
 	const startExecutor = () => {
 		const nodeID = `executor-${++spawned}`;
-		const executor = new ExecutorProcess(nodeID, executorEnv(cluster(), nodeID, { LOG_LEVEL: "error" }));
+		const executor = new ExecutorProcess(
+			nodeID,
+			executorEnv(cluster(), nodeID, { LOG_LEVEL: "error", LOOP_STALLS_FILE: stallFile(nodeID) })
+		);
 		executors.push(executor);
 		return executor;
 	};
@@ -68,9 +82,12 @@ describe("chaos: tasks under repeated faults", () => {
 			},
 			// Loading the executor through ts-node takes seconds, more while another one loads.
 			90000
-		).catch((err: Error) => {
-			throw new Error(`${err.message}; its output:\n${executor.log}`);
-		});
+		).then(
+			() => void joinedAt.set(executor.nodeID, Date.now()),
+			(err: Error) => {
+				throw new Error(`${err.message}; its output:\n${executor.log}`);
+			}
+		);
 
 	const call = async (method: string, path: string, body?: unknown) => {
 		try {
@@ -85,7 +102,15 @@ describe("chaos: tasks under repeated faults", () => {
 	};
 
 	beforeAll(async () => {
-		startupLoop.enable();
+		// Node reads its program from stdin: while the pipe stays open it only runs the recorder's timer.
+		idle = spawn(
+			process.execPath,
+			["-r", require.resolve("ts-node/register/transpile-only"), "-r", RECORDER],
+			{
+				env: { ...process.env, LOOP_STALLS_FILE: stallFile("idle") },
+				stdio: ["pipe", "ignore", "ignore"]
+			}
+		);
 		nats = await OwnNatsServer.start();
 		orchestrator = await OrchestratorStandIn.start();
 		orchestrator.onFrame = frame => {
@@ -105,42 +130,21 @@ describe("chaos: tasks under repeated faults", () => {
 	}, 150000);
 
 	afterAll(async () => {
-		loop.disable();
-		startupLoop.disable();
+		idle?.stdin!.end();
 		await Promise.all(executors.map(executor => executor.stop()));
 		await notifier?.stop();
 		await gateway?.stop();
 		await orchestrator?.stop();
 		await nats?.kill();
 		await dropPrefix(redisUrl, prefix);
+		rmSync(stallDir, { recursive: true, force: true });
 	}, 60000);
 
-	/** Asks every live executor for its own loop's longest stall (`$node.metrics`). */
-	const readExecutorStalls = async () => {
-		for (const executor of executors.filter(e => e.alive)) {
-			const metrics = await gateway.broker
-				.call<{ values: { value: number }[] }[], object>(
-					"$node.metrics",
-					{ includes: [EVENT_LOOP_METRICS.maxStall] },
-					{ nodeID: executor.nodeID, timeout: 1000 }
-				)
-				.catch(() => []);
-			const value = metrics[0]?.values[0]?.value;
-			if (typeof value === "number")
-				executorStalls.set(executor.nodeID, Math.max(value, executorStalls.get(executor.nodeID) ?? 0));
-		}
-	};
-
 	it("completes and announces every task, answers no 5xx", async () => {
-		startupLoop.disable();
-		loop.enable();
-		let watching = true;
-		const watchExecutors = (async () => {
-			while (watching) {
-				await readExecutorStalls();
-				await delay(1000);
-			}
-		})();
+		// This process runs the gateway and the notifier (and the test's client and Jest itself).
+		const started = Date.now();
+		const ownStalls: Stall[] = [];
+		const stopWatching = watchLoop(stall => ownStalls.push(stall));
 		const ids: string[] = [];
 		let submitting = true;
 		const lane = async () => {
@@ -197,12 +201,17 @@ describe("chaos: tasks under repeated faults", () => {
 		const completed = ids.filter(id => stored.get(id) === "completed").length;
 		const lost = ids.filter(id => !announced.has(id)).length;
 		const duplicated = ids.filter(id => (announced.get(id) ?? 0) > 1).length;
-		watching = false;
-		await watchExecutors;
-		await readExecutorStalls();
-		const stallMs = Math.round(loop.max / 1e6);
-		const startupStallMs = Math.round(startupLoop.max / 1e6);
-		const perExecutor = [...executorStalls].map(([node, ms]) => `${node} ${ms} ms`).join(", ");
+		stopWatching();
+		const ended = Date.now();
+		const stalls = new Map([
+			...executors.map(
+				({ nodeID }) =>
+					[nodeID, worst(readStalls(stallFile(nodeID)), joinedAt.get(nodeID) ?? ended, ended)] as const
+			),
+			["test process", worst(ownStalls, started, ended)] as const
+		]);
+		const idleStall = worst(readStalls(stallFile("idle")), started, ended);
+		const shown = [...stalls].map(([name, { ms, ownMs }]) => `${name} ${ms} / ${ownMs} ms`).join(", ");
 		console.log(
 			[
 				`[chaos] ${ROUNDS} rounds of: NATS killed 3 s, notifier node restarted, an executor SIGKILLed and replaced`,
@@ -211,14 +220,16 @@ describe("chaos: tasks under repeated faults", () => {
 				`  tasks announced:   ${ids.length - lost}`,
 				`  tasks lost:        ${lost}`,
 				`  tasks duplicated:  ${duplicated} (announced more than once; at-least-once)`,
-				`  max event-loop stall, per process:`,
-				`    executor processes (each its own loop, from their services' start): ${perExecutor || "none reported"}`,
-				`    test process (runner + in-process gateway and notifier) during the faults: ${stallMs} ms`,
-				`    test process while starting the cluster (loading and compiling modules): ${startupStallMs} ms`,
+				`  event-loop stalls while the faults ran (executors from when they joined), per process: the longest`,
+				`  wall-clock / the most CPU time the process itself used in one (bound: ${MAX_OWN_STALL_MS} ms)`,
+				`    ${shown}`,
+				`    an idle process on the same host (the OS not running it): ${idleStall.ms} ms`,
 				`  requests answered 5xx: ${answered5xx}`
 			].join("\n")
 		);
 		expect({ completed, lost, answered5xx }).toEqual({ completed: ids.length, lost: 0, answered5xx: 0 });
+		const overBound = [...stalls].filter(([, { ownMs }]) => ownMs > MAX_OWN_STALL_MS).map(([name]) => name);
+		expect(overBound).toEqual([]);
 
 		async function read(id: string) {
 			const res = await call("GET", `/api/v1/internal/tasks/${id}`);

@@ -1,6 +1,9 @@
 import { randomUUID } from "crypto";
+import { once } from "events";
+import { createServer, type Socket } from "net";
+import Redis from "ioredis";
 import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
-import { eventually } from "../support/eventually";
+import { eventually, until } from "../support/eventually";
 import { ExecutorProcess } from "../support/executor-process";
 import { OwnNatsServer } from "../support/nats-server";
 import { http, SERVICE_TOKEN } from "../support/node";
@@ -14,6 +17,35 @@ const ANSWER_WITHIN_MS = 5000;
 const tenant = "outage";
 
 const count = (text: string, pattern: RegExp) => text.match(new RegExp(pattern, "g"))?.length ?? 0;
+
+/** How many clients are connected to the Redis at `url`, not counting the one that asks. */
+async function clientsOf(url: string): Promise<number> {
+	const asking = new Redis(url);
+	try {
+		return (
+			String(await asking.client("LIST"))
+				.trim()
+				.split("\n").length - 1
+		);
+	} finally {
+		asking.disconnect();
+	}
+}
+
+/** Listens on a dead server's port and resets every connection: counts the clients' reconnect attempts. */
+async function resetter(port: number) {
+	let attempts = 0;
+	const server = createServer((socket: Socket) => {
+		attempts++;
+		socket.resetAndDestroy();
+	});
+	server.listen(port, "127.0.0.1");
+	await once(server, "listening");
+	return {
+		attempts: () => attempts,
+		close: () => new Promise(resolve => server.close(resolve))
+	};
+}
 
 /** A request timed from sending to its answer. */
 async function timed<T>(request: Promise<T>): Promise<{ answer: T; ms: number }> {
@@ -66,6 +98,7 @@ describe("Redis of the gateway killed and started again", () => {
 	}, 30000);
 
 	it("answers REST, MCP and WebSocket upgrades 503 with Retry-After at once, says so in readiness and logs the outage once", async () => {
+		const clients = await clientsOf(redis.url);
 		await redis.kill();
 		const ready = await eventually(async () => {
 			const res = await http(url, "GET", "/health/ready");
@@ -100,7 +133,10 @@ describe("Redis of the gateway killed and started again", () => {
 		await eventually(async () =>
 			expect(count(node.stdout + node.stderr, /Redis \S+ is unreachable/g)).toBe(1)
 		);
-		await new Promise(resolve => setTimeout(resolve, 3000));
+		const dead = await resetter(redis.port);
+		const several = () => dead.attempts() >= 3 * clients;
+		await until(`three reconnect attempts from each of the ${clients} clients`, several, 20000);
+		await dead.close();
 		const during = node.stdout + node.stderr;
 		expect(count(during, /Redis \S+ is unreachable/g)).toBe(1);
 		expect(during).not.toContain("Unhandled error event");

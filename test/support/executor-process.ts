@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "child_process";
 import path from "path";
+import { RECORDER } from "./loop-stalls";
 import { SERVICE_TOKEN } from "./node";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -10,7 +11,10 @@ export interface Exit {
 	signal: NodeJS.Signals | null;
 }
 
-/** One executor node: the project's own runner, in its own process, with only the executor service. */
+/**
+ * One executor node: the project's own runner, in its own process, with only the executor service.
+ * With LOOP_STALLS_FILE in `env` it records its event loop's stalls there (test/support/loop-stalls.ts).
+ */
 export class ExecutorProcess {
 	readonly child: ChildProcess;
 	readonly exited: Promise<Exit>;
@@ -23,7 +27,7 @@ export class ExecutorProcess {
 	) {
 		const tsNode = require.resolve("ts-node/register/transpile-only");
 		const runner = [RUNNER, "--config", "moleculer.config.ts", "services/executor.service.ts"];
-		const args = ["-r", tsNode, ...runner];
+		const args = ["-r", tsNode, ...(env.LOOP_STALLS_FILE ? ["-r", RECORDER] : []), ...runner];
 		this.child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
 		// Only the tail is kept: it is printed when the process misbehaves.
 		const keep = (chunk: Buffer) => {

@@ -1,4 +1,5 @@
-import { eventually } from "./eventually";
+import { calculatorPool } from "../../tools/calculator";
+import { eventually, until } from "./eventually";
 import { http, startNode, type HttpResult, type TestNode } from "./node";
 
 /** What the execute-local suites share: the envelope check and a node with REST helpers bound to it. */
@@ -85,6 +86,7 @@ export function useLocalNode() {
 			const warm = await Promise.all([1, 2, 3].map(() => local.calculate("warm-up", "1+1")));
 			expect(warm.map(res => res.body.result?.value)).toEqual([2, 2, 2]);
 		}, 60000);
+		await until("every calculator thread to load mathjs", () => calculatorPool.allLoaded(), 60000);
 	}, 90000);
 
 	afterAll(() => local.node?.stop());

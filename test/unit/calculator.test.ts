@@ -1,6 +1,7 @@
 import type { ToolContext } from "../../tools/base";
 import { ToolFailure } from "../../tools/base";
-import { calculatorTool } from "../../tools/calculator";
+import { calculatorPool, calculatorTool } from "../../tools/calculator";
+import { until } from "../support/eventually";
 
 /** A context as the executor builds it: its signal aborts when `timeoutMs` elapses. */
 function context(timeoutMs = 10_000): ToolContext {
@@ -35,21 +36,22 @@ async function failureOf(expression: unknown, timeoutMs?: number): Promise<ToolF
 	return error as ToolFailure;
 }
 
-/**
- * Tests before may have killed a worker, and its replacement takes seconds to start under ts-node: with
- * a new pool both threads start together, so the quick expressions of a test have a second thread.
- */
-/** A new pool whose workers have started: a worker still loading mathjs is not the behaviour under test. */
+/** Every thread has loaded mathjs: a thread still starting is not the behaviour under test. */
+const allLoaded = () =>
+	until("every calculator thread to load mathjs", () => calculatorPool.allLoaded(), 30_000);
+
+/** A new pool whose threads have all loaded mathjs (tests before may have stopped one, and its replacement may still be starting). */
 async function freshPool(): Promise<void> {
 	await calculatorTool.close?.();
 	await calculatorTool.start?.();
-	await Promise.all(Array.from({ length: 8 }, () => calculate("1 + 1")));
+	await allLoaded();
 }
 
 // Worker start-up (ts-node compiling the worker, mathjs loading) is slow under jest; pay it once.
 beforeAll(async () => {
 	await calculate("1 + 1");
-}, 30_000);
+	await allLoaded();
+}, 60_000);
 
 afterAll(async () => {
 	await calculatorTool.close?.();
@@ -124,7 +126,12 @@ describe("calculator tool", () => {
 			slowSettled = true;
 		});
 		const slowOutcome = slow.catch((err: unknown) => err);
-		await new Promise(resolve => setTimeout(resolve, 200));
+		await until(
+			"a worker to be evaluating the slow expression",
+			() => calculatorPool.evaluating() === 1,
+			10_000,
+			10
+		);
 		const started = Date.now();
 		expect(await calculate("1 + 1")).toEqual({ value: 2 });
 		expect(Date.now() - started).toBeLessThan(1500);
