@@ -1,55 +1,68 @@
 import fs from "fs";
 import os from "os";
-import path from "path";
-import v8 from "v8";
-import vm from "vm";
-import type { ServiceBroker } from "moleculer";
 import { Pool } from "undici";
-import { SERVICE_TOKEN, startNode } from "../test/support/node";
+import { SERVICE_TOKEN } from "../test/support/node";
 import {
 	CONNECTIONS,
 	DURATION_S,
 	describe,
 	load,
+	processCpuSeconds,
 	progress,
 	ratio,
 	runScenario,
-	serveInChild,
+	serveProduct,
 	type LoadStats,
-	type Result,
-	type Served
+	type Result
 } from "./harness";
 
 /*
- * Discovery (POST /api/v1/registry/discover) with 1,000, 10,000 and 100,000 tools in one tenant. Each
- * size runs in a child of its own: an embedded node (api, registry, validator; memory store; rate limit
- * off; embeddings as `npm start` has them, the local model) that registers a generated corpus through
- * `registry.register`, builds the tenant's index with a first query, waits until every tool has its
- * vector, times the action in process, and then serves the load of this process: hybrid ranking (the
- * default), and lexical ranking (`mode: lexical`) on the same node as its baseline. Above
- * SEMANTIC_MAX_TOOLS the node runs with embeddings off (computing 100,000 vectors takes most of an hour
- * on two cores), and both rows are lexical. Unlike the other scenarios the node is not `npm start`'s
- * (it is embedded in the child, which must see every vector computed before timing); the notes say so.
+ * Discovery (POST /api/v1/registry/discover) with 1,000, 10,000 and 100,000 tools in one tenant, on the
+ * product as `npm start` runs it (harness `serveProduct`: moleculer-runner + moleculer.config, every
+ * service, metrics on, the memory store), a process of its own for each size; this process only
+ * generates load. It registers a generated corpus through POST /api/v1/tools, builds the tenant's
+ * index with a first query, and waits until the node's `tool_registry_discovery_vectors_pending` gauge
+ * says every tool has its vector (the local model computes them in the background, at the lowest CPU
+ * priority: about 9 minutes for 10,000 tools on two quiet cores). Then, over HTTP: one client
+ * (sequential requests timed with hrtime) and 50 connections (autocannon), lexical (`mode: lexical`)
+ * and hybrid (the default), with rotating queries (answered from the tenant's remembered rankings
+ * after their first use) and with every query new (ranked afresh, and in hybrid mode embedded by the
+ * model first). Server CPU per request is read from /proc (every thread). Above SEMANTIC_MAX_TOOLS the
+ * node runs with EMBEDDINGS=off (100,000 vectors would take most of two hours) and only lexical rows
+ * are measured. `BENCH_DISCOVER_SIZES=1000` makes a run of a few minutes.
  */
 
 const SCENARIO = "discover";
 const TENANT = "bench";
 const SIZES = (process.env.BENCH_DISCOVER_SIZES ?? "1000,10000,100000").split(",").map(Number);
+const SEMANTIC_MAX_TOOLS = Number(process.env.BENCH_DISCOVER_SEMANTIC_MAX ?? 10000);
 const DISCOVER_PATH = "/api/v1/registry/discover";
 const LIMIT = 20;
-/** Sequential calls timed with hrtime, in process and over HTTP; each run also stops after DURATION_S. */
+/** Sequential calls timed with hrtime; each run also stops after DURATION_S (every query at least once). */
 const TIMED_CALLS = 2000;
-/** Goals of hybrid ranking at 10,000 tools: one client p99 ≤ 25 ms, at least 400 req/s at 50 connections. */
-const GOAL_TOOLS = 10000;
-const GOAL_P99_MS = 25;
-const GOAL_RPS = 400;
-/** Registrations in flight while loading. */
-const LOAD_BATCH = 200;
+/** Registrations in flight while loading the corpus. */
+const REGISTER_CONNECTIONS = 32;
+/** registry.service.ts samples its gauges (tool counts, vectors pending) this often. */
+const GAUGE_SAMPLE_MS = 15000;
+/** Moleculer refreshes the process metrics (heap) this often. */
+const PROCESS_METRICS_MS = 5000;
+const VECTORS_PENDING = "tool_registry_discovery_vectors_pending";
 const HEADERS = {
 	authorization: `Bearer ${SERVICE_TOKEN}`,
 	"x-tenant-id": TENANT,
 	"content-type": "application/json"
 };
+
+type Mode = "hybrid" | "lexical";
+/** `repeated`: the rotating queries; `new`: each call a query never asked before. */
+type Queries = "repeated" | "new";
+
+/** Goals at a size, by ranking (issue #15: hybrid; issue #14: lexical). */
+const GOALS: { tools: number; mode: Mode; p99Ms: number; rps: number }[] = [
+	{ tools: 10000, mode: "hybrid", p99Ms: 25, rps: 400 },
+	{ tools: 10000, mode: "lexical", p99Ms: 10, rps: 1500 },
+	{ tools: 100000, mode: "lexical", p99Ms: 30, rps: 200 }
+];
 
 /** What agents ask: keywords... */
 const KEYWORDS = [
@@ -78,10 +91,6 @@ const SENTENCES = [
 	"monitor server metrics and alerts"
 ];
 export const QUERIES = [...KEYWORDS, ...SENTENCES];
-const SEMANTIC_MAX_TOOLS = Number(process.env.BENCH_DISCOVER_SEMANTIC_MAX ?? 10000);
-type Mode = "hybrid" | "lexical";
-const bodyOf = (query: string, mode: Mode = "hybrid") =>
-	JSON.stringify({ query, limit: LIMIT, format: "native", mode });
 
 // ---------------------------------------------------------------------------------------------------
 // The corpus: varied names, descriptions and tags from a fixed seed, so every run loads the same tools.
@@ -179,11 +188,15 @@ export function corpus(size: number): Record<string, unknown>[] {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The child: load, warm, time in process, serve.
+// Measuring the product from outside.
 
-interface Memory {
-	rss: number;
-	heapUsed: number;
+type Product = Awaited<ReturnType<typeof serveProduct>>;
+
+interface Timing {
+	calls: number;
+	p50: number;
+	p99: number;
+	max: number;
 }
 
 interface Timings {
@@ -193,103 +206,59 @@ interface Timings {
 	sentences: Timing;
 	slowestQuery: string;
 	slowestP50: number;
+	/** Server CPU (all threads) per call. */
+	cpuUs: number;
 }
 
-/** What the child measured before serving, handed over in a file (the harness's IPC carries the URL only). */
-interface ChildReport {
-	size: number;
-	loadMs: number;
-	/** First query: builds the tenant's index from the store. */
-	indexBuildMs: number;
-	/** Then until every tool has its vector (null: embeddings off). */
-	vectorsMs: number | null;
-	empty: Memory;
-	loaded: Memory;
-	indexed: Memory;
-	inProcess: Timings;
-	/**
-	 * Lexical, every call a query never asked before (a number appended), so that no remembered ranking
-	 * answers it: the cost of ranking itself.
-	 */
-	coldLexical: Timings;
-	/** Hybrid, every call a query never asked before: its vector from the model, then ranking (null: embeddings off). */
-	coldHybrid: Timings | null;
-	hits: { min: number; mean: number };
+interface Memory {
+	rss: number;
+	heapUsed: number;
 }
-
-/** Named by the parent in BENCH_DISCOVER_REPORT. */
-const reportFile = (size: number) => path.join(os.tmpdir(), `bench-discover-${process.pid}-${size}.json`);
-
-/** A full GC before each memory reading, so that readings compare live data, not garbage. */
-function collector(): () => void {
-	try {
-		v8.setFlagsFromString("--expose-gc");
-		return vm.runInNewContext("gc") as () => void;
-	} catch {
-		return () => undefined;
-	}
-}
-
-const memory = (gc: () => void): Memory => {
-	gc();
-	const { rss, heapUsed } = process.memoryUsage();
-	return { rss, heapUsed };
-};
 
 const percentile = (sorted: number[], p: number) =>
 	sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0;
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
 const sinceMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
-
-function discover(broker: ServiceBroker, query: string, mode: Mode = "hybrid") {
-	return broker.call<{ items: unknown[] }, object>(
-		"registry.discover",
-		{ query, limit: LIMIT, format: "native", mode },
-		{ meta: { tenant_id: TENANT } }
-	);
-}
-
-async function register(broker: ServiceBroker, size: number): Promise<void> {
-	const tools = corpus(size);
-	const step = Math.max(10000, size / 4);
-	for (let i = 0; i < tools.length; i += LOAD_BATCH) {
-		await Promise.all(
-			tools
-				.slice(i, i + LOAD_BATCH)
-				.map(tool => broker.call("registry.register", tool, { meta: { tenant_id: TENANT } }))
-		);
-		const done = Math.min(i + LOAD_BATCH, size);
-		if (done % step < LOAD_BATCH && done < size) progress(`${size} tools: ${done} registered`);
-	}
-}
-
-interface Timing {
-	calls: number;
-	p50: number;
-	p99: number;
-	max: number;
-}
+const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
+const bodyOf = (query: string, mode: Mode) => JSON.stringify({ query, limit: LIMIT, format: "native", mode });
 
 function timing(times: number[]): Timing {
 	const sorted = [...times].sort((a, b) => a - b);
-	const max = sorted[sorted.length - 1] ?? 0;
 	const at = (p: number) => round(percentile(sorted, p));
-	return { calls: sorted.length, p50: at(50), p99: at(99), max: round(max) };
+	return { calls: sorted.length, p50: at(50), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
 }
 
+/** A number appended to each query makes it one never asked before; one counter for the whole run. */
+let asked = 0;
+const queryText = (query: string, queries: Queries) => (queries === "new" ? `${query} ${++asked}` : query);
+
 /**
- * Sequential calls rotating the queries: `TIMED_CALLS`, or fewer when DURATION_S is up, but every query
- * at least once.
+ * One client, one request at a time, rotating the queries, timed with hrtime: `TIMED_CALLS`, or fewer
+ * when DURATION_S is up, but every query at least once; server CPU read before and after.
  */
-async function timeCalls(call: (query: string) => Promise<void>): Promise<Timings> {
+async function sequential(node: Product, path: string, body?: (query: string) => string): Promise<Timings> {
+	const pool = new Pool(node.url, { connections: 1 });
 	const perQuery = QUERIES.map(() => [] as number[]);
 	const deadline = Date.now() + DURATION_S * 1000;
-	for (let i = 0; i < TIMED_CALLS && (i < QUERIES.length || Date.now() < deadline); i++) {
-		const started = process.hrtime.bigint();
-		await call(QUERIES[i % QUERIES.length]);
-		perQuery[i % QUERIES.length].push(sinceMs(started));
+	const cpu = processCpuSeconds(node.pid);
+	try {
+		for (let i = 0; i < TIMED_CALLS && (i < QUERIES.length || Date.now() < deadline); i++) {
+			const query = QUERIES[i % QUERIES.length];
+			const started = process.hrtime.bigint();
+			const res = await pool.request(
+				body
+					? { path, method: "POST", headers: HEADERS, body: body(query) }
+					: { path, method: "GET", headers: HEADERS }
+			);
+			await res.body.text();
+			if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}`);
+			perQuery[i % QUERIES.length].push(sinceMs(started));
+		}
+	} finally {
+		await pool.close();
 	}
+	const calls = perQuery.flat().length;
 	const medians = perQuery.map(times => timing(times).p50);
 	const slowest = medians.indexOf(Math.max(...medians));
 	return {
@@ -297,263 +266,305 @@ async function timeCalls(call: (query: string) => Promise<void>): Promise<Timing
 		keywords: timing(perQuery.slice(0, KEYWORDS.length).flat()),
 		sentences: timing(perQuery.slice(KEYWORDS.length).flat()),
 		slowestQuery: QUERIES[slowest],
-		slowestP50: medians[slowest]
+		slowestP50: medians[slowest],
+		cpuUs: Math.round(((processCpuSeconds(node.pid) - cpu) / calls) * 1e6)
 	};
 }
 
-/** Factory run by the harness in the child; the size comes in BENCH_DISCOVER_TOOLS. */
-export async function startLoaded(): Promise<Served> {
-	const size = Number(process.env.BENCH_DISCOVER_TOOLS);
-	const gc = collector();
-	const services = ["api", "registry", "validator"];
-	const embeddings = size <= SEMANTIC_MAX_TOOLS ? "local" : "off";
-	const node = await startNode({ services, settings: { tenantRateLimit: 0, embeddings } });
-	try {
-		const empty = memory(gc);
-		progress(`${size} tools: registering through registry.register`);
-		let started = process.hrtime.bigint();
-		await register(node.broker, size);
-		const loadMs = sinceMs(started);
-		const loaded = memory(gc);
-		progress(`${size} tools: registered in ${Math.round(loadMs)} ms; building the index with a first query`);
-		started = process.hrtime.bigint();
-		await discover(node.broker, QUERIES[0]);
-		const indexBuildMs = sinceMs(started);
-		started = process.hrtime.bigint();
-		const registry = node.broker.getLocalService("registry") as unknown as {
-			discovery: { pendingVectors(): Promise<number> };
-			toolVectors: { pending: number } | null;
-		};
-		let reported = Date.now();
-		for (;;) {
-			const pending = await registry.discovery.pendingVectors();
-			if (!registry.toolVectors || (pending === 0 && registry.toolVectors.pending === 0)) break;
-			if (Date.now() - reported > 15000) {
-				progress(`${size} tools: ${pending} still waiting for their vector`);
-				reported = Date.now();
-			}
-			await new Promise(resolve => setTimeout(resolve, 200));
-		}
-		const vectorsMs = registry.toolVectors ? sinceMs(started) : null;
-		const indexed = memory(gc);
-		progress(
-			`${size} tools: index built in ${Math.round(indexBuildMs)} ms` +
-				(vectorsMs === null ? "" : `, vectors in ${Math.round(vectorsMs)} ms`) +
-				"; timing the action in process"
-		);
-		const hits = new Map<string, number>();
-		const inProcess = await timeCalls(async query => {
-			hits.set(query, (await discover(node.broker, query)).items.length);
-		});
-		let distinct = 0;
-		const coldLexical = await timeCalls(async query => {
-			await discover(node.broker, `${query} ${++distinct}`, "lexical");
-		});
-		const coldHybrid = registry.toolVectors
-			? await timeCalls(async query => {
-					await discover(node.broker, `${query} ${++distinct}`, "hybrid");
-				})
-			: null;
-		const counts = [...hits.values()];
-		const report: ChildReport = {
-			size,
-			loadMs: Math.round(loadMs),
-			indexBuildMs: Math.round(indexBuildMs),
-			vectorsMs: vectorsMs === null ? null : Math.round(vectorsMs),
-			empty,
-			loaded,
-			indexed,
-			inProcess,
-			coldLexical,
-			coldHybrid,
-			hits: { min: Math.min(...counts), mean: round(counts.reduce((a, b) => a + b, 0) / counts.length, 1) }
-		};
-		fs.writeFileSync(process.env.BENCH_DISCOVER_REPORT!, JSON.stringify(report));
-		return { url: node.url, stop: () => node.stop() };
-	} catch (err) {
-		await node.stop();
-		throw err;
-	}
+/** One sample of the node's Prometheus text, or null when the family is absent. */
+async function metric(node: Product, name: string): Promise<number | null> {
+	const res = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } });
+	if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+	const line = (await res.text()).split("\n").find(l => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+	return line === undefined ? null : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
-// ---------------------------------------------------------------------------------------------------
-// The parent: load the child over HTTP.
+/** RSS from /proc now; heap used as /metrics reports it (refreshed every 5 s, no forced GC). */
+async function memory(node: Product): Promise<Memory> {
+	await delay(PROCESS_METRICS_MS + 500);
+	const status = fs.readFileSync(`/proc/${node.pid}/status`, "utf8");
+	const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+	return { rss: rssKb * 1024, heapUsed: (await metric(node, "process_memory_heap_size_used")) ?? 0 };
+}
 
-/** One client, one request at a time, timed with hrtime: latency at sub-millisecond resolution. */
-async function sequential(url: string, request: (query: string) => Parameters<Pool["request"]>[0]) {
-	const pool = new Pool(url, { connections: 1 });
+/** Registers the corpus through the API, `REGISTER_CONNECTIONS` requests in flight. */
+async function register(node: Product, size: number): Promise<void> {
+	const tools = corpus(size);
+	const step = Math.max(10000, size / 4);
+	const pool = new Pool(node.url, { connections: REGISTER_CONNECTIONS });
+	let next = 0;
+	const client = async () => {
+		while (next < tools.length) {
+			const tool = tools[next++];
+			const res = await pool.request({
+				path: "/api/v1/tools",
+				method: "POST",
+				headers: HEADERS,
+				body: JSON.stringify(tool)
+			});
+			const text = await res.body.text();
+			if (res.statusCode !== 201)
+				throw new Error(`registering ${String(tool.name)} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+			if (next % step === 0 && next < size) progress(`${size} tools: ${next} registered`);
+		}
+	};
 	try {
-		return await timeCalls(async query => {
-			const res = await pool.request(request(query));
-			await res.body.text();
-			if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}`);
-		});
+		await Promise.all(Array.from({ length: REGISTER_CONNECTIONS }, client));
 	} finally {
 		await pool.close();
 	}
 }
 
+/** Asks until discovery answers 200: the first query builds the tenant's index (a 504 means not yet). */
+async function buildIndex(node: Product): Promise<void> {
+	for (;;) {
+		const res = await fetch(`${node.url}${DISCOVER_PATH}`, {
+			method: "POST",
+			headers: HEADERS,
+			body: bodyOf(QUERIES[0], "lexical")
+		});
+		await res.text();
+		if (res.status === 200) return;
+		if (res.status !== 504) throw new Error(`the first discovery answered ${res.status}`);
+	}
+}
+
+/**
+ * Waits until the node has no tool vector pending. The gauge is sampled every GAUGE_SAMPLE_MS, so only
+ * a reading taken one interval after the last registration is sure to show the backlog it left.
+ */
+async function waitForVectors(node: Product, size: number, registered: number): Promise<void> {
+	await delay(Math.max(0, registered + GAUGE_SAMPLE_MS + 1000 - Date.now()));
+	let reported = Date.now();
+	for (;;) {
+		const pending = await metric(node, VECTORS_PENDING);
+		if (pending === null) throw new Error(`${VECTORS_PENDING} is missing from /metrics`);
+		if (pending === 0) return;
+		if (Date.now() - reported >= 30000) {
+			progress(`${size} tools: ${pending} tool vectors pending`);
+			reported = Date.now();
+		}
+		await delay(1000);
+	}
+}
+
+/** How many results each query gets, and how many of them hybrid ranking found by meaning. */
+async function hits(node: Product, mode: Mode): Promise<{ mean: number; min: number; byMeaning: number }> {
+	const answers = await Promise.all(
+		QUERIES.map(async query => {
+			const res = await fetch(`${node.url}${DISCOVER_PATH}`, {
+				method: "POST",
+				headers: HEADERS,
+				body: bodyOf(query, mode)
+			});
+			return ((await res.json()) as { items: { match: string }[] }).items;
+		})
+	);
+	const counts = answers.map(items => items.length);
+	const byMeaning = answers.flat().filter(item => item.match !== "lexical").length;
+	return {
+		mean: round(counts.reduce((a, b) => a + b, 0) / counts.length, 1),
+		min: Math.min(...counts),
+		byMeaning: round(byMeaning / answers.length, 1)
+	};
+}
+
 interface Measured {
 	size: number;
-	report: ChildReport;
-	discover: LoadStats;
-	/** The same load with `mode: lexical`: the baseline of hybrid ranking. */
-	lexical: LoadStats;
-	health: LoadStats;
-	seqDiscover: Timings;
-	seqLexical: Timings;
-	seqHealth: Timings;
+	semantic: boolean;
+	registerMs: number;
+	indexBuildMs: number;
+	/** From the first registration until no vector was pending (null: embeddings off). */
+	vectorsMs: number | null;
+	empty: Memory;
+	loaded: Memory;
+	indexed: Memory;
+	hits: { mean: number; min: number; byMeaning: number };
+	/** One client, by mode and queries; `health` is GET /health. */
+	oneClient: Record<string, Timings>;
+	/** At CONNECTIONS connections, same keys. */
+	loaded50: Record<string, LoadStats>;
 	loadAvg: number;
 }
 
+const key = (mode: Mode, queries: Queries) => `${mode} ${queries}`;
+
 async function measure(size: number): Promise<Measured> {
-	progress(`${size} tools: starting the node`);
-	const file = reportFile(size);
-	// The harness forks with this process's environment.
-	Object.assign(process.env, { BENCH_DISCOVER_TOOLS: String(size), BENCH_DISCOVER_REPORT: file });
-	const server = await serveInChild(__filename, "startLoaded").finally(() => {
-		delete process.env.BENCH_DISCOVER_TOOLS;
-		delete process.env.BENCH_DISCOVER_REPORT;
-	});
+	const semantic = size <= SEMANTIC_MAX_TOOLS;
+	progress(`${size} tools: starting npm start's node (EMBEDDINGS=${semantic ? "local" : "off"})`);
+	const node = await serveProduct({ EMBEDDINGS: semantic ? "local" : "off" });
 	try {
-		const report = JSON.parse(fs.readFileSync(file, "utf8")) as ChildReport;
-		const { all, keywords, sentences } = report.inProcess;
+		const empty = await memory(node);
+		progress(`${size} tools: registering through POST /api/v1/tools`);
+		const started = Date.now();
+		await register(node, size);
+		const registered = Date.now();
+		const loaded = await memory(node);
 		progress(
-			`${size} tools: action in process p50/p99 ${all.p50}/${all.p99} ms over ${all.calls} calls ` +
-				`(keywords ${keywords.p50}/${keywords.p99}, sentences ${sentences.p50}/${sentences.p99}); ` +
-				`RSS ${mb(report.indexed.rss)} MB, heap ${mb(report.indexed.heapUsed)} MB`
+			`${size} tools: registered in ${registered - started} ms; building the index with a first query`
 		);
+		const building = Date.now();
+		await buildIndex(node);
+		const indexBuildMs = Date.now() - building;
+		let vectorsMs: number | null = null;
+		if (semantic) {
+			progress(`${size} tools: index built in ${indexBuildMs} ms; waiting for every tool's vector`);
+			await waitForVectors(node, size, registered);
+			vectorsMs = Date.now() - started;
+			progress(
+				`${size} tools: every vector ${Math.round(vectorsMs / 1000)} s after the first registration ` +
+					`(${Math.round(size / (vectorsMs / 1000))} tools/s; ±${GAUGE_SAMPLE_MS / 1000} s, the gauge's sampling)`
+			);
+		}
+		const indexed = await memory(node);
+		const modes: Mode[] = semantic ? ["lexical", "hybrid"] : ["lexical"];
+		const found = await hits(node, semantic ? "hybrid" : "lexical");
 		// Unloaded latency first; the load at CONNECTIONS last, as slow queries leave a backlog behind.
-		progress(`${size} tools: one client, sequential requests`);
-		const request = (mode: Mode) => (query: string) => ({
-			path: DISCOVER_PATH,
-			method: "POST" as const,
-			headers: HEADERS,
-			body: bodyOf(query, mode)
-		});
-		const seqDiscover = await sequential(server.url, request("hybrid"));
-		const seqLexical = await sequential(server.url, request("lexical"));
-		const seqHealth = await sequential(server.url, () => ({ path: "/health", method: "GET" }));
-		progress(
-			`${size} tools: one client p50/p99 discover ${seqDiscover.all.p50}/${seqDiscover.all.p99} ms ` +
-				`(keywords ${seqDiscover.keywords.p50}/${seqDiscover.keywords.p99}), ` +
-				`lexical ${seqLexical.all.p50}/${seqLexical.all.p99} ms, ` +
-				`health ${seqHealth.all.p50}/${seqHealth.all.p99} ms`
-		);
-		const health = await load({ title: `${size} tools GET /health`, server, path: "/health" });
-		const loadOf = (mode: Mode) => {
-			let n = 0;
-			return load({
-				title: `${size} tools discover, ${mode}`,
-				server,
-				path: DISCOVER_PATH,
-				method: "POST",
-				headers: HEADERS,
-				setupRequest: req => ({ ...req, body: bodyOf(QUERIES[n++ % QUERIES.length], mode) })
-			});
+		const oneClient: Record<string, Timings> = { health: await sequential(node, "/health") };
+		for (const mode of modes)
+			for (const queries of ["repeated", "new"] as Queries[]) {
+				const t = await sequential(node, DISCOVER_PATH, query => bodyOf(queryText(query, queries), mode));
+				oneClient[key(mode, queries)] = t;
+				progress(
+					`${size} tools: one client, ${mode}, ${queries} queries: p50/p99 ${t.all.p50}/${t.all.p99} ms, ${t.cpuUs} µs CPU/call`
+				);
+			}
+		const loaded50: Record<string, LoadStats> = {
+			health: await load({
+				title: `${size} tools GET /health`,
+				server: node,
+				path: "/health",
+				headers: HEADERS
+			})
 		};
-		const lexical = await loadOf("lexical");
-		const discover = await loadOf("hybrid");
-		const loadAvg = round(os.loadavg()[0], 1);
-		return { size, report, discover, lexical, health, seqDiscover, seqLexical, seqHealth, loadAvg };
+		for (const mode of modes)
+			for (const queries of ["repeated", "new"] as Queries[]) {
+				let n = 0;
+				loaded50[key(mode, queries)] = await load({
+					title: `${size} tools discover, ${mode}, ${queries} queries`,
+					server: node,
+					path: DISCOVER_PATH,
+					method: "POST",
+					headers: HEADERS,
+					setupRequest: req => ({
+						...req,
+						body: bodyOf(queryText(QUERIES[n++ % QUERIES.length], queries), mode)
+					})
+				});
+			}
+		return {
+			size,
+			semantic,
+			registerMs: registered - started,
+			indexBuildMs,
+			vectorsMs,
+			empty,
+			loaded,
+			indexed,
+			hits: found,
+			oneClient,
+			loaded50,
+			loadAvg: round(os.loadavg()[0], 1)
+		};
 	} finally {
-		await server.stop();
-		fs.rmSync(file, { force: true });
+		await node.stop();
 	}
 }
 
 const describeTimings = (label: string, t: Timings) =>
 	`${label} over ${t.all.calls} calls p50/p99 ${t.all.p50}/${t.all.p99} ms (keywords ` +
-	`${t.keywords.p50}/${t.keywords.p99}, sentences ${t.sentences.p50}/${t.sentences.p99}, max ${t.all.max})`;
+	`${t.keywords.p50}/${t.keywords.p99}, sentences ${t.sentences.p50}/${t.sentences.p99}, max ${t.all.max}), ` +
+	`${t.cpuUs} µs CPU/call, slowest "${t.slowestQuery}" p50 ${t.slowestP50} ms`;
+
+const PRODUCT =
+	"`npm start` (moleculer-runner, moleculer.config, every service, metrics on, memory store) in its own process";
 
 function rows(m: Measured): Result[] {
-	const { size, report: r, seqDiscover: http, seqLexical: lexical, seqHealth: health } = m;
+	const { size } = m;
 	const label = size.toLocaleString("en-US");
-	const semantic = r.vectorsMs !== null;
-	const ranking = semantic ? "hybrid" : "lexical (embeddings off at this size)";
-	const row = (fields: Omit<Result, "scenario">): Result => ({ scenario: SCENARIO, ...fields });
-	const atGoal = size === GOAL_TOOLS && semantic;
-	const p99Goal = (p99: number) =>
-		atGoal
-			? `; goal p99 ≤ ${GOAL_P99_MS} ms at ${label} tools: ${p99 <= GOAL_P99_MS ? "met" : "NOT met"}`
-			: "";
-	const rpsGoal = atGoal
-		? `; goal ≥ ${GOAL_RPS} req/s at ${label} tools: ${m.discover.rps >= GOAL_RPS ? "met" : "NOT met"}`
-		: "";
-	const perTool = (from: Memory, to: Memory) => Math.round((to.heapUsed - from.heapUsed) / size);
-	const queries = `${KEYWORDS.length} keyword queries + ${SENTENCES.length} sentences rotating, limit ${LIMIT}, native`;
-	const lexicalBaseline = "mode: lexical, same node, same run";
-	return [
-		row({
-			metric: `discover req/s, ${label} tools in one tenant, ${ranking} (POST ${DISCOVER_PATH})`,
-			value: m.discover.rps,
-			unit: "req/s",
-			baseline: lexicalBaseline,
-			baseline_value: m.lexical.rps,
-			ratio: ratio(m.discover.rps, m.lexical.rps),
-			notes:
-				`${describe(ranking, m.discover)}; ${describe("lexical", m.lexical)}; ` +
-				`${describe("GET /health", m.health)}; ${CONNECTIONS} connections; ` +
-				"embedded node (api, registry, validator in one child; not npm start's runner); " +
-				`${queries} (query vectors cached after their first use), ${r.hits.mean} results on average ` +
-				`(min ${r.hits.min}); load avg ${m.loadAvg}${rpsGoal}`
-		}),
-		row({
-			metric: `discover p99 latency, ${label} tools, ${ranking}, all queries, one client over HTTP (lower is better)`,
-			value: http.all.p99,
-			unit: "ms",
-			baseline: lexicalBaseline,
-			baseline_value: lexical.all.p99,
-			ratio: ratio(http.all.p99, lexical.all.p99),
-			notes:
-				`hrtime, sequential: ${describeTimings("HTTP", http)}; ${describeTimings("lexical", lexical)}; ` +
-				`GET /health p50/p99 ${health.all.p50}/${health.all.p99} ms; ` +
-				`${describeTimings("action in process", r.inProcess)}, slowest "${r.inProcess.slowestQuery}" ` +
-				`p50 ${r.inProcess.slowestP50} ms; at ${CONNECTIONS} connections p50/p99 ` +
-				`${m.discover.p50}/${m.discover.p99} ms (whole ms); the queries rotate, so after the first ` +
-				`round each is answered from the tenant's remembered rankings (see the cold row)${p99Goal(http.all.p99)}`
-		}),
-		row({
-			metric: `discover p99 latency, ${label} tools, lexical, every query new (no remembered ranking), action in process (lower is better)`,
-			value: r.coldLexical.all.p99,
-			unit: "ms",
-			baseline: "same queries repeated (remembered rankings), in process",
-			baseline_value: r.inProcess.all.p99,
-			ratio: ratio(r.coldLexical.all.p99, r.inProcess.all.p99),
-			notes: `${describeTimings("cold lexical", r.coldLexical)}, slowest "${r.coldLexical.slowestQuery}" p50 ${r.coldLexical.slowestP50} ms`
-		}),
-		...(r.coldHybrid
-			? [
-					row({
-						metric: `discover p99 latency, ${label} tools, hybrid, every query new (its vector from the model, then ranking), action in process (lower is better)`,
-						value: r.coldHybrid.all.p99,
-						unit: "ms",
-						baseline: "lexical, every query new, in process",
-						baseline_value: r.coldLexical.all.p99,
-						ratio: ratio(r.coldHybrid.all.p99, r.coldLexical.all.p99),
-						notes: `${describeTimings("cold hybrid", r.coldHybrid)}, slowest "${r.coldHybrid.slowestQuery}" p50 ${r.coldHybrid.slowestP50} ms; each call waits for its query's vector (local model, one worker thread)`
-					})
-				]
-			: []),
-		row({
-			metric: `heap used with ${label} tools loaded and indexed (after GC)`,
-			value: mb(r.indexed.heapUsed),
-			unit: "MB",
-			baseline: "same node before loading",
-			baseline_value: mb(r.empty.heapUsed),
-			ratio: ratio(r.indexed.heapUsed, r.empty.heapUsed),
-			notes:
-				`store ${perTool(r.empty, r.loaded)} B/tool + index${semantic ? " and vectors" : ""} ` +
-				`${perTool(r.loaded, r.indexed)} B/tool; RSS ` +
-				`${mb(r.empty.rss)} MB empty, ${mb(r.loaded.rss)} MB loaded, ${mb(r.indexed.rss)} MB indexed; ` +
-				`registered in ${r.loadMs} ms (${Math.round(size / (r.loadMs / 1000))}/s via registry.register), ` +
-				`first query (index build) ${r.indexBuildMs} ms` +
-				(semantic
-					? `, every tool's vector computed ${r.vectorsMs} ms later ` +
-						`(${Math.round(size / (r.vectorsMs! / 1000))} tools/s, local model, one worker thread)`
-					: "")
-		})
-	];
+	const queriesLabel = (queries: Queries) =>
+		queries === "repeated" ? "repeated queries" : "every query new (no remembered ranking)";
+	const goalOf = (mode: Mode) => GOALS.find(goal => goal.tools === size && goal.mode === mode);
+	const setup =
+		`${PRODUCT}, EMBEDDINGS=${m.semantic ? "local" : "off"}; ${KEYWORDS.length} keyword queries + ` +
+		`${SENTENCES.length} sentences rotating (a number appended to make each new), limit ${LIMIT}, native, ` +
+		`${m.hits.mean} results on average (min ${m.hits.min})` +
+		(m.semantic ? ` (${m.hits.byMeaning} found by meaning)` : "") +
+		`; load avg ${m.loadAvg}`;
+	const result: Result[] = [];
+	const modes: Mode[] = m.semantic ? ["lexical", "hybrid"] : ["lexical"];
+	for (const mode of modes)
+		for (const queries of ["repeated", "new"] as Queries[]) {
+			const goal = goalOf(mode);
+			const stats = m.loaded50[key(mode, queries)];
+			const t = m.oneClient[key(mode, queries)];
+			// Lexical against the gateway's floor, or against itself repeated; hybrid against lexical.
+			const baselineKey =
+				mode === "hybrid"
+					? key("lexical", queries)
+					: queries === "new"
+						? key("lexical", "repeated")
+						: "health";
+			const baselineLabel =
+				baselineKey === "health"
+					? "GET /health, same node, same run"
+					: `${baselineKey.replace(" ", ", ")} queries, same node, same run`;
+			const baseStats = m.loaded50[baselineKey];
+			const baseTimings = m.oneClient[baselineKey];
+			result.push(
+				{
+					scenario: SCENARIO,
+					metric: `discover req/s at ${CONNECTIONS} connections, ${label} tools in one tenant, ${mode}, ${queriesLabel(queries)}`,
+					value: stats.rps,
+					unit: "req/s",
+					baseline: baselineLabel,
+					baseline_value: baseStats.rps,
+					ratio: ratio(stats.rps, baseStats.rps),
+					notes:
+						`${describe(mode, stats)}; baseline ${describe(baselineKey, baseStats)}; ${setup}` +
+						(goal ? `; goal ≥ ${goal.rps} req/s: ${stats.rps >= goal.rps ? "met" : "NOT met"}` : "")
+				},
+				{
+					scenario: SCENARIO,
+					metric: `discover p99 latency, one client, ${label} tools, ${mode}, ${queriesLabel(queries)} (lower is better)`,
+					value: t.all.p99,
+					unit: "ms",
+					baseline: baselineLabel,
+					baseline_value: baseTimings.all.p99,
+					ratio: ratio(t.all.p99, baseTimings.all.p99),
+					notes:
+						`hrtime, sequential over HTTP: ${describeTimings(mode, t)}; baseline ${describeTimings(baselineKey, baseTimings)}` +
+						(mode === "hybrid" && queries === "new"
+							? "; each call waits for its query's vector from the model"
+							: "") +
+						(goal ? `; goal p99 ≤ ${goal.p99Ms} ms: ${t.all.p99 <= goal.p99Ms ? "met" : "NOT met"}` : "")
+				}
+			);
+		}
+	result.push({
+		scenario: SCENARIO,
+		metric: `heap used with ${label} tools registered and indexed${m.semantic ? ", with vectors" : ""}`,
+		value: mb(m.indexed.heapUsed),
+		unit: "MB",
+		baseline: "same node before registering",
+		baseline_value: mb(m.empty.heapUsed),
+		ratio: ratio(m.indexed.heapUsed, m.empty.heapUsed),
+		notes:
+			// Without a forced GC a reading moves by megabytes: a per-tool figure means something from 10,000 tools on.
+			`as /metrics reports it (no forced GC): ${Math.round((m.indexed.heapUsed - m.empty.heapUsed) / size)} B/tool ` +
+			`for store, index${m.semantic ? " and vectors" : ""}; RSS ${mb(m.empty.rss)} MB empty (the model's ` +
+			`workers included), ${mb(m.loaded.rss)} MB registered, ${mb(m.indexed.rss)} MB indexed; registered in ` +
+			`${m.registerMs} ms (${Math.round(size / (m.registerMs / 1000))}/s through POST /api/v1/tools, ` +
+			`${REGISTER_CONNECTIONS} in flight), ` +
+			`first query (index build) ${m.indexBuildMs} ms` +
+			(m.vectorsMs === null
+				? ""
+				: `, every tool's vector ${Math.round(m.vectorsMs / 1000)} s after the first registration ` +
+					`(${Math.round(size / (m.vectorsMs / 1000))} tools/s, local model, one background worker at the ` +
+					`lowest priority; read from the vectors-pending gauge, sampled every ${GAUGE_SAMPLE_MS / 1000} s)`) +
+			`; ${setup}`
+	});
+	return result;
 }
 
 export async function run(): Promise<Result[]> {

@@ -102,7 +102,7 @@ const RegistryService: ServiceSchema<RegistryOwnSettings, RegistryMethods, Regis
 		RedisMixin(),
 		TenantScopeMixin(),
 		MetricsSamplerMixin({
-			metrics: ["toolsRegistered", "toolsUnreachable", "descriptionFindings"],
+			metrics: ["toolsRegistered", "toolsUnreachable", "vectorsPending", "descriptionFindings"],
 			intervalMs: 15000
 		})
 	],
@@ -366,6 +366,7 @@ const RegistryService: ServiceSchema<RegistryOwnSettings, RegistryMethods, Regis
 			for (const [tenant, count] of Object.entries(await this.store.countByTenant()))
 				this.broker.metrics.set(METRICS.toolsRegistered, count, { tenant });
 			this.broker.metrics.set(METRICS.toolsUnreachable, await this.probeSchedule.size());
+			this.broker.metrics.set(METRICS.vectorsPending, this.toolVectors?.pending ?? 0);
 		}
 	},
 

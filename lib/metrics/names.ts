@@ -12,6 +12,7 @@ export const METRICS = {
 	notifierLeader: "tool_registry.notifier.leader",
 	toolsRegistered: "tool_registry.tools.registered",
 	toolsUnreachable: "tool_registry.tools.unreachable",
+	vectorsPending: "tool_registry.discovery.vectors_pending",
 	descriptionFindings: "tool_registry.description.findings.total",
 	sourceHealthy: "tool_registry.source.healthy",
 	sourceTools: "tool_registry.source.tools",
@@ -45,6 +46,11 @@ const DEFINITIONS: Record<keyof typeof METRICS, Definition> = {
 	toolsUnreachable: {
 		type: "gauge",
 		description: "Active tools whose upstream did not answer their last probe (probed again with backoff)"
+	},
+	vectorsPending: {
+		type: "gauge",
+		description:
+			"Tool vectors this node has still to compute or read (those tools are ranked lexically meanwhile)"
 	},
 	descriptionFindings: {
 		type: "counter",

@@ -4,7 +4,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
-import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { http, METRICS_ON, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { json, Upstream } from "../support/upstream";
 
 /*
@@ -78,6 +78,15 @@ async function discover(node: TestNode, tenant: string, body: Record<string, unk
 
 const UMBRELLA = { query: "do I need an umbrella", limit: 5 };
 
+/** The node's `tool_registry_discovery_vectors_pending` gauge, sampled now. */
+async function vectorsPending(node: TestNode): Promise<number> {
+	await (
+		node.broker.getLocalService("registry") as unknown as { sampleMetrics(): Promise<void> }
+	).sampleMetrics();
+	const metrics = (await http(node.url, "GET", "/metrics")).body as string;
+	return Number(/^tool_registry_discovery_vectors_pending(?:\{[^}]*\})? (\d+)$/m.exec(metrics)?.[1]);
+}
+
 describe("EMBEDDINGS=orchestrator", () => {
 	let standIn: StandIn;
 	let node: TestNode;
@@ -87,7 +96,8 @@ describe("EMBEDDINGS=orchestrator", () => {
 		standIn = await startStandIn();
 		// Every service: MCP's search_tools and queued tool_discovery tasks rank the same way.
 		node = await startNode({
-			settings: { embeddings: "orchestrator", orchestratorUrl: standIn.upstream.url(), semanticWaitMs: 300 }
+			settings: { embeddings: "orchestrator", orchestratorUrl: standIn.upstream.url(), semanticWaitMs: 300 },
+			broker: METRICS_ON
 		});
 	});
 
@@ -107,11 +117,14 @@ describe("EMBEDDINGS=orchestrator", () => {
 				match: "lexical"
 			})
 		]);
+		// Operators see the backlog (the bench waits on it).
+		expect(await vectorsPending(node)).toBeGreaterThanOrEqual(TOOLS.length);
 		standIn.delayMs = 0;
 		await eventually(async () => {
 			const items = await discover(node, tenant, UMBRELLA);
 			expect(items[0]).toMatchObject({ tool: { name: "weather_forecast" }, match: "semantic" });
 		});
+		await eventually(async () => expect(await vectorsPending(node)).toBe(0));
 		const both = await discover(node, tenant, { query: "weather forecast", limit: 1 });
 		expect(both[0]).toMatchObject({ tool: { name: "weather_forecast" }, match: "both" });
 	});

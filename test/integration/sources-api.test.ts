@@ -1,8 +1,6 @@
-import type { BrokerOptions } from "moleculer";
-import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
 import { eventually } from "../support/eventually";
 import { McpUpstream } from "../support/mcp-upstream";
-import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { http, METRICS_ON, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 
 /**
  * The sources API as a tenant's key and an operator see it, against a real MCP server (official SDK)
@@ -39,9 +37,7 @@ beforeAll(async () => {
 	await upstream.start();
 	node = await startNode({
 		settings: { outboundAllowHosts: ["127.0.0.1"] },
-		broker: {
-			metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) }
-		} as unknown as Partial<BrokerOptions>
+		broker: METRICS_ON
 	});
 });
 

@@ -1,10 +1,8 @@
-import type { BrokerOptions } from "moleculer";
-import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import type { StoredTool } from "../../types/wire";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
-import { http, startNode, type TestNode } from "../support/node";
+import { http, METRICS_ON, startNode, type TestNode } from "../support/node";
 import { closedPort, json, Upstream } from "../support/upstream";
 
 const INITIAL_MS = 300;
@@ -36,9 +34,7 @@ describe.each(BACKENDS)("tool health lifecycle on $name", ({ redisUrl }) => {
 		node = await startNode({
 			redisUrl,
 			redisPrefix: prefix,
-			broker: {
-				metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) }
-			} as unknown as Partial<BrokerOptions>,
+			broker: METRICS_ON,
 			settings: {
 				outboundAllowHosts: ["127.0.0.1"],
 				health: { initialMs: INITIAL_MS, maxMs: 4 * INITIAL_MS, sweepMs: 25, claimMs: 5000 }

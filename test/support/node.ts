@@ -1,6 +1,7 @@
 import type { AddressInfo } from "net";
 import path from "path";
 import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
+import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
 
@@ -16,6 +17,14 @@ const servicesDir = path.join(
 );
 const schemaOf = (name: string): ServiceSchema =>
 	(require(path.join(servicesDir, `${name}.service`)) as { default: ServiceSchema }).default;
+
+/**
+ * Broker options that serve `/metrics` as the real config does on a gateway node (test brokers keep
+ * metrics off by default). Moleculer's types do not list a reporter instance.
+ */
+export const METRICS_ON = {
+	metrics: { enabled: true, reporter: new GatewayPrometheusReporter({}) }
+} as unknown as Partial<BrokerOptions>;
 
 export interface NodeOptions {
 	services?: string[];
