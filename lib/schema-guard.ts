@@ -2,6 +2,7 @@ import path from "node:path";
 import { Errors } from "moleculer";
 import { Piscina } from "piscina";
 import type Ajv2020 from "ajv/dist/2020";
+import { stopping } from "./errors";
 import { checkParametersSchema, SchemaCache, toProblems } from "./json-schema";
 import type { JsonObject, ValidationProblem } from "../types/wire";
 
@@ -78,6 +79,8 @@ export class SchemaGuard {
 	private pool?: Piscina<SchemaTask, SchemaTaskResult>;
 	/** Set once a thread has answered: until then the limit also covers starting one (loading ajv). */
 	private warm = false;
+	/** Set by `close`: a stopped service's guard starts no thread again. */
+	private closed = false;
 	private readonly inline: SchemaCache;
 
 	constructor(
@@ -121,6 +124,7 @@ export class SchemaGuard {
 	}
 
 	async close(): Promise<void> {
+		this.closed = true;
 		const pool = this.pool;
 		this.pool = undefined;
 		this.warm = false;
@@ -129,6 +133,7 @@ export class SchemaGuard {
 
 	/** Runs `task` on a thread; past the time limit the thread is stopped and the work refused as a problem. */
 	private async offload(task: SchemaTask, overran: string): Promise<ValidationProblem[]> {
+		if (this.closed) throw stopping();
 		const pool = this.getPool();
 		if (pool.queueSize >= this.options.maxQueue)
 			throw new Errors.MoleculerRetryableError(

@@ -84,11 +84,22 @@ export class CalculatorPool {
 	private warm = false;
 	/** Threads (by id) that have loaded mathjs and not been stopped since. */
 	private readonly loaded = new Set<number>();
+	/**
+	 * Executors using the pool (several share it when a test runs more than one node in a process): it
+	 * runs while one does, and once the last has closed it no evaluation starts its threads again.
+	 */
+	private holders = 0;
 
 	constructor(private readonly workerFile: string) {}
 
+	/** Takes the pool into use: evaluations are refused while nobody holds it. */
+	open(): void {
+		this.holders++;
+	}
+
 	/** Evaluates `expression` for `tenant`, whose share of threads and queue is bounded. */
 	evaluate(expression: string, limitMs: number, tenant: string): Promise<number | string> {
+		if (this.holders === 0) return Promise.reject(notRunning());
 		const own = this.admittedPerTenant.get(tenant) ?? 0;
 		if (this.admitted >= MAX_ADMITTED || own >= MAX_ADMITTED_PER_TENANT)
 			return Promise.reject(new ToolFailure("tool_error", "calculator busy, try again later"));
@@ -130,8 +141,13 @@ export class CalculatorPool {
 		return this.loaded.size === THREADS + SPARE_THREADS;
 	}
 
-	/** Fails everything waiting or running and stops the threads; the next evaluation starts a new pool. */
+	/**
+	 * Lets go of the pool; when the last holder does, fails everything waiting or running and stops
+	 * the threads. Opened again, the next evaluation starts a new pool.
+	 */
 	async close(): Promise<void> {
+		this.holders = Math.max(0, this.holders - 1);
+		if (this.holders > 0) return;
 		const pool = this.pool;
 		this.pool = undefined;
 		this.warm = false;
@@ -338,6 +354,10 @@ function overran(job: Job): ToolFailure {
 
 function shuttingDown(): ToolFailure {
 	return new ToolFailure("tool_error", "calculator is shutting down");
+}
+
+function notRunning(): ToolFailure {
+	return new ToolFailure("tool_error", "calculator is not running");
 }
 
 /** A worker that died on its own: read as plain fields, since errors cloned from a worker may belong to another realm. */

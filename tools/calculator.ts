@@ -46,6 +46,7 @@ export const calculatorTool: BaseTool = {
 
 	/** Starts the pool and loads mathjs in a worker, so the first caller does not pay for it. */
 	async start(): Promise<void> {
+		calculatorPool.open();
 		await calculatorPool.evaluate("1", MAX_EVALUATION_MS, "").catch(() => undefined);
 	},
 

@@ -49,7 +49,7 @@ async function freshPool(): Promise<void> {
 
 // Worker start-up (ts-node compiling the worker, mathjs loading) is slow under jest; pay it once.
 beforeAll(async () => {
-	await calculate("1 + 1");
+	await calculatorTool.start?.();
 	await allLoaded();
 }, 60_000);
 
@@ -198,8 +198,11 @@ describe("calculator tool", () => {
 		);
 	});
 
-	it("builds the pool again after close()", async () => {
+	it("starts no thread once closed, and a new pool when started again", async () => {
 		await calculatorTool.close?.();
+		expect((await failureOf("3 * 3")).message).toBe("calculator is not running");
+		expect(calculatorPool.allLoaded()).toBe(false);
+		await calculatorTool.start?.();
 		expect(await calculate("3 * 3")).toEqual({ value: 9 });
 	}, 30_000);
 
