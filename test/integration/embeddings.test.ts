@@ -1,12 +1,11 @@
 import { randomUUID } from "crypto";
-import { createServer, type IncomingMessage, type Server } from "http";
-import type { AddressInfo } from "net";
 import { monitorEventLoopDelay } from "perf_hooks";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, METRICS_ON, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
+import { json, Upstream } from "../support/upstream";
 
 /*
  * The three EMBEDDINGS modes, and discovery's promise under their faults: it answers (lexically)
@@ -30,44 +29,30 @@ function conceptVector(text: string): number[] {
 	return [...CONCEPTS.map(concept => words.filter(word => concept.includes(word)).length), 0.01];
 }
 
+/** The orchestrator's Embedding Service, on the shared upstream stand-in. */
 interface StandIn {
-	url: string;
-	/** Texts received, in order, and the Authorization header of each request. */
+	upstream: Upstream;
+	/** Texts embedded, in order, and the Authorization header of each request answered. */
 	texts: string[];
 	authorizations: (string | undefined)[];
 	/** Answers 503 while set. */
 	failing: boolean;
 	/** Holds every answer this long. */
 	delayMs: number;
-	close(): Promise<void>;
 }
 
 async function startStandIn(): Promise<StandIn> {
-	const body = (req: IncomingMessage) =>
-		new Promise<string>(resolve => {
-			let data = "";
-			req.on("data", chunk => (data += chunk));
-			req.on("end", () => resolve(data));
-		});
-	const standIn = { texts: [], authorizations: [], failing: false, delayMs: 0 } as unknown as StandIn;
-	const server: Server = createServer(async (req, res) => {
-		const { texts } = JSON.parse(await body(req)) as { texts: string[] };
-		if (req.method !== "POST" || req.url !== "/api/v1/embeddings") return res.writeHead(404).end();
-		await new Promise(resolve => setTimeout(resolve, standIn.delayMs));
-		if (standIn.failing) return res.writeHead(503).end();
-		standIn.texts.push(...texts);
-		standIn.authorizations.push(req.headers.authorization);
-		res.writeHead(200, { "content-type": "application/json" });
-		res.end(JSON.stringify({ embeddings: texts.map(conceptVector) }));
+	const state: Omit<StandIn, "upstream"> = { texts: [], authorizations: [], failing: false, delayMs: 0 };
+	const upstream = await Upstream.start(async (req, res) => {
+		if (req.method !== "POST" || req.path !== "/api/v1/embeddings") return void res.writeHead(404).end();
+		const { texts } = JSON.parse(req.body) as { texts: string[] };
+		await new Promise(resolve => setTimeout(resolve, state.delayMs));
+		if (state.failing) return void res.writeHead(503).end();
+		state.texts.push(...texts);
+		state.authorizations.push(req.headers.authorization);
+		json(res, 200, { embeddings: texts.map(conceptVector) });
 	});
-	await new Promise<void>(resolve => server.listen(0, "127.0.0.1", resolve));
-	standIn.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-	standIn.close = () =>
-		new Promise(resolve => {
-			server.closeAllConnections();
-			server.close(() => resolve());
-		});
-	return standIn;
+	return Object.assign(state, { upstream });
 }
 
 let tenantCounter = 0;
@@ -111,14 +96,14 @@ describe("EMBEDDINGS=orchestrator", () => {
 		standIn = await startStandIn();
 		// Every service: MCP's search_tools and queued tool_discovery tasks rank the same way.
 		node = await startNode({
-			settings: { embeddings: "orchestrator", orchestratorUrl: standIn.url, semanticWaitMs: 300 },
+			settings: { embeddings: "orchestrator", orchestratorUrl: standIn.upstream.url(), semanticWaitMs: 300 },
 			broker: METRICS_ON
 		});
 	});
 
 	afterAll(async () => {
 		await node.stop();
-		await standIn.close();
+		await standIn.upstream.close();
 	});
 
 	it("ranks lexically while tool vectors are being computed, then by meaning", async () => {
@@ -314,14 +299,14 @@ describeWithNats("tool vectors shared by registry nodes", () => {
 						redisPrefix: prefix,
 						nodeID: `embeddings-${id}-${process.pid}`,
 						broker: { namespace },
-						settings: { embeddings: "orchestrator", orchestratorUrl: standIn.url }
+						settings: { embeddings: "orchestrator", orchestratorUrl: standIn.upstream.url() }
 					})
 				);
 		});
 
 		afterAll(async () => {
 			for (const node of nodes) await node.stop();
-			await standIn.close();
+			await standIn.upstream.close();
 			await dropPrefix(process.env.TEST_REDIS_URL!, prefix);
 		});
 
@@ -347,7 +332,7 @@ describeWithNats("tool vectors shared by registry nodes", () => {
 				redisPrefix: prefix,
 				nodeID: `embeddings-c-${process.pid}`,
 				broker: { namespace },
-				settings: { embeddings: "orchestrator", orchestratorUrl: standIn.url }
+				settings: { embeddings: "orchestrator", orchestratorUrl: standIn.upstream.url() }
 			});
 			nodes.push(late);
 			await eventually(async () => {

@@ -1,11 +1,11 @@
 import { randomUUID } from "crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "http";
-import type { AddressInfo } from "net";
+import type { ServerResponse } from "http";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { ExecutorProcess } from "../support/executor-process";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { ServiceProcess } from "../support/process-node";
+import { Upstream } from "../support/upstream";
 
 const describeWithCluster =
 	describeWithRedis === describe && describeWithNats === describe ? describe : describe.skip;
@@ -16,44 +16,18 @@ const describeWithCluster =
  */
 const FAILOVER_WITHIN_MS = 12000;
 
-/** An upstream that holds every `/held/…` request until released; the origin answers at once (probes). */
-class HeldUpstream {
-	readonly held: { path: string; res: ServerResponse; closed: boolean }[] = [];
-	private server!: Server;
-	url = "";
-
-	async start(): Promise<void> {
-		this.server = createServer((req: IncomingMessage, res: ServerResponse) => {
-			if (!req.url?.startsWith("/held/")) return void res.end("{}");
-			const entry = { path: req.url, res, closed: false };
-			req.socket.once("close", () => (entry.closed = true));
-			this.held.push(entry);
-		});
-		await new Promise<void>(resolve => this.server.listen(0, "127.0.0.1", resolve));
-		this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-	}
-
-	releaseAll(): void {
-		for (const { res, closed } of this.held) if (!closed) res.end(JSON.stringify({ ok: true }));
-	}
-
-	count(path: string): number {
-		return this.held.filter(entry => entry.path === path).length;
-	}
-
-	async stop(): Promise<void> {
-		this.server.closeAllConnections();
-		await new Promise(resolve => this.server.close(resolve));
-	}
-}
-
 describeWithCluster("a crashed executor node (SIGKILL, real processes over NATS)", () => {
 	const redisUrl = process.env.TEST_REDIS_URL!;
 	const transporter = process.env.TEST_NATS_URL!;
 	const prefix = uniquePrefix();
 	const namespace = `failover-${randomUUID()}`;
 	const tenant = "failover";
-	const upstream = new HeldUpstream();
+	/** Holds every `/held/…` request until released; the origin answers at once (probes). */
+	let upstream: Upstream;
+	const held: ServerResponse[] = [];
+	const releaseAll = () => {
+		for (const res of held.splice(0)) if (!res.destroyed) res.end(JSON.stringify({ ok: true }));
+	};
 	const executors: ExecutorProcess[] = [];
 	let gateway: ServiceProcess;
 	let url: string;
@@ -110,7 +84,7 @@ describeWithCluster("a crashed executor node (SIGKILL, real processes over NATS)
 				name,
 				description: "Waits on the test's upstream until released",
 				type: "external_api",
-				config: { url: `${upstream.url}/held/${name}`, method: "GET" },
+				config: { url: upstream.url(`/held/${name}`), method: "GET" },
 				timeout_ms: 60000,
 				annotations
 			}
@@ -124,16 +98,19 @@ describeWithCluster("a crashed executor node (SIGKILL, real processes over NATS)
 
 	/** Kills an executor while two held calls run, one on each node; resolves the live one. */
 	const killOneDuringHeldCalls = async (tool: string) => {
-		const before = upstream.count(`/held/${tool}`);
+		const before = upstream.hits(`/held/${tool}`);
 		const calls = [execute({ tool_name: tool }), execute({ tool_name: tool })];
-		await eventually(async () => expect(upstream.count(`/held/${tool}`)).toBe(before + 2), 20000);
+		await eventually(async () => expect(upstream.hits(`/held/${tool}`)).toBe(before + 2), 20000);
 		const [victim, survivor] = executors.filter(executor => executor.alive);
 		victim.signal("SIGKILL");
 		return { calls, killedAt: Date.now(), survivor };
 	};
 
 	beforeAll(async () => {
-		await upstream.start();
+		upstream = await Upstream.start((req, res) => {
+			if (req.path.startsWith("/held/")) held.push(res);
+			else res.end("{}");
+		});
 		observer = await startNode({
 			services: [],
 			transporter,
@@ -153,11 +130,11 @@ describeWithCluster("a crashed executor node (SIGKILL, real processes over NATS)
 	}, 180000);
 
 	afterAll(async () => {
-		upstream.releaseAll();
+		releaseAll();
 		await Promise.all(executors.map(executor => executor.stop()));
 		await gateway?.stop();
 		await observer?.stop();
-		await upstream.stop();
+		await upstream?.close();
 		await dropPrefix(redisUrl, prefix);
 	}, 60000);
 
@@ -165,9 +142,9 @@ describeWithCluster("a crashed executor node (SIGKILL, real processes over NATS)
 		await twoLiveExecutors();
 		const { calls, killedAt } = await killOneDuringHeldCalls("held_idempotent");
 		// The lost call reaches the upstream a third time, from the live node.
-		await eventually(async () => expect(upstream.count("/held/held_idempotent")).toBe(3), FAILOVER_WITHIN_MS);
+		await eventually(async () => expect(upstream.hits("/held/held_idempotent")).toBe(3), FAILOVER_WITHIN_MS);
 		expect(Date.now() - killedAt).toBeLessThan(FAILOVER_WITHIN_MS);
-		upstream.releaseAll();
+		releaseAll();
 		const answers = await Promise.all(calls);
 		expect(answers.map(res => [res.status, res.body.status])).toEqual([
 			[200, "completed"],
@@ -200,10 +177,10 @@ describeWithCluster("a crashed executor node (SIGKILL, real processes over NATS)
 		expect(lost.res.status).toBe(503);
 		expect(lost.res.body).toMatchObject({ code: 503, type: "EXECUTOR_LOST" });
 		expect(Number(lost.res.headers.get("retry-after"))).toBeGreaterThan(0);
-		upstream.releaseAll();
+		releaseAll();
 		const answers = await Promise.all(calls);
 		expect(answers.map(res => res.status).sort()).toEqual([200, 503]);
 		// Run once per call, never again.
-		expect(upstream.count("/held/held_once")).toBe(2);
+		expect(upstream.hits("/held/held_once")).toBe(2);
 	}, 60000);
 });

@@ -1,11 +1,10 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { format } from "node:util";
 import { Loggers } from "moleculer";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { eventually } from "../support/eventually";
 import { McpUpstream } from "../support/mcp-upstream";
 import { http, startNode, type TestNode } from "../support/node";
+import { redirect, Upstream } from "../support/upstream";
 
 /**
  * What keeps a pooled MCP source client honest, against real MCP servers (official SDK) on loopback:
@@ -181,10 +180,9 @@ describe("the pooled client of an MCP source", () => {
 });
 
 describe("the source URL and its redirects pass the address guard", () => {
-	let redirector: Server | null = null;
+	let redirector: Upstream | null = null;
 	afterEach(async () => {
-		redirector?.closeAllConnections();
-		await new Promise(resolve => (redirector ? redirector.close(resolve) : resolve(null)));
+		await redirector?.close();
 		redirector = null;
 	});
 
@@ -198,13 +196,8 @@ describe("the source URL and its redirects pass the address guard", () => {
 
 	it("does not follow a redirect to another origin, even an allowed one: nothing reaches it, no header leaves", async () => {
 		const elsewhere = await upstreamWith("elsewhere");
-		redirector = createServer((_req, res) => {
-			res.writeHead(307, { location: elsewhere.url });
-			res.end();
-		});
-		redirector.listen(0, "127.0.0.1");
-		await new Promise(resolve => redirector!.once("listening", resolve));
-		const url = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/mcp`;
+		redirector = await Upstream.start((_req, res) => redirect(res, 307, elsewhere.url));
+		const url = redirector.url("/mcp");
 		const source = await register(guarded, "redirected", url, { "X-Upstream-Key": SECRET });
 		expect(source).toMatchObject({
 			tool_count: 0,

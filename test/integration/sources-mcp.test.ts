@@ -1,15 +1,15 @@
-import { createServer } from "node:http";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { eventually } from "../support/eventually";
 import { registryMcpClient } from "../support/mcp";
-import { countingServer, legacySseServer, McpUpstream } from "../support/mcp-upstream";
+import { legacySseServer, McpUpstream } from "../support/mcp-upstream";
 import { http, startNode, type TestNode } from "../support/node";
+import { closedPort, redirect, Upstream } from "../support/upstream";
 
 /**
  * A real MCP server (official SDK) on 127.0.0.1, allowed by the outbound allow-list, registered as a
  * source; its tools run through REST, the registry's own MCP server and tasks. A server on 127.0.0.2
- * (not allowed) counts requests and must never get one.
+ * (not allowed) counts connections and must never get one.
  */
 
 const TENANT = `sources-mcp-${process.pid}`;
@@ -407,56 +407,47 @@ describe("other MCP sources", () => {
 
 describe("MCP sources that cannot be used", () => {
 	it("refuses a server at a refused address, which never receives a request", async () => {
-		const refused = await countingServer("127.0.0.2");
+		const refused = await Upstream.victim("127.0.0.2");
 		try {
 			const answer = await api("POST", "/api/v1/sources", {
 				type: "mcp",
 				name: "refused",
-				url: `${refused.url}/mcp`
+				url: refused.url("/mcp")
 			});
 			expect(answer.status).toBe(422);
 			expect(answer.body.data).toEqual([{ field: "url", message: expect.stringContaining("refused") }]);
 			expect(
 				(await api("GET", "/api/v1/sources")).body.items.map((s: { name: string }) => s.name)
 			).not.toContain("refused");
-			expect(refused.hits()).toBe(0);
+			expect(refused.connections).toBe(0);
 		} finally {
 			await refused.close();
 		}
 	});
 
 	it("does not follow a redirect to a refused address", async () => {
-		const refused = await countingServer("127.0.0.2");
+		const refused = await Upstream.victim("127.0.0.2");
 		// A server on an allowed address that sends every request on to the refused one.
-		const server = createServer((_req, res) => {
-			res.writeHead(307, { location: `${refused.url}/mcp` });
-			res.end();
-		});
-		server.listen(0, "127.0.0.1");
-		await new Promise(resolve => server.once("listening", resolve));
-		const port = (server.address() as { port: number }).port;
+		const redirector = await Upstream.start((_req, res) => redirect(res, 307, refused.url("/mcp")));
 		try {
 			const answer = await api("POST", "/api/v1/sources", {
 				type: "mcp",
 				name: "redirected",
-				url: `http://127.0.0.1:${port}/mcp`
+				url: redirector.url("/mcp")
 			});
 			// The SDK client follows redirects within the server's origin only (each hop through the guard).
 			expect(answer.status).toBe(201);
 			expect(answer.body).toMatchObject({ tool_count: 0, health: { state: "unreachable" } });
-			expect(refused.hits()).toBe(0);
+			expect(refused.connections).toBe(0);
 			expect((await api("DELETE", `/api/v1/sources/${answer.body.id}`)).status).toBe(204);
 		} finally {
-			server.closeAllConnections();
-			server.close();
+			await redirector.close();
 			await refused.close();
 		}
 	});
 
 	it("registers a server that does not answer yet as unreachable, with no tools", async () => {
-		const closed = await countingServer("127.0.0.1");
-		const url = `${closed.url}/mcp`;
-		await closed.close();
+		const url = `http://127.0.0.1:${await closedPort()}/mcp`;
 		const answer = await api("POST", "/api/v1/sources", { type: "mcp", name: "later", url });
 		expect(answer.status).toBe(201);
 		expect(answer.body).toMatchObject({ tool_count: 0, health: { state: "unreachable" } });

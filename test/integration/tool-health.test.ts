@@ -1,19 +1,9 @@
-import { createServer, type Server } from "http";
-import type { AddressInfo } from "net";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
 import type { StoredTool } from "../../types/wire";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, METRICS_ON, startNode, type TestNode } from "../support/node";
-
-/** A port nothing listens on yet: the upstream "comes up" later on it. */
-async function freePort(): Promise<number> {
-	const probe = createServer();
-	await new Promise<void>(resolve => probe.listen(0, "127.0.0.1", resolve));
-	const { port } = probe.address() as AddressInfo;
-	await new Promise(resolve => probe.close(resolve));
-	return port;
-}
+import { closedPort, json, Upstream } from "../support/upstream";
 
 const INITIAL_MS = 300;
 
@@ -21,7 +11,8 @@ describe.each(BACKENDS)("tool health lifecycle on $name", ({ redisUrl }) => {
 	const prefix = uniquePrefix();
 	const tenant = "health-acme";
 	let node: TestNode;
-	let upstream: Server | undefined;
+	let upstream: Upstream | undefined;
+	/** Nothing listens on it yet: the upstream "comes up" later on it. */
 	let port: number;
 
 	const read = async (id: string): Promise<StoredTool> =>
@@ -39,7 +30,7 @@ describe.each(BACKENDS)("tool health lifecycle on $name", ({ redisUrl }) => {
 		});
 
 	beforeAll(async () => {
-		port = await freePort();
+		port = await closedPort();
 		node = await startNode({
 			redisUrl,
 			redisPrefix: prefix,
@@ -53,8 +44,7 @@ describe.each(BACKENDS)("tool health lifecycle on $name", ({ redisUrl }) => {
 
 	afterAll(async () => {
 		await node.stop();
-		upstream?.closeAllConnections();
-		await new Promise(resolve => (upstream ? upstream.close(resolve) : resolve(null)));
+		await upstream?.close();
 		if (redisUrl) await dropPrefix(redisUrl, prefix);
 	});
 
@@ -119,11 +109,10 @@ describe.each(BACKENDS)("tool health lifecycle on $name", ({ redisUrl }) => {
 		expect(metrics).toMatch(/^tool_registry_tools_unreachable(\{[^}]*\})? [1-9]/m);
 
 		// The upstream comes up (any HTTP answer counts): the tool is healthy by itself.
-		upstream = createServer((req, res) => {
-			res.writeHead(req.url === "/" ? 404 : 200, { "content-type": "application/json" });
-			res.end(JSON.stringify({ city: "Paris", temp_c: 21 }));
-		});
-		await new Promise<void>(resolve => upstream!.listen(port, "127.0.0.1", resolve));
+		upstream = await Upstream.start(
+			(req, res) => json(res, req.path === "/" ? 404 : 200, { city: "Paris", temp_c: 21 }),
+			{ port }
+		);
 		const healed = await eventually(async () => {
 			const tool = await read(id);
 			expect(tool.health.state).toBe("healthy");

@@ -163,25 +163,3 @@ export async function legacySseServer(
 		}
 	};
 }
-
-/** A loopback server that only counts what reaches it: it must stay at zero. */
-export async function countingServer(
-	host: string
-): Promise<{ url: string; hits(): number; close(): Promise<void> }> {
-	let hits = 0;
-	const server = http.createServer((_req, res) => {
-		hits++;
-		res.end("{}");
-	});
-	server.listen(0, host);
-	await new Promise(resolve => server.once("listening", resolve));
-	const { port } = server.address() as AddressInfo;
-	return {
-		url: `http://${host}:${port}`,
-		hits: () => hits,
-		close: () => {
-			server.closeAllConnections();
-			return new Promise(resolve => server.close(() => resolve()));
-		}
-	};
-}
