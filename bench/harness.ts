@@ -201,6 +201,26 @@ export function processCpuSeconds(pid: number): number {
 	return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** The nats-server process on this machine that listens on `natsUrl`'s port, if one does (Linux /proc). */
+export function natsServerPid(natsUrl: string): number | undefined {
+	const port = new URL(natsUrl).port || "4222";
+	const servers = fs
+		.readdirSync("/proc")
+		.filter(entry => /^\d+$/.test(entry))
+		.flatMap(pid => {
+			try {
+				if (fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "nats-server") return [];
+				return [{ pid: Number(pid), args: fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0") }];
+			} catch {
+				return []; // ended meanwhile
+			}
+		});
+	return servers.find(({ args }) => {
+		const flag = args.findIndex(arg => arg === "-p" || arg === "--port");
+		return flag >= 0 ? args[flag + 1] === port : port === "4222";
+	})?.pid;
+}
+
 /** `SERVICES` naming `names` for `serveProduct`: compiled, the runner finds `<name>.service.js` itself. */
 export const servicesEnv = (names: string[]): string =>
 	process.env.BENCH_COMPILED === "1" ? names.join(",") : names.map(name => `${name}.service.ts`).join(",");

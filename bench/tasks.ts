@@ -9,6 +9,7 @@ import { http, SERVICE_TOKEN } from "../test/support/node";
 import { deleteKeysWithPrefix } from "../test/support/redis-keys";
 import {
 	DURATION_S,
+	natsServerPid,
 	processCpuSeconds,
 	progress,
 	ratio,
@@ -32,8 +33,13 @@ import { TaskListener, type BatchSummary } from "./task-listener";
  */
 const SCENARIO = "tasks";
 
-/** Tasks of each measured batch. */
-const TASKS = Number(process.env.BENCH_TASKS ?? 3000);
+/**
+ * Tasks of each measured batch: enough for several seconds of steady flow. A batch's ramp (connections
+ * opening, workers waking, the queue filling and draining) takes about half a second; with 3,000 tasks
+ * it was a third of the batch (one run: 1 and 2 executors 2,095 and 1,899 tasks/s at 3,000 tasks, 2,391
+ * and 3,503 at 10,000).
+ */
+const TASKS = Number(process.env.BENCH_TASKS ?? 10000);
 /** Measured batches per variant; the median is reported (the machine may be shared). */
 const REPEATS = Math.max(1, Number(process.env.BENCH_TASK_REPEATS ?? 3));
 /**
@@ -57,6 +63,8 @@ const SCALE: { tenants: number; perTenant: number }[] =
 			];
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const NATS_URL = process.env.BENCH_NATS_URL ?? process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
+/** Read once: the cluster variants count nats-server's CPU with the nodes'. */
+const NATS_PID = natsServerPid(NATS_URL);
 /** A batch whose completions stop advancing this long has failed. */
 const STALL_MS = 30000;
 const WARMUP_S = Math.min(3, Math.max(1, Math.round(DURATION_S / 5)));
@@ -118,6 +126,8 @@ interface Cpu {
 	executors: number[];
 	loadGenerator: number;
 	redis: number | null;
+	/** nats-server's CPU seconds, when it runs on this machine. */
+	nats: number | null;
 }
 
 async function redisCpu(redis: Redis | null): Promise<number | null> {
@@ -133,8 +143,25 @@ function cpuNow(gateway: Gateway, executors: Executor[], redis: Redis | null): P
 		gateway: processCpuSeconds(gateway.node.pid),
 		executors: executors.map(executor => processCpuSeconds(executor.node.pid)),
 		loadGenerator: (user + system) / 1e6,
-		redis: redisSeconds
+		redis: redisSeconds,
+		// Only a cluster uses NATS: on the embedded node its CPU would be other users'.
+		nats: redis === null || NATS_PID === undefined ? null : processCpuSeconds(NATS_PID)
 	}));
+}
+
+/**
+ * Server CPU per task in ms, summed over the gateway, the executors, Redis and nats-server (the load
+ * generator excluded); null when Redis or nats-server could not be read.
+ */
+function cpuPerTaskMs(before: Cpu, after: Cpu, tasks: number, clustered: boolean): number | null {
+	const delta = (pick: (cpu: Cpu) => number | null) => (pick(after) ?? 0) - (pick(before) ?? 0);
+	if (clustered && (after.redis === null || after.nats === null)) return null;
+	const seconds =
+		delta(cpu => cpu.gateway) +
+		after.executors.reduce((sum, cpu, i) => sum + cpu - (before.executors[i] ?? 0), 0) +
+		delta(cpu => cpu.redis) +
+		delta(cpu => cpu.nats);
+	return round((seconds / tasks) * 1000, 3);
 }
 
 function describeCpu(before: Cpu, after: Cpu, seconds: number): string {
@@ -143,6 +170,8 @@ function describeCpu(before: Cpu, after: Cpu, seconds: number): string {
 	const executors = after.executors.map((cpu, i) => cores(cpu - (before.executors[i] ?? 0)));
 	if (executors.length) parts.push(`executors ${executors.join("+")}`);
 	if (after.redis !== null && before.redis !== null) parts.push(`redis ${cores(after.redis - before.redis)}`);
+	if (after.nats !== null && before.nats !== null)
+		parts.push(`nats-server ${cores(after.nats - before.nats)}`);
 	parts.push(`load generator ${cores(after.loadGenerator - before.loadGenerator)}`);
 	// Other processes on the machine (tests run alongside) show up in the load average only.
 	return `CPU cores: ${parts.join(", ")}; load avg ${round(os.loadavg()[0], 1)}`;
@@ -158,6 +187,8 @@ interface BatchResult {
 	drainMs: number;
 	summary: BatchSummary;
 	cpu: string;
+	/** See cpuPerTaskMs. */
+	cpuPerTaskMs: number | null;
 }
 
 /** POSTs `count` tasks round-robin over `tenants` tenants of `batch`, `SUBMIT_CONNECTIONS` at a time. */
@@ -232,7 +263,8 @@ async function runBatch(
 	}
 	const summary = gateway.listener.summary(batch);
 	const seconds = (summary.last - started) / 1000;
-	const cpu = describeCpu(cpuBefore, await cpuNow(gateway, cluster.executors, cluster.redis), seconds);
+	const cpuAfter = await cpuNow(gateway, cluster.executors, cluster.redis);
+	const cpu = describeCpu(cpuBefore, cpuAfter, seconds);
 	const result: BatchResult = {
 		label,
 		accepted,
@@ -241,7 +273,8 @@ async function runBatch(
 		submitPerS: round(accepted / ((submitted - started) / 1000)),
 		drainMs: Math.max(0, summary.last - submitted),
 		summary,
-		cpu
+		cpu,
+		cpuPerTaskMs: cpuPerTaskMs(cpuBefore, cpuAfter, accepted, cluster.redis !== null)
 	};
 	progress(
 		`${label}: ${result.tasksPerS} tasks/s end to end (submit ${result.submitPerS}/s, drained ` +
@@ -697,6 +730,21 @@ export async function run(): Promise<Result[]> {
 			})
 		);
 	});
+	const perTask = cluster.one.median.cpuPerTaskMs;
+	const embeddedPerTask = embedded.tasks.median.cpuPerTaskMs;
+	if (perTask !== null)
+		rows.push(
+			row({
+				metric:
+					"server CPU per task, Redis + NATS, 1 executor process: gateway + executor + Redis + nats-server (lower is better)",
+				value: perTask,
+				unit: "ms",
+				baseline: "embedded node (every service, memory queue), same tasks",
+				baseline_value: embeddedPerTask,
+				ratio: embeddedPerTask === null ? null : ratio(perTask, embeddedPerTask),
+				notes: `goal ≤ 0.3 ms; the median batch of the tasks/s row above: ${cluster.one.median.cpu}`
+			})
+		);
 	for (const scale of cluster.scale) {
 		const kinds = Object.entries(scale.byKind)
 			.map(([kind, entry]) => `${kind} ${entry.keys} keys/${mb(entry.bytes)} MB`)

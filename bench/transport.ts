@@ -1,8 +1,8 @@
-import fs from "fs";
 import { ServiceBroker } from "moleculer";
 import { connect, type NatsConnection } from "nats";
 import {
 	alternate,
+	natsServerPid,
 	CONNECTIONS,
 	DURATION_S,
 	processCpuSeconds,
@@ -68,27 +68,6 @@ export async function startNatsResponder(): Promise<Served> {
 	})();
 	await nc.flush();
 	return { url: NATS_URL, stop: () => nc.drain() };
-}
-
-/** The nats-server process on this machine that listens on NATS_URL's port, if one does. */
-function natsServerPid(): number | undefined {
-	const port = new URL(NATS_URL).port || "4222";
-	const candidates = fs
-		.readdirSync("/proc")
-		.filter(entry => /^\d+$/.test(entry))
-		.filter(pid => {
-			try {
-				return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nats-server";
-			} catch {
-				return false;
-			}
-		})
-		.map(pid => ({ pid: Number(pid), args: fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0") }));
-	const onPort = candidates.find(({ args }) => {
-		const flag = args.findIndex(arg => arg === "-p" || arg === "--port");
-		return flag >= 0 ? args[flag + 1] === port : port === "4222";
-	});
-	return onPort?.pid;
 }
 
 interface Contender {
@@ -160,7 +139,7 @@ function cpuNote(label: string, m: Measured): string {
 }
 
 export async function run(): Promise<Result[]> {
-	const natsPid = natsServerPid();
+	const natsPid = natsServerPid(NATS_URL);
 	progress(natsPid ? `nats-server is pid ${natsPid}` : `no local nats-server listens for ${NATS_URL}`);
 	process.env.BENCH_NAMESPACE = NAMESPACE;
 	process.env.BENCH_SUBJECT = SUBJECT;
