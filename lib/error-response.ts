@@ -28,18 +28,35 @@ const BODY_ERRORS: Record<string, { code: number; type: string; message?: string
 };
 
 /**
- * moleculer-web middleware after the body parsers: a body that fails to decompress (corrupt gzip,
- * deflate or br) reaches it as zlib's error with a string `code`, which moleculer-web would turn into
- * a 500. It is the client's bad body, so it becomes a 400 before authentication even runs.
+ * moleculer-web middleware after the body parsers, which still sees their errors as thrown: a body
+ * that fails to decompress (corrupt gzip, deflate or br) reaches it as zlib's error with a string
+ * `code`, which moleculer-web would turn into a 500. It is the client's bad body, so it becomes a 400
+ * before authentication even runs. JSON that is neither an object nor an array (`null`, `42`) is
+ * refused by the parser's strict mode in `JSON.parse`'s words, "… is not valid JSON", which is
+ * untrue: it gets a message that says what is wrong.
  */
 export function bodyDecodingErrors(
-	err: { code?: unknown; status?: unknown; type?: unknown },
+	err: { code?: unknown; status?: unknown; type?: unknown; body?: unknown },
 	_req: unknown,
 	_res: unknown,
 	next: (err?: unknown) => void
 ): void {
 	const undecodable = err.status === 400 && err.type === undefined && typeof err.code === "string";
-	next(undecodable ? badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING") : err);
+	if (undecodable) return next(badRequest("Request body cannot be decoded", "INVALID_BODY_ENCODING"));
+	if (err.type === "entity.parse.failed" && isJsonScalar(err.body))
+		return next(badRequest("The request body must be a JSON object", "INVALID_JSON"));
+	next(err);
+}
+
+/** Whether a body the strict parser refused is valid JSON all the same: a scalar, not `{…}` or `[…]`. */
+function isJsonScalar(body: unknown): boolean {
+	if (typeof body !== "string" || /^\s*[{[]/.test(body)) return false;
+	try {
+		JSON.parse(body);
+		return true;
+	} catch {
+		return false;
+	}
 }
 
 /** moleculer-web's own type names mapped to ours. */

@@ -1,5 +1,5 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { systemClock, type Clock } from "../lib/clock";
+import { systemClock, type Clock, type ClockTimer } from "../lib/clock";
 import { config } from "../lib/config";
 import { conflict, forbidden, invalid, lacksScope, notFound } from "../lib/errors";
 import type { ExecutionRequest } from "../lib/execution";
@@ -21,6 +21,9 @@ import type { RedisLocals, RedisSettings } from "./redis.mixin";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
 import type { ToolAccessMethods } from "./tool-access.mixin";
 import type { AuditMethods } from "./audit.mixin";
+
+/** Most `executor.work` broadcasts a node sends: one per this many ms while tasks are submitted. */
+const WORK_SIGNAL_INTERVAL_MS = 50;
 
 /** What this mixin sets; RedisMixin brings the rest of TaskSubmissionSettings. */
 interface SubmissionOwnSettings {
@@ -57,6 +60,8 @@ export interface TaskSubmissionMethods {
 export interface TaskSubmissionLocals extends RedisLocals {
 	taskQueue: TaskQueue;
 	lastWorkSignal: number;
+	/** The `executor.work` broadcast due at the end of the current interval, if one is. */
+	workSignalTimer?: ClockTimer;
 	/** Aborted when the service stops: callbacks still retrying give up rather than outlive the node. */
 	callbacksStopped: AbortController;
 	/** Callback deliveries under way (attempts and backoff); the service waits for them when it stops. */
@@ -244,14 +249,29 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 			},
 
 			/** Wakes a local worker at once and executor nodes at most every 50 ms. */
+			/**
+			 * Idle workers look now instead of at their next poll (up to `pollIntervalMs` later): this node's
+			 * at once, other nodes' through an `executor.work` broadcast, at most one per
+			 * WORK_SIGNAL_INTERVAL_MS. A submission inside that interval gets the one at its end, so no task
+			 * waits for a poll while its workers sleep.
+			 */
 			signalWork(this: SubmissionThis) {
 				this.workers?.wake(1);
-				if (Date.now() - this.lastWorkSignal < 50) return;
-				this.lastWorkSignal = Date.now();
-				// Only a hint (idle workers poll anyway): a transporter that is down must not fail the submission.
-				void Promise.resolve(this.broker.broadcast("executor.work", {}, { groups: ["executor"] })).catch(
-					() => undefined
-				);
+				if (this.workSignalTimer) return;
+				const { clock } = this.settings;
+				const broadcast = () => {
+					this.lastWorkSignal = clock.now();
+					// Only a hint (idle workers poll anyway): a transporter that is down must not fail the submission.
+					void Promise.resolve(this.broker.broadcast("executor.work", {}, { groups: ["executor"] })).catch(
+						() => undefined
+					);
+				};
+				const wait = this.lastWorkSignal + WORK_SIGNAL_INTERVAL_MS - clock.now();
+				if (wait <= 0) return broadcast();
+				this.workSignalTimer = clock.setTimeout(() => {
+					this.workSignalTimer = undefined;
+					broadcast();
+				}, wait);
 			}
 		},
 
@@ -277,6 +297,7 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 		},
 
 		async stopped(this: SubmissionThis) {
+			if (this.workSignalTimer) this.settings.clock.clear(this.workSignalTimer);
 			this.callbacksStopped.abort();
 			await Promise.all(this.callbacksInFlight);
 		}

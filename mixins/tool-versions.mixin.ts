@@ -20,7 +20,9 @@ interface ToolVersionsMethods {
 		id: string,
 		expectedVersion: number | undefined,
 		next: (current: StoredTool) => ToolDefinition,
-		action: "tool.update" | "tool.rollback"
+		action: "tool.update" | "tool.rollback",
+		/** Refuses a valid definition for what it changes from `current` (run after validation). */
+		confirm?: (current: StoredTool, next: ToolDefinition) => void
 	): Promise<StoredTool>;
 }
 
@@ -77,21 +79,23 @@ export function ToolVersionsMixin(): Partial<ServiceSchema> {
 										? current.metadata
 										: (mergePatch(current.metadata, patch.metadata) as JsonObject)
 							};
-							// ...but only while the secrets still go where they went.
-							if (upstreamOf(next.type, next.config ?? {}) !== upstreamOf(current.type, current.config)) {
-								const missing = secretsNotGiven(next.config ?? {}, patch.config);
-								if (missing.length)
-									throw invalid(
-										"The tool's upstream changed: give every secret again",
-										missing.map(field => ({
-											field,
-											message: "must be given again, since the upstream changed"
-										}))
-									);
-							}
 							return next;
 						},
-						"tool.update"
+						"tool.update",
+						// ...but only while the secrets still go where they went.
+						(current, next) => {
+							if (upstreamOf(next.type, next.config ?? {}) === upstreamOf(current.type, current.config))
+								return;
+							const missing = secretsNotGiven(next.config ?? {}, patch.config);
+							if (missing.length)
+								throw invalid(
+									"The tool's upstream changed: give every secret again",
+									missing.map(field => ({
+										field,
+										message: "must be given again, since the upstream changed"
+									}))
+								);
+						}
 					);
 				}
 			},
@@ -139,12 +143,14 @@ export function ToolVersionsMixin(): Partial<ServiceSchema> {
 			 * Stores `next(current)` as the tool's new version, validated, and probes it again when its
 			 * endpoint changed.
 			 */
-			async changeDefinition(this: This, ctx, id, expected_version, next, action) {
+			async changeDefinition(this: This, ctx, id, expected_version, next, action, confirm) {
 				const tenantId = this.tenantOf(ctx);
 				for (let attempt = 0; ; attempt++) {
 					const current = await this.findWritable(tenantId, id);
 					const merged = next(current);
+					// Validated first: a definition that cannot be stored says so before what its change needs.
 					const report = await this.admitDefinition(ctx, tenantId, { ...ctx.params, ...merged }, current);
+					confirm?.(current, merged);
 					try {
 						// A changed endpoint must prove itself again before it runs.
 						const reprobe =

@@ -48,6 +48,20 @@ describe("bad input over HTTP", () => {
 		expect(typeof res.body.message).toBe("string");
 	});
 
+	it.each([
+		["null", "null"],
+		["a bare string", '"just a string"'],
+		["a number", "42"]
+	])("says a body of %s is JSON but not an object", async (_case, raw) => {
+		const res = await post("/tools", raw);
+		expect(res.status).toBe(400);
+		expect(res.body).toMatchObject({
+			code: 400,
+			type: "INVALID_JSON",
+			message: "The request body must be a JSON object"
+		});
+	});
+
 	it("answers 413 for a body over 1 MiB", async () => {
 		const res = await post("/tools", {
 			name: "big",

@@ -195,9 +195,7 @@ describe("external_api: allowed upstream", () => {
 				// The whole masked config sent back with another origin.
 				{ config: { ...masked, url: elsewhere } },
 				// Only the URL: the merge patch would keep the stored secret.
-				{ config: { url: elsewhere } },
-				// Another tool type: the secret would go wherever that type sends it.
-				{ type: "mcp", config: { url: elsewhere } }
+				{ config: { url: elsewhere } }
 			];
 			for (const patch of refusals) {
 				const res = await call(node, "PATCH", `/tools/${id}`, tenant, patch);
@@ -208,6 +206,21 @@ describe("external_api: allowed upstream", () => {
 					])
 				);
 			}
+			// Another tool type, where the secret would go wherever that type sends it: no other type takes
+			// these headers, so the definition is refused before its secrets are looked at.
+			const otherType = await call(node, "PATCH", `/tools/${id}`, tenant, {
+				type: "mcp",
+				config: { url: elsewhere }
+			});
+			expect(otherType.status).toBe(422);
+			expect(otherType.body.data).toEqual(
+				expect.arrayContaining([{ field: "config.headers", message: "is not allowed" }])
+			);
+			// A change that is invalid in itself says so first, not that its secrets are missing.
+			const unknownType = await call(node, "PATCH", `/tools/${id}`, tenant, { type: "nope" });
+			expect(unknownType.status).toBe(422);
+			expect(unknownType.body.message).toBe("Tool definition is invalid");
+			expect(unknownType.body.data).toEqual([expect.objectContaining({ field: "type" })]);
 			expect((await call(node, "GET", `/tools/${id}`, tenant)).body.version).toBe(1);
 			await execute(node, tenant, { tool_id: id, parameters: { city: "Lima" } });
 			expect(attackerReceived).toEqual([]);

@@ -132,19 +132,6 @@ export async function freePort(): Promise<number> {
 	return port;
 }
 
-export async function untilListening(port: number): Promise<void> {
-	const deadline = Date.now() + 30000;
-	while (
-		!(await fetch(`http://127.0.0.1:${port}/`).then(
-			() => true,
-			() => false
-		))
-	) {
-		if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-		await delay(50);
-	}
-}
-
 const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 /**
