@@ -5,9 +5,6 @@ module.exports = {
 	testMatch: ["**/*.test.ts"],
 	transform: { "^.+\\.ts$": "ts-jest" },
 	testTimeout: 30000,
-	// Some suites leave Redis connections open after their last test (docs/development.md, Tests):
-	// without this the run never ends.
-	forceExit: true,
 	globalSetup: "<rootDir>/test/support/global-setup.ts",
 	reporters: ["default", "<rootDir>/test/support/summary-reporter.js"]
 };

@@ -7,6 +7,7 @@ import { replCommands } from "./lib/repl-commands";
 import { ensureServiceToken } from "./lib/service-token";
 import { config, ConfigError, runsService, type Config } from "./lib/config";
 import { unreachableDependencies } from "./lib/startup-checks";
+import { transporterFor } from "./lib/transporter";
 
 type MetricsOptions = Exclude<BrokerOptions["metrics"], boolean | undefined>;
 type TracingOptions = Exclude<BrokerOptions["tracing"], boolean | undefined>;
@@ -46,8 +47,7 @@ const metricsOn = settings.metrics === "on";
 const brokerOptions: BrokerOptions = {
 	namespace: settings.namespace,
 	nodeID: settings.nodeId ?? null,
-	// A connection string (`nats://…`), which Moleculer accepts though its types list only names.
-	transporter: (settings.transporter ?? null) as BrokerOptions["transporter"],
+	transporter: transporterFor(settings.transporter),
 	// No secret reaches a log line, whoever logs it (lib/redacting-logger.ts).
 	logger: new RedactingConsoleLogger({
 		// JSON lines for log shippers; human-readable otherwise.

@@ -1,5 +1,6 @@
 import { randomUUID } from "crypto";
-import { Errors, ServiceBroker, type BrokerOptions, type Context, type ServiceSchema } from "moleculer";
+import { Errors, ServiceBroker, type Context, type ServiceSchema } from "moleculer";
+import { transporterFor } from "../../lib/transporter";
 import { describeWithNats } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
@@ -52,7 +53,7 @@ describeWithNats("moleculer_action tools across two brokers on NATS", () => {
 	const startBilling = async () => {
 		const broker = new ServiceBroker({
 			logger: false,
-			transporter: transporter as BrokerOptions["transporter"],
+			transporter: transporterFor(transporter),
 			namespace,
 			nodeID: "billing-node"
 		});

@@ -2,6 +2,7 @@ import { randomUUID } from "crypto";
 import { ServiceBroker, type BrokerOptions, type Context, type ServiceSchema } from "moleculer";
 import { brokerMiddlewares } from "../../lib/metrics/broker-middlewares";
 import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
+import { transporterFor } from "../../lib/transporter";
 import { describeWithNats } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
@@ -179,7 +180,7 @@ describeWithNats("one request followed across nodes", () => {
 			logger: false,
 			namespace,
 			nodeID: "remote",
-			transporter: transporter as BrokerOptions["transporter"]
+			transporter: transporterFor(transporter)
 		});
 		remote.createService({
 			name: "probe",

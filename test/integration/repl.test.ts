@@ -1,6 +1,7 @@
 import { randomUUID } from "crypto";
-import { ServiceBroker, type BrokerOptions } from "moleculer";
+import { ServiceBroker } from "moleculer";
 import { OPS_COMMANDS } from "../../lib/repl-commands";
+import { transporterFor } from "../../lib/transporter";
 import { describeWithNats } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
 import { clockTool } from "../support/definitions";
@@ -20,7 +21,7 @@ describeWithNats("REPL operator commands against a two-node cluster on NATS", ()
 			logger: false,
 			namespace,
 			nodeID: "repl-node",
-			transporter: transporter as BrokerOptions["transporter"]
+			transporter: transporterFor(transporter)
 		});
 		await repl.start();
 		await repl.waitForServices(["registry", "executor", "notifier"], 10000);

@@ -2,6 +2,7 @@ import type { AddressInfo } from "net";
 import path from "path";
 import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
 import { GatewayPrometheusReporter } from "../../lib/metrics/gateway-prometheus-reporter";
+import { transporterFor } from "../../lib/transporter";
 
 export const SERVICE_TOKEN = "test-service-token-0123456789";
 
@@ -49,7 +50,7 @@ export async function startNode(options: NodeOptions = {}): Promise<TestNode> {
 	const broker = new ServiceBroker({
 		logger: false,
 		nodeID: options.nodeID,
-		transporter: (options.transporter ?? null) as BrokerOptions["transporter"],
+		transporter: transporterFor(options.transporter),
 		...options.broker
 	});
 	const settings = {
