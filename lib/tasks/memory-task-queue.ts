@@ -1,4 +1,5 @@
 import { randomUUID } from "crypto";
+import Denque from "denque";
 import type { JsonObject } from "../../types/wire";
 import { isoNow, systemClock, type Clock } from "../clock";
 import type { MemoryOutbox } from "../outbox/memory-outbox";
@@ -38,7 +39,8 @@ export class MemoryTaskQueue implements TaskQueue {
 	private readonly ready = new Set<string>();
 	private readonly leased = new Set<string>();
 	private readonly delayed = new Set<string>();
-	private readonly ended: string[] = [];
+	/** Ended tasks, oldest first, until their retention ends (a deque: an array's shift moves them all). */
+	private readonly ended = new Denque<string>();
 	private sequence = 0;
 
 	constructor(
@@ -164,7 +166,7 @@ export class MemoryTaskQueue implements TaskQueue {
 			this.enqueue(entry);
 			result.promoted++;
 		}
-		while (this.ended.length && this.entries.get(this.ended[0])!.endedAt + this.retentionMs < at)
+		while (this.ended.length && this.entries.get(this.ended.peekFront()!)!.endedAt + this.retentionMs < at)
 			this.entries.delete(this.ended.shift()!);
 		return result;
 	}
