@@ -34,7 +34,11 @@ interface Entry {
 export class MemoryTaskQueue implements TaskQueue {
 	private readonly entries = new Map<string, Entry>();
 	/** Per queue, pending task ids ordered by score. */
-	private readonly queues = new Map<string, { id: string; score: number }[]>();
+	/**
+	 * Pending ids per queue by score. Deques: a claim takes the front, which an array's shift pays for
+	 * by moving every other id (a backlog of 10,000 made each claim cost more than the task).
+	 */
+	private readonly queues = new Map<string, Denque<QueuedId>>();
 	/** Non-empty queues in round-robin order (a Set keeps insertion order). */
 	private readonly ready = new Set<string>();
 	private readonly leased = new Set<string>();
@@ -124,9 +128,9 @@ export class MemoryTaskQueue implements TaskQueue {
 		if (!entry) return null;
 		if (entry.task.status !== "pending") return { task: shown(entry.task), cancelled: false };
 		const items = this.queues.get(entry.queue);
-		const at = items?.findIndex(item => item.id === taskId) ?? -1;
+		const at = items ? indexOf(items, taskId) : -1;
 		if (at >= 0) {
-			items!.splice(at, 1);
+			items!.removeOne(at);
 			if (items!.length === 0) {
 				this.queues.delete(entry.queue);
 				this.ready.delete(entry.queue);
@@ -178,7 +182,9 @@ export class MemoryTaskQueue implements TaskQueue {
 	async depths(): Promise<QueueDepth[]> {
 		const at = this.clock.now();
 		return [...this.queues].map(([queue, items]) => {
-			const oldest = Math.min(...items.map(item => Date.parse(this.entries.get(item.id)!.task.created_at)));
+			let oldest = Infinity;
+			for (let i = 0; i < items.length; i++)
+				oldest = Math.min(oldest, Date.parse(this.entries.get(items.peekAt(i)!.id)!.task.created_at));
 			return {
 				queue,
 				tenant_id: queue.slice(queue.indexOf(":") + 1),
@@ -195,15 +201,21 @@ export class MemoryTaskQueue implements TaskQueue {
 
 	private enqueue(entry: Entry) {
 		let items = this.queues.get(entry.queue);
-		if (!items) this.queues.set(entry.queue, (items = []));
-		let lo = 0;
-		let hi = items.length;
-		while (lo < hi) {
-			const mid = (lo + hi) >>> 1;
-			if (items[mid].score <= entry.score) lo = mid + 1;
-			else hi = mid;
+		if (!items) this.queues.set(entry.queue, (items = new Denque()));
+		const item = { id: entry.task.task_id, score: entry.score };
+		// Scores rise with submission order, so a task of the usual priority goes to the back.
+		if (!items.length || items.peekBack()!.score <= item.score) {
+			items.push(item);
+		} else {
+			let lo = 0;
+			let hi = items.length;
+			while (lo < hi) {
+				const mid = (lo + hi) >>> 1;
+				if (items.peekAt(mid)!.score <= item.score) lo = mid + 1;
+				else hi = mid;
+			}
+			items.splice(lo, 0, item);
 		}
-		items.splice(lo, 0, { id: entry.task.task_id, score: entry.score });
 		this.ready.add(entry.queue);
 	}
 
@@ -226,3 +238,13 @@ export class MemoryTaskQueue implements TaskQueue {
 const copy = (task: TaskMessage): TaskMessage => structuredClone(task);
 /** A copy for anyone but the worker: a registration's secrets masked. */
 const shown = (task: TaskMessage): TaskMessage => mapPayloadConfig(copy(task), maskSecrets);
+
+interface QueuedId {
+	id: string;
+	score: number;
+}
+
+function indexOf(items: Denque<QueuedId>, taskId: string): number {
+	for (let i = 0; i < items.length; i++) if (items.peekAt(i)!.id === taskId) return i;
+	return -1;
+}
