@@ -186,8 +186,15 @@ describeWithChromium("the console in headless Chromium", () => {
 
 	it("registers a tool from the generated form and edits it as a new version", async () => {
 		await nav(page, "Register");
-		await page.getByLabel("Name").fill("console_made");
-		await page.getByLabel("Type").selectOption("calculator");
+		// Two fields changed before the form renders again (a fast typist, a pasted value): both are kept.
+		await page.evaluate(`
+			const name = document.querySelector("#definition-name");
+			name.value = "console_made";
+			name.dispatchEvent(new Event("input", { bubbles: true }));
+			const type = document.querySelector("#definition-type");
+			type.value = JSON.stringify("calculator");
+			type.dispatchEvent(new Event("change", { bubbles: true }));
+		`);
 		await page.getByLabel("Description").fill("Sums made in the console");
 		await page.getByLabel("Tags").pressSequentially("console, made");
 		await shot("register");

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import type { JsonSchema } from "./types";
 
 /** A JSON field whose text does not parse: the form refuses to submit while one is left. */
@@ -41,6 +41,10 @@ interface FormProps {
  * choice list, comma list, nested group), and a JSON text box for what has no simpler input.
  */
 export function SchemaForm({ schema, value, onChange, id, omit = [] }: FormProps) {
+	// The value with every change so far: two fields changed before the next render (a name typed,
+	// then a type picked at once) must both be kept, not the second built on the value of before the first.
+	const latest = useRef(value);
+	latest.current = value;
 	const properties = Object.entries(schema.properties ?? {}).filter(([name]) => !omit.includes(name));
 	const required = new Set(schema.required ?? []);
 	if (properties.length === 0) return <p class="muted">No parameters.</p>;
@@ -53,7 +57,10 @@ export function SchemaForm({ schema, value, onChange, id, omit = [] }: FormProps
 					schema={field}
 					required={required.has(name)}
 					value={value[name]}
-					onChange={next => onChange(withKey(value, name, next))}
+					onChange={next => {
+						latest.current = withKey(latest.current, name, next);
+						onChange(latest.current);
+					}}
 					id={`${id}-${name}`}
 				/>
 			))}
