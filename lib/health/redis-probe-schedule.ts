@@ -1,5 +1,4 @@
-import type { RedisClient } from "../redis";
-import { runScript } from "../redis";
+import { runScript, type RedisClient } from "../redis";
 import type { ProbeSchedule } from "./probe-schedule";
 
 /** Reads and moves the due entries in one step, so two nodes never claim the same tool. */

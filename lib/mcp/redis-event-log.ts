@@ -1,5 +1,4 @@
-import type { RedisClient } from "../redis";
-import { runScript } from "../redis";
+import { runScript, type RedisClient } from "../redis";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { isReplayable, sequenceOf, type McpSessionLogOptions, type McpSessionLogs } from "./event-log";

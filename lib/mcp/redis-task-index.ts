@@ -1,5 +1,4 @@
-import type { RedisClient } from "../redis";
-import { runScript } from "../redis";
+import { runScript, type RedisClient } from "../redis";
 import type { McpTaskIndex, McpTaskIndexOptions } from "./task-index";
 
 /**

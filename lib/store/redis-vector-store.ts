@@ -1,5 +1,4 @@
-import type { RedisClient } from "../redis";
-import { runScript } from "../redis";
+import { runScript, type RedisClient } from "../redis";
 import type { VectorStore } from "./vector-store";
 
 /** Takes a free or expired claim, or renews the owner's own. */

@@ -33,11 +33,7 @@ interface Entry {
  */
 export class MemoryTaskQueue implements TaskQueue {
 	private readonly entries = new Map<string, Entry>();
-	/** Per queue, pending task ids ordered by score. */
-	/**
-	 * Pending ids per queue by score. Deques: a claim takes the front, which an array's shift pays for
-	 * by moving every other id (a backlog of 10,000 made each claim cost more than the task).
-	 */
+	/** Per queue, pending task ids ordered by score; a claim takes the front of a deque without moving the rest. */
 	private readonly queues = new Map<string, Denque<QueuedId>>();
 	/** Non-empty queues in round-robin order (a Set keeps insertion order). */
 	private readonly ready = new Set<string>();
