@@ -187,6 +187,8 @@ describeWithChromium("the console in headless Chromium", () => {
 	it("registers a tool from the generated form and edits it as a new version", async () => {
 		await nav(page, "Register");
 		// Two fields changed before the form renders again (a fast typist, a pasted value): both are kept.
+		await page.getByLabel("Name").waitFor();
+		await page.getByLabel("Type").waitFor();
 		await page.evaluate(`
 			const name = document.querySelector("#definition-name");
 			name.value = "console_made";
