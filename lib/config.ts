@@ -4,6 +4,7 @@
  * docs/configuration.md's table is generated from it (`npm run config-docs`; a test compares them).
  */
 
+import os from "node:os";
 import { parseDescriptionPolicies } from "./description-policy";
 import { clusterNodes } from "./redis";
 import { parseSecretsKey } from "./secret-box";
@@ -117,6 +118,14 @@ function parseRedisUrl(raw: string | undefined): string | undefined {
 	if (clusterNodes(raw.trim())) return raw.trim();
 	return url("REDIS_URL", "", ["redis:", "rediss:", "redis+cluster:", "rediss+cluster:"]).parse(raw);
 }
+
+/**
+ * Two query threads where there are two cores: the model, not the ranking, limits never-asked hybrid
+ * queries, and a second thread lets it use the second core (docs/discovery.md#speed). No more by
+ * default: each thread holds about 100 MB, and in a container Node counts the host's cores, not the
+ * container's share.
+ */
+const DEFAULT_EMBEDDING_THREADS = Math.min(2, os.availableParallelism());
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
@@ -316,6 +325,16 @@ export const CONFIG_VARIABLES = {
 		["local", "orchestrator", "off"] as const,
 		"local"
 	),
+	embeddingThreads: {
+		...integer(
+			"EMBEDDING_THREADS",
+			"worker threads that embed discovery queries with the local model, each holding its own copy (about 100 MB); tool descriptions have one more, at the lowest CPU priority (docs/discovery.md)",
+			DEFAULT_EMBEDDING_THREADS,
+			1,
+			32
+		),
+		shown: "`2` (`1` on one core)"
+	},
 	discoverySharding: oneOf(
 		"DISCOVERY_SHARDING",
 		"`tenant`: each registry node holds the discovery indexes of the tenants it owns (Moleculer `Shard` on the tenant), about 1/N each; `off`: any node may hold any tenant's (docs/scaling.md)",

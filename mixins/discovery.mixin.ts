@@ -99,7 +99,7 @@ export function DiscoveryMixin(): Partial<ServiceSchema> {
 			embeddings: config().embeddings,
 			orchestratorUrl: config().orchestratorUrl,
 			serviceToken: config().serviceToken,
-			embeddingThreads: 1,
+			embeddingThreads: config().embeddingThreads,
 			queryVectorCacheSize: 10_000,
 			semanticWaitMs: 1000,
 			embeddingRequestTimeoutMs: 10_000,

@@ -1,4 +1,5 @@
 import { readFileSync } from "fs";
+import { availableParallelism } from "os";
 import { CONFIG_VARIABLES, ConfigError, configurationRows, loadConfig } from "../../lib/config";
 import { CONFIG_DOC, TABLE_END, TABLE_START } from "../../scripts/config-docs";
 import { clusterNodes } from "../../lib/redis";
@@ -17,7 +18,8 @@ describe("configuration", () => {
 			taskConcurrency: 32,
 			logLevel: "info",
 			redisPrefix: "tool-registry:",
-			outboundAllowHosts: []
+			outboundAllowHosts: [],
+			embeddingThreads: Math.min(2, availableParallelism())
 		});
 	});
 
@@ -26,13 +28,15 @@ describe("configuration", () => {
 			PORT: "0",
 			RATE_LIMIT: "0",
 			OUTBOUND_ALLOW_HOSTS: " a.test, 10.0.0.0/8 ,",
-			METRICS: "off"
+			METRICS: "off",
+			EMBEDDING_THREADS: " 3 "
 		});
 		expect(config).toMatchObject({
 			port: 0,
 			rateLimit: 0,
 			outboundAllowHosts: ["a.test", "10.0.0.0/8"],
-			metrics: "off"
+			metrics: "off",
+			embeddingThreads: 3
 		});
 	});
 
@@ -60,6 +64,8 @@ describe("configuration", () => {
 		["RATE_LIMIT", "-1", "RATE_LIMIT must be a whole number ≥ 0"],
 		["PORT", "70000", "PORT must be a whole number from 0 to 65535"],
 		["TASK_CONCURRENCY", "0", "TASK_CONCURRENCY must be a whole number ≥ 1"],
+		["EMBEDDING_THREADS", "0", 'EMBEDDING_THREADS must be a whole number from 1 to 32 (got "0")'],
+		["EMBEDDING_THREADS", "two", "EMBEDDING_THREADS must be a whole number from 1 to 32"],
 		[
 			"REDIS_URL",
 			"localhost:6379",
