@@ -1,6 +1,7 @@
 import fs from "fs";
 import os from "os";
 import { Pool } from "undici";
+import { CONFIG_VARIABLES } from "../lib/config";
 import { SERVICE_TOKEN } from "../test/support/node";
 import {
 	CONNECTIONS,
@@ -29,13 +30,16 @@ import {
  * after their first use) and with every query new (ranked afresh, and in hybrid mode embedded by the
  * model first). Server CPU per request is read from /proc (every thread). Above SEMANTIC_MAX_TOOLS the
  * node runs with EMBEDDINGS=off (100,000 vectors would take most of two hours) and only lexical rows
- * are measured. `BENCH_DISCOVER_SIZES=1000` makes a run of a few minutes.
+ * are measured. `BENCH_DISCOVER_SIZES=1000` makes a run of a few minutes; `EMBEDDING_THREADS` is handed
+ * to the node (unset: the product's default on this machine) and named in the notes.
  */
 
 const SCENARIO = "discover";
 const TENANT = "bench";
 const SIZES = (process.env.BENCH_DISCOVER_SIZES ?? "1000,10000,100000").split(",").map(Number);
 const SEMANTIC_MAX_TOOLS = Number(process.env.BENCH_DISCOVER_SEMANTIC_MAX ?? 10000);
+/** Query embedding threads: `EMBEDDING_THREADS` of the bench's environment, or the product's default here. */
+const EMBEDDING_THREADS = CONFIG_VARIABLES.embeddingThreads.parse(process.env.EMBEDDING_THREADS);
 const DISCOVER_PATH = "/api/v1/registry/discover";
 const LIMIT = 20;
 /** Sequential calls timed with hrtime; each run also stops after DURATION_S (every query at least once). */
@@ -391,8 +395,13 @@ const key = (mode: Mode, queries: Queries) => `${mode} ${queries}`;
 
 async function measure(size: number): Promise<Measured> {
 	const semantic = size <= SEMANTIC_MAX_TOOLS;
-	progress(`${size} tools: starting npm start's node (EMBEDDINGS=${semantic ? "local" : "off"})`);
-	const node = await serveProduct({ EMBEDDINGS: semantic ? "local" : "off" });
+	const embeddings = semantic ? `EMBEDDINGS=local EMBEDDING_THREADS=${EMBEDDING_THREADS}` : "EMBEDDINGS=off";
+	progress(`${size} tools: starting npm start's node (${embeddings})`);
+	const node = await serveProduct(
+		semantic
+			? { EMBEDDINGS: "local", EMBEDDING_THREADS: String(EMBEDDING_THREADS) }
+			: { EMBEDDINGS: "off" }
+	);
 	try {
 		const empty = await memory(node);
 		progress(`${size} tools: registering through POST /api/v1/tools`);
@@ -486,7 +495,7 @@ function rows(m: Measured): Result[] {
 		queries === "repeated" ? "repeated queries" : "every query new (no remembered ranking)";
 	const goalOf = (mode: Mode) => GOALS.find(goal => goal.tools === size && goal.mode === mode);
 	const setup =
-		`${PRODUCT}, EMBEDDINGS=${m.semantic ? "local" : "off"}; ${KEYWORDS.length} keyword queries + ` +
+		`${PRODUCT}, ${m.semantic ? `EMBEDDINGS=local, EMBEDDING_THREADS=${EMBEDDING_THREADS}` : "EMBEDDINGS=off"}; ${KEYWORDS.length} keyword queries + ` +
 		`${SENTENCES.length} sentences rotating (a number appended to make each new), limit ${LIMIT}, native, ` +
 		`${m.hits.mean} results on average (min ${m.hits.min})` +
 		(m.semantic ? ` (${m.hits.byMeaning} found by meaning)` : "") +
