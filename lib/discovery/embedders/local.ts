@@ -31,8 +31,9 @@ type Priority = "query" | "background";
  * leave together as one batch (one hand-off, one model call). Queries have `threads` workers of
  * their own; tool descriptions go to one more worker that runs at the lowest CPU priority
  * (./local.worker.ts), so that embedding a burst of registrations (~10–30 ms of CPU per tool) takes
- * only CPU nothing else wants instead of a core from the gateway. A model loads in its worker on the
- * first batch, never during start-up.
+ * only CPU nothing else wants instead of a core from the gateway. A pool starts on its first batch,
+ * never during start-up; the query pool then starts all its threads, each loading its model, so that
+ * the first burst of queries does not wait for a second thread's model (seconds on a busy machine).
  */
 export class LocalEmbedder implements Embedder {
 	readonly model = "use-lite-512";
@@ -103,10 +104,11 @@ export class LocalEmbedder implements Embedder {
 		if (!pool) {
 			// Under ts-jest the worker is .ts source, which a worker thread can only load through ts-node.
 			const source = path.extname(WORKER_FILE) === ".ts";
+			const threads = priority === "query" ? this.options.threads : 1;
 			pool = this.pools[priority] = new Piscina({
 				filename: WORKER_FILE,
-				minThreads: 0,
-				maxThreads: priority === "query" ? this.options.threads : 1,
+				minThreads: threads,
+				maxThreads: threads,
 				// The model stays loaded: reloading it costs far more than the memory it holds.
 				idleTimeout: 2 ** 31 - 1,
 				workerData: { background: priority === "background" },
