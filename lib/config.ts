@@ -120,10 +120,9 @@ function parseRedisUrl(raw: string | undefined): string | undefined {
 }
 
 /**
- * Two query threads where there are two cores: the model, not the ranking, limits never-asked hybrid
- * queries, and a second thread lets it use the second core (docs/discovery.md#speed). No more by
- * default: each thread holds about 100 MB, and in a container Node counts the host's cores, not the
- * container's share.
+ * Two query threads where there are two cores: the model limits never-asked hybrid queries, and on the
+ * 2-core machine a second thread answered 30% more of them for 6-10% more CPU each (docs/discovery.md#speed).
+ * No more by default: each thread holds a model, and in a container Node may count the host's cores.
  */
 const DEFAULT_EMBEDDING_THREADS = Math.min(2, os.availableParallelism());
 
@@ -328,7 +327,7 @@ export const CONFIG_VARIABLES = {
 	embeddingThreads: {
 		...integer(
 			"EMBEDDING_THREADS",
-			"worker threads that embed discovery queries with the local model, each holding its own copy (about 100 MB); tool descriptions have one more, at the lowest CPU priority (docs/discovery.md)",
+			"worker threads that embed discovery queries with the local model, each holding its own copy; tool descriptions have one more, at the lowest CPU priority. More pay only with cores the event loop does not need (docs/discovery.md#speed)",
 			DEFAULT_EMBEDDING_THREADS,
 			1,
 			32
