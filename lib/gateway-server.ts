@@ -29,9 +29,12 @@ export function createGatewayServer(handler: RequestListener, requestTimeoutMs: 
 		handler
 	);
 	server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex & InFlight) => {
+		const inFlight = socket._httpMessage;
 		// Node's own rule: once the response in flight on the socket has sent its headers, or the client
-		// is gone, there is nothing left to answer.
-		if (err.code === "ECONNRESET" || !socket.writable || socket._httpMessage?.headersSent)
+		// is gone, there is nothing left to answer. Stricter than Node: a response in flight for a request
+		// that arrived whole belongs to an earlier pipelined request, which the client would read this
+		// error as the answer to (a tool call that ran would look never received, and be sent again).
+		if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent || inFlight?.req.complete)
 			return void socket.destroy();
 		refuseOnSocket(socket, clientErrorOf(err, requestTimeoutMs));
 	});
