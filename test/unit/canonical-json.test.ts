@@ -9,7 +9,7 @@ describe("canonicalJson", () => {
 		["no members", {}],
 		["keys out of order", { z: 1, a: "x", m: null }],
 		["undefined members left out", { name: "n", output_schema: undefined, annotations: undefined }],
-		["nested values and numbers", { b: [{ y: 1e21, x: 0.1 }], a: { "é": true, "\u0001": "\n" } }],
+		["nested values and numbers", { b: [{ y: 1e21, x: 0.1 }], a: { é: true, "\u0001": "\n" } }],
 		["a constant member", { parameters: shared, name: "t", config: {} }],
 		["a constant nested below a member", { wrap: { parameters: shared } }]
 	])("reads like canonicalize with %s", (_case, record) => {
