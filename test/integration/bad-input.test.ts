@@ -1,4 +1,5 @@
 import { request } from "http";
+import { connect } from "net";
 import zlib from "zlib";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { calculatorTool } from "../support/definitions";
@@ -239,5 +240,82 @@ describe("bad input over HTTP", () => {
 		const res = await http(node.url, "GET", "/api/v1/tools", { token: null });
 		expect(res.headers.get("content-type")).toContain("application/json");
 		expect(Object.keys(res.body).sort()).toEqual(["code", "message", "name", "type"]);
+	});
+});
+
+/** Writes `text` on a new connection and resolves all the server sent back before it closed. */
+function rawExchange(url: string, text: string) {
+	const { hostname, port } = new URL(url);
+	return new Promise<{ status: number; body: unknown; elapsedMs: number }>((resolve, reject) => {
+		const started = Date.now();
+		const socket = connect(Number(port), hostname, () => socket.write(text));
+		let received = "";
+		socket.setEncoding("utf8");
+		socket.on("data", chunk => (received += chunk));
+		socket.on("error", reject);
+		socket.on("close", () => {
+			const [head, body] = received.split("\r\n\r\n");
+			resolve({
+				status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
+				body: body ? JSON.parse(body) : undefined,
+				elapsedMs: Date.now() - started
+			});
+		});
+	});
+}
+
+describe("requests Node refuses before routing", () => {
+	const REQUEST_TIMEOUT_MS = 1000;
+	let node: TestNode;
+
+	beforeAll(async () => {
+		node = await startNode({ settings: { requestTimeout: REQUEST_TIMEOUT_MS } });
+	});
+
+	afterAll(() => node.stop());
+
+	it("answers a body shorter than its Content-Length with a JSON 408 once the request timeout passes, and serves others meanwhile", async () => {
+		const head = [
+			"POST /api/v1/tools HTTP/1.1",
+			`Host: ${new URL(node.url).host}`,
+			`Authorization: Bearer ${SERVICE_TOKEN}`,
+			"X-Tenant-ID: slow",
+			"Content-Type: application/json",
+			"Content-Length: 100"
+		].join("\r\n");
+		const stalled = rawExchange(node.url, `${head}\r\n\r\n{"name":`);
+		const health = await http(node.url, "GET", "/health");
+		expect(health.status).toBe(200);
+		const res = await stalled;
+		expect(res.status).toBe(408);
+		expect(res.body).toEqual({
+			name: "MoleculerClientError",
+			message: `The request did not arrive within ${REQUEST_TIMEOUT_MS} ms`,
+			code: 408,
+			type: "REQUEST_TIMEOUT"
+		});
+		// Node checks deadlines every tenth of the timeout: never the five minutes of its default.
+		expect(res.elapsedMs).toBeLessThan(REQUEST_TIMEOUT_MS * 3);
+	});
+
+	it("answers headers that never end with a JSON 408", async () => {
+		const res = await rawExchange(node.url, "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+		expect(res.status).toBe(408);
+		expect(res.body).toMatchObject({ code: 408, type: "REQUEST_TIMEOUT" });
+	});
+
+	it("answers a malformed request with a JSON 400", async () => {
+		const res = await rawExchange(node.url, "NOT AN HTTP REQUEST\r\n\r\n");
+		expect(res.status).toBe(400);
+		expect(res.body).toMatchObject({ code: 400, type: "BAD_REQUEST", message: "Malformed HTTP request" });
+	});
+
+	it("answers headers over Node's limit with a JSON 431", async () => {
+		const res = await rawExchange(
+			node.url,
+			`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20000)}\r\n\r\n`
+		);
+		expect(res.status).toBe(431);
+		expect(res.body).toMatchObject({ code: 431, type: "HEADERS_TOO_LARGE" });
 	});
 });
