@@ -1,7 +1,12 @@
-import http, { type RequestListener } from "http";
+import http, { type RequestListener, type ServerResponse } from "http";
 import type { Duplex } from "stream";
 import { refuseOnSocket } from "./error-response";
 import { badRequest, requestTimeout, headersTooLarge } from "./errors";
+
+/** The response a socket is serving, as Node's http server attaches it (absent between keep-alive requests). */
+interface InFlight {
+	_httpMessage?: ServerResponse | null;
+}
 
 /** Node checks each connection's deadlines this often: a tenth of the timeout, at most its default 30 s. */
 const checkingInterval = (requestTimeoutMs: number) =>
@@ -23,9 +28,11 @@ export function createGatewayServer(handler: RequestListener, requestTimeoutMs: 
 		},
 		handler
 	);
-	server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex & { bytesWritten?: number }) => {
-		// Once a response has begun, or the client is gone, there is nothing left to answer.
-		if (err.code === "ECONNRESET" || !socket.writable || socket.bytesWritten) return void socket.destroy();
+	server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex & InFlight) => {
+		// Node's own rule: once the response in flight on the socket has sent its headers, or the client
+		// is gone, there is nothing left to answer.
+		if (err.code === "ECONNRESET" || !socket.writable || socket._httpMessage?.headersSent)
+			return void socket.destroy();
 		refuseOnSocket(socket, clientErrorOf(err, requestTimeoutMs));
 	});
 	return server;

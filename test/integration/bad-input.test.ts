@@ -243,25 +243,33 @@ describe("bad input over HTTP", () => {
 	});
 });
 
-/** Writes `text` on a new connection and resolves all the server sent back before it closed. */
+/**
+ * Writes `text` on a new connection and resolves the last response the server sent back before it
+ * closed (with the statuses of all of them).
+ */
 function rawExchange(url: string, text: string) {
 	const { hostname, port } = new URL(url);
-	return new Promise<{ status: number; body: unknown; elapsedMs: number }>((resolve, reject) => {
-		const started = Date.now();
-		const socket = connect(Number(port), hostname, () => socket.write(text));
-		let received = "";
-		socket.setEncoding("utf8");
-		socket.on("data", chunk => (received += chunk));
-		socket.on("error", reject);
-		socket.on("close", () => {
-			const [head, body] = received.split("\r\n\r\n");
-			resolve({
-				status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
-				body: body ? JSON.parse(body) : undefined,
-				elapsedMs: Date.now() - started
+	return new Promise<{ status: number; body: unknown; elapsedMs: number; statuses: number[] }>(
+		(resolve, reject) => {
+			const started = Date.now();
+			const socket = connect(Number(port), hostname, () => socket.write(text));
+			let received = "";
+			socket.setEncoding("utf8");
+			socket.on("data", chunk => (received += chunk));
+			socket.on("error", reject);
+			socket.on("close", () => {
+				const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map(match => Number(match[1]));
+				const last = received.slice(received.lastIndexOf("HTTP/1.1 "));
+				const body = last.slice(last.indexOf("\r\n\r\n") + 4);
+				resolve({
+					status: statuses.at(-1) ?? 0,
+					body: body ? JSON.parse(body) : undefined,
+					elapsedMs: Date.now() - started,
+					statuses
+				});
 			});
-		});
-	});
+		}
+	);
 }
 
 describe("requests Node refuses before routing", () => {
@@ -296,6 +304,15 @@ describe("requests Node refuses before routing", () => {
 		});
 		// Node checks deadlines every tenth of the timeout: never the five minutes of its default.
 		expect(res.elapsedMs).toBeLessThan(REQUEST_TIMEOUT_MS * 3);
+	});
+
+	it("answers a keep-alive connection's second request that stalls with a JSON 408 too", async () => {
+		const first = `GET /health HTTP/1.1\r\nHost: x\r\n\r\n`;
+		const second =
+			"POST /api/v1/tools HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+		const res = await rawExchange(node.url, first + second);
+		expect(res.statuses).toEqual([200, 408]);
+		expect(res.body).toMatchObject({ code: 408, type: "REQUEST_TIMEOUT" });
 	});
 
 	it("answers headers that never end with a JSON 408", async () => {
