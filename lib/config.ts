@@ -184,6 +184,12 @@ export const CONFIG_VARIABLES = {
 		0
 	),
 	rateLimitWindowMs: integer("RATE_LIMIT_WINDOW_MS", "rate-limit window", 60000, 1),
+	requestTimeoutMs: integer(
+		"REQUEST_TIMEOUT_MS",
+		"time a request's headers and body have to arrive; a slower one gets 408 and its connection is closed",
+		30000,
+		100
+	),
 	mcpMaxSessionsPerCredential: integer(
 		"MCP_MAX_SESSIONS_PER_CREDENTIAL",
 		"open MCP sessions per API key (per tenant for the service token) on one gateway; past it 429, after closing the longest-silent one if it was silent 60 s",

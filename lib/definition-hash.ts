@@ -1,5 +1,5 @@
-import { createHash } from "crypto";
-import canonicalize from "canonicalize";
+import { hash } from "crypto";
+import { canonicalJson } from "./canonical-json";
 import type { StoredTool } from "../types/wire";
 import { maskSecrets } from "./secrets";
 
@@ -11,13 +11,13 @@ import { maskSecrets } from "./secrets";
 export function definitionHash(
 	tool: Pick<StoredTool, "name" | "description" | "parameters" | "config" | "output_schema" | "annotations">
 ): string {
-	const canonical = canonicalize({
+	const canonical = canonicalJson({
 		name: tool.name,
 		description: tool.description,
 		parameters: tool.parameters,
 		config: maskSecrets(tool.config),
 		output_schema: tool.output_schema,
 		annotations: tool.annotations
-	})!;
-	return `sha256:${createHash("sha256").update(canonical).digest("hex")}`;
+	});
+	return `sha256:${hash("sha256", canonical)}`;
 }

@@ -3,9 +3,9 @@ import type { Duplex } from "stream";
 import { badRequest, DEPENDENCY_RETRY_AFTER_S, isNoNode } from "./errors";
 
 /**
- * The one way an error leaves the service over HTTP: every REST route, `/mcp`, `/metrics`, `/docs`
- * and refused WebSocket upgrades render it with `toErrorBody` and write it with `sendError` or
- * `refuseUpgrade`.
+ * The one way an error leaves the service over HTTP: every REST route, `/mcp`, `/metrics`, `/docs`,
+ * refused WebSocket upgrades and requests Node refuses before routing render it with `toErrorBody`
+ * and write it with `sendError` or `refuseOnSocket`.
  */
 
 export interface ErrorBody {
@@ -72,11 +72,13 @@ const DEFAULT_TYPES: Record<number, string> = {
 	403: "FORBIDDEN",
 	404: "NOT_FOUND",
 	405: "METHOD_NOT_ALLOWED",
+	408: "REQUEST_TIMEOUT",
 	409: "CONFLICT",
 	413: "PAYLOAD_TOO_LARGE",
 	415: "UNSUPPORTED_MEDIA_TYPE",
 	422: "VALIDATION_ERROR",
 	429: "RATE_LIMITED",
+	431: "HEADERS_TOO_LARGE",
 	503: "SERVICE_UNAVAILABLE",
 	504: "TIMEOUT"
 };
@@ -192,8 +194,11 @@ export function sendError(res: ServerResponse, error: unknown): ErrorBody {
 	return body;
 }
 
-/** Answers an upgrade request with the same HTTP error a REST route would send, and drops the socket. */
-export function refuseUpgrade(socket: Duplex, error: unknown): ErrorBody {
+/**
+ * Answers on the bare socket, where there is no response object (an upgrade request, or a request Node
+ * refused before routing it), with the same HTTP error a REST route would send, and drops the socket.
+ */
+export function refuseOnSocket(socket: Duplex, error: unknown): ErrorBody {
 	const body = toErrorBody(error);
 	if (!socket.writable) {
 		socket.destroy();

@@ -62,6 +62,9 @@ export const notFound = (what: string, id?: string) =>
 export const methodNotAllowed = (allowed: readonly string[]) =>
 	new MoleculerClientError("Method not allowed", 405, "METHOD_NOT_ALLOWED", { allow: allowed });
 
+/** The request's headers and body did not arrive in time (REQUEST_TIMEOUT_MS). */
+export const requestTimeout = (message: string) => new MoleculerClientError(message, 408, "REQUEST_TIMEOUT");
+
 export const conflict = (message: string, data?: unknown) =>
 	new MoleculerClientError(message, 409, "CONFLICT", data);
 
@@ -87,6 +90,9 @@ export const definitionChanged = (currentHash: string) =>
 
 export const payloadTooLarge = (message: string) =>
 	new MoleculerClientError(message, 413, "PAYLOAD_TOO_LARGE");
+
+export const headersTooLarge = () =>
+	new MoleculerClientError("Request header fields too large", 431, "HEADERS_TOO_LARGE");
 
 export const unsupportedMediaType = (message: string) =>
 	new MoleculerClientError(message, 415, "UNSUPPORTED_MEDIA_TYPE");

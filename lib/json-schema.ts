@@ -1,5 +1,5 @@
 import Ajv2020, { type ErrorObject, type ValidateFunction } from "ajv/dist/2020";
-import type { RegExpEngine } from "ajv/dist/types";
+import type { AnySchema, RegExpEngine } from "ajv/dist/types";
 import addFormats from "ajv-formats";
 import canonicalize from "canonicalize";
 import { LRUCache } from "lru-cache";
@@ -54,6 +54,15 @@ export function createAjv(): Ajv2020 {
 	// over 500 ms on a busy one. Paid here, while the node starts, not by the first request it serves.
 	ajv.defaultMeta();
 	return ajv;
+}
+
+/**
+ * Compiles one of our own schemas (a tool definition's shape): its patterns are ours and run in
+ * linear time on native RegExp, where RE2 in JavaScript took 2% of a registration's gateway CPU to
+ * match the tool's name. Tenant schemas always go through `createAjv`.
+ */
+export function compileOwnSchema(schema: AnySchema): ValidateFunction {
+	return new Ajv2020({ allErrors: true, strict: false }).compile(schema);
 }
 
 /** Renders ajv errors as validation problems (`field` is a dotted path under `prefix`). */

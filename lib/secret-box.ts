@@ -32,6 +32,11 @@ export class SecretBox {
 		for (const key of [current, ...previous]) this.keys.set(keyId(key), key);
 	}
 
+	/** Whether earlier keys are configured (SECRETS_KEY_PREVIOUS): a rotation is under way. */
+	get hasPreviousKeys(): boolean {
+		return this.keys.size > 1;
+	}
+
 	/** The id of the key new secrets are sealed under (the first 8 hex digits of its SHA-256). */
 	get keyId(): string {
 		return this.current.id;

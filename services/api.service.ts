@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server, ServerResponse } from "http";
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from "http";
 import type { Duplex } from "stream";
 import type { CallingOptions, Context, Service, ServiceSchema } from "moleculer";
 import ApiGateway, {
@@ -16,7 +16,8 @@ import { TaskSubmissionMixin, type TaskSubmissionSettings } from "../mixins/task
 import { ExecutionFailoverMixin } from "../mixins/execution-failover.mixin";
 import { TenantScopeMixin } from "../mixins/tenant-scope.mixin";
 import { ToolAccessMixin } from "../mixins/tool-access.mixin";
-import { bodyDecodingErrors, refuseUpgrade, sendError } from "../lib/error-response";
+import { createGatewayServer } from "../lib/gateway-server";
+import { bodyDecodingErrors, refuseOnSocket, sendError } from "../lib/error-response";
 import { GatewayAuth } from "../lib/gateway-auth";
 import { requireJsonBody, wrongMethod } from "../lib/http-checks";
 import { guardJsonBody } from "../lib/json-guard";
@@ -42,6 +43,8 @@ interface GatewaySettings extends Pick<
 	ApiSettingsSchema,
 	"routes" | "log4XXResponses" | "logRequest" | "logResponse" | "logRequestParams" | "onError"
 > {
+	/** Milliseconds a request's headers and body have to arrive. */
+	requestTimeout: number;
 	/** moleculer-web calls it for every request's root call (its types know only the object form). */
 	rootCallOptions: typeof rootCallOptions;
 	port: number;
@@ -75,8 +78,10 @@ interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	aliases: (Pick<Alias, "method"> & { fullPath: string } & Partial<RouteAlias>)[];
 	/** identify → rate limit → scope, for REST, `/mcp` and `/ws` alike. */
 	auth: GatewayAuth;
-	/** moleculer-web's HTTP server. */
+	/** moleculer-web's HTTP server, made here (createServer); moleculer-web's request handler and scheme flag. */
 	server: Server;
+	httpHandler: RequestListener;
+	isHTTPS: boolean;
 	uiServer: WebSocketServer;
 	uiSockets: UiSockets;
 	/** Redis and the transporter as this node sees them: what readiness reports and requests need. */
@@ -174,6 +179,8 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		// Not moleculer-web's `rateLimit`: that one counts per IP before the tenant is known.
 		tenantRateLimit: config().rateLimit,
 		tenantRateWindowMs: config().rateLimitWindowMs,
+		// moleculer-web's; the server applies it (createServer).
+		requestTimeout: config().requestTimeoutMs,
 		uiHeartbeatMs: 30000,
 		uiMaxBufferedBytes: 1024 * 1024,
 		$secureSettings: ["serviceToken"],
@@ -288,6 +295,12 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 	},
 
 	methods: {
+		/** In place of moleculer-web's (which only does nothing once `server` is set): lib/gateway-server.ts. */
+		createServer(this: ApiThis) {
+			this.server = createGatewayServer(this.httpHandler, this.settings.requestTimeout);
+			this.isHTTPS = false;
+		},
+
 		async authenticate(this: ApiThis, ctx, _route, req) {
 			Object.assign(ctx.meta, await this.auth.admit(req.headers));
 			// With the transporter down, an action only other nodes serve answers 503 at once.
@@ -309,13 +322,13 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			try {
 				const url = new URL(req.url ?? "/", "http://gateway");
 				if (url.pathname !== "/ws")
-					return void refuseUpgrade(socket, notFound("WebSocket endpoint", url.pathname));
+					return void refuseOnSocket(socket, notFound("WebSocket endpoint", url.pathname));
 				const identity = await this.auth.admit(uiSocketHeaders(req, url), "tools:read");
 				// From here ws owns the socket and its errors.
 				socket.off("error", dropped);
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
 			} catch (err) {
-				const body = refuseUpgrade(socket, err);
+				const body = refuseOnSocket(socket, err);
 				// The path only: `?token=` carries the credential. A dependency's outage is logged once by its watch.
 				if (body.type === "INTERNAL_ERROR")
 					this.logger.error("WebSocket upgrade failed", pathOf(req.url), err);

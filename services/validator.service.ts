@@ -1,7 +1,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DEFINITION_SCHEMA, MAX_CONFIG_BYTES, MAX_METADATA_BYTES } from "../lib/definition";
 import { checkDescriptions } from "../lib/description-guard";
-import { createAjv, toProblems } from "../lib/json-schema";
+import { compileOwnSchema, createAjv, toProblems } from "../lib/json-schema";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import { toolFor, toolTypes } from "../tools";
 import type { JsonObject, ValidationProblem, ValidationReport } from "../types/wire";
@@ -86,7 +86,7 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 	created(this: ValidatorThis) {
 		this.ajv = createAjv();
 		this.schemas = new SchemaGuard(this.ajv, this.settings.schemaGuard);
-		this.checkShape = this.ajv.compile(DEFINITION_SCHEMA);
+		this.checkShape = compileOwnSchema(DEFINITION_SCHEMA);
 		this.configCheckers = new Map(
 			Object.values(toolTypes).map(tool => [tool.type, this.ajv.compile(tool.configSchema)])
 		);

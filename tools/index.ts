@@ -1,3 +1,4 @@
+import { constantJson } from "../lib/canonical-json";
 import type { BaseTool } from "./base";
 import { calculatorTool } from "./calculator";
 import { datetimeTool } from "./datetime";
@@ -20,6 +21,9 @@ export const toolTypes: Readonly<Record<string, BaseTool>> = Object.freeze(
 		].map(tool => [tool.type, tool])
 	)
 );
+
+// Every tool that gives no parameters shares its type's: constants, serialized once for definition hashes.
+for (const tool of Object.values(toolTypes)) constantJson(tool.parameters);
 
 export const toolFor = (type: string): BaseTool | undefined =>
 	Object.prototype.hasOwnProperty.call(toolTypes, type) ? toolTypes[type] : undefined;

@@ -2,7 +2,7 @@ import { getMany, type RedisClient, runScript } from "../redis";
 import type { ToolSource } from "../../types/wire";
 import { conflict } from "../errors";
 import type { SecretBox } from "../secret-box";
-import { resealRecords, type Resealable, type ResealResult } from "./reseal";
+import { resealStore, type Resealable, type ResealResult } from "./reseal";
 import { sourceNameTaken, type SourceStore } from "./source-store";
 
 /** Writes ARGV[2] only if the record still is ARGV[1]: 1 written, 0 changed meanwhile or gone. */
@@ -49,13 +49,16 @@ export class RedisSourceStore implements SourceStore, Resealable {
 	async reseal(): Promise<ResealResult> {
 		const box = this.secretBox;
 		if (!box) return { key_id: "", resealed: new Map() };
-		const resealed = await resealRecords(this.redis, this.recordKey("*"), json => {
-			const source = JSON.parse(json) as ToolSource;
-			const headers = box.resealConfig({ headers: source.headers }).headers as Record<string, string>;
-			const resealed = JSON.stringify({ ...source, headers });
-			return resealed === json ? null : { json: resealed, tenantId: source.tenant_id };
+		return resealStore(this.redis, box, {
+			pattern: this.recordKey("*"),
+			marker: `${this.prefix}sources-sealed-under`,
+			reseal: json => {
+				const source = JSON.parse(json) as ToolSource;
+				const headers = box.resealConfig({ headers: source.headers }).headers as Record<string, string>;
+				const resealed = JSON.stringify({ ...source, headers });
+				return resealed === json ? null : { json: resealed, tenantId: source.tenant_id };
+			}
 		});
-		return { key_id: box.keyId, resealed };
 	}
 
 	private recordKey = (id: string) => `${this.prefix}source:${id}`;

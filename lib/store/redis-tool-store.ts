@@ -4,7 +4,7 @@ import { listMerged } from "./tool-page";
 import { luaAppend, type RedisAuditLog } from "../audit/redis-audit-log";
 import { getMany, isCluster, scanKeys, slotTag, type RedisClient, runScript } from "../redis";
 import type { SecretBox } from "../secret-box";
-import { resealRecords, type Resealable, type ResealResult } from "./reseal";
+import { resealStore, type Resealable, type ResealResult } from "./reseal";
 import { type AuditHook, type ToolFilter, type ToolPage, type ToolStore } from "./tool-store";
 
 /** The audit entry, when the write has one, appended to KEYS[k] (ARGV[a..a+2], see RedisAuditLog.scriptArgs). */
@@ -258,12 +258,15 @@ export class RedisToolStore implements ToolStore, Resealable {
 	async reseal(): Promise<ResealResult> {
 		const box = this.secretBox;
 		if (!box) return { key_id: "", resealed: new Map() };
-		const resealed = await resealRecords(this.redis, `${this.prefix}tool:*`, json => {
-			const tool = JSON.parse(json) as StoredTool;
-			const resealed = JSON.stringify({ ...tool, config: box.resealConfig(tool.config) });
-			return resealed === json ? null : { json: resealed, tenantId: tool.tenant_id };
+		return resealStore(this.redis, box, {
+			pattern: `${this.prefix}tool:*`,
+			marker: `${this.prefix}tools-sealed-under`,
+			reseal: json => {
+				const tool = JSON.parse(json) as StoredTool;
+				const resealed = JSON.stringify({ ...tool, config: box.resealConfig(tool.config) });
+				return resealed === json ? null : { json: resealed, tenantId: tool.tenant_id };
+			}
 		});
-		return { key_id: box.keyId, resealed };
 	}
 
 	/**

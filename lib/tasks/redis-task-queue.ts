@@ -6,7 +6,7 @@ import { CANCEL, CLAIM, EXTEND, FINISH, REAP, RETRY, ShardKeys, SUBMIT } from ".
 import { shardOf, type RedisClient, runScript } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
-import { resealRecords, type Resealable, type ResealResult } from "../store/reseal";
+import { resealStore, type Resealable, type ResealResult } from "../store/reseal";
 import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
@@ -52,13 +52,17 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		if (!box) return { key_id: "", resealed: new Map() };
 		const resealed = new Map<string, number>();
 		for (const keys of this.shards) {
-			const counts = await resealRecords(this.redis, keys.task("*"), (value, field) => {
-				if (field !== "doc") return null;
-				const doc = JSON.parse(value) as TaskMessage;
-				const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
-				return json === value ? null : { json, tenantId: doc.tenant_id };
+			const shard = await resealStore(this.redis, box, {
+				pattern: keys.task("*"),
+				marker: `${keys.base}tasks-sealed-under`,
+				fields: ["doc"],
+				reseal: value => {
+					const doc = JSON.parse(value) as TaskMessage;
+					const json = JSON.stringify(mapPayloadConfig(doc, config => box.resealConfig(config)));
+					return json === value ? null : { json, tenantId: doc.tenant_id };
+				}
 			});
-			for (const [tenantId, n] of counts) resealed.set(tenantId, (resealed.get(tenantId) ?? 0) + n);
+			for (const [tenantId, n] of shard.resealed) resealed.set(tenantId, (resealed.get(tenantId) ?? 0) + n);
 		}
 		return { key_id: box.keyId, resealed };
 	}

@@ -1,7 +1,13 @@
 import { request } from "http";
+import { connect } from "net";
 import zlib from "zlib";
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import WebSocket from "ws";
 import { http, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
 import { calculatorTool } from "../support/definitions";
+import { eventually, until } from "../support/eventually";
+import { INITIALIZE } from "../support/mcp";
+import { json, Upstream } from "../support/upstream";
 
 /** Sends raw bytes, for inputs fetch would refuse to produce. */
 function rawRequest(
@@ -239,5 +245,199 @@ describe("bad input over HTTP", () => {
 		const res = await http(node.url, "GET", "/api/v1/tools", { token: null });
 		expect(res.headers.get("content-type")).toContain("application/json");
 		expect(Object.keys(res.body).sort()).toEqual(["code", "message", "name", "type"]);
+	});
+});
+
+/**
+ * Writes `text` on a new connection and resolves the last response the server sent back before it
+ * closed (with the statuses of all of them).
+ */
+function rawExchange(url: string, text: string) {
+	const { hostname, port } = new URL(url);
+	return new Promise<{ status: number; body: unknown; elapsedMs: number; statuses: number[] }>(
+		(resolve, reject) => {
+			const started = Date.now();
+			const socket = connect(Number(port), hostname, () => socket.write(text));
+			let received = "";
+			socket.setEncoding("utf8");
+			socket.on("data", chunk => (received += chunk));
+			socket.on("error", reject);
+			socket.on("close", () => {
+				const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map(match => Number(match[1]));
+				const last = received.slice(received.lastIndexOf("HTTP/1.1 "));
+				const body = last.slice(last.indexOf("\r\n\r\n") + 4);
+				resolve({
+					status: statuses.at(-1) ?? 0,
+					body: body ? JSON.parse(body) : undefined,
+					elapsedMs: Date.now() - started,
+					statuses
+				});
+			});
+		}
+	);
+}
+
+/** A connection that stays open: what the server sent on it so far, and whether it closed it. */
+function openConnection(url: string, text: string) {
+	const { hostname, port } = new URL(url);
+	const connection = {
+		received: "",
+		closed: false,
+		socket: connect(Number(port), hostname, () => connection.socket.write(text))
+	};
+	connection.socket.setEncoding("utf8");
+	connection.socket.on("data", chunk => (connection.received += chunk));
+	connection.socket.on("close", () => (connection.closed = true));
+	return connection;
+}
+
+describe("requests Node refuses before routing", () => {
+	const REQUEST_TIMEOUT_MS = 1000;
+	let node: TestNode;
+	let upstream: Upstream;
+
+	beforeAll(async () => {
+		upstream = await Upstream.start((_req, res) => json(res, 200, { ok: true }));
+		node = await startNode({
+			settings: { requestTimeout: REQUEST_TIMEOUT_MS, outboundAllowHosts: ["127.0.0.1"] }
+		});
+	});
+
+	afterAll(async () => {
+		await node.stop();
+		await upstream.close();
+	});
+
+	/** A request that stalls after its headers: answered 408 once REQUEST_TIMEOUT_MS has passed. */
+	const STALLED =
+		"POST /api/v1/tools HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+
+	it("keeps a WebSocket and an MCP event stream open past the request timeout: only their requests must arrive in time", async () => {
+		const tenant = "long-lived";
+		const ws = new WebSocket(`${node.url.replace(/^http/, "ws")}/ws`, {
+			headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "x-tenant-id": tenant }
+		});
+		let wsClosed = false;
+		ws.on("close", () => (wsClosed = true));
+		await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+		const mcpHeaders = {
+			authorization: `Bearer ${SERVICE_TOKEN}`,
+			"x-tenant-id": tenant,
+			accept: "application/json, text/event-stream",
+			"mcp-protocol-version": LATEST_PROTOCOL_VERSION
+		};
+		const init = await fetch(`${node.url}/mcp`, {
+			method: "POST",
+			headers: { ...mcpHeaders, "content-type": "application/json" },
+			body: JSON.stringify(INITIALIZE)
+		});
+		await init.text();
+		const sse = openConnection(
+			node.url,
+			`GET /mcp HTTP/1.1\r\nHost: ${new URL(node.url).host}\r\n` +
+				Object.entries({ ...mcpHeaders, "mcp-session-id": init.headers.get("mcp-session-id")! })
+					.map(([name, value]) => `${name}: ${value}\r\n`)
+					.join("") +
+				"\r\n"
+		);
+		await until("the event stream's headers", () => sse.received.includes("\r\n\r\n"), 5000);
+		expect(sse.received).toMatch(/^HTTP\/1\.1 200 .*content-type: text\/event-stream/is);
+
+		// A request stalled after both opened is refused: the deadline check has run past their age.
+		expect((await rawExchange(node.url, STALLED)).status).toBe(408);
+		expect([wsClosed, sse.closed]).toEqual([false, false]);
+		ws.close();
+		sse.socket.destroy();
+	});
+
+	it("never answers a pipelined request's stall in the place of an earlier request still being answered", async () => {
+		const tenant = "pipelined";
+		const created = await http(node.url, "POST", "/api/v1/tools", {
+			tenant,
+			body: {
+				name: "held",
+				description: "Answers when the test lets it",
+				type: "external_api",
+				config: { url: upstream.url("/held"), method: "GET" }
+			}
+		});
+		await eventually(async () => {
+			const tool = await http(node.url, "GET", `/api/v1/tools/${created.body.id}`, { tenant });
+			expect(tool.body.status).toBe("active");
+		});
+		let release!: () => void;
+		const released = new Promise<void>(resolve => (release = resolve));
+		upstream.reply = (_req, res) => void released.then(() => json(res, 200, { ok: true }));
+		upstream.received = [];
+
+		const call = JSON.stringify({ tool_name: "held", parameters: {} });
+		const first = [
+			"POST /api/v1/internal/execute HTTP/1.1",
+			"Host: x",
+			`Authorization: Bearer ${SERVICE_TOKEN}`,
+			`X-Tenant-ID: ${tenant}`,
+			"Content-Type: application/json",
+			`Content-Length: ${Buffer.byteLength(call)}`
+		].join("\r\n");
+		const res = await rawExchange(node.url, `${first}\r\n\r\n${call}${STALLED}`);
+		// The tool ran: a 408 ("did not arrive") would invite the client to run it again. The connection
+		// closes without an answer instead, as any connection lost mid-request does.
+		expect(res.statuses).toEqual([]);
+		await until("the tool ran", () => upstream.hits("/held") === 1, 5000);
+		release();
+	});
+
+	it("answers a body shorter than its Content-Length with a JSON 408 once the request timeout passes, and serves others meanwhile", async () => {
+		const head = [
+			"POST /api/v1/tools HTTP/1.1",
+			`Host: ${new URL(node.url).host}`,
+			`Authorization: Bearer ${SERVICE_TOKEN}`,
+			"X-Tenant-ID: slow",
+			"Content-Type: application/json",
+			"Content-Length: 100"
+		].join("\r\n");
+		const stalled = rawExchange(node.url, `${head}\r\n\r\n{"name":`);
+		const health = await http(node.url, "GET", "/health");
+		expect(health.status).toBe(200);
+		const res = await stalled;
+		expect(res.status).toBe(408);
+		expect(res.body).toEqual({
+			name: "MoleculerClientError",
+			message: `The request did not arrive within ${REQUEST_TIMEOUT_MS} ms`,
+			code: 408,
+			type: "REQUEST_TIMEOUT"
+		});
+		// Node checks deadlines every tenth of the timeout: never the five minutes of its default.
+		expect(res.elapsedMs).toBeLessThan(REQUEST_TIMEOUT_MS * 3);
+	});
+
+	it("answers a keep-alive connection's second request that stalls with a JSON 408 too", async () => {
+		const first = `GET /health HTTP/1.1\r\nHost: x\r\n\r\n`;
+		const second =
+			"POST /api/v1/tools HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+		const res = await rawExchange(node.url, first + second);
+		expect(res.statuses).toEqual([200, 408]);
+		expect(res.body).toMatchObject({ code: 408, type: "REQUEST_TIMEOUT" });
+	});
+
+	it("answers headers that never end with a JSON 408", async () => {
+		const res = await rawExchange(node.url, "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+		expect(res.status).toBe(408);
+		expect(res.body).toMatchObject({ code: 408, type: "REQUEST_TIMEOUT" });
+	});
+
+	it("answers a malformed request with a JSON 400", async () => {
+		const res = await rawExchange(node.url, "NOT AN HTTP REQUEST\r\n\r\n");
+		expect(res.status).toBe(400);
+		expect(res.body).toMatchObject({ code: 400, type: "BAD_REQUEST", message: "Malformed HTTP request" });
+	});
+
+	it("answers headers over Node's limit with a JSON 431", async () => {
+		const res = await rawExchange(
+			node.url,
+			`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20000)}\r\n\r\n`
+		);
+		expect(res.status).toBe(431);
+		expect(res.body).toMatchObject({ code: 431, type: "HEADERS_TOO_LARGE" });
 	});
 });

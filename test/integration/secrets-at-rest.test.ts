@@ -11,6 +11,26 @@ import { json, Upstream } from "../support/upstream";
 
 const REDIS_URL = process.env.TEST_REDIS_URL!;
 
+/** A stored tool whose config holds a secret header. */
+const tool = {
+	id: "01a2f000-0000-7000-8000-000000000001",
+	tenant_id: "rotation",
+	name: "t",
+	description: "",
+	type: "external_api",
+	parameters: { type: "object", properties: {} },
+	config: { url: "https://example.com", headers: { "X-Api-Key": "rotated-secret" } },
+	metadata: {},
+	permissions: { agents: ["*"] },
+	timeout_ms: 5000,
+	version: 1,
+	definition_hash: "sha256:x",
+	status: "active" as const,
+	health: { state: "unknown" as const },
+	created_at: new Date().toISOString(),
+	updated_at: new Date().toISOString()
+};
+
 describeWithRedis("secrets at rest in Redis", () => {
 	let node: TestNode;
 	let upstream: Upstream;
@@ -88,24 +108,6 @@ describeWithRedis("secrets at rest in Redis", () => {
 		const rotationPrefix = uniquePrefix();
 		const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
 		const before = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(oldKey));
-		const tool = {
-			id: "01a2f000-0000-7000-8000-000000000001",
-			tenant_id: "rotation",
-			name: "t",
-			description: "",
-			type: "external_api",
-			parameters: { type: "object", properties: {} },
-			config: { url: "https://example.com", headers: { "X-Api-Key": "rotated-secret" } },
-			metadata: {},
-			permissions: { agents: ["*"] },
-			timeout_ms: 5000,
-			version: 1,
-			definition_hash: "sha256:x",
-			status: "active" as const,
-			health: { state: "unknown" as const },
-			created_at: new Date().toISOString(),
-			updated_at: new Date().toISOString()
-		};
 		await before.create(tool);
 		await before.update(tool.id, current => ({ ...current, version: 2, description: "v2" }));
 		const rotated = new RedisToolStore(redis, rotationPrefix, undefined, new SecretBox(newKey, [oldKey]));
@@ -117,6 +119,26 @@ describeWithRedis("secrets at rest in Redis", () => {
 		expect((await onlyNew.get(tool.id))!.config).toEqual(tool.config);
 		expect((await onlyNew.getVersion(tool.id, 1))!.config).toEqual(tool.config);
 		await dropPrefix(REDIS_URL, rotationPrefix);
+	});
+
+	it("reads no record again on a restart under the key of the last complete pass, unless a rotation is under way", async () => {
+		const restartPrefix = uniquePrefix();
+		const [key, earlierKey] = [randomBytes(32), randomBytes(32)];
+		const store = new RedisToolStore(redis, restartPrefix, undefined, new SecretBox(key));
+		await store.create(tool);
+		// The first pass finds every record current and records the key it ran under.
+		expect((await store.reseal()).resealed).toEqual(new Map());
+		// A record in clear, as stored before encryption was enabled: any pass would seal it.
+		const recordKey = `${restartPrefix}tool:${tool.id}`;
+		await redis.set(recordKey, JSON.stringify(tool));
+		const restarted = new RedisToolStore(redis, restartPrefix, undefined, new SecretBox(key));
+		expect((await restarted.reseal()).resealed).toEqual(new Map());
+		expect(await redis.get(recordKey)).toContain("rotated-secret");
+		// With an earlier key configured, a rotation is under way: every start reads every record.
+		const rotating = new RedisToolStore(redis, restartPrefix, undefined, new SecretBox(key, [earlierKey]));
+		expect((await rotating.reseal()).resealed).toEqual(new Map([["rotation", 1]]));
+		expect(await redis.get(recordKey)).not.toContain("rotated-secret");
+		await dropPrefix(REDIS_URL, restartPrefix);
 	});
 
 	it("re-encrypts a source's headers under a rotated key too", async () => {

@@ -150,6 +150,20 @@ export function toolStoreSuite(redisUrl: () => string | undefined): void {
 		expect(firstOfTag.last_id).toBe(firstOfTag.items[0].id);
 	});
 
+	it("pages in id order through a tool created after one with a later id", async () => {
+		const [earlier, later] = [newId(), newId()];
+		await store.create(makeTool("acme", "b", { id: later }));
+		await store.create(makeTool("acme", "a", { id: earlier }));
+		await store.create(makeTool("acme", "c"));
+		let page = await store.list(["acme"], {}, 1);
+		const names = page.items.map(t => t.name);
+		while (page.last_id) {
+			page = await store.list(["acme"], {}, 1, page.last_id);
+			names.push(...page.items.map(t => t.name));
+		}
+		expect(names).toEqual(["a", "b", "c"]);
+	});
+
 	it("reports no next page when the last page is exactly full", async () => {
 		await store.create(makeTool("acme", "a"));
 		await store.create(makeTool("acme", "b"));
