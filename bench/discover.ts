@@ -398,9 +398,7 @@ async function measure(size: number): Promise<Measured> {
 	const embeddings = semantic ? `EMBEDDINGS=local EMBEDDING_THREADS=${EMBEDDING_THREADS}` : "EMBEDDINGS=off";
 	progress(`${size} tools: starting npm start's node (${embeddings})`);
 	const node = await serveProduct(
-		semantic
-			? { EMBEDDINGS: "local", EMBEDDING_THREADS: String(EMBEDDING_THREADS) }
-			: { EMBEDDINGS: "off" }
+		semantic ? { EMBEDDINGS: "local", EMBEDDING_THREADS: String(EMBEDDING_THREADS) } : { EMBEDDINGS: "off" }
 	);
 	try {
 		const empty = await memory(node);
