@@ -48,7 +48,7 @@ describe("JSON Schema 2020-12 keywords in tool parameters", () => {
 			call("POST", "/internal/execute", { tool_name: "dialect_2020", parameters });
 		// The node's calculator threads load mathjs as it starts; on a busy machine the first runs would
 		// wait for them beyond the tool's timeout, which is not what this test is about.
-		await until("every calculator thread to load mathjs", () => calculatorPool.allLoaded(), 60000);
+		await until("every calculator thread to load mathjs", () => calculatorPool.allLoaded(), 25000);
 		const bad = await run({ expression: "1+1", address: {} });
 		expect(bad.status).toBe(422);
 		expect(bad.body.data).toEqual([expect.objectContaining({ field: "parameters.address.city" })]);
