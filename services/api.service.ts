@@ -78,7 +78,7 @@ interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	aliases: (Pick<Alias, "method"> & { fullPath: string } & Partial<RouteAlias>)[];
 	/** identify → rate limit → scope, for REST, `/mcp` and `/ws` alike. */
 	auth: GatewayAuth;
-	/** moleculer-web's HTTP server, made here (createServer); moleculer-web's request handler and scheme flag. */
+	/** The HTTP server (createServer), moleculer-web's request handler, and its scheme flag. */
 	server: Server;
 	httpHandler: RequestListener;
 	isHTTPS: boolean;
@@ -295,7 +295,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 	},
 
 	methods: {
-		/** In place of moleculer-web's (which only does nothing once `server` is set): lib/gateway-server.ts. */
+		/** Replaces moleculer-web's method: the gateway's server is lib/gateway-server.ts's. */
 		createServer(this: ApiThis) {
 			this.server = createGatewayServer(this.httpHandler, this.settings.requestTimeout);
 			this.isHTTPS = false;
