@@ -128,6 +128,8 @@ interface Cpu {
 	redis: number | null;
 	/** nats-server's CPU seconds, when it runs on this machine. */
 	nats: number | null;
+	/** Calls per Redis command since the server started (INFO commandstats), or null without Redis. */
+	redisCalls: Record<string, number> | null;
 }
 
 async function redisCpu(redis: Redis | null): Promise<number | null> {
@@ -137,16 +139,41 @@ async function redisCpu(redis: Redis | null): Promise<number | null> {
 	return field("used_cpu_user") + field("used_cpu_sys");
 }
 
-function cpuNow(gateway: Gateway, executors: Executor[], redis: Redis | null): Promise<Cpu> {
+async function redisCalls(redis: Redis | null): Promise<Record<string, number> | null> {
+	if (!redis) return null;
+	const info = await redis.info("commandstats");
+	return Object.fromEntries(
+		[...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map(([, command, calls]) => [command, Number(calls)])
+	);
+}
+
+async function cpuNow(gateway: Gateway, executors: Executor[], redis: Redis | null): Promise<Cpu> {
 	const { user, system } = process.cpuUsage();
-	return redisCpu(redis).then(redisSeconds => ({
+	const [redisSeconds, calls] = await Promise.all([redisCpu(redis), redisCalls(redis)]);
+	return {
 		gateway: processCpuSeconds(gateway.node.pid),
 		executors: executors.map(executor => processCpuSeconds(executor.node.pid)),
 		loadGenerator: (user + system) / 1e6,
 		redis: redisSeconds,
 		// Only a cluster uses NATS: on the embedded node its CPU would be other users'.
-		nats: redis === null || NATS_PID === undefined ? null : processCpuSeconds(NATS_PID)
-	}));
+		nats: redis === null || NATS_PID === undefined ? null : processCpuSeconds(NATS_PID),
+		redisCalls: calls
+	};
+}
+
+/**
+ * Redis commands per task over a batch, the most called first ("6.1 (evalsha 5.2, …)"); the server
+ * may be shared, so other clients' commands meanwhile count too.
+ */
+function describeRedisCalls(before: Cpu, after: Cpu, tasks: number): string {
+	if (!before.redisCalls || !after.redisCalls) return "";
+	const perTask = Object.entries(after.redisCalls)
+		.map(([command, calls]) => [command, (calls - (before.redisCalls?.[command] ?? 0)) / tasks] as const)
+		.filter(([, calls]) => calls >= 0.05)
+		.sort((a, b) => b[1] - a[1]);
+	const total = perTask.reduce((sum, [, calls]) => sum + calls, 0);
+	const list = perTask.map(([command, calls]) => `${command} ${round(calls, 2)}`).join(", ");
+	return `; Redis commands per task ${round(total, 2)} (${list})`;
 }
 
 /**
@@ -264,7 +291,7 @@ async function runBatch(
 	const summary = gateway.listener.summary(batch);
 	const seconds = (summary.last - started) / 1000;
 	const cpuAfter = await cpuNow(gateway, cluster.executors, cluster.redis);
-	const cpu = describeCpu(cpuBefore, cpuAfter, seconds);
+	const cpu = describeCpu(cpuBefore, cpuAfter, seconds) + describeRedisCalls(cpuBefore, cpuAfter, accepted);
 	const result: BatchResult = {
 		label,
 		accepted,
