@@ -172,7 +172,7 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		const frame = this.frame({ event, task: final, execution_time_ms: executionTimeMs }, updatedAt);
 		const keys = this.keysOf(lease.task);
-		const fields = (await runScript(
+		const finished = await runScript(
 			this.redis,
 			FINISH,
 			4,
@@ -189,10 +189,11 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			frame,
 			this.outbox.max,
 			this.outbox.channel
-		)) as string[] | null;
-		if (!fields) return null;
+		);
+		if (finished !== 1) return null;
 		await this.release([lease.task.task_id]);
-		return fromPairs(fields);
+		// What the script stored, without reading it back.
+		return mapPayloadConfig(final, maskSecrets);
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {

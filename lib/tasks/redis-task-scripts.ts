@@ -75,7 +75,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[
 redis.call('ZREM', KEYS[2], ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 record_frame(KEYS[3], KEYS[4], ARGV[10], ARGV[9], ARGV[8])
-return redis.call('HGETALL', KEYS[1])
+return 1
 `;
 
 /** KEYS[4..5] outbox, dropped; ARGV[6..8] frame, outbox max, channel. */
