@@ -45,9 +45,16 @@ export interface AuditEntry {
 /** An entry before the log records it: the log gives it its id and its time (`at`, the id's instant). */
 export type AuditDraft = Omit<AuditEntry, "id" | "at">;
 
+/** The last millisecond `recorded` formatted: entries come in bursts, many within one millisecond. */
+let lastMs = NaN;
+let lastAt = "";
+
 /** The entry of a draft recorded under `id`; `at` is the id's millisecond, so `since` and `at` agree. */
-export const recorded = (id: string, draft: AuditDraft): AuditEntry =>
-	Object.assign({ id, at: new Date(Number(id.split("-")[0])).toISOString() }, draft);
+export function recorded(id: string, draft: AuditDraft): AuditEntry {
+	const ms = Number(id.slice(0, id.indexOf("-")));
+	if (ms !== lastMs) [lastMs, lastAt] = [ms, new Date(ms).toISOString()];
+	return Object.assign({ id, at: lastAt }, draft);
+}
 
 export interface AuditQuery {
 	/** Only entries at or after this instant (epoch ms). */

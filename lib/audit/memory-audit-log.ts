@@ -12,7 +12,7 @@ import {
 	type AuditRetention
 } from "./audit-log";
 
-const entryMs = (entry: AuditEntry) => Number(entry.id.split("-")[0]);
+const entryMs = (entry: AuditEntry) => Number(entry.id.slice(0, entry.id.indexOf("-")));
 
 const compareIds = (a: string, b: string) => {
 	const [am, as] = a.split("-").map(Number);
