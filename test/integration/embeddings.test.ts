@@ -2,6 +2,7 @@ import { randomUUID } from "crypto";
 import { monitorEventLoopDelay } from "perf_hooks";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LocalEmbedder } from "../../lib/discovery/embedders/local";
 import { describeWithNats, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually } from "../support/eventually";
 import { http, METRICS_ON, SERVICE_TOKEN, startNode, type TestNode } from "../support/node";
@@ -278,6 +279,33 @@ describe("EMBEDDINGS=local", () => {
 		expect(Math.max(...health)).toBeLessThan(Math.max(250, burstMs / 4));
 		expect(delay.max / 1e6).toBeLessThan(Math.max(250, burstMs / 4));
 	}, 180_000);
+});
+
+describe("the local model", () => {
+	const dot = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, i) => sum + x * b[i], 0);
+
+	it("answers a batch of short and long texts in order, each vector the one the text gets alone", async () => {
+		const embedder = new LocalEmbedder({ threads: 1, maxQueryBatch: 32, maxBackgroundBatch: 16 });
+		try {
+			// Lengths far apart, so that the worker sends them to the model in more than one call.
+			const texts = [
+				"weather",
+				"schedule a meeting with the whole team about the quarterly budget review and the travel plans",
+				"convert currency",
+				"rain",
+				"send an email to a customer who asked about a late delivery of their order last week",
+				"stock price"
+			];
+			const together = await embedder.embed(texts, "query");
+			for (const [i, text] of texts.entries()) {
+				const [alone] = await embedder.embed([text], "query");
+				expect(dot(together[i], alone)).toBeGreaterThan(0.9999);
+			}
+			expect(dot(together[0], together[1])).toBeLessThan(0.9);
+		} finally {
+			await embedder.close();
+		}
+	}, 120_000);
 });
 
 describeWithNats("tool vectors shared by registry nodes", () => {

