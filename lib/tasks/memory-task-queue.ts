@@ -89,6 +89,11 @@ export class MemoryTaskQueue implements TaskQueue {
 			attempts: entry.task.attempts + 1,
 			updated_at: isoNow(this.clock)
 		});
+		this.announce({
+			event: "task_status_update",
+			task: entry.task,
+			message: `attempt ${entry.task.attempts}`
+		});
 		return { task: copy(entry.task), token: entry.token };
 	}
 
@@ -171,10 +176,6 @@ export class MemoryTaskQueue implements TaskQueue {
 		return result;
 	}
 
-	async record(update: TaskUpdate) {
-		this.announce(update, isoNow(this.clock));
-	}
-
 	async depths(): Promise<QueueDepth[]> {
 		const at = this.clock.now();
 		return [...this.queues].map(([queue, items]) => {
@@ -191,8 +192,8 @@ export class MemoryTaskQueue implements TaskQueue {
 	}
 
 	/** A status change's frame carries the time the task was updated, as the Redis queue's does. */
-	private announce(update: TaskUpdate, timestamp = update.task.updated_at) {
-		this.outbox.append(JSON.stringify(taskFrame(update, timestamp)));
+	private announce(update: TaskUpdate) {
+		this.outbox.append(JSON.stringify(taskFrame(update, update.task.updated_at)));
 	}
 
 	private enqueue(entry: Entry) {

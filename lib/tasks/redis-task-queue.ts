@@ -113,7 +113,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			queue,
 			String(task.priority),
 			String(Date.parse(task.created_at)),
-			updated_at
+			updated_at,
+			claimFrameTemplate(task)
 		);
 		if (created === 1) return { task, created: true };
 		return { task: (await this.get(task.task_id))!, created: false };
@@ -129,22 +130,26 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		for (let i = 0; i < this.shards.length; i++) {
 			const shard = (this.cursor + i) % this.shards.length;
 			const keys = this.shards[shard];
-			const fields = (await runScript(
+			const claimed = (await runScript(
 				this.redis,
 				CLAIM,
-				3,
+				5,
 				keys.ready,
 				keys.leases,
 				keys.turn,
+				...keys.outbox,
 				keys.base,
 				String(this.clock.now()),
 				String(leaseMs),
 				token,
-				isoNow(this.clock)
+				isoNow(this.clock),
+				this.outbox.max,
+				this.outbox.channel
 			)) as string[] | null;
-			if (fields) {
+			if (claimed) {
 				this.cursor = (shard + 1) % this.shards.length;
-				return { task: this.opened(stored(hashOf(fields))), token };
+				const [doc, status, attempts, updated_at, result, error] = claimed;
+				return { task: this.opened(stored({ doc, status, attempts, updated_at, result, error })), token };
 			}
 		}
 		return null;
@@ -293,11 +298,6 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		return result;
 	}
 
-	async record(update: TaskUpdate) {
-		// In the task's shard, behind its earlier frames.
-		await this.outbox.push(this.frame(update, isoNow(this.clock)), this.shardOf(update.task.tenant_id));
-	}
-
 	private frame(update: TaskUpdate, timestamp: string): string {
 		return JSON.stringify(taskFrame(update, timestamp));
 	}
@@ -329,6 +329,25 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		);
 		return perShard.flat();
 	}
+}
+
+/** NUL, which JSON.stringify writes escaped: the places in a claim frame that CLAIM fills in. */
+const SLOT = "\u0000";
+const ESCAPED_SLOT = JSON.stringify(SLOT).slice(1, -1);
+
+/**
+ * The frame a claim of `task` records, with a NUL byte where the claim's time and then the attempt
+ * number go (CLAIM joins the three parts). Empty when the task's own fields hold a NUL: CLAIM then
+ * builds the frame from the stored message.
+ */
+function claimFrameTemplate(task: TaskMessage): string {
+	const update: TaskUpdate = {
+		event: "task_status_update",
+		task: { ...task, status: "processing" },
+		message: `attempt ${SLOT}`
+	};
+	const parts = JSON.stringify(taskFrame(update, SLOT)).split(ESCAPED_SLOT);
+	return parts.length === 3 ? parts.join("\0") : "";
 }
 
 function hashOf(fields: string[]): Record<string, string> {

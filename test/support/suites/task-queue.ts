@@ -251,13 +251,74 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	describe("records each status change and its notification frame together", () => {
 		const frames = async () => (await outbox.peek(1000)).map(frame => JSON.parse(frame));
 
+		it("records the run's task_status_update with each claim, before the tool runs", async () => {
+			const t = task("acme", { metadata: { global_task_id: "g-1" }, payload: { tool_id: "tool-1" } });
+			// One tenant: on a cluster each scheduling shard has its own outbox.
+			const plain = task("acme");
+			await queue.submit(t);
+			await queue.submit(plain);
+			const first = (await queue.claim(10))!;
+			const other = (await queue.claim(5000))!;
+			await clock.advance(20);
+			await queue.reap(5);
+			const second = (await queue.claim(5000))!;
+			const update = (claimed: typeof first, globalTaskId: string | null, toolId: string | null) => ({
+				event: "task_status_update",
+				service: "tool-registry",
+				task_id: claimed.task.task_id,
+				global_task_id: globalTaskId,
+				tenant_id: claimed.task.tenant_id,
+				timestamp: claimed.task.updated_at,
+				data: {
+					status: "processing",
+					details: { tool_id: toolId, message: `attempt ${claimed.task.attempts}` }
+				}
+			});
+			expect(second.task.attempts).toBe(2);
+			expect(await frames()).toEqual([
+				update(first, "g-1", "tool-1"),
+				update(other, null, null),
+				update(second, "g-1", "tool-1")
+			]);
+		});
+
+		it("records the claim frame of a task whose fields hold a NUL byte, or stored without its template", async () => {
+			const odd = task("acme", { metadata: { global_task_id: "g\u00001" }, payload: { tool_id: "t\u0000" } });
+			const legacy = task("acme", { payload: { tool_id: "tool-2" } });
+			await queue.submit(odd);
+			await queue.submit(legacy);
+			// On Redis: as a task queued by a release that stored no frame template.
+			if (redis)
+				for await (const keys of scanKeys(redis, `${prefix}*task:${legacy.task_id}`))
+					await redis.hdel(keys[0], "claim_frame");
+			const first = (await queue.claim(5000))!;
+			const second = (await queue.claim(5000))!;
+			expect(await frames()).toEqual([
+				expect.objectContaining({
+					task_id: odd.task_id,
+					global_task_id: "g\u00001",
+					timestamp: first.task.updated_at,
+					data: { status: "processing", details: { tool_id: "t\u0000", message: "attempt 1" } }
+				}),
+				{
+					event: "task_status_update",
+					service: "tool-registry",
+					task_id: legacy.task_id,
+					global_task_id: null,
+					tenant_id: "acme",
+					timestamp: second.task.updated_at,
+					data: { status: "processing", details: { tool_id: "tool-2", message: "attempt 1" } }
+				}
+			]);
+		});
+
 		it("records task_completed with the result when it finishes, nothing when the lease was lost", async () => {
 			const t = task("acme", { metadata: { global_task_id: "g-1", execution_id: "e-1" } });
 			await queue.submit(t);
 			const lease = (await queue.claim(5000))!;
 			await queue.finish(lease, { status: "completed", result: { answer: 42 } }, 12);
 			expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
-			expect(await frames()).toEqual([
+			expect((await frames()).slice(1)).toEqual([
 				{
 					event: "task_completed",
 					service: "tool-registry",
@@ -286,20 +347,27 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			expect(
 				recorded.map(frame => [frame.task_id, frame.event, frame.data.status ?? frame.data.error_type])
 			).toEqual([
+				[retried.task_id, "task_status_update", "processing"],
 				[retried.task_id, "task_status_update", "pending"],
+				[dead.task_id, "task_status_update", "processing"],
 				[dead.task_id, "task_failed", "dead_letter"],
 				[cancelled.task_id, "task_status_update", "cancelled"]
 			]);
-			expect(recorded[0].data.details.message).toBe("retrying in 60000 ms");
-			expect(recorded[1]).toMatchObject({ global_task_id: null, data: { tool_id: "tool-9" } });
+			expect(recorded[1].data.details.message).toBe("retrying in 60000 ms");
+			expect(recorded[3]).toMatchObject({ global_task_id: null, data: { tool_id: "tool-9" } });
 		});
 
 		it("drops the oldest frames past its bound and counts them", async () => {
-			for (let i = 0; i < 1005; i++)
-				await queue.record({ event: "task_status_update", task: task("acme"), message: `n${i}` });
+			const ids: string[] = [];
+			for (let i = 0; i < 1005; i++) {
+				const t = task("acme");
+				ids.push(t.task_id);
+				await queue.submit(t);
+				await queue.claim(5000);
+			}
 			expect(await outbox.size()).toBe(1000);
 			expect(await outbox.dropped()).toBe(5);
-			expect((await frames())[0].data.details.message).toBe("n5");
+			expect((await frames())[0].task_id).toBe(ids[5]);
 		});
 	});
 }
