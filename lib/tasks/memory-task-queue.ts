@@ -72,7 +72,17 @@ export class MemoryTaskQueue implements TaskQueue {
 		return entry ? shown(entry.task) : null;
 	}
 
-	async claim(leaseMs: number): Promise<Lease | null> {
+	async claim(leaseMs: number, max: number): Promise<Lease[]> {
+		const leases: Lease[] = [];
+		while (leases.length < max) {
+			const lease = this.claimOne(leaseMs);
+			if (!lease) break;
+			leases.push(lease);
+		}
+		return leases;
+	}
+
+	private claimOne(leaseMs: number): Lease | null {
 		const queue = this.ready.values().next().value;
 		if (queue === undefined) return null;
 		const items = this.queues.get(queue)!;

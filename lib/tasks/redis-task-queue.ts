@@ -25,7 +25,7 @@ import {
  */
 export class RedisTaskQueue implements TaskQueue, Resealable {
 	private readonly shards: ShardKeys[];
-	/** The shard the next claim tries first; claims rotate over the shards. */
+	/** The shard the next claim asks first: the one after the last shard a claim took a task from. */
 	private cursor: number;
 
 	constructor(
@@ -125,34 +125,55 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		return keys && fromHash(await this.redis.hgetall(keys.task(taskId)));
 	}
 
-	async claim(leaseMs: number): Promise<Lease | null> {
+	/**
+	 * With several shards, a first pass asks each shard in turn (from the cursor) for its share of what
+	 * is left, so that tenants of every shard get turns in one claim; a second pass takes the rest from
+	 * shards that still had tasks.
+	 */
+	async claim(leaseMs: number, max: number): Promise<Lease[]> {
 		const token = randomUUID();
-		for (let i = 0; i < this.shards.length; i++) {
-			const shard = (this.cursor + i) % this.shards.length;
-			const keys = this.shards[shard];
-			const claimed = (await runScript(
-				this.redis,
-				CLAIM,
-				5,
-				keys.ready,
-				keys.leases,
-				keys.turn,
-				...keys.outbox,
-				keys.base,
-				String(this.clock.now()),
-				String(leaseMs),
-				token,
-				isoNow(this.clock),
-				this.outbox.max,
-				this.outbox.channel
-			)) as string[] | null;
-			if (claimed) {
-				this.cursor = (shard + 1) % this.shards.length;
-				const [doc, status, attempts, updated_at, result, error] = claimed;
-				return { task: this.opened(stored({ doc, status, attempts, updated_at, result, error })), token };
+		const leases: Lease[] = [];
+		const count = this.shards.length;
+		let more = true;
+		let served: number | null = null;
+		for (let pass = 0; pass < 2 && more && leases.length < max; pass++) {
+			more = false;
+			for (let i = 0; i < count && leases.length < max; i++) {
+				const shard = (this.cursor + i) % count;
+				const wanted = pass === 0 ? Math.ceil((max - leases.length) / (count - i)) : max - leases.length;
+				const claimed = await this.claimIn(this.shards[shard], leaseMs, wanted, token);
+				for (const [doc, status, attempts, updated_at, result, error] of claimed)
+					leases.push({
+						task: this.opened(stored({ doc, status, attempts, updated_at, result, error })),
+						token
+					});
+				more ||= claimed.length === wanted;
+				if (claimed.length) served = shard;
 			}
 		}
-		return null;
+		if (served !== null) this.cursor = (served + 1) % count;
+		return leases;
+	}
+
+	/** Up to `max` tasks of one shard: per task, its doc, status, attempts, updated_at, result and error. */
+	private async claimIn(keys: ShardKeys, leaseMs: number, max: number, token: string): Promise<string[][]> {
+		return (await runScript(
+			this.redis,
+			CLAIM,
+			5,
+			keys.ready,
+			keys.leases,
+			keys.turn,
+			...keys.outbox,
+			keys.base,
+			String(this.clock.now()),
+			String(leaseMs),
+			token,
+			isoNow(this.clock),
+			this.outbox.max,
+			this.outbox.channel,
+			String(max)
+		)) as string[][];
 	}
 
 	async extend(lease: Lease, leaseMs: number) {

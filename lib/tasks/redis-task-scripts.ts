@@ -51,8 +51,9 @@ end
 `;
 
 /**
- * KEYS[1..3] ready, leases, turn; KEYS[4..5] outbox, dropped; ARGV[6..7] outbox max, channel. Answers
- * doc, status, attempts, updated_at, result and error of the claimed task.
+ * KEYS[1..3] ready, leases, turn; KEYS[4..5] outbox, dropped; ARGV[6..8] outbox max, channel, most
+ * tasks to claim. Answers, per claimed task, its doc, status, attempts, updated_at, result and error.
+ * Ten ids that are no longer pending (a stale entry) may be skipped besides.
  */
 export const CLAIM = `${RECORD_FRAME_LUA}${DOC_FRAME_LUA}
 local function claim_frame(tkey, id, attempts, at)
@@ -68,9 +69,11 @@ local function claim_frame(tkey, id, attempts, at)
     return { status = 'processing', details = { tool_id = tool_id, message = 'attempt ' .. attempts } }
   end)
 end
-for _ = 1, 10 do
+local claimed, max = {}, tonumber(ARGV[8])
+for _ = 1, max + 10 do
+  if #claimed == max then break end
   local picked = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #picked == 0 then return false end
+  if #picked == 0 then break end
   local queue = picked[1]
   local qkey = ARGV[1] .. 'queue:' .. queue
   local popped = redis.call('ZPOPMIN', qkey)
@@ -87,11 +90,11 @@ for _ = 1, 10 do
       local attempts = redis.call('HINCRBY', tkey, 'attempts', 1)
       redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
       record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], claim_frame(tkey, id, attempts, ARGV[5]))
-      return redis.call('HMGET', tkey, 'doc', 'status', 'attempts', 'updated_at', 'result', 'error')
+      table.insert(claimed, redis.call('HMGET', tkey, 'doc', 'status', 'attempts', 'updated_at', 'result', 'error'))
     end
   end
 end
-return false
+return claimed
 `;
 
 const OWNED = `redis.call('HGET', KEYS[1], 'status') == 'processing' and redis.call('HGET', KEYS[1], 'token') == ARGV[1]`;

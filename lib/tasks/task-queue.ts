@@ -79,11 +79,11 @@ export interface TaskQueue {
 	submit(task: TaskMessage): Promise<{ task: TaskMessage; created: boolean }>;
 	get(taskId: string): Promise<TaskMessage | null>;
 	/**
-	 * The next task, fairly across tenant queues; null when all are empty. Records the run's
-	 * `task_status_update` frame ("attempt N") with the claim: every run, which may have side effects,
-	 * is announced before it starts.
+	 * The next tasks, at most `max`, fairly across tenant queues (in the order single claims would
+	 * take them); none when all queues are empty. Records each run's `task_status_update` frame
+	 * ("attempt N") with its claim: every run, which may have side effects, is announced before it starts.
 	 */
-	claim(leaseMs: number): Promise<Lease | null>;
+	claim(leaseMs: number, max: number): Promise<Lease[]>;
 	/** Renews a lease; false when it was lost (expired and redelivered, or the task ended). */
 	extend(lease: Lease, leaseMs: number): Promise<boolean>;
 	/**
