@@ -26,7 +26,7 @@ export interface TaskWorkerHooks {
  * Most tasks one claim takes: on Redis one script call (and one round trip) for them all, short
  * enough not to hold Redis up for others (each task is about a dozen commands inside the script).
  */
-export const MAX_CLAIM = 16;
+const MAX_CLAIM = 16;
 
 /**
  * The loop of one executor node: one claimer takes as many tasks as the node has free slots (up to
