@@ -74,7 +74,7 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 	TaskSubmissionLocals &
 	TenantScopeMethods &
 	ToolAccessMethods &
-	AuditMethods & { workers?: { wake(count?: number): void } };
+	AuditMethods & { workers?: { wake(): void } };
 
 /**
  * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`, under
@@ -248,15 +248,14 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				return task;
 			},
 
-			/** Wakes a local worker at once and executor nodes at most every 50 ms. */
 			/**
-			 * Idle workers look now instead of at their next poll (up to `pollIntervalMs` later): this node's
-			 * at once, other nodes' through an `executor.work` broadcast, at most one per
+			 * Idle executors look now instead of at their next poll (up to `pollIntervalMs` later): this
+			 * node's at once, other nodes' through an `executor.work` broadcast, at most one per
 			 * WORK_SIGNAL_INTERVAL_MS. A submission inside that interval gets the one at its end, so no task
 			 * waits for a poll while its workers sleep.
 			 */
 			signalWork(this: SubmissionThis) {
-				this.workers?.wake(1);
+				this.workers?.wake();
 				if (this.workSignalTimer) return;
 				const { clock } = this.settings;
 				const broadcast = () => {

@@ -132,12 +132,7 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 			},
 
 			async handleTask(this: WorkersThis, lease: Lease) {
-				// Recorded before the tool runs: every run that may have side effects is announced.
-				await this.taskQueue.record({
-					event: "task_status_update",
-					task: lease.task,
-					message: `attempt ${lease.task.attempts}`
-				});
+				// The claim recorded the run's "attempt N" frame: it is announced before the tool runs.
 				const { outcome, retryable, execution_time_ms } = await this.runTask(lease.task);
 				const { maxRetries, retryBaseDelayMs, retryMaxDelayMs } = this.settings.tasks;
 				if (outcome.status === "failed" && retryable && lease.task.attempts <= maxRetries) {

@@ -25,7 +25,7 @@ import {
  */
 export class RedisTaskQueue implements TaskQueue, Resealable {
 	private readonly shards: ShardKeys[];
-	/** The shard the next claim tries first; claims rotate over the shards. */
+	/** The shard the next claim asks first: the one after the last shard a claim took a task from. */
 	private cursor: number;
 
 	constructor(
@@ -113,7 +113,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			queue,
 			String(task.priority),
 			String(Date.parse(task.created_at)),
-			updated_at
+			updated_at,
+			claimFrameTemplate(task)
 		);
 		if (created === 1) return { task, created: true };
 		return { task: (await this.get(task.task_id))!, created: false };
@@ -124,30 +125,55 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		return keys && fromHash(await this.redis.hgetall(keys.task(taskId)));
 	}
 
-	async claim(leaseMs: number): Promise<Lease | null> {
+	/**
+	 * With several shards, a first pass asks each shard in turn (from the cursor) for its share of what
+	 * is left, so that tenants of every shard get turns in one claim; a second pass takes the rest from
+	 * shards that still had tasks.
+	 */
+	async claim(leaseMs: number, max: number): Promise<Lease[]> {
 		const token = randomUUID();
-		for (let i = 0; i < this.shards.length; i++) {
-			const shard = (this.cursor + i) % this.shards.length;
-			const keys = this.shards[shard];
-			const fields = (await runScript(
-				this.redis,
-				CLAIM,
-				3,
-				keys.ready,
-				keys.leases,
-				keys.turn,
-				keys.base,
-				String(this.clock.now()),
-				String(leaseMs),
-				token,
-				isoNow(this.clock)
-			)) as string[] | null;
-			if (fields) {
-				this.cursor = (shard + 1) % this.shards.length;
-				return { task: this.opened(stored(hashOf(fields))), token };
+		const leases: Lease[] = [];
+		const count = this.shards.length;
+		let more = true;
+		let served: number | null = null;
+		for (let pass = 0; pass < 2 && more && leases.length < max; pass++) {
+			more = false;
+			for (let i = 0; i < count && leases.length < max; i++) {
+				const shard = (this.cursor + i) % count;
+				const wanted = pass === 0 ? Math.ceil((max - leases.length) / (count - i)) : max - leases.length;
+				const claimed = await this.claimIn(this.shards[shard], leaseMs, wanted, token);
+				for (const [doc, status, attempts, updated_at, result, error] of claimed)
+					leases.push({
+						task: this.opened(stored({ doc, status, attempts, updated_at, result, error })),
+						token
+					});
+				more ||= claimed.length === wanted;
+				if (claimed.length) served = shard;
 			}
 		}
-		return null;
+		if (served !== null) this.cursor = (served + 1) % count;
+		return leases;
+	}
+
+	/** Up to `max` tasks of one shard: per task, its doc, status, attempts, updated_at, result and error. */
+	private async claimIn(keys: ShardKeys, leaseMs: number, max: number, token: string): Promise<string[][]> {
+		return (await runScript(
+			this.redis,
+			CLAIM,
+			5,
+			keys.ready,
+			keys.leases,
+			keys.turn,
+			...keys.outbox,
+			keys.base,
+			String(this.clock.now()),
+			String(leaseMs),
+			token,
+			isoNow(this.clock),
+			this.outbox.max,
+			this.outbox.channel,
+			String(max)
+		)) as string[][];
 	}
 
 	async extend(lease: Lease, leaseMs: number) {
@@ -293,11 +319,6 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		return result;
 	}
 
-	async record(update: TaskUpdate) {
-		// In the task's shard, behind its earlier frames.
-		await this.outbox.push(this.frame(update, isoNow(this.clock)), this.shardOf(update.task.tenant_id));
-	}
-
 	private frame(update: TaskUpdate, timestamp: string): string {
 		return JSON.stringify(taskFrame(update, timestamp));
 	}
@@ -329,6 +350,25 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		);
 		return perShard.flat();
 	}
+}
+
+/** NUL, which JSON.stringify writes escaped: the places in a claim frame that CLAIM fills in. */
+const SLOT = "\u0000";
+const ESCAPED_SLOT = JSON.stringify(SLOT).slice(1, -1);
+
+/**
+ * The frame a claim of `task` records, with a NUL byte where the claim's time and then the attempt
+ * number go (CLAIM joins the three parts). Empty when the task's own fields hold a NUL: CLAIM then
+ * builds the frame from the stored message.
+ */
+function claimFrameTemplate(task: TaskMessage): string {
+	const update: TaskUpdate = {
+		event: "task_status_update",
+		task: { ...task, status: "processing" },
+		message: `attempt ${SLOT}`
+	};
+	const parts = JSON.stringify(taskFrame(update, SLOT)).split(ESCAPED_SLOT);
+	return parts.length === 3 ? parts.join("\0") : "";
 }
 
 function hashOf(fields: string[]): Record<string, string> {

@@ -4,7 +4,7 @@ import { RECORD_FRAME_LUA } from "../outbox/redis-outbox";
  * Layout under the prefix of each scheduling shard (lib/outbox/redis-outbox.ts `shardPrefix`; one
  * shard on a single Redis, where the prefix is the deployment's own):
  *   task:{id}            hash: doc (JSON of the immutable message), status, attempts, token, queue,
- *                        score, created_ms, updated_at, result, error
+ *                        score, created_ms, updated_at, result, error, claim_frame (until the task ends)
  *   queue:{type}:{tenant} sorted set of pending ids by score (priority, then submission order)
  *   ready                sorted set of non-empty queues by round-robin turn (fairness across tenants)
  *   leases               sorted set of processing ids by lease deadline
@@ -14,9 +14,12 @@ import { RECORD_FRAME_LUA } from "../outbox/redis-outbox";
  * A tenant's tasks all live in one shard (`shardOf`); on a cluster the shard prefix is a hash tag, so
  * every script runs in one slot. With several shards, `task-shard:{id}` (outside any shard) names
  * the tenant of a task id, so `get` and `cancel` find it and an id is taken once across tenants.
- * Scripts touch only scalar fields (no JSON decoding in Lua, except to build a dead letter's frame),
- * and every status change checks the current status and lease token first (compare-and-set). A
- * status change records its notification frame in the outbox within the same script (RECORD_FRAME_LUA).
+ * Scripts touch only scalar fields (no JSON decoding in Lua, except to build a dead letter's frame
+ * and the claim frame of a task stored without its template), and every status change checks the
+ * current status and lease token first (compare-and-set). A status change records its notification
+ * frame in the outbox within the same script (RECORD_FRAME_LUA). The frame of a claim ("attempt N")
+ * is built from `claim_frame`, stored at submission: the frame's JSON with NUL bytes where the claim's
+ * time and the attempt number go, so the script only concatenates.
  * CLAIM and REAP also touch the queue and task keys they find in the shard's sets: keys of the same
  * hash tag, so of the same slot.
  */
@@ -26,7 +29,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local seq = redis.call('INCR', KEYS[4])
 local score = string.format('%.0f', (9 - tonumber(ARGV[4])) * 1099511627776 + seq)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'status', 'pending', 'attempts', 0, 'token', '',
-  'queue', ARGV[3], 'score', score, 'created_ms', ARGV[5], 'updated_at', ARGV[6], 'result', '', 'error', '')
+  'queue', ARGV[3], 'score', score, 'created_ms', ARGV[5], 'updated_at', ARGV[6], 'result', '', 'error', '',
+  'claim_frame', ARGV[7])
 redis.call('ZADD', KEYS[2], score, ARGV[2])
 if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
   redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[5]), ARGV[3])
@@ -34,10 +38,42 @@ end
 return 1
 `;
 
-export const CLAIM = `
-for _ = 1, 10 do
+/** A frame built from a task's stored message, for `data_of(tool_id)` as its data. */
+const DOC_FRAME_LUA = `
+local function doc_frame(tkey, id, event, timestamp, data_of)
+  local doc = cjson.decode(redis.call('HGET', tkey, 'doc'))
+  local metadata = type(doc.metadata) == 'table' and doc.metadata or {}
+  local payload = type(doc.payload) == 'table' and doc.payload or {}
+  return cjson.encode({ event = event, service = 'tool-registry', task_id = id,
+    global_task_id = metadata.global_task_id or cjson.null, tenant_id = doc.tenant_id, timestamp = timestamp,
+    data = data_of(payload.tool_id or cjson.null) })
+end
+`;
+
+/**
+ * KEYS[1..3] ready, leases, turn; KEYS[4..5] outbox, dropped; ARGV[6..8] outbox max, channel, most
+ * tasks to claim. Answers, per claimed task, its doc, status, attempts, updated_at, result and error.
+ * Ten ids that are no longer pending (a stale entry) may be skipped besides.
+ */
+export const CLAIM = `${RECORD_FRAME_LUA}${DOC_FRAME_LUA}
+local function claim_frame(tkey, id, attempts, at)
+  local template = redis.call('HGET', tkey, 'claim_frame')
+  if template and template ~= '' then
+    local a = string.find(template, '\\0', 1, true)
+    local b = string.find(template, '\\0', a + 1, true)
+    return string.sub(template, 1, a - 1) .. at .. string.sub(template, a + 1, b - 1) .. attempts ..
+      string.sub(template, b + 1)
+  end
+  -- Queued by a release that stored no template.
+  return doc_frame(tkey, id, 'task_status_update', at, function(tool_id)
+    return { status = 'processing', details = { tool_id = tool_id, message = 'attempt ' .. attempts } }
+  end)
+end
+local claimed, max = {}, tonumber(ARGV[8])
+for _ = 1, max + 10 do
+  if #claimed == max then break end
   local picked = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #picked == 0 then return false end
+  if #picked == 0 then break end
   local queue = picked[1]
   local qkey = ARGV[1] .. 'queue:' .. queue
   local popped = redis.call('ZPOPMIN', qkey)
@@ -51,13 +87,14 @@ for _ = 1, 10 do
     local tkey = ARGV[1] .. 'task:' .. id
     if redis.call('HGET', tkey, 'status') == 'pending' then
       redis.call('HSET', tkey, 'status', 'processing', 'token', ARGV[4], 'updated_at', ARGV[5])
-      redis.call('HINCRBY', tkey, 'attempts', 1)
+      local attempts = redis.call('HINCRBY', tkey, 'attempts', 1)
       redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
-      return redis.call('HGETALL', tkey)
+      record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], claim_frame(tkey, id, attempts, ARGV[5]))
+      table.insert(claimed, redis.call('HMGET', tkey, 'doc', 'status', 'attempts', 'updated_at', 'result', 'error'))
     end
   end
 end
-return false
+return claimed
 `;
 
 const OWNED = `redis.call('HGET', KEYS[1], 'status') == 'processing' and redis.call('HGET', KEYS[1], 'token') == ARGV[1]`;
@@ -72,6 +109,7 @@ return 1
 export const FINISH = `${RECORD_FRAME_LUA}
 if not (${OWNED}) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated_at', ARGV[5], 'token', '')
+redis.call('HDEL', KEYS[1], 'claim_frame')
 redis.call('ZREM', KEYS[2], ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 record_frame(KEYS[3], KEYS[4], ARGV[10], ARGV[9], ARGV[8])
@@ -96,6 +134,7 @@ redis.call('ZREM', KEYS[6], ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[3])
 if redis.call('ZCARD', KEYS[6]) == 0 then redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'queue')) end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[1], 'error', '')
+redis.call('HDEL', KEYS[1], 'claim_frame')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 record_frame(KEYS[4], KEYS[5], ARGV[6], ARGV[5], ARGV[4])
 return { 1, redis.call('HGETALL', KEYS[1]) }
@@ -105,15 +144,12 @@ return { 1, redis.call('HGETALL', KEYS[1]) }
  * KEYS[5..6] outbox, dropped; ARGV[6..7] outbox max, channel. A dead letter's frame is built here from
  * the stored message (the task_failed frame of lib/tasks/task-events.ts).
  */
-export const REAP = `${RECORD_FRAME_LUA}
+export const REAP = `${RECORD_FRAME_LUA}${DOC_FRAME_LUA}
 local prefix, now, max_attempts, updated_at, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local function dead_letter_frame(id, tkey, message)
-  local doc = cjson.decode(redis.call('HGET', tkey, 'doc'))
-  local metadata = type(doc.metadata) == 'table' and doc.metadata or {}
-  local payload = type(doc.payload) == 'table' and doc.payload or {}
-  return cjson.encode({ event = 'task_failed', service = 'tool-registry', task_id = id,
-    global_task_id = metadata.global_task_id or cjson.null, tenant_id = doc.tenant_id, timestamp = updated_at,
-    data = { error = message, error_type = 'dead_letter', tool_id = payload.tool_id or cjson.null } })
+  return doc_frame(tkey, id, 'task_failed', updated_at, function(tool_id)
+    return { error = message, error_type = 'dead_letter', tool_id = tool_id }
+  end)
 end
 local function requeue(id, tkey)
   local queue = redis.call('HGET', tkey, 'queue')
@@ -132,6 +168,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0
       local message = 'worker lost ' .. attempts .. ' times; giving up'
       redis.call('HSET', tkey, 'status', 'failed', 'token', '', 'updated_at', updated_at, 'error',
         cjson.encode({ type = 'dead_letter', message = message }))
+      redis.call('HDEL', tkey, 'claim_frame')
       redis.call('EXPIRE', tkey, retention)
       record_frame(KEYS[5], KEYS[6], ARGV[7], ARGV[6], dead_letter_frame(id, tkey, message))
       table.insert(dead, id)

@@ -1,5 +1,4 @@
 import type { JsonObject } from "../../types/wire";
-import type { TaskUpdate } from "./task-events";
 
 export const TASK_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -79,8 +78,12 @@ export interface TaskQueue {
 	/** Stores and enqueues a new task; a known `task_id` resolves the stored task, `created: false`. */
 	submit(task: TaskMessage): Promise<{ task: TaskMessage; created: boolean }>;
 	get(taskId: string): Promise<TaskMessage | null>;
-	/** The next task, fairly across tenant queues; null when all are empty. */
-	claim(leaseMs: number): Promise<Lease | null>;
+	/**
+	 * The next tasks, at most `max`, fairly across tenant queues (in the order single claims would
+	 * take them); none when all queues are empty. Records each run's `task_status_update` frame
+	 * ("attempt N") with its claim: every run, which may have side effects, is announced before it starts.
+	 */
+	claim(leaseMs: number, max: number): Promise<Lease[]>;
 	/** Renews a lease; false when it was lost (expired and redelivered, or the task ended). */
 	extend(lease: Lease, leaseMs: number): Promise<boolean>;
 	/**
@@ -95,8 +98,6 @@ export interface TaskQueue {
 	retry(lease: Lease, delayMs: number, error: JsonObject): Promise<boolean>;
 	/** Cancels a pending task (`cancelled: true`, update recorded); otherwise resolves it unchanged, or null when unknown. */
 	cancel(taskId: string): Promise<{ task: TaskMessage; cancelled: boolean } | null>;
-	/** Records an update that changes no stored status (a run starting) in the outbox. */
-	record(update: TaskUpdate): Promise<void>;
 	/** Redelivers expired leases, dead-letters tasks past `maxAttempts` (with their frame), promotes due retries. */
 	reap(maxAttempts: number): Promise<ReapResult>;
 	depths(): Promise<QueueDepth[]>;

@@ -9,7 +9,7 @@ export interface TaskWorkerOptions {
 	reapIntervalMs: number;
 	/** Deliveries (first run + redeliveries after lost workers) before a task is dead-lettered. */
 	maxDeliveries: number;
-	/** Idle workers look again this often even without a wake-up. */
+	/** An idle node looks for work again this often even without a wake-up. */
 	pollIntervalMs: number;
 }
 
@@ -23,17 +23,28 @@ export interface TaskWorkerHooks {
 }
 
 /**
- * The loop of one executor node: `concurrency` workers claim tasks, keep their leases alive while
- * handling them, and a reaper returns the tasks of dead workers. `stop` takes no new work and
- * resolves once the tasks in hand are done (graceful SIGTERM).
+ * Most tasks one claim takes: on Redis one script call (and one round trip) for them all, short
+ * enough not to hold Redis up for others (each task is about a dozen commands inside the script).
+ */
+const MAX_CLAIM = 16;
+
+/**
+ * The loop of one executor node: one claimer takes as many tasks as the node has free slots (up to
+ * `concurrency` at once, at most MAX_CLAIM per claim), runs each while keeping its lease alive, and a
+ * reaper returns the tasks of dead workers. When the queues are empty the claimer sleeps until a
+ * wake-up or its next poll: one claim per poll per node, whatever the concurrency. `stop` takes no
+ * new work and resolves once the tasks in hand are done (graceful SIGTERM).
  */
 export class TaskWorkers {
 	private running = false;
-	/** Once stopped, a late `start` (the node waited for the registry) must not start loops again. */
+	/** Once stopped, a late `start` (the node waited for the registry) must not start the loop again. */
 	private stopped = false;
-	private loops: Promise<void>[] = [];
+	private claimer: Promise<void> | null = null;
+	private readonly inHand = new Set<Promise<void>>();
 	private reaper: ClockTimer | null = null;
-	private sleepers = new Set<() => void>();
+	/** Ends the claimer's wait: for work (sleeping) or for a free slot (every slot busy). */
+	private waking: (() => void) | null = null;
+	private waitingForSlot = false;
 
 	constructor(
 		private readonly queue: TaskQueue,
@@ -45,20 +56,13 @@ export class TaskWorkers {
 	start(): void {
 		if (this.running || this.stopped) return;
 		this.running = true;
-		this.loops = Array.from({ length: this.options.concurrency }, () => this.loop());
+		this.claimer = this.claimLoop();
 		this.reaper = this.clock.setInterval(() => void this.reap(), this.options.reapIntervalMs);
 	}
 
-	/**
-	 * Wakes up to `workers` idle workers (all by default): work was just submitted. One task needs one
-	 * worker; waking them all would have every other one claim nothing and go back to sleep.
-	 */
-	wake(workers = this.sleepers.size): void {
-		let woken = 0;
-		for (const wakeUp of this.sleepers) {
-			if (woken++ >= workers) break;
-			wakeUp();
-		}
+	/** Work was just submitted or redelivered: a sleeping claimer looks now instead of at its next poll. */
+	wake(): void {
+		this.waking?.();
 	}
 
 	async stop(): Promise<void> {
@@ -66,20 +70,50 @@ export class TaskWorkers {
 		this.running = false;
 		if (this.reaper) this.clock.clear(this.reaper);
 		this.wake();
-		await Promise.all(this.loops);
+		await this.claimer;
+		await Promise.all(this.inHand);
 	}
 
-	private async loop(): Promise<void> {
+	private async claimLoop(): Promise<void> {
 		while (this.running && this.hooks.canClaim()) {
-			let lease: Lease | null = null;
-			try {
-				lease = await this.queue.claim(this.options.leaseMs);
-			} catch (err) {
-				this.hooks.onError("claiming a task failed", err);
+			const free = this.options.concurrency - this.inHand.size;
+			if (free === 0) {
+				this.waitingForSlot = true;
+				await this.wait(null);
+				this.waitingForSlot = false;
+				continue;
 			}
-			if (lease) await this.run(lease);
-			else await this.idle();
+			const asked = Math.min(free, MAX_CLAIM);
+			let leases: Lease[] = [];
+			try {
+				leases = await this.queue.claim(this.options.leaseMs, asked);
+			} catch (err) {
+				this.hooks.onError("claiming tasks failed", err);
+			}
+			for (const lease of leases) this.hold(lease);
+			// Fewer than asked: the queues are empty for now.
+			if (leases.length < asked) await this.wait(this.options.pollIntervalMs);
 		}
+	}
+
+	/** Until `wake` (or a freed slot, when waiting for one), or `ms` when given. */
+	private wait(ms: number | null): Promise<void> {
+		return new Promise(resolve => {
+			const timer = ms === null ? null : this.clock.setTimeout(() => this.waking?.(), ms);
+			this.waking = () => {
+				if (timer) this.clock.clear(timer);
+				this.waking = null;
+				resolve();
+			};
+		});
+	}
+
+	private hold(lease: Lease): void {
+		const running = this.run(lease).finally(() => {
+			this.inHand.delete(running);
+			if (this.waitingForSlot) this.wake();
+		});
+		this.inHand.add(running);
 	}
 
 	private async run(lease: Lease): Promise<void> {
@@ -98,18 +132,6 @@ export class TaskWorkers {
 		} finally {
 			this.clock.clear(renew);
 		}
-	}
-
-	private idle(): Promise<void> {
-		return new Promise(resolve => {
-			const done = () => {
-				this.clock.clear(timer);
-				this.sleepers.delete(done);
-				resolve();
-			};
-			const timer = this.clock.setTimeout(done, this.options.pollIntervalMs);
-			this.sleepers.add(done);
-		});
 	}
 
 	private async reap(): Promise<void> {

@@ -58,7 +58,8 @@ describe("TaskWorkers", () => {
 		const { clock, claim, workers, handled, submit } = setup();
 		workers.start();
 		await settle();
-		expect(claim).toHaveBeenCalledTimes(OPTIONS.concurrency);
+		// One claim for the node, not one per slot.
+		expect(claim).toHaveBeenCalledTimes(1);
 		await submit();
 		await settle();
 		expect(handled).toHaveLength(0);
@@ -67,21 +68,56 @@ describe("TaskWorkers", () => {
 		await workers.stop();
 	});
 
-	it("wakes as many idle workers as asked: one task is claimed once, not by every worker", async () => {
-		// Idle workers never poll during the test: only a wake-up makes them claim.
+	it("claims for its free slots at once and, when the queues are empty, once per wake-up", async () => {
+		// Never polls during the test: only a wake-up makes it claim.
 		const { claim, workers, handled, submit } = setup({ ...OPTIONS, concurrency: 4, pollIntervalMs: 60_000 });
 		workers.start();
 		await settle();
-		expect(claim).toHaveBeenCalledTimes(4);
-		await submit();
-		workers.wake(1);
-		await settle();
-		// The woken worker claims the task, runs it, finds nothing more and sleeps again.
-		expect(handled).toHaveLength(1);
-		expect(claim).toHaveBeenCalledTimes(6);
+		expect(claim.mock.calls).toEqual([[OPTIONS.leaseMs, 4]]);
+		for (let i = 0; i < 3; i++) await submit();
 		workers.wake();
 		await settle();
-		expect(claim).toHaveBeenCalledTimes(10);
+		// The three tasks in one claim (fewer than asked: the queues are empty), then asleep again.
+		expect(handled).toHaveLength(3);
+		expect(claim.mock.calls.slice(1)).toEqual([[OPTIONS.leaseMs, 4]]);
+		workers.wake();
+		workers.wake();
+		await settle();
+		expect(claim).toHaveBeenCalledTimes(3);
+		await workers.stop();
+	});
+
+	it("runs at most `concurrency` tasks at once and claims only for the slots that free up", async () => {
+		const releases: (() => void)[] = [];
+		let running = 0;
+		let most = 0;
+		const { queue, claim, workers, handled, submit } = setup(
+			{ ...OPTIONS, concurrency: 3, pollIntervalMs: 60_000 },
+			undefined,
+			async lease => {
+				most = Math.max(most, ++running);
+				await new Promise<void>(resolve => releases.push(resolve));
+				running--;
+				handled.push(lease.task.task_id);
+				await queue.finish(lease, { status: "completed", result: {} });
+			}
+		);
+		for (let i = 0; i < 7; i++) await submit();
+		workers.start();
+		await settle();
+		expect(running).toBe(3);
+		expect(claim.mock.calls).toEqual([[OPTIONS.leaseMs, 3]]);
+		releases.splice(0, 2).forEach(release => release());
+		await settle();
+		expect(running).toBe(3);
+		// Each claim asks for the slots free when it starts, never more.
+		for (const [, asked] of claim.mock.calls.slice(1)) expect(asked).toBeLessThanOrEqual(2);
+		while (handled.length < 7) {
+			releases.splice(0).forEach(release => release());
+			await settle();
+		}
+		expect(most).toBe(3);
+		expect(claim.mock.calls.reduce((sum, [, asked]) => sum + asked, 0)).toBeGreaterThanOrEqual(7);
 		await workers.stop();
 	});
 

@@ -34,6 +34,8 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		outbox = outboxFor(owner, backend);
 	});
 
+	const claimOne = async (leaseMs: number) => (await queue.claim(leaseMs, 1))[0] ?? null;
+
 	afterEach(async () => {
 		await redis?.quit();
 		if (redisUrl()) await dropPrefix(redisUrl()!, prefix);
@@ -74,7 +76,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			expect(doc).toMatch(/"X-Api-Key":"enc:v1:[0-9a-f]{8}:/);
 			expect(doc).not.toContain("queued-secret");
 		}
-		const lease = (await queue.claim(1000))!;
+		const lease = (await claimOne(1000))!;
 		expect(lease.task.payload).toEqual(definition);
 		const finished = await queue.finish(lease, { status: "completed", result: {} });
 		expect(finished!.payload).toEqual(masked);
@@ -95,8 +97,8 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const rotated = queueUnder(new SecretBox(newKey, [oldKey]));
 		expect((await rotated.reseal()).resealed).toEqual(new Map([["acme", 1]]));
 		expect((await rotated.reseal()).resealed).toEqual(new Map());
-		const lease = await queueUnder(new SecretBox(newKey)).claim(1000);
-		expect(lease!.task.payload).toEqual(definition);
+		const [lease] = await queueUnder(new SecretBox(newKey)).claim(1000, 1);
+		expect(lease.task.payload).toEqual(definition);
 	});
 
 	it("serves higher priority first and submission order within a priority", async () => {
@@ -106,9 +108,43 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const mid2 = task("acme", { priority: 5 });
 		for (const t of [low, high, mid1, mid2]) await queue.submit(t);
 		const order: string[] = [];
-		for (let lease = await queue.claim(1000); lease; lease = await queue.claim(1000))
+		for (let lease = await claimOne(1000); lease; lease = await claimOne(1000))
 			order.push(lease.task.task_id);
 		expect(order).toEqual([high.task_id, mid1.task_id, mid2.task_id, low.task_id]);
+	});
+
+	it("claims up to the number asked at once, fairly across tenants, each lease its own", async () => {
+		const flood = Array.from({ length: 4 }, () => task("flood"));
+		const small = Array.from({ length: 2 }, () => task("small"));
+		for (const t of [...flood, ...small]) await queue.submit(t);
+		const first = await queue.claim(1000, 4);
+		const rest = await queue.claim(1000, 10);
+		expect(first).toHaveLength(4);
+		expect(first.filter(lease => lease.task.tenant_id === "small").length).toBeGreaterThanOrEqual(1);
+		expect(await queue.claim(1000, 10)).toEqual([]);
+		const leases = [...first, ...rest];
+		const idsOf = (tenant: string) =>
+			leases.filter(lease => lease.task.tenant_id === tenant).map(lease => lease.task.task_id);
+		expect(idsOf("flood")).toEqual(flood.map(t => t.task_id));
+		expect(idsOf("small")).toEqual(small.map(t => t.task_id));
+		// On one scheduling shard (memory, a single Redis), exactly the order of single claims.
+		if (!redisUrl()?.startsWith("redis+cluster:"))
+			expect(leases.map(lease => lease.task.tenant_id)).toEqual([
+				"flood",
+				"small",
+				"flood",
+				"small",
+				"flood",
+				"flood"
+			]);
+		expect(leases.map(lease => lease.task)).toEqual(
+			leases.map(() => expect.objectContaining({ status: "processing", attempts: 1 }))
+		);
+		for (const lease of leases)
+			expect(await queue.finish(lease, { status: "completed", result: {} })).toMatchObject({
+				task_id: lease.task.task_id,
+				status: "completed"
+			});
 	});
 
 	it("serves tenants round-robin so a flood does not starve a small tenant", async () => {
@@ -116,7 +152,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const few = [task("small"), task("small")];
 		for (const t of few) await queue.submit(t);
 		const tenants: string[] = [];
-		for (let i = 0; i < 6; i++) tenants.push((await queue.claim(1000))!.task.tenant_id);
+		for (let i = 0; i < 6; i++) tenants.push((await claimOne(1000))!.task.tenant_id);
 		expect(tenants.filter(t => t === "small")).toHaveLength(2);
 		expect(tenants.slice(0, 4).filter(t => t === "small").length).toBeGreaterThanOrEqual(1);
 	});
@@ -124,7 +160,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	it("marks a claimed task processing with one more attempt and finishes it only with its token", async () => {
 		const t = task("acme");
 		await queue.submit(t);
-		const lease = (await queue.claim(1000))!;
+		const lease = (await claimOne(1000))!;
 		expect(lease.task).toMatchObject({ task_id: t.task_id, status: "processing", attempts: 1 });
 		expect(
 			await queue.finish({ ...lease, token: "forged" }, { status: "completed", result: { v: 1 } })
@@ -134,16 +170,16 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
 		// finish answers the task exactly as stored (the Redis queue builds it without reading it back).
 		expect(await queue.get(t.task_id)).toEqual(done);
-		expect(await queue.claim(1000)).toBeNull();
+		expect(await claimOne(1000)).toBeNull();
 	});
 
 	it("redelivers a task whose lease expired, and the first worker can no longer finish it", async () => {
 		const t = task("acme");
 		await queue.submit(t);
-		const lost = (await queue.claim(50))!;
+		const lost = (await claimOne(50))!;
 		await clock.advance(80);
 		expect(await queue.reap(3)).toMatchObject({ redelivered: 1, dead_lettered: [] });
-		const second = (await queue.claim(1000))!;
+		const second = (await claimOne(1000))!;
 		expect(second.task).toMatchObject({ task_id: t.task_id, attempts: 2 });
 		expect(await queue.finish(lost, { status: "completed", result: { by: "lost" } })).toBeNull();
 		expect(await queue.extend(lost, 1000)).toBe(false);
@@ -154,7 +190,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 
 	it("keeps a lease alive while it is extended", async () => {
 		await queue.submit(task("acme"));
-		const lease = (await queue.claim(60))!;
+		const lease = (await claimOne(60))!;
 		for (let i = 0; i < 4; i++) {
 			await clock.advance(30);
 			expect(await queue.extend(lease, 60)).toBe(true);
@@ -166,19 +202,19 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const t = task("acme");
 		await queue.submit(t);
 		for (let attempt = 1; attempt <= 2; attempt++) {
-			await queue.claim(10);
+			await claimOne(10);
 			await clock.advance(25);
 			await queue.reap(2);
 		}
 		const task2 = await queue.get(t.task_id);
 		expect(task2).toMatchObject({ status: "failed", attempts: 2, error: { type: "dead_letter" } });
-		expect(await queue.claim(1000)).toBeNull();
+		expect(await claimOne(1000)).toBeNull();
 	});
 
 	it("returns dead-lettered tasks from reap so their failure can be announced", async () => {
 		const t = task("acme");
 		await queue.submit(t);
-		await queue.claim(10);
+		await claimOne(10);
 		await clock.advance(25);
 		const reaped = await queue.reap(1);
 		expect(reaped.dead_lettered.map(d => d.task_id)).toEqual([t.task_id]);
@@ -187,17 +223,17 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	it("puts a retried task back only after its backoff", async () => {
 		const t = task("acme");
 		await queue.submit(t);
-		const lease = (await queue.claim(1000))!;
+		const lease = (await claimOne(1000))!;
 		expect(await queue.retry(lease, 60, { type: "upstream_error", message: "503" })).toBe(true);
 		expect(await queue.get(t.task_id)).toMatchObject({
 			status: "pending",
 			error: { type: "upstream_error" }
 		});
 		await queue.reap(3);
-		expect(await queue.claim(1000)).toBeNull();
+		expect(await claimOne(1000)).toBeNull();
 		await clock.advance(80);
 		expect((await queue.reap(3)).promoted).toBe(1);
-		const again = (await queue.claim(1000))!;
+		const again = (await claimOne(1000))!;
 		expect(again.task.attempts).toBe(2);
 		const done = await queue.finish(again, { status: "completed", result: {} });
 		expect(done?.error).toBeUndefined();
@@ -208,12 +244,12 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const b = task("acme");
 		await queue.submit(a);
 		await queue.submit(b);
-		const lease = (await queue.claim(1000))!;
+		const lease = (await claimOne(1000))!;
 		expect(lease.task.task_id).toBe(a.task_id);
 		expect(await queue.cancel(a.task_id)).toMatchObject({ cancelled: false, task: { status: "processing" } });
 		expect(await queue.cancel(b.task_id)).toMatchObject({ cancelled: true, task: { status: "cancelled" } });
 		expect(await queue.cancel(b.task_id)).toMatchObject({ cancelled: false, task: { status: "cancelled" } });
-		expect(await queue.claim(1000)).toBeNull();
+		expect(await claimOne(1000)).toBeNull();
 		expect(await queue.cancel(randomUUID())).toBeNull();
 	});
 
@@ -238,7 +274,7 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const seen: string[] = [];
 		await Promise.all(
 			Array.from({ length: 8 }, async () => {
-				for (let lease = await queue.claim(5000); lease; lease = await queue.claim(5000)) {
+				for (let lease = await claimOne(5000); lease; lease = await claimOne(5000)) {
 					seen.push(lease.task.task_id);
 					await queue.finish(lease, { status: "completed", result: {} });
 				}
@@ -251,13 +287,74 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	describe("records each status change and its notification frame together", () => {
 		const frames = async () => (await outbox.peek(1000)).map(frame => JSON.parse(frame));
 
+		it("records the run's task_status_update with each claim, before the tool runs", async () => {
+			const t = task("acme", { metadata: { global_task_id: "g-1" }, payload: { tool_id: "tool-1" } });
+			// One tenant: on a cluster each scheduling shard has its own outbox.
+			const plain = task("acme");
+			await queue.submit(t);
+			await queue.submit(plain);
+			const first = (await claimOne(10))!;
+			const other = (await claimOne(5000))!;
+			await clock.advance(20);
+			await queue.reap(5);
+			const second = (await claimOne(5000))!;
+			const update = (claimed: typeof first, globalTaskId: string | null, toolId: string | null) => ({
+				event: "task_status_update",
+				service: "tool-registry",
+				task_id: claimed.task.task_id,
+				global_task_id: globalTaskId,
+				tenant_id: claimed.task.tenant_id,
+				timestamp: claimed.task.updated_at,
+				data: {
+					status: "processing",
+					details: { tool_id: toolId, message: `attempt ${claimed.task.attempts}` }
+				}
+			});
+			expect(second.task.attempts).toBe(2);
+			expect(await frames()).toEqual([
+				update(first, "g-1", "tool-1"),
+				update(other, null, null),
+				update(second, "g-1", "tool-1")
+			]);
+		});
+
+		it("records the claim frame of a task whose fields hold a NUL byte, or stored without its template", async () => {
+			const odd = task("acme", { metadata: { global_task_id: "g\u00001" }, payload: { tool_id: "t\u0000" } });
+			const legacy = task("acme", { payload: { tool_id: "tool-2" } });
+			await queue.submit(odd);
+			await queue.submit(legacy);
+			// On Redis: as a task queued by a release that stored no frame template.
+			if (redis)
+				for await (const keys of scanKeys(redis, `${prefix}*task:${legacy.task_id}`))
+					await redis.hdel(keys[0], "claim_frame");
+			const first = (await claimOne(5000))!;
+			const second = (await claimOne(5000))!;
+			expect(await frames()).toEqual([
+				expect.objectContaining({
+					task_id: odd.task_id,
+					global_task_id: "g\u00001",
+					timestamp: first.task.updated_at,
+					data: { status: "processing", details: { tool_id: "t\u0000", message: "attempt 1" } }
+				}),
+				{
+					event: "task_status_update",
+					service: "tool-registry",
+					task_id: legacy.task_id,
+					global_task_id: null,
+					tenant_id: "acme",
+					timestamp: second.task.updated_at,
+					data: { status: "processing", details: { tool_id: "tool-2", message: "attempt 1" } }
+				}
+			]);
+		});
+
 		it("records task_completed with the result when it finishes, nothing when the lease was lost", async () => {
 			const t = task("acme", { metadata: { global_task_id: "g-1", execution_id: "e-1" } });
 			await queue.submit(t);
-			const lease = (await queue.claim(5000))!;
+			const lease = (await claimOne(5000))!;
 			await queue.finish(lease, { status: "completed", result: { answer: 42 } }, 12);
 			expect(await queue.finish(lease, { status: "failed", error: { message: "late" } })).toBeNull();
-			expect(await frames()).toEqual([
+			expect((await frames()).slice(1)).toEqual([
 				{
 					event: "task_completed",
 					service: "tool-registry",
@@ -275,9 +372,9 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			const cancelled = task("acme");
 			const dead = task("acme", { payload: { tool_id: "tool-9" } });
 			for (const t of [retried, dead, cancelled]) await queue.submit(t);
-			const first = (await queue.claim(5000))!;
+			const first = (await claimOne(5000))!;
 			await queue.retry(first, 60000, { type: "upstream_error", message: "503" });
-			await queue.claim(1);
+			await claimOne(1);
 			await clock.advance(20);
 			await queue.reap(1);
 			await queue.cancel(cancelled.task_id);
@@ -286,20 +383,27 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			expect(
 				recorded.map(frame => [frame.task_id, frame.event, frame.data.status ?? frame.data.error_type])
 			).toEqual([
+				[retried.task_id, "task_status_update", "processing"],
 				[retried.task_id, "task_status_update", "pending"],
+				[dead.task_id, "task_status_update", "processing"],
 				[dead.task_id, "task_failed", "dead_letter"],
 				[cancelled.task_id, "task_status_update", "cancelled"]
 			]);
-			expect(recorded[0].data.details.message).toBe("retrying in 60000 ms");
-			expect(recorded[1]).toMatchObject({ global_task_id: null, data: { tool_id: "tool-9" } });
+			expect(recorded[1].data.details.message).toBe("retrying in 60000 ms");
+			expect(recorded[3]).toMatchObject({ global_task_id: null, data: { tool_id: "tool-9" } });
 		});
 
 		it("drops the oldest frames past its bound and counts them", async () => {
-			for (let i = 0; i < 1005; i++)
-				await queue.record({ event: "task_status_update", task: task("acme"), message: `n${i}` });
+			const ids: string[] = [];
+			for (let i = 0; i < 1005; i++) {
+				const t = task("acme");
+				ids.push(t.task_id);
+				await queue.submit(t);
+				await claimOne(5000);
+			}
 			expect(await outbox.size()).toBe(1000);
 			expect(await outbox.dropped()).toBe(5);
-			expect((await frames())[0].data.details.message).toBe("n5");
+			expect((await frames())[0].task_id).toBe(ids[5]);
 		});
 	});
 }
