@@ -84,15 +84,17 @@ export class TaskWorkers {
 				continue;
 			}
 			const asked = Math.min(free, MAX_CLAIM);
-			let leases: Lease[] = [];
+			let taken = 0;
 			try {
-				leases = await this.queue.claim(this.options.leaseMs, asked);
+				const leases = await this.queue.claim(this.options.leaseMs, asked);
+				for (const lease of leases) this.hold(lease);
+				taken = leases.length;
 			} catch (err) {
+				// Whatever fails, the loop goes on: a claimer that ended would leave the node idle for good.
 				this.hooks.onError("claiming tasks failed", err);
 			}
-			for (const lease of leases) this.hold(lease);
-			// Fewer than asked: the queues are empty for now.
-			if (leases.length < asked) await this.wait(this.options.pollIntervalMs);
+			// Fewer than asked: the queues are empty for now (or Redis failed).
+			if (taken < asked) await this.wait(this.options.pollIntervalMs);
 		}
 	}
 

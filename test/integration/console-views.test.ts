@@ -364,7 +364,7 @@ describeWithChromium("the console's views in headless Chromium", () => {
 		const queue = executor.workers.queue;
 		const claim = queue.claim;
 		// No worker claims anything meanwhile, so the task stays pending until it is cancelled.
-		queue.claim = async () => null;
+		queue.claim = async () => [];
 		try {
 			await open(page, "tasks");
 			await page.getByLabel("Tool").selectOption({ label: "tagged_sum" });

@@ -121,6 +121,36 @@ describe("TaskWorkers", () => {
 		await workers.stop();
 	});
 
+	it("keeps claiming after a claim fails, reporting the failure", async () => {
+		const errors: string[] = [];
+		const clock = new ManualClock();
+		const queue = new MemoryTaskQueue(new MemoryOutbox(1000), undefined, clock);
+		const handled: string[] = [];
+		const workers = new TaskWorkers(
+			queue,
+			OPTIONS,
+			{
+				canClaim: () => true,
+				handle: async lease => {
+					handled.push(lease.task.task_id);
+					await queue.finish(lease, { status: "completed", result: {} });
+				},
+				onReaped: async () => undefined,
+				onError: message => errors.push(message)
+			},
+			clock
+		);
+		jest.spyOn(queue, "claim").mockRejectedValueOnce(new Error("Redis is down"));
+		await queue.submit(pendingTask("t"));
+		workers.start();
+		await settle();
+		expect(errors).toEqual(["claiming tasks failed"]);
+		expect(handled).toHaveLength(0);
+		await clock.advance(OPTIONS.pollIntervalMs);
+		expect(handled).toHaveLength(1);
+		await workers.stop();
+	});
+
 	it("renews the lease of a task it is running, so the reaper leaves it alone", async () => {
 		let release = () => undefined as void;
 		const running = new Promise<void>(resolve => (release = resolve));
