@@ -45,6 +45,8 @@ export class TaskWorkers {
 	/** Ends the claimer's wait: for work (sleeping) or for a free slot (every slot busy). */
 	private waking: (() => void) | null = null;
 	private waitingForSlot = false;
+	/** A wake-up came while the claimer was claiming: its next wait for work ends at once. */
+	private wokenWhileClaiming = false;
 
 	constructor(
 		private readonly queue: TaskQueue,
@@ -60,9 +62,13 @@ export class TaskWorkers {
 		this.reaper = this.clock.setInterval(() => void this.reap(), this.options.reapIntervalMs);
 	}
 
-	/** Work was just submitted or redelivered: a sleeping claimer looks now instead of at its next poll. */
+	/**
+	 * Work was just submitted or redelivered: a sleeping claimer looks now instead of at its next poll,
+	 * and one that is claiming looks again once done (its claim may have missed the new work).
+	 */
 	wake(): void {
-		this.waking?.();
+		if (this.waking) this.waking();
+		else this.wokenWhileClaiming = true;
 	}
 
 	async stop(): Promise<void> {
@@ -93,8 +99,9 @@ export class TaskWorkers {
 				// Whatever fails, the loop goes on: a claimer that ended would leave the node idle for good.
 				this.hooks.onError("claiming tasks failed", err);
 			}
-			// Fewer than asked: the queues are empty for now (or Redis failed).
-			if (taken < asked) await this.wait(this.options.pollIntervalMs);
+			// Fewer than asked: the queues are empty for now (or Redis failed), unless work came meanwhile.
+			if (taken < asked && !this.wokenWhileClaiming) await this.wait(this.options.pollIntervalMs);
+			this.wokenWhileClaiming = false;
 		}
 	}
 

@@ -121,6 +121,23 @@ describe("TaskWorkers", () => {
 		await workers.stop();
 	});
 
+	it("claims again at once when work was signalled while it was claiming", async () => {
+		// Never polls during the test: a lost wake-up would leave the task waiting.
+		const { claim, workers, handled, submit } = setup({ ...OPTIONS, pollIntervalMs: 60_000 });
+		let answer = (_leases: Lease[]) => undefined as void;
+		claim.mockImplementationOnce(() => new Promise<Lease[]>(resolve => (answer = resolve)));
+		workers.start();
+		await settle();
+		// The first claim is in flight (it saw empty queues) when a task arrives and is signalled.
+		await submit();
+		workers.wake();
+		answer([]);
+		await settle();
+		expect(handled).toHaveLength(1);
+		expect(claim).toHaveBeenCalledTimes(2);
+		await workers.stop();
+	});
+
 	it("keeps claiming after a claim fails, reporting the failure", async () => {
 		const errors: string[] = [];
 		const clock = new ManualClock();
