@@ -285,7 +285,12 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				// Queued registrations rest in Redis for up to a day: their secrets are sealed like a stored tool's.
 				secretBox: this.redis
 					? secretBoxOf(settings.secrets, message => this.logger.warn(message))
-					: undefined
+					: undefined,
+				onUnreadable: (taskId, err) =>
+					this.logger.error(
+						`Claimed task ${taskId} cannot be read; it is redelivered when its lease ends, then dead-lettered`,
+						err
+					)
 			});
 			this.lastWorkSignal = 0;
 			this.callbacksStopped = new AbortController();

@@ -39,6 +39,8 @@ export function taskQueueFor(
 		clock?: Clock;
 		/** Seals the secrets of queued registrations in Redis. */
 		secretBox?: SecretBox;
+		/** Told of a claimed task whose message or secrets cannot be read (Redis only). */
+		onUnreadable?: (taskId: string, err: unknown) => void;
 	}
 ): TaskQueue {
 	const outbox = outboxFor(broker, options);
@@ -49,7 +51,8 @@ export function taskQueueFor(
 			outbox,
 			options.retentionS,
 			options.clock,
-			options.secretBox
+			options.secretBox,
+			options.onUnreadable
 		);
 	let queue = memoryQueues.get(broker);
 	if (!queue)

@@ -34,7 +34,9 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		private readonly outbox: RedisOutbox,
 		private readonly retentionS = 24 * 3600,
 		private readonly clock: Clock = systemClock,
-		private readonly secretBox?: SecretBox
+		private readonly secretBox?: SecretBox,
+		/** Told of a claimed task whose message or secrets cannot be read. */
+		private readonly onUnreadable: (taskId: string, err: unknown) => void = () => undefined
 	) {
 		this.shards = Array.from(
 			{ length: outbox.shards },
@@ -128,34 +130,53 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	/**
 	 * With several shards, a first pass asks each shard in turn (from the cursor) for its share of what
 	 * is left, so that tenants of every shard get turns in one claim; a second pass takes the rest from
-	 * shards that still had tasks.
+	 * the shards that gave all they were asked. A task that cannot be read (its message or its sealed
+	 * secrets) is reported and left to its lease: redelivered, then dead-lettered like a task whose
+	 * worker keeps dying; the others of the claim go on. A failing shard ends the claim with what the
+	 * shards before it gave, or fails it when they gave nothing.
 	 */
 	async claim(leaseMs: number, max: number): Promise<Lease[]> {
 		const token = randomUUID();
 		const leases: Lease[] = [];
 		const count = this.shards.length;
-		let more = true;
-		let served: number | null = null;
-		for (let pass = 0; pass < 2 && more && leases.length < max; pass++) {
-			more = false;
-			for (let i = 0; i < count && leases.length < max; i++) {
-				const shard = (this.cursor + i) % count;
-				const wanted = pass === 0 ? Math.ceil((max - leases.length) / (count - i)) : max - leases.length;
-				const claimed = await this.claimIn(this.shards[shard], leaseMs, wanted, token);
-				for (const [doc, status, attempts, updated_at, result, error] of claimed)
-					leases.push({
-						task: this.opened(stored({ doc, status, attempts, updated_at, result, error })),
-						token
-					});
-				more ||= claimed.length === wanted;
-				if (claimed.length) served = shard;
+		let firstServed: number | null = null;
+		let asking = Array.from({ length: count }, (_, i) => (this.cursor + i) % count);
+		try {
+			for (let pass = 0; pass < 2 && asking.length && leases.length < max; pass++) {
+				const gaveAll: number[] = [];
+				for (let i = 0; i < asking.length && leases.length < max; i++) {
+					const shard = asking[i];
+					const left = max - leases.length;
+					const wanted = pass === 0 ? Math.ceil(left / (asking.length - i)) : left;
+					const claimed = await this.claimIn(this.shards[shard], leaseMs, wanted, token);
+					for (const row of claimed) this.take(row, token, leases);
+					if (claimed.length === wanted) gaveAll.push(shard);
+					if (claimed.length && firstServed === null) firstServed = shard;
+				}
+				asking = gaveAll;
 			}
+		} catch (err) {
+			if (!leases.length) throw err;
 		}
-		if (served !== null) this.cursor = (served + 1) % count;
+		// The next claim starts after this one's first shard, so that no shard always comes first.
+		if (firstServed !== null) this.cursor = (firstServed + 1) % count;
 		return leases;
 	}
 
-	/** Up to `max` tasks of one shard: per task, its doc, status, attempts, updated_at, result and error. */
+	/** Adds the lease of one claimed task (`row`: its id, doc, status, attempts, updated_at, result, error). */
+	private take(
+		[taskId, doc, status, attempts, updated_at, result, error]: string[],
+		token: string,
+		leases: Lease[]
+	) {
+		try {
+			leases.push({ task: this.opened(stored({ doc, status, attempts, updated_at, result, error })), token });
+		} catch (err) {
+			this.onUnreadable(taskId, err);
+		}
+	}
+
+	/** Up to `max` tasks of one shard: per task, its id, doc, status, attempts, updated_at, result and error. */
 	private async claimIn(keys: ShardKeys, leaseMs: number, max: number, token: string): Promise<string[][]> {
 		return (await runScript(
 			this.redis,

@@ -52,7 +52,7 @@ end
 
 /**
  * KEYS[1..3] ready, leases, turn; KEYS[4..5] outbox, dropped; ARGV[6..8] outbox max, channel, most
- * tasks to claim. Answers, per claimed task, its doc, status, attempts, updated_at, result and error.
+ * tasks to claim. Answers, per claimed task, its id, doc, status, attempts, updated_at, result and error.
  * Ten ids that are no longer pending (a stale entry) may be skipped besides.
  */
 export const CLAIM = `${RECORD_FRAME_LUA}${DOC_FRAME_LUA}
@@ -90,7 +90,9 @@ for _ = 1, max + 10 do
       local attempts = redis.call('HINCRBY', tkey, 'attempts', 1)
       redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
       record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], claim_frame(tkey, id, attempts, ARGV[5]))
-      table.insert(claimed, redis.call('HMGET', tkey, 'doc', 'status', 'attempts', 'updated_at', 'result', 'error'))
+      local row = redis.call('HMGET', tkey, 'doc', 'status', 'attempts', 'updated_at', 'result', 'error')
+      table.insert(row, 1, id)
+      table.insert(claimed, row)
     end
   end
 end

@@ -120,7 +120,7 @@ export class TaskWorkers {
 	private hold(lease: Lease): void {
 		const running = this.run(lease).finally(() => {
 			this.inHand.delete(running);
-			if (this.waitingForSlot) this.wake();
+			if (this.waitingForSlot) this.waking?.();
 		});
 		this.inHand.add(running);
 	}

@@ -20,6 +20,8 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 	let outbox: Outbox;
 	let redis: RedisClient | undefined;
 	let prefix: string;
+	/** Claimed tasks the queue could not read, as it reported them. */
+	let unreadable: string[];
 	// Leases, backoffs and ages are read from this clock: a test moves time instead of sleeping.
 	let clock: ManualClock;
 
@@ -30,7 +32,12 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		// A new owner per test: the memory backends are shared per owner (a broker in the services).
 		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
 		const owner = {};
-		queue = taskQueueFor(owner, { ...backend, secretBox: new SecretBox(randomBytes(32)) });
+		unreadable = [];
+		queue = taskQueueFor(owner, {
+			...backend,
+			secretBox: new SecretBox(randomBytes(32)),
+			onUnreadable: taskId => unreadable.push(taskId)
+		});
 		outbox = outboxFor(owner, backend);
 	});
 
@@ -145,6 +152,21 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 				task_id: lease.task.task_id,
 				status: "completed"
 			});
+	});
+
+	it("hands out the readable tasks of a claim when one of them cannot be read, and reports that one", async () => {
+		const tasks = [task("acme"), task("acme"), task("acme")];
+		for (const t of tasks) await queue.submit(t);
+		// On Redis: a stored message that no longer parses (the memory queue holds objects).
+		if (redis)
+			for await (const keys of scanKeys(redis, `${prefix}*task:${tasks[1].task_id}`))
+				await redis.hset(keys[0], "doc", "{not json");
+		const leases = await queue.claim(1000, 3);
+		const broken = redis ? [tasks[1].task_id] : [];
+		expect(leases.map(lease => lease.task.task_id)).toEqual(
+			tasks.map(t => t.task_id).filter(id => !broken.includes(id))
+		);
+		expect(unreadable).toEqual(broken);
 	});
 
 	it("serves tenants round-robin so a flood does not starve a small tenant", async () => {
