@@ -1,7 +1,8 @@
 /**
  * Frames (JSON text) waiting to be sent to the orchestrator, oldest first. A task's status change
  * and its frame are recorded together by the task queue (one Redis script, or one synchronous step in
- * memory); other frames are pushed here. Only the notifier holding leadership reads: it peeks a batch,
+ * memory), every status change of a task included; `push` appends a frame on its own (the notifier's
+ * and the UI sockets' tests feed them so). Only the notifier holding leadership reads: it peeks a batch,
  * sends it, then acks what was sent, so a frame leaves the outbox only after it was written to the
  * socket (at-least-once).
  *

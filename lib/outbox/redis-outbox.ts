@@ -60,11 +60,9 @@ export class RedisOutbox implements Outbox {
 		return [`${base}outbox`, `${base}outbox:dropped`];
 	}
 
-	/** Frames without a task's shard go to the first. */
-	push(frame: string, shard = 0): Promise<number> {
-		return runScript(this.redis, PUSH_SCRIPT, 2, ...this.keys(shard), frame, this.channel, this.max).then(
-			Number
-		);
+	/** A frame pushed directly has no task's shard: it goes to the first. */
+	push(frame: string): Promise<number> {
+		return runScript(this.redis, PUSH_SCRIPT, 2, ...this.keys(0), frame, this.channel, this.max).then(Number);
 	}
 
 	async peek(n: number): Promise<string[]> {

@@ -79,8 +79,8 @@ export interface TaskQueue {
 	submit(task: TaskMessage): Promise<{ task: TaskMessage; created: boolean }>;
 	get(taskId: string): Promise<TaskMessage | null>;
 	/**
-	 * The next tasks, at most `max`, fairly across tenant queues (in the order single claims would
-	 * take them); none when all queues are empty. Records each run's `task_status_update` frame
+	 * The next tasks, at most `max`, fairly across tenant queues (on one scheduling shard in the order
+	 * single claims would take them); none when all queues are empty. Records each run's `task_status_update` frame
 	 * ("attempt N") with its claim: every run, which may have side effects, is announced before it starts.
 	 */
 	claim(leaseMs: number, max: number): Promise<Lease[]>;
