@@ -130,15 +130,19 @@ export async function run(): Promise<Result[]> {
 			return answer.map(({ tool }) => tool.name);
 		};
 
-		/** Where a tool came in each served ranking, its lexical score part by part, its cosine. */
-		const account = (question: string, name: string) => {
+		/**
+		 * Where a tool came in each served ranking, its cosine, and its lexical score part by part as
+		 * `variant`'s ranking counts it (multiplied by the terms matched in lexical mode only).
+		 */
+		const account = (question: string, name: string, variant: Variant) => {
 			const tool = tools.find(t => t.name === name)!;
 			const place = (variant: Variant) => {
 				const answer = answers.get(JSON.stringify([variant, question]))!;
 				const at = answer.findIndex(r => r.tool.name === name);
 				return at < 0 ? `${variant} —` : `${variant} #${at + 1} ${round(answer[at].score)}`;
 			};
-			const lexical = index.explainLexical(question, tool.id)!;
+			const mode = variant === "lexical" ? "lexical" : "hybrid";
+			const lexical = index.explainLexical(question, tool.id, mode)!;
 			const parts = lexical.parts
 				.map(p => `${p.query}${p.term === p.query ? "" : `→${p.term}`} ${p.field} ${round(p.score, 2)}`)
 				.join(", ");
@@ -146,7 +150,8 @@ export async function run(): Promise<Result[]> {
 			return (
 				`${name}: ${["lexical", "semantic", "hybrid"].map(v => place(v as Variant)).join(", ")}; ` +
 				`cosine ${round(cosine)}; lexical ${round(lexical.score, 2)} = ` +
-				`(${parts || "no match"}) × ${lexical.matched} terms matched`
+				`(${parts || "no match"})` +
+				(mode === "lexical" ? ` × ${lexical.matched} terms matched` : `, ${lexical.matched} terms matched`)
 			);
 		};
 		/** The misses of a set's own metric (first place, or the first five), explained. */
@@ -161,8 +166,8 @@ export async function run(): Promise<Result[]> {
 				.map(
 					m =>
 						`  MISS "${m.query}" (${variant}; terms ${tokenize(m.query).map(processTerm).filter(Boolean).join(" ")})\n` +
-						`    expected ${account(m.query, m.expected)}\n` +
-						(m.got[0] ? `    first    ${account(m.query, m.got[0])}` : "    nothing found")
+						`    expected ${account(m.query, m.expected, variant)}\n` +
+						(m.got[0] ? `    first    ${account(m.query, m.got[0], variant)}` : "    nothing found")
 				);
 
 		const rows: Result[] = [];

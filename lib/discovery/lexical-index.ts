@@ -20,13 +20,21 @@ export interface LexicalOptions<D> {
 
 /** How one document's score for a query came about (`LexicalIndex.explain`). */
 export interface LexicalExplanation {
-	/** As `search` gives it: the sum of the parts times `matched`. */
+	/** As `search` gives it: the sum of the parts, times `matched` when coordinated. */
 	score: number;
 	/** Query terms that matched in any field. */
 	matched: number;
 	/** One per query term, indexed term it matched (itself, an extension or a near spelling) and field. */
 	parts: { query: string; term: string; field: string; score: number }[];
 }
+
+/**
+ * Whether a document's sum is multiplied by the number of query terms it matched (MiniSearch's
+ * coordination, served in lexical mode) or left as BM25's plain sum (what hybrid ranking fuses: there
+ * the model already rewards covering the question, and the multiplier let a tool that matched one
+ * more word weakly beat the tool the question named).
+ */
+export type Coordination = "coordinated" | "plain";
 
 /** MiniSearch's defaults, so that scores and order are those MiniSearch gave (see `search`). */
 const BM25 = { k: 1.2, b: 0.7, d: 0.5 };
@@ -151,7 +159,12 @@ export class LexicalIndex<D> {
 	 * The `k` best documents for `text` that `accept` admits, best first; equal scores in the order
 	 * MiniSearch gives them (the document first met in the postings first).
 	 */
-	search(text: string, k: number, accept: (slot: number) => boolean): { slot: number; score: number }[] {
+	search(
+		text: string,
+		k: number,
+		accept: (slot: number) => boolean,
+		coordination: Coordination = "coordinated"
+	): { slot: number; score: number }[] {
 		const queryTerms = this.queryTerms(text);
 		if (!queryTerms.size || !this.documents || k <= 0) return [];
 		const query = this.nextStamp();
@@ -182,9 +195,10 @@ export class LexicalIndex<D> {
 			}
 		}
 		const best = new TopK(k);
+		const coordinated = coordination === "coordinated";
 		for (let i = 0; i < touched; i++) {
 			const slot = this.touched[i];
-			const score = this.total[slot] * this.matched[slot];
+			const score = coordinated ? this.total[slot] * this.matched[slot] : this.total[slot];
 			if (score >= best.worst && best.admits(score, i) && accept(slot)) best.push(slot, score, i);
 		}
 		return best.sorted();
@@ -216,7 +230,7 @@ export class LexicalIndex<D> {
 	 * How `search` scored `slot` for `text`, part by part: for reading a ranking (the quality
 	 * benchmark prints it for each miss). Scans the posting lists of every matched term.
 	 */
-	explain(text: string, slot: number): LexicalExplanation {
+	explain(text: string, slot: number, coordination: Coordination = "coordinated"): LexicalExplanation {
 		const fields = this.options.fields;
 		const parts: LexicalExplanation["parts"] = [];
 		let sum = 0;
@@ -237,7 +251,7 @@ export class LexicalIndex<D> {
 				});
 			if (parts.length > before) matched++;
 		}
-		return { score: sum * matched, matched, parts };
+		return { score: coordination === "coordinated" ? sum * matched : sum, matched, parts };
 	}
 
 	/** The processed terms of a query, each with how often it was asked. */

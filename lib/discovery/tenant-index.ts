@@ -2,7 +2,7 @@ import { LRUCache } from "lru-cache";
 import type { StoredTool } from "../../types/wire";
 import { ANY_AGENT, GLOBAL_TENANT } from "../tenancy";
 import { reciprocalRankFusion, weightedFusion, type Fused, type Ranked } from "./fusion";
-import { LexicalIndex, type LexicalExplanation, type LexicalField } from "./lexical-index";
+import { LexicalIndex, type Coordination, type LexicalExplanation, type LexicalField } from "./lexical-index";
 import { parameterText, processTerm, tagsOf, tokenize } from "./text";
 import { VectorMatrix } from "./vector-matrix";
 import type { QuantizedVector } from "./vectors";
@@ -38,6 +38,13 @@ export interface RankedTool {
  * "found" by meaning. The encoder gives most unrelated pairs of the relevance corpus less.
  */
 export const MIN_COSINE = 0.2;
+
+/**
+ * Lexical mode multiplies a tool's BM25 by the number of query words it matched (MiniSearch's
+ * scoring); hybrid fuses the plain sum, chosen on the relevance benchmark's tuning sets
+ * (docs/discovery.md, "Why keyword requests miss").
+ */
+const coordinationOf = (mode: DiscoverMode): Coordination => (mode === "lexical" ? "coordinated" : "plain");
 /** Candidates each ranking hands to fusion beyond the requested page. */
 const FUSION_DEPTH = 50;
 /** Rankings remembered per tenant (until its tools change), and the most places each keeps. */
@@ -156,10 +163,13 @@ export class TenantIndex {
 		return pending;
 	}
 
-	/** How lexical ranking scored one tool for `text` (see `LexicalIndex.explain`); null for an unknown id. */
-	explainLexical(text: string, id: string): LexicalExplanation | null {
+	/**
+	 * How the lexical ranking of `mode` scored one tool for `text` (see `LexicalIndex.explain`); null
+	 * for an unknown id.
+	 */
+	explainLexical(text: string, id: string, mode: DiscoverMode = "lexical"): LexicalExplanation | null {
 		const entry = this.entries.get(id);
-		return entry ? this.lexical.explain(text, entry.slot) : null;
+		return entry ? this.lexical.explain(text, entry.slot, coordinationOf(mode)) : null;
 	}
 
 	query(q: DiscoverQuery): RankedTool[] {
@@ -225,7 +235,12 @@ export class TenantIndex {
 			mode === "semantic"
 				? []
 				: ranked(
-						this.lexical.search(text, mode === "lexical" ? Math.max(depth, CACHED_PLACES) : depth, usableSlot)
+						this.lexical.search(
+							text,
+							mode === "lexical" ? Math.max(depth, CACHED_PLACES) : depth,
+							usableSlot,
+							coordinationOf(mode)
+						)
 					);
 		const semantic =
 			mode === "lexical"

@@ -63,13 +63,11 @@ describe("discovery relevance on a realistic tool corpus (local embeddings)", ()
 		return result;
 	}
 
-	it("ranks the expected tool first for 85% of keyword requests lexically, 88% hybrid", async () => {
+	it("ranks the expected tool first for 85% of keyword requests lexically, 90% hybrid", async () => {
 		expect((await measure("Keyword requests", CORPUS_QUERIES, "lexical")).recall1).toBeGreaterThanOrEqual(
 			0.85
 		);
-		expect((await measure("Keyword requests", CORPUS_QUERIES, "hybrid")).recall1).toBeGreaterThanOrEqual(
-			0.88
-		);
+		expect((await measure("Keyword requests", CORPUS_QUERIES, "hybrid")).recall1).toBeGreaterThanOrEqual(0.9);
 		await measure("Keyword requests, held out (reported only)", HELD_OUT_QUERIES, "hybrid");
 	});
 

@@ -83,12 +83,23 @@ describe("LexicalIndex", () => {
 	it("explains each score part by part, as search computed it", () => {
 		const index = lexicalIndex();
 		tools.forEach((tool, slot) => index.add(slot, tool));
-		for (const query of QUERIES)
+		for (const query of QUERIES) {
 			for (const { slot, score } of index.search(query, 1000, () => true)) {
 				const explained = index.explain(query, slot);
 				expect(explained.score).toBeCloseTo(score, 9);
 				expect(new Set(explained.parts.map(part => part.query)).size).toBe(explained.matched);
 			}
+			// Plain: BM25's sum of the parts, not multiplied by the terms matched.
+			for (const { slot, score } of index.search(query, 1000, () => true, "plain")) {
+				const explained = index.explain(query, slot, "plain");
+				expect(explained.score).toBeCloseTo(score, 9);
+				expect(score).toBeCloseTo(
+					explained.parts.reduce((sum, part) => sum + part.score, 0),
+					9
+				);
+				expect(score * explained.matched).toBeCloseTo(index.explain(query, slot).score, 9);
+			}
+		}
 		const weather = index.explain(
 			"weath forecasts",
 			tools.findIndex(tool => tool.name === "weather_forecast")
