@@ -94,6 +94,12 @@ export class TenantIndex {
 	private upserts = 0;
 	/** Tool ids by definition hash: a vector computed for a hash serves each of them. */
 	private readonly byHash = new Map<string, Set<string>>();
+	/**
+	 * Per slot, 1 when the tool is the tenant's own, active and open to every agent: usable by any query
+	 * without filters, which ranking then checks without touching the tool (at 10,000 tools, reading
+	 * each candidate's object took a third of a lexical ranking's time). Other slots take `usable`.
+	 */
+	private openToAll = new Uint8Array(64);
 	/** Names of the tenant's own tools: a global tool of the same name is shadowed by it. */
 	private readonly ownNames = new Map<string, string>();
 	/**
@@ -124,6 +130,17 @@ export class TenantIndex {
 		this.entries.set(tool.id, entry);
 		this.slots[slot] = entry;
 		this.lexical.add(slot, tool);
+		if (slot >= this.openToAll.length) {
+			const grown = new Uint8Array(this.openToAll.length * 2);
+			grown.set(this.openToAll);
+			this.openToAll = grown;
+		}
+		this.openToAll[slot] =
+			tool.tenant_id === this.tenantId &&
+			tool.status === "active" &&
+			tool.permissions.agents.includes(ANY_AGENT)
+				? 1
+				: 0;
 		if (vector ?? known) this.vectors.set(slot, (vector ?? known)!);
 		if (tool.tenant_id !== GLOBAL_TENANT) this.ownNames.set(tool.name, tool.id);
 		let ids = this.byHash.get(tool.definition_hash);
@@ -141,6 +158,7 @@ export class TenantIndex {
 		this.lexical.remove(entry.slot, previous);
 		this.vectors.delete(entry.slot);
 		this.slots[entry.slot] = undefined;
+		this.openToAll[entry.slot] = 0;
 		this.freeSlots.push(entry.slot);
 		this.entries.delete(id);
 		const ids = this.byHash.get(previous.definition_hash);
@@ -227,7 +245,9 @@ export class TenantIndex {
 		usable: (tool: StoredTool | undefined) => tool is StoredTool,
 		depth: number
 	): Fused[] {
-		const usableSlot = (slot: number) => usable(this.slots[slot]?.tool);
+		const unfiltered = !q.healthyOnly && !q.types?.length && !q.tags?.length;
+		const usableSlot = (slot: number) =>
+			(unfiltered && this.openToAll[slot] === 1) || usable(this.slots[slot]?.tool);
 		const ranked = (found: { slot: number; score: number }[]): Ranked[] =>
 			found.map(({ slot, score }) => ({ id: this.slots[slot]!.tool.id, score }));
 		// Lexical mode keeps every place a remembered ranking may be asked for; fusion needs `depth`.

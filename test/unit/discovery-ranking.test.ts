@@ -1,5 +1,6 @@
 import { reciprocalRankFusion, weightedFusion } from "../../lib/discovery/fusion";
 import { TenantIndex } from "../../lib/discovery/tenant-index";
+import { GLOBAL_TENANT } from "../../lib/tenancy";
 import { cosine, decodeVector, encodeVector, normalize, quantize } from "../../lib/discovery/vectors";
 import { gist, toNative } from "../../lib/formats/native";
 import { BUILTIN_TOOLS } from "../../lib/builtin-tools";
@@ -121,6 +122,34 @@ describe("TenantIndex", () => {
 			]);
 			expect([mode, names({ ...q, types: ["calculator"] })]).toEqual([mode, []]);
 		}
+	});
+
+	it("admits a tool only while it is usable: after changes of status and permissions, a freed slot reused, a global tool shadowed", () => {
+		const changing = new TenantIndex("t");
+		// More tools than the per-slot flags first hold.
+		for (let i = 0; i < 100; i++) changing.upsert(tool(`filler_${i}`, "Unrelated filler"));
+		const target = tool("sleet_map", "Sleet map");
+		changing.upsert(target);
+		const found = (agentId: string | null = null) =>
+			changing.query({ query: "sleet", limit: 5, agentId, mode: "lexical" }).map(r => r.tool.id);
+		expect(found()).toEqual([target.id]);
+		changing.upsert({ ...target, status: "disabled" });
+		expect(found()).toEqual([]);
+		changing.upsert({ ...target, permissions: { agents: ["meteo"] } });
+		expect(found()).toEqual([]);
+		expect(found("meteo")).toEqual([target.id]);
+		changing.remove(target.id);
+		const reusing = tool("sleet_gauge", "Sleet gauge", { permissions: { agents: ["meteo"] } });
+		changing.upsert(reusing);
+		expect(found()).toEqual([]);
+		expect(found("meteo")).toEqual([reusing.id]);
+		// A global tool is usable until the tenant has its own tool of that name.
+		const global = tool("sleet_alerts", "Sleet alerts", { tenant_id: GLOBAL_TENANT });
+		changing.upsert(global);
+		expect(found()).toEqual([global.id]);
+		const own = tool("sleet_alerts", "Our sleet alerts");
+		changing.upsert(own);
+		expect(found()).toEqual([own.id]);
 	});
 
 	it("ranks a tool lexically until its vector arrives, then by meaning too", () => {
