@@ -20,7 +20,7 @@ import type { CallerMeta, JsonObject } from "../types/wire";
 import type { RedisLocals, RedisSettings } from "./redis.mixin";
 import type { TenantScopeMethods } from "./tenant-scope.mixin";
 import type { ToolAccessMethods } from "./tool-access.mixin";
-import type { AuditMethods } from "./audit.mixin";
+import type { AuditLocals, AuditMethods } from "./audit.mixin";
 
 /** Most `executor.work` broadcasts a node sends: one per this many ms while tasks are submitted. */
 const WORK_SIGNAL_INTERVAL_MS = 50;
@@ -74,7 +74,8 @@ type SubmissionThis = Service<TaskSubmissionSettings> &
 	TaskSubmissionLocals &
 	TenantScopeMethods &
 	ToolAccessMethods &
-	AuditMethods & { workers?: { wake(): void } };
+	AuditMethods &
+	AuditLocals & { workers?: { wake(): void } };
 
 /**
  * Accepting, reading and cancelling tasks of the tenant's queues (`submit`, `status`, `cancel`, under
@@ -131,23 +132,23 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 						if (existing) return existing;
 					}
 					const payload = await this.checkTaskPayload(ctx, { type, payload: ctx.params.payload, metadata });
-					const { task, created } = await this.taskQueue.submit(
-						newTask({
-							task_id: task_id ?? newId(),
-							tenant_id: tenantId,
-							type,
-							priority,
-							metadata,
-							payload,
-							...(callback_url ? { callback_url } : {})
-						})
-					);
+					const message = newTask({
+						task_id: task_id ?? newId(),
+						tenant_id: tenantId,
+						type,
+						priority,
+						metadata,
+						payload,
+						...(callback_url ? { callback_url } : {})
+					});
+					const audit = this.auditDraft(ctx, tenantId, "task.submit", `task:${message.task_id}`, "accepted", {
+						details: { type, ...(payload.tool_id ? { tool_id: payload.tool_id } : {}) }
+					});
+					// Appended with the task by the queue where it can (one atomic step), else here.
+					const inQueue = this.taskQueue.appendsAudit;
+					const { task, created } = await this.taskQueue.submit(message, inQueue ? audit : undefined);
 					if (!created) return task;
-					await this.recordAudit(
-						this.auditDraft(ctx, tenantId, "task.submit", `task:${task.task_id}`, "accepted", {
-							details: { type: task.type, ...(payload.tool_id ? { tool_id: payload.tool_id } : {}) }
-						})
-					);
+					if (!inQueue) await this.recordAudit(audit);
 					// No "queued" announcement: the submitter has the 202; updates start with "processing".
 					this.signalWork();
 					return { task_id: task.task_id, status: task.status };
@@ -286,6 +287,7 @@ export function TaskSubmissionMixin(options: { actionPrefix?: string } = {}): Pa
 				secretBox: this.redis
 					? secretBoxOf(settings.secrets, message => this.logger.warn(message))
 					: undefined,
+				auditLog: this.auditLog,
 				onUnreadable: (taskId, err) =>
 					this.logger.error(
 						`Claimed task ${taskId} cannot be read; it is redelivered when its lease ends, then dead-lettered`,

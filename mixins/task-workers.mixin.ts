@@ -1,4 +1,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
+import type { AuditDraft } from "../lib/audit/audit-log";
+import type { AuditMethods } from "./audit.mixin";
 import { config } from "../lib/config";
 import { isClientError, isUnavailable } from "../lib/errors";
 import { METRICS } from "../lib/metrics/names";
@@ -35,6 +37,8 @@ interface TaskRun {
 	outcome: TaskOutcome;
 	retryable: boolean;
 	execution_time_ms?: number;
+	/** The run's audit entry, not yet appended (an execution's, when sampled). */
+	audit?: AuditDraft;
 }
 
 interface TaskWorkerMethods {
@@ -55,14 +59,19 @@ type WorkersThis = Service<TaskWorkerSettings> &
 	TaskWorkerLocals &
 	TaskSubmissionMethods &
 	TaskSubmissionLocals &
-	TenantScopeMethods & {
-		execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
+	TenantScopeMethods &
+	AuditMethods & {
+		execute(
+			ctx: Context<unknown, CallerMeta>,
+			request: ExecutionRequest,
+			audit?: (draft: AuditDraft) => Promise<void>
+		): Promise<ExecutionResult>;
 	};
 
 /**
  * The worker loop of an executor node: claims tasks fairly across tenant queues, runs them (with
  * retries and backoff), records their outcome and POSTs callbacks; also queues tool probes and samples
- * queue gauges. Needs TaskSubmissionMixin and an `execute` method in the host service.
+ * queue gauges. Needs TaskSubmissionMixin, AuditMixin and an `execute` method in the host service.
  */
 export function TaskWorkersMixin(): Partial<ServiceSchema> {
 	const mixin: Partial<ServiceSchema<WorkerOwnSettings, TaskWorkerMethods, TaskWorkerLocals, WorkersThis>> = {
@@ -133,16 +142,25 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 
 			async handleTask(this: WorkersThis, lease: Lease) {
 				// The claim recorded the run's "attempt N" frame: it is announced before the tool runs.
-				const { outcome, retryable, execution_time_ms } = await this.runTask(lease.task);
+				const { outcome, retryable, execution_time_ms, audit } = await this.runTask(lease.task);
 				const { maxRetries, retryBaseDelayMs, retryMaxDelayMs } = this.settings.tasks;
-				if (outcome.status === "failed" && retryable && lease.task.attempts <= maxRetries) {
+				const retrying = outcome.status === "failed" && retryable && lease.task.attempts <= maxRetries;
+				// The run's entry goes with the outcome where the queue can append it, else before it.
+				const inQueue = !retrying && this.taskQueue.appendsAudit;
+				if (audit && !inQueue) await this.recordAudit(audit);
+				if (retrying) {
 					const delay = retryDelay(lease.task.attempts, retryBaseDelayMs, retryMaxDelayMs);
 					await this.taskQueue.retry(lease, delay, outcome.error!);
 					return;
 				}
 				// The outcome and its task_completed/task_failed frame are stored together. Null: the lease
 				// was lost and another delivery owns the stored outcome, its frame and the callback.
-				const finished = await this.taskQueue.finish(lease, outcome, execution_time_ms);
+				const finished = await this.taskQueue.finish(
+					lease,
+					outcome,
+					execution_time_ms,
+					inQueue ? audit : undefined
+				);
 				if (finished) this.settle(finished);
 			},
 
@@ -150,20 +168,27 @@ export function TaskWorkersMixin(): Partial<ServiceSchema> {
 				const ctx = this.contextFor(task);
 				try {
 					if (task.type === "tool_execution") {
-						const execution = await this.execute(ctx, {
-							...(task.payload as ExecutionRequest),
-							execution_id: task.metadata.execution_id as string | undefined
-						});
+						let audit: AuditDraft | undefined;
+						const execution = await this.execute(
+							ctx,
+							{
+								...(task.payload as ExecutionRequest),
+								execution_id: task.metadata.execution_id as string | undefined
+							},
+							async draft => void (audit = draft)
+						);
 						return execution.status === "completed"
 							? {
 									outcome: { status: "completed", result: execution.result },
 									retryable: false,
-									execution_time_ms: execution.execution_time_ms
+									execution_time_ms: execution.execution_time_ms,
+									audit
 								}
 							: {
 									outcome: { status: "failed", error: execution.error },
 									retryable: execution.error!.type !== "tool_error",
-									execution_time_ms: execution.execution_time_ms
+									execution_time_ms: execution.execution_time_ms,
+									audit
 								};
 					}
 					if (task.type === "tool_validation") {

@@ -14,6 +14,7 @@ import {
 import { executionMetrics, type ExecutionRecorder } from "../lib/metrics/execution-metrics";
 import { EXECUTION_PARAMS, type ExecutionRequest, type ExecutionResult } from "../lib/execution";
 import { newId } from "../lib/ids";
+import type { AuditDraft } from "../lib/audit/audit-log";
 import { ToolGuards, type ToolGuardOptions } from "../lib/tool-guards";
 import { UsageStats } from "../lib/usage-stats";
 import { ToolFailure, type ToolContext, type ToolEnvironment } from "../tools/base";
@@ -42,7 +43,15 @@ interface ExecutorMethods extends TenantScopeMethods, ToolAccessMethods, AuditMe
 		timeoutMs: number,
 		executionId: string
 	): Promise<JsonObject>;
-	execute(ctx: Context<unknown, CallerMeta>, request: ExecutionRequest): Promise<ExecutionResult>;
+	/**
+	 * Runs a tool for the caller and audits the run (sampled) through `audit`: appended at once by
+	 * default; a queued task hands the entry to its queue, which appends it with the task's outcome.
+	 */
+	execute(
+		ctx: Context<unknown, CallerMeta>,
+		request: ExecutionRequest,
+		audit?: (draft: AuditDraft) => Promise<void>
+	): Promise<ExecutionResult>;
 }
 
 interface ExecutorLocals extends TaskSubmissionLocals, AuditLocals {
@@ -108,7 +117,12 @@ const ExecutorService: ServiceSchema<ExecutorOwnSettings, ExecutorMethods, Execu
 	},
 
 	methods: {
-		async execute(this: ExecutorThis, ctx: Context<unknown, CallerMeta>, request: ExecutionRequest) {
+		async execute(
+			this: ExecutorThis,
+			ctx: Context<unknown, CallerMeta>,
+			request: ExecutionRequest,
+			audit = (draft: AuditDraft) => this.recordAudit(draft)
+		) {
 			const tool = await this.resolveTool(ctx, request);
 			const parameters = request.parameters ?? {};
 			await this.checkParameters(tool, parameters);
@@ -140,7 +154,7 @@ const ExecutorService: ServiceSchema<ExecutorOwnSettings, ExecutorMethods, Execu
 			});
 			const rate = this.settings.audit.executionSampleRate;
 			if (rate >= 1 || (rate > 0 && Math.random() < rate))
-				await this.recordAudit(
+				await audit(
 					this.auditDraft(ctx, tenantId, "tool.execute", `tool:${tool.id}`, status, {
 						definition_hash: tool.definition_hash,
 						details: {

@@ -1,3 +1,6 @@
+import type { AuditLog } from "../audit/audit-log";
+import { MemoryAuditLog } from "../audit/memory-audit-log";
+import { RedisAuditLog } from "../audit/redis-audit-log";
 import type { Clock } from "../clock";
 import { MemoryOutbox } from "../outbox/memory-outbox";
 import type { Outbox } from "../outbox/outbox";
@@ -41,6 +44,8 @@ export function taskQueueFor(
 		secretBox?: SecretBox;
 		/** Told of a claimed task whose message or secrets cannot be read (Redis only). */
 		onUnreadable?: (taskId: string, err: unknown) => void;
+		/** The deployment's audit trail, which the queue appends entries to with its changes (`appendsAudit`). */
+		auditLog?: AuditLog;
 	}
 ): TaskQueue {
 	const outbox = outboxFor(broker, options);
@@ -52,13 +57,19 @@ export function taskQueueFor(
 			options.retentionS,
 			options.clock,
 			options.secretBox,
-			options.onUnreadable
+			options.onUnreadable,
+			options.auditLog instanceof RedisAuditLog ? options.auditLog : undefined
 		);
 	let queue = memoryQueues.get(broker);
 	if (!queue)
 		memoryQueues.set(
 			broker,
-			(queue = new MemoryTaskQueue(outbox as MemoryOutbox, options.retentionS * 1000, options.clock))
+			(queue = new MemoryTaskQueue(
+				outbox as MemoryOutbox,
+				options.retentionS * 1000,
+				options.clock,
+				options.auditLog instanceof MemoryAuditLog ? options.auditLog : undefined
+			))
 		);
 	return queue;
 }

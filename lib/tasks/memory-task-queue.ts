@@ -1,6 +1,8 @@
 import { randomUUID } from "crypto";
 import Denque from "denque";
 import type { JsonObject } from "../../types/wire";
+import type { AuditDraft } from "../audit/audit-log";
+import type { MemoryAuditLog } from "../audit/memory-audit-log";
 import { isoNow, systemClock, type Clock } from "../clock";
 import type { MemoryOutbox } from "../outbox/memory-outbox";
 import { maskSecrets } from "../secrets";
@@ -29,7 +31,8 @@ interface Entry {
 
 /**
  * The embedded default: same semantics as the Redis queue, inside this process. A status change and
- * its frame are recorded in one synchronous step, so nothing can come between them.
+ * its frame (and, given a trail, its audit entry) are recorded in one synchronous step, so nothing can
+ * come between them.
  */
 export class MemoryTaskQueue implements TaskQueue {
 	private readonly entries = new Map<string, Entry>();
@@ -46,10 +49,15 @@ export class MemoryTaskQueue implements TaskQueue {
 	constructor(
 		private readonly outbox: MemoryOutbox,
 		private readonly retentionMs = 24 * 3600 * 1000,
-		private readonly clock: Clock = systemClock
+		private readonly clock: Clock = systemClock,
+		private readonly auditLog?: MemoryAuditLog
 	) {}
 
-	async submit(task: TaskMessage) {
+	get appendsAudit(): boolean {
+		return this.auditLog !== undefined;
+	}
+
+	async submit(task: TaskMessage, audit?: AuditDraft) {
 		const existing = this.entries.get(task.task_id);
 		if (existing) return { task: shown(existing.task), created: false };
 		const entry: Entry = {
@@ -63,6 +71,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		};
 		this.entries.set(task.task_id, entry);
 		this.enqueue(entry);
+		if (audit) this.auditLog?.appendNow(audit);
 		// The caller's own object: the stored one is already a copy of it.
 		return { task, created: true };
 	}
@@ -113,7 +122,8 @@ export class MemoryTaskQueue implements TaskQueue {
 		return Boolean(entry);
 	}
 
-	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
+	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number, audit?: AuditDraft) {
+		if (audit) this.auditLog?.appendNow(audit);
 		const entry = this.owned(lease);
 		if (!entry) return null;
 		this.end(entry, outcome);

@@ -2,7 +2,20 @@ import { randomUUID } from "crypto";
 import type { JsonObject } from "../../types/wire";
 import { isoNow, systemClock, type Clock } from "../clock";
 import { shardPrefix, type RedisOutbox } from "../outbox/redis-outbox";
-import { CANCEL, CLAIM, EXTEND, FINISH, REAP, RETRY, ShardKeys, SUBMIT } from "./redis-task-scripts";
+import type { AuditDraft } from "../audit/audit-log";
+import type { RedisAuditLog } from "../audit/redis-audit-log";
+import {
+	CANCEL,
+	CLAIM,
+	EXTEND,
+	FINISH,
+	FINISH_AUDITED,
+	REAP,
+	RETRY,
+	ShardKeys,
+	SUBMIT,
+	SUBMIT_AUDITED
+} from "./redis-task-scripts";
 import { shardOf, type RedisClient, runScript } from "../redis";
 import type { SecretBox } from "../secret-box";
 import { maskSecrets } from "../secrets";
@@ -22,6 +35,8 @@ import {
 /**
  * Durable queue on Redis: every acknowledged write is in Redis (durability per its AOF settings). With
  * a secret box, a registration's secrets are stored sealed and opened only for the worker (`claim`).
+ * With the deployment's audit trail on a single Redis, a submission's and a run's audit entries are
+ * appended by the script that submits or finishes the task.
  */
 export class RedisTaskQueue implements TaskQueue, Resealable {
 	private readonly shards: ShardKeys[];
@@ -36,7 +51,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		private readonly clock: Clock = systemClock,
 		private readonly secretBox?: SecretBox,
 		/** Told of a claimed task whose message or secrets cannot be read. */
-		private readonly onUnreadable: (taskId: string, err: unknown) => void = () => undefined
+		private readonly onUnreadable: (taskId: string, err: unknown) => void = () => undefined,
+		private readonly auditLog?: RedisAuditLog
 	) {
 		this.shards = Array.from(
 			{ length: outbox.shards },
@@ -73,6 +89,18 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	private opened = (task: TaskMessage) =>
 		this.secretBox ? mapPayloadConfig(task, config => this.secretBox!.openConfig(config)) : task;
 
+	/** On a cluster the tenant's audit stream is in another slot than the task's shard. */
+	get appendsAudit(): boolean {
+		return this.auditLog !== undefined && this.shards.length === 1;
+	}
+
+	/** The audited script's extra key and arguments, or none without an entry. */
+	private auditParts(audit: AuditDraft | undefined): { keys: string[]; args: string[] } {
+		if (!audit || !this.appendsAudit) return { keys: [], args: [] };
+		const { key, args } = this.auditLog!.scriptArgs(audit);
+		return { keys: [key], args };
+	}
+
 	private shardOf = (tenantId: string) => shardOf(tenantId, this.shards.length);
 	private keysOf = (task: { tenant_id: string }) => this.shards[this.shardOf(task.tenant_id)];
 	/** With several shards: the tenant of a task id (see the layout). */
@@ -91,7 +119,7 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			await Promise.all(taskIds.map(id => this.redis.expire(this.homeKey(id), this.retentionS)));
 	}
 
-	async submit(task: TaskMessage) {
+	async submit(task: TaskMessage, audit?: AuditDraft) {
 		if (this.shards.length > 1) {
 			const claimed = await this.redis.set(this.homeKey(task.task_id), task.tenant_id, "NX");
 			if (claimed === null) return { task: (await this.get(task.task_id))!, created: false };
@@ -99,15 +127,17 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		const { status: _s, attempts: _a, updated_at, result: _r, error: _e, ...doc } = task;
 		const queue = queueOf(task.type, task.tenant_id);
 		const keys = this.keysOf(task);
+		const audited = this.auditParts(audit);
 		const created = await runScript(
 			this.redis,
-			SUBMIT,
-			5,
+			audited.keys.length ? SUBMIT_AUDITED : SUBMIT,
+			5 + audited.keys.length,
 			keys.task(task.task_id),
 			keys.queue(queue),
 			keys.ready,
 			keys.seq,
 			keys.turn,
+			...audited.keys,
 			JSON.stringify(
 				this.secretBox ? mapPayloadConfig(doc, config => this.secretBox!.sealConfig(config)) : doc
 			),
@@ -116,7 +146,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			String(task.priority),
 			String(Date.parse(task.created_at)),
 			updated_at,
-			claimFrameTemplate(task)
+			claimFrameTemplate(task),
+			...audited.args
 		);
 		if (created === 1) return { task, created: true };
 		return { task: (await this.get(task.task_id))!, created: false };
@@ -212,20 +243,22 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		return extended === 1;
 	}
 
-	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number) {
+	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number, audit?: AuditDraft) {
 		const updatedAt = isoNow(this.clock);
 		const { result: _result, error: _error, ...running } = lease.task;
 		const final: TaskMessage = Object.assign(running, outcome, { updated_at: updatedAt });
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		const frame = this.frame({ event, task: final, execution_time_ms: executionTimeMs }, updatedAt);
 		const keys = this.keysOf(lease.task);
+		const audited = this.auditParts(audit);
 		const finished = await runScript(
 			this.redis,
-			FINISH,
-			4,
+			audited.keys.length ? FINISH_AUDITED : FINISH,
+			4 + audited.keys.length,
 			keys.task(lease.task.task_id),
 			keys.leases,
 			...keys.outbox,
+			...audited.keys,
 			lease.token,
 			outcome.status,
 			outcome.result ? JSON.stringify(outcome.result) : "",
@@ -235,7 +268,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 			lease.task.task_id,
 			frame,
 			this.outbox.max,
-			this.outbox.channel
+			this.outbox.channel,
+			...audited.args
 		);
 		if (finished !== 1) return null;
 		await this.release([lease.task.task_id]);

@@ -1,3 +1,4 @@
+import { luaAppend } from "../audit/redis-audit-log";
 import { RECORD_FRAME_LUA } from "../outbox/redis-outbox";
 
 /*
@@ -21,10 +22,17 @@ import { RECORD_FRAME_LUA } from "../outbox/redis-outbox";
  * is built from `claim_frame`, stored at submission: the frame's JSON with NUL bytes where the claim's
  * time and the attempt number go, so the script only concatenates.
  * CLAIM and REAP also touch the queue and task keys they find in the shard's sets: keys of the same
- * hash tag, so of the same slot.
+ * hash tag, so of the same slot. On a single Redis (one shard), SUBMIT_AUDITED and FINISH_AUDITED
+ * also append an audit entry to the tenant's stream (RedisAuditLog), passed among their keys; on a
+ * cluster that stream is in another slot and is appended to on its own.
  */
 
-export const SUBMIT = `
+/**
+ * KEYS[1..5] task, its queue, ready, seq, turn; ARGV[1..7] doc, id, queue, priority, created_ms,
+ * updated_at, claim frame template. Audited: KEYS[6] the tenant's audit stream, ARGV[8..10] the entry
+ * (RedisAuditLog.scriptArgs), appended only when the task is created.
+ */
+const submitScript = (audited: boolean) => `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local seq = redis.call('INCR', KEYS[4])
 local score = string.format('%.0f', (9 - tonumber(ARGV[4])) * 1099511627776 + seq)
@@ -35,8 +43,11 @@ redis.call('ZADD', KEYS[2], score, ARGV[2])
 if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
   redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[5]), ARGV[3])
 end
+${audited ? luaAppend(6, 8) : ""}
 return 1
 `;
+export const SUBMIT = submitScript(false);
+export const SUBMIT_AUDITED = submitScript(true);
 
 /** A frame built from a task's stored message, for `data_of(tool_id)` as its data. */
 const DOC_FRAME_LUA = `
@@ -107,8 +118,13 @@ redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[3])
 return 1
 `;
 
-/** KEYS[1..2] task, leases; KEYS[3..4] outbox, dropped; ARGV[8..10] frame, outbox max, channel. */
-export const FINISH = `${RECORD_FRAME_LUA}
+/**
+ * KEYS[1..2] task, leases; KEYS[3..4] outbox, dropped; ARGV[8..10] frame, outbox max, channel. Audited:
+ * KEYS[5] the tenant's audit stream, ARGV[11..13] the run's entry, appended even when the lease was
+ * lost (the run happened).
+ */
+const finishScript = (audited: boolean) => `${RECORD_FRAME_LUA}
+${audited ? luaAppend(5, 11) : ""}
 if not (${OWNED}) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated_at', ARGV[5], 'token', '')
 redis.call('HDEL', KEYS[1], 'claim_frame')
@@ -117,6 +133,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 record_frame(KEYS[3], KEYS[4], ARGV[10], ARGV[9], ARGV[8])
 return 1
 `;
+export const FINISH = finishScript(false);
+export const FINISH_AUDITED = finishScript(true);
 
 /** KEYS[4..5] outbox, dropped; ARGV[6..8] frame, outbox max, channel. */
 export const RETRY = `${RECORD_FRAME_LUA}

@@ -1,4 +1,5 @@
 import type { JsonObject } from "../../types/wire";
+import type { AuditDraft } from "../audit/audit-log";
 
 export const TASK_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -75,8 +76,17 @@ export const queueOf = (type: TaskType, tenantId: string): string =>
  *   keeps them sealed at rest.
  */
 export interface TaskQueue {
-	/** Stores and enqueues a new task; a known `task_id` resolves the stored task, `created: false`. */
-	submit(task: TaskMessage): Promise<{ task: TaskMessage; created: boolean }>;
+	/**
+	 * Whether `submit` and `finish` append the audit entries they are given in the same atomic step as
+	 * their change (memory; a single Redis). On a Redis Cluster a task's keys and its tenant's audit
+	 * stream sit in different slots: callers append the entry themselves and pass none.
+	 */
+	readonly appendsAudit: boolean;
+	/**
+	 * Stores and enqueues a new task, and appends `audit` with it (see `appendsAudit`); a known
+	 * `task_id` resolves the stored task, `created: false`, and appends nothing.
+	 */
+	submit(task: TaskMessage, audit?: AuditDraft): Promise<{ task: TaskMessage; created: boolean }>;
 	get(taskId: string): Promise<TaskMessage | null>;
 	/**
 	 * The next tasks, at most `max`, fairly across tenant queues (on one scheduling shard in the order
@@ -88,9 +98,15 @@ export interface TaskQueue {
 	extend(lease: Lease, leaseMs: number): Promise<boolean>;
 	/**
 	 * Ends a leased task and records its `task_completed`/`task_failed` frame with it; null when the
-	 * lease was lost, so another delivery owns the outcome.
+	 * lease was lost, so another delivery owns the outcome. `audit`, the run's own entry, is appended in
+	 * the same step whether or not the lease held: the run happened (see `appendsAudit`).
 	 */
-	finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number): Promise<TaskMessage | null>;
+	finish(
+		lease: Lease,
+		outcome: TaskOutcome,
+		executionTimeMs?: number,
+		audit?: AuditDraft
+	): Promise<TaskMessage | null>;
 	/**
 	 * Puts a leased task back after `delayMs` (retry with backoff) and records a "retrying" update; false
 	 * when the lease was lost.

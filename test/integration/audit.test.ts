@@ -2,6 +2,7 @@ import { OPS_COMMANDS } from "../../lib/repl-commands";
 import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
 import { clockTool } from "../support/definitions";
+import { eventually } from "../support/eventually";
 
 let tenantCounter = 0;
 const newTenant = () => `trail-${process.pid}-${++tenantCounter}`;
@@ -222,7 +223,7 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		expect(JSON.stringify(entries)).not.toContain("source-secret-123");
 	});
 
-	it("records task submissions", async () => {
+	it("records task submissions and the runs of queued executions", async () => {
 		const tenant = newTenant();
 		const res = await call("POST", "/internal/tasks", tenant, {
 			payload: { tool_name: "datetime", parameters: { operation: "now" } }
@@ -231,6 +232,18 @@ describe.each(BACKENDS)("audit trail over HTTP on the $name store", ({ redisUrl 
 		expect((await trail(tenant, "?action=task.submit")).map(e => e.target)).toEqual([
 			`task:${res.body.task_id}`
 		]);
+		// The queue appends the run's entry with the task's outcome.
+		const done = await eventually(async () => {
+			const task = await call("GET", `/internal/tasks/${res.body.task_id}`, tenant);
+			expect(task.body.status).toBe("completed");
+			return task.body;
+		});
+		const runs = await trail(tenant, "?action=tool.execute");
+		expect(runs).toHaveLength(1);
+		expect(runs[0]).toMatchObject({
+			outcome: "completed",
+			details: { execution_id: done.metadata.execution_id }
+		});
 	});
 
 	it("never records a tool's secrets", async () => {

@@ -83,7 +83,7 @@ describe("on a 3-master Redis Cluster", () => {
 			await dropPrefix(url(), prefix);
 		});
 
-		it("registers a tool with its audit entry, and runs a queued task to its end", async () => {
+		it("registers a tool with its audit entry, and runs a queued task to its end with its entries", async () => {
 			const registered = await call("POST", "/tools", {
 				name: "adder",
 				description: "Adds two numbers with the calculator",
@@ -106,6 +106,17 @@ describe("on a 3-master Redis Cluster", () => {
 				return task.body;
 			}, 20000);
 			expect(done.result).toEqual({ value: 5 });
+			// Each entry is appended on its own here: the audit stream is in another slot than the task.
+			const entries = async (action: string) => (await call("GET", `/audit?action=${action}`)).body.items;
+			expect(await entries("task.submit")).toEqual([
+				expect.objectContaining({ target: `task:${submitted.body.task_id}` })
+			]);
+			expect(await entries("tool.execute")).toEqual([
+				expect.objectContaining({
+					outcome: "completed",
+					details: expect.objectContaining({ execution_id: done.metadata.execution_id })
+				})
+			]);
 		}, 40000);
 	});
 });

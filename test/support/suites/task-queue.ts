@@ -6,7 +6,10 @@ import { outboxFor, taskQueueFor } from "../../../lib/tasks/backend";
 import type { TaskQueue } from "../../../lib/tasks/task-queue";
 import { ManualClock } from "../manual-clock";
 import { pendingTask } from "../tasks";
-import { connectRedis, scanKeys, type RedisClient } from "../../../lib/redis";
+import { connectRedis, isCluster, scanKeys, type RedisClient } from "../../../lib/redis";
+import type { AuditAction, AuditDraft } from "../../../lib/audit/audit-log";
+import { MemoryAuditLog } from "../../../lib/audit/memory-audit-log";
+import { RedisAuditLog } from "../../../lib/audit/redis-audit-log";
 import { dropPrefix, uniquePrefix } from "../backends";
 
 const task = pendingTask;
@@ -60,6 +63,40 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			metadata: { agent_id: "a1" }
 		});
 		expect(await queue.get(randomUUID())).toBeNull();
+	});
+
+	it("appends the audit entries it is given with a submission and with a run's outcome, where it can in the same step", async () => {
+		const retention = { maxAgeMs: 3600000, maxEntries: 1000 };
+		const auditLog = redis ? new RedisAuditLog(redis, prefix, retention) : new MemoryAuditLog(retention);
+		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
+		const audited = taskQueueFor({}, { ...backend, auditLog });
+		expect(queue.appendsAudit).toBe(false);
+		// A cluster keeps a tenant's audit stream in another slot than its tasks: callers append.
+		expect(audited.appendsAudit).toBe(!(redis && isCluster(redis)));
+		if (!audited.appendsAudit) return;
+		const draft = (action: AuditAction, target: string): AuditDraft => ({
+			tenant_id: "acme",
+			actor: { kind: "service" },
+			action,
+			target,
+			outcome: "accepted"
+		});
+		const t = task("acme");
+		await audited.submit(t, draft("task.submit", `task:${t.task_id}`));
+		// A known id is not submitted again, and neither is its entry.
+		expect((await audited.submit(t, draft("task.submit", "again"))).created).toBe(false);
+		const [lease] = await audited.claim(1000, 1);
+		const outcome = { status: "completed" as const, result: { value: 2 } };
+		expect(await audited.finish(lease, outcome, 1, draft("tool.execute", "tool:first"))).not.toBeNull();
+		// A run whose lease was lost still happened: its entry is appended, its outcome is not.
+		expect(await audited.finish(lease, outcome, 1, draft("tool.execute", "tool:late"))).toBeNull();
+		const { items } = await auditLog.list("acme", { limit: 10 });
+		expect(items.map(entry => [entry.action, entry.target])).toEqual([
+			["tool.execute", "tool:late"],
+			["tool.execute", "tool:first"],
+			["task.submit", `task:${t.task_id}`]
+		]);
+		expect(await audited.get(t.task_id)).toMatchObject({ status: "completed", result: { value: 2 } });
 	});
 
 	it("hands a registration's secrets to the worker only, sealed at rest and masked in every other read", async () => {
