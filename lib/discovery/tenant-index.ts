@@ -90,6 +90,8 @@ export class TenantIndex {
 	private readonly entries = new Map<string, Entry>();
 	/** Entries by slot; freed slots are reused. */
 	private readonly slots: (Entry | undefined)[] = [];
+	/** Tool ids by slot: a ranking names its hundreds of candidates without reading their entries. */
+	private readonly slotIds: string[] = [];
 	private readonly freeSlots: number[] = [];
 	private upserts = 0;
 	/** Tool ids by definition hash: a vector computed for a hash serves each of them. */
@@ -129,6 +131,7 @@ export class TenantIndex {
 		const entry: Entry = { tool, slot, order: ++this.upserts };
 		this.entries.set(tool.id, entry);
 		this.slots[slot] = entry;
+		this.slotIds[slot] = tool.id;
 		this.lexical.add(slot, tool);
 		if (slot >= this.openToAll.length) {
 			const grown = new Uint8Array(this.openToAll.length * 2);
@@ -249,7 +252,7 @@ export class TenantIndex {
 		const usableSlot = (slot: number) =>
 			(unfiltered && this.openToAll[slot] === 1) || usable(this.slots[slot]?.tool);
 		const ranked = (found: { slot: number; score: number }[]): Ranked[] =>
-			found.map(({ slot, score }) => ({ id: this.slots[slot]!.tool.id, score }));
+			found.map(({ slot, score }) => ({ id: this.slotIds[slot], score }));
 		// Lexical mode keeps every place a remembered ranking may be asked for; fusion needs `depth`.
 		const lexical: Ranked[] =
 			mode === "semantic"

@@ -42,7 +42,11 @@ export class TopK {
 			this.put(i, slot, score, order);
 			return;
 		}
-		// Replace the root and sift down.
+		this.siftDown(slot, score, order);
+	}
+
+	/** Puts a candidate at the root and moves it down to its place among the `size` kept. */
+	private siftDown(slot: number, score: number, order: number): void {
 		let i = 0;
 		for (;;) {
 			const left = 2 * i + 1;
@@ -60,11 +64,15 @@ export class TopK {
 		this.put(i, slot, score, order);
 	}
 
-	/** The candidates kept, best first. */
+	/** The candidates kept, best first; empties the heap (the worst is taken from the root each time). */
 	sorted(): { slot: number; score: number }[] {
-		const out = Array.from({ length: this.size }, (_, i) => i);
-		out.sort((a, b) => this.scores[b] - this.scores[a] || this.orders[a] - this.orders[b]);
-		return out.map(i => ({ slot: this.slots[i], score: this.scores[i] }));
+		const out = new Array<{ slot: number; score: number }>(this.size);
+		while (this.size > 0) {
+			out[this.size - 1] = { slot: this.slots[0], score: this.scores[0] };
+			const last = --this.size;
+			if (last > 0) this.siftDown(this.slots[last], this.scores[last], this.orders[last]);
+		}
+		return out;
 	}
 
 	/** Whether (s1, o1) ranks after (s2, o2). */

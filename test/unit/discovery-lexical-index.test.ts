@@ -46,6 +46,8 @@ describe("LexicalIndex", () => {
 	it("after removals and re-additions, ranks as an index built from the remaining tools", () => {
 		const index = lexicalIndex();
 		tools.forEach((tool, slot) => index.add(slot, tool));
+		// Asked before the changes: what the index remembers of the queries' terms must not outlive them.
+		for (const query of QUERIES) index.search(query, 1000, () => true);
 		const removed = new Set([0, 3, 7, 20, 21, 40]);
 		for (const slot of removed) index.remove(slot, tools[slot]);
 		// A slot freed and filled again: the new tool takes the removed one's place.
@@ -63,6 +65,32 @@ describe("LexicalIndex", () => {
 			expect(ours.every(r => !removed.has(r.slot) || r.slot === 0)).toBe(true);
 			if (query === "weather alerts") expect(bySlot(ours[0].slot).id).toBe("tool-new");
 		}
+	});
+
+	it("finds a word, its extensions and near spellings added after it was first asked for", () => {
+		const index = lexicalIndex();
+		tools.forEach((tool, slot) => index.add(slot, tool));
+		const found = (query: string) => index.search(query, 10, () => true).map(r => r.slot);
+		expect(found("zebrafish")).toEqual([]);
+		expect(found("zebra")).toEqual([]);
+		const slot = tools.length;
+		index.add(slot, {
+			...tools[0],
+			id: "new",
+			name: "zebrafish_tracker",
+			description: "Tracks zebrafish"
+		} as StoredTool);
+		expect(found("zebrafish")).toEqual([slot]);
+		// An extension (prefix) and a near spelling of the new word.
+		expect(found("zebra")).toEqual([slot]);
+		expect(found("zebrafsh")).toEqual([slot]);
+		index.remove(slot, {
+			...tools[0],
+			id: "new",
+			name: "zebrafish_tracker",
+			description: "Tracks zebrafish"
+		} as StoredTool);
+		expect(found("zebrafish")).toEqual([]);
 	});
 
 	it("removes every posting of a slot even when its document changed after it was added", () => {
