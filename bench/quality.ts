@@ -136,10 +136,10 @@ export async function run(): Promise<Result[]> {
 		 */
 		const account = (question: string, name: string, variant: Variant) => {
 			const tool = tools.find(t => t.name === name)!;
-			const place = (variant: Variant) => {
-				const answer = answers.get(JSON.stringify([variant, question]))!;
+			const place = (ranking: Variant) => {
+				const answer = answers.get(JSON.stringify([ranking, question]))!;
 				const at = answer.findIndex(r => r.tool.name === name);
-				return at < 0 ? `${variant} —` : `${variant} #${at + 1} ${round(answer[at].score)}`;
+				return at < 0 ? `${ranking} —` : `${ranking} #${at + 1} ${round(answer[at].score)}`;
 			};
 			const mode = variant === "lexical" ? "lexical" : "hybrid";
 			const lexical = index.explainLexical(question, tool.id, mode)!;

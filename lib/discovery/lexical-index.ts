@@ -46,8 +46,11 @@ const FUZZY = 0.2;
 const MAX_FUZZY = 6;
 /** A posting is slot × TF_RANGE + term frequency (capped: BM25 barely moves past a few). */
 const TF_RANGE = 1024;
-/** Query terms whose expansions are remembered: questions reuse their words, with new ones between. */
-const EXPANSIONS_CACHED = 1024;
+/**
+ * Query terms whose expansions are remembered (questions reuse their words, with new ones between),
+ * and the (term, weight) pairs they may hold in all: a short term can extend to thousands of terms.
+ */
+const EXPANSIONS_CACHED = { max: 256, maxSize: 8192 };
 /** Slots must stay below this for a posting to be a small integer. */
 export const MAX_SLOTS = 2 ** 21;
 
@@ -73,7 +76,10 @@ export class LexicalIndex<D> {
 	 * What `expand` found for recent query terms, until the vocabulary changes (a term added or gone):
 	 * walking the term tree for near spellings took a ninth of a never-asked query at 10,000 tools.
 	 */
-	private readonly expansions = new LRUCache<string, [number, number][]>({ max: EXPANSIONS_CACHED });
+	private readonly expansions = new LRUCache<string, [number, number][]>({
+		...EXPANSIONS_CACHED,
+		sizeCalculation: pairs => pairs.length + 1
+	});
 	private readonly terms: string[] = [];
 	private readonly freeTerms: number[] = [];
 	/** Postings of term t in field f at t × fields + f, in the order documents were added. */

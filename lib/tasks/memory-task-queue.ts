@@ -9,6 +9,7 @@ import { maskSecrets } from "../secrets";
 import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
+	auditNotAppended,
 	queueOf,
 	queueScore,
 	type Lease,
@@ -57,7 +58,15 @@ export class MemoryTaskQueue implements TaskQueue {
 		return this.auditLog !== undefined;
 	}
 
+	/** Appends `audit`, which only a queue with a trail may be given (`appendsAudit`). */
+	private appendAudit(audit: AuditDraft | undefined): void {
+		if (!audit) return;
+		if (!this.auditLog) throw auditNotAppended();
+		this.auditLog.appendNow(audit);
+	}
+
 	async submit(task: TaskMessage, audit?: AuditDraft) {
+		if (audit && !this.auditLog) throw auditNotAppended();
 		const existing = this.entries.get(task.task_id);
 		if (existing) return { task: shown(existing.task), created: false };
 		const entry: Entry = {
@@ -71,7 +80,7 @@ export class MemoryTaskQueue implements TaskQueue {
 		};
 		this.entries.set(task.task_id, entry);
 		this.enqueue(entry);
-		if (audit) this.auditLog?.appendNow(audit);
+		this.appendAudit(audit);
 		// The caller's own object: the stored one is already a copy of it.
 		return { task, created: true };
 	}
@@ -123,7 +132,7 @@ export class MemoryTaskQueue implements TaskQueue {
 	}
 
 	async finish(lease: Lease, outcome: TaskOutcome, executionTimeMs?: number, audit?: AuditDraft) {
-		if (audit) this.auditLog?.appendNow(audit);
+		this.appendAudit(audit);
 		const entry = this.owned(lease);
 		if (!entry) return null;
 		this.end(entry, outcome);

@@ -23,6 +23,7 @@ import { resealStore, type Resealable, type ResealResult } from "../store/reseal
 import { mapPayloadConfig } from "./payload-secrets";
 import { taskFrame, type TaskUpdate } from "./task-events";
 import {
+	auditNotAppended,
 	queueOf,
 	type Lease,
 	type QueueDepth,
@@ -96,7 +97,8 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 
 	/** The audited script's extra key and arguments, or none without an entry. */
 	private auditParts(audit: AuditDraft | undefined): { keys: string[]; args: string[] } {
-		if (!audit || !this.appendsAudit) return { keys: [], args: [] };
+		if (!audit) return { keys: [], args: [] };
+		if (!this.appendsAudit) throw auditNotAppended();
 		const { key, args } = this.auditLog!.scriptArgs(audit);
 		return { keys: [key], args };
 	}
@@ -120,6 +122,7 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 	}
 
 	async submit(task: TaskMessage, audit?: AuditDraft) {
+		const audited = this.auditParts(audit);
 		if (this.shards.length > 1) {
 			const claimed = await this.redis.set(this.homeKey(task.task_id), task.tenant_id, "NX");
 			if (claimed === null) return { task: (await this.get(task.task_id))!, created: false };
@@ -127,7 +130,6 @@ export class RedisTaskQueue implements TaskQueue, Resealable {
 		const { status: _s, attempts: _a, updated_at, result: _r, error: _e, ...doc } = task;
 		const queue = queueOf(task.type, task.tenant_id);
 		const keys = this.keysOf(task);
-		const audited = this.auditParts(audit);
 		const created = await runScript(
 			this.redis,
 			audited.keys.length ? SUBMIT_AUDITED : SUBMIT,

@@ -30,10 +30,12 @@ import { RECORD_FRAME_LUA } from "../outbox/redis-outbox";
 /**
  * KEYS[1..5] task, its queue, ready, seq, turn; ARGV[1..7] doc, id, queue, priority, created_ms,
  * updated_at, claim frame template. Audited: KEYS[6] the tenant's audit stream, ARGV[8..10] the entry
- * (RedisAuditLog.scriptArgs), appended only when the task is created.
+ * (RedisAuditLog.scriptArgs), appended only when the task is created, and first: Redis does not undo
+ * a script's earlier writes when a later command fails.
  */
 const submitScript = (audited: boolean) => `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+${audited ? luaAppend(6, 8) : ""}
 local seq = redis.call('INCR', KEYS[4])
 local score = string.format('%.0f', (9 - tonumber(ARGV[4])) * 1099511627776 + seq)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'status', 'pending', 'attempts', 0, 'token', '',
@@ -43,7 +45,6 @@ redis.call('ZADD', KEYS[2], score, ARGV[2])
 if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
   redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[5]), ARGV[3])
 end
-${audited ? luaAppend(6, 8) : ""}
 return 1
 `;
 export const SUBMIT = submitScript(false);

@@ -57,6 +57,10 @@ export interface ReapResult {
 	promoted: number;
 }
 
+/** An audit entry handed to a queue that does not append them (`appendsAudit`): a caller's mistake. */
+export const auditNotAppended = (): Error =>
+	new Error("This task queue does not append audit entries (appendsAudit is false)");
+
 /** Queue name of a task: one set per tenant. */
 export const queueOf = (type: TaskType, tenantId: string): string =>
 	`${type === "tool_discovery" ? "tool_registry_tasks" : type}:${tenantId}`;

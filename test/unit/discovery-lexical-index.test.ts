@@ -74,22 +74,18 @@ describe("LexicalIndex", () => {
 		expect(found("zebrafish")).toEqual([]);
 		expect(found("zebra")).toEqual([]);
 		const slot = tools.length;
-		index.add(slot, {
+		const zebrafish = {
 			...tools[0],
 			id: "new",
 			name: "zebrafish_tracker",
 			description: "Tracks zebrafish"
-		} as StoredTool);
+		} as StoredTool;
+		index.add(slot, zebrafish);
 		expect(found("zebrafish")).toEqual([slot]);
 		// An extension (prefix) and a near spelling of the new word.
 		expect(found("zebra")).toEqual([slot]);
 		expect(found("zebrafsh")).toEqual([slot]);
-		index.remove(slot, {
-			...tools[0],
-			id: "new",
-			name: "zebrafish_tracker",
-			description: "Tracks zebrafish"
-		} as StoredTool);
+		index.remove(slot, zebrafish);
 		expect(found("zebrafish")).toEqual([]);
 	});
 

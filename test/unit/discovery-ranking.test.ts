@@ -133,6 +133,16 @@ describe("TenantIndex", () => {
 		const found = (agentId: string | null = null) =>
 			changing.query({ query: "sleet", limit: 5, agentId, mode: "lexical" }).map(r => r.tool.id);
 		expect(found()).toEqual([target.id]);
+		// Filters still apply to a tool open to every agent.
+		const filtered = (filters: { types?: string[]; tags?: string[]; healthyOnly?: boolean }) =>
+			changing
+				.query({ query: "sleet", limit: 5, agentId: null, mode: "lexical", ...filters })
+				.map(r => r.tool.id);
+		expect(filtered({ types: ["calculator"] })).toEqual([]);
+		expect(filtered({ tags: ["none"] })).toEqual([]);
+		changing.upsert({ ...target, health: { state: "unreachable" } });
+		expect(filtered({ healthyOnly: true })).toEqual([]);
+		expect(found()).toEqual([target.id]);
 		changing.upsert({ ...target, status: "disabled" });
 		expect(found()).toEqual([]);
 		changing.upsert({ ...target, permissions: { agents: ["meteo"] } });

@@ -70,10 +70,6 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		const auditLog = redis ? new RedisAuditLog(redis, prefix, retention) : new MemoryAuditLog(retention);
 		const backend = { redis: redis ?? null, redisPrefix: prefix, outboxMax: 1000, retentionS: 60, clock };
 		const audited = taskQueueFor({}, { ...backend, auditLog });
-		expect(queue.appendsAudit).toBe(false);
-		// A cluster keeps a tenant's audit stream in another slot than its tasks: callers append.
-		expect(audited.appendsAudit).toBe(!(redis && isCluster(redis)));
-		if (!audited.appendsAudit) return;
 		const draft = (action: AuditAction, target: string): AuditDraft => ({
 			tenant_id: "acme",
 			actor: { kind: "service" },
@@ -81,6 +77,16 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 			target,
 			outcome: "accepted"
 		});
+		// A queue without a trail refuses an entry rather than dropping it, and stores nothing.
+		expect(queue.appendsAudit).toBe(false);
+		const refused = task("acme");
+		await expect(queue.submit(refused, draft("task.submit", "refused"))).rejects.toThrow(
+			/appendsAudit is false/
+		);
+		expect(await queue.get(refused.task_id)).toBeNull();
+		// A cluster keeps a tenant's audit stream in another slot than its tasks: callers append.
+		expect(audited.appendsAudit).toBe(!(redis && isCluster(redis)));
+		if (!audited.appendsAudit) return;
 		const t = task("acme");
 		await audited.submit(t, draft("task.submit", `task:${t.task_id}`));
 		// A known id is not submitted again, and neither is its entry.
