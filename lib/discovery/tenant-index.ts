@@ -139,11 +139,7 @@ export class TenantIndex {
 			this.openToAll = grown;
 		}
 		this.openToAll[slot] =
-			tool.tenant_id === this.tenantId &&
-			tool.status === "active" &&
-			tool.permissions.agents.includes(ANY_AGENT)
-				? 1
-				: 0;
+			tool.tenant_id === this.tenantId && tool.status === "active" && mayUse(tool, null) ? 1 : 0;
 		if (vector ?? known) this.vectors.set(slot, (vector ?? known)!);
 		if (tool.tenant_id !== GLOBAL_TENANT) this.ownNames.set(tool.name, tool.id);
 		let ids = this.byHash.get(tool.definition_hash);

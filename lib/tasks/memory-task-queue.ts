@@ -66,9 +66,9 @@ export class MemoryTaskQueue implements TaskQueue {
 	}
 
 	async submit(task: TaskMessage, audit?: AuditDraft) {
-		if (audit && !this.auditLog) throw auditNotAppended();
 		const existing = this.entries.get(task.task_id);
 		if (existing) return { task: shown(existing.task), created: false };
+		this.appendAudit(audit);
 		const entry: Entry = {
 			task: copy(task),
 			queue: queueOf(task.type, task.tenant_id),
@@ -80,7 +80,6 @@ export class MemoryTaskQueue implements TaskQueue {
 		};
 		this.entries.set(task.task_id, entry);
 		this.enqueue(entry);
-		this.appendAudit(audit);
 		// The caller's own object: the stored one is already a copy of it.
 		return { task, created: true };
 	}
