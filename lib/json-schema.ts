@@ -151,12 +151,18 @@ export function checkParametersSchema(
 	return [];
 }
 
+/** A compiled validator and the size of the schema it came from (serialised bytes). */
+export interface CompiledSchema {
+	validate: ValidateFunction;
+	schemaBytes: number;
+}
+
 /**
  * Compiled parameter validators keyed by tool id and version: a tool's schema is compiled once
  * per version, and the cache is bounded so thousands of tools cannot grow it without limit.
  */
 export class SchemaCache {
-	private readonly compiled: LRUCache<string, ValidateFunction>;
+	private readonly compiled: LRUCache<string, CompiledSchema>;
 
 	constructor(
 		private readonly ajv: Ajv2020,
@@ -165,17 +171,18 @@ export class SchemaCache {
 		this.compiled = new LRUCache({ max: capacity });
 	}
 
-	has(key: string): boolean {
-		return this.compiled.has(key);
+	/** The entry of `key` if it is compiled already. */
+	peek(key: string): CompiledSchema | undefined {
+		return this.compiled.get(key);
 	}
 
 	get(key: string, schema: JsonObject): ValidateFunction {
-		let validate = this.compiled.get(key);
-		if (validate) return validate;
+		const known = this.compiled.get(key);
+		if (known) return known.validate;
 		const compilable = forAjv(schema);
-		validate = this.ajv.compile(compilable);
+		const validate = this.ajv.compile(compilable);
 		this.ajv.removeSchema(compilable);
-		this.compiled.set(key, validate);
+		this.compiled.set(key, { validate, schemaBytes: JSON.stringify(schema).length });
 		return validate;
 	}
 }

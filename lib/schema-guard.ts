@@ -108,12 +108,15 @@ export class SchemaGuard {
 		data: unknown,
 		field = "parameters"
 	): Promise<ValidationProblem[]> {
-		const json = JSON.stringify(schema);
+		// A compiled schema's size is remembered: serialising it again on every call cost more than validating.
+		const compiled = this.inline.peek(key);
+		const json = compiled ? "" : JSON.stringify(schema);
+		const schemaBytes = compiled?.schemaBytes ?? json.length;
 		const cheap =
-			(this.inline.has(key) || compileCost(json) <= this.options.inlineCompileCost) &&
-			!largerThan(data, this.options.inlineValidateCost / json.length);
+			(compiled !== undefined || compileCost(json) <= this.options.inlineCompileCost) &&
+			!largerThan(data, this.options.inlineValidateCost / schemaBytes);
 		if (cheap) {
-			const validate = this.inline.get(key, schema);
+			const validate = compiled?.validate ?? this.inline.get(key, schema);
 			return validate(data) ? [] : toProblems(validate.errors, field);
 		}
 		// A string crosses to the thread far faster than a structured clone of the same object.
