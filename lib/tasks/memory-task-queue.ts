@@ -70,7 +70,8 @@ export class MemoryTaskQueue implements TaskQueue {
 		if (existing) return { task: shown(existing.task), created: false };
 		this.appendAudit(audit);
 		const entry: Entry = {
-			task: copy(task),
+			// The queue changes only top-level fields, so a shallow copy keeps the caller's object as it was.
+			task: Object.assign({}, task),
 			queue: queueOf(task.type, task.tenant_id),
 			score: queueScore(task.priority, ++this.sequence),
 			token: "",
@@ -80,7 +81,6 @@ export class MemoryTaskQueue implements TaskQueue {
 		};
 		this.entries.set(task.task_id, entry);
 		this.enqueue(entry);
-		// The caller's own object: the stored one is already a copy of it.
 		return { task, created: true };
 	}
 
@@ -137,7 +137,8 @@ export class MemoryTaskQueue implements TaskQueue {
 		this.end(entry, outcome);
 		const event = outcome.status === "completed" ? "task_completed" : "task_failed";
 		this.announce({ event, task: entry.task, execution_time_ms: executionTimeMs });
-		return shown(entry.task);
+		// An ended task never changes again (`end` made it a new object), so its record needs no copy.
+		return mapPayloadConfig(entry.task, maskSecrets);
 	}
 
 	async retry(lease: Lease, delayMs: number, error: JsonObject) {
@@ -263,6 +264,7 @@ export class MemoryTaskQueue implements TaskQueue {
 /**
  * A task is JSON (the Redis queue stores it as such), so a JSON round trip copies it; under load it
  * cost a fraction of structuredClone's time (embedded tasks: 0.21 against 0.25–0.27 ms of CPU each).
+ * The worker's copy and every read get one: they may change what they are given.
  */
 const copy = (task: TaskMessage): TaskMessage => JSON.parse(JSON.stringify(task)) as TaskMessage;
 /** A copy for anyone but the worker: a registration's secrets masked. */

@@ -88,7 +88,8 @@ export interface TaskQueue {
 	readonly appendsAudit: boolean;
 	/**
 	 * Stores and enqueues a new task, and appends `audit` with it (see `appendsAudit`); a known
-	 * `task_id` resolves the stored task, `created: false`, and appends nothing.
+	 * `task_id` resolves the stored task, `created: false`, and appends nothing. The queue may keep the
+	 * objects `task` refers to (its payload, metadata): the caller leaves them unchanged.
 	 */
 	submit(task: TaskMessage, audit?: AuditDraft): Promise<{ task: TaskMessage; created: boolean }>;
 	get(taskId: string): Promise<TaskMessage | null>;
@@ -103,7 +104,8 @@ export interface TaskQueue {
 	/**
 	 * Ends a leased task and records its `task_completed`/`task_failed` frame with it; null when the
 	 * lease was lost, so another delivery owns the outcome. `audit`, the run's own entry, is appended in
-	 * the same step whether or not the lease held: the run happened (see `appendsAudit`).
+	 * the same step whether or not the lease held: the run happened (see `appendsAudit`). The task
+	 * answered is the final record, to read, not to change.
 	 */
 	finish(
 		lease: Lease,

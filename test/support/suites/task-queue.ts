@@ -236,6 +236,9 @@ export function taskQueueSuite(redisUrl: () => string | undefined): void {
 		// finish answers the task exactly as stored (the Redis queue builds it without reading it back).
 		expect(await queue.get(t.task_id)).toEqual(done);
 		expect(await claimOne(1000)).toBeNull();
+		// The submitted object is the caller's: the queue's status changes are its own.
+		expect(t).toMatchObject({ status: "pending", attempts: 0 });
+		expect(t).not.toHaveProperty("result");
 	});
 
 	it("redelivers a task whose lease expired, and the first worker can no longer finish it", async () => {
