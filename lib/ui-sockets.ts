@@ -11,6 +11,8 @@ export interface UiSocketsOptions {
 	closeGraceMs: number;
 	/** Time of the heartbeat: the system clock unless a test passes one. */
 	clock: Clock;
+	/** Told when the first client arrives (true) and when the last one leaves (false). */
+	onOccupied?: (occupied: boolean) => void;
 }
 
 interface Client {
@@ -56,6 +58,7 @@ export class UiSockets {
 		socket.on("error", () => undefined);
 		socket.on("close", () => this.remove(socket));
 
+		if (this.clients.size === 1) this.options.onOccupied?.(true);
 		this.heartbeat ??= this.options.clock.setInterval(() => this.sweep(), this.options.heartbeatMs);
 	}
 
@@ -66,7 +69,9 @@ export class UiSockets {
 		const tenantSockets = this.byTenant.get(client.tenantId);
 		tenantSockets?.delete(socket);
 		if (tenantSockets?.size === 0) this.byTenant.delete(client.tenantId);
-		if (this.clients.size === 0 && this.heartbeat) {
+		if (this.clients.size > 0) return;
+		this.options.onOccupied?.(false);
+		if (this.heartbeat) {
 			this.options.clock.clear(this.heartbeat);
 			this.heartbeat = null;
 		}

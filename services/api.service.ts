@@ -31,12 +31,13 @@ import { notFound } from "../lib/errors";
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from "../lib/rate-limiter";
 import { keyStoreFor } from "../lib/store/key-backend";
 import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
-import { subscribeFrames } from "../lib/tasks/backend";
+import { frameFeed, type FrameFeed } from "../lib/tasks/backend";
 import { UiSockets } from "../lib/ui-sockets";
 import { DependencyWatch } from "../lib/dependency-watch";
 import { UI_PROTOCOL, uiSocketHeaders } from "../lib/ui-upgrade";
 import type { CallerMeta, StoredTool } from "../types/wire";
 import { config } from "../lib/config";
+import type { ClockTimer } from "../lib/clock";
 
 /** The gateway's own settings, and the moleculer-web settings it sets (typed by moleculer-web). */
 interface GatewaySettings extends Pick<
@@ -71,6 +72,7 @@ interface ApiMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: Route, req: ApiRequest): Promise<null>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: Route, req: ApiRequest): void;
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
+	listenForUi(on: boolean): Promise<void>;
 }
 
 interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
@@ -86,14 +88,17 @@ interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	uiSockets: UiSockets;
 	/** Redis and the transporter as this node sees them: what readiness reports and requests need. */
 	reachable: DependencyWatch;
-	/** Stops the feed of recorded task frames to UI clients. */
-	stopTaskFrames: () => Promise<void>;
+	/** Recorded task frames for UI clients: fed only while a client is connected. */
+	taskFrames: FrameFeed;
 }
 
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
 
 /** A request on an `/api/v1` route: moleculer-web copies the route table's fields onto its alias. */
 type ApiRequest = IncomingRequest & { $alias?: Alias & Partial<RouteAlias>; body?: unknown };
+
+/** Longest a UI socket's upgrade waits for the node's frame feed to start (longer only while Redis is away). */
+const UI_FEED_WAIT_MS = 1000;
 
 const DEBUG_LOGGING = ["debug", "trace"].includes(config().logLevel);
 
@@ -314,6 +319,13 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			this.auth.requireScope(ctx.meta, alias?.scopeFor ? alias.scopeFor(req.body) : alias?.scope);
 		},
 
+		/** Feeds task frames to this node while UI clients are connected; Redis's return retries a failure. */
+		listenForUi(this: ApiThis, on: boolean) {
+			return this.taskFrames
+				.listen(on)
+				.catch(err => this.logger.warn("Starting or stopping the UI's task frames failed", err));
+		},
+
 		/** `GET /ws`: authenticated at upgrade, so a refused client never gets a socket. */
 		async acceptUiSocket(this: ApiThis, req, socket, head) {
 			// A client that drops while it is being authenticated must not raise an unhandled error.
@@ -324,9 +336,20 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 				if (url.pathname !== "/ws")
 					return void refuseOnSocket(socket, notFound("WebSocket endpoint", url.pathname));
 				const identity = await this.auth.admit(uiSocketHeaders(req, url), "tools:read");
+				// Fed before the socket opens, so the client misses no frame recorded after it; bounded,
+				// since with Redis away the feed starts only once it is back.
+				const { clock } = this.settings;
+				let bound: ClockTimer | undefined;
+				await Promise.race([
+					this.listenForUi(true),
+					new Promise<void>(resolve => (bound = clock.setTimeout(resolve, UI_FEED_WAIT_MS)))
+				]);
+				clock.clear(bound!);
 				// From here ws owns the socket and its errors.
 				socket.off("error", dropped);
 				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
+				// ws answers a refused handshake at once, without a client: the feed follows the clients.
+				if (this.uiSockets.size === 0) void this.listenForUi(false);
 			} catch (err) {
 				const body = refuseOnSocket(socket, err);
 				// The path only: `?token=` carries the credential. A dependency's outage is logged once by its watch.
@@ -356,7 +379,16 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			maxBufferedBytes: settings.uiMaxBufferedBytes,
 			heartbeatMs: settings.uiHeartbeatMs,
 			closeGraceMs: 1000,
-			clock: settings.clock
+			clock: settings.clock,
+			onOccupied: occupied => void this.listenForUi(occupied)
+		});
+		// Task frames as the queue records them (from Redis, not the transporter, so a transporter outage
+		// loses none).
+		const backend = { redis, redisPrefix: settings.redisPrefix, outboxMax: DEFAULT_OUTBOX_MAX };
+		this.taskFrames = frameFeed(this.broker, backend, text => {
+			if (this.uiSockets.size === 0) return;
+			const frame = JSON.parse(text) as { tenant_id: string };
+			this.uiSockets.publish(frame.tenant_id, frame);
 		});
 		// UiSockets tracks the clients, so ws need not keep its own set.
 		this.uiServer = new WebSocketServer({
@@ -374,26 +406,14 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 		this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
 			void this.acceptUiSocket(req, socket, head);
 		});
-		// Task frames as the queue records them (from Redis, not the transporter, so a transporter outage
-		// loses none); most have no UI client to go to, and are not even parsed then.
-		const backend = {
-			redis: this.redis,
-			redisPrefix: this.settings.redisPrefix,
-			outboxMax: DEFAULT_OUTBOX_MAX
-		};
-		this.stopTaskFrames = await subscribeFrames(this.broker, backend, text => {
-			if (this.uiSockets.size === 0) return;
-			const frame = JSON.parse(text) as { tenant_id: string };
-			this.uiSockets.publish(frame.tenant_id, frame);
-		});
 	},
 
 	// Runs before moleculer-web's `stopped`, whose server.close() would wait for open sockets.
 	async stopped(this: ApiThis) {
 		this.reachable.stop();
-		await this.stopTaskFrames?.();
 		this.uiServer.close();
 		await Promise.all([this.uiSockets.close(), this.mcp.close()]);
+		await this.taskFrames.close();
 		// Keep-alive connections left idle by the drain would hold moleculer-web's server.close() open.
 		this.server.closeIdleConnections();
 	}

@@ -74,24 +74,64 @@ export function taskQueueFor(
 	return queue;
 }
 
+/** A node's feed of the task frames every node records; frames reach its listener only while it listens. */
+export interface FrameFeed {
+	/**
+	 * Starts or stops the feed; resolves once the latest change holds. Every recorded frame is
+	 * published to each listening node, so a node listens only while it has somewhere to send them.
+	 */
+	listen(on: boolean): Promise<void>;
+	close(): Promise<void>;
+}
+
 /**
- * Calls `listener` with every frame recorded from now on, by any node: live delivery for UI clients
- * (at most once; the outbox keeps the copy the orchestrator gets). Resolves the function that stops it.
+ * Live delivery of recorded task frames for UI clients, at most once (the outbox keeps the copy the
+ * orchestrator gets): from the memory outbox, or from the frames channel of Redis.
  */
-export async function subscribeFrames(
+export function frameFeed(
 	broker: object,
 	options: TaskBackendOptions,
 	listener: (frame: string) => void
-): Promise<() => Promise<void>> {
+): FrameFeed {
 	const outbox = outboxFor(broker, options);
 	if (outbox instanceof MemoryOutbox) {
-		const unsubscribe = outbox.subscribe(listener);
-		return async () => void unsubscribe();
+		let unsubscribe: (() => void) | null = null;
+		return {
+			async listen(on) {
+				if (on && !unsubscribe) unsubscribe = outbox.subscribe(listener);
+				else if (!on && unsubscribe) {
+					unsubscribe();
+					unsubscribe = null;
+				}
+			},
+			async close() {
+				unsubscribe?.();
+			}
+		};
 	}
+	let listening = false;
+	let latest: Promise<unknown> = Promise.resolve();
+	const channel = framesChannel(options.redisPrefix);
 	const subscriber = options.redis!.duplicate();
-	// Reported by the service's own connection; a subscriber only resubscribes when Redis is back.
+	// Reported by the service's own connection.
 	subscriber.on("error", () => undefined);
 	subscriber.on("message", (_channel: string, frame: string) => listener(frame));
-	await subscriber.subscribe(framesChannel(options.redisPrefix));
-	return async () => void (await subscriber.quit().catch(() => undefined));
+	// ioredis resubscribes what it had subscribed after a reconnection; this also covers a SUBSCRIBE
+	// that failed while Redis was away.
+	subscriber.on("ready", () => void (listening && subscriber.subscribe(channel).catch(() => undefined)));
+	return {
+		listen(on) {
+			if (on !== listening) {
+				listening = on;
+				latest = on ? subscriber.subscribe(channel) : subscriber.unsubscribe(channel);
+			}
+			return latest.then(() => undefined);
+		},
+		async close() {
+			listening = false;
+			// The last SUBSCRIBE or UNSUBSCRIBE settles first: a disconnection would fail it.
+			await latest.catch(() => undefined);
+			subscriber.disconnect();
+		}
+	};
 }

@@ -5,7 +5,9 @@ import WebSocket, { type ClientOptions } from "ws";
 import type { TaskMessage } from "../../lib/tasks/task-queue";
 import { taskFrame, type TaskUpdate } from "../../lib/tasks/task-events";
 import type { UiSockets } from "../../lib/ui-sockets";
-import { BACKENDS, dropPrefix, uniquePrefix } from "../support/backends";
+import { framesChannel } from "../../lib/outbox/redis-outbox";
+import { connectRedis } from "../../lib/redis";
+import { BACKENDS, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually, until } from "../support/eventually";
 import { ManualClock } from "../support/manual-clock";
 import { recordUpdate } from "../support/tasks";
@@ -403,6 +405,54 @@ describe("UI WebSocket rate limit and backpressure", () => {
 		expect(slow.frames.length).toBeLessThan(sent - 1);
 		await fast.frame(frame => frame.seq === sent - 1);
 		expect(fast.frames.filter(frame => frame.event === "bulk")).toHaveLength(sent);
+	});
+});
+
+describeWithRedis("UI WebSocket task frames from Redis", () => {
+	const redisUrl = process.env.TEST_REDIS_URL!;
+	const prefix = uniquePrefix();
+	let node: TestNode;
+	let redis: ReturnType<typeof connectRedis>;
+	const open: UiClient[] = [];
+	const serviceClient = async (tenant: string) => {
+		const client = await connect(node, "/ws", serviceHeaders(tenant));
+		open.push(client);
+		return client;
+	};
+	/** Nodes subscribed to the frames channel: every recorded frame is sent to each of them. */
+	const subscribers = async () => {
+		const [, count] = (await redis.pubsub("NUMSUB", framesChannel(prefix))) as [string, number];
+		return count;
+	};
+
+	beforeAll(async () => {
+		node = await startNode({ services: SERVICES, redisUrl, redisPrefix: prefix });
+		redis = connectRedis(redisUrl);
+	});
+
+	afterAll(async () => {
+		await Promise.all(open.map(client => client.close()));
+		await node.stop();
+		await redis.quit();
+		await dropPrefix(redisUrl, prefix);
+	});
+
+	it("takes them only while a UI client is connected, from before its socket opens", async () => {
+		expect(await subscribers()).toBe(0);
+		const tenant = newTenant();
+		const client = await serviceClient(tenant);
+		expect(await subscribers()).toBe(1);
+		// Recorded as soon as the socket is open: it reaches the client.
+		const update: TaskUpdate = { event: "task_completed", task: task(tenant) };
+		await recordUpdate(node, update);
+		await client.frame(frame => frame.task_id === update.task.task_id);
+		await client.close();
+		await eventually(async () => expect(await subscribers()).toBe(0), 2000, 10);
+		const again = await serviceClient(tenant);
+		expect(await subscribers()).toBe(1);
+		const later: TaskUpdate = { event: "task_completed", task: task(tenant) };
+		await recordUpdate(node, later);
+		await again.frame(frame => frame.task_id === later.task.task_id);
 	});
 });
 
