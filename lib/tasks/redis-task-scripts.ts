@@ -68,8 +68,7 @@ end
  * Ten ids that are no longer pending (a stale entry) may be skipped besides.
  */
 export const CLAIM = `${RECORD_FRAME_LUA}${DOC_FRAME_LUA}
-local function claim_frame(tkey, id, attempts, at)
-  local template = redis.call('HGET', tkey, 'claim_frame')
+local function claim_frame(tkey, id, template, attempts, at)
   if template and template ~= '' then
     local a = string.find(template, '\\0', 1, true)
     local b = string.find(template, '\\0', a + 1, true)
@@ -97,24 +96,30 @@ for _ = 1, max + 10 do
   if #popped > 0 then
     local id = popped[1]
     local tkey = ARGV[1] .. 'task:' .. id
-    if redis.call('HGET', tkey, 'status') == 'pending' then
-      redis.call('HSET', tkey, 'status', 'processing', 'token', ARGV[4], 'updated_at', ARGV[5])
-      local attempts = redis.call('HINCRBY', tkey, 'attempts', 1)
+    -- One read and one write of the task's hash: the row answered is what they leave.
+    local task = redis.call('HMGET', tkey, 'status', 'attempts', 'claim_frame', 'doc', 'result', 'error')
+    if task[1] == 'pending' then
+      local attempts = tostring((tonumber(task[2]) or 0) + 1)
+      redis.call('HSET', tkey, 'status', 'processing', 'token', ARGV[4], 'updated_at', ARGV[5], 'attempts', attempts)
       redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)
-      record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], claim_frame(tkey, id, attempts, ARGV[5]))
-      local row = redis.call('HMGET', tkey, 'doc', 'status', 'attempts', 'updated_at', 'result', 'error')
-      table.insert(row, 1, id)
-      table.insert(claimed, row)
+      record_frame(KEYS[4], KEYS[5], ARGV[7], ARGV[6], claim_frame(tkey, id, task[3], attempts, ARGV[5]))
+      table.insert(claimed, { id, task[4], 'processing', attempts, ARGV[5], task[5], task[6] })
     end
   end
 end
 return claimed
 `;
 
-const OWNED = `redis.call('HGET', KEYS[1], 'status') == 'processing' and redis.call('HGET', KEYS[1], 'token') == ARGV[1]`;
+/** Whether the task at `tkey` is processing under the lease `token`: the compare of every later change. */
+const OWNED_LUA = `
+local function owned(tkey, token)
+  local task = redis.call('HMGET', tkey, 'status', 'token')
+  return task[1] == 'processing' and task[2] == token
+end
+`;
 
-export const EXTEND = `
-if not (${OWNED}) then return 0 end
+export const EXTEND = `${OWNED_LUA}
+if not owned(KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[3])
 return 1
 `;
@@ -124,9 +129,9 @@ return 1
  * KEYS[5] the tenant's audit stream, ARGV[11..13] the run's entry, appended even when the lease was
  * lost (the run happened).
  */
-const finishScript = (audited: boolean) => `${RECORD_FRAME_LUA}
+const finishScript = (audited: boolean) => `${RECORD_FRAME_LUA}${OWNED_LUA}
 ${audited ? luaAppend(5, 11) : ""}
-if not (${OWNED}) then return false end
+if not owned(KEYS[1], ARGV[1]) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated_at', ARGV[5], 'token', '')
 redis.call('HDEL', KEYS[1], 'claim_frame')
 redis.call('ZREM', KEYS[2], ARGV[7])
@@ -138,8 +143,8 @@ export const FINISH = finishScript(false);
 export const FINISH_AUDITED = finishScript(true);
 
 /** KEYS[4..5] outbox, dropped; ARGV[6..8] frame, outbox max, channel. */
-export const RETRY = `${RECORD_FRAME_LUA}
-if not (${OWNED}) then return 0 end
+export const RETRY = `${RECORD_FRAME_LUA}${OWNED_LUA}
+if not owned(KEYS[1], ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'token', '', 'error', ARGV[3], 'updated_at', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
