@@ -172,17 +172,18 @@ export class SchemaCache {
 	}
 
 	/** The entry of `key` if it is compiled already. */
-	peek(key: string): CompiledSchema | undefined {
+	lookup(key: string): CompiledSchema | undefined {
 		return this.compiled.get(key);
 	}
 
-	get(key: string, schema: JsonObject): ValidateFunction {
+	/** The validator of `schema`, compiled once under `key`; `schemaBytes` is its serialised size, if known. */
+	get(key: string, schema: JsonObject, schemaBytes?: number): ValidateFunction {
 		const known = this.compiled.get(key);
 		if (known) return known.validate;
 		const compilable = forAjv(schema);
 		const validate = this.ajv.compile(compilable);
 		this.ajv.removeSchema(compilable);
-		this.compiled.set(key, { validate, schemaBytes: JSON.stringify(schema).length });
+		this.compiled.set(key, { validate, schemaBytes: schemaBytes ?? JSON.stringify(schema).length });
 		return validate;
 	}
 }

@@ -109,14 +109,14 @@ export class SchemaGuard {
 		field = "parameters"
 	): Promise<ValidationProblem[]> {
 		// A compiled schema's size is remembered: serialising it again on every call cost more than validating.
-		const compiled = this.inline.peek(key);
+		const compiled = this.inline.lookup(key);
 		const json = compiled ? "" : JSON.stringify(schema);
 		const schemaBytes = compiled?.schemaBytes ?? json.length;
 		const cheap =
 			(compiled !== undefined || compileCost(json) <= this.options.inlineCompileCost) &&
 			!largerThan(data, this.options.inlineValidateCost / schemaBytes);
 		if (cheap) {
-			const validate = compiled?.validate ?? this.inline.get(key, schema);
+			const validate = compiled?.validate ?? this.inline.get(key, schema, schemaBytes);
 			return validate(data) ? [] : toProblems(validate.errors, field);
 		}
 		// A string crosses to the thread far faster than a structured clone of the same object.
