@@ -72,7 +72,7 @@ interface ApiMethods {
 	authenticate(ctx: Context<unknown, CallerMeta>, route: Route, req: ApiRequest): Promise<null>;
 	authorize(ctx: Context<unknown, CallerMeta>, route: Route, req: ApiRequest): void;
 	acceptUiSocket(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
-	listenForUi(on: boolean): Promise<void>;
+	feedUi(): Promise<void>;
 }
 
 interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
@@ -88,8 +88,10 @@ interface ApiLocals extends RedisLocals, AuditLocals, McpServerLocals {
 	uiSockets: UiSockets;
 	/** Redis and the transporter as this node sees them: what readiness reports and requests need. */
 	reachable: DependencyWatch;
-	/** Recorded task frames for UI clients: fed only while a client is connected. */
+	/** Recorded task frames for UI clients: fed only while a client is connected or being admitted. */
 	taskFrames: FrameFeed;
+	/** UI upgrades admitted whose socket is not open yet. */
+	uiAdmitting: number;
 }
 
 type ApiThis = Service<ApiSettings> & ApiMethods & ApiLocals;
@@ -319,10 +321,13 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			this.auth.requireScope(ctx.meta, alias?.scopeFor ? alias.scopeFor(req.body) : alias?.scope);
 		},
 
-		/** Feeds task frames to this node while UI clients are connected; Redis's return retries a failure. */
-		listenForUi(this: ApiThis, on: boolean) {
+		/**
+		 * Feeds task frames to this node while UI clients are connected or being admitted; a failure is
+		 * logged, and the feed follows again once Redis is back.
+		 */
+		feedUi(this: ApiThis) {
 			return this.taskFrames
-				.listen(on)
+				.listen(this.uiSockets.size + this.uiAdmitting > 0)
 				.catch(err => this.logger.warn("Starting or stopping the UI's task frames failed", err));
 		},
 
@@ -338,18 +343,23 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 				const identity = await this.auth.admit(uiSocketHeaders(req, url), "tools:read");
 				// Fed before the socket opens, so the client misses no frame recorded after it; bounded,
 				// since with Redis away the feed starts only once it is back.
-				const { clock } = this.settings;
-				let bound: ClockTimer | undefined;
-				await Promise.race([
-					this.listenForUi(true),
-					new Promise<void>(resolve => (bound = clock.setTimeout(resolve, UI_FEED_WAIT_MS)))
-				]);
-				clock.clear(bound!);
-				// From here ws owns the socket and its errors.
-				socket.off("error", dropped);
-				this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
-				// ws answers a refused handshake at once, without a client: the feed follows the clients.
-				if (this.uiSockets.size === 0) void this.listenForUi(false);
+				this.uiAdmitting++;
+				try {
+					const { clock } = this.settings;
+					let bound: ClockTimer | undefined;
+					await Promise.race([
+						this.feedUi(),
+						new Promise<void>(resolve => (bound = clock.setTimeout(resolve, UI_FEED_WAIT_MS)))
+					]);
+					clock.clear(bound!);
+					// From here ws owns the socket and its errors.
+					socket.off("error", dropped);
+					this.uiServer.handleUpgrade(req, socket, head, ws => this.uiSockets.add(identity.tenant_id!, ws));
+				} finally {
+					// ws adds the client at once, or refuses the handshake without one.
+					this.uiAdmitting--;
+					void this.feedUi();
+				}
 			} catch (err) {
 				const body = refuseOnSocket(socket, err);
 				// The path only: `?token=` carries the credential. A dependency's outage is logged once by its watch.
@@ -380,8 +390,9 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 			heartbeatMs: settings.uiHeartbeatMs,
 			closeGraceMs: 1000,
 			clock: settings.clock,
-			onOccupied: occupied => void this.listenForUi(occupied)
+			onOccupied: () => void this.feedUi()
 		});
+		this.uiAdmitting = 0;
 		// Task frames as the queue records them (from Redis, not the transporter, so a transporter outage
 		// loses none).
 		const backend = { redis, redisPrefix: settings.redisPrefix, outboxMax: DEFAULT_OUTBOX_MAX };

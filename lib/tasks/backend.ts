@@ -110,27 +110,34 @@ export function frameFeed(
 		};
 	}
 	let listening = false;
+	let closed = false;
 	let latest: Promise<unknown> = Promise.resolve();
 	const channel = framesChannel(options.redisPrefix);
 	const subscriber = options.redis!.duplicate();
+	const apply = () => (latest = listening ? subscriber.subscribe(channel) : subscriber.unsubscribe(channel));
 	// Reported by the service's own connection.
 	subscriber.on("error", () => undefined);
 	subscriber.on("message", (_channel: string, frame: string) => listener(frame));
-	// ioredis resubscribes what it had subscribed after a reconnection; this also covers a SUBSCRIBE
-	// that failed while Redis was away.
-	subscriber.on("ready", () => void (listening && subscriber.subscribe(channel).catch(() => undefined)));
+	// Once Redis is back, the latest wish holds again: ioredis resubscribes what it had subscribed, but
+	// neither a SUBSCRIBE nor an UNSUBSCRIBE that failed while Redis was away.
+	subscriber.on("ready", () => void apply().catch(() => undefined));
 	return {
 		listen(on) {
 			if (on !== listening) {
 				listening = on;
-				latest = on ? subscriber.subscribe(channel) : subscriber.unsubscribe(channel);
+				void apply();
 			}
-			return latest.then(() => undefined);
+			// Closing ends the subscription with the connection: a command it cut short is no failure.
+			return latest.then(
+				() => undefined,
+				err => {
+					if (!closed) throw err;
+				}
+			);
 		},
 		async close() {
+			closed = true;
 			listening = false;
-			// The last SUBSCRIBE or UNSUBSCRIBE settles first: a disconnection would fail it.
-			await latest.catch(() => undefined);
 			subscriber.disconnect();
 		}
 	};
