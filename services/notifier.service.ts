@@ -65,6 +65,7 @@ interface NotifierMethods {
 	noticeDrops(): Promise<void>;
 	lead(): Promise<void>;
 	follow(reason: string): void;
+	followFrames(): void;
 	wake(message: WakeMessage): Promise<void>;
 }
 
@@ -327,6 +328,7 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 				} else if (!this.stopping && (await this.redis!.set(key, this.lockToken, "PX", ttl, "NX")) === "OK") {
 					this.leader = true;
 					this.logger.info("This notifier is now the leader");
+					this.followFrames();
 					this.connect();
 				}
 			} catch (err) {
@@ -338,11 +340,29 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 		follow(this: NotifierThis, reason: string) {
 			this.logger.warn(`This notifier is no longer the leader: ${reason}`);
 			this.leader = false;
+			this.followFrames();
 			if (this.retryTimer) this.settings.clock.clear(this.retryTimer);
 			this.retryTimer = this.retryAt = null;
 			this.attempts = 0;
 			this.backoffMs = this.settings.initialBackoffMs;
 			this.dropSocket()?.close(1000, "no longer the leader");
+		},
+
+		/**
+		 * Only the leader takes the recorded frames' wake-ups: each frame is published to every
+		 * subscriber, so followers would receive all of them for nothing. Subscribed, the leader drains
+		 * what was recorded meanwhile; a failure waits for Redis's return or the next renewal's drain.
+		 */
+		followFrames(this: NotifierThis) {
+			const frames = framesChannel(this.settings.redisPrefix);
+			const subscriber = this.subscriber;
+			if (!subscriber) return;
+			if (this.leader)
+				subscriber.subscribe(frames).then(
+					() => this.leader && this.drain(),
+					() => undefined
+				);
+			else subscriber.unsubscribe(frames).catch(() => undefined);
 		},
 
 		async wake(this: NotifierThis, message: WakeMessage) {
@@ -395,7 +415,9 @@ const NotifierService: ServiceSchema<NotifierOwnSettings, NotifierMethods, Notif
 				if (this.leader) this.drain();
 			} else if ((message as WakeMessage) === "released" && !this.leader) void this.lead();
 		});
-		await this.subscriber.subscribe(wakeChannel(this.settings.redisPrefix), frames);
+		// Once Redis is back, the frames subscription matches the role again (see followFrames).
+		this.subscriber.on("ready", () => this.followFrames());
+		await this.subscriber.subscribe(wakeChannel(this.settings.redisPrefix));
 		await this.lead();
 		this.leaderTimer = this.settings.clock.setInterval(() => void this.lead(), this.settings.leaderTtlMs / 3);
 	},

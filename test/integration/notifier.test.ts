@@ -3,6 +3,7 @@ import type { TaskMessage } from "../../lib/tasks/task-queue";
 import type { TaskUpdate } from "../../lib/tasks/task-events";
 import type { NotifierState } from "../../services/notifier.service";
 import { connectRedis } from "../../lib/redis";
+import { framesChannel } from "../../lib/outbox/redis-outbox";
 import { BACKENDS, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually, until } from "../support/eventually";
 import { ManualClock } from "../support/manual-clock";
@@ -306,6 +307,16 @@ describe("notifier", () => {
 				expect(await stateOf(first)).toMatchObject({ leader: true, authenticated: true })
 			);
 			expect(await stateOf(second)).toMatchObject({ leader: false, connected: false });
+			// Each recorded frame goes to every subscriber of the frames channel: the leader alone listens.
+			const framesListeners = async () => {
+				const redis = connectRedis(redisUrl);
+				try {
+					return ((await redis.pubsub("NUMSUB", framesChannel(redisPrefix))) as [string, number])[1];
+				} finally {
+					await redis.quit();
+				}
+			};
+			await eventually(async () => expect(await framesListeners()).toBe(1), 1000);
 
 			const emitted: string[] = [];
 			const emitThrough = async (node: TestNode, count: number) => {
@@ -343,6 +354,7 @@ describe("notifier", () => {
 			expect(await stateOf(second)).toMatchObject({ outbox_size: 10, leader: false });
 			await stopNode(first);
 			await eventually(async () => expect(await stateOf(second)).toMatchObject({ leader: true }), 1000);
+			await eventually(async () => expect(await framesListeners()).toBe(1), 1000);
 
 			// The new leader's first attempt found no orchestrator; its retry waits on the clock.
 			const after = await standIn(before.port);
