@@ -731,7 +731,10 @@ async function measureCluster() {
 
 export async function run(): Promise<Result[]> {
 	const embedded = await measureEmbedded();
-	const embeddedBatch = embedded.median.tasks;
+	// The round of median ratio gives the goal's row; comparisons with the cluster take the median batch.
+	const roundBatch = embedded.median.tasks;
+	const batches = embedded.rounds.map(round => round.tasks).sort((a, b) => a.tasksPerS - b.tasksPerS);
+	const embeddedBatch = batches[Math.floor(batches.length / 2)];
 	const embeddedRate = embeddedBatch.tasksPerS;
 	const row = (fields: Omit<Result, "scenario">): Result => ({ scenario: SCENARIO, ...fields });
 	const sync = fastest(embedded.probes);
@@ -741,15 +744,15 @@ export async function run(): Promise<Result[]> {
 	const rows: Result[] = [
 		row({
 			metric: `end-to-end tasks/s, embedded (memory queue, ${CONCURRENCY} workers), submit → task_completed`,
-			value: embeddedRate,
+			value: roundBatch.tasksPerS,
 			unit: "tasks/s",
 			baseline: "synchronous POST /api/v1/internal/execute, same node, same round (goal: ratio ≥ 0.5)",
 			baseline_value: embedded.median.sync.completedPerS,
-			ratio: ratio(embeddedRate, embedded.median.sync.completedPerS),
+			ratio: ratio(roundBatch.tasksPerS, embedded.median.sync.completedPerS),
 			notes:
 				`calculator ${EXPRESSION}, ${TENANTS} tenants; median of ${embedded.rounds.length} alternating ` +
 				`rounds (tasks/sync per s: ${rounds}; sync ${SYNC_ROUND_S} s at ${sync.connections} connections ` +
-				`before each batch); that batch: ${describeBatch(embeddedBatch)}; that sync round: ` +
+				`before each batch; the round of median ratio is reported); that batch: ${describeBatch(roundBatch)}; that sync round: ` +
 				describeSync(embedded.median.sync)
 		}),
 		row({
@@ -759,7 +762,9 @@ export async function run(): Promise<Result[]> {
 			baseline: "—",
 			baseline_value: null,
 			ratio: null,
-			notes: `best of: ${embedded.probes.map(describeSync).join("; ")}; ${DURATION_S} s each`
+			notes:
+				`best of: ${embedded.probes.map(describeSync).join("; ")}; ${DURATION_S} s each; ` +
+				`then ${SYNC_ROUND_S} s before each batch: ${embedded.rounds.map(round => round.sync.completedPerS).join(", ")}`
 		})
 	];
 	const [redisUp, natsUp] = await Promise.all([isReachable(REDIS_URL, 6379), isReachable(NATS_URL, 4222)]);
@@ -803,7 +808,7 @@ export async function run(): Promise<Result[]> {
 					"server CPU per task, Redis + NATS, 1 executor process: gateway + executor + Redis + nats-server (lower is better)",
 				value: perTask,
 				unit: "ms",
-				baseline: "embedded node (every service, memory queue), same tasks",
+				baseline: "embedded node (every service, memory queue), same tasks, its median batch",
 				baseline_value: embeddedPerTask,
 				ratio: embeddedPerTask === null ? null : ratio(perTask, embeddedPerTask),
 				notes: `goal ≤ 0.3 ms; the median batch of the tasks/s row above: ${cluster.one.median.cpu}`
