@@ -118,8 +118,8 @@ export function frameFeed(
 	// Reported by the service's own connection.
 	subscriber.on("error", () => undefined);
 	subscriber.on("message", (_channel: string, frame: string) => listener(frame));
-	// Once Redis is back, the latest wish holds again: ioredis resubscribes what it had subscribed, but
-	// neither a SUBSCRIBE nor an UNSUBSCRIBE that failed while Redis was away.
+	// Once Redis is back the latest wish is applied again, whatever failed while it was away (ioredis
+	// itself restores only the subscriptions it had).
 	subscriber.on("ready", () => void apply().catch(() => undefined));
 	return {
 		listen(on) {

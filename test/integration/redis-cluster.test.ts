@@ -1,7 +1,8 @@
 import { connectRedis, isCluster, scanKeys, type RedisClient } from "../../lib/redis";
 import { taskQueueFor } from "../../lib/tasks/backend";
+import { calculatorPool } from "../../tools/calculator";
 import { dropPrefix, uniquePrefix } from "../support/backends";
-import { eventually } from "../support/eventually";
+import { eventually, until } from "../support/eventually";
 import { http, startNode, type TestNode } from "../support/node";
 import { OwnRedisCluster } from "../support/redis-cluster";
 import { auditLogSuite } from "../support/suites/audit-log";
@@ -96,6 +97,9 @@ describe("on a 3-master Redis Cluster", () => {
 			const audit = await call("GET", "/audit?action=tool.register");
 			expect(audit.body.items).toEqual([expect.objectContaining({ target: `tool:${registered.body.id}` })]);
 
+			// The node's calculator threads load mathjs as it starts; on a busy machine a first run would
+			// wait for them beyond the tool's timeout and be retried, adding an entry of its own.
+			await until("every calculator thread to load mathjs", () => calculatorPool.allLoaded(), 25000);
 			const submitted = await call("POST", "/internal/tasks", {
 				payload: { tool_name: "calculator", parameters: { expression: "2+3" } }
 			});

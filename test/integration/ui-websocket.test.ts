@@ -7,6 +7,7 @@ import { taskFrame, type TaskUpdate } from "../../lib/tasks/task-events";
 import type { UiSockets } from "../../lib/ui-sockets";
 import { framesChannel } from "../../lib/outbox/redis-outbox";
 import { connectRedis } from "../../lib/redis";
+import { OwnRedisServer } from "../support/redis-server";
 import { BACKENDS, describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { eventually, until } from "../support/eventually";
 import { ManualClock } from "../support/manual-clock";
@@ -453,6 +454,41 @@ describeWithRedis("UI WebSocket task frames from Redis", () => {
 		const later: TaskUpdate = { event: "task_completed", task: task(tenant) };
 		await recordUpdate(node, later);
 		await again.frame(frame => frame.task_id === later.task.task_id);
+	});
+
+	it("stops taking them once Redis is back when the last client left while it was away", async () => {
+		const own = await OwnRedisServer.start();
+		const ownPrefix = uniquePrefix();
+		const gateway = await startNode({ services: SERVICES, redisUrl: own.url, redisPrefix: ownPrefix });
+		const subscribersOfOwn = async () => {
+			const client = connectRedis(own.url);
+			try {
+				return ((await client.pubsub("NUMSUB", framesChannel(ownPrefix))) as [string, number])[1];
+			} finally {
+				await client.quit();
+			}
+		};
+		try {
+			const client = await connect(gateway, "/ws", serviceHeaders(newTenant()));
+			expect(await subscribersOfOwn()).toBe(1);
+			const api = gateway.broker.getLocalService("api") as unknown as {
+				logger: { warn(...args: unknown[]): void };
+			};
+			const warned = jest.spyOn(api.logger, "warn");
+			await own.kill();
+			// The gateway's UNSUBSCRIBE fails while Redis is away: its subscription must not come back with Redis.
+			await client.close();
+			await until(
+				"the gateway's UNSUBSCRIBE to fail",
+				() => warned.mock.calls.some(([message]) => String(message).includes("UI's task frames")),
+				15000
+			);
+			await own.resume();
+			await eventually(async () => expect(await subscribersOfOwn()).toBe(0), 15000, 50);
+		} finally {
+			await gateway.stop();
+			await own.kill();
+		}
 	});
 });
 
