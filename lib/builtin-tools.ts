@@ -9,7 +9,7 @@ export const BUILTIN_TOOLS: ToolDefinition[] = [
 		name: "calculator",
 		type: "calculator",
 		description:
-			"Evaluate a math expression: arithmetic, functions (sqrt, sin, log, ...), and unit conversion such as '5 km to m'.",
+			"Evaluate a math expression: add, subtract, multiply or divide numbers, percentages, functions (sqrt, sin, log, ...), and unit conversion such as '3 hours to minutes' or '5 km to m'.",
 		metadata: { tags: ["math", "calculator", "units", "builtin"], category: "utility" },
 		output_schema: {
 			type: "object",

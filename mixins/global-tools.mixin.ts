@@ -38,6 +38,10 @@ interface GlobalToolsMethods {
 	scheduleActionToolSync(): void;
 	/** Stores a new global tool; another registry node storing the same name first is not an error. */
 	createGlobal(tool: StoredTool): Promise<void>;
+	/** Updates a global tool and announces the change. */
+	changeGlobal(id: string, next: (current: StoredTool) => StoredTool): Promise<void>;
+	/** Gives a stored built-in this release's definition, as a new version, when it differs. */
+	followRelease(existing: StoredTool, definition: ToolDefinition): Promise<void>;
 }
 
 /**
@@ -52,7 +56,11 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 		methods: {
 			async seedBuiltins(this: This) {
 				for (const definition of BUILTIN_TOOLS) {
-					if (await this.store.findByName(GLOBAL_TENANT, definition.name)) continue;
+					const existing = await this.store.findByName(GLOBAL_TENANT, definition.name);
+					if (existing) {
+						await this.followRelease(existing, definition);
+						continue;
+					}
 					await this.createGlobal({
 						id: newId(),
 						tenant_id: GLOBAL_TENANT,
@@ -77,6 +85,33 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 					err => {
 						if (!isNameTaken(err)) throw err;
 					}
+				);
+			},
+
+			async changeGlobal(this: This, id: string, next: (current: StoredTool) => StoredTool) {
+				const updated = await this.store.update(id, next);
+				if (updated) this.announceUpdated(this.broker, updated);
+			},
+
+			async followRelease(this: This, existing: StoredTool, definition: ToolDefinition) {
+				const release = this.withDefaults(definition);
+				if (existing.definition_hash === release.definition_hash) return;
+				// The hashed fields are the release's; permissions, timeout, metadata and status stay the
+				// operator's. Checked again on the current record: registry nodes may start together.
+				await this.changeGlobal(existing.id, current =>
+					current.definition_hash === release.definition_hash
+						? current
+						: {
+								...current,
+								description: release.description,
+								parameters: release.parameters,
+								config: release.config,
+								output_schema: release.output_schema,
+								annotations: release.annotations,
+								definition_hash: release.definition_hash,
+								version: current.version + 1,
+								updated_at: now()
+							}
 				);
 			},
 
@@ -112,10 +147,6 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 			 */
 			async syncActionTools(this: This) {
 				const offered = this.offeredActionTools();
-				const changed = async (id: string, next: (current: StoredTool) => StoredTool) => {
-					const updated = await this.store.update(id, next);
-					if (updated) this.announceUpdated(this.broker, updated);
-				};
 				for (const { definition, available } of offered.values()) {
 					const status: ToolStatus = available ? "active" : "disabled";
 					const existing = await this.store.findByName(GLOBAL_TENANT, definition.name);
@@ -152,7 +183,7 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 						tool.definition_hash !== wanted.definition_hash ||
 						JSON.stringify(tool.metadata) !== JSON.stringify(wanted.metadata);
 					if (!differs(existing) && existing.status === status) continue;
-					await changed(existing.id, current => ({
+					await this.changeGlobal(existing.id, current => ({
 						...current,
 						...(differs(current) ? { ...wanted, version: current.version + 1 } : {}),
 						status,
@@ -170,7 +201,11 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 					);
 					for (const tool of page.items)
 						if (tool.metadata.auto_registered === true && !offered.has(tool.name))
-							await changed(tool.id, current => ({ ...current, status: "disabled", updated_at: now() }));
+							await this.changeGlobal(tool.id, current => ({
+								...current,
+								status: "disabled",
+								updated_at: now()
+							}));
 					after = page.last_id ?? undefined;
 				} while (after);
 			},

@@ -279,6 +279,25 @@ describe("EMBEDDINGS=local", () => {
 		expect(Math.max(...health)).toBeLessThan(Math.max(250, burstMs / 4));
 		expect(delay.max / 1e6).toBeLessThan(Math.max(250, burstMs / 4));
 	}, 180_000);
+
+	it("answers a newcomer's first questions with the right built-in tool", async () => {
+		const fresh = newTenant();
+		const questions: [string, string][] = [
+			["add two numbers", "calculator"],
+			["subtract 5 from 12", "calculator"],
+			["convert 3 hours to minutes", "calculator"],
+			["what is 15 percent of 80", "calculator"],
+			// No word in common: found by meaning once the built-ins' vectors are ready.
+			["square root of 2", "calculator"],
+			["what time is it in Tokyo", "datetime"],
+			["how many days until Christmas", "datetime"]
+		];
+		await eventually(async () => {
+			const firsts = [];
+			for (const [query] of questions) firsts.push((await discover(node, fresh, { query }))[0]?.tool.name);
+			expect(firsts).toEqual(questions.map(([, tool]) => tool));
+		}, 120_000);
+	}, 180_000);
 });
 
 describe("the local model", () => {
