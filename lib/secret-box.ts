@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "fs";
+import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from "fs";
 import type { JsonObject } from "../types/wire";
 import { isSecret } from "./secrets";
 
@@ -133,17 +133,32 @@ export function loadSecretBox(options: SecretsKeyOptions): SecretBox {
 		throw new Error(
 			"SECRETS_KEY or SECRETS_KEY_FILE is required with NODE_ENV=production (tool secrets are encrypted with it)"
 		);
-	if (!existsSync(DEV_KEY_FILE)) {
-		writeFileSync(DEV_KEY_FILE, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
-		chmodSync(DEV_KEY_FILE, 0o600);
-		options.warn(
-			`SECRETS_KEY is not set: tool secrets are encrypted with a development key made up in ${DEV_KEY_FILE}; set SECRETS_KEY in production`
-		);
-	} else
-		options.warn(
-			`SECRETS_KEY is not set: tool secrets are encrypted with the development key in ${DEV_KEY_FILE}`
-		);
+	options.warn(
+		createDevKeyFile()
+			? `SECRETS_KEY is not set: tool secrets are encrypted with a development key made up in ${DEV_KEY_FILE}; set SECRETS_KEY in production`
+			: `SECRETS_KEY is not set: tool secrets are encrypted with the development key in ${DEV_KEY_FILE}`
+	);
 	return fromFile(DEV_KEY_FILE);
+}
+
+/**
+ * Makes up the development key unless the file exists; true when this call made it. Nodes of one
+ * directory started together (the README's cluster) must all end up with the same key: the key is
+ * written whole to a file of this process's own, then linked into place, which only one can do.
+ */
+function createDevKeyFile(): boolean {
+	if (existsSync(DEV_KEY_FILE)) return false;
+	const draft = `${DEV_KEY_FILE}.${process.pid}.${randomBytes(4).toString("hex")}`;
+	writeFileSync(draft, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+	try {
+		linkSync(draft, DEV_KEY_FILE);
+		return true;
+	} catch (err) {
+		if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+		throw err;
+	} finally {
+		unlinkSync(draft);
+	}
 }
 
 /** The key settings of a service that seals secrets (lib/config.ts names); never published to other nodes. */

@@ -1,5 +1,6 @@
+import { execFile } from "child_process";
 import { randomBytes } from "crypto";
-import { existsSync, mkdtempSync, readFileSync, statSync } from "fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "fs";
 import { tmpdir } from "os";
 import path from "path";
 import { DEV_KEY_FILE, loadSecretBox, parseSecretsKey, SecretBox } from "../../lib/secret-box";
@@ -85,6 +86,35 @@ describe("secret box", () => {
 			expect(warnings[0]).toMatch(/made up/);
 			expect(readFileSync(DEV_KEY_FILE, "utf8").trim()).toHaveLength(44);
 		});
+
+		it("gives nodes of one directory started at the same moment one development key", async () => {
+			const dir = mkdtempSync(path.join(tmpdir(), "box-"));
+			const startAt = Date.now() + 3000;
+			// Each node waits for the same instant, then loads its box and prints its key id and warning.
+			const script = `
+				const { loadSecretBox } = require(${JSON.stringify(path.resolve(__dirname, "../../lib/secret-box"))});
+				while (Date.now() < ${startAt});
+				let warning = "";
+				const box = loadSecretBox({ previous: [], production: false, warn: w => (warning = w) });
+				console.log(JSON.stringify({ keyId: box.keyId, madeUp: /made up/.test(warning) }));`;
+			const node = () =>
+				new Promise<{ keyId: string; madeUp: boolean }>((resolve, reject) =>
+					execFile(
+						process.execPath,
+						["-r", require.resolve("ts-node/register/transpile-only"), "-e", script],
+						{
+							cwd: dir,
+							env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, "../../tsconfig.json") }
+						},
+						(err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout)))
+					)
+				);
+			const nodes = await Promise.all(Array.from({ length: 6 }, node));
+			expect(new Set(nodes.map(n => n.keyId)).size).toBe(1);
+			expect(nodes.filter(n => n.madeUp)).toHaveLength(1);
+			expect(readdirSync(dir)).toEqual([DEV_KEY_FILE]);
+			expect(statSync(path.join(dir, DEV_KEY_FILE)).mode & 0o777).toBe(0o600);
+		}, 30_000);
 
 		it("takes SECRETS_KEY over the key file", () => {
 			const box = loadSecretBox({
