@@ -132,7 +132,7 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const
 export const CONFIG_VARIABLES = {
 	port: integer(
 		"PORT",
-		"HTTP port of the gateway, or on a node without one of its `/metrics` and `/health` (`0` = any free port; the chosen port is logged)",
+		"HTTP port of the gateway, or on a node without one of its `/metrics`, `/health` and `/health/ready` (`0` = any free port; the chosen port is logged)",
 		3000,
 		0,
 		65535

@@ -17,6 +17,18 @@ interface RemoteEndpoints {
 	endpoints: { node: { lastHeartbeatTime: number } }[];
 }
 
+/** The body of `GET /health/ready`: 503 when `failed` names any check. */
+export interface Readiness {
+	status: "ready" | "unavailable";
+	checks: Record<string, DependencyState>;
+	failed: string[];
+}
+
+export function readiness(checks: Record<string, DependencyState>): Readiness {
+	const failed = Object.keys(checks).filter(name => checks[name] !== "ok");
+	return { status: failed.length ? "unavailable" : "ready", checks, failed };
+}
+
 /**
  * What a gateway knows right now of the dependencies its requests need, so a request that needs one
  * that is down answers 503 at once instead of waiting on it, and readiness names it. Redis: the

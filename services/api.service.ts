@@ -33,7 +33,7 @@ import { keyStoreFor } from "../lib/store/key-backend";
 import { DEFAULT_OUTBOX_MAX } from "../lib/outbox/outbox";
 import { frameFeed, type FrameFeed } from "../lib/tasks/backend";
 import { UiSockets } from "../lib/ui-sockets";
-import { DependencyWatch } from "../lib/dependency-watch";
+import { DependencyWatch, readiness } from "../lib/dependency-watch";
 import { UI_PROTOCOL, uiSocketHeaders } from "../lib/ui-upgrade";
 import type { CallerMeta, StoredTool } from "../types/wire";
 import { config } from "../lib/config";
@@ -281,10 +281,9 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 
 		ready: {
 			handler(this: ApiThis, ctx: Context) {
-				const checks = this.reachable.checks();
-				const failed = Object.keys(checks).filter(name => checks[name] !== "ok");
-				if (failed.length) (ctx.meta as Record<string, unknown>).$statusCode = 503;
-				return { status: failed.length ? "unavailable" : "ready", checks, failed };
+				const answer = readiness(this.reachable.checks());
+				if (answer.failed.length) (ctx.meta as Record<string, unknown>).$statusCode = 503;
+				return answer;
 			}
 		}
 	},

@@ -1,8 +1,10 @@
 import { createServer, type Server } from "http";
 import type { AddressInfo } from "net";
 import { sha256 } from "../credentials";
+import { DependencyWatch, readiness } from "../dependency-watch";
 import { sendError } from "../error-response";
 import { notFound } from "../errors";
+import type { RedisClient } from "../redis";
 import { GatewayPrometheusReporter } from "./gateway-prometheus-reporter";
 
 type Registry = Parameters<GatewayPrometheusReporter["init"]>[0];
@@ -18,10 +20,13 @@ export interface NodeMetricsListenerOptions {
 
 /**
  * The metrics of a node that runs no gateway: `GET /metrics` (behind the service token, like the
- * gateway's) and `GET /health` on the node's own `PORT` and `HOST`, so it needs no port of its own.
+ * gateway's), `GET /health` and `GET /health/ready` (the gateway's checks: this node's services, the
+ * transporter, Redis) on the node's own `PORT` and `HOST`, so it needs no port of its own.
  */
 export class NodeMetricsListener extends GatewayPrometheusReporter {
 	private listener?: Server;
+	/** Made once the node's services exist: Redis is theirs. */
+	private dependencies?: DependencyWatch;
 
 	constructor(private readonly listen: NodeMetricsListenerOptions) {
 		super({});
@@ -30,13 +35,29 @@ export class NodeMetricsListener extends GatewayPrometheusReporter {
 	override init(registry: Registry): void {
 		super.init(registry);
 		const tokenDigest = this.listen.serviceToken ? sha256(this.listen.serviceToken) : null;
-		const logger = registry.broker.getLogger("metrics");
+		const { broker } = registry;
+		const logger = broker.getLogger("metrics");
+		broker.localBus.once("$broker.started", () => {
+			// Every service of a node connects to the same Redis: any one's client tells whether it answers.
+			const redis = broker.services
+				.map(service => (service as unknown as { redis?: RedisClient | null }).redis)
+				.find(client => client);
+			this.dependencies = new DependencyWatch(broker, redis ?? null, logger);
+			this.dependencies.start();
+		});
 		this.listener = createServer((req, res) => {
 			const path = (req.url ?? "/").split("?")[0];
 			if (req.method === "GET" && path === "/metrics") return this.serve(req, res, tokenDigest);
 			if (req.method === "GET" && path === "/health") {
 				res.writeHead(200, { "Content-Type": "application/json; charset=utf-8" });
 				return void res.end('{"status":"ok"}');
+			}
+			if (req.method === "GET" && path === "/health/ready") {
+				const answer = readiness(this.dependencies?.checks() ?? { services: "down" });
+				res.writeHead(answer.failed.length ? 503 : 200, {
+					"Content-Type": "application/json; charset=utf-8"
+				});
+				return void res.end(JSON.stringify(answer));
 			}
 			sendError(res, notFound("Path", path));
 		});
@@ -52,6 +73,7 @@ export class NodeMetricsListener extends GatewayPrometheusReporter {
 	}
 
 	override async stop(): Promise<void> {
+		this.dependencies?.stop();
 		const server = this.listener;
 		this.listener = undefined;
 		if (!server?.listening) return;

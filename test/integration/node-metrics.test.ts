@@ -1,10 +1,17 @@
 import net, { type AddressInfo } from "net";
+import { eventually } from "../support/eventually";
 import { ServiceProcess } from "../support/process-node";
+import { OwnRedisServer } from "../support/redis-server";
 
 // Each node is a process of its own, started from the TypeScript sources.
 jest.setTimeout(90000);
 
 const TOKEN = "node-metrics-token-0123456789";
+/**
+ * Only the executor service, from the TypeScript sources: the runner resolves a SERVICES name to a
+ * compiled `.service.js` only, and the config reads SERVICES to know the node runs no gateway.
+ */
+const EXECUTOR_ONLY = { SERVICES: "executor.service.ts" };
 
 /** A port free right now on 127.0.0.1: the nodes must be told their PORT, as an operator would. */
 async function freePort(): Promise<number> {
@@ -32,12 +39,7 @@ describe("metrics of nodes without a gateway", () => {
 		const ports = [await freePort(), await freePort()];
 		for (const port of ports)
 			nodes.push(
-				new ServiceProcess({
-					SERVICES: "executor",
-					PORT: String(port),
-					HOST: "127.0.0.1",
-					SERVICE_TOKEN: TOKEN
-				})
+				new ServiceProcess({ ...EXECUTOR_ONLY, PORT: String(port), HOST: "127.0.0.1", SERVICE_TOKEN: TOKEN })
 			);
 		for (const [i, node] of nodes.entries())
 			await node.waitFor(new RegExp(`Metrics listening on http://127\\.0\\.0\\.1:${ports[i]}/metrics`));
@@ -60,12 +62,57 @@ describe("metrics of nodes without a gateway", () => {
 		expect(nodes.map(node => node.output).join("\n")).not.toMatch(/EADDRINUSE/);
 	});
 
+	it("answers /health/ready as a gateway does: 503 naming Redis while it is down, 200 once it is back", async () => {
+		const redis = await OwnRedisServer.start();
+		try {
+			const port = await freePort();
+			const node = new ServiceProcess({
+				...EXECUTOR_ONLY,
+				PORT: String(port),
+				HOST: "127.0.0.1",
+				SERVICE_TOKEN: TOKEN,
+				REDIS_URL: redis.url,
+				TRANSPORTER: process.env.TEST_NATS_URL,
+				NAMESPACE: `node-ready-${process.pid}`
+			});
+			nodes.push(node);
+			await node.waitFor(/Metrics listening on/);
+			const ready = async () => {
+				const res = await fetch(`http://127.0.0.1:${port}/health/ready`);
+				return { status: res.status, body: await res.json() };
+			};
+			await eventually(async () =>
+				expect(await ready()).toEqual({
+					status: 200,
+					body: {
+						status: "ready",
+						checks: { services: "ok", transporter: "ok", redis: "ok" },
+						failed: []
+					}
+				})
+			);
+			await redis.kill();
+			await eventually(async () =>
+				expect(await ready()).toMatchObject({
+					status: 503,
+					body: { status: "unavailable", checks: { redis: "down" }, failed: ["redis"] }
+				})
+			);
+			await redis.resume();
+			await eventually(async () =>
+				expect(await ready()).toMatchObject({ status: 200, body: { failed: [] } })
+			);
+		} finally {
+			await redis.kill();
+		}
+	});
+
 	it("says in one line that its PORT is taken and exits non-zero", async () => {
 		const taken = net.createServer().listen(0, "127.0.0.1");
 		await new Promise(resolve => taken.once("listening", resolve));
 		const { port } = taken.address() as AddressInfo;
 		try {
-			const node = new ServiceProcess({ SERVICES: "executor", PORT: String(port), SERVICE_TOKEN: TOKEN });
+			const node = new ServiceProcess({ ...EXECUTOR_ONLY, PORT: String(port), SERVICE_TOKEN: TOKEN });
 			nodes.push(node);
 			const exit = await node.exited;
 			expect(exit.code).not.toBe(0);
