@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "http";
 import path from "path";
 import { sendError } from "./error-response";
 import { notFound } from "./errors";
+import { pageHeaders } from "./page-headers";
 
 /**
  * The web console at `/ui`: a static bundle that `npm run build` makes from `ui/` with Vite into
@@ -25,13 +26,7 @@ export const CONSOLE_CSP = [
 	"frame-ancestors 'none'"
 ].join("; ");
 
-const SECURITY_HEADERS = {
-	"Content-Security-Policy": CONSOLE_CSP,
-	"X-Content-Type-Options": "nosniff",
-	"Referrer-Policy": "no-referrer",
-	"Cross-Origin-Opener-Policy": "same-origin",
-	"Cross-Origin-Resource-Policy": "same-origin"
-};
+const SECURITY_HEADERS = pageHeaders(CONSOLE_CSP);
 
 const CONTENT_TYPES: Record<string, string> = {
 	".html": "text/html; charset=utf-8",

@@ -66,8 +66,14 @@ describe("OpenAPI document", () => {
 		expect(register.properties.name.pattern).toBe("^[a-zA-Z][a-zA-Z0-9_-]{0,63}$");
 	});
 
-	it("serves only the docs page's own assets", async () => {
-		expect((await fetch(`${node.url}/docs/swagger-ui.css`)).status).toBe(200);
+	it("serves only the docs page's own assets, under a policy that lets them load nothing else", async () => {
+		for (const path of ["/docs", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/init.js"]) {
+			const res = await fetch(`${node.url}${path}`);
+			expect([path, res.status]).toEqual([path, 200]);
+			expect(res.headers.get("content-security-policy")).toMatch(/default-src 'none'.*script-src 'self';/);
+			expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+			await res.arrayBuffer();
+		}
 		for (const file of ["..%2Fpackage.json", "package.json", "index.html"]) {
 			const res = await fetch(`${node.url}/docs/${file}`);
 			expect([file, res.status]).toEqual([file, 404]);
@@ -101,8 +107,13 @@ describeWithChromium("the /docs page in headless Chromium", () => {
 	it("renders every endpoint offline, loading nothing from another origin", async () => {
 		const page = await browser.newPage();
 		const foreign: string[] = [];
+		const errors: string[] = [];
 		page.on("request", request => {
 			if (!request.url().startsWith(node.url)) foreign.push(request.url());
+		});
+		// A load or style the page's policy refuses shows up as a console error.
+		page.on("console", message => {
+			if (message.type() === "error") errors.push(`${message.text()} ${message.location().url}`);
 		});
 		await page.goto(`${node.url}/docs`);
 		await page.waitForSelector(".opblock", { timeout: 20000 });
@@ -113,5 +124,6 @@ describeWithChromium("the /docs page in headless Chromium", () => {
 			expect(paths).toContain(toOpenApiPath(`/api/v1${route.split(" ")[1]}`));
 		expect(await page.title()).toBe("Tool Registry API");
 		expect(foreign).toEqual([]);
+		expect(errors).toEqual([]);
 	}, 60000);
 });
