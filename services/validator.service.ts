@@ -1,7 +1,9 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DEFINITION_SCHEMA, MAX_CONFIG_BYTES, MAX_METADATA_BYTES } from "../lib/definition";
 import { checkDescriptions } from "../lib/description-guard";
+import { config } from "../lib/config";
 import { compileOwnSchema, createAjv, toProblems } from "../lib/json-schema";
+import { AddressGuard } from "../lib/outbound/address-guard";
 import { DEFAULT_SCHEMA_GUARD, SchemaGuard, type SchemaGuardOptions } from "../lib/schema-guard";
 import { toolFor, toolTypes } from "../tools";
 import type { JsonObject, ValidationProblem, ValidationReport } from "../types/wire";
@@ -11,6 +13,8 @@ type Ajv = ReturnType<typeof createAjv>;
 interface ValidatorSettings {
 	/** What checking a tenant schema may do on the event loop, and the limits of the schema threads. */
 	schemaGuard: SchemaGuardOptions;
+	/** OUTBOUND_ALLOW_HOSTS: a literal address a tool may not call is refused at registration already. */
+	outboundAllowHosts: string[];
 }
 
 interface ValidatorMethods {
@@ -22,6 +26,7 @@ interface ValidatorLocals {
 	checkShape: ReturnType<Ajv["compile"]>;
 	configCheckers: Map<string, ReturnType<Ajv["compile"]>>;
 	schemas: SchemaGuard;
+	addresses: AddressGuard;
 }
 
 type ValidatorThis = Service<ValidatorSettings> & ValidatorMethods & ValidatorLocals;
@@ -36,7 +41,8 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 	name: "validator",
 
 	settings: {
-		schemaGuard: DEFAULT_SCHEMA_GUARD
+		schemaGuard: DEFAULT_SCHEMA_GUARD,
+		outboundAllowHosts: config().outboundAllowHosts
 	},
 
 	actions: {
@@ -77,7 +83,7 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 			else if (tool && isObject(config)) {
 				const checkConfig = this.configCheckers.get(tool.type)!;
 				if (!checkConfig(config)) problems.push(...toProblems(checkConfig.errors, "config"));
-				else if (tool.checkConfig) problems.push(...tool.checkConfig(config));
+				else if (tool.checkConfig) problems.push(...tool.checkConfig(config, this.addresses));
 			}
 			return problems;
 		}
@@ -87,6 +93,7 @@ const ValidatorService: ServiceSchema<ValidatorSettings, ValidatorMethods, Valid
 		this.ajv = createAjv();
 		this.schemas = new SchemaGuard(this.ajv, this.settings.schemaGuard);
 		this.checkShape = compileOwnSchema(DEFINITION_SCHEMA);
+		this.addresses = new AddressGuard(this.settings.outboundAllowHosts);
 		this.configCheckers = new Map(
 			Object.values(toolTypes).map(tool => [tool.type, this.ajv.compile(tool.configSchema)])
 		);

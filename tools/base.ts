@@ -1,3 +1,4 @@
+import type { AddressGuard } from "../lib/outbound/address-guard";
 import type { JsonObject, ToolHealth, ValidationProblem } from "../types/wire";
 import type { ToolContext } from "../lib/tool-contract";
 
@@ -30,8 +31,11 @@ export interface BaseTool {
 	 * bulkhead guard it. Local tools (calculator, datetime) fail only through their input.
 	 */
 	readonly callsOut?: boolean;
-	/** Checks on `config` a schema cannot express; problems name fields as `config.<path>`. */
-	checkConfig?(config: JsonObject): ValidationProblem[];
+	/**
+	 * Checks on `config` a schema cannot express; problems name fields as `config.<path>`. `addresses`
+	 * is the validating node's outbound policy, for addresses the config names literally.
+	 */
+	checkConfig?(config: JsonObject, addresses: AddressGuard): ValidationProblem[];
 	/**
 	 * Functional check of a new or changed tool before it may run (its API answers): the tool stays
 	 * `pending_validation` until a queued probe resolves; problems name fields as `config.<path>`.

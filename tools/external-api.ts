@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+import type { AddressGuard } from "../lib/outbound/address-guard";
 import {
 	DEFAULT_MAX_RESPONSE_BYTES,
 	guardedRequest,
@@ -39,7 +41,7 @@ const configSchema: JsonObject = {
 	additionalProperties: false
 };
 
-function checkConfig(config: JsonObject): ValidationProblem[] {
+function checkConfig(config: JsonObject, addresses: AddressGuard): ValidationProblem[] {
 	if (typeof config.url !== "string") return [];
 	const problem = (message: string) => [{ field: "config.url", message }];
 	if (!URL.canParse(config.url)) return problem("must be a valid URL");
@@ -47,6 +49,14 @@ function checkConfig(config: JsonObject): ValidationProblem[] {
 	if (url.protocol !== "http:" && url.protocol !== "https:") return problem("must use http or https");
 	if (url.username || url.password) return problem("must not contain credentials; use headers");
 	if (url.hostname.includes("{")) return problem("placeholders are allowed in the path and query only");
+	// A name is judged by the address it resolves to when the tool runs; a literal address now.
+	const literal = url.hostname.replace(/^\[(.*)\]$/, "$1");
+	if (isIP(literal)) {
+		const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+		const refusal = addresses.refusal(literal, undefined, port);
+		if (refusal)
+			return problem(`outbound address refused: ${literal} (${refusal}; OUTBOUND_ALLOW_HOSTS opens it)`);
+	}
 	return [];
 }
 

@@ -25,7 +25,6 @@ describe("SSRF through HTTP: refused destinations", () => {
 	// PORT is the victims' port, known only once they listen.
 	it.each([
 		"http://127.0.0.1:PORT/",
-		"http://localhost:PORT/",
 		"http://2130706433:PORT/",
 		"http://0177.0.0.1:PORT/",
 		"http://0x7f.0.0.1:PORT/",
@@ -48,9 +47,24 @@ describe("SSRF through HTTP: refused destinations", () => {
 		"http://100.64.0.1/",
 		"http://[fe80::1]/",
 		"http://[fc00::1]/"
-	])("refuses %s before connecting: the probe marks the tool invalid and it never runs", async target => {
+	])(
+		"refuses the literal address of %s at registration with 422, naming it, and stores nothing",
+		async target => {
+			const tenant = newTenant();
+			const url = target.replaceAll("PORT", String(port));
+			const res = await call(node, "POST", "/tools", tenant, externalApi({ url }));
+			expect(res.status).toBe(422);
+			expect(res.body.data).toEqual([
+				{ field: "config.url", message: expect.stringMatching(/^outbound address refused: .+ \(.+\)$/) }
+			]);
+			expect((await call(node, "GET", "/tools?type=external_api", tenant)).body.items).toEqual([]);
+			expect(upstream.received).toEqual([]);
+		}
+	);
+
+	it("refuses a name that resolves to a refused address before connecting: the probe marks the tool invalid and it never runs", async () => {
 		const tenant = newTenant();
-		const url = target.replaceAll("PORT", String(port));
+		const url = `http://localhost:${port}/`;
 		const tool = await register(node, tenant, externalApi({ url }), "invalid");
 		expect(tool.body.validation).toMatchObject({
 			valid: false,

@@ -1,4 +1,5 @@
 import { createAjv } from "../../lib/json-schema";
+import { AddressGuard } from "../../lib/outbound/address-guard";
 import { guardedRequest, OutboundRefused } from "../../lib/outbound/guarded-fetch";
 import { externalApiTool } from "../../tools/external-api";
 import {
@@ -223,6 +224,7 @@ describe("guardedRequest", () => {
 });
 
 describe("config checks", () => {
+	const NO_ALLOWED_HOSTS = new AddressGuard([]);
 	const ajv = createAjv();
 	const validate = ajv.compile(externalApiTool.configSchema);
 
@@ -239,7 +241,7 @@ describe("config checks", () => {
 		}
 	])("accepts %j", config => {
 		expect(validate(config)).toBe(true);
-		expect(externalApiTool.checkConfig?.(config)).toEqual([]);
+		expect(externalApiTool.checkConfig?.(config, NO_ALLOWED_HOSTS)).toEqual([]);
 	});
 
 	it.each([
@@ -263,6 +265,29 @@ describe("config checks", () => {
 		["http://{{host}}.example.com/", "placeholders are allowed in the path and query only"],
 		["http://example.com:{{port}}/", "must be a valid URL"]
 	])("checkConfig refuses %s", (url, message) => {
-		expect(externalApiTool.checkConfig?.({ url })).toEqual([{ field: "config.url", message }]);
+		expect(externalApiTool.checkConfig?.({ url }, NO_ALLOWED_HOSTS)).toEqual([
+			{ field: "config.url", message }
+		]);
+	});
+
+	it.each([
+		["http://10.0.0.1/", "10.0.0.1 (private"],
+		["http://127.0.0.1:8080/x", "127.0.0.1 (loopback"],
+		["http://[::1]/", "::1 (loopback"],
+		["http://169.254.169.254/latest/meta-data", "169.254.169.254 (metadata"]
+	])(
+		"checkConfig refuses the literal address of %s, unless OUTBOUND_ALLOW_HOSTS opens it",
+		(url, refused) => {
+			expect(externalApiTool.checkConfig?.({ url }, NO_ALLOWED_HOSTS)).toEqual([
+				{ field: "config.url", message: expect.stringContaining(`outbound address refused: ${refused}`) }
+			]);
+			const host = new URL(url).host;
+			expect(externalApiTool.checkConfig?.({ url }, new AddressGuard([host]))).toEqual([]);
+		}
+	);
+
+	it("leaves a host name to be judged when the tool runs, and admits a public address", () => {
+		expect(externalApiTool.checkConfig?.({ url: "http://localhost:8080/" }, NO_ALLOWED_HOSTS)).toEqual([]);
+		expect(externalApiTool.checkConfig?.({ url: "http://8.8.8.8/" }, NO_ALLOWED_HOSTS)).toEqual([]);
 	});
 });

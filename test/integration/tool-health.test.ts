@@ -138,16 +138,14 @@ describe.each(BACKENDS)("tool health lifecycle on $name", ({ redisUrl }) => {
 		);
 	}, 30000);
 
-	it("makes a tool invalid only for what will never work: a refused address", async () => {
-		const created = await register("intranet_lookup", "http://10.1.2.3/lookup");
-		const tool = await eventually(async () => {
-			const current = await read(created.body.id);
-			expect(current.status).not.toBe("pending_validation");
-			return current;
-		});
-		expect(tool.status).toBe("invalid");
-		expect(tool.validation!.errors).toEqual([
-			{ field: "config.url", message: expect.stringContaining("refused") }
+	it("refuses what will never work, an address the policy refuses, at registration", async () => {
+		const refused = await register("intranet_lookup", "http://10.1.2.3/lookup");
+		expect(refused.status).toBe(422);
+		expect(refused.body.data).toEqual([
+			{
+				field: "config.url",
+				message: "outbound address refused: 10.1.2.3 (private; OUTBOUND_ALLOW_HOSTS opens it)"
+			}
 		]);
 	});
 });
