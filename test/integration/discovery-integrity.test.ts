@@ -206,14 +206,14 @@ describeWithNats("discovery indexes across registry nodes on NATS", () => {
 		it("follows on node B a permission change made through node A", async () => {
 			const tool = await register(a, tenant, datetimeTool("board_minutes", "Minutes of board meetings"));
 			await eventually(async () =>
-				expect(await idsOn(b, { query: "board minutes" }, "agent-b")).toEqual([tool.id])
+				expect(await idsOn(b, { query: "board meetings" }, "agent-b")).toEqual([tool.id])
 			);
 			await http(a.url, "PATCH", `/api/v1/tools/${tool.id}`, {
 				tenant,
 				body: { permissions: { agents: ["agent-a"] } }
 			});
-			await eventually(async () => expect(await idsOn(b, { query: "board minutes" }, "agent-b")).toEqual([]));
-			expect(await idsOn(b, { query: "board minutes" }, "agent-a")).toEqual([tool.id]);
+			await eventually(async () => expect(await idsOn(b, { query: "board meetings" }, "agent-b")).toEqual([]));
+			expect(await idsOn(b, { query: "board meetings" }, "agent-a")).toEqual([tool.id]);
 		});
 
 		it("drops from node B a tool deleted through node A", async () => {
