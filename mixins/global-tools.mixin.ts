@@ -1,5 +1,5 @@
 import type { Service, ServiceSchema } from "moleculer";
-import { BUILTIN_TOOLS } from "../lib/builtin-tools";
+import { BUILTIN_RELEASE, BUILTIN_TOOLS, isEarlierBuiltin } from "../lib/builtin-tools";
 import { isNameTaken } from "../lib/errors";
 import { UNKNOWN_HEALTH } from "../lib/health/probe-schedule";
 import { newId } from "../lib/ids";
@@ -38,9 +38,9 @@ interface GlobalToolsMethods {
 	scheduleActionToolSync(): void;
 	/** Stores a new global tool; another registry node storing the same name first is not an error. */
 	createGlobal(tool: StoredTool): Promise<void>;
-	/** Updates a global tool and announces the change. */
+	/** Updates a global tool and announces the change; `next` returns `current` to leave it. */
 	changeGlobal(id: string, next: (current: StoredTool) => StoredTool): Promise<void>;
-	/** Gives a stored built-in this release's definition, as a new version, when it differs. */
+	/** Gives a built-in stored by an earlier release this release's definition, as a new version. */
 	followRelease(existing: StoredTool, definition: ToolDefinition): Promise<void>;
 }
 
@@ -89,29 +89,36 @@ export function GlobalToolsMixin(): Partial<ServiceSchema> {
 			},
 
 			async changeGlobal(this: This, id: string, next: (current: StoredTool) => StoredTool) {
-				const updated = await this.store.update(id, next);
-				if (updated) this.announceUpdated(this.broker, updated);
+				let written = false;
+				const updated = await this.store.update(id, current => {
+					const changed = next(current);
+					written = changed !== current;
+					return changed;
+				});
+				if (updated && written) this.announceUpdated(this.broker, updated);
 			},
 
 			async followRelease(this: This, existing: StoredTool, definition: ToolDefinition) {
+				if (!isEarlierBuiltin(existing, definition)) return;
 				const release = this.withDefaults(definition);
-				if (existing.definition_hash === release.definition_hash) return;
-				// The hashed fields are the release's; permissions, timeout, metadata and status stay the
-				// operator's. Checked again on the current record: registry nodes may start together.
+				// The hashed fields are the release's; permissions, timeout, status and the rest of the
+				// metadata stay the operator's. Checked again on the current record: registry nodes may start
+				// together, and only one of them makes the new version.
 				await this.changeGlobal(existing.id, current =>
-					current.definition_hash === release.definition_hash
-						? current
-						: {
+					isEarlierBuiltin(current, definition)
+						? {
 								...current,
 								description: release.description,
 								parameters: release.parameters,
 								config: release.config,
 								output_schema: release.output_schema,
 								annotations: release.annotations,
+								metadata: { ...current.metadata, builtin_release: BUILTIN_RELEASE },
 								definition_hash: release.definition_hash,
 								version: current.version + 1,
 								updated_at: now()
 							}
+						: current
 				);
 			},
 

@@ -1,5 +1,5 @@
 import Redis from "ioredis";
-import { BUILTIN_TOOLS } from "../../lib/builtin-tools";
+import { BUILTIN_RELEASE, BUILTIN_TOOLS } from "../../lib/builtin-tools";
 import { RedisToolStore } from "../../lib/store/redis-tool-store";
 import { describeWithRedis, dropPrefix, uniquePrefix } from "../support/backends";
 import { http, startNode, type TestNode } from "../support/node";
@@ -7,30 +7,49 @@ import { http, startNode, type TestNode } from "../support/node";
 const REDIS_URL = process.env.TEST_REDIS_URL!;
 const CALCULATOR = BUILTIN_TOOLS.find(tool => tool.name === "calculator")!;
 
+interface Listed {
+	id: string;
+	version: number;
+	description: string;
+	definition_hash: string;
+}
+
 describeWithRedis("built-in tools kept in Redis across releases", () => {
 	const prefix = uniquePrefix();
 	let redis: Redis;
-	let node: TestNode | undefined;
+	let nodes: TestNode[] = [];
 
-	const start = async () => {
-		node = await startNode({ redisUrl: REDIS_URL, redisPrefix: prefix, services: ["api", "registry"] });
-		return node;
+	/** Registry nodes on the same store, started at the same moment. */
+	const start = async (count = 1) => {
+		nodes = await Promise.all(
+			Array.from({ length: count }, () =>
+				startNode({ redisUrl: REDIS_URL, redisPrefix: prefix, services: ["api", "registry", "validator"] })
+			)
+		);
 	};
 	const stop = async () => {
-		await node?.stop();
-		node = undefined;
+		await Promise.all(nodes.map(node => node.stop()));
+		nodes = [];
 	};
-	const calculator = async () => {
-		const found = await http(node!.url, "GET", "/api/v1/tools?type=calculator", { tenant: "acme" });
+	const calculator = async (): Promise<Listed> => {
+		const found = await http(nodes[0].url, "GET", "/api/v1/tools?type=calculator", { tenant: "acme" });
 		expect(found.status).toBe(200);
-		const [tool] = found.body.items as {
-			id: string;
-			version: number;
-			description: string;
-			definition_hash: string;
-		}[];
-		return tool;
+		return found.body.items[0];
 	};
+	const versions = async (id: string) =>
+		(await http(nodes[0].url, "GET", `/api/v1/tools/${id}/versions`, { tenant: "acme" })).body.items.map(
+			(v: { version: number }) => v.version
+		);
+	/** The calculator as an earlier release stored it, and as its operator set it up. */
+	const operators = { permissions: { agents: ["math-bot"] }, timeout_ms: 2000 };
+	const storedByEarlierRelease = (id: string) =>
+		new RedisToolStore(redis, prefix).update(id, current => ({
+			...current,
+			...operators,
+			description: "Evaluate a math expression",
+			metadata: { tags: ["ours"], builtin_release: BUILTIN_RELEASE - 1 },
+			definition_hash: "sha256:earlier-release"
+		}));
 
 	beforeAll(() => {
 		redis = new Redis(REDIS_URL);
@@ -42,40 +61,43 @@ describeWithRedis("built-in tools kept in Redis across releases", () => {
 		await dropPrefix(REDIS_URL, prefix);
 	});
 
-	it("follows a release that changed a built-in's definition, as a new version, once, keeping the operator's settings", async () => {
+	it("follows a release that changed a built-in, as one new version, keeping the operator's settings", async () => {
 		await start();
 		const seeded = await calculator();
 		expect(seeded).toMatchObject({ version: 1, description: CALCULATOR.description });
 		await stop();
 
-		// The calculator as an earlier release stored it, and as its operator set it up.
-		const operators = {
-			permissions: { agents: ["math-bot"] },
-			timeout_ms: 2000,
-			metadata: { tags: ["ours"] }
-		};
-		await new RedisToolStore(redis, prefix).update(seeded.id, current => ({
-			...current,
-			...operators,
-			description: "Evaluate a math expression",
-			definition_hash: "sha256:earlier-release"
-		}));
-
-		await start();
-		const followed = await calculator();
-		expect(followed).toMatchObject({
+		await storedByEarlierRelease(seeded.id);
+		// Two registry nodes start together: one of them makes the new version.
+		await start(2);
+		expect(await calculator()).toMatchObject({
 			id: seeded.id,
 			version: 2,
 			description: CALCULATOR.description,
 			definition_hash: seeded.definition_hash,
+			metadata: { tags: ["ours"], builtin_release: BUILTIN_RELEASE },
 			...operators
 		});
-		const versions = await http(node!.url, "GET", `/api/v1/tools/${seeded.id}/versions`, { tenant: "acme" });
-		expect(versions.body.items.map((v: { version: number }) => v.version)).toEqual([2, 1]);
+		expect(await versions(seeded.id)).toEqual([2, 1]);
 		await stop();
 
 		// A start under the same release leaves it as it is.
 		await start();
 		expect(await calculator()).toMatchObject({ version: 2, definition_hash: seeded.definition_hash });
+	});
+
+	it("keeps an operator's change to a built-in made under this release", async () => {
+		const { id } = await calculator();
+		const changed = await http(nodes[0].url, "PATCH", `/api/v1/tools/${id}`, {
+			tenant: "*",
+			body: { description: "Our calculator: arithmetic and units" }
+		});
+		expect(changed.status).toBe(200);
+		await stop();
+		await start();
+		expect(await calculator()).toMatchObject({
+			version: changed.body.version,
+			description: "Our calculator: arithmetic and units"
+		});
 	});
 });
