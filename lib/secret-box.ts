@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "crypto";
-import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from "fs";
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from "fs";
 import type { JsonObject } from "../types/wire";
 import { isSecret } from "./secrets";
 
@@ -141,23 +141,37 @@ export function loadSecretBox(options: SecretsKeyOptions): SecretBox {
 	return fromFile(DEV_KEY_FILE);
 }
 
+/** Codes of a file system without hard links (FAT, some network and FUSE mounts). */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
 /**
- * Makes up the development key unless the file exists; true when this call made it. Nodes of one
- * directory started together (the README's cluster) must all end up with the same key: the key is
- * written whole to a file of this process's own, then linked into place, which only one can do.
+ * Makes up the development key unless the file exists; true when this call made it. Nodes started
+ * together in one directory must all end up with the same key, and none may read a half-written one:
+ * the key is written whole to a file of this process's own, then linked into place, which only one
+ * process can do. Without hard links it is created exclusively instead (a reader may then, rarely,
+ * find it still empty and fail to start).
  */
 function createDevKeyFile(): boolean {
 	if (existsSync(DEV_KEY_FILE)) return false;
+	const key = `${randomBytes(32).toString("base64")}\n`;
 	const draft = `${DEV_KEY_FILE}.${process.pid}.${randomBytes(4).toString("hex")}`;
-	writeFileSync(draft, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+	const made = (create: () => void) => {
+		try {
+			create();
+			return true;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+			throw err;
+		}
+	};
 	try {
-		linkSync(draft, DEV_KEY_FILE);
-		return true;
+		writeFileSync(draft, key, { mode: 0o600 });
+		return made(() => linkSync(draft, DEV_KEY_FILE));
 	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-		throw err;
+		if (!NO_HARD_LINKS.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
+		return made(() => writeFileSync(DEV_KEY_FILE, key, { mode: 0o600, flag: "wx" }));
 	} finally {
-		unlinkSync(draft);
+		rmSync(draft, { force: true });
 	}
 }
 

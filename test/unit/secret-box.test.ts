@@ -1,4 +1,4 @@
-import { execFile } from "child_process";
+import { spawn } from "child_process";
 import { randomBytes } from "crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "fs";
 import { tmpdir } from "os";
@@ -89,29 +89,44 @@ describe("secret box", () => {
 
 		it("gives nodes of one directory started at the same moment one development key", async () => {
 			const dir = mkdtempSync(path.join(tmpdir(), "box-"));
-			const startAt = Date.now() + 3000;
-			// Each node waits for the same instant, then loads its box and prints its key id and warning.
+			// Each node loads the module, says so, and makes its box once told to go: all at one moment.
 			const script = `
 				const { loadSecretBox } = require(${JSON.stringify(path.resolve(__dirname, "../../lib/secret-box"))});
-				while (Date.now() < ${startAt});
-				let warning = "";
-				const box = loadSecretBox({ previous: [], production: false, warn: w => (warning = w) });
-				console.log(JSON.stringify({ keyId: box.keyId, madeUp: /made up/.test(warning) }));`;
-			const node = () =>
-				new Promise<{ keyId: string; madeUp: boolean }>((resolve, reject) =>
-					execFile(
-						process.execPath,
-						["-r", require.resolve("ts-node/register/transpile-only"), "-e", script],
-						{
-							cwd: dir,
-							env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, "../../tsconfig.json") }
-						},
-						(err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout)))
+				process.stdout.write("ready\\n");
+				process.stdin.once("data", () => {
+					let warning = "";
+					const box = loadSecretBox({ previous: [], production: false, warn: w => (warning = w) });
+					process.stdout.write(JSON.stringify({ keyId: box.keyId, madeUp: /made up/.test(warning) }));
+					process.exit(0);
+				});`;
+			const nodes = Array.from({ length: 6 }, () => {
+				const child = spawn(
+					process.execPath,
+					["-r", require.resolve("ts-node/register/transpile-only"), "-e", script],
+					{
+						cwd: dir,
+						env: { ...process.env, TS_NODE_PROJECT: path.resolve(__dirname, "../../tsconfig.json") }
+					}
+				);
+				let output = "";
+				const ready = new Promise<void>(resolve =>
+					child.stdout.on("data", (chunk: Buffer) => {
+						output += chunk.toString();
+						if (output.startsWith("ready\n")) resolve();
+					})
+				);
+				const answer = new Promise<{ keyId: string; madeUp: boolean }>((resolve, reject) =>
+					child.once("exit", code =>
+						code === 0 ? resolve(JSON.parse(output.slice("ready\n".length))) : reject(new Error(output))
 					)
 				);
-			const nodes = await Promise.all(Array.from({ length: 6 }, node));
-			expect(new Set(nodes.map(n => n.keyId)).size).toBe(1);
-			expect(nodes.filter(n => n.madeUp)).toHaveLength(1);
+				return { child, ready, answer };
+			});
+			await Promise.all(nodes.map(node => node.ready));
+			for (const { child } of nodes) child.stdin.write("go\n");
+			const answers = await Promise.all(nodes.map(node => node.answer));
+			expect(new Set(answers.map(a => a.keyId)).size).toBe(1);
+			expect(answers.filter(a => a.madeUp)).toHaveLength(1);
 			expect(readdirSync(dir)).toEqual([DEV_KEY_FILE]);
 			expect(statSync(path.join(dir, DEV_KEY_FILE)).mode & 0o777).toBe(0o600);
 		}, 30_000);
