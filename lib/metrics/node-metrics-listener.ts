@@ -38,7 +38,7 @@ export class NodeMetricsListener extends GatewayPrometheusReporter {
 		const { broker } = registry;
 		const logger = broker.getLogger("metrics");
 		broker.localBus.once("$broker.started", () => {
-			// Every service of a node connects to the same Redis: any one's client tells whether it answers.
+			// Each service has its own connection to the same Redis: the first one's state stands for all.
 			const redis = broker.services
 				.map(service => (service as unknown as { redis?: RedisClient | null }).redis)
 				.find(client => client);

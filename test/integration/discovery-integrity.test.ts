@@ -212,7 +212,9 @@ describeWithNats("discovery indexes across registry nodes on NATS", () => {
 				tenant,
 				body: { permissions: { agents: ["agent-a"] } }
 			});
-			await eventually(async () => expect(await idsOn(b, { query: "board meetings" }, "agent-b")).toEqual([]));
+			await eventually(async () =>
+				expect(await idsOn(b, { query: "board meetings" }, "agent-b")).toEqual([])
+			);
 			expect(await idsOn(b, { query: "board meetings" }, "agent-a")).toEqual([tool.id]);
 		});
 
