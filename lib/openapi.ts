@@ -20,9 +20,16 @@ export interface GatewayRouteDoc {
 	contentType?: string;
 	/** Schema of the JSON answer (a `#/components/schemas` name). */
 	response?: ResponseSchemaName;
+	/** Status of the answer, when not 200. */
+	status?: number;
 }
 
 export const GATEWAY_ROUTE_DOCS: Record<string, GatewayRouteDoc> = {
+	"GET /": {
+		summary: "Redirects to the web console (`/ui`); the body names the other entry points",
+		public: true,
+		status: 302
+	},
 	"GET /health": { summary: "Liveness: 200 while the process is alive", public: true, response: "Health" },
 	"GET /health/ready": {
 		summary: "Readiness: 200 when the transporter and Redis answer, else 503",
@@ -165,7 +172,7 @@ export function buildOpenApi(
 		} else {
 			if (gatewayDoc!.public) operation.security = [];
 			operation.responses = {
-				"200": {
+				[String(gatewayDoc!.status ?? 200)]: {
 					description: gatewayDoc!.summary,
 					...(gatewayDoc!.response
 						? jsonContent(gatewayDoc!.response)

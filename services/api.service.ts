@@ -136,6 +136,14 @@ function serveMetrics(this: ApiThis, req: IncomingRequest, res: GatewayResponse)
 const fromRouteTable = (alias: Partial<RouteAlias>): alias is RouteAlias => alias.scope !== undefined;
 
 /** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
+/** `GET /`: a browser lands on the console; any other client reads where everything is. */
+function serveIndex(_req: IncomingRequest, res: GatewayResponse) {
+	res.writeHead(302, { Location: "/ui", "Content-Type": "application/json; charset=utf-8" });
+	res.end(
+		JSON.stringify({ ui: "/ui", docs: "/docs", openapi: "/openapi.json", health: "/health", api: "/api/v1" })
+	);
+}
+
 function serveOpenApi(this: ApiThis, _req: IncomingRequest, res: GatewayResponse) {
 	const served: ServedRoute[] = this.aliases.map(a => ({
 		method: a.method,
@@ -211,6 +219,7 @@ const ApiService: ServiceSchema<GatewaySettings, ApiMethods, ApiLocals, ApiThis>
 				mappingPolicy: "restrict",
 				bodyParsers: false,
 				aliases: {
+					"GET /": serveIndex,
 					"GET /openapi.json": serveOpenApi,
 					"GET /docs": serveDocs,
 					"GET /docs/:file": serveDocs,

@@ -169,7 +169,7 @@ describe("bad input over HTTP", () => {
 			["POST", "/api/v1/$node/actions"],
 			["GET", "/$node/list"],
 			["GET", "/api/v1/registry/resolve"],
-			["GET", "/"]
+			["GET", "/index.html"]
 		]) {
 			const res = await http(node.url, method, path, { tenant });
 			expect([method, path, res.status]).toEqual([method, path, 404]);

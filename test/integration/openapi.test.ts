@@ -66,6 +66,20 @@ describe("OpenAPI document", () => {
 		expect(register.properties.name.pattern).toBe("^[a-zA-Z][a-zA-Z0-9_-]{0,63}$");
 	});
 
+	it("sends a visitor of / to the console, and tells any other client where everything is", async () => {
+		const res = await fetch(`${node.url}/`, { redirect: "manual" });
+		expect(res.status).toBe(302);
+		expect(res.headers.get("location")).toBe("/ui");
+		expect(await res.json()).toEqual({
+			ui: "/ui",
+			docs: "/docs",
+			openapi: "/openapi.json",
+			health: "/health",
+			api: "/api/v1"
+		});
+		expect(document.paths["/"].get.responses).toHaveProperty("302");
+	});
+
 	it("serves only the docs page's own assets, under a policy that lets them load nothing else", async () => {
 		for (const path of ["/docs", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/init.js"]) {
 			const res = await fetch(`${node.url}${path}`);
