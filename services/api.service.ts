@@ -135,7 +135,6 @@ function serveMetrics(this: ApiThis, req: IncomingRequest, res: GatewayResponse)
 /** Aliases of `/api/v1` carry their route table entry: a scope is what every entry has. */
 const fromRouteTable = (alias: Partial<RouteAlias>): alias is RouteAlias => alias.scope !== undefined;
 
-/** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
 /** `GET /`: a browser lands on the console; any other client reads where everything is. */
 function serveIndex(_req: IncomingRequest, res: GatewayResponse) {
 	res.writeHead(302, { Location: "/ui", "Content-Type": "application/json; charset=utf-8" });
@@ -144,6 +143,7 @@ function serveIndex(_req: IncomingRequest, res: GatewayResponse) {
 	);
 }
 
+/** `GET /openapi.json`: generated from the routes this gateway serves and the actions' params. */
 function serveOpenApi(this: ApiThis, _req: IncomingRequest, res: GatewayResponse) {
 	const served: ServedRoute[] = this.aliases.map(a => ({
 		method: a.method,
